@@ -1,0 +1,78 @@
+"""The ``tickarchive`` command.
+
+Each package contributes its subcommands through ``<package>.cli.register(app, bench)``;
+``bench`` is the shared ``tickarchive bench ...`` group. A ``TickarchiveError`` is
+printed as one line on stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tickarchive.errors import TickarchiveError
+
+app = typer.Typer(
+    name="tickarchive",
+    help="A loss-free, gap-aware archive of every Deribit option quote and trade.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bench = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
+
+_PACKAGES = ("store", "ingest", "loadtest", "archive", "api", "tickarchive.ops")
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML settings file (see docs/configuration.md)")
+    ] = None,
+) -> None:
+    if config is not None:
+        import os
+
+        from tickarchive.settings import CONFIG_ENV
+
+        os.environ[CONFIG_ENV] = str(config)
+
+
+def _register_all() -> None:
+    for name in _PACKAGES:
+        try:
+            module = importlib.import_module(f"{name}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name in (name, f"{name}.cli"):
+                continue  # that package has no commands yet
+            raise
+        module.register(app, bench)
+    if bench.registered_commands or bench.registered_groups:
+        app.add_typer(bench, name="bench")
+
+
+_register_all()
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except TickarchiveError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.secho("aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors carry their own exit codes
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

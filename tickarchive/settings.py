@@ -1,0 +1,223 @@
+"""Settings: frozen, typed, validated at start-up.
+
+Sources, highest priority first:
+1. environment variables ``TICKARCHIVE_<SECTION>__<FIELD>`` (e.g. ``TICKARCHIVE_QUESTDB__HTTP_PORT=9000``);
+2. a TOML file named by ``TICKARCHIVE_CONFIG`` (or ``--config`` on the CLI), with one
+   table per section (``[questdb]``, ``[deribit]``, ...);
+3. the defaults below.
+
+Every field is documented in ``docs/configuration.md`` (a test keeps the two in step).
+Units are part of field names (``_s``, ``_ms``, ``_bytes``, ``_days``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from tickarchive.errors import TickarchiveError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "TICKARCHIVE_CONFIG"
+
+
+class SettingsError(TickarchiveError):
+    """A setting is missing or invalid. The message names the setting."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Port = int
+
+
+def _port(default: int, doc: str) -> Any:
+    return Field(default, ge=1, le=65535, description=doc)
+
+
+class PathsSettings(_Section):
+    local_dir: Path = Field(Path(".local"), description="root of everything the local stack writes (git-ignored)")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "tickarchive", description="downloads kept across checkouts (the QuestDB jar)"
+    )
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.local_dir / "journal"
+
+
+class QuestDBSettings(_Section):
+    host: str = Field("127.0.0.1", description="address QuestDB binds to and clients connect to")
+    http_port: Port = _port(19000, "HTTP port: ILP over HTTP, REST /exec, /exp, web console")
+    pg_port: Port = _port(18812, "PostgreSQL wire port")
+    health_port: Port = _port(19003, "minimal HTTP server port (health endpoint)")
+    version: str = Field("9.3.4", description="org.questdb:questdb version fetched from Maven Central")
+    jar_sha1: str = Field(
+        "4576dfb8e7f62a01a8e816d3bdf02ea4d39e3e7a", description="expected SHA-1 of the QuestDB jar"
+    )
+    java_home: Path | None = Field(None, description="JDK to run QuestDB with; default: java on PATH")
+    worker_count: int = Field(1, ge=1, le=64, description="threads per QuestDB worker pool (small machine)")
+    heap_mb: int = Field(1024, ge=128, description="JVM heap for QuestDB, MiB")
+    start_timeout_s: float = Field(60.0, gt=0, description="how long `up` waits for QuestDB to be healthy")
+    user: str = Field("admin", description="PG wire user")
+    password: str = Field("quest", description="PG wire password")
+
+
+class PostgresSettings(_Section):
+    dsn: str | None = Field(
+        None,
+        description="external warm store (a real TimescaleDB in production); unset = the embedded PostgreSQL",
+    )
+    reader_dsn: str | None = Field(None, description="read-only DSN for the API; default: derived from dsn")
+    host: str = Field("127.0.0.1", description="embedded PostgreSQL listen address")
+    port: Port = _port(15432, "embedded PostgreSQL port")
+    database: str = Field("tickarchive", description="database name")
+    owner_role: str = Field("tickarchive_owner", description="role that owns the schema (migrations)")
+    writer_role: str = Field("tickarchive_writer", description="role the rollover loads data with")
+    reader_role: str = Field("tickarchive_reader", description="read-only role the API connects with")
+    password: str = Field("tickarchive", description="password of the three local roles (loopback only)")
+    dialect: Literal["auto", "timescaledb", "postgres"] = Field(
+        "auto", description="warm-store dialect; auto = TimescaleDB when the extension exists"
+    )
+    start_timeout_s: float = Field(30.0, gt=0, description="how long `up` waits for PostgreSQL")
+
+
+class DeribitSettings(_Section):
+    ws_url: str = Field("wss://www.deribit.com/ws/api/v2", description="WebSocket JSON-RPC endpoint")
+    rest_url: str = Field("https://www.deribit.com/api/v2", description="REST endpoint (get_instruments)")
+    history_url: str = Field(
+        "https://history.deribit.com/api/v2", description="trade history endpoint used for backfills"
+    )
+    currencies: tuple[str, ...] = Field(("ETH",), description="currencies to collect")
+    kinds: tuple[str, ...] = Field(("option",), description="instrument kinds: option, future, spot, ...")
+    interval: Literal["100ms", "agg2", "raw"] = Field("100ms", description="channel interval (raw needs auth)")
+    ticker: bool = Field(True, description="subscribe ticker.{instrument}.{interval}")
+    book: bool = Field(True, description="subscribe book.{instrument}.{interval}")
+    trades: bool = Field(True, description="subscribe trades.{kind}.{currency}.{interval}")
+    index_names: tuple[str, ...] = Field(("eth_usd",), description="deribit_price_index channels")
+    connections: int = Field(4, ge=1, le=30, description="WebSocket connections to shard channels over")
+    channels_per_request: int = Field(250, ge=1, le=500, description="channels per public/subscribe call")
+    subscribe_rate_per_s: float = Field(3.0, gt=0, description="public/subscribe calls per second, all connections")
+    heartbeat_interval_s: int = Field(10, ge=10, description="public/set_heartbeat interval (Deribit minimum 10)")
+    stale_connection_s: float = Field(15.0, gt=0, description="reconnect when a subscribed socket is silent this long")
+    stale_instrument_s: float = Field(10.0, gt=0, description="gap when a liquid instrument is silent this long")
+    reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect backoff")
+    reconnect_max_s: float = Field(30.0, gt=0, description="backoff cap")
+    reconnects_per_s: float = Field(2.0, gt=0, description="global reconnect limiter: connections opened per second")
+    reconcile_interval_s: float = Field(300.0, gt=0, description="periodic get_instruments reconcile")
+
+
+class JournalSettings(_Section):
+    segment_bytes: int = Field(64 * 1024 * 1024, ge=4096, description="rotate a segment past this size")
+    fsync_interval_ms: int = Field(200, ge=1, description="fsync the open segment at least this often")
+    min_free_bytes: int = Field(512 * 1024 * 1024, ge=0, description="back-pressure below this much free disk")
+
+
+class WriterSettings(_Section):
+    flush_interval_ms: int = Field(250, ge=1, description="flush buffered rows to QuestDB at least this often")
+    flush_rows: int = Field(20_000, ge=1, description="flush when this many rows are buffered")
+    max_buffered_rows: int = Field(2_000_000, ge=1, description="stop reading the journal past this many rows")
+    retry_min_s: float = Field(0.2, gt=0, description="first retry delay after a failed flush")
+    retry_max_s: float = Field(10.0, gt=0, description="retry delay cap")
+    request_timeout_s: float = Field(30.0, gt=0, description="ILP/HTTP request timeout")
+
+
+class MetricsSettings(_Section):
+    host: str = Field("127.0.0.1", description="Prometheus exporter address of the collector")
+    port: Port = _port(19100, "Prometheus exporter port of the collector")
+
+
+class ApiSettings(_Section):
+    host: str = Field("127.0.0.1", description="API listen address")
+    port: Port = _port(18000, "API listen port")
+    max_rows: int = Field(1_000_000, ge=1, description="largest result a query may return")
+    api_keys_sha256: tuple[str, ...] = Field((), description="SHA-256 hex digests of accepted API keys; empty = open")
+    rate_limit_per_min: int = Field(600, ge=1, description="requests per minute per API key")
+
+
+class LifecycleSettings(_Section):
+    hot_retention_days: int = Field(7, ge=1, description="days kept in QuestDB after rollover")
+    seal_grace_min: int = Field(30, ge=0, description="minutes after midnight UTC before a day may be sealed")
+    backfill_timeout_min: int = Field(120, ge=0, description="a day is sealed even if its backfills still fail after this")
+    warm_retention_months: int = Field(12, ge=1, description="months kept in the warm store (after archive verify)")
+
+
+class ArchiveSettings(_Section):
+    target: str = Field(".local/archive", description="file path, file://DIR or b2://bucket/prefix")
+    cache_dir: Path = Field(Path(".local/archive-cache"), description="local cache of archive files the API reads")
+    row_group_rows: int = Field(500_000, ge=1000, description="Parquet row-group size")
+    zstd_level: int = Field(9, ge=1, le=22, description="Parquet zstd compression level")
+
+
+class SimulatorSettings(_Section):
+    host: str = Field("127.0.0.1", description="simulator listen address")
+    port: Port = _port(18443, "simulator HTTP + WebSocket port")
+
+
+class Settings(BaseSettings):
+    """All settings. Build with ``load_settings()``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TICKARCHIVE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    paths: PathsSettings = PathsSettings()
+    questdb: QuestDBSettings = QuestDBSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    deribit: DeribitSettings = DeribitSettings()
+    journal: JournalSettings = JournalSettings()
+    writer: WriterSettings = WriterSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    api: ApiSettings = ApiSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    archive: ArchiveSettings = ArchiveSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, or raise ``SettingsError`` with one line per bad setting."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise SettingsError(f"config file {config_file} does not exist")
+        os.environ[CONFIG_ENV] = str(config_file)
+    path = os.environ.get(CONFIG_ENV)
+    if path and not Path(path).is_file():
+        raise SettingsError(f"{CONFIG_ENV}={path}: no such file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            env = "TICKARCHIVE_" + "__".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"setting {loc} ({env}): {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+    except ValueError as exc:  # malformed TOML or env JSON
+        raise SettingsError(f"invalid settings: {exc}") from None
