@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from tickarchive.errors import TickarchiveError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -24,6 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from tickarchive.errors import TickarchiveError
 
 CONFIG_ENV = "TICKARCHIVE_CONFIG"
 
@@ -60,9 +61,7 @@ class QuestDBSettings(_Section):
     pg_port: Port = _port(18812, "PostgreSQL wire port")
     health_port: Port = _port(19003, "minimal HTTP server port (health endpoint)")
     version: str = Field("9.3.4", description="org.questdb:questdb version fetched from Maven Central")
-    jar_sha1: str = Field(
-        "4576dfb8e7f62a01a8e816d3bdf02ea4d39e3e7a", description="expected SHA-1 of the QuestDB jar"
-    )
+    jar_sha1: str = Field("4576dfb8e7f62a01a8e816d3bdf02ea4d39e3e7a", description="expected SHA-1 of the QuestDB jar")
     java_home: Path | None = Field(None, description="JDK to run QuestDB with; default: java on PATH")
     worker_count: int = Field(1, ge=1, le=64, description="threads per QuestDB worker pool (small machine)")
     heap_mb: int = Field(1024, ge=128, description="JVM heap for QuestDB, MiB")
@@ -146,7 +145,7 @@ class ApiSettings(_Section):
 class LifecycleSettings(_Section):
     hot_retention_days: int = Field(7, ge=1, description="days kept in QuestDB after rollover")
     seal_grace_min: int = Field(30, ge=0, description="minutes after midnight UTC before a day may be sealed")
-    backfill_timeout_min: int = Field(120, ge=0, description="a day is sealed even if its backfills still fail after this")
+    backfill_timeout_min: int = Field(120, ge=0, description="seal a day even if its backfills still fail after this")
     warm_retention_months: int = Field(12, ge=1, description="months kept in the warm store (after archive verify)")
 
 
@@ -183,7 +182,6 @@ class Settings(BaseSettings):
     lifecycle: LifecycleSettings = LifecycleSettings()
     archive: ArchiveSettings = ArchiveSettings()
     simulator: SimulatorSettings = SimulatorSettings()
-
 
     @classmethod
     def settings_customise_sources(
