@@ -42,6 +42,42 @@ def _root(
         os.environ[CONFIG_ENV] = str(config)
 
 
+config_app = typer.Typer(help="Inspect and validate settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the settings (environment + config file) and say so."""
+    from tickarchive.settings import load_settings
+
+    load_settings()
+    typer.echo("settings ok")
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings as JSON (passwords and DSNs hidden)."""
+    import json
+
+    from tickarchive.settings import load_settings
+
+    data = load_settings().model_dump(mode="json")
+    for section in data.values():
+        for key in list(section):
+            if ("password" in key or key.endswith("dsn")) and section[key]:
+                section[key] = "***"
+    typer.echo(json.dumps(data, indent=2))
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print the settings reference in Markdown (the source of docs/configuration.md)."""
+    from tickarchive.settings_doc import reference_markdown
+
+    typer.echo(reference_markdown(), nl=False)
+
+
 def _register_all() -> None:
     for name in _PACKAGES:
         try:

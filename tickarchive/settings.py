@@ -45,6 +45,8 @@ def _port(default: int, doc: str) -> Any:
 
 
 class PathsSettings(_Section):
+    """Where tickarchive keeps its files."""
+
     local_dir: Path = Field(Path(".local"), description="root of everything the local stack writes (git-ignored)")
     cache_dir: Path = Field(
         Path.home() / ".cache" / "tickarchive", description="downloads kept across checkouts (the QuestDB jar)"
@@ -56,6 +58,8 @@ class PathsSettings(_Section):
 
 
 class QuestDBSettings(_Section):
+    """The hot store: the local QuestDB server (`tickarchive up`) and how the collector reaches it."""
+
     host: str = Field("127.0.0.1", description="address QuestDB binds to and clients connect to")
     http_port: Port = _port(19000, "HTTP port: ILP over HTTP, REST /exec, /exp, web console")
     pg_port: Port = _port(18812, "PostgreSQL wire port")
@@ -71,6 +75,8 @@ class QuestDBSettings(_Section):
 
 
 class PostgresSettings(_Section):
+    """The warm store: the embedded PostgreSQL, or an external TimescaleDB/PostgreSQL by DSN."""
+
     dsn: str | None = Field(
         None,
         description="external warm store (a real TimescaleDB in production); unset = the embedded PostgreSQL",
@@ -90,6 +96,8 @@ class PostgresSettings(_Section):
 
 
 class DeribitSettings(_Section):
+    """What to collect from Deribit and how (endpoints, channels, sharding, limits, watchdogs)."""
+
     ws_url: str = Field("wss://www.deribit.com/ws/api/v2", description="WebSocket JSON-RPC endpoint")
     rest_url: str = Field("https://www.deribit.com/api/v2", description="REST endpoint (get_instruments)")
     history_url: str = Field(
@@ -115,12 +123,16 @@ class DeribitSettings(_Section):
 
 
 class JournalSettings(_Section):
+    """The local append-only journal of raw frames (the source of truth)."""
+
     segment_bytes: int = Field(64 * 1024 * 1024, ge=4096, description="rotate a segment past this size")
     fsync_interval_ms: int = Field(200, ge=1, description="fsync the open segment at least this often")
     min_free_bytes: int = Field(512 * 1024 * 1024, ge=0, description="back-pressure below this much free disk")
 
 
 class WriterSettings(_Section):
+    """The QuestDB writer: flush cadence, buffering and retries."""
+
     flush_interval_ms: int = Field(250, ge=1, description="flush buffered rows to QuestDB at least this often")
     flush_rows: int = Field(20_000, ge=1, description="flush when this many rows are buffered")
     max_buffered_rows: int = Field(2_000_000, ge=1, description="stop reading the journal past this many rows")
@@ -130,11 +142,15 @@ class WriterSettings(_Section):
 
 
 class MetricsSettings(_Section):
+    """The collector's Prometheus exporter."""
+
     host: str = Field("127.0.0.1", description="Prometheus exporter address of the collector")
     port: Port = _port(19100, "Prometheus exporter port of the collector")
 
 
 class ApiSettings(_Section):
+    """The query and health API."""
+
     host: str = Field("127.0.0.1", description="API listen address")
     port: Port = _port(18000, "API listen port")
     max_rows: int = Field(1_000_000, ge=1, description="largest result a query may return")
@@ -143,6 +159,8 @@ class ApiSettings(_Section):
 
 
 class LifecycleSettings(_Section):
+    """When days are sealed, rolled over and dropped."""
+
     hot_retention_days: int = Field(7, ge=1, description="days kept in QuestDB after rollover")
     seal_grace_min: int = Field(30, ge=0, description="minutes after midnight UTC before a day may be sealed")
     backfill_timeout_min: int = Field(120, ge=0, description="seal a day even if its backfills still fail after this")
@@ -150,6 +168,8 @@ class LifecycleSettings(_Section):
 
 
 class ArchiveSettings(_Section):
+    """The Parquet archive (cold tier)."""
+
     target: str = Field(".local/archive", description="file path, file://DIR or b2://bucket/prefix")
     cache_dir: Path = Field(Path(".local/archive-cache"), description="local cache of archive files the API reads")
     row_group_rows: int = Field(500_000, ge=1000, description="Parquet row-group size")
@@ -157,6 +177,8 @@ class ArchiveSettings(_Section):
 
 
 class SimulatorSettings(_Section):
+    """The Deribit-compatible simulator (`tickarchive sim`)."""
+
     host: str = Field("127.0.0.1", description="simulator listen address")
     port: Port = _port(18443, "simulator HTTP + WebSocket port")
 
@@ -193,21 +215,26 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get(CONFIG_ENV)
+        path = _config_file_override or os.environ.get(CONFIG_ENV)
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
 
 
+_config_file_override: str | None = None
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings, or raise ``SettingsError`` with one line per bad setting."""
-    if config_file is not None:
-        if not config_file.is_file():
-            raise SettingsError(f"config file {config_file} does not exist")
-        os.environ[CONFIG_ENV] = str(config_file)
+    """Build the settings, or raise ``SettingsError`` with one line per bad setting.
+
+    ``config_file`` takes precedence over ``TICKARCHIVE_CONFIG``."""
+    global _config_file_override
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"config file {config_file}: no such file")
     path = os.environ.get(CONFIG_ENV)
-    if path and not Path(path).is_file():
+    if config_file is None and path and not Path(path).is_file():
         raise SettingsError(f"{CONFIG_ENV}={path}: no such file")
+    _config_file_override = str(config_file) if config_file is not None else None
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -219,3 +246,5 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
     except ValueError as exc:  # malformed TOML or env JSON
         raise SettingsError(f"invalid settings: {exc}") from None
+    finally:
+        _config_file_override = None

@@ -1,0 +1,71 @@
+"""Renders the settings reference (``docs/configuration.md``) from the settings model,
+so that the documentation cannot drift from the code (a test compares them)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from tickarchive.settings import Settings
+
+HEADER = """# Configuration
+
+Every setting of tickarchive, generated from `tickarchive/settings.py`
+(`tickarchive config reference > docs/configuration.md`; a test keeps this file in step).
+
+Settings come from, highest priority first:
+
+1. environment variables `TICKARCHIVE_<SECTION>__<FIELD>` — e.g.
+   `TICKARCHIVE_QUESTDB__HTTP_PORT=9000`; lists as JSON: `TICKARCHIVE_DERIBIT__CURRENCIES='["ETH","BTC"]'`;
+2. a TOML file named by `TICKARCHIVE_CONFIG` or `tickarchive --config FILE`, one table per section:
+
+   ```toml
+   [deribit]
+   currencies = ["ETH", "BTC"]
+   kinds = ["option", "future"]
+   connections = 6
+
+   [questdb]
+   http_port = 9000
+   ```
+3. the defaults below.
+
+Settings are validated at start-up; a bad value stops the command with one line per bad
+setting naming it, e.g. `setting questdb.http_port (TICKARCHIVE_QUESTDB__HTTP_PORT): Input should
+be less than or equal to 65535 (got '99999')`. `tickarchive config check` validates without doing
+anything else; `tickarchive config show` prints the effective settings (passwords hidden).
+Units are part of field names: `_s` seconds, `_ms` milliseconds, `_min` minutes, `_bytes`, `_mb`
+mebibytes, `_days`, `_months`, `_per_s` per second.
+"""
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    try:
+        text = json.dumps(value, default=str)
+    except TypeError:
+        text = str(value)
+    return f"`{text}`"
+
+
+def reference_markdown() -> str:
+    out = [HEADER]
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        out.append(f"\n## `[{section}]`\n")
+        doc = (model.__doc__ or "").strip()
+        if doc:
+            out.append(doc + "\n")
+        out.append("| setting | environment variable | default | meaning |")
+        out.append("|---|---|---|---|")
+        for name, field in model.model_fields.items():
+            env = f"TICKARCHIVE_{section.upper()}__{name.upper()}"
+            default = field.default
+            if name == "cache_dir" and section == "paths":
+                default = "~/.cache/tickarchive"
+            out.append(f"| `{name}` | `{env}` | {_default(default)} | {field.description or ''} |")
+    return "\n".join(out) + "\n"
