@@ -1,0 +1,172 @@
+"""msgspec structs for Deribit's JSON-RPC wire format (decoding only).
+
+These mirror what Deribit sends, not what we store: the normalizer
+(``ingest.normalize``) turns them into ``tickarchive.domain`` events. Every field the
+normalizer does not need is simply absent here, so msgspec skips it without building
+Python objects; unknown fields never fail decoding (they stay in the journal).
+
+Decoding is two-staged: ``Envelope`` reads the JSON-RPC envelope and keeps ``data`` /
+``result`` as ``msgspec.Raw`` (a zero-copy slice of the frame); the channel prefix then
+picks the typed decoder for ``data``. The envelope pass only skips over ``data``.
+
+Types are deliberately lenient where Deribit is known to be loose (DESIGN.md §3):
+``underlying_index`` may be a string or a number, ``estimated_delivery_price`` may be the
+string ``"expired"``, ``trade_id`` is sometimes a number in old data, numeric fields may
+be ``null``.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+Number = float | None
+
+_EMPTY = msgspec.Raw()
+"""An absent raw field (``len(raw) == 0``); msgspec cannot make ``Raw`` optional."""
+
+
+class Params(msgspec.Struct, gc=False):
+    """``params`` of a notification: ``subscription`` (channel + data) or ``heartbeat`` (type)."""
+
+    channel: str | None = None
+    data: msgspec.Raw = _EMPTY
+    type: str | None = None
+
+
+class RpcErrorWire(msgspec.Struct, gc=False):
+    code: int = 0
+    message: str = ""
+    data: msgspec.Raw = _EMPTY
+
+
+class Envelope(msgspec.Struct, gc=False):
+    """Any JSON-RPC frame Deribit sends: a notification (``method``) or a response (``id``)."""
+
+    method: str | None = None
+    params: Params | None = None
+    id: int | str | None = None
+    result: msgspec.Raw = _EMPTY
+    error: RpcErrorWire | None = None
+    usOut: int | None = None
+
+
+class Greeks(msgspec.Struct, gc=False):
+    delta: Number = None
+    gamma: Number = None
+    vega: Number = None
+    theta: Number = None
+    rho: Number = None
+
+
+class Stats(msgspec.Struct, gc=False):
+    volume: Number = None
+
+
+class TickerWire(msgspec.Struct, gc=False):
+    """``ticker.{instrument}.{interval}`` data (also ``quote.{instrument}``, a subset)."""
+
+    instrument_name: str
+    timestamp: int
+    best_bid_price: Number = None
+    best_bid_amount: Number = None
+    best_ask_price: Number = None
+    best_ask_amount: Number = None
+    bid_iv: Number = None
+    ask_iv: Number = None
+    mark_iv: Number = None
+    mark_price: Number = None
+    underlying_price: Number = None
+    underlying_index: str | float | None = None
+    index_price: Number = None
+    greeks: Greeks | None = None
+    open_interest: Number = None
+    last_price: Number = None
+    settlement_price: Number = None
+    min_price: Number = None
+    max_price: Number = None
+    interest_rate: Number = None
+    stats: Stats | None = None
+    current_funding: Number = None
+    funding_8h: Number = None
+    estimated_delivery_price: float | str | None = None
+    state: str | None = None
+
+
+class TradeWire(msgspec.Struct, gc=False):
+    """One element of a ``trades.*`` data array or of a history ``trades`` list."""
+
+    instrument_name: str
+    timestamp: int
+    trade_id: str | int
+    trade_seq: int
+    price: float
+    amount: float
+    direction: str
+    tick_direction: int | None = None
+    mark_price: Number = None
+    index_price: Number = None
+    iv: Number = None
+    contracts: Number = None
+    block_trade_id: str | int | None = None
+    liquidation: str | None = None
+    combo_id: str | None = None
+    combo_trade_id: str | int | None = None
+    legs: list[TradeWire] | None = None
+
+
+class BookWire(msgspec.Struct, gc=False):
+    """``book.{instrument}.{interval}`` (entries ``[action, price, amount]``) and the grouped
+    ``book.{instrument}.{group}.{depth}.{interval}`` (entries ``[price, amount]``)."""
+
+    instrument_name: str
+    timestamp: int
+    change_id: int
+    bids: list[list[str | float | None]]
+    asks: list[list[str | float | None]]
+    prev_change_id: int | None = None
+    type: str | None = None
+
+
+class IndexWire(msgspec.Struct, gc=False):
+    """``deribit_price_index.{index_name}`` data."""
+
+    index_name: str
+    timestamp: int
+    price: float
+
+
+class InstrumentStateWire(msgspec.Struct, gc=False):
+    """``instrument.state.{kind}.{currency}`` data."""
+
+    instrument_name: str
+    timestamp: int
+    state: str
+
+
+class InstrumentWire(msgspec.Struct, gc=False):
+    """One instrument of a ``public/get_instruments`` result. Older responses lack
+    ``state``, ``instrument_id`` and ``settlement_currency``."""
+
+    instrument_name: str
+    kind: str | None = None
+    state: str | None = None
+    is_active: bool | None = None
+    base_currency: str | None = None
+    quote_currency: str | None = None
+    settlement_currency: str | None = None
+    option_type: str | None = None
+    strike: Number = None
+    expiration_timestamp: int | None = None
+    creation_timestamp: int | None = None
+    tick_size: Number = None
+    contract_size: Number = None
+    min_trade_amount: Number = None
+    settlement_period: str | None = None
+    instrument_id: int | None = None
+
+
+class HistoryTradesWire(msgspec.Struct, gc=False):
+    """The ``result`` of ``public/get_last_trades_by_*``."""
+
+    trades: list[TradeWire]
+    has_more: bool = False

@@ -1,0 +1,191 @@
+"""``store.ilp`` (the hot-path encoder) writes exactly the rows ``tickarchive.rows`` defines."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+
+from store.ilp import TABLE_NAMES, IlpEncoder, encode
+from tickarchive import domain as d
+from tickarchive import rows
+from tickarchive import tables as t
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from questdb.ingress import Buffer, TimestampMicros
+
+FULL: list[d.Event] = [
+    d.QuoteTick(
+        "ETH-30JUL21-2800-C",
+        1626993723632000,
+        1626993723804855,
+        0.0015,
+        4714.0,
+        0.0025,
+        873.0,
+        115.62,
+        125.63,
+        120.74,
+        0.001972,
+        2003.61,
+        "ETH-30JUL21",
+        2006.72,
+        0.03127,
+        0.0002,
+        0.20072,
+        -1.64029,
+        0.01188,
+        12685.0,
+        0.002,
+        0.0,
+        0.0001,
+        0.025,
+        0.0,
+        869.0,
+        0.0001,
+        0.00001742,
+        2006.72,
+        "open",
+    ),
+    d.TradeTick(
+        "BTC-19MAY26-75000-C",
+        1779118041757000,
+        1779118041800000,
+        "244365195",
+        8,
+        0.0174,
+        0.1,
+        "buy",
+        2,
+        0.01733488,
+        76185.14,
+        41.01,
+        0.1,
+        "BLOCK_1",
+        "MT",
+        "BTC-CS-19MAY26-70000_75000",
+        "244365193",
+        d.TradeSource.BACKFILL,
+    ),
+    d.BookChange(
+        "BTC-24SEP21-8000-P",
+        1626993724318000,
+        1626993724283178,
+        33195894355,
+        33195894164,
+        False,
+        d.Side.ASK,
+        d.BookAction.NEW,
+        0.001,
+        2.6,
+    ),
+    d.IndexTick("eth_usd", 1626993723632000, 1626993723700000, 2006.72),
+    d.InstrumentEvent(
+        "ETH-23JUL21-2050-P",
+        1626993723450156,
+        1626993723416907,
+        "open",
+        "option",
+        "ETH",
+        "ETH",
+        "ETH",
+        "put",
+        2050.0,
+        1627027200000000,
+        1626891240000000,
+        0.0005,
+        1.0,
+        1.0,
+        "week",
+        218538,
+    ),
+    d.Gap(
+        d.GapKind.TRADE_SEQ,
+        "ETH-1",
+        1_700_000_000_000_000,
+        1_700_000_001_000_000,
+        "trade_seq 41 -> 44",
+        "c2",
+        d.GapStatus.OPEN,
+    ),
+    d.ConnectionHeartbeat("c1", 1_700_000_000_000_000, True, 1234, 99, 1_699_999_999_000_000, 4096),
+]
+
+SPARSE: list[d.Event] = [
+    d.QuoteTick("ETH-1", 1_000, 2_000),
+    d.TradeTick("ETH-1", 1_000, 2_000, "ETH-5", 7, 1.5, 2.0, "sell"),
+    d.BookChange("ETH-1", 1_000, 2_000, 5, None, True, d.Side.BID, d.BookAction.SNAPSHOT, 0.5, 3.0),
+    d.InstrumentEvent("ETH-1", 1_000, 2_000, "archivized"),
+    d.Gap(d.GapKind.DISCONNECT, d.ALL_INSTRUMENTS, 5_000, None, "socket closed", "c0", d.GapStatus.OPEN),
+    d.ConnectionHeartbeat("c1", 1_000, False, 0, 0, None, 0),
+]
+
+
+def _reference(buf: Buffer, event: d.Event) -> None:
+    """A generic ILP row built from ``rows.event_row`` and the table registry."""
+    table, row = rows.event_row(event)
+    symbols: dict[str, Any] = {}
+    columns: dict[str, Any] = {}
+    for col in table.columns:
+        if col.name == "ts":
+            continue
+        value = row[col.name]
+        if col.type is t.ColumnType.SYMBOL:
+            symbols[col.name] = value
+        elif col.type is t.ColumnType.TIMESTAMP:
+            columns[col.name] = None if value is None else TimestampMicros(value)
+        else:
+            columns[col.name] = value
+    buf.row(table.name, symbols=symbols, columns=columns, at=TimestampMicros(row["ts"]))
+
+
+@pytest.mark.parametrize("protocol_version", [1, 2])
+@pytest.mark.parametrize("event", FULL + SPARSE, ids=lambda e: type(e).__name__)
+def test_encoder_matches_rows_mapping_byte_for_byte(event: d.Event, protocol_version: int) -> None:
+    fast = Buffer(protocol_version=protocol_version)
+    ref = Buffer(protocol_version=protocol_version)
+    table = encode(fast, event)
+    _reference(ref, event)
+    assert table == rows.TABLE_OF_EVENT[type(event)].name
+    assert bytes(fast) == bytes(ref)
+
+
+def test_every_table_has_an_encoder() -> None:
+    assert set(TABLE_NAMES) == set(t.BY_NAME)
+
+
+def test_nulls_are_omitted_and_values_exact_v1() -> None:
+    buf = Buffer(protocol_version=1)
+    encode(buf, SPARSE[0])
+    assert bytes(buf) == b"quotes,instrument=ETH-1 recv_ts=2000t 1000000\n"
+    buf = Buffer(protocol_version=1)
+    encode(buf, FULL[2])
+    assert bytes(buf) == (
+        b"book_changes,instrument=BTC-24SEP21-8000-P,side=ask,action=new recv_ts=1626993724283178t,"
+        b"change_id=33195894355i,prev_change_id=33195894164i,is_snapshot=f,price=0.001,amount=2.6 "
+        b"1626993724318000000\n"
+    )
+
+
+def test_encoder_buffers_per_table_and_take() -> None:
+    enc = IlpEncoder(protocol_version=2)
+    assert enc.add_all(FULL + SPARSE) == 13
+    enc.add(FULL[0])
+    assert enc.rows["quotes"] == 3
+    assert enc.rows["index_ticks"] == 1
+    assert enc.total_rows == 14
+    taken = enc.take()
+    assert set(taken) == set(TABLE_NAMES)
+    quotes_buf, quotes_rows = taken["quotes"]
+    assert quotes_rows == 3
+    assert bytes(quotes_buf).count(b"quotes,instrument=") == 3
+    assert enc.total_rows == 0
+    assert len(enc.buffer("quotes")) == 0
+    enc.add(FULL[3])
+    assert list(enc.take()) == ["index_ticks"]
+    enc.add(FULL[3])
+    enc.clear()
+    assert enc.total_rows == 0
+    assert len(enc.buffer("index_ticks")) == 0
