@@ -1,0 +1,136 @@
+"""Where things live in the archive: months, days and object keys.
+
+The lake is Hive-partitioned so that polars, DuckDB, Spark and Trino read it directly::
+
+    table=quotes/month=2026-11/part-0000.parquet        data (generation 0)
+    table=quotes/month=2026-11/part-g1-0000.parquet     data re-exported once (late rows)
+    _manifests/table=quotes/month=2026-11.json          manifest of one (table, month)
+    _verified/table=quotes/month=2026-11.json           record of the last successful verify
+    _index.json                                         every archived (table, month)
+    _journal/day=2026-11-03/<segment>.zst               raw journal segments, zstd
+    _manifests/journal/day=2026-11-03.json              manifest of one journal day
+
+Names starting with ``_`` or ``.`` are ignored by Hive-style readers, so only data
+files are seen by ``table=*/month=*/*.parquet``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from archive.errors import InvalidArgument
+
+INDEX_KEY = "_index.json"
+_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Month:
+    """A calendar month in UTC."""
+
+    year: int
+    month: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.month <= 12 or not 1970 <= self.year <= 9999:
+            raise InvalidArgument(f"invalid month {self.year:04d}-{self.month:02d}")
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        m = _MONTH_RE.match(text.strip())
+        if m is None:
+            raise InvalidArgument(f"invalid month {text!r}: expected YYYY-MM, e.g. 2026-11")
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    @classmethod
+    def of(cls, day: dt.date) -> Month:
+        return cls(day.year, day.month)
+
+    @classmethod
+    def of_us(cls, ts_us: int) -> Month:
+        return cls.of((_EPOCH + dt.timedelta(microseconds=ts_us)).date())
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    def plus(self, months: int) -> Month:
+        index = self.year * 12 + (self.month - 1) + months
+        return Month(index // 12, index % 12 + 1)
+
+    @property
+    def first_day(self) -> dt.date:
+        return dt.date(self.year, self.month, 1)
+
+    @property
+    def start_us(self) -> int:
+        """First microsecond of the month (inclusive), since the epoch."""
+        return _us(self.first_day)
+
+    @property
+    def end_us(self) -> int:
+        """First microsecond of the next month (exclusive)."""
+        return self.plus(1).start_us
+
+
+def _us(day: dt.date) -> int:
+    delta = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000
+
+
+def parse_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidArgument(f"invalid day {text!r}: expected YYYY-MM-DD") from None
+
+
+def day_start_us(day: dt.date) -> int:
+    return _us(day)
+
+
+def month_dir(table: str, month: Month) -> str:
+    return f"table={table}/month={month}/"
+
+
+def part_key(table: str, month: Month, part: int, generation: int = 0) -> str:
+    gen = "" if generation == 0 else f"g{generation}-"
+    return f"{month_dir(table, month)}part-{gen}{part:04d}.parquet"
+
+
+def manifest_key(table: str, month: Month) -> str:
+    return f"_manifests/table={table}/month={month}.json"
+
+
+def verified_key(table: str, month: Month) -> str:
+    return f"_verified/table={table}/month={month}.json"
+
+
+def journal_dir(day: dt.date) -> str:
+    return f"_journal/day={day.isoformat()}/"
+
+
+def journal_key(day: dt.date, segment_name: str) -> str:
+    if "/" in segment_name or segment_name.startswith("."):
+        raise InvalidArgument(f"invalid journal segment name {segment_name!r}")
+    return f"{journal_dir(day)}{segment_name}.zst"
+
+
+def journal_manifest_key(day: dt.date) -> str:
+    return f"_manifests/journal/day={day.isoformat()}.json"
+
+
+_MANIFEST_RE = re.compile(r"^_manifests/table=([a-z0-9_]+)/month=(\d{4}-\d{2})\.json$")
+_JOURNAL_MANIFEST_RE = re.compile(r"^_manifests/journal/day=(\d{4}-\d{2}-\d{2})\.json$")
+
+
+def parse_manifest_key(key: str) -> tuple[str, Month] | None:
+    m = _MANIFEST_RE.match(key)
+    return None if m is None else (m.group(1), Month.parse(m.group(2)))
+
+
+def parse_journal_manifest_key(key: str) -> dt.date | None:
+    m = _JOURNAL_MANIFEST_RE.match(key)
+    return None if m is None else dt.date.fromisoformat(m.group(1))

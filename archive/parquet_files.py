@@ -1,0 +1,265 @@
+"""Writing one (table, month) as sorted, zstd-compressed Parquet parts.
+
+The input must already be ordered by (``segment_by``, ``ts``) — the warm store sorts
+cheaply on its compression order — and the writer checks that it is, batch by batch
+and across batch boundaries, so an unsorted source fails loudly instead of producing
+files whose ``sorting_columns`` metadata lies. Rows are buffered into row groups of
+exactly ``row_group_rows`` (the last one smaller) and files of at most ``file_rows``.
+Each part is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from archive import layout
+from archive.errors import ArchiveError, UnsortedInput
+from archive.hashing import Digests, file_digests
+from tickarchive import rows
+from tickarchive.tables import Table
+
+SCHEMA_VERSION = 1
+"""Version of the archive's Parquet layout; stored in each file's key-value metadata."""
+
+META_SCHEMA_VERSION = b"tickarchive.schema_version"
+META_TABLE = b"tickarchive.table"
+META_SORT = b"tickarchive.sort_columns"
+
+
+def sort_columns(table: Table) -> tuple[str, ...]:
+    return (table.segment_by, "ts")
+
+
+def file_schema(table: Table) -> pa.Schema:
+    """``tickarchive.rows.arrow_schema(table)`` plus the archive's key-value metadata."""
+    base = rows.arrow_schema(table)
+    meta = dict(base.metadata or {})
+    meta[META_SCHEMA_VERSION] = str(SCHEMA_VERSION).encode()
+    meta[META_TABLE] = table.name.encode()
+    meta[META_SORT] = ",".join(sort_columns(table)).encode()
+    return base.with_metadata(meta)
+
+
+def schema_fingerprint(table: Table) -> str:
+    text = ";".join(f"{f.name}:{f.type}:{int(f.nullable)}" for f in rows.arrow_schema(table))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sort_table(table: Table, data: pa.Table) -> pa.Table:
+    """``data`` sorted by the archive order (for sources that hold rows in memory)."""
+    return data.sort_by([(c, "ascending") for c in sort_columns(table)])
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenPart:
+    local_path: Path
+    key: str
+    rows: int
+    row_groups: int
+    min_ts_us: int | None
+    max_ts_us: int | None
+    digests: Digests
+
+
+class MonthWriter:
+    """Writes sorted batches of one (table, month) into Parquet parts under ``staging``."""
+
+    def __init__(
+        self,
+        table: Table,
+        month: layout.Month,
+        staging: Path,
+        *,
+        generation: int,
+        zstd_level: int,
+        row_group_rows: int,
+        file_rows: int,
+    ) -> None:
+        if row_group_rows < 1 or file_rows < 1:
+            raise ArchiveError("row_group_rows and file_rows must be positive")
+        self.table = table
+        self.month = month
+        self.staging = staging
+        self.generation = generation
+        self.zstd_level = zstd_level
+        self.row_group_rows = row_group_rows
+        self.file_rows = max(file_rows, row_group_rows)
+        self.schema = file_schema(table)
+        self._seg = table.segment_by
+        self._seg_index = self.schema.get_field_index(self._seg)
+        self._ts_index = self.schema.get_field_index("ts")
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._last: tuple[str, int] | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp_path: Path | None = None
+        self._file_rows_written = 0
+        self._file_groups = 0
+        self._file_min: int | None = None
+        self._file_max: int | None = None
+        self.parts: list[WrittenPart] = []
+        self.rows_in = 0
+
+    # -- input -----------------------------------------------------------------------
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        try:
+            batch = batch.select(list(self.schema.names)).cast(self.schema)
+        except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+            raise ArchiveError(f"{self.table.name}: batch does not match the table schema: {exc}") from None
+        self._check(batch)
+        self.rows_in += batch.num_rows
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        while self._pending_rows >= self._room():
+            self._flush_group(self._room())
+
+    def _check(self, batch: pa.RecordBatch) -> None:
+        seg = batch.column(self._seg_index)
+        ts = batch.column(self._ts_index).cast(pa.int64())
+        name = self.table.name
+        if seg.null_count or ts.null_count:
+            raise ArchiveError(f"{name} {self.month}: NULL in {self._seg} or ts")
+        lo, hi = pc.min_max(ts).values()
+        if lo.as_py() < self.month.start_us or hi.as_py() >= self.month.end_us:
+            raise ArchiveError(f"{name} {self.month}: source yielded a row outside the month (ts {lo}..{hi})")
+        first = (seg[0].as_py(), ts[0].as_py())
+        if self._last is not None and first < self._last:
+            raise UnsortedInput(f"{name} {self.month}: batch starts at {first}, before previous row {self._last}")
+        n = batch.num_rows
+        if n > 1:
+            s0, s1 = seg.slice(0, n - 1), seg.slice(1)
+            t0, t1 = ts.slice(0, n - 1), ts.slice(1)
+            ok = pc.or_(pc.less(s0, s1), pc.and_(pc.equal(s0, s1), pc.less_equal(t0, t1)))
+            if not pc.all(ok).as_py():
+                raise UnsortedInput(f"{name} {self.month}: rows not ordered by ({self._seg}, ts)")
+        self._last = (seg[n - 1].as_py(), ts[n - 1].as_py())
+
+    # -- output ----------------------------------------------------------------------
+    def _room(self) -> int:
+        return min(self.row_group_rows, self.file_rows - self._file_rows_written)
+
+    def _flush_group(self, n: int) -> None:
+        data = pa.Table.from_batches(self._pending, schema=self.schema)
+        group, rest = data.slice(0, n), data.slice(n)
+        self._pending = rest.to_batches()
+        self._pending_rows = rest.num_rows
+        self._write_group(group)
+
+    def _write_group(self, group: pa.Table) -> None:
+        if group.num_rows == 0:
+            return
+        if self._writer is None:
+            self._open()
+        assert self._writer is not None
+        self._writer.write_table(group, row_group_size=group.num_rows)
+        ts = group.column(self._ts_index).cast(pa.int64())
+        lo, hi = (v.as_py() for v in pc.min_max(ts).values())
+        self._file_min = lo if self._file_min is None else min(self._file_min, lo)
+        self._file_max = hi if self._file_max is None else max(self._file_max, hi)
+        self._file_rows_written += group.num_rows
+        self._file_groups += 1
+        if self._file_rows_written >= self.file_rows:
+            self._close_file()
+
+    def _open(self) -> None:
+        part = len(self.parts)
+        key = layout.part_key(self.table.name, self.month, part, self.generation)
+        final = self.staging / key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp_path = final.parent / f".{final.name}.tmp"
+        sorting = [pq.SortingColumn(self._seg_index), pq.SortingColumn(self._ts_index)]
+        self._writer = pq.ParquetWriter(
+            str(self._tmp_path),
+            self.schema,
+            compression="zstd",
+            compression_level=self.zstd_level,
+            write_statistics=True,
+            sorting_columns=sorting,
+            store_schema=True,
+        )
+
+    def _close_file(self) -> None:
+        assert self._writer is not None
+        assert self._tmp_path is not None
+        self._writer.close()
+        self._writer = None
+        key = layout.part_key(self.table.name, self.month, len(self.parts), self.generation)
+        final = self.staging / key
+        os.replace(self._tmp_path, final)
+        self.parts.append(
+            WrittenPart(
+                local_path=final,
+                key=key,
+                rows=self._file_rows_written,
+                row_groups=self._file_groups,
+                min_ts_us=self._file_min,
+                max_ts_us=self._file_max,
+                digests=file_digests(final),
+            )
+        )
+        self._tmp_path = None
+        self._file_rows_written = 0
+        self._file_groups = 0
+        self._file_min = self._file_max = None
+
+    def finish(self) -> list[WrittenPart]:
+        """Flush what is buffered and close the last part; returns every part written."""
+        while self._pending_rows:
+            self._flush_group(min(self._room(), self._pending_rows))
+        if self._writer is not None:
+            self._close_file()
+        return self.parts
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._tmp_path is not None:
+            self._tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> MonthWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+@dataclass(frozen=True, slots=True)
+class PartSummary:
+    rows: int
+    row_groups: int
+    min_ts_us: int | None
+    max_ts_us: int | None
+    schema_version: int | None
+
+
+def read_summary(path: Path) -> PartSummary:
+    """Row count and ts range of a Parquet part, decoding the ts column (proves it reads)."""
+    try:
+        pf = pq.ParquetFile(str(path))
+        meta = pf.schema_arrow.metadata or {}
+        version = meta.get(META_SCHEMA_VERSION)
+        ts = pf.read(columns=["ts"]).column("ts").cast(pa.int64())
+    except (pa.ArrowException, OSError) as exc:
+        raise ArchiveError(f"unreadable Parquet: {exc}") from None
+    lo, hi = (v.as_py() for v in pc.min_max(ts).values()) if len(ts) else (None, None)
+    return PartSummary(
+        rows=pf.metadata.num_rows,
+        row_groups=pf.metadata.num_row_groups,
+        min_ts_us=lo,
+        max_ts_us=hi,
+        schema_version=int(version) if version is not None else None,
+    )
