@@ -1,0 +1,48 @@
+"""The ``store`` package's exceptions.
+
+Everything the store raises on purpose derives from ``StoreError`` (itself a
+``TickarchiveError``: the CLI prints it as one line and exits 1). Foreign errors
+(OSError, subprocess, psycopg, httpx) are translated into these at the boundary.
+
+Other store modules add their own subclasses of ``StoreError`` here.
+"""
+
+from __future__ import annotations
+
+from tickarchive.errors import TickarchiveError
+
+
+class StoreError(TickarchiveError):
+    """Base of every store error."""
+
+
+class StackError(StoreError):
+    """The local stack (QuestDB, PostgreSQL, the test TimescaleDB) could not be managed."""
+
+
+class ToolMissingError(StackError):
+    """A program the stack needs (java, mvn, node, npm, the PostgreSQL binaries) is absent or too old."""
+
+
+class JarError(StackError):
+    """The QuestDB jar could not be fetched or fails its checksum."""
+
+
+class PortInUseError(StackError):
+    """A port the stack must bind is taken by another process."""
+
+
+class ServerStartError(StackError):
+    """A server did not become healthy; it was stopped again. The message ends with its log tail."""
+
+
+class ServerStopError(StackError):
+    """A server could not be stopped."""
+
+
+class DsnUnreachableError(StackError):
+    """An external database named by a DSN cannot be reached."""
+
+
+class MigrationError(StoreError):
+    """A schema migration failed, or the applied ledger disagrees with the migration files."""

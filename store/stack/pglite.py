@@ -1,0 +1,170 @@
+"""The TimescaleDB test server: PGlite's TimescaleDB build served over the PG wire.
+
+``node store/pglite/serve.mjs --port P`` (packages pinned by ``store/pglite/package-lock.json``,
+installed with ``npm ci`` when ``node_modules`` is missing). It is a TEST server: one WASM
+backend shared by every connection (never overlap transactions), ``COPY FROM STDIN``
+kills the connection (use multi-row INSERT), background jobs never run (call
+``refresh_continuous_aggregate`` / ``CALL run_job`` explicitly), authentication is not
+checked (every connection is the superuser ``postgres``).
+
+Layout under ``root``: ``pglite.pid``, ``pglite.log``; data in memory unless ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from store.errors import ServerStartError, StackError, ToolMissingError
+from store.stack import procs
+from store.stack.status import Action, ActionResult, ComponentStatus, Dialect, State
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent / "pglite"
+
+
+def ensure_node_modules(package_dir: Path = PACKAGE_DIR) -> None:
+    """``npm ci`` in ``store/pglite`` unless the pinned packages are installed."""
+    if shutil.which("node") is None:
+        raise ToolMissingError("node not found: the TimescaleDB test server needs Node.js 18+ (apt-get install nodejs)")
+    if (package_dir / "node_modules" / "@unni-craftsman" / "pglite").is_dir() and (
+        package_dir / "node_modules" / "@electric-sql" / "pglite-socket"
+    ).is_dir():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ToolMissingError(
+            f"npm not found: needed once to install {package_dir}/node_modules (apt-get install npm)"
+        )
+    try:
+        out = subprocess.run(
+            [npm, "ci", "--legacy-peer-deps", "--no-audit", "--no-fund"],
+            cwd=package_dir, capture_output=True, text=True, timeout=900, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise StackError(f"npm ci in {package_dir} did not finish within 15 minutes") from None
+    if out.returncode != 0:
+        lines = (out.stdout + out.stderr).strip().splitlines()
+        raise StackError(f"npm ci in {package_dir} failed: {lines[-1] if lines else out.returncode}")
+
+
+@dataclass(frozen=True, slots=True)
+class PGliteServer:
+    host: str
+    port: int
+    root: Path
+    data_dir: Path | None = None
+    start_timeout_s: float = 60.0
+
+    name = "timescaledb-test"
+
+    @property
+    def pid_file(self) -> procs.PidFile:
+        return procs.PidFile(self.root / "pglite.pid")
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "pglite.log"
+
+    @property
+    def dsn(self) -> str:
+        return make_conninfo(
+            host=self.host, port=self.port, user="postgres", password="postgres", dbname="postgres",
+            sslmode="disable",
+        )
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def ready(self) -> bool:
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=2, autocommit=True) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def up(self) -> ActionResult:
+        t0 = time.monotonic()
+        detail = ""
+        proc = self.pid_file.process()
+        if proc is not None:
+            if procs.wait_until(self.ready, 10.0, alive=proc.is_running) == "ready":
+                return ActionResult(self.name, Action.ALREADY_RUNNING, time.monotonic() - t0)
+            procs.stop_process(proc, "PGlite")
+            self.pid_file.clear()
+            raise ServerStartError(
+                f"the TimescaleDB test server (pid {proc.pid}) ran but did not answer on {self.address}; stopped it. "
+                + procs.log_tail(self.log_path)
+            )
+        if self.pid_file.path.exists():
+            self.pid_file.clear()
+            detail = "stale pid file removed"
+        procs.require_free_port(self.host, self.port, "timescaledb test server port")
+        ensure_node_modules()
+        self.root.mkdir(parents=True, exist_ok=True)
+        cmd = ["node", str(PACKAGE_DIR / "serve.mjs"), "--host", self.host, "--port", str(self.port)]
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            cmd += ["--data-dir", str(self.data_dir.resolve())]
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        popen = procs.spawn(cmd, self.log_path, cwd=PACKAGE_DIR)
+        self.pid_file.write(popen.pid)
+        marker = f"ready {self.host}:{self.port}"
+
+        def said_ready() -> bool:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return marker in f.read().decode("utf-8", "replace")
+
+        outcome = procs.wait_until(said_ready, self.start_timeout_s, alive=lambda: popen.poll() is None)
+        if outcome != "ready" or not self.ready():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                procs.stop_process(psutil.Process(popen.pid), "PGlite", timeout_s=10.0)
+            procs.reap(popen)
+            self.pid_file.clear()
+            raise ServerStartError(
+                f"the TimescaleDB test server did not start on {self.address}; nothing left running. "
+                + procs.log_tail(self.log_path)
+            )
+        return ActionResult(self.name, Action.STARTED, time.monotonic() - t0, detail)
+
+    def down(self) -> ActionResult:
+        t0 = time.monotonic()
+        proc = self.pid_file.process()
+        if proc is None:
+            stale = self.pid_file.path.exists()
+            self.pid_file.clear()
+            return ActionResult(
+                self.name, Action.NOT_RUNNING, time.monotonic() - t0, "stale pid file removed" if stale else ""
+            )
+        procs.stop_process(proc, "PGlite", timeout_s=15.0)
+        self.pid_file.clear()
+        return ActionResult(self.name, Action.STOPPED, time.monotonic() - t0)
+
+    def status(self) -> ComponentStatus:
+        proc = self.pid_file.process()
+        size = procs.dir_size_bytes(self.data_dir) if self.data_dir is not None else None
+        if proc is None:
+            return ComponentStatus(self.name, State.DOWN, self.address, data_bytes=size)
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=2, autocommit=True) as conn:
+                row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+                ver = conn.execute("SELECT current_setting('server_version')").fetchone()
+        except psycopg.Error as exc:
+            return ComponentStatus(
+                self.name, State.UNHEALTHY, self.address, pid=proc.pid, detail=str(exc).splitlines()[0]
+            )
+        version = f"PostgreSQL {ver[0] if ver else '?'} + TimescaleDB {row[0] if row else '?'} (PGlite)"
+        return ComponentStatus(
+            self.name, State.UP, self.address, version=version, pid=proc.pid, data_bytes=size,
+            dialect=Dialect.TIMESCALEDB, detail="test server: in memory" if self.data_dir is None else "test server",
+        )
