@@ -1,0 +1,724 @@
+"""The journal: append-only local segments of raw frames, the collector's source of truth.
+
+See ``docs/journal.md`` for the format, the fsync window, checkpoint semantics and
+recovery. In short:
+
+* ``Journal.open(directory, segment_bytes=...)`` takes the directory's writer lock,
+  repairs a torn tail left by a crash (``Journal.recovery`` says what was cut) and
+  continues the record sequence.
+* ``append(frame, recv_ts_us, connection) -> seq`` writes one record with a single
+  ``writev`` (no user-space buffer: once it returns, the record survives a crash of
+  the process; it survives a crash of the machine after the next ``sync()``).
+* ``sync()`` fsyncs the open segment; the driver calls it on a timer
+  (``JournalSettings.fsync_interval_ms``). ``stats`` measures the fsync cost and the
+  window between the first unsynced append and its fsync.
+* ``commit(seq)`` durably records that QuestDB acknowledged every event of every
+  record ``<= seq`` (write, fsync, rename, fsync dir). ``acked_seq`` reads it back.
+* ``read_from(seq)`` iterates records from ``seq`` on (catch-up after a QuestDB outage,
+  replay at start-up from ``acked_seq + 1``).
+* ``archivable_segments()`` lists sealed segments whose every record is acknowledged:
+  the archive job may ship and then ``remove_segment`` them.
+* ``JournalFull`` is raised on ENOSPC/EDQUOT (nothing written, retry later) and by
+  ``check_free_space``.
+
+``JournalReader(directory)`` is the read-only side (no lock, no repair): ``segments``,
+``read_from``, ``verify``, ``export``; the ``journal`` CLI commands use it, so they can
+run next to a live collector.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import errno
+import fcntl
+import itertools
+import json
+import mmap
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from ingest.capture import format_line
+from ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
+from ingest.journal_format import (
+    HEADER,
+    HEADER_SIZE,
+    SEGMENT_SUFFIX,
+    BadRecord,
+    Record,
+    decode_at,
+    encode_header,
+    first_seq_of,
+    peek_seq,
+    segment_name,
+)
+
+CHECKPOINT_FILE: Final = "checkpoint.json"
+LOCK_FILE: Final = "writer.lock"
+_MARK_EVERY_BYTES: Final = 256 * 1024
+_FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+# ---------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    name: str
+    path: Path
+    records: int
+    first_seq: int | None
+    last_seq: int | None
+    first_ts_us: int | None
+    last_ts_us: int | None
+    bytes: int
+    sealed: bool
+    """Not the newest segment: nothing will be appended to it any more."""
+    acked: bool
+    """Every record is acknowledged (``last_seq <= acked_seq``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What ``Journal.open`` cut from a torn tail."""
+
+    segment: str
+    kept_records: int
+    kept_bytes: int
+    cut_bytes: int
+    reason: str
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    segments: int = 0
+    records: int = 0
+    bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(slots=True)
+class JournalStats:
+    """Counters of one ``Journal`` (since open)."""
+
+    appended_records: int = 0
+    appended_bytes: int = 0
+    fsyncs: int = 0
+    fsync_seconds_total: float = 0.0
+    fsync_seconds_max: float = 0.0
+    window_seconds_last: float = 0.0
+    """Age of the oldest unsynced append when the last ``sync()`` made it durable."""
+    window_seconds_max: float = 0.0
+    rotations: int = 0
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _list_segments(directory: Path) -> list[Path]:
+    try:
+        names = sorted(p for p in os.listdir(directory) if p.endswith(SEGMENT_SUFFIX))
+    except FileNotFoundError:
+        raise JournalError(f"journal directory {directory} does not exist") from None
+    except OSError as exc:
+        raise JournalError(f"cannot list journal directory {directory}: {exc.strerror}") from exc
+    return [directory / n for n in names]
+
+
+def _read_checkpoint(directory: Path) -> int:
+    path = directory / CHECKPOINT_FILE
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError) as exc:
+        raise JournalError(f"unreadable checkpoint {path}: {exc}") from exc
+    seq = data.get("acked_seq") if isinstance(data, dict) else None
+    if not isinstance(seq, int) or seq < 0:
+        raise JournalError(f"checkpoint {path} has no valid acked_seq: {data!r}")
+    return seq
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _map(path: Path) -> mmap.mmap | None:
+    """A read-only map of ``path`` (``None`` when empty)."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                return None
+            return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+    except FileNotFoundError:
+        return None  # removed by the archive job meanwhile
+    except OSError as exc:
+        raise JournalError(f"cannot read journal segment {path}: {exc.strerror}") from exc
+
+
+def _is_zeros(buf: mmap.mmap, start: int) -> bool:
+    view = memoryview(buf)[start:]
+    try:
+        return not any(view.tobytes())
+    finally:
+        view.release()
+
+
+def _scan_valid(buf: mmap.mmap, name: str) -> tuple[int, int, BadRecord | None]:
+    """(records, end offset of the last whole record, the problem after it)."""
+    offset = 0
+    count = 0
+    size = len(buf)
+    while offset < size:
+        try:
+            rec = decode_at(buf, offset, name)
+        except BadRecord as bad:
+            return count, offset, bad
+        offset += rec.size
+        count += 1
+    return count, offset, None
+
+
+# ---------------------------------------------------------------------------- reader
+
+
+class JournalReader:
+    """Read-only access to a journal directory (safe next to a running writer)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise JournalError(f"journal directory {self.directory} does not exist")
+
+    @property
+    def acked_seq(self) -> int:
+        """Highest record seq acknowledged by QuestDB (0 = none)."""
+        return _read_checkpoint(self.directory)
+
+    def segment_paths(self) -> list[Path]:
+        return _list_segments(self.directory)
+
+    def segments(self) -> list[SegmentInfo]:
+        """Every segment with its record count, seq and time range (header scan)."""
+        paths = self.segment_paths()
+        acked = self.acked_seq
+        out = []
+        for i, path in enumerate(paths):
+            buf = _map(path)
+            records = 0
+            first = last = first_ts = last_ts = None
+            size = 0
+            if buf is not None:
+                with buf:
+                    size = len(buf)
+                    offset = 0
+                    while offset + HEADER_SIZE <= size:
+                        _m, _v, conn_len, length, seq, ts, _c = HEADER.unpack_from(buf, offset)
+                        step = HEADER_SIZE + conn_len + length
+                        if _m != b"TJ" or offset + step > size:
+                            break
+                        if first is None:
+                            first, first_ts = seq, ts
+                        last, last_ts = seq, ts
+                        records += 1
+                        offset += step
+            sealed = i < len(paths) - 1
+            out.append(
+                SegmentInfo(
+                    name=path.name,
+                    path=path,
+                    records=records,
+                    first_seq=first,
+                    last_seq=last,
+                    first_ts_us=first_ts,
+                    last_ts_us=last_ts,
+                    bytes=size,
+                    sealed=sealed,
+                    acked=last is None or last <= acked,
+                )
+            )
+        return out
+
+    def _read_pass(self, start_seq: int) -> Iterator[Record]:
+        paths = self.segment_paths()
+        firsts = [first_seq_of(p.name) for p in paths]
+        i = max(bisect.bisect_right(firsts, start_seq) - 1, 0)
+        for j in range(i, len(paths)):
+            path = paths[j]
+            last_segment = j == len(paths) - 1
+            buf = _map(path)
+            if buf is None:
+                continue
+            with buf:
+                offset = 0
+                size = len(buf)
+                while offset < size:
+                    if offset + HEADER_SIZE <= size and buf[offset : offset + 2] == b"TJ":
+                        seq, step = peek_seq(buf, offset)
+                        if seq < start_seq and offset + step <= size:
+                            offset += step
+                            continue
+                    try:
+                        rec = decode_at(buf, offset, path.name)
+                    except BadRecord as bad:
+                        if last_segment and bad.torn:
+                            return  # a record being written right now, or a torn tail
+                        raise JournalCorrupt(f"{path}: record at offset {offset}: {bad.reason}") from None
+                    offset += rec.size
+                    yield rec
+
+    def read_from(self, seq: int = 0) -> Iterator[Record]:
+        """Records with ``record.seq >= seq``, in order, CRC-checked, up to the current end
+        (segments rotated while iterating are followed)."""
+        next_seq = seq
+        while True:
+            progressed = False
+            for rec in self._read_pass(next_seq):
+                if rec.seq < next_seq:
+                    continue
+                progressed = True
+                next_seq = rec.seq + 1
+                yield rec
+            if not progressed:
+                return
+
+    def verify(self) -> VerifyReport:
+        """Check every record of every segment: magic, version, length, CRC, seq order."""
+        report = VerifyReport()
+        prev_last: int | None = None
+        paths = self.segment_paths()
+        for i, path in enumerate(paths):
+            report.segments += 1
+            buf = _map(path)
+            if buf is None:
+                continue
+            with buf:
+                report.bytes += len(buf)
+                offset = 0
+                expected = first_seq_of(path.name)
+                while offset < len(buf):
+                    try:
+                        rec = decode_at(buf, offset, path.name)
+                    except BadRecord as bad:
+                        where = "torn tail" if bad.torn and i == len(paths) - 1 else "corrupt record"
+                        report.problems.append(f"{path.name}: {where} at offset {offset}: {bad.reason}")
+                        break
+                    if rec.seq != expected:
+                        report.problems.append(
+                            f"{path.name}: record at offset {offset} has seq {rec.seq}, expected {expected}"
+                        )
+                    expected = rec.seq + 1
+                    offset += rec.size
+                    report.records += 1
+                if prev_last is not None and first_seq_of(path.name) != prev_last + 1:
+                    report.problems.append(
+                        f"{path.name}: starts at seq {first_seq_of(path.name)}, previous segment ended at {prev_last}"
+                    )
+                prev_last = expected - 1
+        return report
+
+    def export(
+        self,
+        out: BinaryIO,
+        start_us: int | None = None,
+        end_us: int | None = None,
+        connection: str | None = None,
+        from_seq: int = 0,
+    ) -> int:
+        """Write records received in ``[start_us, end_us)`` (optionally of one connection)
+        in the replay format (``<unix seconds>: <frame>``); return how many."""
+        n = 0
+        for rec in self.read_from(from_seq):
+            ts = rec.recv_ts_us
+            if start_us is not None and ts < start_us:
+                continue
+            if end_us is not None and ts >= end_us:
+                continue
+            if connection is not None and rec.connection != connection:
+                continue
+            out.write(format_line(ts, rec.frame))
+            n += 1
+        return n
+
+
+# ---------------------------------------------------------------------------- writer
+
+
+class Journal:
+    """The single writer of a journal directory. Build with ``Journal.open``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        segment_bytes: int,
+        lock_fd: int,
+        recovery: RecoveryReport | None,
+        next_seq: int,
+        acked_seq: int,
+        active: Path,
+        active_size: int,
+        base_offset: int,
+        acked_offset: int,
+    ) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self.recovery = recovery
+        self.stats = JournalStats()
+        self._reader = JournalReader(directory)
+        self._lock_fd = lock_fd
+        self._next_seq = next_seq
+        self._acked_seq = acked_seq
+        self._active = active
+        self._size = active_size
+        self._fd = os.open(active, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._end = base_offset + active_size
+        """Bytes of every segment up to the end of the active one (a global offset)."""
+        self._acked_end = acked_offset
+        self._marks: collections.deque[tuple[int, int]] = collections.deque()
+        self._last_mark = self._end
+        self._unsynced_since: float | None = None
+        self._conn_cache: dict[str, bytes] = {}
+        self._closed = False
+
+    # -- opening --------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path, segment_bytes: int = 64 * 1024 * 1024) -> Journal:
+        """Open (creating if needed) ``directory`` for writing, repairing a torn tail.
+
+        Raises ``JournalLocked`` if another process writes it, ``JournalCorrupt`` if a
+        record in the middle of a segment is damaged (nothing is cut then).
+        """
+        directory = Path(directory)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JournalError(f"cannot open journal directory {directory}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock_fd)
+            raise JournalLocked(f"journal {directory} is being written by another process") from None
+        try:
+            return cls._open_locked(directory, segment_bytes, lock_fd)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+    @classmethod
+    def _open_locked(cls, directory: Path, segment_bytes: int, lock_fd: int) -> Journal:
+        acked = _read_checkpoint(directory)
+        paths = _list_segments(directory)
+        recovery = None
+        last_seq = 0
+        if paths:
+            recovery, last_seq = cls._repair_tail(paths[-1])
+            if last_seq == 0 and len(paths) > 1:
+                prev = JournalReader(directory).segments()[-2]
+                last_seq = prev.last_seq or 0
+        next_seq = max(last_seq + 1, acked + 1, first_seq_of(paths[-1].name) if paths else 1)
+        if not paths:
+            active = directory / segment_name(next_seq)
+            active.touch()
+            _fsync_dir(directory)
+            paths = [active]
+        active = paths[-1]
+        sizes = [p.stat().st_size for p in paths]
+        base = sum(sizes[:-1])
+        acked_offset = cls._offset_after(paths, sizes, acked)
+        return cls(directory, segment_bytes, lock_fd, recovery, next_seq, acked, active, sizes[-1], base, acked_offset)
+
+    @staticmethod
+    def _repair_tail(path: Path) -> tuple[RecoveryReport | None, int]:
+        """Truncate a torn tail of the newest segment; return the report and its last seq."""
+        buf = _map(path)
+        if buf is None:
+            return None, 0
+        with buf:
+            count, good_end, bad = _scan_valid(buf, path.name)
+            last_seq = peek_seq(buf, _last_offset(buf, good_end))[0] if count else 0
+            if bad is None:
+                return None, last_seq
+            size = len(buf)
+            if not (bad.torn or _is_zeros(buf, good_end)):
+                raise JournalCorrupt(
+                    f"{path}: record at offset {good_end} is damaged ({bad.reason}) and followed by "
+                    f"{size - good_end} bytes that are not a torn tail; not truncating. "
+                    "Inspect with `tickarchive journal verify`."
+                )
+        try:
+            with path.open("r+b") as f:
+                f.truncate(good_end)
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise JournalError(f"cannot truncate torn tail of {path}: {exc.strerror}") from exc
+        return RecoveryReport(path.name, count, good_end, size - good_end, bad.reason), last_seq
+
+    @staticmethod
+    def _offset_after(paths: list[Path], sizes: list[int], seq: int) -> int:
+        """Global byte offset just past record ``seq`` (0 if before everything)."""
+        if seq <= 0:
+            return 0
+        firsts = [first_seq_of(p.name) for p in paths]
+        i = bisect.bisect_right(firsts, seq) - 1
+        if i < 0:
+            return 0
+        base = sum(sizes[:i])
+        buf = _map(paths[i])
+        if buf is None:
+            return base
+        with buf:
+            offset = 0
+            while offset + HEADER_SIZE <= len(buf):
+                s, step = peek_seq(buf, offset)
+                if s > seq:
+                    break
+                offset += step
+            return base + offset
+
+    # -- writing --------------------------------------------------------------------
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def last_seq(self) -> int:
+        """Seq of the last record appended (0 = none ever)."""
+        return self._next_seq - 1
+
+    @property
+    def acked_seq(self) -> int:
+        return self._acked_seq
+
+    @property
+    def backlog_records(self) -> int:
+        """Records appended but not yet acknowledged."""
+        return max(self.last_seq - self._acked_seq, 0)
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Journal bytes not yet acknowledged (exact after commit of the last seq,
+        otherwise an over-estimate by at most 256 KiB)."""
+        return self._end - self._acked_end
+
+    @property
+    def unsynced(self) -> bool:
+        return self._unsynced_since is not None
+
+    def append(self, frame: bytes, recv_ts_us: int, connection: str) -> int:
+        """Append one received frame; return its seq. Raises ``JournalFull`` (nothing
+        written) or ``JournalError``."""
+        if self._size >= self.segment_bytes and self._size > 0:
+            self._rotate()
+        conn = self._conn_cache.get(connection)
+        if conn is None:
+            conn = connection.encode()
+            if len(conn) > 255:
+                raise JournalError(f"connection id {connection!r} longer than 255 bytes")
+            self._conn_cache[connection] = conn
+        seq = self._next_seq
+        header = encode_header(seq, recv_ts_us, conn, frame)
+        total = HEADER_SIZE + len(conn) + len(frame)
+        try:
+            written = os.writev(self._fd, (header, conn, frame))
+            if written != total:
+                self._write_rest(header + conn + frame, written)
+        except OSError as exc:
+            self._undo_partial()
+            if exc.errno in _FULL_ERRNOS:
+                raise JournalFull(f"journal disk full writing {self._active}: {exc.strerror}") from exc
+            raise JournalError(f"cannot write journal segment {self._active}: {exc.strerror}") from exc
+        self._next_seq = seq + 1
+        self._size += total
+        self._end += total
+        st = self.stats
+        st.appended_records += 1
+        st.appended_bytes += total
+        if self._unsynced_since is None:
+            self._unsynced_since = time.monotonic()
+        if self._end - self._last_mark >= _MARK_EVERY_BYTES:
+            self._marks.append((seq, self._end))
+            self._last_mark = self._end
+        return seq
+
+    def _write_rest(self, data: bytes, written: int) -> None:
+        view = memoryview(data)
+        while written < len(data):
+            written += os.write(self._fd, view[written:])
+
+    def _undo_partial(self) -> None:
+        """Cut whatever part of a failed record reached the file."""
+        try:
+            st = os.fstat(self._fd)
+            if stat.S_ISREG(st.st_mode) and st.st_size > self._size:
+                os.ftruncate(self._fd, self._size)
+        except OSError as exc:
+            raise JournalError(f"cannot repair {self._active} after a failed write: {exc.strerror}") from exc
+
+    def _rotate(self) -> None:
+        self.sync()
+        os.close(self._fd)
+        new = self.directory / segment_name(self._next_seq)
+        try:
+            self._fd = os.open(new, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            self._fd = os.open(self._active, os.O_WRONLY | os.O_APPEND)
+            if exc.errno in _FULL_ERRNOS:
+                raise JournalFull(f"journal disk full creating {new}: {exc.strerror}") from exc
+            raise JournalError(f"cannot create journal segment {new}: {exc.strerror}") from exc
+        self._active = new
+        self._size = 0
+        self.stats.rotations += 1
+
+    def sync(self) -> float:
+        """fsync the open segment if anything is unsynced; return the seconds it took."""
+        since = self._unsynced_since
+        if since is None:
+            return 0.0
+        t0 = time.monotonic()
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            if exc.errno in _FULL_ERRNOS:
+                raise JournalFull(f"journal disk full syncing {self._active}: {exc.strerror}") from exc
+            raise JournalError(f"cannot fsync {self._active}: {exc.strerror}") from exc
+        t1 = time.monotonic()
+        self._unsynced_since = None
+        st = self.stats
+        took = t1 - t0
+        st.fsyncs += 1
+        st.fsync_seconds_total += took
+        st.fsync_seconds_max = max(st.fsync_seconds_max, took)
+        st.window_seconds_last = t1 - since
+        st.window_seconds_max = max(st.window_seconds_max, t1 - since)
+        return took
+
+    def commit(self, seq: int) -> None:
+        """Durably record that every event of every record ``<= seq`` is in QuestDB.
+
+        A seq at or below the current checkpoint is a no-op; beyond the last appended
+        record is an error.
+        """
+        if seq <= self._acked_seq:
+            return
+        if seq > self.last_seq:
+            raise JournalError(f"cannot commit seq {seq}: last appended record is {self.last_seq}")
+        path = self.directory / CHECKPOINT_FILE
+        tmp = path.with_suffix(".tmp")
+        data = json.dumps({"acked_seq": seq, "committed_at_us": time.time_ns() // 1000}).encode()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            if exc.errno in _FULL_ERRNOS:
+                raise JournalFull(f"journal disk full writing checkpoint: {exc.strerror}") from exc
+            raise JournalError(f"cannot write checkpoint {path}: {exc.strerror}") from exc
+        self._acked_seq = seq
+        if seq == self.last_seq:
+            self._marks.clear()
+            self._acked_end = self._end
+        else:
+            marks = self._marks
+            while marks and marks[0][0] <= seq:
+                self._acked_end = marks.popleft()[1]
+
+    # -- space ------------------------------------------------------------------------
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.directory)
+        return st.f_bavail * st.f_frsize
+
+    def check_free_space(self, min_free_bytes: int) -> None:
+        """Raise ``JournalFull`` when the journal's file system has less than
+        ``min_free_bytes`` available (the driver calls it on a timer)."""
+        free = self.free_bytes()
+        if free < min_free_bytes:
+            raise JournalFull(f"journal file system has {free} bytes free, below the floor of {min_free_bytes}")
+
+    # -- reading and archiving --------------------------------------------------------
+
+    def read_from(self, seq: int) -> Iterator[Record]:
+        """Records from ``seq`` on (see ``JournalReader.read_from``)."""
+        return self._reader.read_from(seq)
+
+    def segments(self) -> list[SegmentInfo]:
+        return self._reader.segments()
+
+    def archivable_segments(self) -> list[Path]:
+        """Sealed segments whose every record QuestDB acknowledged, oldest first.
+
+        The last seq of a sealed segment is the next segment's first seq - 1 (file names),
+        so this needs no scan.
+        """
+        paths = _list_segments(self.directory)
+        out = []
+        for path, nxt in itertools.pairwise(paths):
+            if path == self._active:
+                break
+            if first_seq_of(nxt.name) - 1 <= self._acked_seq:
+                out.append(path)
+            else:
+                break
+        return out
+
+    def remove_segment(self, path: Path) -> None:
+        """Delete an archived segment; refuses anything not in ``archivable_segments()``."""
+        if Path(path) not in self.archivable_segments():
+            raise JournalError(f"{path} is not sealed and fully acknowledged; refusing to remove it")
+        try:
+            Path(path).unlink()
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            raise JournalError(f"cannot remove {path}: {exc.strerror}") from exc
+
+    # -- closing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """fsync and close (idempotent)."""
+        if self._closed:
+            return
+        try:
+            self.sync()
+        finally:
+            self._closed = True
+            os.close(self._fd)
+            os.close(self._lock_fd)
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _last_offset(buf: mmap.mmap, good_end: int) -> int:
+    """Offset of the last whole record before ``good_end``."""
+    offset = 0
+    last = 0
+    while offset < good_end:
+        last = offset
+        offset += peek_seq(buf, offset)[1]
+    return last

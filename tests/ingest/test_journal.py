@@ -1,0 +1,199 @@
+"""The journal keeps every frame: append, rotate, checkpoint, recover a torn tail, export."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from ingest.capture import read_capture
+from ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
+from ingest.journal import CHECKPOINT_FILE, Journal, JournalReader
+from ingest.journal_format import HEADER_SIZE, decode_at, encode_record
+from tests.ingest.conftest import WS_CAPTURE
+
+
+def _fill(j: Journal, records) -> list[int]:
+    return [j.append(r.frame, r.recv_ts_us, "c1" if i % 2 else "c0") for i, r in enumerate(records)]
+
+
+def test_record_roundtrip_and_crc_covers_header() -> None:
+    raw = encode_record(7, 1626993723804855, b"c1", b'{"a":1}')
+    assert len(raw) == HEADER_SIZE + 2 + 7
+    rec = decode_at(raw, 0, "s")
+    assert (rec.seq, rec.recv_ts_us, rec.connection, rec.frame, rec.size) == (7, 1626993723804855, "c1", b'{"a":1}', 37)
+    flipped = bytearray(raw)
+    flipped[16] ^= 1  # recv_ts_us
+    with pytest.raises(Exception, match="CRC mismatch"):
+        decode_at(bytes(flipped), 0, "s")
+
+
+def test_append_read_back_real_capture(tmp_path: Path, ws_records) -> None:
+    with Journal.open(tmp_path) as j:
+        seqs = _fill(j, ws_records)
+        assert seqs == list(range(1, 137))
+        j.sync()
+        assert j.stats.fsyncs == 1
+        assert j.stats.window_seconds_last >= 0.0
+    got = list(JournalReader(tmp_path).read_from(0))
+    assert [r.frame for r in got] == [r.frame for r in ws_records]
+    assert [r.recv_ts_us for r in got][:2] == [1626993723804318, 1626993723804855]
+    assert [r.connection for r in got][:3] == ["c0", "c1", "c0"]
+    assert [r.seq for r in JournalReader(tmp_path).read_from(130)] == list(range(130, 137))
+
+
+def test_rotation_checkpoint_and_archivable_segments(tmp_path: Path, ws_records) -> None:
+    j = Journal.open(tmp_path, segment_bytes=8192)
+    _fill(j, ws_records)
+    segs = j.segments()
+    assert len(segs) > 5
+    assert sum(s.records for s in segs) == 136
+    assert segs[0].first_seq == 1
+    assert [s.first_seq for s in segs[1:]] == [s.last_seq + 1 for s in segs[:-1]]  # type: ignore[operator]
+    assert [s.sealed for s in segs] == [True] * (len(segs) - 1) + [False]
+    assert j.archivable_segments() == []
+    assert j.backlog_records == 136
+    cut = segs[2].last_seq
+    assert cut is not None
+    j.commit(cut)
+    assert j.acked_seq == cut
+    assert [p.name for p in j.archivable_segments()] == [s.name for s in segs[:3]]
+    with pytest.raises(JournalError, match="refusing"):
+        j.remove_segment(segs[4].path)
+    j.remove_segment(segs[0].path)
+    j.commit(3)  # behind the checkpoint: no-op
+    assert j.acked_seq == cut
+    with pytest.raises(JournalError, match="last appended record is 136"):
+        j.commit(137)
+    j.commit(136)
+    assert (j.backlog_bytes, j.backlog_records) == (0, 0)
+    j.close()
+    assert JournalReader(tmp_path).acked_seq == 136
+    assert (tmp_path / CHECKPOINT_FILE).exists()
+    # reopen: the sequence continues, catch-up reads from the checkpoint
+    with Journal.open(tmp_path, segment_bytes=8192) as j2:
+        assert j2.recovery is None
+        assert (j2.acked_seq, j2.next_seq) == (136, 137)
+        assert j2.append(b'{"late":1}', 5, "c9") == 137
+        assert [r.seq for r in j2.read_from(j2.acked_seq + 1)] == [137]
+        assert j2.backlog_records == 1
+
+
+def test_torn_tail_is_truncated_on_open(tmp_path: Path, ws_records) -> None:
+    with Journal.open(tmp_path) as j:
+        _fill(j, ws_records[:10])
+    seg = next(tmp_path.glob("*.tjl"))
+    whole = seg.stat().st_size
+    partial = encode_record(11, 1, b"c0", ws_records[10].frame)[:100]
+    with seg.open("ab") as f:
+        f.write(partial)
+    with Journal.open(tmp_path) as j:
+        assert j.recovery is not None
+        assert (j.recovery.kept_records, j.recovery.kept_bytes, j.recovery.cut_bytes) == (10, whole, 100)
+        assert "runs past the end" in j.recovery.reason
+        assert j.next_seq == 11
+        assert j.append(ws_records[10].frame, ws_records[10].recv_ts_us, "c0") == 11
+    assert seg.stat().st_size > whole
+    assert JournalReader(tmp_path).verify().ok
+
+
+def test_zero_filled_tail_and_bad_crc_tail_are_torn(tmp_path: Path, ws_records) -> None:
+    with Journal.open(tmp_path) as j:
+        _fill(j, ws_records[:3])
+    seg = next(tmp_path.glob("*.tjl"))
+    good = seg.stat().st_size
+    with seg.open("ab") as f:
+        f.write(b"\0" * 4096)  # file extended, data never written (crash before writeback)
+    with Journal.open(tmp_path) as j:
+        assert j.recovery is not None
+        assert j.recovery.cut_bytes == 4096
+        assert j.recovery.reason == "bad magic b'\\x00\\x00'"
+    last = bytearray(encode_record(4, 2, b"c0", b'{"x":1}'))
+    last[-1] ^= 0xFF
+    with seg.open("ab") as f:
+        f.write(bytes(last))
+    with Journal.open(tmp_path) as j:
+        assert j.recovery is not None
+        assert "CRC mismatch" in j.recovery.reason
+        assert seg.stat().st_size == good
+        assert j.next_seq == 4
+
+
+def test_damage_followed_by_good_records_is_not_cut(tmp_path: Path, ws_records) -> None:
+    with Journal.open(tmp_path) as j:
+        _fill(j, ws_records[:5])
+    seg = next(tmp_path.glob("*.tjl"))
+    data = bytearray(seg.read_bytes())
+    data[HEADER_SIZE + 10] ^= 0xFF  # inside the first record's payload
+    seg.write_bytes(bytes(data))
+    size = seg.stat().st_size
+    with pytest.raises(JournalCorrupt, match="not truncating"):
+        Journal.open(tmp_path)
+    assert seg.stat().st_size == size
+    report = JournalReader(tmp_path).verify()
+    assert not report.ok
+    assert report.problems == [f"{seg.name}: corrupt record at offset 0: " + report.problems[0].split(": ", 2)[2]]
+    with pytest.raises(JournalCorrupt):
+        list(JournalReader(tmp_path).read_from(0))  # not the last segment's torn tail: an error
+
+
+def test_second_writer_is_refused(tmp_path: Path) -> None:
+    with Journal.open(tmp_path), pytest.raises(JournalLocked):
+        Journal.open(tmp_path)
+
+
+def test_disk_full_raises_journal_full_and_loses_nothing(tmp_path: Path) -> None:
+    j = Journal.open(tmp_path)
+    assert j.append(b'{"a":1}', 1, "c0") == 1
+    real_fd = os.dup(j._fd)
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, j._fd)  # every write now fails with ENOSPC, as on a full disk
+    with pytest.raises(JournalFull, match="disk full"):
+        j.append(b'{"a":2}', 2, "c0")
+    assert j.next_seq == 2  # nothing consumed: the driver retries the same frame
+    os.dup2(real_fd, j._fd)
+    os.close(full)
+    os.close(real_fd)
+    assert j.append(b'{"a":2}', 2, "c0") == 2
+    j.close()
+    assert [r.frame for r in JournalReader(tmp_path).read_from(0)] == [b'{"a":1}', b'{"a":2}']
+    with Journal.open(tmp_path) as j2, pytest.raises(JournalFull, match="below the floor"):
+        j2.check_free_space(1 << 62)
+
+
+def test_export_is_the_replay_format(tmp_path: Path, ws_records) -> None:
+    with Journal.open(tmp_path) as j:
+        _fill(j, ws_records)
+        j.append(b'{\n "pretty": true\n}', 1626993760000001, "c0")
+    out = io.BytesIO()
+    reader = JournalReader(tmp_path)
+    assert reader.export(out) == 137
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(b"1626993723.804318: {")
+    assert lines[-1] == b'1626993760.000001: {  "pretty": true }'
+    # the export reads back as the same frames and times
+    exported = tmp_path / "export.txt"
+    exported.write_bytes(out.getvalue())
+    _, records = read_capture(exported)
+    back = list(records)
+    assert [(r.recv_ts_us, r.frame) for r in back[:136]] == [(r.recv_ts_us, r.frame) for r in ws_records]
+    # time window and connection filters
+    window = io.BytesIO()
+    assert reader.export(window, start_us=1626993723804855, end_us=1626993724000000, connection="c1") == 10
+    _, original = read_capture(WS_CAPTURE)
+    assert sum(1 for _ in original) == 136
+
+
+def test_ls_reports_counts_times_and_acks(tmp_path: Path, ws_records) -> None:
+    with Journal.open(tmp_path, segment_bytes=40_000) as j:
+        _fill(j, ws_records)
+        j.commit(40)
+    segs = JournalReader(tmp_path).segments()
+    assert [s.records for s in segs] == [s.records for s in segs if s.records]
+    assert segs[0].first_ts_us == 1626993723804318
+    assert segs[-1].last_ts_us == ws_records[-1].recv_ts_us
+    assert segs[-1].last_seq == 136
+    assert segs[0].acked is (segs[0].last_seq is not None and segs[0].last_seq <= 40)
+    assert segs[-1].acked is False
