@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +54,11 @@ def _compress(src: Path, dest: Path, level: int) -> tuple[int, str]:
     h = hashlib.sha256()
     size = 0
     cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
-    with src.open("rb") as inp, dest.open("wb") as out, cctx.stream_writer(out, closefd=False) as zw:
+    with (
+        src.open("rb") as inp,
+        dest.open("wb") as out,
+        cctx.stream_writer(out, size=os.fstat(inp.fileno()).st_size, closefd=False) as zw,
+    ):
         while chunk := inp.read(CHUNK_BYTES):
             h.update(chunk)
             size += len(chunk)

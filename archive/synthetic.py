@@ -148,7 +148,7 @@ def trades(n_rows: int, month: Month, seed: int = 2, n_instruments: int = 800, s
         "index_price": np.round(SPOT_USD + _walk(rng, n, gstart, 0.5), 2),
         "iv": np.round(60 + _walk(rng, n, gstart, 0.1), 2),
         "contracts": amount,
-        "block_trade_id": np.where(block, np.array([f"BLOCK-{i}" for i in range(n)], dtype=object), None),
+        "block_trade_id": np.where(block, np.array([f"BLOCK-{i}" for i in range(n)], dtype=object), _nulls(n)),
         "liquidation": np.full(n, None, dtype=object),
         "combo_id": np.full(n, None, dtype=object),
         "combo_trade_id": np.full(n, None, dtype=object),
@@ -176,7 +176,7 @@ def book_changes(
         "recv_ts": ts + rng.integers(800, 40_000, n),
         "instrument": np.array([nm for nm, _, _ in names], dtype=object)[inst],
         "change_id": change,
-        "prev_change_id": np.where(first, None, prev.astype(object)),
+        "prev_change_id": np.where(first, _nulls(n), prev.astype(object)),
         "is_snapshot": first,
         "side": np.array(["bid", "ask"], dtype=object)[rng.integers(0, 2, n)],
         "action": np.where(first, "snapshot", action),
@@ -184,6 +184,10 @@ def book_changes(
         "amount": amount,
     }
     return _to_arrow(BOOK_CHANGES, cols)
+
+
+def _nulls(n: int) -> np.ndarray:
+    return np.full(n, None, dtype=object)
 
 
 def _to_arrow(table: Table, cols: dict[str, np.ndarray]) -> pa.Table:

@@ -1,0 +1,68 @@
+"""``verify`` catches corruption and names the file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from archive import catalog
+from archive.errors import IntegrityError
+from archive.export import export_month
+from archive.local_target import LocalTarget
+from archive.memory import MemoryStore
+from archive.verify import check_month, verify_many, verify_month
+from tests.archive.conftest import MONTH, OPTIONS
+from tickarchive.tables import QUOTES, TRADES
+
+
+def _flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_byte_fails_naming_the_file(store: MemoryStore, local: LocalTarget) -> None:
+    export_month(store, local, QUOTES, MONTH, OPTIONS)
+    verify_month(local, "quotes", MONTH)
+    assert catalog.is_verified(local, "quotes", MONTH)
+    bad = local.root / "table=quotes/month=2026-11/part-0001.parquet"
+    _flip_byte(bad, bad.stat().st_size // 2)
+    with pytest.raises(IntegrityError) as info:
+        verify_month(local, "quotes", MONTH)
+    text = str(info.value)
+    assert "table=quotes/month=2026-11/part-0001.parquet: SHA-256 mismatch" in text
+    assert "part-0000" not in text
+    assert "part-0002" not in text
+    assert [p.split(":")[0] for p in info.value.problems] == [
+        "table=quotes/month=2026-11/part-0001.parquet",
+        "table=quotes/month=2026-11/part-0001.parquet",
+    ]
+
+
+def test_missing_file_and_missing_manifest_are_reported(store: MemoryStore, local: LocalTarget) -> None:
+    export_month(store, local, QUOTES, MONTH, OPTIONS)
+    export_month(store, local, TRADES, MONTH, OPTIONS)
+    (local.root / "table=trades/month=2026-11/part-0000.parquet").unlink()
+    with pytest.raises(IntegrityError) as info:
+        verify_many(local, [("quotes", MONTH), ("trades", MONTH), ("book_changes", MONTH)])
+    assert info.value.problems == (
+        "table=trades/month=2026-11/part-0000.parquet: missing at the target",
+        "_manifests/table=book_changes/month=2026-11.json: no manifest",
+    )
+    # the good month was still recorded as verified, the bad ones not
+    assert catalog.is_verified(local, "quotes", MONTH)
+    assert not catalog.is_verified(local, "trades", MONTH)
+
+
+def test_a_reexport_invalidates_the_verify_record(store: MemoryStore, local: LocalTarget) -> None:
+    export_month(store, local, TRADES, MONTH, OPTIONS)
+    result = check_month(local, "trades", MONTH)
+    assert (result.ok, result.files, result.rows) == (True, 1, 900)
+    verify_month(local, "trades", MONTH)
+    later = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    export_month(store, local, TRADES, MONTH, OPTIONS, force=True, now=later)
+    assert not catalog.is_verified(local, "trades", MONTH)  # a new manifest needs a new verify
+    verify_month(local, "trades", MONTH)
+    assert catalog.is_verified(local, "trades", MONTH)
