@@ -1,0 +1,186 @@
+"""PostgreSQL / TimescaleDB implementations of ``ArchiveSource`` and ``ArchiveSink``.
+
+For the warm store's tables (``store/sql``: columns of ``tickarchive.tables``, timestamptz
+``ts``, a unique index on the dedup keys). Works on both warm dialects.
+
+* ``PostgresSource`` streams a month through a server-side cursor ordered by
+  ``(segment_by COLLATE "C", ts)`` (byte order, what the archive writer checks), with
+  timestamps fetched as integer microseconds so nothing is lost or re-zoned.
+* ``PostgresSink`` inserts a batch with one ``INSERT ... SELECT FROM unnest(arrays) ON
+  CONFLICT DO NOTHING`` (idempotent through the dedup index; no COPY, so it also runs on
+  the PGlite TimescaleDB test server), after ``tickarchive_ensure_partition`` for each
+  day in the batch (plain dialect: daily partitions must exist).
+psycopg errors become ``SourceError``/``SinkError``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
+
+from archive.errors import SinkError, SourceError
+from archive.layout import Month
+from tickarchive import rows
+from tickarchive.tables import ColumnType, Table
+
+_PG_ARRAY: dict[ColumnType, str] = {
+    ColumnType.TIMESTAMP: "bigint[]",
+    ColumnType.SYMBOL: "text[]",
+    ColumnType.VARCHAR: "text[]",
+    ColumnType.DOUBLE: "float8[]",
+    ColumnType.LONG: "bigint[]",
+    ColumnType.INT: "int4[]",
+    ColumnType.BOOLEAN: "bool[]",
+}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _ts(us: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=us)
+
+
+def _select_list(table: Table) -> sql.Composed:
+    parts: list[sql.Composable] = []
+    for c in table.columns:
+        ident = sql.Identifier(c.name)
+        if c.type is ColumnType.TIMESTAMP:
+            parts.append(sql.SQL("(extract(epoch FROM {}) * 1000000)::bigint").format(ident))
+        else:
+            parts.append(ident)
+    return sql.SQL(", ").join(parts)
+
+
+class PostgresSource:
+    def __init__(self, dsn: str, *, batch_rows: int = 50_000) -> None:
+        self.dsn = dsn
+        self.batch_rows = batch_rows
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self.dsn)
+        except psycopg.Error as exc:
+            raise SourceError(f"cannot connect to the warm store: {exc}") from exc
+
+    def count_rows(self, table: Table, month: Month) -> int:
+        q = sql.SQL("SELECT count(*) FROM {} WHERE ts >= %s AND ts < %s").format(sql.Identifier(table.name))
+        try:
+            with self._connect() as conn:
+                row = conn.execute(q, (_ts(month.start_us), _ts(month.end_us))).fetchone()
+        except psycopg.Error as exc:
+            raise SourceError(f"{table.name} {month}: count failed: {exc}") from exc
+        return int(row[0]) if row else 0
+
+    def batches(self, table: Table, month: Month) -> Iterator[pa.RecordBatch]:
+        schema = rows.arrow_schema(table)
+        q = sql.SQL('SELECT {} FROM {} WHERE ts >= %s AND ts < %s ORDER BY {} COLLATE "C", ts').format(
+            _select_list(table), sql.Identifier(table.name), sql.Identifier(table.segment_by)
+        )
+        try:
+            with self._connect() as conn, conn.cursor(name=f"archive_{table.name}") as cur:
+                cur.itersize = self.batch_rows
+                cur.execute(q, (_ts(month.start_us), _ts(month.end_us)))
+                while chunk := cur.fetchmany(self.batch_rows):
+                    yield _to_batch(table, schema, chunk)
+        except psycopg.Error as exc:
+            raise SourceError(f"{table.name} {month}: export query failed: {exc}") from exc
+
+    def months(self, table: Table) -> list[Month]:
+        q = sql.SQL("SELECT min(ts), max(ts) FROM {}").format(sql.Identifier(table.name))
+        exists = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ts >= %s AND ts < %s)").format(
+            sql.Identifier(table.name)
+        )
+        try:
+            with self._connect() as conn:
+                row = conn.execute(q).fetchone()
+                if row is None or row[0] is None:
+                    return []
+                m, last = Month.of(row[0].astimezone(dt.UTC).date()), Month.of(row[1].astimezone(dt.UTC).date())
+                out = []
+                while m <= last:
+                    hit = conn.execute(exists, (_ts(m.start_us), _ts(m.end_us))).fetchone()
+                    if hit and hit[0]:
+                        out.append(m)
+                    m = m.plus(1)
+                return out
+        except psycopg.Error as exc:
+            raise SourceError(f"{table.name}: listing months failed: {exc}") from exc
+
+
+def _to_batch(table: Table, schema: pa.Schema, chunk: list[tuple[Any, ...]]) -> pa.RecordBatch:
+    columns = list(zip(*chunk, strict=True))
+    arrays = []
+    for i, field in enumerate(schema):
+        if table.columns[i].type is ColumnType.TIMESTAMP:
+            arrays.append(pa.array(columns[i], pa.int64()).cast(field.type))
+        else:
+            arrays.append(pa.array(columns[i], field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+class PostgresSink:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._partitions: set[tuple[str, dt.date]] = set()
+        try:
+            self._conn = psycopg.connect(dsn, autocommit=True)
+        except psycopg.Error as exc:
+            raise SinkError(f"cannot connect to the warm store: {exc}") from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> PostgresSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ensure_partitions(self, table: Table, batch: pa.RecordBatch) -> None:
+        days = pc.unique(batch.column("ts").cast(pa.date32())).to_pylist()
+        for day in days:
+            if (table.name, day) not in self._partitions:
+                self._conn.execute("SELECT tickarchive_ensure_partition(%s::regclass, %s)", (table.name, day))
+                self._partitions.add((table.name, day))
+
+    def insert(self, table: Table, batch: pa.RecordBatch) -> int:
+        if batch.num_rows == 0:
+            return 0
+        schema = rows.arrow_schema(table)
+        batch = batch.select(schema.names).cast(schema)
+        names = [sql.Identifier(c.name) for c in table.columns]
+        unnest = sql.SQL(", ").join(sql.SQL("%s::" + _PG_ARRAY[c.type]) for c in table.columns)
+        select = sql.SQL(", ").join(
+            sql.SQL("timestamptz 'epoch' + u.{} * interval '1 microsecond'").format(sql.Identifier(c.name))
+            if c.type is ColumnType.TIMESTAMP
+            else sql.SQL("u.{}").format(sql.Identifier(c.name))
+            for c in table.columns
+        )
+        q = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({}) ON CONFLICT DO NOTHING").format(
+            sql.Identifier(table.name), sql.SQL(", ").join(names), select, unnest, sql.SQL(", ").join(names)
+        )
+        params = []
+        for c, column in zip(table.columns, batch.columns, strict=True):
+            if c.type is ColumnType.TIMESTAMP:
+                column = column.cast(pa.int64())
+            params.append(column.to_pylist())
+        try:
+            self._ensure_partitions(table, batch)
+            with self._conn.transaction():
+                cur = self._conn.execute(q, params)
+        except psycopg.Error as exc:
+            raise SinkError(f"{table.name}: insert of {batch.num_rows} rows failed: {exc}") from exc
+        return max(cur.rowcount, 0)
+
+    def count_rows(self, table: Table, month: Month) -> int:
+        q = sql.SQL("SELECT count(*) FROM {} WHERE ts >= %s AND ts < %s").format(sql.Identifier(table.name))
+        try:
+            row = self._conn.execute(q, (_ts(month.start_us), _ts(month.end_us))).fetchone()
+        except psycopg.Error as exc:
+            raise SinkError(f"{table.name} {month}: count failed: {exc}") from exc
+        return int(row[0]) if row else 0
