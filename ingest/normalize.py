@@ -68,6 +68,7 @@ from typing import Final
 import msgspec
 
 from ingest import wire
+from ingest.sequence import BookIds
 from tickarchive.domain import (
     BookAction,
     BookChange,
@@ -89,6 +90,8 @@ class Notification(msgspec.Struct, gc=False):
 
     channel: str
     events: list[Event]
+    book: BookIds | None = None
+    """For ``book.*`` channels: the message's change ids (even when it has no levels)."""
 
 
 class Heartbeat(msgspec.Struct, frozen=True, gc=False):
@@ -220,8 +223,8 @@ def quote_from_wire(t: wire.TickerWire, recv_ts_us: int) -> QuoteTick:
     )
 
 
-def _ticker(data: bytes, recv_ts_us: int, channel: str) -> list[Event]:
-    return [quote_from_wire(_ticker_decoder.decode(data), recv_ts_us)]
+def _ticker(data: bytes, recv_ts_us: int, channel: str) -> Notification:
+    return Notification(channel, [quote_from_wire(_ticker_decoder.decode(data), recv_ts_us)])
 
 
 # ---------------------------------------------------------------------------- trades
@@ -277,8 +280,8 @@ def trades_from_wire(
     return out
 
 
-def _trades(data: bytes, recv_ts_us: int, channel: str) -> list[Event]:
-    return trades_from_wire(_trades_decoder.decode(data), recv_ts_us)
+def _trades(data: bytes, recv_ts_us: int, channel: str) -> Notification:
+    return Notification(channel, trades_from_wire(_trades_decoder.decode(data), recv_ts_us))
 
 
 # ---------------------------------------------------------------------------- book
@@ -341,32 +344,39 @@ def book_from_wire(b: wire.BookWire, recv_ts_us: int) -> list[Event]:
     return out
 
 
-def _book(data: bytes, recv_ts_us: int, channel: str) -> list[Event]:
-    return book_from_wire(_book_decoder.decode(data), recv_ts_us)
+def _book(data: bytes, recv_ts_us: int, channel: str) -> Notification:
+    b = _book_decoder.decode(data)
+    events = book_from_wire(b, recv_ts_us)
+    kind = b.type
+    snap = kind == "snapshot" or (kind is None and b.prev_change_id is None)
+    ids = BookIds(b.instrument_name, b.timestamp * 1000, b.change_id, None if snap else b.prev_change_id, snap)
+    return Notification(channel, events, ids)
 
 
 # ---------------------------------------------------------------------------- index, state
 
 
-def _index(data: bytes, recv_ts_us: int, channel: str) -> list[Event]:
+def _index(data: bytes, recv_ts_us: int, channel: str) -> Notification:
     i = _index_decoder.decode(data)
-    return [IndexTick(i.index_name, i.timestamp * 1000, recv_ts_us, i.price)]
+    return Notification(channel, [IndexTick(i.index_name, i.timestamp * 1000, recv_ts_us, i.price)])
 
 
-def _instrument(data: bytes, recv_ts_us: int, channel: str) -> list[Event]:
+def _instrument(data: bytes, recv_ts_us: int, channel: str) -> Notification:
     parts = channel.split(".")
     if len(parts) < 3 or parts[1] != "state":
         raise _BadData(f"unsupported instrument channel {channel!r}")
     s = _state_decoder.decode(data)
     kind = parts[2] if parts[2] != "any" else None
-    return [InstrumentEvent(s.instrument_name, s.timestamp * 1000, recv_ts_us, s.state, kind=kind)]
+    return Notification(
+        channel, [InstrumentEvent(s.instrument_name, s.timestamp * 1000, recv_ts_us, s.state, kind=kind)]
+    )
 
 
-def _ignored(data: bytes, recv_ts_us: int, channel: str) -> list[Event]:
-    return []
+def _ignored(data: bytes, recv_ts_us: int, channel: str) -> Notification:
+    return Notification(channel, [])
 
 
-_Handler = Callable[[bytes, int, str], list[Event]]
+_Handler = Callable[[bytes, int, str], Notification]
 
 _HANDLERS: Final[dict[str, _Handler]] = {
     "ticker": _ticker,
@@ -410,7 +420,7 @@ def parse_frame(frame: bytes, recv_ts_us: int) -> Outcome:
         if handler is None:
             return Malformed(MalformedKind.UNKNOWN_CHANNEL, "", f"channel {channel!r}", _sample(frame))
         try:
-            return Notification(channel, handler(params.data, recv_ts_us, channel))
+            return handler(params.data, recv_ts_us, channel)
         except (msgspec.ValidationError, msgspec.DecodeError, _BadData, TypeError, ValueError) as exc:
             return Malformed(MalformedKind.INVALID_DATA, family, f"{channel}: {exc}", _sample(frame))
     if method == "heartbeat":

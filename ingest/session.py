@@ -1,0 +1,524 @@
+"""A sans-I/O Deribit JSON-RPC session: frames in → events out, frames to send out.
+
+One ``DeribitSession`` per WebSocket connection. It owns no socket and reads no clock:
+the driver (an asyncio task with ``websockets``) passes every received text frame and
+the current time in µs, and sends whatever ``data_to_send`` returns. Modelled on the
+python-websockets protocol objects, and tested the same way, with literal frames.
+
+Driver loop (sketch)::
+
+    session = DeribitSession(SessionConfig.from_settings(settings.deribit, "c0"),
+                             subscribe_limiter=shared_bucket)
+    session.subscribe(channels)                      # desired set; survives reconnects
+    # connected:
+    session.connection_made(now_us())
+    send_all(session.data_to_send(now_us()))         # set_heartbeat + subscribe batches
+    for each received frame:
+        seq = journal.append(frame, recv_us, "c0")   # journal first (DESIGN.md §5)
+        for out in session.receive_frame(frame, recv_us):
+            ...                                      # domain events → writer; signals → act
+        send_all(session.data_to_send(now_us()))     # public/test replies, resubscribes
+    every ~1 s: outs = session.poll(now_us()); send_all(session.data_to_send(now_us()))
+    # disconnected (any reason, including ReconnectRequired):
+    outs = session.connection_lost(now_us())         # opens the disconnect/stale gap
+    sleep(backoff.next_delay_s()), reconnect through the global TokenBucket
+
+Outputs of ``receive_frame``/``poll``/``connection_lost`` are domain events
+(``QuoteTick``, ``TradeTick``, ``BookChange``, ``IndexTick``, ``InstrumentEvent``) and
+session signals:
+
+* ``Subscribed(channels)`` / ``Unsubscribed(channels)``: confirmed by the exchange;
+* ``Rejected(channels, reason)``: the exchange refused channels (also a ``rejected``
+  ``GapDetected`` per channel);
+* ``GapDetected(gap, first_missing_seq, last_missing_seq)``: a gap opened
+  (``gap.end_us is None``) or closed (same ``start_us``/``instrument``/``kind``, so the
+  gaps table row is updated through its dedup key). Kinds and bounds:
+
+  - ``disconnect`` / ``stale`` (instrument ``*``): opened by ``connection_lost`` with start
+    = receive time of the last notification; closed by the first notification after the
+    resubscribe (end = its receive time), status ``open`` = to be backfilled (trades)
+    by the backfill job; ``stale`` when the loss followed a ``ReconnectRequired`` for
+    silence;
+  - ``book_seq``: exchange ts of the last good message → ts of the new snapshot, then
+    ``unrecoverable``; the session queues an unsubscribe + subscribe of only that
+    instrument's book channel;
+  - ``trade_seq``: exchange ts of the trade before → the trade after, with the missing
+    seq range, status ``open`` (backfill);
+  - ``stale`` (one liquid instrument): last receive → the next receive, ``unrecoverable``;
+  - ``rejected``: receive time of the refusal; closed (``resolved``) if a later subscribe
+    is granted.
+* ``ReconnectRequired(reason)``: close the socket and reconnect (silence, or error 10028);
+* ``InstrumentsReceived(request_id, currency, kind, instruments)``: a ``get_instruments``
+  answer (the discovery code diffs it and writes the rows it wants);
+* ``RpcFailed(request_id, method, code, message)``: any other error response;
+* ``Malformed`` (from ``ingest.normalize``): a frame that could not be understood.
+
+State across reconnects: the desired channel set, trade_seq tracking (so a trade gap
+across a reconnect is detected) and the liquid-instrument set survive; book chains, the
+confirmed channel set, pending requests and unsent frames do not.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from ingest.normalize import Heartbeat, Malformed, Notification, Response, parse_frame, parse_instruments
+from ingest.pacing import TokenBucket
+from ingest.sequence import BookSequence, TradeSequence
+from tickarchive.domain import (
+    ALL_INSTRUMENTS,
+    Event,
+    Gap,
+    GapKind,
+    GapStatus,
+    InstrumentEvent,
+    TradeTick,
+)
+
+TOO_MANY_REQUESTS: Final = 10028
+_SUBSCRIBE: Final = "public/subscribe"
+_UNSUBSCRIBE: Final = "public/unsubscribe"
+
+
+# ---------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    connection: str
+    """Connection id, as journaled and written to the gaps table (``c0``, ``c1``, ...)."""
+    heartbeat_interval_s: int = 10
+    channels_per_request: int = 250
+    stale_connection_s: float = 15.0
+    stale_instrument_s: float = 10.0
+
+    @classmethod
+    def from_settings(cls, deribit: Any, connection: str) -> SessionConfig:
+        """From ``tickarchive.settings.DeribitSettings``."""
+        return cls(
+            connection=connection,
+            heartbeat_interval_s=deribit.heartbeat_interval_s,
+            channels_per_request=deribit.channels_per_request,
+            stale_connection_s=deribit.stale_connection_s,
+            stale_instrument_s=deribit.stale_instrument_s,
+        )
+
+
+# ---------------------------------------------------------------------------- signals
+
+
+class Subscribed(msgspec.Struct, frozen=True, gc=False):
+    channels: tuple[str, ...]
+
+
+class Unsubscribed(msgspec.Struct, frozen=True, gc=False):
+    channels: tuple[str, ...]
+
+
+class Rejected(msgspec.Struct, frozen=True, gc=False):
+    channels: tuple[str, ...]
+    reason: str
+
+
+class GapDetected(msgspec.Struct, frozen=True, gc=False):
+    gap: Gap
+    first_missing_seq: int | None = None
+    last_missing_seq: int | None = None
+
+
+class ReconnectRequired(msgspec.Struct, frozen=True, gc=False):
+    reason: str
+
+
+class InstrumentsReceived(msgspec.Struct, frozen=True, gc=False):
+    request_id: int
+    currency: str
+    kind: str | None
+    instruments: list[InstrumentEvent]
+
+
+class RpcFailed(msgspec.Struct, frozen=True, gc=False):
+    request_id: int | str | None
+    method: str
+    code: int
+    message: str
+
+
+Signal = Subscribed | Unsubscribed | Rejected | GapDetected | ReconnectRequired | InstrumentsReceived | RpcFailed
+Output = Event | Signal | Malformed
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def instrument_of_channel(channel: str) -> str | None:
+    """``ticker.X.100ms`` / ``book.X.100ms`` / ``book.X.none.10.100ms`` / ``trades.X.100ms``
+    → ``X``; channels that are not about one instrument → ``None``."""
+    parts = channel.split(".")
+    if len(parts) >= 2 and parts[0] in ("ticker", "book", "quote", "incremental_ticker"):
+        return parts[1]
+    if len(parts) == 3 and parts[0] == "trades" and "-" in parts[1]:
+        return parts[1]
+    return None
+
+
+def book_channel_of(channel_template: str, instrument: str) -> str:
+    return channel_template.format(instrument=instrument)
+
+
+@dataclass(slots=True)
+class _Pending:
+    method: str
+    channels: tuple[str, ...] = ()
+    currency: str = ""
+    kind: str | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_ResultList = msgspec.json.Decoder(list[str])
+
+
+# ---------------------------------------------------------------------------- session
+
+
+class DeribitSession:
+    """The protocol state of one connection. See the module docstring."""
+
+    def __init__(self, config: SessionConfig, subscribe_limiter: TokenBucket | None = None) -> None:
+        self.config = config
+        self.connection = config.connection
+        self._limiter = subscribe_limiter
+        self._stale_conn_us = int(config.stale_connection_s * 1e6)
+        self._stale_inst_us = int(config.stale_instrument_s * 1e6)
+        self._next_id = 1
+        self._outbox: list[bytes] = []
+        self._paced: deque[tuple[str, tuple[str, ...]]] = deque()
+        self._pending: dict[int, _Pending] = {}
+        self._desired: set[str] = set()
+        self._confirmed: set[str] = set()
+        self._book_channel: dict[str, str] = {}
+        """instrument → its book channel, for targeted resubscribes."""
+        self._rejected_gaps: dict[str, Gap] = {}
+        self.books = BookSequence(config.connection)
+        self.trades = TradeSequence(config.connection)
+        self.connected = False
+        self._connected_us: int | None = None
+        self._last_frame_us: int | None = None
+        self._last_data_us: int | None = None
+        self._open_conn_gap: Gap | None = None
+        self._stale_reason: str | None = None
+        self._liquid: set[str] = set()
+        self._seen: dict[str, int] = {}
+        self._stale_gaps: dict[str, Gap] = {}
+        self.frames = 0
+        self.notifications = 0
+
+    # -- channel set ---------------------------------------------------------------
+
+    @property
+    def desired_channels(self) -> frozenset[str]:
+        return frozenset(self._desired)
+
+    @property
+    def subscribed_channels(self) -> frozenset[str]:
+        """Channels the exchange confirmed on the current connection."""
+        return frozenset(self._confirmed)
+
+    def subscribe(self, channels: Iterable[str]) -> None:
+        """Add channels to the desired set (sent now if connected, else on connect)."""
+        new = [c for c in channels if c not in self._desired]
+        self._desired.update(new)
+        for c in new:
+            if c.startswith("book."):
+                inst = instrument_of_channel(c)
+                if inst is not None:
+                    self._book_channel[inst] = c
+        if self.connected and new:
+            self._queue_batches(_SUBSCRIBE, new)
+
+    def unsubscribe(self, channels: Iterable[str]) -> None:
+        """Remove channels from the desired set (an expiry, a reshard)."""
+        gone = [c for c in channels if c in self._desired]
+        self._desired.difference_update(gone)
+        for c in gone:
+            inst = instrument_of_channel(c)
+            if inst is not None and self._book_channel.get(inst) == c:
+                del self._book_channel[inst]
+        if self.connected and gone:
+            self._queue_batches(_UNSUBSCRIBE, gone)
+
+    def mark_liquid(self, instruments: Iterable[str]) -> None:
+        """Instruments whose silence for ``stale_instrument_s`` is a ``stale`` gap."""
+        self._liquid = set(instruments)
+        for inst in list(self._seen):
+            if inst not in self._liquid:
+                del self._seen[inst]
+
+    def request_instruments(self, currency: str, kind: str | None = None, expired: bool = False) -> int:
+        """Queue a ``public/get_instruments`` call; its answer is an ``InstrumentsReceived``.
+        (Deribit allows 1 such request/s per IP: pace it in the caller.)"""
+        params: dict[str, Any] = {"currency": currency, "expired": expired}
+        if kind is not None:
+            params["kind"] = kind
+        return self._send(
+            "public/get_instruments", params, _Pending("public/get_instruments", currency=currency, kind=kind)
+        )
+
+    # -- connection lifecycle ----------------------------------------------------------
+
+    def connection_made(self, now_us: int) -> None:
+        """The socket is open: queue ``set_heartbeat`` and the subscribe batches."""
+        self.connected = True
+        self._connected_us = now_us
+        self._outbox.clear()
+        self._paced.clear()
+        self._pending.clear()
+        self._confirmed.clear()
+        self._seen.clear()
+        self.books.reset()
+        self._send("public/set_heartbeat", {"interval": self.config.heartbeat_interval_s}, _Pending("set_heartbeat"))
+        if self._desired:
+            self._queue_batches(_SUBSCRIBE, sorted(self._desired))
+
+    def connection_lost(self, now_us: int) -> list[Output]:
+        """The socket is gone (for any reason). Opens a ``disconnect`` (or ``stale``) gap
+        from the last notification; it is closed by the first one after resubscribing."""
+        out: list[Output] = []
+        was = self.connected
+        self.connected = False
+        self._outbox.clear()
+        self._paced.clear()
+        self._pending.clear()
+        self._confirmed.clear()
+        self.books.reset()
+        last = self._last_data_us
+        if was and last is not None and self._open_conn_gap is None:
+            stale = self._stale_reason
+            kind = GapKind.STALE if stale else GapKind.DISCONNECT
+            cause = stale if stale else "connection lost"
+            self._open_conn_gap = Gap(kind, ALL_INSTRUMENTS, last, None, cause, self.connection, GapStatus.OPEN)
+            out.append(GapDetected(self._open_conn_gap))
+        self._stale_reason = None
+        return out
+
+    # -- output ------------------------------------------------------------------------
+
+    def data_to_send(self, now_us: int) -> list[bytes]:
+        """Frames to send now. Subscribe/unsubscribe calls are released as the shared
+        limiter allows; ``next_send_us`` says when to call again."""
+        out = self._outbox
+        self._outbox = []
+        paced = self._paced
+        limiter = self._limiter
+        while paced and (limiter is None or limiter.try_acquire(now_us)):
+            method, channels = paced.popleft()
+            out.append(self._frame(method, {"channels": list(channels)}, _Pending(method, channels)))
+        return out
+
+    def next_send_us(self, now_us: int) -> int | None:
+        """When paced requests can go out (``None``: nothing waiting)."""
+        if self._outbox:
+            return now_us
+        if not self._paced:
+            return None
+        return now_us + (0 if self._limiter is None else self._limiter.wait_us(now_us))
+
+    def _queue_batches(self, method: str, channels: Sequence[str]) -> None:
+        n = self.config.channels_per_request
+        for i in range(0, len(channels), n):
+            self._paced.append((method, tuple(channels[i : i + n])))
+
+    def _frame(self, method: str, params: dict[str, Any], pending: _Pending) -> bytes:
+        rid = self._next_id
+        self._next_id += 1
+        self._pending[rid] = pending
+        return _encoder.encode({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+
+    def _send(self, method: str, params: dict[str, Any], pending: _Pending) -> int:
+        rid = self._next_id
+        self._outbox.append(self._frame(method, params, pending))
+        return rid
+
+    # -- input ---------------------------------------------------------------------------
+
+    def receive_frame(self, frame: bytes, now_us: int) -> list[Output]:
+        """Process one received frame (already journaled). Never raises on bad input."""
+        self.frames += 1
+        self._last_frame_us = now_us
+        o = parse_frame(frame, now_us)
+        if type(o) is Notification:
+            return self._notification(o, now_us)
+        if type(o) is Heartbeat:
+            if o.type == "test_request":
+                self._send("public/test", {}, _Pending("public/test"))
+            return []
+        if type(o) is Response:
+            return self._response(o, now_us)
+        return [o]  # type: ignore[list-item]  # Malformed
+
+    def _notification(self, n: Notification, now_us: int) -> list[Output]:
+        self.notifications += 1
+        self._last_data_us = now_us
+        out: list[Output] = n.events  # type: ignore[assignment]
+        extra: list[Output] | None = None
+        if self._open_conn_gap is not None:
+            g = self._open_conn_gap
+            self._open_conn_gap = None
+            extra = [GapDetected(Gap(g.kind, g.instrument, g.start_us, now_us, g.cause, g.connection, g.status))]
+        book = n.book
+        if book is not None:
+            gap = self.books.check(book)
+            if gap is not None:
+                extra = extra or []
+                extra.append(GapDetected(gap))
+                if gap.end_us is None:
+                    self._resubscribe_book(book.instrument, n.channel)
+        elif n.channel.startswith("trades."):
+            for ev in n.events:
+                if type(ev) is TradeTick:
+                    tg = self.trades.check(ev)
+                    if tg is not None:
+                        extra = extra or []
+                        extra.append(GapDetected(tg.gap, tg.first_missing_seq, tg.last_missing_seq))
+        if self._liquid and n.events:
+            inst = getattr(n.events[0], "instrument", None)
+            if inst is not None and inst in self._liquid:
+                self._seen[inst] = now_us
+                sg = self._stale_gaps.pop(inst, None)
+                if sg is not None:
+                    extra = extra or []
+                    extra.append(
+                        GapDetected(
+                            Gap(
+                                sg.kind,
+                                sg.instrument,
+                                sg.start_us,
+                                now_us,
+                                sg.cause,
+                                sg.connection,
+                                GapStatus.UNRECOVERABLE,
+                            )
+                        )
+                    )
+        if extra:
+            return [*out, *extra]
+        return out
+
+    def _resubscribe_book(self, instrument: str, channel: str) -> None:
+        ch = self._book_channel.get(instrument, channel)
+        if ch in self._desired and self.connected:
+            self._paced.append((_UNSUBSCRIBE, (ch,)))
+            self._paced.append((_SUBSCRIBE, (ch,)))
+
+    def _response(self, r: Response, now_us: int) -> list[Output]:
+        rid = r.id
+        pending = self._pending.pop(rid, None) if isinstance(rid, int) else None
+        if pending is None:
+            return [RpcFailed(rid, "?", 0, "response to an unknown request id")]
+        method = pending.method
+        err = r.error
+        if method == _SUBSCRIBE:
+            if err is not None:
+                out = self._refused(pending.channels, f"error {err.code}: {err.message}", now_us)
+                if err.code == TOO_MANY_REQUESTS:
+                    out.append(ReconnectRequired(f"subscribe refused: too_many_requests ({err.code})"))
+                return out
+            return self._subscribed(pending.channels, r.result, now_us)
+        if method == _UNSUBSCRIBE:
+            if err is not None:
+                return [RpcFailed(rid, method, err.code, err.message)]
+            try:
+                gone = _ResultList.decode(r.result) if r.result is not None else []
+            except msgspec.DecodeError:
+                gone = list(pending.channels)
+            self._confirmed.difference_update(gone)
+            return [Unsubscribed(tuple(gone))]
+        if err is not None:
+            out2: list[Output] = [RpcFailed(rid, method, err.code, err.message)]
+            if err.code == TOO_MANY_REQUESTS:
+                out2.append(ReconnectRequired(f"{method} refused: too_many_requests ({err.code})"))
+            return out2
+        if method == "public/get_instruments":
+            got = parse_instruments(r.result or b"[]", now_us, r.server_us)
+            if isinstance(got, Malformed):
+                return [got]
+            return [InstrumentsReceived(int(rid), pending.currency, pending.kind, got)]  # type: ignore[arg-type]
+        return []  # set_heartbeat "ok", public/test
+
+    def _subscribed(self, requested: tuple[str, ...], result: msgspec.Raw | None, now_us: int) -> list[Output]:
+        try:
+            granted = set(_ResultList.decode(result)) if result is not None else set()
+        except msgspec.DecodeError:
+            granted = set()
+        out: list[Output] = []
+        ok = granted & self._desired
+        self._confirmed.update(ok)
+        if ok:
+            out.append(Subscribed(tuple(sorted(ok))))
+            for ch in ok:
+                g = self._rejected_gaps.pop(ch, None)
+                if g is not None:
+                    out.append(
+                        GapDetected(
+                            Gap(g.kind, g.instrument, g.start_us, now_us, g.cause, g.connection, GapStatus.RESOLVED)
+                        )
+                    )
+                inst = instrument_of_channel(ch)
+                if inst is not None and inst in self._liquid:
+                    self._seen.setdefault(inst, now_us)
+        refused = [c for c in requested if c not in granted]
+        if refused:
+            out.extend(self._refused(tuple(refused), "not in the subscribe result", now_us))
+        return out
+
+    def _refused(self, channels: tuple[str, ...], reason: str, now_us: int) -> list[Output]:
+        out: list[Output] = [Rejected(channels, reason)]
+        for ch in channels:
+            if ch in self._rejected_gaps:
+                continue
+            gap = Gap(
+                GapKind.REJECTED,
+                instrument_of_channel(ch) or ALL_INSTRUMENTS,
+                now_us,
+                None,
+                f"subscription to {ch} refused: {reason}",
+                self.connection,
+                GapStatus.OPEN,
+            )
+            self._rejected_gaps[ch] = gap
+            out.append(GapDetected(gap))
+        return out
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def poll(self, now_us: int) -> list[Output]:
+        """Stale checks; call about once a second."""
+        out: list[Output] = []
+        if not self.connected:
+            return out
+        if self._confirmed and self._stale_reason is None:
+            since = max(self._last_data_us or 0, self._connected_us or 0)
+            if now_us - since > self._stale_conn_us:
+                self._stale_reason = f"no data for {(now_us - since) / 1e6:.1f} s while subscribed"
+                out.append(ReconnectRequired(self._stale_reason))
+        if self._liquid:
+            limit = self._stale_inst_us
+            for inst, seen in self._seen.items():
+                if now_us - seen > limit and inst not in self._stale_gaps:
+                    gap = Gap(
+                        GapKind.STALE,
+                        inst,
+                        seen,
+                        None,
+                        f"liquid instrument silent for more than {self.config.stale_instrument_s:g} s",
+                        self.connection,
+                        GapStatus.OPEN,
+                    )
+                    self._stale_gaps[inst] = gap
+                    out.append(GapDetected(gap))
+        return out
