@@ -41,7 +41,7 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> Month:
         m = _MONTH_RE.match(text.strip())
-        if m is None:
+        if m is None or not 1 <= int(m.group(2)) <= 12:
             raise InvalidArgument(f"invalid month {text!r}: expected YYYY-MM, e.g. 2026-11")
         return cls(int(m.group(1)), int(m.group(2)))
 

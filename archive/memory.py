@@ -71,3 +71,47 @@ class MemoryStore:
         old = self._tables.get(table.name)
         self._tables[table.name] = new if old is None else pa.concat_tables([old, new])
         return len(take)
+
+
+class ArrowTableSource:
+    """A read-only source over whole Arrow tables (benchmarks): sorted once, no dedup."""
+
+    def __init__(self, tables: dict[str, pa.Table], batch_rows: int = 100_000) -> None:
+        self.batch_rows = batch_rows
+        self._sorted: dict[str, pa.Table] = {}
+        self._tables = tables
+
+    def _data(self, table: Table) -> pa.Table:
+        if table.name not in self._sorted:
+            raw = self._tables.get(table.name, rows.arrow_schema(table).empty_table())
+            self._sorted[table.name] = sort_table(table, raw)
+        return self._sorted[table.name]
+
+    def _filter(self, table: Table, month: Month) -> pa.Table:
+        data = self._data(table)
+        ts = data.column("ts").cast(pa.int64())
+        return data.filter(pc.and_(pc.greater_equal(ts, month.start_us), pc.less(ts, month.end_us)))
+
+    def count_rows(self, table: Table, month: Month) -> int:
+        return int(self._filter(table, month).num_rows)
+
+    def batches(self, table: Table, month: Month) -> Iterator[pa.RecordBatch]:
+        yield from self._filter(table, month).to_batches(max_chunksize=self.batch_rows)
+
+    def months(self, table: Table) -> list[Month]:
+        ts = self._data(table).column("ts").cast(pa.int64())
+        return sorted({Month.of_us(v) for v in pc.unique(ts).to_pylist()})
+
+
+class CountingSink:
+    """A sink that only counts (restore read-throughput benchmarks)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+
+    def insert(self, table: Table, batch: pa.RecordBatch) -> int:
+        self.rows[table.name] = self.rows.get(table.name, 0) + int(batch.num_rows)
+        return int(batch.num_rows)
+
+    def count_rows(self, table: Table, month: Month) -> int:
+        return self.rows.get(table.name, 0)

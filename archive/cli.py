@@ -1,0 +1,322 @@
+"""``tickarchive archive ...`` and ``tickarchive bench archive``.
+
+Sources and sinks: ``export`` reads the warm store (``postgres.dsn`` or the local stack's
+reader role) unless ``--from-dir DIR`` names replay output (``DIR/<table>.parquet``);
+``restore`` writes to the warm store (writer role, or ``--dsn``). Every command takes
+``--target`` (default ``archive.target``) and exits non-zero with a clear message on any
+mismatch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from archive import catalog, layout, retention
+from archive.errors import ArchiveError, IntegrityError, InvalidArgument
+from archive.export import ExportOptions, export_month
+from archive.journal import archive_journal_day, check_journal_day
+from archive.layout import Month
+from archive.restore import restore_month
+from archive.rich_progress import RichProgress
+from archive.source import ArchiveSource
+from archive.target import Target, open_target
+from archive.verify import check_month, record_verified
+from tickarchive.settings import Settings, load_settings
+from tickarchive.tables import MARKET_TABLES, Table
+from tickarchive.tables import table as table_named
+
+DEFAULT_TABLES = tuple(t.name for t in MARKET_TABLES)
+
+TargetOpt = Annotated[str | None, typer.Option("--target", help="file://DIR, a path, or b2://bucket/prefix")]
+MonthOpt = Annotated[str, typer.Option("--month", help="month to work on, YYYY-MM")]
+TablesOpt = Annotated[list[str] | None, typer.Option("--table", help="table (repeatable); default: all market tables")]
+
+err = Console(stderr=True)
+
+
+def _out() -> Console:
+    """stdout; wide when not a terminal, so tables piped to files or tests do not wrap."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _target(url: str | None, settings: Settings) -> Target:
+    return open_target(url or settings.archive.target)
+
+
+def _tables(names: list[str] | None) -> list[Table]:
+    try:
+        return [table_named(n) for n in (names or DEFAULT_TABLES)]
+    except KeyError as exc:
+        raise InvalidArgument(str(exc.args[0])) from None
+
+
+def _options(settings: Settings, staging: Path | None, file_rows: int | None) -> ExportOptions:
+    base = ExportOptions.from_settings(settings.archive)
+    return ExportOptions(
+        zstd_level=base.zstd_level,
+        row_group_rows=base.row_group_rows,
+        file_rows=file_rows or base.file_rows,
+        staging_dir=staging or base.staging_dir or settings.paths.local_dir / "archive-staging",
+    )
+
+
+def _warm_dsns(settings: Settings) -> tuple[str, str]:
+    """(reader, writer) DSNs of the warm store."""
+    from store.stack.postgres import warm_dsns
+
+    dsns = warm_dsns(settings.postgres)
+    return dsns.reader, dsns.writer
+
+
+def _source(settings: Settings, from_dir: Path | None, dsn: str | None) -> ArchiveSource:
+    if from_dir is not None:
+        from archive.replay_source import ParquetDirSource
+
+        if not from_dir.is_dir():
+            raise InvalidArgument(f"--from-dir {from_dir}: not a directory")
+        return ParquetDirSource(from_dir)
+    from archive.postgres import PostgresSource
+
+    return PostgresSource(dsn or _warm_dsns(settings)[0])
+
+
+def _fmt_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _report_problems(exc: IntegrityError) -> None:
+    err.print(f"[bold red]{exc.summary}[/]")
+    for p in exc.problems:
+        err.print(f"  [red]{p}[/]")
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    group = typer.Typer(help="The Parquet archive (cold tier): export, verify, restore, ls.", no_args_is_help=True)
+
+    @group.command("ls")
+    def ls_cmd(
+        target: TargetOpt = None,
+        scan: Annotated[bool, typer.Option("--scan", help="rebuild the index from the manifests")] = False,
+    ) -> None:
+        """List archived months and journal days."""
+        settings = _settings()
+        tgt = _target(target, settings)
+        now = dt.datetime.now(dt.UTC)
+        index = catalog.rebuild_index(tgt, now) if scan else catalog.read_index(tgt)
+        t = RichTable(title=f"archive at {tgt.url}")
+        for col in ("table", "month", "gen", "rows", "files", "size", "created", "verified"):
+            t.add_column(col, justify="right" if col in ("rows", "files", "size", "gen") else "left")
+        for m in index.months:
+            verified = catalog.is_verified(tgt, m.table, Month.parse(m.month))
+            t.add_row(
+                m.table,
+                m.month,
+                str(m.generation),
+                f"{m.rows:,}",
+                str(m.files),
+                _fmt_bytes(m.bytes),
+                m.created_at,
+                "yes" if verified else "no",
+            )
+        _out().print(t)
+        if index.journal_days:
+            j = RichTable(title="raw journal")
+            for col in ("day", "segments", "original", "stored", "created"):
+                j.add_column(col)
+            for d in index.journal_days:
+                j.add_row(d.day, str(d.segments), _fmt_bytes(d.original_bytes), _fmt_bytes(d.bytes), d.created_at)
+            _out().print(j)
+        if not index.months and not index.journal_days:
+            _out().print("(empty: nothing archived yet; `archive ls --scan` rebuilds the index from manifests)")
+
+    @group.command("export")
+    def export_cmd(
+        month: MonthOpt,
+        table: TablesOpt = None,
+        target: TargetOpt = None,
+        from_dir: Annotated[
+            Path | None, typer.Option("--from-dir", help="replay output DIR/<table>.parquet instead of the warm store")
+        ] = None,
+        dsn: Annotated[str | None, typer.Option("--dsn", help="warm-store DSN (default: settings)")] = None,
+        staging: Annotated[Path | None, typer.Option("--staging-dir", help="where parts are written first")] = None,
+        file_rows: Annotated[int | None, typer.Option("--file-rows", help="rows per Parquet file")] = None,
+        force: Annotated[bool, typer.Option("--force", help="re-export even if the archive is up to date")] = False,
+    ) -> None:
+        """Export a closed month (idempotent: an up-to-date month is left alone)."""
+        settings = _settings()
+        m = Month.parse(month)
+        if m >= Month.of(dt.datetime.now(dt.UTC).date()):
+            raise InvalidArgument(f"month {m} is not closed yet")
+        tgt = _target(target, settings)
+        source = _source(settings, from_dir, dsn)
+        options = _options(settings, staging, file_rows)
+        with RichProgress() as progress:
+            for t in _tables(table):
+                r = export_month(source, tgt, t, m, options, progress=progress, force=force)
+                mf = r.manifest
+                progress.note(
+                    f"{r.table} {m}: {r.status}, {mf.total_rows:,} rows in {len(mf.files)} files "
+                    f"({_fmt_bytes(mf.total_bytes)}; uploaded {r.uploaded}, skipped {r.skipped})"
+                )
+
+    @group.command("verify")
+    def verify_cmd(
+        month: Annotated[str | None, typer.Option("--month", help="only this month (YYYY-MM)")] = None,
+        table: TablesOpt = None,
+        target: TargetOpt = None,
+    ) -> None:
+        """Re-read every archived file and check hashes, row counts and ts ranges."""
+        settings = _settings()
+        tgt = _target(target, settings)
+        index = catalog.rebuild_index(tgt, dt.datetime.now(dt.UTC))
+        wanted_tables = set(table or [])
+        selection = [
+            (e.table, Month.parse(e.month))
+            for e in index.months
+            if (month is None or e.month == str(Month.parse(month))) and (not wanted_tables or e.table in wanted_tables)
+        ]
+        if month is not None and table:
+            selection = [(t, Month.parse(month)) for t in table]  # a missing manifest is a failure
+        if not selection:
+            raise ArchiveError(f"nothing archived at {tgt.url} matches the selection")
+        problems: list[str] = []
+        with RichProgress() as progress:
+            for t_name, m in selection:
+                result = check_month(tgt, t_name, m, progress=progress)
+                if result.ok:
+                    record_verified(tgt, result)
+                    progress.note(f"{t_name} {m}: OK ({result.files} files, {result.rows:,} rows)")
+                else:
+                    problems.extend(result.problems)
+                    progress.note(f"[red]{t_name} {m}: FAILED[/]")
+        if problems:
+            _report_problems(IntegrityError(f"verify failed at {tgt.url}", problems))
+            raise typer.Exit(1)
+
+    @group.command("restore")
+    def restore_cmd(
+        month: MonthOpt,
+        table: TablesOpt = None,
+        target: TargetOpt = None,
+        dsn: Annotated[
+            str | None, typer.Option("--dsn", help="warm-store DSN (default: settings, writer role)")
+        ] = None,
+    ) -> None:
+        """Load an archived month back into the warm store (idempotent)."""
+        from archive.postgres import PostgresSink
+
+        settings = _settings()
+        m = Month.parse(month)
+        tgt = _target(target, settings)
+        with PostgresSink(dsn or _warm_dsns(settings)[1]) as sink, RichProgress() as progress:
+            for t in _tables(table):
+                if catalog.read_month_manifest(tgt, t.name, m) is None:
+                    if table:
+                        raise ArchiveError(f"{t.name} {m} is not archived at {tgt.url}")
+                    continue
+                r = restore_month(tgt, sink, t, m, progress=progress)
+                progress.note(f"{t.name} {m}: read {r.rows_read:,} rows, inserted {r.rows_inserted:,} new")
+
+    @group.command("journal")
+    def journal_cmd(
+        day: Annotated[str, typer.Option("--day", help="UTC day the segments belong to, YYYY-MM-DD")],
+        segments: Annotated[list[Path], typer.Argument(help="sealed, acknowledged journal segment files")],
+        target: TargetOpt = None,
+    ) -> None:
+        """Archive a day's raw journal segments (zstd) with their manifest."""
+        settings = _settings()
+        tgt = _target(target, settings)
+        d = layout.parse_day(day)
+        with RichProgress() as progress:
+            r = archive_journal_day(tgt, d, segments, zstd_level=settings.archive.zstd_level, progress=progress)
+        m = r.manifest
+        _out().print(
+            f"journal {d}: {r.status}, {len(m.segments)} segments, {_fmt_bytes(m.total_original_bytes)} -> "
+            f"{_fmt_bytes(m.total_bytes)} (uploaded {r.uploaded})"
+        )
+
+    @group.command("verify-journal")
+    def verify_journal_cmd(
+        day: Annotated[str | None, typer.Option("--day", help="only this day (YYYY-MM-DD)")] = None,
+        target: TargetOpt = None,
+    ) -> None:
+        """Re-read archived journal segments: hashes of the stored and the decompressed bytes."""
+        settings = _settings()
+        tgt = _target(target, settings)
+        index = catalog.rebuild_index(tgt, dt.datetime.now(dt.UTC))
+        days = [layout.parse_day(day)] if day else [dt.date.fromisoformat(d.day) for d in index.journal_days]
+        if not days:
+            raise ArchiveError(f"no journal days archived at {tgt.url}")
+        problems: list[str] = []
+        with RichProgress() as progress:
+            for d in days:
+                found = check_journal_day(tgt, d, progress=progress)
+                problems.extend(found)
+                progress.note(f"journal {d}: {'OK' if not found else '[red]FAILED[/]'}")
+        if problems:
+            _report_problems(IntegrityError(f"journal verify failed at {tgt.url}", problems))
+            raise typer.Exit(1)
+
+    @group.command("retention")
+    def retention_cmd(
+        target: TargetOpt = None,
+        today: Annotated[str | None, typer.Option("--today", help="decide as of this day (default: today)")] = None,
+    ) -> None:
+        """Show which archived months the warm tier may drop (older than the retention and verified)."""
+        settings = _settings()
+        tgt = _target(target, settings)
+        index = catalog.read_index(tgt)
+        pairs = [(e.table, Month.parse(e.month)) for e in index.months]
+        when = layout.parse_day(today) if today else dt.datetime.now(dt.UTC).date()
+        decisions = retention.decide(
+            pairs, retention.verified_pairs(tgt, pairs), when, settings.lifecycle.warm_retention_months
+        )
+        for d in decisions:
+            _out().print(f"{d.table:<22} {d.month}  {d.verdict.value}")
+
+    app.add_typer(group, name="archive")
+
+    @bench.command("archive")
+    def bench_archive(
+        rows: Annotated[int, typer.Option("--rows", help="rows per table")] = 1_000_000,
+        table: TablesOpt = None,
+        work_dir: Annotated[Path | None, typer.Option("--work-dir", help="scratch directory")] = None,
+    ) -> None:
+        """Export, verify and restore synthetic months; print rows/s and bytes per row."""
+        from archive import bench as bench_mod
+
+        settings = _settings()
+        names = table or ["quotes", "trades", "book_changes"]
+        options = ExportOptions.from_settings(settings.archive)
+        results = bench_mod.run(names, rows, options, work_dir)
+        t = RichTable(title=f"archive bench: zstd({options.zstd_level}), row groups of {options.row_group_rows:,} rows")
+        for col in ("table", "rows", "files", "size", "bytes/row", "export rows/s", "verify rows/s", "restore rows/s"):
+            t.add_column(col, justify="right")
+        for r in results:
+            t.add_row(
+                r.table,
+                f"{r.rows:,}",
+                str(r.files),
+                _fmt_bytes(r.bytes),
+                f"{r.bytes_per_row:.1f}",
+                f"{r.per_s(r.export_s):,.0f}",
+                f"{r.per_s(r.verify_s):,.0f}",
+                f"{r.per_s(r.restore_s):,.0f}",
+            )
+        _out().print(t)

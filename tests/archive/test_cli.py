@@ -1,0 +1,122 @@
+"""The ``archive`` commands end to end on a local target (replay output as the source)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from archive import catalog, synthetic
+from archive.cli import register
+from archive.layout import Month
+from archive.local_target import LocalTarget
+from store.stack.handles import WarmHandle
+
+OCT = Month(2026, 10)
+
+
+@pytest.fixture
+def cli() -> tuple[typer.Typer, CliRunner]:
+    app = typer.Typer()
+    bench = typer.Typer()
+    register(app, bench)
+    app.add_typer(bench, name="bench")
+    return app, CliRunner()
+
+
+@pytest.fixture
+def replay_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "replay"
+    d.mkdir()
+    pq.write_table(synthetic.quotes(1200, OCT, n_instruments=20), d / "quotes.parquet")
+    pq.write_table(synthetic.trades(300, OCT, n_instruments=20), d / "trades.parquet")
+    return d
+
+
+def test_export_ls_verify_and_a_flipped_byte(
+    cli: tuple[typer.Typer, CliRunner], replay_dir: Path, tmp_path: Path
+) -> None:
+    app, runner = cli
+    lake = tmp_path / "lake"
+    args = ["archive", "export", "--month", "2026-10", "--table", "quotes", "--table", "trades"]
+    r = runner.invoke(app, [*args, "--from-dir", str(replay_dir), "--target", f"file://{lake}"])
+    assert r.exit_code == 0, r.output
+    assert "quotes 2026-10: exported, 1,200 rows in 1 files" in r.output
+    assert "trades 2026-10: exported, 300 rows in 1 files" in r.output
+    r = runner.invoke(app, [*args, "--from-dir", str(replay_dir), "--target", str(lake)])
+    assert r.exit_code == 0, r.output
+    assert "quotes 2026-10: up-to-date" in r.output
+
+    r = runner.invoke(app, ["archive", "verify", "--target", str(lake)])
+    assert r.exit_code == 0, r.output
+    assert "quotes 2026-10: OK (1 files, 1,200 rows)" in r.output
+    r = runner.invoke(app, ["archive", "ls", "--target", str(lake)])
+    assert r.exit_code == 0, r.output
+    assert "1,200" in r.output
+    assert "yes" in r.output
+
+    part = lake / "table=trades/month=2026-10/part-0000.parquet"
+    data = bytearray(part.read_bytes())
+    data[200] ^= 0x04
+    part.write_bytes(bytes(data))
+    r = runner.invoke(app, ["archive", "verify", "--month", "2026-10", "--target", str(lake)])
+    assert r.exit_code == 1
+    assert "table=trades/month=2026-10/part-0000.parquet: SHA-256 mismatch" in r.output
+    assert "quotes 2026-10: OK" in r.output
+
+
+def test_export_refuses_an_open_month_and_bad_input(cli: tuple[typer.Typer, CliRunner], replay_dir: Path) -> None:
+    app, runner = cli
+    r = runner.invoke(app, ["archive", "export", "--month", "2099-01", "--from-dir", str(replay_dir)])
+    assert r.exit_code != 0
+    assert "not closed yet" in str(r.exception)
+    r = runner.invoke(app, ["archive", "export", "--month", "2026-13", "--from-dir", str(replay_dir)])
+    assert "invalid month '2026-13'" in str(r.exception)
+
+
+def test_journal_and_retention_commands(cli: tuple[typer.Typer, CliRunner], tmp_path: Path) -> None:
+    app, runner = cli
+    lake = tmp_path / "lake"
+    seg = tmp_path / "seg-000001.log"
+    seg.write_bytes(b'1700000000.1: {"jsonrpc":"2.0","method":"subscription"}\n' * 200)
+    r = runner.invoke(app, ["archive", "journal", "--day", "2026-11-03", str(seg), "--target", str(lake)])
+    assert r.exit_code == 0, r.output
+    assert "journal 2026-11-03: archived, 1 segments" in r.output
+    r = runner.invoke(app, ["archive", "verify-journal", "--target", str(lake)])
+    assert r.exit_code == 0, r.output
+    assert "journal 2026-11-03: OK" in r.output
+    r = runner.invoke(app, ["archive", "retention", "--target", str(lake), "--today", "2027-12-05"])
+    assert r.exit_code == 0, r.output
+
+
+def test_restore_into_postgres(
+    cli: tuple[typer.Typer, CliRunner], replay_dir: Path, tmp_path: Path, postgres_clean: WarmHandle
+) -> None:
+    app, runner = cli
+    lake = tmp_path / "lake"
+    r = runner.invoke(
+        app, ["archive", "export", "--month", "2026-10", "--from-dir", str(replay_dir), "--target", str(lake)]
+    )
+    assert r.exit_code == 0, r.output
+    for _ in range(2):
+        r = runner.invoke(
+            app, ["archive", "restore", "--month", "2026-10", "--target", str(lake), "--dsn", postgres_clean.writer_dsn]
+        )
+        assert r.exit_code == 0, r.output
+    assert "quotes 2026-10: read 1,200 rows, inserted 0 new" in r.output
+    assert postgres_clean.query("SELECT count(*) FROM quotes")[0][0] == 1200
+    assert postgres_clean.query("SELECT count(*) FROM trades")[0][0] == 300
+    manifest = catalog.read_month_manifest(LocalTarget(lake), "quotes", OCT)
+    assert manifest is not None
+    assert manifest.total_rows == 1200
+
+
+def test_bench_archive_prints_figures(cli: tuple[typer.Typer, CliRunner]) -> None:
+    app, runner = cli
+    r = runner.invoke(app, ["bench", "archive", "--rows", "3000", "--table", "trades"])
+    assert r.exit_code == 0, r.output
+    assert "bytes/row" in r.output
+    assert "3,000" in r.output
