@@ -25,7 +25,20 @@ app = typer.Typer(
 )
 bench = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
 
-_PACKAGES = ("store", "ingest", "loadtest", "archive", "api", "tickarchive.ops")
+# Modules that contribute commands, each with ``register(app, bench)``. A module that
+# does not exist (yet) contributes nothing.
+_COMMAND_MODULES = (
+    "store.cli",
+    "store.rollover_cli",
+    "ingest.cli",
+    "ingest.collector_cli",
+    "loadtest.cli",
+    "loadtest.harness_cli",
+    "archive.cli",
+    "api.cli",
+    "tickarchive.demo",
+    "tickarchive.ops_cli",
+)
 
 
 @app.callback()
@@ -79,12 +92,12 @@ def config_reference() -> None:
 
 
 def _register_all() -> None:
-    for name in _PACKAGES:
+    for name in _COMMAND_MODULES:
         try:
-            module = importlib.import_module(f"{name}.cli")
+            module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name in (name, f"{name}.cli"):
-                continue  # that package has no commands yet
+            if exc.name == name:
+                continue  # not written yet
             raise
         module.register(app, bench)
     if bench.registered_commands or bench.registered_groups:
