@@ -85,7 +85,18 @@ class B2Target:
         got = stored_sha1(version.content_sha1, version.file_info)
         if got is not None and got != sha1:
             raise IntegrityError(f"{self.url}: {key}: B2 stored SHA-1 {got}, expected {sha1}")
+        self._drop_older_versions(self._name(key), version.id_)
         return ObjectInfo(key, int(version.size), got)
+
+    def _drop_older_versions(self, name: str, keep_id: str) -> None:
+        """B2 keeps every version of a name; an overwrite here means replace, so older
+        versions (an interrupted earlier export, the previous index) are deleted."""
+        try:
+            for v in self.bucket.list_file_versions(name):
+                if v.file_name == name and v.id_ != keep_id:
+                    self.bucket.delete_file_version(v.id_, v.file_name)
+        except B2Error as exc:
+            raise TargetError(f"{self.url}: cannot delete old versions of {name}: {exc}") from exc
 
     def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
         import hashlib

@@ -31,7 +31,7 @@ from tickarchive.settings import Settings, load_settings
 from tickarchive.tables import MARKET_TABLES, Table
 from tickarchive.tables import table as table_named
 
-DEFAULT_TABLES = tuple(t.name for t in MARKET_TABLES)
+DEFAULT_TABLES = (*(t.name for t in MARKET_TABLES), "gaps")
 
 TargetOpt = Annotated[str | None, typer.Option("--target", help="file://DIR, a path, or b2://bucket/prefix")]
 MonthOpt = Annotated[str, typer.Option("--month", help="month to work on, YYYY-MM")]
@@ -306,7 +306,16 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         options = ExportOptions.from_settings(settings.archive)
         results = bench_mod.run(names, rows, options, work_dir)
         t = RichTable(title=f"archive bench: zstd({options.zstd_level}), row groups of {options.row_group_rows:,} rows")
-        for col in ("table", "rows", "files", "size", "bytes/row", "export rows/s", "verify rows/s", "restore rows/s"):
+        for col in (
+            "table",
+            "rows",
+            "files",
+            "size",
+            "bytes/row",
+            "export rows/s",
+            "verify rows/s",
+            "restore-read rows/s",
+        ):
             t.add_column(col, justify="right")
         for r in results:
             t.add_row(

@@ -73,6 +73,10 @@ def test_injected_upload_errors_then_rerun_completes(store: MemoryStore, b2: B2E
     result = export_month(store, target, QUOTES, MONTH, OPTIONS)
     assert (result.status, result.uploaded, result.manifest.total_rows) == ("exported", 3, 4500)
     verify_month(target, "quotes", MONTH)
+    # overwritten names (the index, twice) keep a single version
+    versions = _versions(b2)
+    assert versions["lake/_index.json"] == 1
+    assert all(n == 1 for n in versions.values()), versions
 
 
 class _CrashAfter:
