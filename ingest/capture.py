@@ -48,6 +48,7 @@ class Capture:
 
     path: Path
     frames: int = 0
+    bytes_read: int = 0
     skipped: int = 0
     unreadable: int = 0
     unreadable_lines: list[int] = field(default_factory=list)
@@ -110,6 +111,7 @@ def _classify(line: bytes, last_ts: int) -> tuple[str, int, bytes]:
 def iter_lines(stream: BinaryIO, capture: Capture) -> Iterator[CaptureRecord]:
     last_ts = 0
     for line_no, raw in enumerate(stream, start=1):
+        capture.bytes_read += len(raw)
         line = raw.rstrip(b"\r\n")
         if not line.strip():
             capture.skipped += 1

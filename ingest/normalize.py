@@ -154,6 +154,7 @@ _envelope_decoder = msgspec.json.Decoder(wire.Envelope)
 _ticker_decoder = msgspec.json.Decoder(wire.TickerWire)
 _trades_decoder = msgspec.json.Decoder(list[wire.TradeWire])
 _book_decoder = msgspec.json.Decoder(wire.BookWire)
+_grouped_book_decoder = msgspec.json.Decoder(wire.GroupedBookWire)
 _index_decoder = msgspec.json.Decoder(wire.IndexWire)
 _state_decoder = msgspec.json.Decoder(wire.InstrumentStateWire)
 _instruments_decoder = msgspec.json.Decoder(list[wire.InstrumentWire])
@@ -294,7 +295,7 @@ _ASK = Side.ASK
 
 def _levels(
     out: list[Event],
-    entries: list[list[str | float | None]],
+    entries: list[tuple[str, float, float]],
     side: Side,
     inst: str,
     ts_us: int,
@@ -303,35 +304,34 @@ def _levels(
     prev: int | None,
     snap: bool,
 ) -> None:
-    for e in entries:
-        n = len(e)
-        if n == 3:
-            a, price, amount = e
-            if snap:
-                action = _SNAPSHOT
-            else:
-                action = _ACTIONS.get(a) if isinstance(a, str) else None  # type: ignore[assignment]
-                if action is None:
-                    raise _BadData(f"unknown book action {a!r}")
-        elif n == 2:
-            price, amount = e
-            action = _SNAPSHOT if snap else BookAction.CHANGE
+    actions = _ACTIONS
+    for a, price, amount in entries:
+        if snap:
+            action = _SNAPSHOT
         else:
-            raise _BadData(f"book entry of length {n}")
-        if amount is None:
-            amount = 0.0
-        if price.__class__ is not float or amount.__class__ is not float:
-            if isinstance(price, str) or isinstance(amount, str) or price is None:
-                raise _BadData(f"book entry {e!r}")
-            price = float(price)
-            amount = float(amount)
+            got = actions.get(a)
+            if got is None:
+                raise _BadData(f"unknown book action {a!r}")
+            action = got
         out.append(BookChange(inst, ts_us, recv_ts_us, change_id, prev, snap, side, action, price, amount))
 
 
+def _grouped_levels(
+    out: list[Event],
+    entries: list[tuple[float, float]],
+    side: Side,
+    inst: str,
+    ts_us: int,
+    recv_ts_us: int,
+    change_id: int,
+) -> None:
+    for price, amount in entries:
+        out.append(BookChange(inst, ts_us, recv_ts_us, change_id, None, True, side, _SNAPSHOT, price, amount))
+
+
 def book_from_wire(b: wire.BookWire, recv_ts_us: int) -> list[Event]:
-    """One ``BookChange`` per level of a decoded book payload."""
-    kind = b.type
-    snap = kind == "snapshot" or (kind is None and b.prev_change_id is None)
+    """One ``BookChange`` per level of a decoded ``book.{instrument}.{interval}`` payload."""
+    snap = b.type == "snapshot" or (b.type is None and b.prev_change_id is None)
     prev = None if snap else b.prev_change_id
     out: list[Event] = []
     ts_us = b.timestamp * 1000
@@ -344,13 +344,27 @@ def book_from_wire(b: wire.BookWire, recv_ts_us: int) -> list[Event]:
     return out
 
 
+def grouped_book_from_wire(b: wire.GroupedBookWire, recv_ts_us: int) -> list[Event]:
+    """A grouped book message: every level is a snapshot level."""
+    out: list[Event] = []
+    ts_us = b.timestamp * 1000
+    if b.bids:
+        _grouped_levels(out, b.bids, _BID, b.instrument_name, ts_us, recv_ts_us, b.change_id)
+    if b.asks:
+        _grouped_levels(out, b.asks, _ASK, b.instrument_name, ts_us, recv_ts_us, b.change_id)
+    return out
+
+
 def _book(data: bytes, recv_ts_us: int, channel: str) -> Notification:
-    b = _book_decoder.decode(data)
-    events = book_from_wire(b, recv_ts_us)
-    kind = b.type
-    snap = kind == "snapshot" or (kind is None and b.prev_change_id is None)
-    ids = BookIds(b.instrument_name, b.timestamp * 1000, b.change_id, None if snap else b.prev_change_id, snap)
-    return Notification(channel, events, ids)
+    if channel.count(".") == 2:  # book.{instrument}.{interval}
+        b = _book_decoder.decode(data)
+        events = book_from_wire(b, recv_ts_us)
+        snap = b.type == "snapshot" or (b.type is None and b.prev_change_id is None)
+        ids = BookIds(b.instrument_name, b.timestamp * 1000, b.change_id, None if snap else b.prev_change_id, snap)
+        return Notification(channel, events, ids)
+    g = _grouped_book_decoder.decode(data)
+    events = grouped_book_from_wire(g, recv_ts_us)
+    return Notification(channel, events, BookIds(g.instrument_name, g.timestamp * 1000, g.change_id, None, True))
 
 
 # ---------------------------------------------------------------------------- index, state

@@ -115,14 +115,26 @@ class TradeWire(msgspec.Struct, gc=False):
 
 
 class BookWire(msgspec.Struct, gc=False):
-    """``book.{instrument}.{interval}`` (entries ``[action, price, amount]``) and the grouped
-    ``book.{instrument}.{group}.{depth}.{interval}`` (entries ``[price, amount]``)."""
+    """``book.{instrument}.{interval}``: entries ``[action, price, amount]``."""
 
     instrument_name: str
     timestamp: int
     change_id: int
-    bids: list[list[str | float | None]]
-    asks: list[list[str | float | None]]
+    bids: list[tuple[str, float, float]]
+    asks: list[tuple[str, float, float]]
+    prev_change_id: int | None = None
+    type: str | None = None
+
+
+class GroupedBookWire(msgspec.Struct, gc=False):
+    """``book.{instrument}.{group}.{depth}.{interval}``: a full top-N view, entries
+    ``[price, amount]``, only ``change_id``."""
+
+    instrument_name: str
+    timestamp: int
+    change_id: int
+    bids: list[tuple[float, float]]
+    asks: list[tuple[float, float]]
     prev_change_id: int | None = None
     type: str | None = None
 

@@ -1,0 +1,218 @@
+"""``tickarchive journal ls|verify|export``, ``tickarchive replay`` and
+``tickarchive bench normalize``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ingest.errors import IngestError, JournalError
+
+_console = Console()
+
+
+def _journal_dir(directory: Path | None) -> Path:
+    if directory is not None:
+        return directory
+    from tickarchive.settings import load_settings
+
+    return load_settings().paths.journal_dir
+
+
+def _time_us(text: str | None, option: str) -> int | None:
+    """Unix seconds (``1700000000.5``) or ISO-8601 (naive = UTC) → µs."""
+    if text is None:
+        return None
+    try:
+        return round(float(text) * 1_000_000)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise IngestError(f"{option}: {text!r} is neither unix seconds nor an ISO-8601 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1_000_000)
+
+
+def _iso(ts_us: int | None) -> str:
+    if ts_us is None:
+        return "-"
+    return datetime.fromtimestamp(ts_us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+DirOption = Annotated[Path | None, typer.Option("--dir", help="journal directory (default: paths.local_dir/journal)")]
+
+
+def journal_ls(directory: DirOption = None) -> None:
+    """List journal segments: records, seq and time range, size, sealed and acknowledged."""
+    from ingest.journal import JournalReader
+
+    reader = JournalReader(_journal_dir(directory))
+    segs = reader.segments()
+    table = Table(title=f"journal {reader.directory} (acked seq {reader.acked_seq})")
+    for col in ("segment", "records", "first seq", "last seq", "first recv", "last recv", "bytes", "sealed", "acked"):
+        table.add_column(col, justify="right" if col in ("records", "bytes", "first seq", "last seq") else "left")
+    for s in segs:
+        table.add_row(
+            s.name,
+            str(s.records),
+            str(s.first_seq if s.first_seq is not None else "-"),
+            str(s.last_seq if s.last_seq is not None else "-"),
+            _iso(s.first_ts_us),
+            _iso(s.last_ts_us),
+            str(s.bytes),
+            "yes" if s.sealed else "open",
+            "yes" if s.acked else "no",
+        )
+    _console.print(table)
+    _console.print(f"{len(segs)} segments, {sum(s.records for s in segs)} records, {sum(s.bytes for s in segs)} bytes")
+
+
+def journal_verify(directory: DirOption = None) -> None:
+    """Check the CRC and sequence of every record of every segment (exit 1 on damage)."""
+    from ingest.journal import JournalReader
+
+    report = JournalReader(_journal_dir(directory)).verify()
+    for p in report.problems:
+        typer.secho(f"problem: {p}", err=True, fg=typer.colors.RED)
+    typer.echo(f"{report.segments} segments, {report.records} records, {report.bytes} bytes checked")
+    if not report.ok:
+        raise JournalError(f"journal verify found {len(report.problems)} problem(s)")
+    typer.echo("ok")
+
+
+def journal_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output file in the replay format ('-' = stdout)")],
+    start: Annotated[str | None, typer.Option(help="first receive time (unix seconds or ISO-8601, UTC)")] = None,
+    end: Annotated[str | None, typer.Option(help="end receive time, exclusive")] = None,
+    connection: Annotated[str | None, typer.Option(help="only this connection id")] = None,
+    directory: DirOption = None,
+) -> None:
+    """Export raw frames as `<unix seconds>: <frame>` lines (the replay format)."""
+    from ingest.journal import JournalReader
+
+    reader = JournalReader(_journal_dir(directory))
+    start_us, end_us = _time_us(start, "--start"), _time_us(end, "--end")
+    if str(out) == "-":
+        n = reader.export(sys.stdout.buffer, start_us, end_us, connection)
+        sys.stdout.flush()
+    else:
+        tmp = out.with_name(out.name + ".partial")
+        try:
+            with tmp.open("wb") as f:
+                n = reader.export(f, start_us, end_us, connection)
+            tmp.replace(out)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise JournalError(f"cannot write {out}: {exc.strerror}") from exc
+    typer.echo(f"exported {n} frames", err=True)
+
+
+def replay(
+    files: Annotated[list[Path], typer.Argument(help="replay-format files (journal exports, captures, .zst)")],
+    to: Annotated[Path | None, typer.Option("--to", help="output directory: DIR/<table>.parquet")] = None,
+    questdb: Annotated[bool, typer.Option("--questdb", help="write into QuestDB over ILP/HTTP instead")] = False,
+    questdb_conf: Annotated[
+        str | None, typer.Option(help="ILP client conf (default: http::addr=<questdb.host>:<http_port>;)")
+    ] = None,
+) -> None:
+    """Rebuild every table from raw frames with the collector's own parsers."""
+    from ingest.replay import ParquetSink, QuestDBSink, Sink, replay_files
+
+    for f in files:
+        if not f.is_file():
+            raise IngestError(f"{f}: no such file")
+    sink: Sink
+    if questdb:
+        if questdb_conf is None:
+            from tickarchive.settings import load_settings
+
+            q = load_settings().questdb
+            questdb_conf = f"http::addr={q.host}:{q.http_port};"
+        sink = QuestDBSink(questdb_conf)
+        target = questdb_conf
+    else:
+        if to is None:
+            raise IngestError("replay needs --to DIR (or --questdb)")
+        sink = ParquetSink(to)
+        target = str(to)
+    total = sum(f.stat().st_size for f in files)
+    with Progress(
+        TextColumn("[bold]replay[/]"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=total < 8 * 1024 * 1024,
+    ) as progress:
+        task = progress.add_task("replay", total=total)
+        done: dict[Path, int] = {}
+
+        def on_progress(path: Path, read: int) -> None:
+            done[path] = read
+            progress.update(task, completed=sum(done.values()))
+
+        stats = replay_files(files, sink, on_progress)
+    typer.echo(f"replayed {stats.frames} frames from {stats.files} file(s) into {target}")
+    for name, n in stats.rows.items():
+        typer.echo(f"  {name}: {n} rows")
+    if stats.unreadable_lines:
+        typer.secho(f"  {stats.unreadable_lines} unreadable lines skipped", fg=typer.colors.YELLOW)
+    for key, n in stats.malformed.items():
+        sample = stats.malformed_samples[key][:120].decode("utf-8", "replace")
+        typer.secho(f"  malformed {key}: {n} frame(s), e.g. {sample}", fg=typer.colors.YELLOW)
+
+
+def bench_normalize(
+    input: Annotated[Path, typer.Option("--input", help="replay-format file")],
+    runs: Annotated[int, typer.Option(min=1, help="timed passes; figures are medians")] = 3,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write frames, ticks, frames_per_s, ticks_per_s")
+    ] = None,
+    generate: Annotated[int | None, typer.Option(help="first write this many synthetic frames to --input")] = None,
+    seed: Annotated[int, typer.Option(help="seed of --generate")] = 1,
+) -> None:
+    """Decode + normalize + ILP encoding on one core over a replay-format file."""
+    from ingest.bench import bench_normalize as run
+    from ingest.bench import load_frames
+
+    if generate is not None:
+        from ingest.synth import write_replay_file
+
+        size = write_replay_file(input, generate, seed)
+        typer.echo(f"generated {generate} frames ({size} bytes) into {input}")
+    if not input.is_file():
+        raise IngestError(f"{input}: no such file (use --generate N to create one)")
+    frames = load_frames(input)
+    if not frames:
+        raise IngestError(f"{input}: no frames")
+    result = run(frames, runs)
+    typer.echo(
+        f"{result.frames} frames ({result.input_bytes / result.frames:.0f} B avg), {result.ticks} rows, "
+        f"{runs} run(s): {result.frames_per_s:,.0f} frames/s, {result.ticks_per_s:,.0f} ticks/s "
+        f"(median CPU time of one core; runs {', '.join(f'{s:.3f}' for s in result.runs_s)} s; "
+        f"wall clock {result.wall_frames_per_s:,.0f} frames/s)"
+    )
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.as_json(), indent=2) + "\n")
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    journal = typer.Typer(help="Inspect, check and export the raw-frame journal.", no_args_is_help=True)
+    journal.command("ls")(journal_ls)
+    journal.command("verify")(journal_verify)
+    journal.command("export")(journal_export)
+    app.add_typer(journal, name="journal")
+    app.command("replay")(replay)
+    bench.command("normalize")(bench_normalize)

@@ -1,0 +1,290 @@
+"""Replay: raw frames (journal export or a recorded capture) → every table, again.
+
+The same parsers as the live collector (``ingest.normalize.parse_frame``), so a parser
+fix is applied to old data by replaying it. Outputs:
+
+* ``ParquetSink(directory)``: ``DIR/<table>.parquet`` per table with
+  ``tickarchive.rows.arrow_schema`` (written in batches, renamed into place only when
+  complete, so a failed replay never leaves half a file behind);
+* ``QuestDBSink(conf)``: ILP over HTTP through ``store.ilp`` (one transaction per table
+  per flush).
+
+Besides the market tables, replay re-derives the ``book_seq`` and ``trade_seq`` gaps
+visible in the frames (connection ``replay``); connection-level gaps (disconnects,
+stale, rejected) are session events that are not in the frames.
+"""
+
+from __future__ import annotations
+
+import collections
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest.capture import CaptureRecord, read_capture
+from ingest.errors import ReplayError
+from ingest.normalize import Malformed, Notification, Response, events_of_response, parse_frame
+from ingest.sequence import BookSequence, TradeSequence
+from store.ilp import IlpEncoder
+from tickarchive import rows
+from tickarchive import tables as t
+from tickarchive.domain import Event, Gap, TradeTick
+
+REPLAY_CONNECTION = "replay"
+OUTPUT_TABLES: tuple[t.Table, ...] = (*t.MARKET_TABLES, t.GAPS)
+
+
+# ---------------------------------------------------------------------------- arrow
+
+
+def _column_getters(table: t.Table, cls: type) -> list[tuple[str, int]]:
+    fields = [f.name for f in msgspec.structs.fields(cls)]
+    return [(col, fields.index(f)) for col, f in rows.field_of_column(table).items()]
+
+
+_GETTERS: dict[type, list[tuple[str, int]]] = {
+    cls: _column_getters(tbl, cls) for cls, tbl in rows.TABLE_OF_EVENT.items()
+}
+
+
+def events_to_arrow(table: t.Table, events: Sequence[Event]) -> pa.Table:
+    """Same result as ``tickarchive.rows.events_to_arrow``, transposed in C (fast)."""
+    schema = rows.arrow_schema(table)
+    if not events:
+        return schema.empty_table()
+    getters = _GETTERS[type(events[0])]
+    columns = list(zip(*(msgspec.structs.astuple(e) for e in events), strict=True))
+    arrays = []
+    for (col, idx), fld in zip(getters, schema, strict=True):
+        values: Any = columns[idx]
+        if pa.types.is_string(fld.type):
+            values = [v if v is None or type(v) is str else str(v) for v in values]
+        arrays.append(pa.array(values, type=fld.type))
+        del col
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+# ---------------------------------------------------------------------------- sinks
+
+
+class Sink(Protocol):
+    def add(self, table: t.Table, events: list[Event]) -> None: ...
+
+    def close(self) -> dict[str, int]:
+        """Finish; return rows written per table."""
+        ...
+
+    def abort(self) -> None: ...
+
+
+class ParquetSink:
+    """``DIR/<table>.parquet`` for every output table (empty tables included)."""
+
+    def __init__(self, directory: Path, tables: Sequence[t.Table] = OUTPUT_TABLES) -> None:
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReplayError(f"cannot create output directory {directory}: {exc.strerror}") from exc
+        self._tables = {tbl.name: tbl for tbl in tables}
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._rows = dict.fromkeys(self._tables, 0)
+
+    def _tmp(self, name: str) -> Path:
+        return self.directory / f".{name}.parquet.partial"
+
+    def add(self, table: t.Table, events: list[Event]) -> None:
+        if not events:
+            return
+        try:
+            w = self._writers.get(table.name)
+            if w is None:
+                w = pq.ParquetWriter(self._tmp(table.name), rows.arrow_schema(table), compression="zstd")
+                self._writers[table.name] = w
+            w.write_table(events_to_arrow(table, events))
+        except (OSError, pa.ArrowException) as exc:
+            raise ReplayError(f"cannot write {table.name}.parquet in {self.directory}: {exc}") from exc
+        self._rows[table.name] += len(events)
+
+    def close(self) -> dict[str, int]:
+        try:
+            for name, tbl in self._tables.items():
+                w = self._writers.pop(name, None)
+                if w is None:
+                    pq.write_table(rows.arrow_schema(tbl).empty_table(), self._tmp(name), compression="zstd")
+                else:
+                    w.close()
+                self._tmp(name).replace(self.directory / f"{name}.parquet")
+        except (OSError, pa.ArrowException) as exc:
+            raise ReplayError(f"cannot finish Parquet output in {self.directory}: {exc}") from exc
+        return dict(self._rows)
+
+    def abort(self) -> None:
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()
+        for name in self._tables:
+            self._tmp(name).unlink(missing_ok=True)
+
+
+class QuestDBSink:
+    """ILP/HTTP into QuestDB: ``conf`` is a client configuration string such as
+    ``http::addr=127.0.0.1:19000;``. Flushes a table's buffer every ``flush_rows`` rows,
+    one transaction per flush."""
+
+    def __init__(self, conf: str, flush_rows: int = 50_000) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from questdb.ingress import IngressError, Sender
+
+        self._error: type[Exception] = IngressError
+        try:
+            self._sender = Sender.from_conf(conf)
+            self._sender.establish()  # type: ignore[no-untyped-call]
+        except IngressError as exc:
+            raise ReplayError(f"cannot connect to QuestDB ({conf}): {exc}") from exc
+        self._encoder = IlpEncoder(protocol_version=int(self._sender.protocol_version))
+        self._flush_rows = flush_rows
+        self._rows: dict[str, int] = collections.Counter()
+
+    def add(self, table: t.Table, events: list[Event]) -> None:
+        self._encoder.add_all(events)
+        if self._encoder.rows[table.name] >= self._flush_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        for name, (buf, n) in self._encoder.take().items():
+            try:
+                self._sender.flush(buf, transactional=True)
+            except self._error as exc:
+                raise ReplayError(f"QuestDB refused {n} rows of {name}: {exc}") from exc
+            self._rows[name] += n
+
+    def close(self) -> dict[str, int]:
+        try:
+            self._flush()
+        finally:
+            self._sender.close()
+        return dict(self._rows)
+
+    def abort(self) -> None:
+        self._sender.close()
+
+
+# ---------------------------------------------------------------------------- replay
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    files: int = 0
+    frames: int = 0
+    skipped_lines: int = 0
+    unreadable_lines: int = 0
+    malformed: collections.Counter[str] = field(default_factory=collections.Counter)
+    malformed_samples: dict[str, bytes] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+class Replayer:
+    """Feeds records through the parsers into a sink, batching rows per table."""
+
+    def __init__(self, sink: Sink, batch_rows: int = 100_000) -> None:
+        self.sink = sink
+        self.stats = ReplayStats()
+        self._batch_rows = batch_rows
+        self._batches: dict[type, list[Event]] = {cls: [] for cls in rows.TABLE_OF_EVENT}
+        self._books = BookSequence(REPLAY_CONNECTION)
+        self._trades = TradeSequence(REPLAY_CONNECTION)
+
+    def _emit(self, events: Iterable[Event]) -> None:
+        batches = self._batches
+        for ev in events:
+            b = batches[type(ev)]
+            b.append(ev)
+            if len(b) >= self._batch_rows:
+                self.sink.add(rows.TABLE_OF_EVENT[type(ev)], b)
+                batches[type(ev)] = []
+
+    def feed(self, rec: CaptureRecord) -> None:
+        st = self.stats
+        st.frames += 1
+        o = parse_frame(rec.frame, rec.recv_ts_us)
+        if type(o) is Notification:
+            self._emit(o.events)
+            gaps: list[Event] = []
+            if o.book is not None:
+                g = self._books.check(o.book)
+                if g is not None:
+                    gaps.append(g)
+            elif o.channel.startswith("trades."):
+                for ev in o.events:
+                    if type(ev) is TradeTick:
+                        tg = self._trades.check(ev)
+                        if tg is not None:
+                            gaps.append(tg.gap)
+            if gaps:
+                self._emit(gaps)
+        elif type(o) is Response:
+            self._emit(events_of_response(o, rec.recv_ts_us))
+        elif isinstance(o, Malformed):
+            st.malformed[o.key] += 1
+            st.malformed_samples.setdefault(o.key, o.sample)
+
+    def finish(self) -> ReplayStats:
+        for cls, b in self._batches.items():
+            if b:
+                self.sink.add(rows.TABLE_OF_EVENT[cls], b)
+        self._batches = {cls: [] for cls in rows.TABLE_OF_EVENT}
+        self.stats.rows = self.sink.close()
+        return self.stats
+
+
+def replay_files(
+    paths: Sequence[Path],
+    sink: Sink,
+    on_progress: Callable[[Path, int], None] | None = None,
+    batch_rows: int = 100_000,
+) -> ReplayStats:
+    """Replay every file in order into ``sink``. ``on_progress(path, bytes_read)`` is
+    called every few thousand lines. Raises ``CaptureError``/``ReplayError``; the sink
+    is aborted (no partial output) on any error."""
+    rp = Replayer(sink, batch_rows)
+    try:
+        for path in paths:
+            capture, records = read_capture(path)
+            for i, rec in enumerate(records):
+                rp.feed(rec)
+                if on_progress is not None and i % 4096 == 0:
+                    on_progress(path, capture.bytes_read)
+            if on_progress is not None:
+                on_progress(path, capture.bytes_read)
+            rp.stats.files += 1
+            rp.stats.skipped_lines += capture.skipped
+            rp.stats.unreadable_lines += capture.unreadable
+        return rp.finish()
+    except BaseException:
+        sink.abort()
+        raise
+
+
+def gap_rows(stats: ReplayStats) -> int:
+    return stats.rows.get(t.GAPS.name, 0)
+
+
+__all__ = [
+    "OUTPUT_TABLES",
+    "Gap",
+    "ParquetSink",
+    "QuestDBSink",
+    "ReplayStats",
+    "Replayer",
+    "Sink",
+    "events_to_arrow",
+    "replay_files",
+]
