@@ -16,9 +16,11 @@ Usage by the QuestDB writer (one transaction per table per flush)::
 ``take()`` swaps the buffers, so rows can keep arriving while the taken ones are being
 flushed (or retried after a failure). Nothing here does I/O.
 
-Protocol version: QuestDB ≥ 9.0 accepts ILP protocol version 2 over HTTP (binary
-doubles, which are faster to encode and exact); version 1 is text. Use the version the
-``Sender`` negotiated (``Sender.from_conf(...)`` auto-detects over HTTP).
+Protocol version: over HTTP the ``Sender`` negotiates it with the server (QuestDB 9.3.4
+answers 3; 2 and later send doubles in binary, which is faster to encode and exact;
+1 is text). Build the encoder with ``IlpEncoder(sender.protocol_version)``; the bytes
+of every row are tested for versions 1, 2 and 3 (``tests/store/test_ilp.py``) and
+v3 rows are tested against a real QuestDB 9.3.4 (``tests/ingest/test_replay_questdb.py``).
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def _reference(buf: Buffer, event: d.Event) -> None:
     buf.row(table.name, symbols=symbols, columns=columns, at=TimestampMicros(row["ts"]))
 
 
-@pytest.mark.parametrize("protocol_version", [1, 2])
+@pytest.mark.parametrize("protocol_version", [1, 2, 3])
 @pytest.mark.parametrize("event", FULL + SPARSE, ids=lambda e: type(e).__name__)
 def test_encoder_matches_rows_mapping_byte_for_byte(event: d.Event, protocol_version: int) -> None:
     fast = Buffer(protocol_version=protocol_version)
