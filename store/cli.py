@@ -91,3 +91,13 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         for m in reports:
             what = "applied " + ", ".join(f"V{v:03d}" for v in m.applied) if m.applied else "up to date"
             typer.echo(f"migrations {m.target}: {what} (at V{m.current:03d})")
+
+    @bench.command("stack")
+    def bench_stack_cmd(
+        no_pglite: Annotated[bool, typer.Option("--no-pglite", help="skip the PGlite TimescaleDB test server")] = False,
+    ) -> None:
+        """Start-up, migrate and stop times of QuestDB, PostgreSQL and the PGlite TimescaleDB."""
+        from store.stack.bench import bench_stack
+
+        for t in bench_stack(include_pglite=not no_pglite):
+            typer.echo(f"{t.server:<17} {t.step:<20} {t.seconds:7.2f} s")

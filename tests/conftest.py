@@ -105,7 +105,7 @@ def postgres() -> Iterator[WarmHandle]:
     # reach its directory. mkdtemp gives a private dir in /tmp that the server then owns.
     root = Path(tempfile.mkdtemp(prefix="tickarchive-test-pg-"))
     settings = PostgresSettings(port=free_port())
-    server = PostgresServer(settings, root)
+    server = PostgresServer(settings, root, durable=False)  # a throw-away server: no fsync
     try:
         try:
             server.up()

@@ -113,6 +113,8 @@ def _run_as() -> _RunAs | None:
 class PostgresServer:
     settings: PostgresSettings
     root: Path
+    durable: bool = True
+    """False for throw-away test servers: initdb --no-sync, fsync and synchronous_commit off."""
 
     name = "postgres"
 
@@ -207,6 +209,7 @@ class PostgresServer:
                     str(bin_dir / "initdb"), "-D", str(self.data_dir.resolve()), "-U", SUPERUSER,
                     "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", f"--pwfile={pwfile}",
                     "-E", "UTF8", "--locale=C.UTF-8",
+                    *([] if self.durable else ["--no-sync"]),
                 ],
                 timeout_s=300, run_as=run_as,
             )
@@ -230,6 +233,7 @@ class PostgresServer:
             "max_connections = 50\n"
             "shared_buffers = '128MB'\n"
             "max_wal_size = '1GB'\n"
+            + ("" if self.durable else "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
         )
         if run_as is not None:
             os.chown(conf, run_as.uid, run_as.gid)

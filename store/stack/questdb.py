@@ -7,8 +7,10 @@ Layout under ``root`` (``<paths.local_dir>/questdb`` for ``tickarchive up``)::
     questdb.pid        "<pid> <create_time>"
     questdb.log        stdout + stderr of the JVM
 
-The web console is inside the Maven jar (``io/questdb/site/public.zip``) and is served
-on the HTTP port: open ``http://<host>:<http_port>/``.
+The web console is inside the Maven jar (``io/questdb/site/public.zip``, extracted to
+``root/public`` at start) and is served on the HTTP port: open ``http://<host>:<http_port>/``
+in a browser (it redirects to ``/index.html``; QuestDB's 301 has no body length, so
+scripted clients should request ``/index.html`` directly).
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ class QuestDBServer:
             )
         return ComponentStatus(
             self.name, State.UP, self.address, version=self.version(), pid=proc.pid, data_bytes=size,
-            detail=f"web console {self.http_url}/",
+            detail=f"web console {self.http_url}/index.html",
         )
 
 

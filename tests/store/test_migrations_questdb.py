@@ -115,3 +115,17 @@ def test_migration_files_are_versioned_in_order() -> None:
     for target in ("questdb", "timescaledb", "postgres"):
         versions = [m.version for m in migrate.load_migrations(target)]
         assert versions == list(range(1, len(versions) + 1)), target
+
+
+def test_the_web_console_is_served_on_the_http_port(questdb: QuestDBHandle) -> None:
+    import httpx
+
+    page = httpx.get(f"{questdb.http_url}/index.html", timeout=10)
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html"
+    assert "<!doctype html>" in page.text.lower()
+    # "/" answers 301 -> /index.html without a body length: browsers follow it on the
+    # headers; scripted clients waiting for the body hang, so they should ask /index.html
+    with httpx.stream("GET", f"{questdb.http_url}/", timeout=10) as root:
+        assert root.status_code == 301
+        assert root.headers["location"] == "/index.html"

@@ -19,9 +19,10 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from store.errors import PortInUseError
+from store.errors import PortInUseError, ServerStartError
 from store.stack.postgres import PostgresServer
 from store.stack.procs import PidFile, free_port, port_is_free
+from store.stack.questdb import QuestDBServer
 from store.stack.stack import Stack
 from store.stack.status import Action, Dialect, State
 from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSettings, Settings
@@ -176,3 +177,17 @@ def test_the_cli_reports_a_port_in_use_in_one_line_and_exits_1(local_dir: Path) 
             "stop the other server or choose another port"
         ]
         _nothing_runs(stack, busy_port=port)
+
+
+def test_a_server_not_healthy_in_time_is_stopped_and_reported(local_dir: Path) -> None:
+    env = _env(local_dir)
+    settings = _settings(env)
+    impatient = QuestDBServer(
+        settings.questdb.model_copy(update={"start_timeout_s": 0.05}), local_dir / "questdb", settings.paths.cache_dir
+    )
+    with pytest.raises(ServerStartError) as err:
+        impatient.up()
+    msg = str(err.value)
+    assert msg.startswith("QuestDB was not healthy within 0.05 s (questdb.start_timeout_s); nothing left running.")
+    assert f"last lines of {local_dir / 'questdb' / 'questdb.log'}" in msg
+    _nothing_runs(Stack(settings))
