@@ -1,0 +1,124 @@
+"""``tickarchive sim ...`` and ``tickarchive bench sim``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loadtest.errors import SimConfigError
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    app.command("sim", help="Run the Deribit-compatible simulator (prints 'ready ws://...' when listening).")(sim)
+    bench.command("sim", help="Frames/s the simulator delivers to 1 and to 4 clients over loopback.")(bench_sim)
+
+
+def sim(
+    host: Annotated[str | None, typer.Option(help="listen address (default: settings simulator.host)")] = None,
+    port: Annotated[int | None, typer.Option(help="port; 0 = any free port (default: settings simulator.port)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed of the market model")] = 1,
+    rate: Annotated[float, typer.Option(help="ticker+book notifications per second over the chain")] = 2000.0,
+    instruments: Annotated[int, typer.Option(help="approximate number of options listed")] = 800,
+    trades_per_s: Annotated[float, typer.Option(help="trades per second")] = 5.0,
+    time_scale: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 1.0,
+    start_ms: Annotated[int | None, typer.Option(help="simulated clock at start (ms); default now")] = None,
+    spot: Annotated[float, typer.Option(help="initial ETH index price, USD")] = 3000.0,
+    burst_every_s: Annotated[float, typer.Option(help="0 = no bursts")] = 0.0,
+    burst_duration_s: Annotated[float, typer.Option()] = 1.0,
+    burst_multiplier: Annotated[float, typer.Option()] = 5.0,
+    min_interval_ms: Annotated[int, typer.Option(help="min spacing per channel (100ms channels)")] = 100,
+    heartbeat_scale: Annotated[float, typer.Option(help="wall seconds per heartbeat second")] = 1.0,
+    send_queue_frames: Annotated[
+        int, typer.Option(help="per-connection queue bound (then connection_too_slow)")
+    ] = 200_000,
+    replay: Annotated[Path | None, typer.Option(help="serve this capture instead of the model")] = None,
+    replay_speed: Annotated[float, typer.Option(help="1 = original timing, 0 = as fast as possible")] = 1.0,
+    replay_interval: Annotated[
+        str, typer.Option(help="rewrite '.raw' channels to this interval; 'keep' = don't")
+    ] = "100ms",
+    sendlog_dir: Annotated[
+        Path | None, typer.Option(help="spool directory of the send log (default: a temp dir)")
+    ] = None,
+    export_dir: Annotated[Path | None, typer.Option(help="export the send log here on exit")] = None,
+    fault: Annotated[
+        list[str] | None, typer.Option(help="KIND[:k=v,...][@SECONDS], repeatable; see docs/simulator.md")
+    ] = None,
+) -> None:
+    from loadtest.sim import SimConfig, parse_fault_spec
+    from tickarchive.settings import load_settings
+
+    settings = load_settings().simulator
+    try:
+        config = SimConfig(
+            host=host if host is not None else settings.host,
+            port=port if port is not None else settings.port,
+            seed=seed,
+            rate_per_s=rate,
+            instruments=instruments,
+            trades_per_s=trades_per_s,
+            time_scale=time_scale,
+            start_ms=start_ms,
+            spot_usd=spot,
+            burst_every_s=burst_every_s,
+            burst_duration_s=burst_duration_s,
+            burst_multiplier=burst_multiplier,
+            min_interval_ms=min_interval_ms,
+            heartbeat_scale=heartbeat_scale,
+            send_queue_frames=send_queue_frames,
+            replay_file=replay,
+            replay_speed=replay_speed,
+            replay_interval=None if replay_interval == "keep" else replay_interval,
+            sendlog_dir=sendlog_dir,
+            faults=tuple(parse_fault_spec(f) for f in fault or ()),
+        )
+    except TypeError as exc:
+        raise SimConfigError(str(exc)) from exc
+    run_blocking(config, export_dir)
+
+
+def run_blocking(config: object, export_dir: Path | None) -> None:
+    """Serve until SIGINT/SIGTERM, then flush (and export) the send log."""
+    import uvloop
+
+    from loadtest.sim import SimConfig, Simulator
+
+    assert isinstance(config, SimConfig)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Simulator(config) as simulator:
+            print(f"ready {simulator.ws_url}", flush=True)
+            print(
+                f"http {simulator.http_url} control {simulator.control_url} sendlog {simulator.send_log.directory}",
+                file=sys.stderr,
+                flush=True,
+            )
+            await stop.wait()
+        if export_dir is not None:
+            paths = simulator.export_send_log(export_dir)
+            print(f"send log exported to {export_dir} ({len(paths)} files)", file=sys.stderr, flush=True)
+
+    uvloop.run(main())
+
+
+def bench_sim(
+    seconds: Annotated[float, typer.Option(help="measurement time per client count")] = 10.0,
+    clients: Annotated[str, typer.Option(help="comma-separated client counts")] = "1,4",
+    rate: Annotated[float, typer.Option(help="simulator rate (ticker+book per second)")] = 100_000.0,
+    instruments: Annotated[int, typer.Option()] = 800,
+    fanout: Annotated[bool, typer.Option(help="every client subscribes everything (else: shards)")] = False,
+) -> None:
+    from loadtest.sim.bench import run_bench
+
+    counts = [int(c) for c in clients.split(",") if c.strip()]
+    if not counts or min(counts) < 1:
+        raise SimConfigError("--clients must list positive integers")
+    run_bench(seconds=seconds, client_counts=counts, rate=rate, instruments=instruments, fanout=fanout)

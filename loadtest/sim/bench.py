@@ -1,0 +1,189 @@
+"""``tickarchive bench sim``: sustained frames/s delivered over loopback.
+
+The simulator runs in its own process (``tickarchive sim``, uvloop). The clients run in
+this process on uvloop and are deliberately cheap: after the HTTP upgrade they only
+parse WebSocket frame headers and count frames (no UTF-8 or JSON decoding), so the
+figure measures the simulator. Channels (every ticker and book plus the trades and
+index channels) are split over the clients as the collector shards them; ``fanout``
+makes every client subscribe everything instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import orjson
+
+from loadtest.errors import SimServerError
+
+
+class _FrameCounter(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.upgraded = asyncio.get_running_loop().create_future()
+        self.frames = 0
+        self.bytes = 0
+        self.texts: list[bytes] = []
+        self.keep_texts = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        self.bytes += len(data)
+        if not self.upgraded.done():
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.upgraded.set_exception(SimServerError(bytes(buf[:end]).decode(errors="replace")))
+                return
+            del buf[: end + 4]
+            self.upgraded.set_result(None)
+        pos = 0
+        n = len(buf)
+        frames = 0
+        while n - pos >= 2:
+            length = buf[pos + 1] & 0x7F
+            head = 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = struct.unpack_from("!H", buf, pos + 2)[0]
+                head = 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length = struct.unpack_from("!Q", buf, pos + 2)[0]
+                head = 10
+            if n - pos < head + length:
+                break
+            if self.keep_texts:
+                self.keep_texts -= 1
+                self.texts.append(bytes(buf[pos + head : pos + head + length]))
+            pos += head + length
+            frames += 1
+        self.frames += frames
+        del buf[:pos]
+
+    def send_text(self, payload: bytes) -> None:
+        assert self.transport is not None
+        n = len(payload)
+        if n < 126:
+            header = struct.pack("!BB", 0x81, 0x80 | n)
+        elif n < 65536:
+            header = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+        else:
+            header = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
+        self.transport.write(header + b"\x00\x00\x00\x00" + payload)  # zero mask key
+
+
+async def _open(host: str, port: int) -> _FrameCounter:
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_connection(_FrameCounter, host, port)
+    proto.transport = transport
+    key = base64.b64encode(os.urandom(16)).decode()
+    transport.write(
+        (
+            f"GET /ws/api/v2 HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    await proto.upgraded
+    return proto
+
+
+async def _measure(host: str, port: int, n_clients: int, seconds: float, fanout: bool) -> dict[str, Any]:
+    async with httpx.AsyncClient() as http:
+        r = await http.get(f"http://{host}:{port}/api/v2/public/get_instruments", params={"currency": "ETH"})
+        names = [i["instrument_name"] for i in r.json()["result"]]
+    channels = [f"{k}.{n}.100ms" for n in names for k in ("ticker", "book")]
+    channels += ["trades.option.ETH.100ms", "deribit_price_index.eth_usd"]
+    clients = [await _open(host, port) for _ in range(n_clients)]
+    req_id = 0
+    for i, client in enumerate(clients):
+        mine = channels if fanout else channels[i::n_clients]
+        for start in range(0, len(mine), 250):
+            req_id += 1
+            client.send_text(
+                orjson.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": req_id,
+                        "method": "public/subscribe",
+                        "params": {"channels": mine[start : start + 250]},
+                    }
+                )
+            )
+            await asyncio.sleep(0.35)  # stay under the subscribe rate limit
+    await asyncio.sleep(2.0)  # warm-up
+    f0 = sum(c.frames for c in clients)
+    b0 = sum(c.bytes for c in clients)
+    t0 = time.perf_counter()
+    await asyncio.sleep(seconds)
+    dt = time.perf_counter() - t0
+    frames = sum(c.frames for c in clients) - f0
+    nbytes = sum(c.bytes for c in clients) - b0
+    for c in clients:
+        assert c.transport is not None
+        c.transport.close()
+    return {
+        "clients": n_clients,
+        "frames_per_s": frames / dt,
+        "mbytes_per_s": nbytes / dt / 1e6,
+        "channels": len(channels),
+    }
+
+
+def run_bench(seconds: float, client_counts: list[int], rate: float, instruments: int, fanout: bool) -> None:
+    import uvloop
+
+    cmd = [
+        sys.executable,
+        "-c",
+        "from tickarchive.cli import main; main()",
+        "sim",
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--rate",
+        str(rate),
+        "--instruments",
+        str(instruments),
+        "--min-interval-ms",
+        "100",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("ready "):
+            raise SimServerError(f"simulator did not start: {line!r}")
+        hostport = line.split("//", 1)[1].split("/", 1)[0]
+        host, port = hostport.rsplit(":", 1)
+        print(f"simulator: {line[6:]}  rate={rate:g}/s instruments={instruments} fanout={fanout}")
+        for n in client_counts:
+            res = uvloop.run(_measure(host, int(port), n, seconds, fanout))
+            print(
+                f"clients={res['clients']}: {res['frames_per_s']:,.0f} frames/s delivered "
+                f"({res['mbytes_per_s']:.1f} MB/s) over {seconds:g}s, {res['channels']} channels"
+            )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

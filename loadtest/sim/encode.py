@@ -1,0 +1,229 @@
+"""Channel encoders: model events -> Deribit JSON frames (bytes) + send-log records (pure).
+
+Field names, order and JSON types follow the real captures in
+``tests/fixtures/deribit/real`` (``tests/loadtest/test_fidelity.py`` holds them to it).
+Each encoder returns the ``data`` object's bytes; ``notification`` wraps them for one
+channel without re-encoding, so a frame fanned out to several channels is encoded once.
+
+Send-log records are plain tuples whose first item is the archive table they map to
+(``tickarchive.tables``) and whose remaining items are the identity keys of that table
+(see ``loadtest.sim.sendlog``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from loadtest.sim.config import INDEX_NAME
+from loadtest.sim.market import BookEvent, MarketModel, OptionState
+
+Record = tuple[Any, ...]
+
+QUOTES = "quotes"
+TRADES = "trades"
+BOOK = "book_changes"
+INDEX = "index_ticks"
+STATES = "instruments"
+
+HEARTBEAT_TEST_REQUEST = b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}'
+
+_prefixes: dict[str, bytes] = {}
+
+
+def notification(channel: str, data: bytes) -> bytes:
+    """``{"jsonrpc":"2.0","method":"subscription","params":{"channel":...,"data":...}}``."""
+    prefix = _prefixes.get(channel)
+    if prefix is None:
+        if len(_prefixes) > 100_000:
+            _prefixes.clear()
+        prefix = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":' + orjson.dumps(channel) + b',"data":'
+        _prefixes[channel] = prefix
+    return prefix + data + b"}}"
+
+
+def _ticker_static(model: MarketModel, st: OptionState) -> dict[str, Any]:
+    """Every ticker field in wire order; the ones that only change on a reprice are
+    filled, the others are placeholders ``ticker_data`` overwrites."""
+    val = st.val
+    inst = st.inst
+    mark = round(val.price_coin, 8)
+    index = model.index_price
+    return {
+        "underlying_price": st.forward,
+        "underlying_index": inst.expiry.underlying_index,
+        "timestamp": 0,
+        "stats": None,
+        "state": inst.state,
+        "settlement_price": round(st.open_price, 8),
+        "open_interest": 0.0,
+        "min_price": max(0.0001, round(mark - 0.05 - mark * 0.5, 4)),
+        "max_price": round(mark + 0.05 + mark * 0.5, 4),
+        "mark_price": mark,
+        "mark_iv": st.mark_iv,
+        "last_price": 0.0,
+        "interest_rate": 0.0,
+        "instrument_name": inst.name,
+        "index_price": index,
+        "greeks": {
+            "vega": round(val.vega, 5),
+            "theta": round(val.theta, 5),
+            "rho": round(val.rho, 5),
+            "gamma": round(val.gamma, 5),
+            "delta": round(val.delta, 5),
+        },
+        "estimated_delivery_price": index,
+        "bid_iv": 0.0,
+        "best_bid_price": 0.0,
+        "best_bid_amount": 0.0,
+        "best_ask_price": 0.0,
+        "best_ask_amount": 0.0,
+        "ask_iv": 0.0,
+    }
+
+
+def ticker_data(model: MarketModel, st: OptionState, ts_ms: int, extra: dict[str, Any] | None = None) -> bytes:
+    model.ensure_priced(st)
+    if st.tcache is None or st.tcache_version != model.spot_version:
+        st.tcache = _ticker_static(model, st)
+        st.tcache_version = model.spot_version
+    data = st.tcache.copy()
+    last = st.last_price if st.last_price is not None else 0.0
+    data["timestamp"] = ts_ms
+    data["stats"] = {
+        "volume_usd": round(st.volume * last * model.index_price, 2),
+        "volume": st.volume,
+        "price_change": round((last - st.open_price) / st.open_price * 100.0, 4) if st.open_price else 0.0,
+        "low": st.low,
+        "high": st.high,
+    }
+    data["open_interest"] = st.open_interest
+    data["last_price"] = last
+    if st.bids:
+        p = max(st.bids)
+        data["best_bid_price"] = p
+        data["best_bid_amount"] = st.bids[p]
+        data["bid_iv"] = model.iv_of(st, p)
+    if st.asks:
+        p = min(st.asks)
+        data["best_ask_price"] = p
+        data["best_ask_amount"] = st.asks[p]
+        data["ask_iv"] = model.iv_of(st, p)
+    if extra:
+        data.update(extra)
+    return orjson.dumps(data)
+
+
+def ticker_record(channel: str, st: OptionState, ts_ms: int) -> Record:
+    return (QUOTES, channel, st.inst.name, ts_ms * 1000)
+
+
+def book_change_data(ev: BookEvent, ts_ms: int, extra: dict[str, Any] | None = None) -> bytes:
+    data: dict[str, Any] = {
+        "type": "change",
+        "timestamp": ts_ms,
+        "prev_change_id": ev.prev_change_id,
+        "instrument_name": ev.state.inst.name,
+        "change_id": ev.change_id,
+        "bids": ev.bids,
+        "asks": ev.asks,
+    }
+    if extra:
+        data.update(extra)
+    return orjson.dumps(data)
+
+
+def book_change_record(channel: str, ev: BookEvent, ts_ms: int) -> Record:
+    return (
+        BOOK,
+        channel,
+        ev.state.inst.name,
+        ev.change_id,
+        ev.prev_change_id,
+        len(ev.bids) + len(ev.asks),
+        False,
+        ts_ms * 1000,
+    )
+
+
+def book_snapshot(st: OptionState, now_ms: int) -> tuple[bytes, int]:
+    """The snapshot sent right after a book subscription, and its timestamp (ms): the
+    time of the book's last change (or ``now_ms`` if it never changed)."""
+    if not st.book_ts_ms:
+        st.book_ts_ms = now_ms
+    data = {
+        "type": "snapshot",
+        "timestamp": st.book_ts_ms,
+        "instrument_name": st.inst.name,
+        "change_id": st.change_id,
+        "bids": [["new", p, st.bids[p]] for p in sorted(st.bids, reverse=True)],
+        "asks": [["new", p, st.asks[p]] for p in sorted(st.asks)],
+    }
+    return orjson.dumps(data), st.book_ts_ms
+
+
+def book_snapshot_record(channel: str, st: OptionState, ts_ms: int) -> Record:
+    return (BOOK, channel, st.inst.name, st.change_id, None, len(st.bids) + len(st.asks), True, ts_ms * 1000)
+
+
+def trades_data(trades: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps(trades)
+
+
+def trades_record(channel: str, trades: list[dict[str, Any]]) -> Record:
+    keys = tuple((t["instrument_name"], t["trade_id"], t["trade_seq"], t["timestamp"] * 1000) for t in trades)
+    return (TRADES, channel, keys)
+
+
+def index_data(price: float, ts_ms: int) -> bytes:
+    return orjson.dumps({"timestamp": ts_ms, "price": price, "index_name": INDEX_NAME})
+
+
+def index_record(channel: str, ts_ms: int) -> Record:
+    return (INDEX, channel, INDEX_NAME, ts_ms * 1000)
+
+
+def state_data(instrument: str, state: str, ts_ms: int) -> bytes:
+    return orjson.dumps({"timestamp": ts_ms, "state": state, "instrument_name": instrument})
+
+
+def state_record(channel: str, instrument: str, state: str, ts_ms: int) -> Record:
+    return (STATES, channel, instrument, state, ts_ms * 1000)
+
+
+def platform_state_data(locked: bool) -> bytes:
+    return orjson.dumps({"price_index": INDEX_NAME, "locked": locked})
+
+
+def response(request_id: Any, result: Any, us_in: int, us_out: int, testnet: bool) -> bytes:
+    return orjson.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "result": result,
+            "usIn": us_in,
+            "usOut": us_out,
+            "usDiff": us_out - us_in,
+            "testnet": testnet,
+        }
+    )
+
+
+def error_response(
+    request_id: Any, code: int, message: str, data: Any, us_in: int, us_out: int, testnet: bool
+) -> bytes:
+    error: dict[str, Any] = {"message": message, "code": code}
+    if data is not None:
+        error["data"] = data
+    return orjson.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "error": error,
+            "usIn": us_in,
+            "usOut": us_out,
+            "usDiff": us_out - us_in,
+            "testnet": testnet,
+        }
+    )

@@ -1,0 +1,519 @@
+"""The market model: index random walk, option values, books, trades, listings (pure).
+
+``MarketModel.step(now_ms)`` advances one generator step (``tick_ms`` of wall time,
+``tick_ms * time_scale`` of simulated time) and returns the events of that step. It
+never looks at subscriptions or sockets, and every random draw comes from one
+``random.Random(seed)``: the same seed and config give the same event sequence, whatever
+the wall clock says (wall time only appears as the ``now_ms`` timestamp).
+
+Per channel, each instrument emits at most one ticker and one book message per step and
+at most once per ``effective_min_interval_ms``; the caller gives every step its own,
+strictly increasing millisecond, so timestamps are strictly increasing per instrument and
+channel.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from loadtest.sim import black76
+from loadtest.sim.chain import (
+    DAY_MS,
+    TICK_SIZE,
+    YEAR_MS,
+    Expiry,
+    Instrument,
+    expiry_schedule,
+    strikes_for,
+    strikes_per_expiry,
+)
+from loadtest.sim.config import SimConfig
+
+REPRICE_MS = 100
+"""The index moves (and options reprice) every 100 ms of wall time."""
+TRADE_WINDOW_MS = 100
+"""Trades are published in 100 ms batches, as the ``.100ms`` trade channels do."""
+_AMOUNTS = (1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 20.0, 25.0, 50.0, 100.0, 250.0)
+_BOOK_SIZES = (1.0, 2.0, 5.0, 10.0, 15.0, 25.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0)
+
+
+class OptionState:
+    """The mutable market state of one listed option."""
+
+    __slots__ = (
+        "asks",
+        "bids",
+        "book_ts_ms",
+        "change_id",
+        "forward",
+        "high",
+        "inst",
+        "last_book_step",
+        "last_price",
+        "last_tick_direction",
+        "last_ticker_step",
+        "low",
+        "mark_iv",
+        "open_interest",
+        "open_price",
+        "p_book",
+        "p_ticker",
+        "pb_book",
+        "pb_ticker",
+        "targets",
+        "targets_version",
+        "tcache",
+        "tcache_version",
+        "trade_seq",
+        "val",
+        "val_version",
+        "volume",
+    )
+
+    def __init__(self, inst: Instrument, change_id: int, open_interest: float, volume: float) -> None:
+        self.inst = inst
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.change_id = change_id
+        self.book_ts_ms = 0
+        self.trade_seq = 0
+        self.last_price: float | None = None
+        self.last_tick_direction = 0
+        self.open_interest = open_interest
+        self.volume = volume
+        self.low = 0.0
+        self.high = 0.0
+        self.open_price = 0.0
+        self.val = black76.Valuation(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        self.mark_iv = 0.0
+        self.forward = 0.0
+        self.val_version = -1
+        self.last_ticker_step = -(10**9)
+        self.last_book_step = -(10**9)
+        self.p_ticker = self.p_book = self.pb_ticker = self.pb_book = 0.0
+        """Per-step emission probabilities (normal and during bursts)."""
+        self.targets: tuple[list[float], list[float]] = ([], [])
+        self.targets_version = -1
+        self.tcache: dict[str, Any] | None = None
+        """The ticker fields that only change on a reprice (see ``encode.ticker_data``)."""
+        self.tcache_version = -1
+
+    def best_bid(self) -> tuple[float, float] | None:
+        if not self.bids:
+            return None
+        p = max(self.bids)
+        return p, self.bids[p]
+
+    def best_ask(self) -> tuple[float, float] | None:
+        if not self.asks:
+            return None
+        p = min(self.asks)
+        return p, self.asks[p]
+
+
+class TickerEvent(NamedTuple):
+    state: OptionState
+
+
+class BookEvent(NamedTuple):
+    state: OptionState
+    change_id: int
+    prev_change_id: int
+    bids: list[list[Any]]
+    asks: list[list[Any]]
+
+
+class TradesEvent(NamedTuple):
+    trades: list[dict[str, Any]]
+    """Trades of the last 100 ms window, each the exact wire/history object."""
+
+
+class IndexEvent(NamedTuple):
+    price: float
+
+
+class StateEvent(NamedTuple):
+    instrument: str
+    state: str
+
+
+Event = TickerEvent | BookEvent | TradesEvent | IndexEvent | StateEvent
+
+
+@dataclass(slots=True)
+class _Pending:
+    due_sim_ms: int
+    names: list[str] = field(default_factory=list)
+
+
+def _round_tick(price: float, up: bool) -> float:
+    ticks = price / TICK_SIZE
+    n = math.ceil(ticks - 1e-9) if up else math.floor(ticks + 1e-9)
+    return round(n * TICK_SIZE, 4)
+
+
+class MarketModel:
+    """The whole simulated market. Not thread-safe; owned by the simulator's generator."""
+
+    def __init__(self, config: SimConfig, wall_start_ms: int) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.start_sim_ms = config.start_ms if config.start_ms is not None else wall_start_ms
+        self.sim_ms = self.start_sim_ms
+        self.step_no = 0
+        self.now_ms = 0
+        self.spot = config.spot_usd
+        self.index_price = round(self.spot, 2)
+        self.base_vol = config.annual_vol
+        self.spot_version = 0
+        self.tick_s = config.tick_ms / 1000.0
+        self.min_steps = max(1, config.effective_min_interval_ms // config.tick_ms)
+        self.reprice_steps = max(1, REPRICE_MS // config.tick_ms)
+        self.trade_window_steps = max(1, TRADE_WINDOW_MS // config.tick_ms)
+        self.index_steps = max(1, config.index_interval_ms // config.tick_ms)
+        self.next_instrument_id = 200_000 + self.rng.randrange(50_000)
+        self.next_trade_id = 300_000_000 + self.rng.randrange(10_000_000)
+        self.states: dict[str, OptionState] = {}
+        self.expiries: dict[int, Expiry] = {}
+        self.active: list[OptionState] = []
+        self._cum: list[float] = []
+        self._trade_carry = 0.0
+        self._pending_trades: list[dict[str, Any]] = []
+        self._deliveries: list[_Pending] = []
+        self.locked = False
+        """Platform maintenance: no market data is generated while True."""
+        self._list_expiries(initial=True)
+
+    # ---- catalogue -------------------------------------------------------------
+
+    def _list_expiries(self, initial: bool) -> list[str]:
+        """List every scheduled expiry not listed yet; returns the new instrument names."""
+        schedule = expiry_schedule(self.sim_ms)
+        counts = strikes_per_expiry(schedule, self.sim_ms, self.config.instruments)
+        new_names: list[str] = []
+        for expiry, count in zip(schedule, counts, strict=True):
+            if expiry.expiry_ms in self.expiries:
+                continue
+            self.expiries[expiry.expiry_ms] = expiry
+            t_years = (expiry.expiry_ms - self.sim_ms) / YEAR_MS
+            creation = self.sim_ms - (self.rng.randrange(1, 60) * DAY_MS if initial else 0)
+            for strike in strikes_for(self.spot, t_years, count):
+                for is_call in (True, False):
+                    code = expiry.code
+                    name = f"ETH-{code}-{int(strike)}-{'C' if is_call else 'P'}"
+                    inst = Instrument(name, self.next_instrument_id, strike, is_call, expiry, creation)
+                    self.next_instrument_id += 1
+                    st = OptionState(
+                        inst,
+                        change_id=10_000_000_000 + self.rng.randrange(10**9),
+                        open_interest=float(self.rng.randrange(0, 20_000)),
+                        volume=float(self.rng.randrange(0, 2_000)),
+                    )
+                    self.states[name] = st
+                    new_names.append(name)
+                    self._reprice(st)
+                    st.open_price = st.val.price_coin
+                    st.low = st.high = _round_tick(st.val.price_coin, up=False) or TICK_SIZE
+                    st.last_price = st.low
+                    self._seed_book(st)
+        self._rebuild_weights()
+        return new_names
+
+    def _rebuild_weights(self) -> None:
+        self.active = [st for st in self.states.values() if st.inst.state == "open"]
+        self.active.sort(key=lambda st: (st.inst.expiry_ms, st.inst.strike, not st.inst.is_call))
+        cum = 0.0
+        self._cum = []
+        for st in self.active:
+            t_years = max((st.inst.expiry_ms - self.sim_ms) / YEAR_MS, 1.0 / 365)
+            moneyness = abs(math.log(st.inst.strike / self.spot)) / (0.8 * math.sqrt(t_years))
+            weight = math.exp(-0.5 * moneyness * moneyness) + 0.15
+            weight *= (1.0 / (t_years * 365.0 + 1.0)) ** 0.3
+            st.inst.weight = weight
+            cum += weight
+            self._cum.append(cum)
+        self._rebuild_probs()
+
+    def _rebuild_probs(self) -> None:
+        """Per-step emission probabilities: the rate split by activity weight, capped by
+        the per-channel minimum interval (water-filling), compensated for the dead time
+        after each emission."""
+        cfg = self.config
+        m = self.min_steps
+        cap = 1.0 / m
+        dead = m - 1
+        by_weight = sorted(self.active, key=lambda st: -st.inst.weight)
+        burst = cfg.burst_multiplier if cfg.burst_every_s > 0 else 1.0
+        for factor, is_burst in ((1.0, False), (burst, True)):
+            for share, is_ticker in ((cfg.ticker_share, True), (1.0 - cfg.ticker_share, False)):
+                target = cfg.rate_per_s * factor * share * self.tick_s
+                weight_left = sum(st.inst.weight for st in by_weight)
+                for st in by_weight:
+                    r = target * st.inst.weight / weight_left if weight_left > 0 else 0.0
+                    r = min(r, cap)
+                    target -= r
+                    weight_left -= st.inst.weight
+                    p = 1.0 if r >= cap else r / (1.0 - r * dead)
+                    if is_burst:
+                        if is_ticker:
+                            st.pb_ticker = p
+                        else:
+                            st.pb_book = p
+                    elif is_ticker:
+                        st.p_ticker = p
+                    else:
+                        st.p_book = p
+
+    def listed(self) -> list[Instrument]:
+        """Instruments currently listed (open), in chain order."""
+        return [st.inst for st in self.active]
+
+    # ---- pricing ---------------------------------------------------------------
+
+    def _reprice(self, st: OptionState) -> None:
+        inst = st.inst
+        t_years = max((inst.expiry_ms - self.sim_ms) / YEAR_MS, black76.MIN_T_YEARS)
+        forward = self.spot * math.exp(0.02 * t_years)
+        atm = black76.atm_term_vol(self.base_vol, t_years)
+        vol = black76.smile_vol(atm, forward, inst.strike, t_years, skew=-0.04, curvature=0.025)
+        st.val = black76.black76(forward, inst.strike, t_years, vol, inst.is_call)
+        st.mark_iv = round(vol * 100.0, 2)
+        st.forward = round(forward, 2)
+        st.val_version = self.spot_version
+
+    def ensure_priced(self, st: OptionState) -> None:
+        if st.val_version != self.spot_version:
+            self._reprice(st)
+
+    def iv_of(self, st: OptionState, price: float) -> float:
+        """First-order implied vol (percent) of ``price``, from the mark and the vega."""
+        vega_coin = st.val.vega / st.forward if st.forward else 0.0
+        if vega_coin <= 1e-12:
+            return st.mark_iv
+        return round(max(0.0, st.mark_iv + (price - st.val.price_coin) / vega_coin), 2)
+
+    # ---- books -----------------------------------------------------------------
+
+    def _targets(self, st: OptionState) -> tuple[list[float], list[float]]:
+        mark = st.val.price_coin
+        half = max(mark * 0.04, TICK_SIZE)
+        top_bid = _round_tick(mark - half, up=False)
+        top_ask = max(_round_tick(mark + half, up=True), TICK_SIZE)
+        if top_ask <= top_bid:
+            top_ask = round(top_bid + TICK_SIZE, 4)
+        levels = self.config.book_levels
+        bids = [round(top_bid - i * TICK_SIZE * 2, 4) for i in range(levels)]
+        asks = [round(top_ask + i * TICK_SIZE * 2, 4) for i in range(levels)]
+        return [p for p in bids if p > 0], asks
+
+    def _seed_book(self, st: OptionState) -> None:
+        bids, asks = self._targets(st)
+        rng = self.rng
+        for p in bids:
+            st.bids[p] = rng.choice(_BOOK_SIZES)
+        for p in asks:
+            st.asks[p] = rng.choice(_BOOK_SIZES)
+        st.targets = (bids, asks)
+        st.targets_version = self.spot_version
+        st.book_ts_ms = self.now_ms
+
+    @staticmethod
+    def _realign(book: dict[float, float], targets: list[float], is_bid: bool, size: float) -> list[list[Any]]:
+        """After the fair value moved: delete levels that now cross it, add the best
+        missing target level."""
+        actions: list[list[Any]] = []
+        limit = targets[0] if targets else None
+        for p in [p for p in book if limit is None or (p > limit if is_bid else p < limit)]:
+            del book[p]
+            actions.append(["delete", p, 0.0])
+        if actions:
+            for p in targets:
+                if p not in book:
+                    book[p] = size
+                    actions.append(["new", p, size])
+                    break
+        return actions
+
+    def _book_event(self, st: OptionState) -> BookEvent | None:
+        rand = self.rng.random
+        sizes = _BOOK_SIZES
+        bids: list[list[Any]] = []
+        asks: list[list[Any]] = []
+        if st.targets_version != self.spot_version:
+            fresh = self._targets(st)
+            st.targets_version = self.spot_version
+            if fresh != st.targets:
+                st.targets = fresh
+                bids = self._realign(st.bids, fresh[0], True, sizes[int(rand() * len(sizes))])
+                asks = self._realign(st.asks, fresh[1], False, sizes[int(rand() * len(sizes))])
+        if not bids and not asks:
+            is_bid = rand() < 0.5
+            book = st.bids if is_bid else st.asks
+            targets = st.targets[0] if is_bid else st.targets[1]
+            actions = bids if is_bid else asks
+            r = rand()
+            amount = sizes[int(rand() * len(sizes))]
+            if (not book or r < 0.15) and len(book) < len(targets):
+                for p in targets:
+                    if p not in book:
+                        book[p] = amount
+                        actions.append(["new", p, amount])
+                        break
+            elif r < 0.25 and len(book) > 2:
+                p = min(book) if is_bid else max(book)
+                del book[p]
+                actions.append(["delete", p, 0.0])
+            elif book:
+                p = targets[int(r * 3) % len(targets)] if targets else 0.0
+                if p not in book:
+                    p = next(iter(book))
+                if amount == book[p]:
+                    amount += 1.0
+                book[p] = amount
+                actions.append(["change", p, amount])
+            if not actions:
+                return None
+        prev = st.change_id
+        st.change_id = prev + 1 + int(rand() * rand() * 400)
+        st.book_ts_ms = self.now_ms
+        return BookEvent(st, st.change_id, prev, bids, asks)
+
+    # ---- trades ----------------------------------------------------------------
+
+    def _trade(self, st: OptionState) -> dict[str, Any]:
+        rng = self.rng
+        is_buy = rng.random() < 0.5
+        level = st.best_ask() if is_buy else st.best_bid()
+        price = level[0] if level else max(_round_tick(st.val.price_coin, up=is_buy), TICK_SIZE)
+        amount = rng.choice(_AMOUNTS)
+        last = st.last_price
+        if last is None or price > last:
+            tick_direction = 0
+        elif price < last:
+            tick_direction = 2
+        else:
+            tick_direction = 1 if st.last_tick_direction in (0, 1) else 3
+        st.last_tick_direction = tick_direction
+        st.last_price = price
+        st.trade_seq += 1
+        st.volume += amount
+        st.open_interest = max(0.0, st.open_interest + (amount if rng.random() < 0.6 else -amount))
+        st.low = min(st.low, price) if st.low else price
+        st.high = max(st.high, price)
+        self.next_trade_id += 1 + int(rng.random() * 3)
+        return {
+            "trade_seq": st.trade_seq,
+            "trade_id": f"ETH-{self.next_trade_id}",
+            "timestamp": self.now_ms,
+            "tick_direction": tick_direction,
+            "price": price,
+            "mark_price": round(st.val.price_coin, 8),
+            "iv": self.iv_of(st, price),
+            "instrument_name": st.inst.name,
+            "index_price": self.index_price,
+            "direction": "buy" if is_buy else "sell",
+            "amount": amount,
+            "contracts": amount,
+        }
+
+    # ---- the step ----------------------------------------------------------------
+
+    def _pick(self) -> OptionState:
+        i = bisect.bisect_left(self._cum, self.rng.random() * self._cum[-1])
+        return self.active[min(i, len(self.active) - 1)]
+
+    def _burst_factor(self) -> float:
+        cfg = self.config
+        if cfg.burst_every_s <= 0:
+            return 1.0
+        t = (self.step_no * self.tick_s) % cfg.burst_every_s
+        return cfg.burst_multiplier if t < cfg.burst_duration_s else 1.0
+
+    def set_rate(self, rate_per_s: float) -> None:
+        self.config = self.config.replace(rate_per_s=rate_per_s)
+        self.min_steps = max(1, self.config.effective_min_interval_ms // self.config.tick_ms)
+        self._rebuild_probs()
+
+    def step(self, now_ms: int) -> list[Event]:
+        """Advance one step stamped ``now_ms`` (must exceed the previous step's)."""
+        cfg = self.config
+        self.step_no += 1
+        step = self.step_no
+        self.now_ms = now_ms
+        self.sim_ms = self.start_sim_ms + int(step * cfg.tick_ms * cfg.time_scale)
+        events: list[Event] = []
+        rng = self.rng
+
+        if step % self.reprice_steps == 0:
+            dt_years = REPRICE_MS * cfg.time_scale / YEAR_MS
+            sigma = cfg.annual_vol
+            z = rng.gauss(0.0, 1.0)
+            self.spot *= math.exp(sigma * math.sqrt(dt_years) * z - 0.5 * sigma * sigma * dt_years)
+            self.base_vol = min(1.5, max(0.3, self.base_vol + rng.gauss(0.0, 0.002)))
+            self.index_price = round(self.spot, 2)
+            self.spot_version += 1
+
+        self._lifecycle(events)
+        if self.locked or not self.active:
+            return events
+
+        if step % self.index_steps == 0:
+            events.append(IndexEvent(self.index_price))
+
+        burst = self._burst_factor() != 1.0
+        min_steps = self.min_steps
+        rand = rng.random
+        version = self.spot_version
+        for st in self.active:
+            p = st.pb_ticker if burst else st.p_ticker
+            if p and st.last_ticker_step + min_steps <= step and rand() < p:
+                st.last_ticker_step = step
+                if st.val_version != version:
+                    self._reprice(st)
+                events.append(TickerEvent(st))
+            p = st.pb_book if burst else st.p_book
+            if p and st.last_book_step + min_steps <= step and rand() < p:
+                st.last_book_step = step
+                if st.val_version != version:
+                    self._reprice(st)
+                ev = self._book_event(st)
+                if ev is not None:
+                    events.append(ev)
+
+        self._trade_carry += cfg.trades_per_s * self.tick_s
+        while self._trade_carry >= 1.0:
+            self._trade_carry -= 1.0
+            st = self._pick()
+            self.ensure_priced(st)
+            self._pending_trades.append(self._trade(st))
+        if step % self.trade_window_steps == 0 and self._pending_trades:
+            events.append(TradesEvent(self._pending_trades))
+            self._pending_trades = []
+        return events
+
+    def _lifecycle(self, events: list[Event]) -> None:
+        """Expire instruments whose expiry passed, deliver them later, list new expiries."""
+        changed = False
+        for expiry_ms in [ms for ms in self.expiries if ms <= self.sim_ms]:
+            del self.expiries[expiry_ms]
+            pending = _Pending(self.sim_ms + int(self.config.settle_delay_s * 1000))
+            for name, st in list(self.states.items()):
+                if st.inst.expiry_ms == expiry_ms:
+                    st.inst.state = "settlement"
+                    events.append(StateEvent(name, "settlement"))
+                    pending.names.append(name)
+            self._deliveries.append(pending)
+            changed = True
+        while self._deliveries and self._deliveries[0].due_sim_ms <= self.sim_ms:
+            pending = self._deliveries.pop(0)
+            for name in pending.names:
+                events.append(StateEvent(name, "delivered"))
+                self.states.pop(name, None)
+        if changed:
+            for name in self._list_expiries(initial=False):
+                events.append(StateEvent(name, "open"))
+            self._rebuild_weights()

@@ -1,0 +1,316 @@
+"""The send log: exactly what the simulator sent (and did not send), per connection.
+
+Every market-data notification that was due to a subscribed connection is recorded once
+per connection with a ``status``:
+
+* ``sent``      handed to the socket (written to the transport; a frame written just
+                before a ``drop`` may still die in kernel buffers);
+* ``silenced``  withheld by a ``silence`` or ``maintenance`` fault;
+* ``skipped``   withheld by ``skip_book`` / ``skip_trades`` (the exchange "lost" it);
+* ``dropped``   still queued when the connection closed or was dropped;
+* ``too_slow``  discarded when the connection was closed for ``connection_too_slow``.
+
+Rows carry the identity keys of the archive tables (``tickarchive.tables`` dedup keys),
+so an external harness can anti-join them against what the collector stored:
+
+=============== =================================================================
+table           columns (plus ``connection``, ``status``, ``wall_us``, ``channel``)
+=============== =================================================================
+quotes          instrument, ts_us
+trades          instrument, trade_id, trade_seq, ts_us   (one row per trade)
+book_changes    instrument, change_id, prev_change_id (null on snapshots), n_rows,
+                is_snapshot, ts_us   (one row per book message; n_rows = level rows)
+index_ticks     index_name, ts_us
+instruments     instrument, state, ts_us   (instrument.state notifications)
+=============== =================================================================
+
+Rows are buffered per table and spooled to ``<dir>/<table>/part-NNNNN.parquet`` every
+``batch_rows`` rows, so memory stays bounded however long the run. ``export(dest)``
+writes one ``<table>.parquet`` per table (streamed part by part), ``faults.parquet``,
+``faults.json`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loadtest.errors import SendLogError
+from loadtest.sim.encode import BOOK, INDEX, QUOTES, STATES, TRADES, Record
+from loadtest.sim.faults import FaultRecord
+
+SENT = "sent"
+SILENCED = "silenced"
+SKIPPED = "skipped"
+DROPPED = "dropped"
+TOO_SLOW = "too_slow"
+
+_COMMON = [
+    ("connection", pa.string()),
+    ("status", pa.string()),
+    ("wall_us", pa.int64()),
+    ("channel", pa.string()),
+]
+SCHEMAS: dict[str, pa.Schema] = {
+    QUOTES: pa.schema([*_COMMON, ("instrument", pa.string()), ("ts_us", pa.int64())]),
+    TRADES: pa.schema(
+        [
+            *_COMMON,
+            ("instrument", pa.string()),
+            ("trade_id", pa.string()),
+            ("trade_seq", pa.int64()),
+            ("ts_us", pa.int64()),
+        ]
+    ),
+    BOOK: pa.schema(
+        [
+            *_COMMON,
+            ("instrument", pa.string()),
+            ("change_id", pa.int64()),
+            ("prev_change_id", pa.int64()),
+            ("n_rows", pa.int32()),
+            ("is_snapshot", pa.bool_()),
+            ("ts_us", pa.int64()),
+        ]
+    ),
+    INDEX: pa.schema([*_COMMON, ("index_name", pa.string()), ("ts_us", pa.int64())]),
+    STATES: pa.schema([*_COMMON, ("instrument", pa.string()), ("state", pa.string()), ("ts_us", pa.int64())]),
+}
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    QUOTES: ("instrument", "ts_us"),
+    TRADES: ("instrument", "trade_id", "trade_seq", "ts_us"),
+    BOOK: ("instrument", "change_id", "prev_change_id", "n_rows", "ts_us"),
+    INDEX: ("index_name", "ts_us"),
+    STATES: ("instrument", "state", "ts_us"),
+}
+TABLES = tuple(SCHEMAS)
+FAULT_SCHEMA = pa.schema(
+    [
+        ("fault_id", pa.int64()),
+        ("kind", pa.string()),
+        ("connection", pa.string()),
+        ("start_us", pa.int64()),
+        ("end_us", pa.int64()),
+        ("instruments", pa.list_(pa.string())),
+        ("params", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+
+class SendLog:
+    """Owned by one simulator; all methods run on its event loop (no locking)."""
+
+    def __init__(self, directory: Path | None = None, batch_rows: int = 200_000) -> None:
+        self._owns_dir = directory is None
+        try:
+            self.directory = Path(tempfile.mkdtemp(prefix="tickarchive-sendlog-")) if directory is None else directory
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SendLogError(f"cannot create send-log directory {directory}: {exc}") from exc
+        self.batch_rows = batch_rows
+        self._rows: dict[str, list[tuple[str, str, int, Record]]] = {t: [] for t in TABLES}
+        self._parts: dict[str, int] = dict.fromkeys(TABLES, 0)
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+        """(table, connection, status) -> rows spooled so far."""
+        self.faults: list[FaultRecord] = []
+        self.control_frames: Counter[str] = Counter()
+        """Frames that are not market data: 'malformed', 'unknown_channel', 'response', ..."""
+
+    # ---- recording (hot path) -------------------------------------------------------
+
+    def record(self, connection: str, status: str, wall_us: int, records: Iterable[Record]) -> None:
+        rows = self._rows
+        for rec in records:
+            rows[rec[0]].append((connection, status, wall_us, rec))
+        for table, buffered in rows.items():
+            if len(buffered) >= self.batch_rows:
+                self._flush_table(table)
+
+    def add_fault(self, fault: FaultRecord) -> FaultRecord:
+        self.faults.append(fault)
+        return fault
+
+    # ---- spooling -------------------------------------------------------------------
+
+    def _columns(self, table: str) -> pa.Table:
+        rows = self._rows[table]
+        schema = SCHEMAS[table]
+        if table == TRADES:
+            flat = [(conn, status, wall, rec[1], *key) for conn, status, wall, rec in rows for key in rec[2]]
+        else:
+            flat = [(conn, status, wall, *rec[1:]) for conn, status, wall, rec in rows]
+        columns: list[Any] = list(zip(*flat, strict=True)) if flat else [[] for _ in schema]
+        return pa.Table.from_arrays(
+            [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema
+        )
+
+    def _flush_table(self, table: str) -> None:
+        if not self._rows[table]:
+            return
+        data = self._columns(table)
+        self._parts[table] += 1
+        path = self.directory / table / f"part-{self._parts[table]:05d}.parquet"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(data, path, compression="zstd", compression_level=1)
+        except (OSError, pa.ArrowException) as exc:
+            raise SendLogError(f"cannot write send-log part {path}: {exc}") from exc
+        self._rows[table] = []
+        grouped = data.group_by(["connection", "status"]).aggregate([("status", "count")])
+        for conn, status, n in zip(
+            grouped.column("connection").to_pylist(),
+            grouped.column("status").to_pylist(),
+            grouped.column("status_count").to_pylist(),
+            strict=True,
+        ):
+            self._counts[(table, conn, status)] += n
+
+    def flush(self) -> None:
+        """Write every buffered row to a part file."""
+        for table in TABLES:
+            self._flush_table(table)
+
+    def part_files(self, table: str) -> list[Path]:
+        return sorted((self.directory / table).glob("part-*.parquet"))
+
+    def read(self, table: str) -> pa.Table:
+        """Every row of ``table`` so far (flushes first). For big runs prefer ``export``."""
+        if table not in SCHEMAS:
+            raise SendLogError(f"unknown send-log table {table!r}; known: {', '.join(TABLES)}")
+        self.flush()
+        try:
+            parts = [pq.read_table(p, schema=SCHEMAS[table]) for p in self.part_files(table)]
+        except (OSError, pa.ArrowException) as exc:
+            raise SendLogError(f"cannot read send log {table}: {exc}") from exc
+        if not parts:
+            return SCHEMAS[table].empty_table()
+        return pa.concat_tables(parts)
+
+    # ---- queries --------------------------------------------------------------------
+
+    def keys(
+        self, table: str, status: str | None = SENT, connection: str | None = None, channel: str | None = None
+    ) -> set[tuple[Any, ...]]:
+        """The identity keys of ``table`` rows with that status/connection/channel
+        (``None`` = any), as a set of tuples in ``KEY_COLUMNS[table]`` order."""
+        data = self._filtered(table, status, connection, channel)
+        cols = [data.column(c).to_pylist() for c in KEY_COLUMNS[table]]
+        return set(zip(*cols, strict=True))
+
+    def rows(
+        self, table: str, status: str | None = SENT, connection: str | None = None, channel: str | None = None
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._filtered(table, status, connection, channel).to_pylist()
+        return rows
+
+    def _filtered(self, table: str, status: str | None, connection: str | None, channel: str | None) -> pa.Table:
+        data = self.read(table)
+        for column, value in (("status", status), ("connection", connection), ("channel", channel)):
+            if value is not None:
+                data = data.filter(pc.equal(data.column(column), value))
+        return data
+
+    @property
+    def counts(self) -> Counter[tuple[str, str, str]]:
+        """(table, connection, status) -> rows (trades: one per trade). Flushes first."""
+        self.flush()
+        return self._counts
+
+    def count(self, table: str, status: str = SENT, connection: str | None = None) -> int:
+        return sum(n for (t, c, s), n in self.counts.items() if t == table and s == status and connection in (None, c))
+
+    def summary(self, per_instrument: bool = False) -> dict[str, Any]:
+        """Counts per table/status, per connection, per channel; with ``per_instrument``
+        also sent rows per instrument and trade_seq ranges (reads the spooled parts)."""
+        tables: dict[str, dict[str, int]] = {t: {} for t in TABLES}
+        by_conn: dict[str, dict[str, dict[str, int]]] = {}
+        for (table, conn, status), n in sorted(self.counts.items()):
+            tables[table][status] = tables[table].get(status, 0) + n
+            by_conn.setdefault(conn, {}).setdefault(table, {})[status] = n
+        out: dict[str, Any] = {
+            "directory": str(self.directory),
+            "tables": tables,
+            "by_connection": by_conn,
+            "faults": [f.as_dict() for f in self.faults],
+            "control_frames": dict(self.control_frames),
+        }
+        if per_instrument:
+            by_channel: dict[str, dict[str, int]] = {}
+            for table in TABLES:
+                grouped = self.read(table).group_by(["channel", "status"]).aggregate([("status", "count")])
+                for ch, status, n in zip(
+                    grouped.column("channel").to_pylist(),
+                    grouped.column("status").to_pylist(),
+                    grouped.column("status_count").to_pylist(),
+                    strict=True,
+                ):
+                    by_channel.setdefault(ch, {})[status] = by_channel.setdefault(ch, {}).get(status, 0) + n
+            out["by_channel"] = by_channel
+            out["per_instrument"] = {}
+            for table in (QUOTES, TRADES, BOOK, STATES):
+                data = self._filtered(table, SENT, None, None)
+                grouped = data.group_by("instrument").aggregate([("instrument", "count")])
+                out["per_instrument"][table] = dict(
+                    zip(
+                        grouped.column("instrument").to_pylist(),
+                        grouped.column("instrument_count").to_pylist(),
+                        strict=True,
+                    )
+                )
+            trades = self.read(TRADES)
+            seq = trades.group_by("instrument").aggregate(
+                [("trade_seq", "min"), ("trade_seq", "max"), ("trade_seq", "count_distinct")]
+            )
+            out["trade_seq"] = {
+                inst: {"min": lo, "max": hi, "distinct": n}
+                for inst, lo, hi, n in zip(
+                    seq.column("instrument").to_pylist(),
+                    seq.column("trade_seq_min").to_pylist(),
+                    seq.column("trade_seq_max").to_pylist(),
+                    seq.column("trade_seq_count_distinct").to_pylist(),
+                    strict=True,
+                )
+            }
+        return out
+
+    # ---- export ---------------------------------------------------------------------
+
+    def export(self, dest: Path) -> dict[str, str]:
+        """Write ``dest/<table>.parquet`` per table, ``faults.parquet``, ``faults.json`` and
+        ``summary.json``; returns name -> path. Memory: one part file at a time."""
+        self.flush()
+        written: dict[str, str] = {}
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            for table in TABLES:
+                path = dest / f"{table}.parquet"
+                with pq.ParquetWriter(path, SCHEMAS[table], compression="zstd") as writer:
+                    for part in self.part_files(table):
+                        writer.write_table(pq.read_table(part, schema=SCHEMAS[table]))
+                written[table] = str(path)
+            faults = [f.as_dict() for f in self.faults]
+            rows = [dict(f, params=json.dumps(f["params"], sort_keys=True)) for f in faults]
+            pq.write_table(pa.Table.from_pylist(rows, schema=FAULT_SCHEMA), dest / "faults.parquet")
+            (dest / "faults.json").write_text(json.dumps(faults, indent=2))
+            (dest / "summary.json").write_text(json.dumps(self.summary(), indent=2))
+        except (OSError, pa.ArrowException) as exc:
+            raise SendLogError(f"cannot export the send log to {dest}: {exc}") from exc
+        written["faults"] = str(dest / "faults.parquet")
+        written["faults_json"] = str(dest / "faults.json")
+        written["summary"] = str(dest / "summary.json")
+        return written
+
+    def cleanup(self) -> None:
+        """Delete the spool directory if the log created it (a temporary directory)."""
+        if self._owns_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
