@@ -1,0 +1,559 @@
+"""The collector: every Deribit frame journaled, normalized, stored in QuestDB, gap-aware.
+
+One asyncio ``TaskGroup`` (on uvloop when run from the CLI) owns every task:
+
+* ``discovery``   ``get_instruments`` over REST (journaled, connection ``rest``), the
+                  channel plan sharded over ``deribit.connections`` connections, then a
+                  periodic reconcile (``deribit.reconcile_interval_s``); listings and
+                  expiries in between arrive on ``instrument.state.{kind}.{currency}``;
+* ``c0..cN-1``    one ``ConnectionDriver`` per connection (``ingest.connection``):
+                  journal first, then the sans-I/O session, then ``on_outputs`` here;
+* ``writer``      ``store.questdb_writer.QuestDBWriter``: flush timer, transactions,
+                  checkpoint, catch-up from the journal;
+* ``fsync``       ``journal.sync()`` every ``journal.fsync_interval_ms``;
+* ``heartbeat``   a ``collector_heartbeats`` row per connection per second, gap and
+                  disk gauges, the free-space gate (back-pressure below
+                  ``journal.min_free_bytes``);
+* ``backfill``    a bounded queue of trade backfills (``ingest.backfill``) for closed
+                  ``disconnect``/``stale``/``trade_seq``/``downtime`` gaps.
+
+Start-up: open the journal (torn tail repaired), replay what QuestDB has not
+acknowledged (the writer starts in catch-up mode at ``acked_seq + 1``), and write a
+``downtime`` gap from the previous run's last journaled frame (else its last heartbeat
+row) to now, backfilled like any other.
+
+Stop (``stop`` event: SIGTERM/SIGINT from the CLI): connections are cancelled (no
+disconnect gap: the next start's downtime gap covers the time), the writer drains what it
+holds (bounded time), the journal is fsynced and closed; anything not acknowledged is
+replayed at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import httpx
+
+from ingest.backfill import Backfiller, BackfillError, Window, backfilled
+from ingest.connection import ConnectionDriver, now_us
+from ingest.discovery import (
+    ChannelPlan,
+    DiscoveryError,
+    InstrumentSet,
+    connection_name,
+    fetch_instruments,
+)
+from ingest.gaps import BackfillJob, GapLedger, downtime_gap
+from ingest.journal import Journal, JournalReader
+from ingest.metrics import CollectorMetrics
+from ingest.normalize import Malformed
+from ingest.pacing import Backoff, TokenBucket
+from ingest.session import (
+    DeribitSession,
+    GapDetected,
+    Output,
+    ReconnectRequired,
+    Rejected,
+    RpcFailed,
+    SessionConfig,
+    Subscribed,
+    Unsubscribed,
+)
+from store.questdb_writer import QuestDBWriter, ilp_conf
+from tickarchive.domain import (
+    BookChange,
+    ConnectionHeartbeat,
+    Event,
+    GapKind,
+    IndexTick,
+    InstrumentEvent,
+    QuoteTick,
+    TradeTick,
+)
+from tickarchive.settings import Settings
+
+log = logging.getLogger("tickarchive.collector")
+
+REST_CONNECTION: Final = "rest"
+UNREACHABLE_HINT: Final = "`make demo` runs the same pipeline offline against the local simulator"
+_EVENT_TYPES: Final = frozenset({QuoteTick, TradeTick, BookChange, IndexTick, InstrumentEvent})
+_BACKFILL_QUEUE: Final = 256
+_BACKFILL_ATTEMPTS: Final = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the collector reads and writes (defaults from the settings)."""
+
+    ws_url: str
+    rest_url: str
+    history_url: str
+    questdb_host: str
+    questdb_http_port: int
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Endpoints:
+        return cls(s.deribit.ws_url, s.deribit.rest_url, s.deribit.history_url, s.questdb.host, s.questdb.http_port)
+
+    @property
+    def questdb_http_url(self) -> str:
+        return f"http://{self.questdb_host}:{self.questdb_http_port}"
+
+
+@dataclass(slots=True)
+class CollectorStats:
+    malformed: collections.Counter[str] = field(default_factory=collections.Counter)
+    rejected: int = 0
+    rpc_failures: int = 0
+    backfills: list[tuple[str, int]] = field(default_factory=list)
+    """(gap key text, trades inserted) per finished backfill."""
+    backfill_failures: int = 0
+    listings: int = 0
+    expiries: int = 0
+
+
+class Collector:
+    """``await Collector(settings).run(stop)``: see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        endpoints: Endpoints | None = None,
+        journal_dir: Path | None = None,
+        metrics: CollectorMetrics | None = None,
+        serve_metrics: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.endpoints = endpoints or Endpoints.from_settings(settings)
+        self.journal_dir = journal_dir or settings.paths.journal_dir
+        self.metrics = metrics or CollectorMetrics()
+        self.serve_metrics = serve_metrics
+        self.plan = ChannelPlan.from_settings(settings.deribit)
+        self.instruments = InstrumentSet(self.plan)
+        self.stats = CollectorStats()
+        self.drivers: list[ConnectionDriver] = []
+        self.sessions: list[DeribitSession] = []
+        self.started = asyncio.Event()
+        """Set once discovery succeeded and the connection tasks run."""
+        self._journal: Journal | None = None
+        self._writer: QuestDBWriter | None = None
+        self._ledger: GapLedger | None = None
+        self._backfiller: Backfiller | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._driver_tasks: list[asyncio.Task[None]] = []
+        self._backfill_q: asyncio.Queue[BackfillJob] = asyncio.Queue(maxsize=_BACKFILL_QUEUE)
+        self._gate = asyncio.Event()
+        self._gate.set()
+        self._stopping = False
+        self._malformed_logged: set[str] = set()
+        self._rpc_logged: collections.Counter[str] = collections.Counter()
+        self._subscribe_limiter = TokenBucket(settings.deribit.subscribe_rate_per_s, 5.0, now_us())
+        self._reconnect_limiter = TokenBucket(
+            settings.deribit.reconnects_per_s, max(1.0, settings.deribit.reconnects_per_s), now_us()
+        )
+        self.backfill_idle = asyncio.Event()
+        self.backfill_idle.set()
+
+    # ---- accessors (tests, CLI) ------------------------------------------------------
+
+    @property
+    def journal(self) -> Journal:
+        assert self._journal is not None, "collector not running"
+        return self._journal
+
+    @property
+    def writer(self) -> QuestDBWriter:
+        assert self._writer is not None, "collector not running"
+        return self._writer
+
+    @property
+    def ledger(self) -> GapLedger:
+        assert self._ledger is not None, "collector not running"
+        return self._ledger
+
+    def all_subscribed(self) -> bool:
+        """Every connection has every channel it wants confirmed."""
+        return bool(self.sessions) and all(
+            s.connected and s.subscribed_channels >= s.desired_channels for s in self.sessions
+        )
+
+    # ---- run -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        journal = Journal.open(self.journal_dir, s.journal.segment_bytes)
+        self._journal = journal
+        if journal.recovery is not None:
+            r = journal.recovery
+            log.warning(
+                "journal: torn tail of %s repaired (%d bytes cut: %s); %d records kept",
+                r.segment, r.cut_bytes, r.reason, r.kept_records,
+            )
+        conf = ilp_conf(self.endpoints.questdb_host, self.endpoints.questdb_http_port, s.writer.request_timeout_s)
+        writer = QuestDBWriter(conf, s.writer, journal, self.metrics)
+        self._writer = writer
+        self._ledger = GapLedger(writer.add_side, self._schedule_backfill, self.metrics)
+        self._backfiller = Backfiller(
+            self.endpoints.history_url,
+            self.endpoints.questdb_http_url,
+            s.deribit.currencies,
+            s.deribit.kinds,
+            metrics=self.metrics,
+        )
+        log.info(
+            "collector: journal %s (next seq %d, acknowledged up to %d: %d records to replay)",
+            self.journal_dir, journal.next_seq, journal.acked_seq, journal.backlog_records,
+        )
+        if self.serve_metrics:
+            self.metrics.serve(s.metrics.host, s.metrics.port)
+            log.info("collector: metrics on http://%s:%d/metrics", s.metrics.host, s.metrics.port)
+        try:
+            await self._downtime_gap()
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                services = [
+                    tg.create_task(writer.run(), name="writer"),
+                    tg.create_task(self._fsync_loop(), name="fsync"),
+                    tg.create_task(self._heartbeat_loop(), name="heartbeat"),
+                    tg.create_task(self._backfill_loop(), name="backfill"),
+                    tg.create_task(self._discovery_loop(), name="discovery"),
+                ]
+                await stop.wait()
+                log.info("collector: stopping")
+                self._stopping = True
+                for t in self._driver_tasks:
+                    t.cancel()
+                for t in services:
+                    t.cancel()
+            drained = await writer.drain(timeout_s=10.0)
+            journal.sync()
+            log.info(
+                "collector: stopped (%s); journal acknowledged up to seq %d of %d",
+                "all rows acknowledged" if drained else "unacknowledged rows stay in the journal",
+                journal.acked_seq, journal.last_seq,
+            )
+        finally:
+            writer.close()
+            await self._backfiller.aclose()
+            journal.close()
+
+    # ---- start-up ----------------------------------------------------------------------
+
+    async def _downtime_gap(self) -> None:
+        journal = self.journal
+        last: int | None = None
+        for seg in reversed(JournalReader(self.journal_dir).segments()):
+            if seg.last_ts_us is not None:
+                last = seg.last_ts_us
+                break
+        source = "last journaled frame"
+        if last is None:
+            last = await self._last_heartbeat_us()
+            source = "last heartbeat row"
+        gap = downtime_gap(last, now_us(), f"collector not running (since the {source} of the previous run)")
+        if gap is not None:
+            self.ledger.record(gap, journal_seq=journal.last_seq)
+
+    async def _last_heartbeat_us(self) -> int | None:
+        url = f"{self.endpoints.questdb_http_url}/exec"
+        try:
+            async with httpx.AsyncClient(timeout=3.0) as client:
+                r = await client.get(url, params={"query": "SELECT max(ts) FROM collector_heartbeats"})
+            rows = r.json().get("dataset") or []
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not rows or rows[0][0] is None:
+            return None
+        from datetime import datetime
+
+        text = str(rows[0][0]).replace("Z", "+00:00")
+        try:
+            return int(datetime.fromisoformat(text).timestamp() * 1_000_000)
+        except ValueError:
+            return None
+
+    async def _discovery_loop(self) -> None:
+        s = self.settings.deribit
+        backoff = Backoff(s.reconnect_min_s, s.reconnect_max_s)
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            while True:
+                try:
+                    fetched = await fetch_instruments(client, self.endpoints.rest_url, s.currencies, s.kinds)
+                    break
+                except DiscoveryError as exc:
+                    delay = backoff.next_delay_s()
+                    log.warning(
+                        "Deribit is unreachable (%s); retrying in %.1f s. No internet here? %s.",
+                        exc, delay, UNREACHABLE_HINT,
+                    )
+                    await asyncio.sleep(delay)
+            listed = self._journal_fetched(fetched)
+            self.instruments.reconcile(listed)
+            self._start_connections()
+            self._update_instrument_gauges()
+            self.started.set()
+            while True:
+                await asyncio.sleep(s.reconcile_interval_s)
+                try:
+                    fetched = await fetch_instruments(client, self.endpoints.rest_url, s.currencies, s.kinds)
+                except DiscoveryError as exc:
+                    log.warning("reconcile: get_instruments failed (%s); retry in %.0f s", exc, s.reconcile_interval_s)
+                    continue
+                added, removed = self.instruments.reconcile(self._journal_fetched(fetched))
+                if added or removed:
+                    log.info("reconcile: %d listed, %d gone", len(added), len(removed))
+                self._follow(added, removed)
+
+    def _journal_fetched(self, fetched: Sequence[object]) -> list[InstrumentEvent]:
+        from ingest.discovery import FetchedInstruments
+
+        out: list[InstrumentEvent] = []
+        for f in fetched:
+            assert isinstance(f, FetchedInstruments)
+            seq = self.journal.append(f.body, f.recv_ts_us, REST_CONNECTION)
+            self.writer.offer(seq, f.events)
+            out.extend(f.events)
+        return out
+
+    def _start_connections(self) -> None:
+        s = self.settings.deribit
+        layout = self.plan.layout(self.instruments.live_names())
+        assert self._tg is not None
+        for i, channels in enumerate(layout):
+            session = DeribitSession(SessionConfig.from_settings(s, connection_name(i)), self._subscribe_limiter)
+            session.subscribe(channels)
+            driver = ConnectionDriver(
+                session,
+                self.endpoints.ws_url,
+                self.journal,
+                self._on_outputs,
+                self._reconnect_limiter,
+                Backoff(s.reconnect_min_s, s.reconnect_max_s),
+                self.metrics,
+                self._gate,
+            )
+            self.sessions.append(session)
+            self.drivers.append(driver)
+            self._driver_tasks.append(self._tg.create_task(driver.run(), name=session.connection))
+        log.info(
+            "collector: %d instruments, %d channels over %d connections",
+            len(self.instruments.live_names()), sum(len(c) for c in layout), len(layout),
+        )
+
+    def _follow(self, added: Sequence[str], removed: Sequence[str]) -> None:
+        """Subscribe listings, unsubscribe expiries, on the instrument's own connection."""
+        if not self.sessions:
+            return
+        touched: set[int] = set()
+        for name in added:
+            i = self.plan.shard(name)
+            self.sessions[i].subscribe(self.plan.instrument_channels(name))
+            touched.add(i)
+            self.stats.listings += 1
+            log.info("listing: %s subscribed on %s", name, self.sessions[i].connection)
+        for name in removed:
+            i = self.plan.shard(name)
+            self.sessions[i].unsubscribe(self.plan.instrument_channels(name))
+            touched.add(i)
+            self.stats.expiries += 1
+            log.info("expiry: %s (%s) unsubscribed", name, self.instruments.known[name].state)
+        for i in touched:
+            self.drivers[i].kick()
+        self._update_instrument_gauges()
+
+    def _update_instrument_gauges(self) -> None:
+        for kind, n in self.instruments.counts_by_kind().items():
+            self.metrics.instruments.labels(kind=kind).set(n)
+
+    # ---- the hot path ------------------------------------------------------------------
+
+    def _on_outputs(self, driver: ConnectionDriver, seq: int, outs: Sequence[Output]) -> None:
+        events: list[Event] = []
+        for o in outs:
+            t = type(o)
+            if t in _EVENT_TYPES:
+                events.append(o)  # type: ignore[arg-type]
+                if t is InstrumentEvent and seq:
+                    self._on_state(o)  # type: ignore[arg-type]
+            else:
+                self._signal(driver, seq, o)
+        if seq:
+            self.writer.offer(seq, events)
+
+    def _on_state(self, e: InstrumentEvent) -> None:
+        if not self.instruments.wanted(e):
+            return
+        added, removed = self.instruments.on_state(e)
+        if added or removed:
+            self._follow(added, removed)
+
+    def _signal(self, driver: ConnectionDriver, seq: int, o: Output) -> None:
+        t = type(o)
+        if t is GapDetected:
+            assert isinstance(o, GapDetected)
+            if self._stopping and o.gap.end_us is None and o.gap.kind in (GapKind.DISCONNECT, GapKind.STALE):
+                return  # shutting down: the next start's downtime gap covers it
+            self.ledger.record(o.gap, o.first_missing_seq, o.last_missing_seq, seq or self.journal.last_seq)
+        elif t is ReconnectRequired:
+            assert isinstance(o, ReconnectRequired)
+            driver.request_reconnect(o.reason)
+        elif t is Malformed:
+            assert isinstance(o, Malformed)
+            key = o.key
+            self.stats.malformed[key] += 1
+            self.metrics.malformed.labels(kind=key).inc()
+            if key not in self._malformed_logged:
+                self._malformed_logged.add(key)
+                log.warning(
+                    "%s: malformed frame (%s: %s), kept in the journal (seq %d); further ones are only counted. "
+                    "sample: %r",
+                    driver.name, key, o.detail[:200], seq, o.sample,
+                )
+        elif t is Subscribed or t is Unsubscribed:
+            self.metrics.subscribed_channels.labels(connection=driver.name).set(
+                len(driver.session.subscribed_channels)
+            )
+        elif t is Rejected:
+            assert isinstance(o, Rejected)
+            self.stats.rejected += len(o.channels)
+            log.warning("%s: %d channels refused: %s", driver.name, len(o.channels), o.reason)
+        elif t is RpcFailed:
+            assert isinstance(o, RpcFailed)
+            self.stats.rpc_failures += 1
+            k = f"{o.method}:{o.code}"
+            self._rpc_logged[k] += 1
+            n = self._rpc_logged[k]
+            if n & (n - 1) == 0:  # 1st, 2nd, 4th, 8th, ...
+                log.warning("%s: %s failed: %d %s (%d times)", driver.name, o.method, o.code, o.message, n)
+
+    # ---- timers -------------------------------------------------------------------------
+
+    async def _fsync_loop(self) -> None:
+        journal = self.journal
+        m = self.metrics
+        interval = self.settings.journal.fsync_interval_ms / 1000.0
+        last_bytes = journal.stats.appended_bytes
+        while True:
+            await asyncio.sleep(interval)
+            took = journal.sync()
+            if took:
+                m.journal_fsync.observe(took)
+            b = journal.stats.appended_bytes
+            if b > last_bytes:
+                m.journal_bytes.inc(b - last_bytes)
+                last_bytes = b
+
+    async def _heartbeat_loop(self) -> None:
+        journal = self.journal
+        writer = self.writer
+        m = self.metrics
+        floor = self.settings.journal.min_free_bytes
+        while True:
+            await asyncio.sleep(1.0 - (time.time() % 1.0))
+            now = now_us()
+            rows = [
+                ConnectionHeartbeat(
+                    d.name,
+                    now,
+                    d.connected and bool(d.session.subscribed_channels),
+                    len(d.session.subscribed_channels),
+                    d.frames,
+                    d.last_frame_us,
+                    journal.backlog_bytes,
+                )
+                for d in self.drivers
+            ]
+            if writer.healthy:
+                writer.add_side(rows)  # liveness rows are not worth holding through an outage
+            self.ledger.refresh_metrics(now)
+            m.journal_backlog_bytes.set(journal.backlog_bytes)
+            m.writer_buffered_rows.set(writer.buffered_rows)
+            free, _total = m.update_disk(self.journal_dir)
+            if free < floor and self._gate.is_set():
+                self._gate.clear()
+                log.error(
+                    "JOURNAL DISK LOW: %d bytes free < journal.min_free_bytes %d; sockets are not read until "
+                    "there is room (Deribit may disconnect us: the gaps will say so)",
+                    free, floor,
+                )
+            elif free >= floor and not self._gate.is_set():
+                self._gate.set()
+                log.warning("journal disk has room again (%d bytes free); reading resumes", free)
+
+    # ---- backfill ------------------------------------------------------------------------
+
+    def _schedule_backfill(self, job: BackfillJob) -> None:
+        try:
+            self._backfill_q.put_nowait(job)
+            self.backfill_idle.clear()
+        except asyncio.QueueFull:
+            log.error(
+                "backfill queue full (%d jobs): gap %s %s from %d stays open; run `tickarchive backfill --open`",
+                _BACKFILL_QUEUE, job.gap.kind.value, job.gap.instrument, job.gap.start_us,
+            )
+
+    async def _backfill_loop(self) -> None:
+        bf = self._backfiller
+        assert bf is not None
+        while True:
+            if self._backfill_q.empty():
+                self.backfill_idle.set()
+            job = await self._backfill_q.get()
+            self.backfill_idle.clear()
+            await self._backfill_one(bf, job)
+
+    async def _backfill_one(self, bf: Backfiller, job: BackfillJob) -> None:
+        gap = job.gap
+        for attempt in range(1, _BACKFILL_ATTEMPTS + 1):
+            try:
+                upto = max(job.after_seq, self.journal.last_seq)
+                if not await self.writer.wait_acked(upto, timeout_s=120.0):
+                    raise BackfillError(f"QuestDB has not acknowledged the journal up to seq {upto}")
+                await bf.wait_wal()
+                trades = await bf.missing(Window.of_gap(gap, job.first_missing_seq, job.last_missing_seq))
+                self.writer.add_side(trades)
+                self.metrics.backfilled_trades.inc(len(trades))
+                self.ledger.update(backfilled(gap, len(trades)))
+                self.stats.backfills.append((f"{gap.kind.value} {gap.instrument} {gap.start_us}", len(trades)))
+                log.info(
+                    "backfill: %s %s on %s: %d missing trades inserted (source=backfill)",
+                    gap.kind.value, gap.instrument, gap.connection, len(trades),
+                )
+                return
+            except BackfillError as exc:
+                self.metrics.backfill_errors.inc()
+                delay = min(30.0, 0.5 * 2**attempt)
+                log.warning(
+                    "backfill of %s %s failed (attempt %d/%d): %s; retry in %.0f s",
+                    gap.kind.value, gap.instrument, attempt, _BACKFILL_ATTEMPTS, exc, delay,
+                )
+                await asyncio.sleep(delay)
+        self.stats.backfill_failures += 1
+        log.error(
+            "backfill of %s %s from %d gave up; the gap stays open: run `tickarchive backfill --open`",
+            gap.kind.value, gap.instrument, gap.start_us,
+        )
+
+
+async def run_until_signalled(collector: Collector) -> None:
+    """Run ``collector`` until SIGINT/SIGTERM (the CLI's main)."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await collector.run(stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,99 @@
+"""``tickarchive collect``, ``tickarchive backfill`` and ``tickarchive bench collector``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """One line per event on stderr (the collector never logs per frame)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    app.command("collect", help="Collect every configured Deribit channel into the journal and QuestDB.")(collect)
+    app.command("backfill", help="Re-fetch missed trades from the history API for gaps or a time range.")(backfill)
+    bench.command("collector", help="CPU and RSS of the collector at a given frame rate against the simulator.")(
+        bench_collector
+    )
+
+
+def collect(
+    simulator: Annotated[
+        str | None, typer.Option("--simulator", help="collect from a simulator at this ws:// URL instead of Deribit")
+    ] = None,
+    journal_dir: Annotated[
+        Path | None, typer.Option(help="journal directory (default: paths.local_dir/journal)")
+    ] = None,
+    connections: Annotated[int | None, typer.Option(help="override deribit.connections")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="override metrics.port")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    import uvloop
+
+    from ingest.collector import Collector, Endpoints, run_until_signalled
+    from ingest.discovery import rest_url_of_ws
+    from tickarchive.settings import load_settings
+
+    setup_logging(log_level)
+    settings = load_settings()
+    updates = {}
+    if connections is not None:
+        updates["deribit"] = settings.deribit.model_copy(update={"connections": connections})
+    if metrics_port is not None:
+        updates["metrics"] = settings.metrics.model_copy(update={"port": metrics_port})
+    if updates:
+        settings = settings.model_copy(update=updates)
+    endpoints = Endpoints.from_settings(settings)
+    if simulator is not None:
+        rest = rest_url_of_ws(simulator)
+        endpoints = Endpoints(simulator, rest, rest, endpoints.questdb_host, endpoints.questdb_http_port)
+    collector = Collector(settings, endpoints, journal_dir)
+    uvloop.run(run_until_signalled(collector))
+
+
+def backfill(
+    open_gaps: Annotated[
+        bool, typer.Option("--open", help="every closed gap still 'open' (trade-recoverable kinds)")
+    ] = False,
+    gap: Annotated[str | None, typer.Option("--gap", help="the gap starting at this time (ISO or µs)")] = None,
+    instrument: Annotated[
+        str | None, typer.Option(help="one instrument ('*' = all of the configured currencies)")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="range start (ISO or µs)")] = None,
+    end: Annotated[str | None, typer.Option(help="range end (ISO or µs)")] = None,
+    history_url: Annotated[str | None, typer.Option(help="override deribit.history_url (e.g. the simulator)")] = None,
+    log_level: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    import asyncio
+
+    from ingest.backfill_cli import run_backfill
+
+    setup_logging(log_level)
+    if not (open_gaps or gap or (instrument and start and end)):
+        raise typer.BadParameter("give --open, --gap TS, or --instrument I --start T --end T")
+    n = asyncio.run(run_backfill(open_gaps, gap, instrument, start, end, history_url))
+    typer.echo(f"backfill: {n} trades inserted")
+
+
+def bench_collector(
+    rate: Annotated[float, typer.Option(help="simulator ticker+book frames per second")] = 5000.0,
+    seconds: Annotated[float, typer.Option(help="measurement time")] = 20.0,
+    instruments: Annotated[int, typer.Option()] = 400,
+    connections: Annotated[int, typer.Option()] = 4,
+) -> None:
+    from ingest.collector_bench import run_bench
+
+    run_bench(rate=rate, seconds=seconds, instruments=instruments, connections=connections)

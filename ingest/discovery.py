@@ -1,0 +1,224 @@
+"""Instrument discovery and channel planning.
+
+* ``fetch_instruments`` calls ``public/get_instruments`` over REST for every configured
+  currency × kind, at most one request per second (Deribit's limit for that method).
+  Each response body is returned raw so the collector journals it (connection ``rest``)
+  before parsing, exactly like a WebSocket frame; replay and catch-up read the same
+  instrument rows back from it.
+* ``ChannelPlan`` says which channels exist (DESIGN.md §3): per instrument
+  ``ticker.{I}.{interval}`` and ``book.{I}.{interval}``; per currency × kind
+  ``trades.{kind}.{currency}.{interval}`` and ``instrument.state.{kind}.{currency}``;
+  ``deribit_price_index.{index}`` and ``platform_state``. Instruments are sharded over
+  ``deribit.connections`` connections by a stable hash of the name (a listing always
+  lands on the same connection; ticker and book of one instrument share it, so a book
+  resubscribe touches one session). Global channels ride on connection 0.
+* ``InstrumentSet`` follows listings and expiries: ``instrument.state`` notifications
+  between reconciles, and ``diff`` of a periodic ``get_instruments`` against what is
+  followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import httpx
+
+from ingest.errors import IngestError
+from ingest.normalize import Response, events_of_response, parse_frame
+from tickarchive.domain import InstrumentEvent
+
+log = logging.getLogger("tickarchive.discovery")
+
+LIVE_STATES: Final = frozenset({"open", "created", "started", "locked", "halted"})
+"""States whose instruments stay subscribed (locked/halted are temporary)."""
+GLOBAL_SHARD: Final = 0
+
+
+class DiscoveryError(IngestError):
+    """``get_instruments`` could not be fetched or read."""
+
+
+def connection_name(i: int) -> str:
+    return f"c{i}"
+
+
+def shard_of(instrument: str, connections: int) -> int:
+    return zlib.crc32(instrument.encode()) % connections
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPlan:
+    """The channel layout of one collector configuration (pure)."""
+
+    currencies: tuple[str, ...]
+    kinds: tuple[str, ...]
+    interval: str
+    connections: int
+    ticker: bool = True
+    book: bool = True
+    trades: bool = True
+    index_names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, deribit: object) -> ChannelPlan:
+        from tickarchive.settings import DeribitSettings
+
+        assert isinstance(deribit, DeribitSettings)
+        return cls(
+            currencies=tuple(deribit.currencies),
+            kinds=tuple(deribit.kinds),
+            interval=deribit.interval,
+            connections=deribit.connections,
+            ticker=deribit.ticker,
+            book=deribit.book,
+            trades=deribit.trades,
+            index_names=tuple(deribit.index_names),
+        )
+
+    def instrument_channels(self, instrument: str) -> list[str]:
+        out = []
+        if self.ticker:
+            out.append(f"ticker.{instrument}.{self.interval}")
+        if self.book:
+            out.append(f"book.{instrument}.{self.interval}")
+        return out
+
+    def global_channels(self) -> list[str]:
+        out: list[str] = []
+        for cur in self.currencies:
+            for kind in self.kinds:
+                if self.trades:
+                    out.append(f"trades.{kind}.{cur}.{self.interval}")
+                out.append(f"instrument.state.{kind}.{cur}")
+        out.extend(f"deribit_price_index.{name}" for name in self.index_names)
+        out.append("platform_state")
+        return out
+
+    def shard(self, instrument: str) -> int:
+        return shard_of(instrument, self.connections)
+
+    def layout(self, instruments: Iterable[str]) -> list[list[str]]:
+        """Channels per connection (index = connection number)."""
+        shards: list[list[str]] = [[] for _ in range(self.connections)]
+        shards[GLOBAL_SHARD].extend(self.global_channels())
+        for name in sorted(instruments):
+            shards[self.shard(name)].extend(self.instrument_channels(name))
+        return shards
+
+
+@dataclass(slots=True)
+class InstrumentSet:
+    """The instruments followed, by name (latest description or state seen)."""
+
+    plan: ChannelPlan
+    known: dict[str, InstrumentEvent] = field(default_factory=dict)
+
+    def live_names(self) -> set[str]:
+        return {n for n, e in self.known.items() if e.state in LIVE_STATES}
+
+    def counts_by_kind(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in self.known.values():
+            if e.state in LIVE_STATES:
+                k = e.kind or "unknown"
+                out[k] = out.get(k, 0) + 1
+        return out
+
+    def wanted(self, e: InstrumentEvent) -> bool:
+        kind_ok = e.kind is None or e.kind in self.plan.kinds
+        cur = e.base_currency
+        cur_ok = cur is None or cur in self.plan.currencies or not self.plan.currencies
+        return kind_ok and cur_ok
+
+    def reconcile(self, listed: Sequence[InstrumentEvent]) -> tuple[list[str], list[str]]:
+        """A fresh ``get_instruments`` answer (non-expired) → (added, removed) names."""
+        before = self.live_names()
+        fresh = {e.instrument: e for e in listed if self.wanted(e) and e.state in LIVE_STATES}
+        added = sorted(set(fresh) - before)
+        removed = sorted(before - set(fresh))
+        for name, e in fresh.items():
+            self.known[name] = e
+        for name in removed:
+            old = self.known[name]
+            self.known[name] = InstrumentEvent(old.instrument, old.ts_us, old.recv_ts_us, "inactive", kind=old.kind)
+        return added, removed
+
+    def on_state(self, e: InstrumentEvent) -> tuple[list[str], list[str]]:
+        """An ``instrument.state`` notification → (added, removed) names."""
+        old = self.known.get(e.instrument)
+        was_live = old is not None and old.state in LIVE_STATES
+        now_live = e.state in LIVE_STATES
+        if old is None:
+            self.known[e.instrument] = e
+        else:
+            self.known[e.instrument] = InstrumentEvent(
+                old.instrument,
+                e.ts_us,
+                e.recv_ts_us,
+                e.state,
+                kind=old.kind or e.kind,
+                base_currency=old.base_currency,
+            )
+        if now_live and not was_live:
+            return [e.instrument], []
+        if was_live and not now_live:
+            return [], [e.instrument]
+        return [], []
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedInstruments:
+    """One ``get_instruments`` REST answer: the raw body (to journal) and its rows."""
+
+    currency: str
+    kind: str
+    body: bytes
+    recv_ts_us: int
+    events: list[InstrumentEvent]
+
+
+def instruments_of_body(body: bytes, recv_ts_us: int) -> list[InstrumentEvent]:
+    """The rows of a journaled ``get_instruments`` body (the writer's catch-up path reads
+    the same through ``events_of_response``)."""
+    o = parse_frame(body, recv_ts_us)
+    if type(o) is not Response:
+        raise DiscoveryError(f"get_instruments answer is not a JSON-RPC response: {body[:200]!r}")
+    if o.error is not None:
+        raise DiscoveryError(f"get_instruments refused: {o.error.code} {o.error.message}")
+    return [e for e in events_of_response(o, recv_ts_us) if isinstance(e, InstrumentEvent)]
+
+
+async def fetch_instruments(
+    client: httpx.AsyncClient, rest_url: str, currencies: Sequence[str], kinds: Sequence[str]
+) -> list[FetchedInstruments]:
+    """``public/get_instruments`` per currency × kind, one request per second at most."""
+    out: list[FetchedInstruments] = []
+    url = f"{rest_url.rstrip('/')}/public/get_instruments"
+    first = True
+    for cur in currencies:
+        for kind in kinds:
+            if not first:
+                await asyncio.sleep(1.0)
+            first = False
+            try:
+                r = await client.get(url, params={"currency": cur, "kind": kind, "expired": "false"})
+            except httpx.HTTPError as exc:
+                raise DiscoveryError(f"{url} unreachable: {exc or type(exc).__name__}") from exc
+            recv = time.time_ns() // 1000
+            if r.status_code != 200:
+                raise DiscoveryError(f"{url}?currency={cur}&kind={kind}: HTTP {r.status_code} {r.text[:200]}")
+            body = r.content
+            out.append(FetchedInstruments(cur, kind, body, recv, instruments_of_body(body, recv)))
+    return out
+
+
+def rest_url_of_ws(ws_url: str) -> str:
+    """``ws://h:p/ws/api/v2`` → ``http://h:p/api/v2`` (the simulator and Deribit alike)."""
+    url = ws_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+    return url.replace("/ws/api/v2", "/api/v2")

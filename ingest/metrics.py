@@ -1,0 +1,153 @@
+"""The collector's Prometheus metrics (names fixed by the metrics contract).
+
+One ``CollectorMetrics`` per collector process, on its own ``CollectorRegistry`` (so
+tests can build several without clashing in the global registry). ``serve(host, port)``
+starts the exporter thread of prometheus-client.
+
+Hot-path note: label lookups (``.labels(...)``) are cached per connection and channel
+by the callers (``frame_counter``), so counting a frame is one ``inc()``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from ingest.errors import IngestError
+
+CHANNELS: Final = (
+    "ticker",
+    "book",
+    "trades",
+    "index",
+    "instrument_state",
+    "platform_state",
+    "heartbeat",
+    "rpc",
+    "other",
+)
+"""Values of the ``channel`` label of ``tickarchive_frames_total``."""
+
+_LAG_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_ACK_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+_FAST_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+
+def channel_label(frame: bytes) -> str:
+    """The ``channel`` label of a raw frame, from a cheap look at its bytes."""
+    i = frame.find(b'"channel":"')
+    if i >= 0:
+        j = i + 11
+        head = frame[j : j + 24]
+        if head.startswith(b"ticker.") or head.startswith(b"quote."):
+            return "ticker"
+        if head.startswith(b"book."):
+            return "book"
+        if head.startswith(b"trades."):
+            return "trades"
+        if head.startswith(b"deribit_price_index."):
+            return "index"
+        if head.startswith(b"instrument."):
+            return "instrument_state"
+        if head.startswith(b"platform_state"):
+            return "platform_state"
+        return "other"
+    if b'"method":"heartbeat"' in frame:
+        return "heartbeat"
+    if b'"id":' in frame or b'"result":' in frame or b'"error":' in frame:
+        return "rpc"
+    return "other"
+
+
+class CollectorMetrics:
+    """Every collector metric of the contract, on ``self.registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        self.registry = r
+        self.frames = Counter("tickarchive_frames", "frames received", ["connection", "channel"], registry=r)
+        self.ticks = Counter("tickarchive_ticks", "rows produced by the normalizer", ["table"], registry=r)
+        self.stored_rows = Counter("tickarchive_stored_rows", "rows acknowledged by QuestDB", ["table"], registry=r)
+        self.exchange_lag = Histogram(
+            "tickarchive_exchange_lag_seconds",
+            "receive time minus exchange timestamp",
+            ["channel"],
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.ack_lag = Histogram(
+            "tickarchive_ack_lag_seconds",
+            "exchange timestamp to QuestDB acknowledgement",
+            buckets=_ACK_BUCKETS,
+            registry=r,
+        )
+        self.journal_bytes = Counter("tickarchive_journal_bytes", "bytes appended to the journal", registry=r)
+        self.journal_backlog_bytes = Gauge(
+            "tickarchive_journal_backlog_bytes", "journaled bytes not yet acknowledged by QuestDB", registry=r
+        )
+        self.journal_fsync = Histogram(
+            "tickarchive_journal_fsync_seconds", "journal fsync duration", buckets=_FAST_BUCKETS, registry=r
+        )
+        self.questdb_flush = Histogram(
+            "tickarchive_questdb_flush_seconds",
+            "one ILP/HTTP transaction (one table)",
+            ["table"],
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.questdb_flush_errors = Counter(
+            "tickarchive_questdb_flush_errors", "failed ILP/HTTP flushes", ["table"], registry=r
+        )
+        self.writer_buffered_rows = Gauge(
+            "tickarchive_writer_buffered_rows", "rows encoded and not yet acknowledged", registry=r
+        )
+        self.reconnects = Counter("tickarchive_reconnects", "WebSocket reconnects", ["connection"], registry=r)
+        self.connection_up = Gauge("tickarchive_connection_up", "1 while connected", ["connection"], registry=r)
+        self.last_frame = Gauge(
+            "tickarchive_last_frame_timestamp_seconds", "unix time of the last frame", ["connection"], registry=r
+        )
+        self.gaps = Counter("tickarchive_gaps", "gaps opened", ["kind"], registry=r)
+        self.open_gaps = Gauge("tickarchive_open_gaps", "gaps currently open", ["kind"], registry=r)
+        self.max_open_gap = Gauge(
+            "tickarchive_max_open_gap_seconds", "age of the oldest open gap", ["kind"], registry=r
+        )
+        self.subscribed_channels = Gauge(
+            "tickarchive_subscribed_channels", "channels confirmed by the exchange", ["connection"], registry=r
+        )
+        self.instruments = Gauge("tickarchive_instruments", "instruments followed", ["kind"], registry=r)
+        self.malformed = Counter("tickarchive_malformed_frames", "frames not understood", ["kind"], registry=r)
+        self.disk_free = Gauge("tickarchive_disk_free_bytes", "free bytes on the journal volume", ["path"], registry=r)
+        self.disk_total = Gauge("tickarchive_disk_total_bytes", "size of the journal volume", ["path"], registry=r)
+        self.backfilled_trades = Counter(
+            "tickarchive_backfilled_trades", "trades inserted from the history API", registry=r
+        )
+        self.backfill_errors = Counter("tickarchive_backfill_errors", "failed backfill attempts", registry=r)
+        self._frame_children: dict[tuple[str, str], Counter] = {}
+
+    def frame_counter(self, connection: str, channel: str) -> Counter:
+        key = (connection, channel)
+        c = self._frame_children.get(key)
+        if c is None:
+            c = self.frames.labels(connection=connection, channel=channel)
+            self._frame_children[key] = c
+        return c
+
+    def update_disk(self, path: Path) -> tuple[int, int]:
+        """Refresh the disk gauges of the journal volume; return (free, total)."""
+        try:
+            usage = shutil.disk_usage(path)
+        except OSError as exc:
+            raise IngestError(f"cannot stat the journal volume {path}: {exc.strerror}") from exc
+        self.disk_free.labels(path=str(path)).set(usage.free)
+        self.disk_total.labels(path=str(path)).set(usage.total)
+        return usage.free, usage.total
+
+    def serve(self, host: str, port: int) -> None:
+        """Start the exporter (a daemon thread of prometheus-client)."""
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise IngestError(f"cannot serve metrics on {host}:{port} (metrics.port): {exc.strerror or exc}") from exc

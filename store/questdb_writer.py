@@ -1,0 +1,407 @@
+"""The collector's QuestDB writer: journal positions in, acknowledged rows out.
+
+ILP over HTTP (``Sender.from_conf('http::addr=...;auto_flush=off;...')``), the writer's
+own per-table ``Buffer``s (``store.ilp.IlpEncoder``), its own flush timer and row
+threshold, and **one transaction per table per flush**. The contract with the journal
+(DESIGN.md §5):
+
+* Every journal record is *offered* once, in seq order, with the events it produced
+  (``offer(seq, events)``; records without events too, so positions stay contiguous).
+  Events that are not in any frame (gaps, heartbeats, backfilled trades) come through
+  ``add_side`` and ride along with the next flush.
+* A flush takes every buffered row (``IlpEncoder.take``) as one *batch* tagged with
+  the last journal seq whose events it completes. Batches are flushed strictly in order,
+  table by table; a table acknowledged is never sent again. Only when the whole batch
+  is acknowledged does ``Journal.commit(seq)`` advance the checkpoint.
+* On failure the batch is kept (a failed ``Sender.flush`` leaves a passed buffer
+  intact), the writer backs off (``writer.retry_min_s`` .. ``retry_max_s``) and keeps
+  accepting rows; the sockets keep being read and journaled.
+* Past ``writer.max_buffered_rows`` the writer stops taking offers (*catch-up mode*):
+  what it did not take is in the journal, and it reads it back from there
+  (``Journal.read_from``) once QuestDB accepts rows again, parsing frames with the same
+  parsers, until it reaches the journal's end and turns live again. Start-up is the same
+  path: the writer starts in catch-up mode at ``acked_seq + 1`` and DEDUP keys absorb
+  the overlap with rows already stored.
+
+Everything runs on the collector's event loop except the blocking ``Sender.flush``
+(``asyncio.to_thread``, which releases the GIL on network I/O).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+import warnings
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ingest.journal import Journal
+from ingest.journal_format import Record
+from ingest.normalize import Notification, Response, events_of_response, parse_frame
+from ingest.pacing import Backoff
+from store.errors import StoreError
+from store.ilp import IlpEncoder
+from tickarchive.domain import Event
+from tickarchive.settings import WriterSettings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from questdb.ingress import Buffer, IngressError, Sender
+
+log = logging.getLogger("tickarchive.writer")
+
+
+class WriterError(StoreError):
+    """The QuestDB writer cannot be configured or has been used after close."""
+
+
+class _Metrics(Protocol):
+    """The part of ``ingest.metrics.CollectorMetrics`` the writer updates."""
+
+    stored_rows: Any
+    ticks: Any
+    ack_lag: Any
+    questdb_flush: Any
+    questdb_flush_errors: Any
+    writer_buffered_rows: Any
+    journal_backlog_bytes: Any
+
+
+def ilp_conf(host: str, http_port: int, request_timeout_s: float) -> str:
+    """The client configuration the writer uses: our own flushing and retrying."""
+    return (
+        f"http::addr={host}:{http_port};auto_flush=off;retry_timeout=0;"
+        f"request_timeout={int(request_timeout_s * 1000)};protocol_version=2;"
+    )
+
+
+def events_of_record(rec: Record) -> list[Event]:
+    """The events a journal record produces when read back (catch-up, restart): the same
+    parsers as the live path (notifications; REST/WS responses holding instruments or
+    history trades); nothing for heartbeats, plain RPC replies or malformed frames."""
+    o = parse_frame(rec.frame, rec.recv_ts_us)
+    if type(o) is Notification:
+        return o.events
+    if type(o) is Response:
+        return events_of_response(o, rec.recv_ts_us)
+    return []
+
+
+@dataclass(slots=True)
+class _Batch:
+    upto_seq: int
+    tables: dict[str, tuple[Buffer, int]]
+    oldest_ts_us: int | None
+    rows: int
+
+
+@dataclass(slots=True)
+class WriterStats:
+    offered_records: int = 0
+    caught_up_records: int = 0
+    flushes: int = 0
+    flush_errors: int = 0
+    catch_up_entries: int = 0
+    stored_rows: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+class QuestDBWriter:
+    """See the module docstring. ``run()`` is the writer task; ``offer``/``add_side`` are
+    called synchronously by the connection tasks on the same event loop."""
+
+    def __init__(
+        self,
+        conf: str,
+        settings: WriterSettings,
+        journal: Journal,
+        metrics: _Metrics | None = None,
+        sender_factory: Callable[[str], Sender] | None = None,
+    ) -> None:
+        self.conf = conf
+        self.settings = settings
+        self.journal = journal
+        self.metrics = metrics
+        self._factory = sender_factory or Sender.from_conf
+        self._sender: Sender | None = None
+        self._enc = IlpEncoder(protocol_version=2)
+        self._buffered = 0
+        self._pending: collections.deque[_Batch] = collections.deque()
+        self._pending_rows = 0
+        self._oldest_ts: int | None = None
+        self.next_seq = journal.acked_seq + 1
+        """The first journal record whose events are not in a buffer yet."""
+        self.live = False
+        """True: taking offers; False: reading the journal (start-up, after falling behind)."""
+        self.stats = WriterStats()
+        self._wake = asyncio.Event()
+        self._acked = asyncio.Event()
+        self._backoff = Backoff(settings.retry_min_s, settings.retry_max_s)
+        self._retry_at = 0.0
+        self._failing_since: float | None = None
+        self._last_error = ""
+        self._closed = False
+
+    # ---- feeding (synchronous, event loop) ------------------------------------------
+
+    @property
+    def buffered_rows(self) -> int:
+        """Rows encoded and not yet acknowledged."""
+        return self._buffered + self._pending_rows
+
+    @property
+    def acked_seq(self) -> int:
+        return self.journal.acked_seq
+
+    @property
+    def healthy(self) -> bool:
+        """False while flushes fail."""
+        return self._failing_since is None
+
+    def offer(self, seq: int, events: Sequence[Event]) -> None:
+        """The events of journal record ``seq`` (possibly none). Ignored (and read back
+        from the journal later) unless the writer is live and ``seq`` is the next one."""
+        if not self.live:
+            return
+        if seq != self.next_seq:
+            log.warning("writer: offered seq %d, expected %d; catching up from the journal", seq, self.next_seq)
+            self.live = False
+            return
+        self.stats.offered_records += 1
+        self.next_seq = seq + 1
+        if events:
+            self._encode(events)
+            if self.buffered_rows >= self.settings.max_buffered_rows:
+                log.warning(
+                    "writer: %d rows buffered (writer.max_buffered_rows); reading the journal instead of memory",
+                    self.buffered_rows,
+                )
+                self.live = False
+                self.stats.catch_up_entries += 1
+            if self._buffered >= self.settings.flush_rows:
+                self._wake.set()
+
+    def add_side(self, events: Iterable[Event]) -> None:
+        """Rows not derived from a journal record (gaps, heartbeats, backfills)."""
+        evs = list(events)
+        if evs:
+            self._encode(evs)
+
+    def _encode(self, events: Sequence[Event]) -> None:
+        n = self._enc.add_all(events)
+        self._buffered += n
+        if self._oldest_ts is None:
+            ts = getattr(events[0], "ts_us", None)
+            if isinstance(ts, int):
+                self._oldest_ts = ts
+        m = self.metrics
+        if m is not None:
+            counts: dict[str, int] = {}
+            for ev in events:
+                name = _TABLE_OF[type(ev)]
+                counts[name] = counts.get(name, 0) + 1
+            for name, k in counts.items():
+                m.ticks.labels(table=name).inc(k)
+
+    # ---- catch-up from the journal ----------------------------------------------------
+
+    def _catch_up_step(self) -> None:
+        """Encode journal records from ``next_seq`` on, up to one flush worth of rows;
+        turn live when the end of the journal is reached."""
+        j = self.journal
+        if self.next_seq >= j.next_seq:
+            self.live = True
+            return
+        if self.buffered_rows >= self.settings.max_buffered_rows:
+            return
+        budget = self.settings.flush_rows
+        it = j.read_from(self.next_seq)
+        assert isinstance(it, Generator)
+        try:
+            for rec in it:
+                events = events_of_record(rec)
+                if events:
+                    self._encode(events)
+                self.next_seq = rec.seq + 1
+                self.stats.caught_up_records += 1
+                budget -= len(events) + 1
+                if budget <= 0:
+                    break
+        finally:
+            it.close()
+        if self.next_seq >= j.next_seq and self.buffered_rows < self.settings.max_buffered_rows:
+            self.live = True
+            log.info("writer: caught up with the journal at seq %d; live", self.next_seq - 1)
+
+    # ---- flushing ----------------------------------------------------------------------
+
+    def _take(self) -> None:
+        if not self._buffered:
+            return
+        tables = self._enc.take()
+        self._pending.append(_Batch(self.next_seq - 1, tables, self._oldest_ts, self._buffered))
+        self._pending_rows += self._buffered
+        self._buffered = 0
+        self._oldest_ts = None
+
+    def _get_sender(self) -> Sender:
+        if self._sender is None:
+            try:
+                s = self._factory(self.conf)
+                s.establish()  # type: ignore[no-untyped-call]
+            except IngressError as exc:
+                raise _FlushFailed(f"cannot set up the ILP sender: {exc}") from exc
+            self._sender = s
+        return self._sender
+
+    def _drop_sender(self) -> None:
+        s = self._sender
+        self._sender = None
+        if s is not None:
+            try:
+                s.close()
+            except IngressError:
+                log.debug("writer: closing a failed sender raised", exc_info=True)
+
+    async def flush(self) -> bool:
+        """Send every buffered row; True when nothing is left unacknowledged."""
+        self._take()
+        m = self.metrics
+        while self._pending:
+            b = self._pending[0]
+            for name in list(b.tables):
+                buf, n = b.tables[name]
+                t0 = time.monotonic()
+                try:
+                    sender = self._get_sender()
+                    await asyncio.to_thread(_flush_one, sender, buf)
+                except (_FlushFailed, IngressError) as exc:
+                    self._failed(name, str(exc))
+                    return False
+                took = time.monotonic() - t0
+                del b.tables[name]
+                self.stats.stored_rows[name] += n
+                if m is not None:
+                    m.questdb_flush.labels(table=name).observe(took)
+                    m.stored_rows.labels(table=name).inc(n)
+            self._pending.popleft()
+            self._pending_rows -= b.rows
+            self.stats.flushes += 1
+            if b.upto_seq > self.journal.acked_seq:
+                self.journal.commit(b.upto_seq)
+            if m is not None and b.oldest_ts_us is not None:
+                m.ack_lag.observe(max(0.0, time.time() - b.oldest_ts_us / 1e6))
+            self._acked.set()
+            self._acked = asyncio.Event()
+        if self._failing_since is not None:
+            log.info(
+                "writer: QuestDB accepts rows again after %.1f s; backlog flushed",
+                time.monotonic() - self._failing_since,
+            )
+        self._failing_since = None
+        self._backoff.reset()
+        self._update_gauges()
+        return True
+
+    def _failed(self, table: str, message: str) -> None:
+        self.stats.flush_errors += 1
+        if self.metrics is not None:
+            self.metrics.questdb_flush_errors.labels(table=table).inc()
+        self._drop_sender()
+        delay = self._backoff.next_delay_s()
+        self._retry_at = time.monotonic() + delay
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if message != self._last_error or self._backoff.attempts <= 1 or self._backoff.attempts % 10 == 0:
+            log.warning(
+                "writer: QuestDB flush of %s failed (%s); %d rows kept, retry in %.1f s, journaling continues",
+                table,
+                message.splitlines()[0][:300],
+                self.buffered_rows,
+                delay,
+            )
+        self._last_error = message
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        m = self.metrics
+        if m is not None:
+            m.writer_buffered_rows.set(self.buffered_rows)
+            m.journal_backlog_bytes.set(self.journal.backlog_bytes)
+
+    # ---- the task -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Flush on the timer or the row threshold; catch up from the journal when not
+        live; back off while QuestDB fails. Runs until cancelled."""
+        interval = self.settings.flush_interval_ms / 1000.0
+        while True:
+            now = time.monotonic()
+            if now < self._retry_at:
+                await asyncio.sleep(min(self._retry_at - now, 1.0))
+                continue
+            if not self.live and self._failing_since is None:
+                self._catch_up_step()
+                if not self.live:
+                    await self.flush()
+                    await asyncio.sleep(0)
+                    continue
+            try:
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+    async def wait_acked(self, seq: int, timeout_s: float | None = None) -> bool:
+        """Wait until every record ``<= seq`` is acknowledged; False on timeout."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.journal.acked_seq < seq:
+            ev = self._acked
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            try:
+                async with asyncio.timeout(left):
+                    await ev.wait()
+            except TimeoutError:
+                return False
+        return True
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Flush until nothing is buffered (retrying), at most ``timeout_s``. Records not
+        yet read back from the journal stay there (replayed at the next start)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if await self.flush():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("writer: %d rows not acknowledged at shutdown; they are in the journal", self.buffered_rows)
+                return False
+            await asyncio.sleep(min(max(self._retry_at - time.monotonic(), 0.05), left))
+
+    def close(self) -> None:
+        self._closed = True
+        self._drop_sender()
+
+
+class _FlushFailed(Exception):
+    """Internal: the sender could not be built."""
+
+
+def _flush_one(sender: Sender, buf: Buffer) -> None:
+    sender.flush(buf, clear=False, transactional=True)
+
+
+def _table_of() -> dict[type, str]:
+    from tickarchive.rows import TABLE_OF_EVENT
+
+    return {cls: tbl.name for cls, tbl in TABLE_OF_EVENT.items()}
+
+
+_TABLE_OF = _table_of()
