@@ -1,0 +1,121 @@
+"""The report's HTML page: one file, inline CSS, no scripts, PNGs next to it by name.
+
+Figures carry ``data-*`` attributes (``data-check``/``data-count``, ``data-instrument``/
+``data-pct``, ...) so that tools and tests can read them without scraping text.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from tickarchive.quality import plots
+from tickarchive.quality.model import CheckResult, QualityReport, iso_us
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.85em}
+th,td{border:1px solid #ccc;padding:2px 6px;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.bad td{background:#fde0e0} .ok{color:#2ca02c} .bad{color:#d62728}
+img{max-width:100%;border:1px solid #eee} h2{margin-top:1.6em}
+"""
+
+
+def _n(value: float | int | None, fmt: str = "{:,}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def _check_section(c: CheckResult) -> str:
+    cls = "bad" if c.count else "ok"
+    out = [
+        f'<h3 id="check-{c.name}" data-check="{c.name}" data-count="{c.count}">{escape(c.name)}: '
+        f'<span class="{cls}">{c.count:,} flagged</span></h3>',
+        f"<p>{escape(c.description)}.</p>",
+    ]
+    if c.examples:
+        shown = "" if len(c.examples) == c.count else f" (first {len(c.examples)} of {c.count:,})"
+        out.append(f"<table><caption>flagged rows{shown}</caption>")
+        out.append("<tr><th>table</th><th>instrument</th><th>ts</th><th>recv_ts</th><th>detail</th></tr>")
+        for f in c.examples:
+            out.append(
+                f'<tr class="flag" data-check="{c.name}"><td>{escape(f.table)}</td><td>{escape(f.instrument)}</td>'
+                f"<td>{iso_us(f.ts_us)}</td><td>{iso_us(f.recv_us)}</td><td>{escape(f.detail)}</td></tr>"
+            )
+        out.append("</table>")
+    return "\n".join(out)
+
+
+def render_html(report: QualityReport) -> str:
+    r = report
+    comp = r.trade_completeness_pct
+    gap_seconds: dict[str, float] = {}
+    for s in r.gaps:
+        gap_seconds[s.gap.kind] = gap_seconds.get(s.gap.kind, 0.0) + s.seconds
+    mismatches = sum(1 for v in r.volume if v.status == "mismatch")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>tickarchive data quality {r.day}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Data quality, {r.day} (UTC)</h1>",
+        f"<p>Source: {escape(r.source)}. Generated {iso_us(r.generated_us)}. Checks flag rows; nothing is "
+        "dropped or changed.</p>",
+        '<table id="summary">',
+        f'<tr><th>quotes</th><td class="n" data-figure="quote_rows">{r.quote_rows:,}</td></tr>',
+        f'<tr><th>trades</th><td class="n" data-figure="trade_rows">{r.trade_rows:,}</td></tr>',
+        f'<tr><th>instruments quoted</th><td class="n" data-figure="instruments">'
+        f"{len(r.coverage.instruments):,}</td></tr>",
+        f'<tr><th>instrument-hours with quotes</th><td class="n" data-figure="coverage_pct">'
+        f"{r.coverage.cells_with_data_pct:.2f} %</td></tr>",
+        f'<tr><th>trade completeness (trade_seq)</th><td class="n" data-figure="trade_completeness_pct">'
+        f"{_n(comp, '{:.3f} %')}</td></tr>",
+        f'<tr><th>gaps</th><td class="n" data-figure="gaps">{len(r.gaps):,}</td></tr>',
+        f'<tr><th>volume mismatches</th><td class="n" data-figure="volume_mismatches">{mismatches:,}</td></tr>',
+        f'<tr><th>flagged rows</th><td class="n" data-figure="flagged_rows">{r.flagged_rows:,}</td></tr>',
+        "</table>",
+        "<h2>Coverage</h2>",
+        "<p>Quotes per instrument and UTC hour (exchange ts); red cells had no quote at all.</p>",
+        f'<img src="{plots.COVERAGE_PNG}" alt="coverage heatmap">',
+        "<h2>Gaps</h2>",
+        f'<img src="{plots.GAPS_PNG}" alt="gap timeline">',
+        "<table><tr><th>kind</th><th>seconds in the day</th></tr>",
+        *(f'<tr data-gap-kind="{escape(k)}" data-seconds="{v:.3f}"><td>{escape(k)}</td><td class="n">{v:,.3f}</td></tr>'
+          for k, v in sorted(gap_seconds.items())),
+        "</table>",
+        "<table><tr><th>start</th><th>end</th><th>seconds</th><th>kind</th><th>instrument</th><th>connection</th>"
+        "<th>status</th><th>cause</th></tr>",
+        *(f'<tr class="gap"><td>{iso_us(s.start_us)}</td><td>{iso_us(s.end_us)}{" (open)" if s.open else ""}</td>'
+          f'<td class="n">{s.seconds:,.3f}</td><td>{escape(s.gap.kind)}</td><td>{escape(s.gap.instrument)}</td>'
+          f"<td>{escape(s.gap.connection)}</td><td>{escape(s.gap.status)}</td><td>{escape(s.gap.cause)}</td></tr>"
+          for s in r.gaps),
+        "</table>",
+        "<h2>Trade completeness</h2>",
+        "<p>Per instrument, within the day: distinct trade_seq / (last − first + 1). Sequence numbers "
+        "before the first or after the last trade of the day are not counted.</p>",
+        f'<img src="{plots.COMPLETENESS_PNG}" alt="trade completeness">',
+        "<table><tr><th>instrument</th><th>trades</th><th>first seq</th><th>last seq</th><th>missing</th>"
+        "<th>complete</th></tr>",
+        *(f'<tr class="{"bad" if c.missing else ""}" data-instrument="{escape(c.instrument)}" '
+          f'data-pct="{c.pct:.4f}" data-missing="{c.missing}"><td>{escape(c.instrument)}</td>'
+          f'<td class="n">{c.trades:,}</td><td class="n">{c.first_seq}</td><td class="n">{c.last_seq}</td>'
+          f'<td class="n">{c.missing:,}</td><td class="n">{c.pct:.3f} %</td></tr>'
+          for c in r.completeness),
+        "</table>",
+        "<h2>Volume reconciliation</h2>",
+        f"<p>The day's summed trade amount (distinct trade ids) against volume_24h of the instrument's "
+        f"last quote of the day (the exchange's stats.volume); mismatch beyond {r.volume_tolerance_pct:g} %. "
+        "An instrument whose last quote came long before midnight covers a shifted 24 h window.</p>",
+        f'<img src="{plots.VOLUME_PNG}" alt="volume reconciliation">',
+        "<table><tr><th>instrument</th><th>traded</th><th>exchange 24 h</th><th>difference</th><th>%</th>"
+        "<th>last quote</th><th>status</th></tr>",
+        *(f'<tr class="{"bad" if v.status == "mismatch" else ""}" data-volume="{escape(v.instrument)}" '
+          f'data-status="{v.status}"><td>{escape(v.instrument)}</td><td class="n">{v.traded:,.4f}</td>'
+          f'<td class="n">{_n(v.exchange_24h, "{:,.4f}")}</td><td class="n">{_n(v.diff, "{:,.4f}")}</td>'
+          f'<td class="n">{_n(v.diff_pct, "{:.2f}")}</td>'
+          f'<td>{"–" if v.last_quote_us is None else iso_us(v.last_quote_us)}</td><td>{v.status}</td></tr>'
+          for v in r.volume),
+        "</table>",
+        "<h2>Checks</h2>",
+        *(_check_section(c) for c in r.checks),
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"

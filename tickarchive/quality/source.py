@@ -1,0 +1,139 @@
+"""The report's data access: one UTC day of quotes, trades and gaps, from QuestDB (hot) or
+the warm store (TimescaleDB/PostgreSQL) when the rollover ledger says the day is there.
+
+Both tiers share table and column names (``tickarchive.tables``), so one SQL text serves
+both; rows are streamed (libpq single-row mode), never loaded whole. Timestamps become
+integer microseconds since the epoch (QuestDB returns naive UTC, PostgreSQL aware).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from tickarchive.quality.errors import SourceError
+from tickarchive.quality.model import US_PER_DAY, GapRow, QuoteRow, TradeRow, day_start_us, iso_us
+from tickarchive.settings import Settings
+
+Tier = Literal["hot", "warm"]
+
+WARM_STATUSES = frozenset({"verified", "dropped"})
+"""rollover_ledger statuses meaning the warm store holds the day's rows, verified."""
+REPORT_TABLES = ("quotes", "trades")
+"""Tables whose ledger rows must all be in ``WARM_STATUSES`` for the day to be read warm."""
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def to_us(value: dt.datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _opt_us(value: dt.datetime | None) -> int | None:
+    return None if value is None else to_us(value)
+
+
+@dataclass(frozen=True, slots=True)
+class DaySource:
+    """Reads one tier over the PostgreSQL wire protocol."""
+
+    tier: Tier
+    dsn: str
+    label: str
+    prepare_threshold: int | None = None
+    """None disables server-side prepared statements (QuestDB, PGlite)."""
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        try:
+            return psycopg.connect(self.dsn, autocommit=True, prepare_threshold=self.prepare_threshold)
+        except psycopg.Error as exc:
+            raise SourceError(f"{self.label}: cannot connect: {exc}".strip()) from None
+
+    def _stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        with self._connect() as conn:
+            try:
+                yield from conn.cursor().stream(sql)
+            except psycopg.Error as exc:
+                raise SourceError(f"{self.label}: query failed: {exc}".strip()) from None
+
+    @staticmethod
+    def _window(day: dt.date) -> str:
+        start = day_start_us(day)
+        return f"ts >= '{iso_us(start)}' AND ts < '{iso_us(start + US_PER_DAY)}'"
+
+    def quotes(self, day: dt.date) -> Iterator[QuoteRow]:
+        """The day's quotes in receive order (ties by exchange ts)."""
+        sql = (
+            "SELECT ts, recv_ts, instrument, bid_price, bid_amount, ask_price, ask_amount, volume_24h "
+            f"FROM quotes WHERE {self._window(day)} ORDER BY recv_ts, ts"
+        )
+        for r in self._stream(sql):
+            yield QuoteRow(to_us(r[0]), to_us(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+
+    def trades(self, day: dt.date) -> Iterator[TradeRow]:
+        """The day's trades in receive order (ties by exchange ts, then trade_seq)."""
+        sql = (
+            "SELECT ts, recv_ts, instrument, trade_id, trade_seq, price, amount "
+            f"FROM trades WHERE {self._window(day)} ORDER BY recv_ts, ts, trade_seq"
+        )
+        for r in self._stream(sql):
+            yield TradeRow(to_us(r[0]), to_us(r[1]), r[2], r[3], int(r[4]), float(r[5]), float(r[6]))
+
+    def gaps(self, day: dt.date) -> list[GapRow]:
+        """Gaps that overlap the day (those still open included)."""
+        start = day_start_us(day)
+        sql = (
+            "SELECT ts, end_ts, instrument, kind, cause, connection, status FROM gaps "
+            f"WHERE ts < '{iso_us(start + US_PER_DAY)}' AND (end_ts IS NULL OR end_ts >= '{iso_us(start)}') "
+            "ORDER BY ts"
+        )
+        return [GapRow(to_us(r[0]), _opt_us(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in self._stream(sql)]
+
+
+def hot_source(settings: Settings) -> DaySource:
+    from store.migrate import questdb_dsn
+
+    q = settings.questdb
+    return DaySource("hot", questdb_dsn(q.host, q.pg_port, q.user, q.password), f"hot (QuestDB {q.host}:{q.pg_port})")
+
+
+def warm_source(settings: Settings) -> DaySource:
+    from store.stack.postgres import warm_dsns
+
+    dsn = warm_dsns(settings.postgres).reader
+    info = conninfo_to_dict(dsn)
+    return DaySource("warm", dsn, f"warm ({info.get('host', '?')}:{info.get('port', '?')}/{info.get('dbname', '?')})")
+
+
+def ledger_statuses(warm: DaySource, day: dt.date) -> dict[str, str]:
+    """table -> rollover_ledger status for ``day``."""
+    with warm._connect() as conn:
+        try:
+            rows = conn.execute(
+                "SELECT table_name, status FROM rollover_ledger WHERE day = %s", (day,)
+            ).fetchall()
+        except psycopg.Error as exc:
+            raise SourceError(f"{warm.label}: cannot read rollover_ledger: {exc}".strip()) from None
+    return {str(t): str(s) for t, s in rows}
+
+
+def day_is_warm(statuses: dict[str, str]) -> bool:
+    return all(statuses.get(t) in WARM_STATUSES for t in REPORT_TABLES)
+
+
+def choose_source(settings: Settings, day: dt.date, prefer: Literal["auto", "hot", "warm"]) -> DaySource:
+    """``auto``: the warm store if its rollover ledger has the day verified, else QuestDB."""
+    if prefer == "hot":
+        return hot_source(settings)
+    warm = warm_source(settings)
+    if prefer == "warm" or day_is_warm(ledger_statuses(warm, day)):
+        return warm
+    return hot_source(settings)
