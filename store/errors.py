@@ -46,3 +46,23 @@ class DsnUnreachableError(StackError):
 
 class MigrationError(StoreError):
     """A schema migration failed, or the applied ledger disagrees with the migration files."""
+
+
+class RolloverError(StoreError):
+    """The rollover (hot → warm) or a lifecycle step failed; nothing is dropped after it."""
+
+
+class HotReadError(RolloverError):
+    """Reading a day out of QuestDB (PG wire or /exp) failed."""
+
+
+class WarmLoadError(RolloverError):
+    """Loading into, or reading back from, the warm store failed."""
+
+
+class VerificationMismatch(RolloverError):
+    """Hot and warm disagree (row counts or content checksums) for a (day, table)."""
+
+
+class NotSealed(RolloverError):
+    """A day asked for explicitly is not sealed yet (the message says why)."""

@@ -1,0 +1,359 @@
+"""The warm store side of the rollover: load, compress, rollups, coverage, read back, ledger.
+
+One class for both dialects (``store/sql/postgres`` and ``store/sql/timescaledb``):
+
+* **load**: plain PostgreSQL streams each batch with ``COPY ... FROM STDIN (FORMAT csv)``
+  (Arrow's CSV writer: shortest round-trip doubles, quoted strings, empty = NULL) into
+  a temporary staging table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``;
+  TimescaleDB on the PGlite test server (no ``COPY FROM STDIN``) uses one multi-row
+  ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`` per batch; a real
+  TimescaleDB server may take COPY too (``copy=True``). Either way the unique
+  dedup-key indexes make every load idempotent. One transaction per batch.
+* **compress** (TimescaleDB): ``compress_chunk`` on the day's chunk (segment by
+  instrument, order by ts, per the schema); a late insert makes it partially compressed
+  and the next compress finishes it.
+* **rollups**: ``CALL refresh_continuous_aggregate`` (TimescaleDB) or
+  ``tickarchive_refresh_rollups`` (plain), for the day's window.
+* **coverage_daily**: replaced for (day, table) in one transaction.
+* **read back**: the day's rows as Arrow batches (for the content checksum).
+
+Every psycopg error becomes ``WarmLoadError``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+from store.errors import WarmLoadError
+from store.seal import BACKFILL_KINDS
+from store.stack.status import Dialect
+from tickarchive import rows
+from tickarchive.tables import ColumnType, Table
+
+_PG_ARRAY: dict[ColumnType, str] = {
+    ColumnType.TIMESTAMP: "bigint[]",
+    ColumnType.SYMBOL: "text[]",
+    ColumnType.VARCHAR: "text[]",
+    ColumnType.DOUBLE: "float8[]",
+    ColumnType.LONG: "bigint[]",
+    ColumnType.INT: "int4[]",
+    ColumnType.BOOLEAN: "bool[]",
+}
+_PG_STAGE: dict[ColumnType, str] = {
+    ColumnType.TIMESTAMP: "bigint",
+    ColumnType.SYMBOL: "text",
+    ColumnType.VARCHAR: "text",
+    ColumnType.DOUBLE: "float8",
+    ColumnType.LONG: "bigint",
+    ColumnType.INT: "int4",
+    ColumnType.BOOLEAN: "bool",
+}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+READ_BATCH_ROWS = 50_000
+ROLLUPS: dict[str, str] = {"trades": "trades_1m", "quotes": "quotes_1m"}
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    day: dt.date
+    table_name: str
+    rows_hot: int | None
+    rows_warm: int | None
+    checksum_hot: str | None
+    checksum_warm: str | None
+    status: str
+    loaded_at: dt.datetime | None = None
+
+
+def _from_micros(ident: sql.Composable) -> sql.Composable:
+    return sql.SQL("timestamptz 'epoch' + {} * interval '1 microsecond'").format(ident)
+
+
+class WarmStore:
+    """A connection to the warm store (owner role: it compresses and refreshes rollups)."""
+
+    def __init__(self, dsn: str, dialect: Dialect, *, pglite: bool = False, copy: bool | None = None) -> None:
+        self.dsn = dsn
+        self.dialect = dialect
+        self.pglite = pglite
+        self.copy = (dialect is Dialect.POSTGRES) if copy is None else copy
+        if pglite:
+            self.copy = False
+        try:
+            self.conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
+                dsn, autocommit=True, prepare_threshold=None if pglite else 5
+            )
+        except psycopg.Error as exc:
+            raise WarmLoadError(f"cannot connect to the warm store: {exc}") from exc
+        self._partitions: set[tuple[str, dt.date]] = set()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> WarmStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _exec(self, query: sql.Composable | str, params: Any = None, what: str = "") -> list[tuple[Any, ...]]:
+        try:
+            cur = self.conn.execute(query, params, prepare=False)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description is not None else []
+        except psycopg.Error as exc:
+            raise WarmLoadError(f"warm store: {what or 'statement'} failed: {exc}") from exc
+
+    # -- load ------------------------------------------------------------------------------
+
+    def ensure_partition(self, table: Table, day: dt.date) -> None:
+        if self.dialect is Dialect.POSTGRES and (table.name, day) not in self._partitions:
+            self._exec("SELECT tickarchive_ensure_partition(%s::regclass, %s)", (table.name, day), "ensure partition")
+            self._partitions.add((table.name, day))
+
+    def load(self, table: Table, batch: pa.RecordBatch, day: dt.date) -> int:
+        """Insert ``batch`` (rows of ``day``) unless already there; returns rows inserted."""
+        if batch.num_rows == 0:
+            return 0
+        self.ensure_partition(table, day)
+        if self.copy:
+            return self._load_copy(table, batch)
+        return self._load_unnest(table, batch)
+
+    def _load_unnest(self, table: Table, batch: pa.RecordBatch) -> int:
+        names = [sql.Identifier(c.name) for c in table.columns]
+        unnest = sql.SQL(", ").join(sql.SQL("%s::" + _PG_ARRAY[c.type]) for c in table.columns)
+        select = sql.SQL(", ").join(
+            _from_micros(sql.SQL("u.{}").format(sql.Identifier(c.name)))
+            if c.type is ColumnType.TIMESTAMP
+            else sql.SQL("u.{}").format(sql.Identifier(c.name))
+            for c in table.columns
+        )
+        q = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({}) ON CONFLICT DO NOTHING").format(
+            sql.Identifier(table.name), sql.SQL(", ").join(names), select, unnest, sql.SQL(", ").join(names)
+        )
+        params = []
+        for c in table.columns:
+            column = batch.column(c.name)
+            if c.type is ColumnType.TIMESTAMP:
+                column = column.cast(pa.int64())
+            params.append(column.to_pylist())
+        try:
+            with self.conn.transaction():
+                cur = self.conn.execute(q, params, prepare=False)
+        except psycopg.Error as exc:
+            raise WarmLoadError(f"{table.name}: insert of {batch.num_rows} rows failed: {exc}") from exc
+        return max(cur.rowcount, 0)
+
+    def _load_copy(self, table: Table, batch: pa.RecordBatch) -> int:
+        stage = sql.Identifier(f"_stage_{table.name}")
+        names = [sql.Identifier(c.name) for c in table.columns]
+        create = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+            stage,
+            sql.SQL(", ").join(sql.SQL("{} " + _PG_STAGE[c.type]).format(sql.Identifier(c.name)) for c in table.columns),
+        )
+        select = sql.SQL(", ").join(
+            _from_micros(sql.Identifier(c.name)) if c.type is ColumnType.TIMESTAMP else sql.Identifier(c.name)
+            for c in table.columns
+        )
+        insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+            sql.Identifier(table.name), sql.SQL(", ").join(names), select, stage
+        )
+        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, sql.SQL(", ").join(names))
+        cols = [
+            batch.column(c.name).cast(pa.int64()) if c.type is ColumnType.TIMESTAMP else batch.column(c.name)
+            for c in table.columns
+        ]
+        buf = io.BytesIO()
+        pacsv.write_csv(
+            pa.RecordBatch.from_arrays(cols, names=[c.name for c in table.columns]),
+            buf,
+            pacsv.WriteOptions(include_header=False),
+        )
+        try:
+            with self.conn.transaction():
+                self.conn.execute(create)
+                with self.conn.cursor().copy(copy) as cp:
+                    cp.write(buf.getbuffer())
+                cur = self.conn.execute(insert)
+        except psycopg.Error as exc:
+            raise WarmLoadError(f"{table.name}: COPY of {batch.num_rows} rows failed: {exc}") from exc
+        return max(cur.rowcount, 0)
+
+    # -- after the load --------------------------------------------------------------------
+
+    def compress_day(self, table: Table, day: dt.date) -> int:
+        """Compress the day's chunk(s) (TimescaleDB; a no-op on plain PostgreSQL). Returns chunks."""
+        if self.dialect is not Dialect.TIMESCALEDB:
+            return 0
+        lo, hi = day_bounds(day)
+        chunks = self._exec(
+            "SELECT c::text FROM show_chunks(%s::regclass, older_than => %s::timestamptz, newer_than => %s::timestamptz) c",
+            (table.name, hi, lo),
+            f"{table.name} {day}: show_chunks",
+        )
+        for (chunk,) in chunks:
+            # also finishes a chunk made partially compressed by late rows
+            self._exec("SELECT compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,), f"compress {chunk}")
+        return len(chunks)
+
+    def compression(self, table: Table, day: dt.date) -> list[tuple[str, bool, bool]]:
+        """(chunk, is_compressed, is_partial) of the day's chunks (TimescaleDB; [] otherwise)."""
+        if self.dialect is not Dialect.TIMESCALEDB:
+            return []
+        lo, hi = day_bounds(day)
+        rows_ = self._exec(
+            "SELECT chunk_schema || '.' || chunk_name, is_compressed, "
+            "coalesce(_timescaledb_functions.chunk_status((chunk_schema || '.' || chunk_name)::regclass) & 8 = 8, false) "
+            "FROM timescaledb_information.chunks WHERE hypertable_name = %s AND range_start >= %s AND range_end <= %s",
+            (table.name, lo, hi),
+            "chunk status",
+        )
+        return [(str(a), bool(b), bool(c)) for a, b, c in rows_]
+
+    def refresh_rollups(self, table: Table, day: dt.date) -> None:
+        rollup = ROLLUPS.get(table.name)
+        if rollup is None:
+            return
+        lo, hi = day_bounds(day)
+        if self.dialect is Dialect.TIMESCALEDB:
+            self._exec(
+                sql.SQL("CALL refresh_continuous_aggregate({}, %s::timestamptz, %s::timestamptz)").format(
+                    sql.Literal(rollup)
+                ),
+                (lo, hi),
+                f"refresh {rollup} {day}",
+            )
+        else:
+            self._exec("SELECT tickarchive_refresh_rollups(%s, %s)", (lo, hi), f"refresh rollups {day}")
+
+    def fill_coverage(self, table: Table, day: dt.date) -> int:
+        """Replace ``coverage_daily`` rows of (day, table); returns the number of instruments.
+
+        rows per instrument; for trades the trade_seq range and the numbers missing inside
+        it; gap seconds = the sum of recorded gaps of that instrument or of its whole
+        connection ('*'), clipped to the day (open gaps run to the end of the day).
+        """
+        lo, hi = day_bounds(day)
+        seg = sql.Identifier(table.segment_by)
+        if table.name == "trades":
+            seq = sql.SQL("min(trade_seq), max(trade_seq), max(trade_seq) - min(trade_seq) + 1 - count(DISTINCT trade_seq)")
+        else:
+            seq = sql.SQL("NULL::bigint, NULL::bigint, NULL::bigint")
+        kinds = sql.SQL(", ").join(sql.Literal(k) for k in (*BACKFILL_KINDS, "stale", "downtime", "book_seq", "rejected"))
+        q = sql.SQL(
+            """
+            INSERT INTO coverage_daily (day, instrument, table_name, rows, trade_seq_min, trade_seq_max,
+                                        trade_seq_missing, gap_seconds, computed_at)
+            SELECT %(day)s, r.k, %(table)s, r.n, r.smin, r.smax, r.smissing,
+                   coalesce((
+                       SELECT sum(extract(epoch FROM least(coalesce(g.end_ts, %(hi)s), %(hi)s) - greatest(g.ts, %(lo)s)))
+                       FROM gaps g
+                       WHERE (g.instrument = r.k OR g.instrument = '*') AND g.kind IN ({kinds})
+                         AND g.ts < %(hi)s AND coalesce(g.end_ts, %(hi)s) > %(lo)s
+                   ), 0), now()
+            FROM (SELECT {seg} AS k, count(*) AS n, {seq}
+                  FROM {table} WHERE ts >= %(lo)s AND ts < %(hi)s GROUP BY {seg}) AS r(k, n, smin, smax, smissing)
+            """
+        ).format(seg=seg, seq=seq, table=sql.Identifier(table.name), kinds=kinds)
+        params = {"day": day, "table": table.name, "lo": lo, "hi": hi}
+        try:
+            with self.conn.transaction():
+                self.conn.execute(
+                    "DELETE FROM coverage_daily WHERE day = %s AND table_name = %s", (day, table.name), prepare=False
+                )
+                cur = self.conn.execute(q, params, prepare=False)
+        except psycopg.Error as exc:
+            raise WarmLoadError(f"{table.name} {day}: coverage failed: {exc}") from exc
+        return max(cur.rowcount, 0)
+
+    # -- read back -------------------------------------------------------------------------
+
+    def count(self, table: Table, day: dt.date) -> int:
+        lo, hi = day_bounds(day)
+        q = sql.SQL("SELECT count(*) FROM {} WHERE ts >= %s AND ts < %s").format(sql.Identifier(table.name))
+        return int(self._exec(q, (lo, hi), f"count {table.name} {day}")[0][0])
+
+    def _select_list(self, table: Table) -> sql.Composable:
+        return sql.SQL(", ").join(
+            sql.SQL("(extract(epoch FROM {c}) * 1000000)::bigint").format(c=sql.Identifier(c.name))
+            if c.type is ColumnType.TIMESTAMP
+            else sql.Identifier(c.name)
+            for c in table.columns
+        )
+
+    def batches(self, table: Table, day: dt.date, *, ts_in: Iterable[int] | None = None) -> Iterator[pa.RecordBatch]:
+        """The day's rows as Arrow batches; with ``ts_in`` only rows at those timestamps (µs)."""
+        lo, hi = day_bounds(day)
+        q = sql.SQL("SELECT {} FROM {} WHERE ts >= %s AND ts < %s").format(
+            self._select_list(table), sql.Identifier(table.name)
+        )
+        params: list[Any] = [lo, hi]
+        if ts_in is not None:
+            q = sql.SQL("{} AND ts = ANY(%s::timestamptz[])").format(q)
+            params.append([_EPOCH + dt.timedelta(microseconds=t) for t in sorted(set(ts_in))])
+        schema = rows.arrow_schema(table)
+        types = [pa.int64() if c.type is ColumnType.TIMESTAMP else f.type for c, f in zip(table.columns, schema)]
+        try:
+            with self.conn.cursor(binary=True) as cur:
+                cur.execute(q, params, prepare=False)
+                while chunk := cur.fetchmany(READ_BATCH_ROWS):
+                    cols = list(zip(*chunk, strict=True))
+                    arrays = [pa.array(v, t) for v, t in zip(cols, types, strict=True)]
+                    arrays = [
+                        a.cast(f.type) if c.type is ColumnType.TIMESTAMP else a
+                        for a, c, f in zip(arrays, table.columns, schema, strict=True)
+                    ]
+                    yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        except psycopg.Error as exc:
+            raise WarmLoadError(f"{table.name} {day}: read-back failed: {exc}") from exc
+
+    # -- ledger ----------------------------------------------------------------------------
+
+    def ledger(self, day: dt.date, table: str) -> LedgerRow | None:
+        rows_ = self._exec(
+            "SELECT day, table_name, rows_hot, rows_warm, checksum_hot, checksum_warm, status, loaded_at "
+            "FROM rollover_ledger WHERE day = %s AND table_name = %s",
+            (day, table),
+            "ledger read",
+        )
+        return LedgerRow(*rows_[0]) if rows_ else None
+
+    def ledger_all(self) -> list[LedgerRow]:
+        rows_ = self._exec(
+            "SELECT day, table_name, rows_hot, rows_warm, checksum_hot, checksum_warm, status, loaded_at "
+            "FROM rollover_ledger ORDER BY day, table_name",
+            None,
+            "ledger read",
+        )
+        return [LedgerRow(*r) for r in rows_]
+
+    def write_ledger(self, row: LedgerRow) -> None:
+        self._exec(
+            "INSERT INTO rollover_ledger (day, table_name, rows_hot, rows_warm, checksum_hot, checksum_warm, status, "
+            "loaded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (day, table_name) DO UPDATE SET "
+            "rows_hot = EXCLUDED.rows_hot, rows_warm = EXCLUDED.rows_warm, checksum_hot = EXCLUDED.checksum_hot, "
+            "checksum_warm = EXCLUDED.checksum_warm, status = EXCLUDED.status, loaded_at = now()",
+            (row.day, row.table_name, row.rows_hot, row.rows_warm, row.checksum_hot, row.checksum_warm, row.status),
+            "ledger write",
+        )
+
+    def set_status(self, day: dt.date, table: str, status: str) -> None:
+        self._exec(
+            "UPDATE rollover_ledger SET status = %s WHERE day = %s AND table_name = %s",
+            (status, day, table),
+            "ledger status",
+        )
