@@ -427,10 +427,8 @@ class Journal:
         recovery = None
         last_seq = 0
         if paths:
+            # an empty newest segment (a crash right after rotation) continues at its name
             recovery, last_seq = cls._repair_tail(paths[-1])
-            if last_seq == 0 and len(paths) > 1:
-                prev = JournalReader(directory).segments()[-2]
-                last_seq = prev.last_seq or 0
         next_seq = max(last_seq + 1, acked + 1, first_seq_of(paths[-1].name) if paths else 1)
         if not paths:
             active = directory / segment_name(next_seq)

@@ -414,8 +414,57 @@ def family_of(channel: str) -> str:
 # ---------------------------------------------------------------------------- entry point
 
 
+_ticker_frame = msgspec.json.Decoder(wire.TickerFrame)
+_book_frame = msgspec.json.Decoder(wire.BookFrame)
+_trades_frame = msgspec.json.Decoder(wire.TradesFrame)
+_index_frame = msgspec.json.Decoder(wire.IndexFrame)
+_CHANNEL_KEY: Final = b'"channel":"'
+_FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, _BadData)
+
+
+def _fast(frame: bytes, recv_ts_us: int) -> Notification | None:
+    """One-pass decoding of the common notifications, or ``None`` (use the general path)."""
+    i = frame.find(_CHANNEL_KEY)
+    if i < 0:
+        return None
+    j = i + 11
+    try:
+        if frame.startswith(b"ticker.", j):
+            tf = _ticker_frame.decode(frame)
+            if tf.method != "subscription":
+                return None
+            return Notification(tf.params.channel, [quote_from_wire(tf.params.data, recv_ts_us)])
+        if frame.startswith(b"book.", j):
+            bf = _book_frame.decode(frame)
+            channel = bf.params.channel
+            if bf.method != "subscription" or channel.count(".") != 2:
+                return None
+            b = bf.params.data
+            snap = b.type == "snapshot" or (b.type is None and b.prev_change_id is None)
+            ids = BookIds(b.instrument_name, b.timestamp * 1000, b.change_id, None if snap else b.prev_change_id,
+                          snap)
+            return Notification(channel, book_from_wire(b, recv_ts_us), ids)
+        if frame.startswith(b"trades.", j):
+            trf = _trades_frame.decode(frame)
+            if trf.method != "subscription":
+                return None
+            return Notification(trf.params.channel, trades_from_wire(trf.params.data, recv_ts_us))
+        if frame.startswith(b"deribit_price_index.", j):
+            xf = _index_frame.decode(frame)
+            if xf.method != "subscription":
+                return None
+            x = xf.params.data
+            return Notification(xf.params.channel, [IndexTick(x.index_name, x.timestamp * 1000, recv_ts_us, x.price)])
+    except _FAST_ERRORS:
+        return None
+    return None
+
+
 def parse_frame(frame: bytes, recv_ts_us: int) -> Outcome:
     """Decode and normalize one received frame. Never raises."""
+    fast = _fast(frame, recv_ts_us)
+    if fast is not None:
+        return fast
     try:
         env = _envelope_decoder.decode(frame)
     except msgspec.ValidationError as exc:

@@ -182,3 +182,49 @@ class HistoryTradesWire(msgspec.Struct, gc=False):
 
     trades: list[TradeWire]
     has_more: bool = False
+
+
+# ---------------------------------------------------------------------------- one-pass frames
+# The hot path decodes a whole notification in one pass when a cheap look at the bytes
+# says which channel family it is (``normalize.parse_frame``); anything that does not
+# validate falls back to the two-pass ``Envelope`` route, which classifies errors.
+
+
+class TickerParams(msgspec.Struct, gc=False):
+    channel: str
+    data: TickerWire
+
+
+class TickerFrame(msgspec.Struct, gc=False):
+    method: str
+    params: TickerParams
+
+
+class BookParams(msgspec.Struct, gc=False):
+    channel: str
+    data: BookWire
+
+
+class BookFrame(msgspec.Struct, gc=False):
+    method: str
+    params: BookParams
+
+
+class TradesParams(msgspec.Struct, gc=False):
+    channel: str
+    data: list[TradeWire]
+
+
+class TradesFrame(msgspec.Struct, gc=False):
+    method: str
+    params: TradesParams
+
+
+class IndexParams(msgspec.Struct, gc=False):
+    channel: str
+    data: IndexWire
+
+
+class IndexFrame(msgspec.Struct, gc=False):
+    method: str
+    params: IndexParams

@@ -94,7 +94,7 @@ def _trade(buf: Buffer, t: TradeTick) -> None:
             "direction": t.direction,
             "liquidation": t.liquidation,
             "combo_id": t.combo_id,
-            "source": t.source.value,
+            "source": t.source._value_,
         },
         columns={
             "recv_ts": TimestampMicros(t.recv_ts_us),
@@ -117,7 +117,7 @@ def _trade(buf: Buffer, t: TradeTick) -> None:
 def _book(buf: Buffer, b: BookChange) -> None:
     buf.row(
         "book_changes",
-        symbols={"instrument": b.instrument, "side": b.side.value, "action": b.action.value},
+        symbols={"instrument": b.instrument, "side": b.side._value_, "action": b.action._value_},
         columns={
             "recv_ts": TimestampMicros(b.recv_ts_us),
             "change_id": b.change_id,
@@ -175,9 +175,9 @@ def _gap(buf: Buffer, g: Gap) -> None:
         "gaps",
         symbols={
             "instrument": g.instrument,
-            "kind": g.kind.value,
+            "kind": g.kind._value_,
             "connection": g.connection,
-            "status": g.status.value,
+            "status": g.status._value_,
         },
         columns={"end_ts": _opt_ts(g.end_us), "cause": g.cause},
         at=_at(g.start_us),

@@ -7,11 +7,12 @@ from collections import Counter
 import pytest
 
 from ingest import normalize as n
-from ingest.capture import read_capture
+from ingest.capture import CaptureRecord, read_capture
 from tests.ingest.conftest import REST_CAPTURE, nautilus_frame
 from tickarchive.domain import (
     BookAction,
     BookChange,
+    Event,
     IndexTick,
     InstrumentEvent,
     QuoteTick,
@@ -21,8 +22,14 @@ from tickarchive.domain import (
 )
 
 
-def _outcomes(ws_records):
+def _outcomes(ws_records: list[CaptureRecord]) -> list[tuple[CaptureRecord, n.Outcome]]:
     return [(r, n.parse_frame(r.frame, r.recv_ts_us)) for r in ws_records]
+
+
+def _books(events: list[Event]) -> list[BookChange]:
+    out = [e for e in events if isinstance(e, BookChange)]
+    assert len(out) == len(events)
+    return out
 
 
 def test_real_capture_every_frame_understood(ws_records) -> None:
@@ -88,7 +95,7 @@ def test_real_ticker_with_both_sides_empty_gives_nulls(ws_records) -> None:
 
 def test_real_book_snapshot_levels(ws_records) -> None:
     books = [o for _, o in _outcomes(ws_records) if isinstance(o, n.Notification) and o.channel.startswith("book.")]
-    snap = books[0].events
+    snap = _books(books[0].events)
     assert len(snap) == 16
     assert all(isinstance(e, BookChange) and e.is_snapshot and e.action is BookAction.SNAPSHOT for e in snap)
     assert snap[0] == BookChange(
@@ -136,7 +143,7 @@ def test_real_book_change_id_chain(ws_records) -> None:
 
 def test_real_book_change_two_levels(ws_records) -> None:
     (a, b) = next(
-        o.events
+        _books(o.events)
         for _, o in _outcomes(ws_records)
         if isinstance(o, n.Notification) and o.events and getattr(o.events[0], "change_id", 0) == 33195894765
     )
@@ -156,6 +163,7 @@ def test_subscribe_response(ws_records) -> None:
     assert o.id == 0
     assert o.error is None
     assert o.server_us == 1626993723847561
+    assert o.result is not None
     assert bytes(o.result).startswith(b'["trades.ETH-30JUL21-2800-C.raw"')
     assert n.events_of_response(o, r.recv_ts_us) == []
 

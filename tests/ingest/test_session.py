@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import msgspec
 
@@ -22,13 +23,28 @@ from ingest.session import (
     instrument_of_channel,
 )
 from tests.ingest.conftest import REST_CAPTURE
-from tickarchive.domain import ALL_INSTRUMENTS, BookChange, GapKind, GapStatus, QuoteTick, TradeTick
+from tickarchive.domain import ALL_INSTRUMENTS, BookChange, Gap, GapKind, GapStatus, QuoteTick, TradeTick
 
 S = 1_000_000  # µs per second
 T0 = 1_700_000_000 * S
 
 
-def _sent(frames: list[bytes]) -> list[dict]:
+def _gap(o: object) -> Gap:
+    assert isinstance(o, GapDetected)
+    return o.gap
+
+
+def _change_id(o: object) -> int:
+    assert isinstance(o, BookChange)
+    return o.change_id
+
+
+def _reason(o: object) -> str:
+    assert isinstance(o, ReconnectRequired)
+    return o.reason
+
+
+def _sent(frames: list[bytes]) -> list[dict[str, Any]]:
     return [json.loads(f) for f in frames]
 
 
@@ -37,7 +53,7 @@ def _result(rid: int, result) -> bytes:
 
 
 def _book(inst: str, change_id: int, prev: int | None, ts_ms: int, snapshot: bool = False) -> bytes:
-    data: dict = {"timestamp": ts_ms, "instrument_name": inst, "change_id": change_id}
+    data: dict[str, Any] = {"timestamp": ts_ms, "instrument_name": inst, "change_id": change_id}
     if snapshot:
         data |= {"type": "snapshot", "bids": [["new", 0.01, 5.0]], "asks": []}
     else:
@@ -99,7 +115,7 @@ def _connected(channels=CHANNELS, per_request: int = 250, limiter=None) -> Derib
     return s
 
 
-def _confirm_all(s: DeribitSession, now: int) -> list:
+def _confirm_all(s: DeribitSession, now: int) -> list[Any]:
     out = []
     for msg in _sent(s.data_to_send(now)):
         if msg["method"] == "public/subscribe":
@@ -134,7 +150,7 @@ def test_refused_channels_become_rejected_gaps_and_resolve_later() -> None:
     )
     assert out[0] == Subscribed(("book.ETH-A.100ms", "ticker.ETH-A.100ms", "trades.option.ETH.100ms"))
     assert out[1] == Rejected(("book.ETH-B.100ms",), "not in the subscribe result")
-    gap = out[2].gap
+    gap = _gap(out[2])
     assert (gap.kind, gap.instrument, gap.start_us, gap.end_us, gap.status, gap.connection) == (
         GapKind.REJECTED,
         "ETH-B",
@@ -153,7 +169,7 @@ def test_refused_channels_become_rejected_gaps_and_resolve_later() -> None:
     ).encode()
     out = s.receive_frame(err, T0 + 11)
     assert out[0] == Rejected(("book.ETH-C.100ms", "book.ETH-B.100ms"), "error -32600: request entity too large")
-    assert [g.gap.instrument for g in out[1:]] == ["ETH-C"]  # ETH-B's gap is still open, not duplicated
+    assert [_gap(g).instrument for g in out[1:]] == ["ETH-C"]  # ETH-B's gap is still open, not duplicated
     # a later grant closes the rejected gap
     s.subscribe(["book.ETH-Z.100ms"])
     s.unsubscribe(["book.ETH-Z.100ms"])
@@ -165,7 +181,7 @@ def test_refused_channels_become_rejected_gaps_and_resolve_later() -> None:
     sub3 = frames[-1]
     out = s2.receive_frame(_result(sub3["id"], ["book.ETH-C.100ms"]), T0 + 21)
     assert out[0] == Subscribed(("book.ETH-C.100ms",))
-    closed = out[1].gap
+    closed = _gap(out[1])
     assert (closed.kind, closed.instrument, closed.start_us, closed.end_us, closed.status) == (
         GapKind.REJECTED,
         "ETH-C",
@@ -192,11 +208,11 @@ def test_book_chain_break_resubscribes_only_that_book() -> None:
     out = s.receive_frame(_book("ETH-A", 100, None, 1000, snapshot=True), T0 + 1)
     assert [type(e) for e in out] == [BookChange]
     out = s.receive_frame(_book("ETH-B", 7, None, 1000, snapshot=True), T0 + 1)
-    assert s.receive_frame(_book("ETH-A", 250, 100, 1001), T0 + 2)[0].change_id == 250  # ids are not +1
+    assert _change_id(s.receive_frame(_book("ETH-A", 250, 100, 1001), T0 + 2)[0]) == 250  # ids are not +1
     assert s.data_to_send(T0 + 2) == []
     out = s.receive_frame(_book("ETH-A", 400, 333, 1005), T0 + 3)  # 251..333 missed
     assert isinstance(out[0], BookChange)  # the data itself is kept
-    gap = out[1].gap
+    gap = _gap(out[1])
     assert (gap.kind, gap.instrument, gap.start_us, gap.end_us, gap.status) == (
         GapKind.BOOK_SEQ,
         "ETH-A",
@@ -218,9 +234,9 @@ def test_book_chain_break_resubscribes_only_that_book() -> None:
     ]
     assert s.receive_frame(_result(sent[1]["id"], ["book.ETH-A.100ms"]), T0 + 5) == [Subscribed(("book.ETH-A.100ms",))]
     out = s.receive_frame(_book("ETH-A", 900, None, 1010, snapshot=True), T0 + 6)
-    closed = out[-1].gap
+    closed = _gap(out[-1])
     assert (closed.start_us, closed.end_us, closed.status) == (1_001_000, 1_010_000, GapStatus.UNRECOVERABLE)
-    assert s.receive_frame(_book("ETH-A", 901, 900, 1011), T0 + 7)[-1].change_id == 901
+    assert _change_id(s.receive_frame(_book("ETH-A", 901, 900, 1011), T0 + 7)[-1]) == 901
     assert s.books.last_change_id("ETH-A") == 901
 
 
@@ -292,7 +308,7 @@ def test_stale_connection_requires_reconnect_and_becomes_stale_gap() -> None:
     assert s.poll(T0 + 17 * S) == []  # said once
     (g,) = s.connection_lost(T0 + 17 * S)
     assert isinstance(g, GapDetected)
-    assert (g.gap.kind, g.gap.start_us, g.gap.cause) == (GapKind.STALE, T0 + 1 * S, out[0].reason)
+    assert (g.gap.kind, g.gap.start_us, g.gap.cause) == (GapKind.STALE, T0 + 1 * S, _reason(out[0]))
     # not subscribed yet: no staleness before the subscription is confirmed
     s.connection_made(T0 + 20 * S)
     s.data_to_send(T0 + 20 * S)
@@ -312,7 +328,7 @@ def test_liquid_instrument_silence_is_a_stale_gap() -> None:
     assert s.poll(T0 + 12 * S) == []
     out = s.receive_frame(_ticker("ETH-A", 20000), T0 + 13 * S)
     assert isinstance(out[0], QuoteTick)
-    closed = out[1].gap
+    closed = _gap(out[1])
     assert (closed.start_us, closed.end_us, closed.status) == (T0 + S, T0 + 13 * S, GapStatus.UNRECOVERABLE)
 
 
