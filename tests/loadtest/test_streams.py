@@ -1,0 +1,125 @@
+"""Market-data streams: book change_id chains, trade_seq continuity, ticker timestamps,
+and the send log matching exactly what a client received."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from loadtest.sim import SimConfig
+from loadtest.sim import sendlog as sl
+
+from .conftest import client, running
+
+
+def _names(reply: dict[str, Any]) -> list[str]:
+    return [i["instrument_name"] for i in reply["result"]]
+
+
+async def test_streams_are_consistent_and_match_the_send_log(cfg: SimConfig) -> None:
+    async with running(cfg.replace(rate_per_s=3000, trades_per_s=80)) as sim, client(sim) as c:
+        names = _names(await c.call("public/get_instruments", {"currency": "ETH", "kind": "option"}))
+        channels = [f"ticker.{n}.100ms" for n in names] + [f"book.{n}.100ms" for n in names]
+        channels += ["trades.option.ETH.100ms", f"trades.{names[len(names) // 2]}.100ms"]
+        assert len((await c.call("public/subscribe", {"channels": channels}))["result"]) == len(channels)
+        await c.collect(2.0)
+        await c.call("public/unsubscribe_all")
+        await asyncio.sleep(0.05)
+
+        # book: a snapshot first, then changes chained by prev_change_id
+        books: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for n in c.channel_notes("book."):
+            books[n["params"]["data"]["instrument_name"]].append(n["params"]["data"])
+        assert len(books) == len(names)
+        gaps_seen = 0
+        changes = 0
+        for msgs in books.values():
+            assert msgs[0]["type"] == "snapshot" and "prev_change_id" not in msgs[0]
+            for prev, cur in zip(msgs, msgs[1:], strict=False):
+                assert cur["type"] == "change"
+                assert cur["prev_change_id"] == prev["change_id"]
+                assert cur["change_id"] > prev["change_id"]
+                assert cur["timestamp"] >= prev["timestamp"]
+                gaps_seen += cur["change_id"] - prev["change_id"] > 1
+                changes += 1
+                for action, price, amount in cur["bids"] + cur["asks"]:
+                    assert action in ("new", "change", "delete")
+                    assert isinstance(price, float) and isinstance(amount, float)
+                    assert (amount == 0.0) == (action == "delete")
+        assert changes > 100
+        assert gaps_seen > changes // 2  # ids increase but are not consecutive
+
+        # tickers: strictly increasing timestamps per instrument, top of book = book top
+        last_ts: dict[str, int] = {}
+        tickers = c.channel_notes("ticker.")
+        assert len(tickers) > 200
+        for n in tickers:
+            d = n["params"]["data"]
+            assert d["timestamp"] > last_ts.get(d["instrument_name"], 0)
+            last_ts[d["instrument_name"]] = d["timestamp"]
+            assert d["best_bid_price"] < d["best_ask_price"]
+            assert d["best_bid_price"] <= d["mark_price"] <= d["best_ask_price"] or d["best_bid_price"] == 0.0
+            assert 15.0 <= d["mark_iv"] <= 300.0
+
+        # trades: consecutive trade_seq per instrument, string ids unique
+        seqs: dict[str, list[int]] = defaultdict(list)
+        ids = set()
+        currency_trades = [t for n in c.channel_notes("trades.option.ETH") for t in n["params"]["data"]]
+        assert len(currency_trades) > 40
+        for t in currency_trades:
+            seqs[t["instrument_name"]].append(t["trade_seq"])
+            assert isinstance(t["trade_id"], str) and t["trade_id"].startswith("ETH-")
+            ids.add(t["trade_id"])
+            assert t["direction"] in ("buy", "sell") and t["tick_direction"] in (0, 1, 2, 3)
+        assert len(ids) == len(currency_trades)
+        for seq in seqs.values():
+            assert seq == list(range(seq[0], seq[0] + len(seq)))
+
+        # the send log holds exactly what arrived (all rows 'sent': nothing else happened)
+        got_quotes = {(d["instrument_name"], d["timestamp"] * 1000) for d in (n["params"]["data"] for n in tickers)}
+        assert sim.send_log.keys("quotes", status=sl.SENT, connection="c1") == got_quotes
+        got_books = {
+            (d["instrument_name"], d["change_id"], d.get("prev_change_id"), len(d["bids"]) + len(d["asks"]), d["timestamp"] * 1000)
+            for msgs in books.values()
+            for d in msgs
+        }
+        assert sim.send_log.keys("book_changes", connection="c1") == got_books
+        got_trades = {
+            (t["instrument_name"], t["trade_id"], t["trade_seq"], t["timestamp"] * 1000)
+            for n in c.channel_notes("trades.")
+            for t in n["params"]["data"]
+        }
+        assert sim.send_log.keys("trades", connection="c1") == got_trades
+        assert sim.send_log.keys("trades", connection="c1", channel="trades.option.ETH.100ms") == {
+            (t["instrument_name"], t["trade_id"], t["trade_seq"], t["timestamp"] * 1000) for t in currency_trades
+        }
+        summary = sim.send_log.summary(per_instrument=True)
+        assert set(summary["tables"]["quotes"]) == {"sent"}
+        assert summary["tables"]["trades"]["sent"] == len(
+            [t for n in c.channel_notes("trades.") for t in n["params"]["data"]]
+        )
+        for inst, seq in seqs.items():
+            assert summary["trade_seq"][inst]["min"] == seq[0]
+            assert summary["trade_seq"][inst]["max"] == seq[-1]
+        assert sum(summary["per_instrument"]["quotes"].values()) == len(tickers)
+
+
+async def test_high_rate_keeps_unique_timestamps(tmp_path) -> None:
+    """At rates that need the per-channel spacing lowered below 100 ms, each channel
+    still never repeats a millisecond timestamp."""
+    from .conftest import base_config
+
+    cfg = base_config(tmp_path, instruments=20, rate_per_s=3000, trades_per_s=0)
+    assert cfg.effective_min_interval_ms < 100
+    async with running(cfg) as sim, client(sim) as c:
+        names = _names(await c.call("public/get_instruments", {"currency": "ETH"}))
+        await c.call("public/subscribe", {"channels": [f"ticker.{n}.100ms" for n in names]})
+        await c.collect(1.0)
+    per_inst: dict[str, list[int]] = defaultdict(list)
+    for n in c.channel_notes("ticker."):
+        per_inst[n["params"]["data"]["instrument_name"]].append(n["params"]["data"]["timestamp"])
+    assert sum(len(v) for v in per_inst.values()) > 800
+    for ts in per_inst.values():
+        assert all(b > a for a, b in zip(ts, ts[1:], strict=False))
+    assert sim.steps > 50
