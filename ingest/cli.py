@@ -208,6 +208,40 @@ def bench_normalize(
         json_out.write_text(json.dumps(result.as_json(), indent=2) + "\n")
 
 
+def bench_journal(
+    frames: Annotated[int, typer.Option(min=1, help="synthetic frames to append")] = 100_000,
+    rate: Annotated[float, typer.Option(help="frames/s of the paced part (fsync window)")] = 5000.0,
+    fsync_interval_ms: Annotated[int | None, typer.Option(help="default: journal.fsync_interval_ms")] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="scratch directory on the journal's disk (default: under paths.local_dir)"),
+    ] = None,
+) -> None:
+    """Journal append throughput, fsync cost and the receive → fsync window."""
+    import shutil
+    import tempfile
+
+    from ingest.bench import bench_journal as run
+    from ingest.synth import frames as synth_frames
+    from tickarchive.settings import load_settings
+
+    settings = load_settings()
+    interval = fsync_interval_ms if fsync_interval_ms is not None else settings.journal.fsync_interval_ms
+    parent = directory if directory is not None else settings.paths.local_dir
+    parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-journal-", dir=parent))
+    try:
+        data = [f for _, f in synth_frames(frames)]
+        r = run(scratch, data, rate, interval)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    typer.echo(
+        f"{r.records} records ({r.bytes / r.records:.0f} B avg): append {r.append_per_s:,.0f} records/s "
+        f"({r.append_us:.2f} us each); fsync of {interval} ms at {rate:g} frames/s: median "
+        f"{r.fsync_ms_median:.2f} ms, max {r.fsync_ms_max:.2f} ms; receive -> fsync window <= {r.window_ms_max:.1f} ms"
+    )
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     journal = typer.Typer(help="Inspect, check and export the raw-frame journal.", no_args_is_help=True)
     journal.command("ls")(journal_ls)
@@ -216,3 +250,4 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.add_typer(journal, name="journal")
     app.command("replay")(replay)
     bench.command("normalize")(bench_normalize)
+    bench.command("journal")(bench_journal)

@@ -12,6 +12,7 @@ and a token bucket. No clocks, no sleeping: callers pass times and sleep themsel
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 
 class Backoff:
@@ -75,3 +76,10 @@ class TokenBucket:
         self._refill(now_us)
         missing = n - self._tokens
         return 0 if missing <= 0 else int(missing * 1e6 / self.rate_per_s) + 1
+
+
+def backoff_delays(min_s: float, max_s: float, rng: random.Random | None = None) -> Iterator[float]:
+    """The delays of ``Backoff`` as an endless generator (attempt 0, 1, 2, ...)."""
+    b = Backoff(min_s, max_s, rng)
+    while True:
+        yield b.next_delay_s()

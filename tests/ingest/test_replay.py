@@ -181,3 +181,11 @@ def test_export_to_stdout(tmp_path: Path, ws_records) -> None:
     assert res.exit_code == 0
     assert res.stdout.startswith("1626993723.804855: {")
     assert io.BytesIO(res.stdout_bytes).read().count(b"\n") == 1
+
+
+def test_cli_bench_journal(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["bench", "journal", "--frames", "2000", "--dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "2000 records" in res.output
+    assert "receive -> fsync window <=" in res.output
+    assert list(tmp_path.iterdir()) == []  # the scratch journal is removed

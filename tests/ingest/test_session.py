@@ -415,3 +415,14 @@ def test_token_bucket() -> None:
     assert not tb.try_acquire(333_000)
     assert tb.try_acquire(334_000)
     assert msgspec.json.encode(Subscribed(("a",))) == b'{"channels":["a"]}'
+
+
+def test_backoff_delays_generator_matches_backoff() -> None:
+    from itertools import islice
+
+    from ingest.pacing import backoff_delays
+
+    got = list(islice(backoff_delays(1.0, 8.0, random.Random(3)), 6))
+    b = Backoff(1.0, 8.0, random.Random(3))
+    assert got == [b.next_delay_s() for _ in range(6)]
+    assert all(4.0 <= d <= 8.0 for d in got[3:])
