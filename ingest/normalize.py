@@ -460,8 +460,14 @@ def _fast(frame: bytes, recv_ts_us: int) -> Notification | None:
     return None
 
 
-def parse_frame(frame: bytes, recv_ts_us: int) -> Outcome:
-    """Decode and normalize one received frame. Never raises."""
+def parse_frame(frame: bytes | str, recv_ts_us: int) -> Outcome:
+    """Decode and normalize one received frame. Never raises.
+
+    ``frame`` is the raw bytes as journaled; a ``str`` (a text frame decoded by the
+    WebSocket library) is accepted and encoded to UTF-8 first.
+    """
+    if type(frame) is not bytes:
+        frame = frame.encode() if isinstance(frame, str) else bytes(frame)
     fast = _fast(frame, recv_ts_us)
     if fast is not None:
         return fast

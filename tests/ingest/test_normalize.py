@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ingest import normalize as n
 from ingest.capture import CaptureRecord, read_capture
@@ -433,3 +436,39 @@ def test_history_trades_are_backfill() -> None:
         ("BTC-19MAY26-75000-C", 8),
         ("BTC-19MAY26-70000-C", 20),
     ]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_raise(frame: bytes) -> None:
+    assert isinstance(n.parse_frame(frame, 1), n.Outcome)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=10),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            "ticker.X.100ms",
+            "book.X.100ms",
+            "book.X.none.10.100ms",
+            "trades.option.ETH.100ms",
+            "deribit_price_index.eth_usd",
+            "instrument.state.any.any",
+            "quote.X",
+            "nosuch",
+        ]
+    ),
+    _json,
+)
+def test_any_json_data_on_any_channel_never_raises(channel: str, data: object) -> None:
+    frame = json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}})
+    out = n.parse_frame(frame.encode(), 1)
+    assert isinstance(out, n.Notification | n.Malformed)
+    assert n.parse_frame(frame, 1) == out  # a str frame is accepted too
