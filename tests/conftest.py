@@ -77,7 +77,7 @@ from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSetting
 def questdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuestDBHandle]:
     root = tmp_path_factory.mktemp("questdb")
     settings = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port())
-    server = QuestDBServer(settings, root, PathsSettings().cache_dir)
+    server = QuestDBServer(settings, root, PathsSettings().cache_dir, ephemeral=True)
     try:
         server.up()
     except TickarchiveError as exc:
@@ -105,7 +105,7 @@ def postgres() -> Iterator[WarmHandle]:
     # reach its directory. mkdtemp gives a private dir in /tmp that the server then owns.
     root = Path(tempfile.mkdtemp(prefix="tickarchive-test-pg-"))
     settings = PostgresSettings(port=free_port())
-    server = PostgresServer(settings, root, durable=False)  # a throw-away server: no fsync
+    server = PostgresServer(settings, root, ephemeral=True)  # no fsync, dies with this process
     try:
         try:
             server.up()
@@ -133,7 +133,7 @@ def postgres_clean(postgres: WarmHandle) -> WarmHandle:
 @pytest.fixture(scope="session")
 def timescaledb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmHandle]:
     root = tmp_path_factory.mktemp("pglite")
-    server = PGliteServer("127.0.0.1", free_port(), root)
+    server = PGliteServer("127.0.0.1", free_port(), root, ephemeral=True)
     try:
         server.up()
     except TickarchiveError as exc:

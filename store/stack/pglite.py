@@ -62,6 +62,8 @@ class PGliteServer:
     root: Path
     data_dir: Path | None = None
     start_timeout_s: float = 60.0
+    ephemeral: bool = False
+    """A test server: it gets SIGTERM if this process dies."""
 
     name = "timescaledb-test"
 
@@ -116,7 +118,7 @@ class PGliteServer:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             cmd += ["--data-dir", str(self.data_dir.resolve())]
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        popen = procs.spawn(cmd, self.log_path, cwd=PACKAGE_DIR)
+        popen = procs.spawn(cmd, self.log_path, cwd=PACKAGE_DIR, die_with_parent=self.ephemeral)
         self.pid_file.write(popen.pid)
         marker = f"ready {self.host}:{self.port}"
 

@@ -113,8 +113,9 @@ def _run_as() -> _RunAs | None:
 class PostgresServer:
     settings: PostgresSettings
     root: Path
-    durable: bool = True
-    """False for throw-away test servers: initdb --no-sync, fsync and synchronous_commit off."""
+    ephemeral: bool = False
+    """A throw-away test server: initdb --no-sync, fsync off, and the postmaster runs as
+    our child (not daemonized by pg_ctl) that gets SIGTERM if this process dies."""
 
     name = "postgres"
 
@@ -209,7 +210,7 @@ class PostgresServer:
                     str(bin_dir / "initdb"), "-D", str(self.data_dir.resolve()), "-U", SUPERUSER,
                     "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", f"--pwfile={pwfile}",
                     "-E", "UTF8", "--locale=C.UTF-8",
-                    *([] if self.durable else ["--no-sync"]),
+                    *(["--no-sync"] if self.ephemeral else []),
                 ],
                 timeout_s=300, run_as=run_as,
             )
@@ -233,7 +234,7 @@ class PostgresServer:
             "max_connections = 50\n"
             "shared_buffers = '128MB'\n"
             "max_wal_size = '1GB'\n"
-            + ("" if self.durable else "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+            + ("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n" if self.ephemeral else "")
         )
         if run_as is not None:
             os.chown(conf, run_as.uid, run_as.gid)
@@ -262,14 +263,23 @@ class PostgresServer:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bin_dir, run_as)
         self._write_conf(run_as)
-        out = self._run(
-            [
-                str(bin_dir / "pg_ctl"), "start", "-D", str(self.data_dir.resolve()),
-                "-l", str(self.log_path.resolve()), "-w", "-t", str(int(s.start_timeout_s)), "-s",
-            ],
-            timeout_s=s.start_timeout_s + 15, run_as=run_as,
-        )
-        if out.returncode != 0 or not self.ready():
+        if self.ephemeral:
+            popen = procs.spawn(
+                [str(bin_dir / "postgres"), "-D", str(self.data_dir.resolve())],
+                self.log_path, cwd=self.root, env={"LC_ALL": "C.UTF-8"}, die_with_parent=True,
+                user=run_as.uid if run_as else None, group=run_as.gid if run_as else None,
+            )
+            started_ok = procs.wait_until(self.ready, s.start_timeout_s, alive=lambda: popen.poll() is None) == "ready"
+        else:
+            out = self._run(
+                [
+                    str(bin_dir / "pg_ctl"), "start", "-D", str(self.data_dir.resolve()),
+                    "-l", str(self.log_path.resolve()), "-w", "-t", str(int(s.start_timeout_s)), "-s",
+                ],
+                timeout_s=s.start_timeout_s + 15, run_as=run_as,
+            )
+            started_ok = out.returncode == 0 and self.ready()
+        if not started_ok:
             started = self.postmaster()
             if started is not None:
                 self._stop(started)

@@ -116,15 +116,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the spawning thread's process dies (Linux)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
 def spawn(
     cmd: Sequence[str],
     log_path: Path,
     cwd: Path,
     env: dict[str, str] | None = None,
+    die_with_parent: bool = False,
+    user: int | None = None,
+    group: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` in its own session, stdout+stderr appended to ``log_path``."""
+    """Start ``cmd`` in its own session, stdout+stderr appended to ``log_path``.
+
+    ``die_with_parent`` (test servers): the child gets SIGTERM if this process dies, even
+    by SIGKILL, so an aborted test session leaves no server behind.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
+        if user is not None:
+            os.fchown(log.fileno(), user, group if group is not None else -1)
         try:
             return subprocess.Popen(
                 list(cmd),
@@ -134,6 +152,10 @@ def spawn(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if die_with_parent else None,
+                user=user,
+                group=group,
+                extra_groups=[] if user is not None else None,
             )
         except OSError as exc:
             raise StackError(f"cannot start {cmd[0]}: {exc.strerror}") from None

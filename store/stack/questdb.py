@@ -62,6 +62,8 @@ class QuestDBServer:
     settings: QuestDBSettings
     root: Path
     cache_dir: Path
+    ephemeral: bool = False
+    """A test server: it gets SIGTERM if this process dies (no orphaned JVMs)."""
 
     name = "questdb"
 
@@ -140,7 +142,7 @@ class QuestDBServer:
         ]
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== tickarchive: starting QuestDB {s.version} at {time.ctime()} ===\n".encode())
-        popen = procs.spawn(cmd, self.log_path, cwd=self.root)
+        popen = procs.spawn(cmd, self.log_path, cwd=self.root, die_with_parent=self.ephemeral)
         self.pid_file.write(popen.pid)
         outcome = procs.wait_until(self.healthy, s.start_timeout_s, alive=lambda: popen.poll() is None)
         if outcome != "ready":
