@@ -259,6 +259,15 @@ class DeribitSession:
             if inst not in self._liquid:
                 del self._seen[inst]
 
+    def forget_instrument(self, instrument: str) -> None:
+        """Drop every per-instrument state of an expired/delisted instrument (book chain,
+        last trade_seq, liveness); unsubscribe its channels separately."""
+        self.books.forget(instrument)
+        self.trades.forget(instrument)
+        self._seen.pop(instrument, None)
+        self._stale_gaps.pop(instrument, None)
+        self._liquid.discard(instrument)
+
     def request_instruments(self, currency: str, kind: str | None = None, expired: bool = False) -> int:
         """Queue a ``public/get_instruments`` call; its answer is an ``InstrumentsReceived``.
         (Deribit allows 1 such request/s per IP: pace it in the caller.)"""

@@ -249,13 +249,27 @@ class IlpEncoder:
         """Encode every event; return how many rows were added."""
         dispatch = self._dispatch
         rows = self.rows
-        n = 0
+        total = 0
+        last: type | None = None
+        name = ""
+        run = 0
+        buf: Buffer | None = None
+        fn: Any = None
         for ev in events:
-            name, buf, fn = dispatch[type(ev)]
-            fn(buf, ev)  # type: ignore[operator]
-            rows[name] += 1
-            n += 1
-        return n
+            cls = type(ev)
+            if cls is not last:  # events of one frame are almost always of one type
+                if run:
+                    rows[name] += run
+                    total += run
+                    run = 0
+                name, buf, fn = dispatch[cls]
+                last = cls
+            fn(buf, ev)
+            run += 1
+        if run:
+            rows[name] += run
+            total += run
+        return total
 
     @property
     def total_rows(self) -> int:

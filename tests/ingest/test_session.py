@@ -426,3 +426,15 @@ def test_backoff_delays_generator_matches_backoff() -> None:
     b = Backoff(1.0, 8.0, random.Random(3))
     assert got == [b.next_delay_s() for _ in range(6)]
     assert all(4.0 <= d <= 8.0 for d in got[3:])
+
+
+def test_forget_instrument_drops_its_state() -> None:
+    s = _connected()
+    s.mark_liquid(["ETH-A"])
+    _confirm_all(s, T0)
+    s.receive_frame(_trades(("ETH-A", 41, 5000)), T0)
+    s.receive_frame(_book("ETH-A", 100, None, 1000, snapshot=True), T0)
+    s.forget_instrument("ETH-A")
+    assert s.trades.last_seq("ETH-A") is None
+    assert s.books.last_change_id("ETH-A") is None
+    assert s.poll(T0 + 60 * S) == [ReconnectRequired("no data for 60.0 s while subscribed")]
