@@ -68,7 +68,7 @@ def gaps_png(report: QualityReport, path: Path) -> None:
         colors = {"open": "#d62728", "resolved": "#ff7f0e", "backfilled": "#2ca02c", "unrecoverable": "#7f7f7f"}
         for s in spans:
             x0 = (s.start_us - start) / US_PER_HOUR
-            width = max((s.end_us - s.start_us) / US_PER_HOUR, 0.01)  # a 1-s gap stays visible
+            width = max((s.end_us - s.start_us) / US_PER_HOUR, 0.05)  # a 1-s gap stays visible
             ax.broken_barh([(x0, width)], (index[(s.gap.kind, s.gap.instrument)] - 0.4, 0.8),
                            color=colors.get(s.gap.status, "#1f77b4"))
         ax.set_xlim(0, 24)
