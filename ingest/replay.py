@@ -34,7 +34,7 @@ from ingest.sequence import BookSequence, TradeSequence
 from store.ilp import IlpEncoder
 from tickarchive import rows
 from tickarchive import tables as t
-from tickarchive.domain import Event, Gap, TradeTick
+from tickarchive.domain import Event, TradeTick
 
 REPLAY_CONNECTION = "replay"
 OUTPUT_TABLES: tuple[t.Table, ...] = (*t.MARKET_TABLES, t.GAPS)
@@ -61,12 +61,11 @@ def events_to_arrow(table: t.Table, events: Sequence[Event]) -> pa.Table:
     getters = _GETTERS[type(events[0])]
     columns = list(zip(*(msgspec.structs.astuple(e) for e in events), strict=True))
     arrays = []
-    for (col, idx), fld in zip(getters, schema, strict=True):
+    for (_col, idx), fld in zip(getters, schema, strict=True):
         values: Any = columns[idx]
-        if pa.types.is_string(fld.type):
+        if pa.types.is_string(fld.type):  # enums (Side, GapKind, ...) as their text
             values = [v if v is None or type(v) is str else str(v) for v in values]
         arrays.append(pa.array(values, type=fld.type))
-        del col
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -271,20 +270,3 @@ def replay_files(
     except BaseException:
         sink.abort()
         raise
-
-
-def gap_rows(stats: ReplayStats) -> int:
-    return stats.rows.get(t.GAPS.name, 0)
-
-
-__all__ = [
-    "OUTPUT_TABLES",
-    "Gap",
-    "ParquetSink",
-    "QuestDBSink",
-    "ReplayStats",
-    "Replayer",
-    "Sink",
-    "events_to_arrow",
-    "replay_files",
-]
