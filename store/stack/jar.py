@@ -1,6 +1,8 @@
 """The QuestDB server jar: fetched from Maven Central with ``mvn``, checked by SHA-1.
 
-The jar lands in ``<paths.cache_dir>/questdb-<version>.jar``. A copy whose SHA-1 differs
+The jar lands in ``<paths.cache_dir>/questdb-<version>.jar``, copied from Maven's local
+repository (``~/.m2``) when that already holds it intact, else fetched by
+``mvn dependency:copy``. A copy whose SHA-1 differs
 from ``questdb.jar_sha1`` is deleted and fetched again once; if Maven's local repository
 holds a damaged copy (it disagrees with its own ``.sha1`` file) that copy is deleted too,
 so the refetch really downloads. A second mismatch is an error.
@@ -66,6 +68,22 @@ def _mvn_copy(version: str, cache_dir: Path) -> None:
         )
 
 
+def _copy_from_maven_repo(version: str, cache_dir: Path) -> bool:
+    """Copy Maven's local copy when it matches its own published .sha1 (what mvn would do, minus the JVM)."""
+    local = maven_repo_jar(version)
+    sidecar = local.with_name(local.name + ".sha1")
+    if not local.is_file() or not sidecar.is_file():
+        return False
+    published = (sidecar.read_text().split() or [""])[0].strip().lower()
+    if not published or sha1_of(local) != published:
+        return False
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = jar_path(cache_dir, version).with_suffix(".part")
+    shutil.copyfile(local, tmp)
+    tmp.replace(jar_path(cache_dir, version))
+    return True
+
+
 def _damaged_maven_copy(version: str) -> bool:
     """True (and the copy deleted) when Maven's local copy disagrees with its own .sha1."""
     local = maven_repo_jar(version)
@@ -91,7 +109,8 @@ def ensure_jar(cache_dir: Path, version: str, expected_sha1: str) -> Path:
         attempts += 1
         with contextlib.suppress(FileNotFoundError):
             jar.unlink()
-        _mvn_copy(version, cache_dir)
+        if not _copy_from_maven_repo(version, cache_dir):
+            _mvn_copy(version, cache_dir)
         actual = sha1_of(jar)
         if actual == expected:
             return jar

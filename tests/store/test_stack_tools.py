@@ -41,6 +41,7 @@ def test_a_jar_that_never_matches_the_pin_is_an_error_and_not_kept(tmp_path: Pat
 
 def test_missing_mvn_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.m2 copy to fall back on: mvn is needed
     with pytest.raises(ToolMissingError, match=r"mvn \(Maven\) not found.*apt-get install maven"):
         jarmod.ensure_jar(tmp_path / "cache", PIN.version, PIN.jar_sha1)
 
