@@ -73,8 +73,9 @@ class Connection:
         if not batch:
             return
         self.batch = []
-        if self.closed:
-            self._log_unsent(batch, sl.DROPPED)
+        if self.closed or self.close_request is not None:
+            closing_slow = self.close_request is not None and self.close_request[1] == TOO_SLOW_REASON
+            self._log_unsent(batch, sl.TOO_SLOW if closing_slow else sl.DROPPED)
         elif self.silenced():
             self._log_unsent(batch, sl.SILENCED)
         elif self.pending + len(batch) > self.max_frames:

@@ -165,15 +165,14 @@ class SendLog:
             pq.write_table(data, path, compression="zstd", compression_level=1)
         except (OSError, pa.ArrowException) as exc:
             raise SendLogError(f"cannot write send-log part {path}: {exc}") from exc
+        counts = self._counts
+        if table == TRADES:
+            for conn, status, _wall, rec in self._rows[table]:
+                counts[(table, conn, status)] += len(rec[2])
+        else:
+            for conn, status, _wall, _rec in self._rows[table]:
+                counts[(table, conn, status)] += 1
         self._rows[table] = []
-        grouped = data.group_by(["connection", "status"]).aggregate([("status", "count")])
-        for conn, status, n in zip(
-            grouped.column("connection").to_pylist(),
-            grouped.column("status").to_pylist(),
-            grouped.column("status_count").to_pylist(),
-            strict=True,
-        ):
-            self._counts[(table, conn, status)] += n
 
     def flush(self) -> None:
         """Write every buffered row to a part file."""
@@ -245,42 +244,28 @@ class SendLog:
             "control_frames": dict(self.control_frames),
         }
         if per_instrument:
+            import polars as pl
+
             by_channel: dict[str, dict[str, int]] = {}
             for table in TABLES:
-                grouped = self.read(table).group_by(["channel", "status"]).aggregate([("status", "count")])
-                for ch, status, n in zip(
-                    grouped.column("channel").to_pylist(),
-                    grouped.column("status").to_pylist(),
-                    grouped.column("status_count").to_pylist(),
-                    strict=True,
-                ):
+                frame = pl.from_arrow(self.read(table).select(["channel", "status"]))
+                assert isinstance(frame, pl.DataFrame)
+                for ch, status, n in frame.group_by(["channel", "status"]).len().iter_rows():
                     by_channel.setdefault(ch, {})[status] = by_channel.setdefault(ch, {}).get(status, 0) + n
             out["by_channel"] = by_channel
             out["per_instrument"] = {}
             for table in (QUOTES, TRADES, BOOK, STATES):
-                data = self._filtered(table, SENT, None, None)
-                grouped = data.group_by("instrument").aggregate([("instrument", "count")])
-                out["per_instrument"][table] = dict(
-                    zip(
-                        grouped.column("instrument").to_pylist(),
-                        grouped.column("instrument_count").to_pylist(),
-                        strict=True,
-                    )
-                )
-            trades = self.read(TRADES)
-            seq = trades.group_by("instrument").aggregate(
-                [("trade_seq", "min"), ("trade_seq", "max"), ("trade_seq", "count_distinct")]
+                frame = pl.from_arrow(self._filtered(table, SENT, None, None).select(["instrument"]))
+                assert isinstance(frame, pl.DataFrame)
+                out["per_instrument"][table] = dict(frame.group_by("instrument").len().iter_rows())
+            trades = pl.from_arrow(self._filtered(TRADES, SENT, None, None).select(["instrument", "trade_seq"]))
+            assert isinstance(trades, pl.DataFrame)
+            seq = trades.group_by("instrument").agg(
+                pl.col("trade_seq").min().alias("min"),
+                pl.col("trade_seq").max().alias("max"),
+                pl.col("trade_seq").n_unique().alias("distinct"),
             )
-            out["trade_seq"] = {
-                inst: {"min": lo, "max": hi, "distinct": n}
-                for inst, lo, hi, n in zip(
-                    seq.column("instrument").to_pylist(),
-                    seq.column("trade_seq_min").to_pylist(),
-                    seq.column("trade_seq_max").to_pylist(),
-                    seq.column("trade_seq_count_distinct").to_pylist(),
-                    strict=True,
-                )
-            }
+            out["trade_seq"] = {inst: {"min": lo, "max": hi, "distinct": n} for inst, lo, hi, n in seq.iter_rows()}
         return out
 
     # ---- export ---------------------------------------------------------------------

@@ -1,0 +1,262 @@
+"""Each fault is visible on the wire AND in the send log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from loadtest.errors import FaultSpecError
+from loadtest.sim import FaultSpec, SimConfig, parse_fault_spec
+from loadtest.sim import sendlog as sl
+
+from .conftest import Client, client, running
+
+
+async def _subscribe_all(c: Client, books: bool = True, tickers: bool = True) -> list[str]:
+    names = [i["instrument_name"] for i in (await c.call("public/get_instruments", {"currency": "ETH"}))["result"]]
+    channels = ["trades.option.ETH.100ms"]
+    channels += [f"ticker.{n}.100ms" for n in names] if tickers else []
+    channels += [f"book.{n}.100ms" for n in names] if books else []
+    reply = await c.call("public/subscribe", {"channels": channels})
+    assert reply["result"] == channels
+    return names
+
+
+def test_fault_spec_parsing() -> None:
+    spec = parse_fault_spec("silence:conn=c2,seconds=1.5@30")
+    assert spec == FaultSpec("silence", {"conn": "c2", "seconds": "1.5"}, 30.0)
+    assert spec.conn == "c2" and spec.float_param("seconds", 0) == 1.5
+    assert parse_fault_spec("drop").conn == "all"
+    with pytest.raises(FaultSpecError, match="unknown fault kind 'explode'"):
+        parse_fault_spec("explode")
+    with pytest.raises(FaultSpecError, match="unknown parameter"):
+        parse_fault_spec("drop:seconds=3")
+    with pytest.raises(FaultSpecError, match="is not a number"):
+        parse_fault_spec("silence:seconds=soon")
+    with pytest.raises(FaultSpecError, match="mode must be"):
+        parse_fault_spec("reject:mode=maybe")
+
+
+async def test_drop(cfg: SimConfig) -> None:
+    async with running(cfg) as sim, client(sim) as c:
+        await _subscribe_all(c)
+        await c.collect(0.3)
+        rec = sim.inject("drop", conn="c1")
+        with pytest.raises(ConnectionClosed):
+            await c.collect(3.0)
+        assert c.ws.close_code == 1006  # no close frame: the TCP connection was aborted
+        await asyncio.sleep(0.1)
+    assert rec.kind == "drop" and rec.connection == "c1" and rec.start_us == rec.end_us
+    assert [f.kind for f in sim.send_log.faults] == ["drop"]
+    # nothing the client did receive is missing from 'sent'
+    got = {(n["params"]["data"]["instrument_name"], n["params"]["data"]["timestamp"] * 1000) for n in c.channel_notes("ticker.")}
+    assert got <= sim.send_log.keys("quotes", connection="c1")
+    assert sim.connections["c1"].closed
+
+
+async def test_silence_keeps_socket_open_and_logs_withheld_frames(cfg: SimConfig) -> None:
+    async with running(cfg) as sim, client(sim) as c:
+        await _subscribe_all(c)
+        await c.collect(0.3)
+        rec = sim.inject("silence", conn="c1", seconds=0.6)
+        await c.collect(1.2)
+        assert (await c.call("public/unsubscribe_all"))["result"] == "ok"  # the socket stayed open
+    assert rec.end_us is not None and rec.end_us - rec.start_us == 600_000
+    silenced = sim.send_log.rows("quotes", status=sl.SILENCED, connection="c1")
+    assert len(silenced) > 10
+    assert all(rec.start_us <= r["wall_us"] <= rec.end_us + 50_000 for r in silenced)
+    # nothing was written to the socket inside the window (a write in progress may end
+    # just after it started), and something was after it
+    sent = sim.send_log.rows("quotes", status=sl.SENT, connection="c1")
+    assert not [r for r in sent if rec.start_us + 30_000 < r["wall_us"] < rec.end_us]
+    assert [r for r in sent if r["wall_us"] > rec.end_us]
+    # none of the withheld quotes reached the client; everything sent did
+    got = {(n["params"]["data"]["instrument_name"], n["params"]["data"]["timestamp"] * 1000) for n in c.channel_notes("ticker.")}
+    assert not got & sim.send_log.keys("quotes", status=sl.SILENCED)
+    assert got == sim.send_log.keys("quotes", status=sl.SENT)
+
+
+async def test_skip_book_breaks_the_chain_once(cfg: SimConfig) -> None:
+    async with running(cfg) as sim, client(sim) as c:
+        names = await _subscribe_all(c, tickers=False)
+        await c.collect(0.3)
+        target = names[len(names) // 2]
+        rec = sim.inject("skip_book", instrument=target, count=2)
+        await c.collect(3.0, until=lambda _notes: rec.end_us is not None)
+        await c.collect(0.3)
+    msgs = [n["params"]["data"] for n in c.channel_notes(f"book.{target}.")]
+    breaks = [(a, b) for a, b in zip(msgs, msgs[1:], strict=False) if b["prev_change_id"] != a["change_id"]]
+    assert len(breaks) == 1
+    skipped = sim.send_log.rows("book_changes", status=sl.SKIPPED)
+    assert [r["instrument"] for r in skipped] == [target, target]
+    a, b = breaks[0]
+    assert [r["prev_change_id"] for r in skipped] == [a["change_id"], skipped[0]["change_id"]]
+    assert b["prev_change_id"] == skipped[1]["change_id"]
+    assert rec.instruments == (target,) and rec.end_us is not None
+    assert str(skipped[0]["change_id"]) in rec.detail
+
+
+async def test_skip_trades_leaves_a_trade_seq_gap_that_history_fills(cfg: SimConfig) -> None:
+    async with running(cfg.replace(trades_per_s=100)) as sim, client(sim) as c:
+        await _subscribe_all(c, books=False, tickers=False)
+        await c.collect(0.2)
+        rec = sim.inject("skip_trades", count=3)
+        await c.collect(3.0, until=lambda _notes: rec.end_us is not None)
+        await c.collect(0.3)
+    skipped = sim.send_log.rows("trades", status=sl.SKIPPED)
+    assert len(skipped) == 3
+    wire = [t for n in c.channel_notes("trades.") for t in n["params"]["data"]]
+    wire_ids = {t["trade_id"] for t in wire}
+    seqs: dict[str, list[int]] = defaultdict(list)
+    for t in wire:
+        seqs[t["instrument_name"]].append(t["trade_seq"])
+    history = {t["trade_id"]: t for t in sim.history.all_trades()}
+    for row in skipped:
+        assert row["trade_id"] not in wire_ids
+        assert history[row["trade_id"]]["trade_seq"] == row["trade_seq"]  # backfillable
+        later = [s for s in seqs[row["instrument"]] if s > row["trade_seq"]]
+        if later:  # the gap is visible on the wire
+            assert row["trade_seq"] not in seqs[row["instrument"]]
+    assert set(rec.instruments) == {r["instrument"] for r in skipped}
+
+
+async def test_malformed_unknown_channel_and_extra_fields(cfg: SimConfig) -> None:
+    async with running(cfg) as sim, client(sim) as c:
+        await _subscribe_all(c, books=False)
+        sim.inject("malformed", count=2)
+        sim.inject("unknown_channel", count=1)
+        sim.inject("extra_fields", count=3)
+        await c.collect(0.5)
+        assert (await c.call("public/test"))["result"]["version"]
+    bad = [t for t in c.raw if not t.startswith("{") or not t.endswith("}")]
+    assert bad == [
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.ETH',
+        "not json at all",
+    ]
+    unknown = c.channel_notes("deribit_volatility_index.")
+    assert len(unknown) == 1 and unknown[0]["params"]["data"]["index_name"] == "eth_usd"
+    extra = [n for n in c.notes if n.get("method") == "subscription" and _has_unknown(n["params"]["data"])]
+    assert len(extra) == 3
+    assert sim.send_log.control_frames == {"malformed": 2, "unknown_channel": 1}
+    assert [f.kind for f in sim.send_log.faults] == ["malformed", "unknown_channel", "extra_fields"]
+    # frames with extra fields are still accounted as sent quotes/trades
+    ticks = {(n["params"]["data"]["instrument_name"], n["params"]["data"]["timestamp"] * 1000) for n in c.channel_notes("ticker.")}
+    assert ticks == sim.send_log.keys("quotes")
+
+
+def _has_unknown(data: Any) -> bool:
+    if isinstance(data, list):
+        return any("sim_unknown_field" in t for t in data)
+    return "sim_unknown_field" in data
+
+
+async def test_heartbeat_withhold_and_delay(cfg: SimConfig) -> None:
+    async with running(cfg) as sim, client(sim) as c:
+        await c.call("public/set_heartbeat", {"interval": 10})  # 0.2 s with heartbeat_scale=0.02
+        rec = sim.inject("heartbeat_withhold", conn="c1", seconds=0.8)
+        await c.collect(0.7)
+        assert [n for n in c.notes if n.get("method") == "heartbeat"] == []
+        await c.collect(1.0, until=lambda notes: any(n.get("method") == "heartbeat" for n in notes))
+        assert any(n.get("method") == "heartbeat" for n in c.notes)
+        await c.call("public/test")
+        c.notes.clear()
+        sim.inject("heartbeat_delay", conn="c1", seconds=0.5, duration=5)
+        await c.collect(0.55)
+        assert [n for n in c.notes if n.get("method") == "heartbeat"] == []
+        await c.collect(1.0, until=lambda notes: any(n.get("method") == "heartbeat" for n in notes))
+        assert any(n.get("method") == "heartbeat" for n in c.notes)
+    assert rec.end_us - rec.start_us == 800_000
+    assert [f.kind for f in sim.send_log.faults] == ["heartbeat_withhold", "heartbeat_delay"]
+
+
+@pytest.mark.parametrize("mode", ["error", "omit"])
+async def test_reject_subscriptions(cfg: SimConfig, mode: str) -> None:
+    async with running(cfg) as sim, client(sim) as c:
+        rec = sim.inject("reject", seconds=0.5, mode=mode)
+        reply = await c.call("public/subscribe", {"channels": ["platform_state", "trades.option.ETH.100ms"]})
+        if mode == "error":
+            assert reply["error"] == {"message": "retry", "code": 10040}
+        else:
+            assert reply["result"] == []
+        assert sim.subs == {}
+        await asyncio.sleep(0.55)
+        assert (await c.call("public/subscribe", {"channels": ["platform_state"]}))["result"] == ["platform_state"]
+    assert rec.instruments == ("platform_state", "trades.option.ETH.100ms")
+    assert rec.end_us - rec.start_us == 500_000
+
+
+async def test_too_slow_fault_closes_with_reason(cfg: SimConfig) -> None:
+    async with running(cfg) as sim, client(sim) as c:
+        await _subscribe_all(c)
+        await c.collect(0.2)
+        sim.inject("too_slow", conn="c1")
+        with pytest.raises(ConnectionClosed):
+            await c.collect(5.0)
+        assert c.ws.close_code == 1008 and c.ws.close_reason == "connection_too_slow"
+    assert [f.kind for f in sim.send_log.faults] == ["too_slow"]
+
+
+async def test_slow_reader_is_disconnected_not_buffered(tmp_path) -> None:
+    from .conftest import base_config
+
+    cfg = base_config(tmp_path, rate_per_s=4000, instruments=200, send_queue_frames=300, write_limit_bytes=16_384)
+    async with running(cfg) as sim, client(sim, max_queue=1) as c:
+        await _subscribe_all(c)
+        await asyncio.sleep(0.2)
+        c.ws.transport.pause_reading()  # a reader that stopped reading
+        async with asyncio.timeout(20):
+            while not sim.connections["c1"].closed and sim.connections["c1"].close_request is None:
+                await asyncio.sleep(0.05)
+        assert sim.connections["c1"].close_request == (1008, "connection_too_slow")
+        assert sim.connections["c1"].pending <= 300
+        c.ws.transport.resume_reading()
+        with pytest.raises(ConnectionClosed):
+            await c.collect(20.0)
+    slow = sim.send_log.count("quotes", sl.TOO_SLOW) + sim.send_log.count("book_changes", sl.TOO_SLOW)
+    assert slow >= 300
+
+
+async def test_maintenance_locks_platform_and_stops_data(cfg: SimConfig) -> None:
+    async with running(cfg) as sim, client(sim) as c:
+        await _subscribe_all(c, books=False)
+        await c.call("public/subscribe", {"channels": ["platform_state"]})
+        await c.collect(0.2)
+        rec = sim.inject("maintenance", seconds=0.5)
+        async with httpx.AsyncClient() as http:
+            status = (await http.get(f"{sim.http_url}/public/status")).json()["result"]
+        assert status == {"locked": "true", "locked_indices": ["eth_usd"]}
+        await c.collect(1.2, until=lambda notes: [n["params"]["data"]["locked"] for n in notes if n.get("params", {}).get("channel") == "platform_state"][-1:] == [False])
+        await c.collect(0.3)
+    states = [(i, n["params"]["data"]["locked"]) for i, n in enumerate(c.notes) if n.get("params", {}).get("channel") == "platform_state"]
+    assert [s for _, s in states] == [False, True, False]
+    locked_at, unlocked_at = states[1][0], states[2][0]
+    # the tickers between lock and unlock are at most those already in flight
+    between = [n for n in c.notes[locked_at:unlocked_at] if n["params"]["channel"].startswith("ticker.")]
+    assert len(between) <= 3
+    assert any(n["params"]["channel"].startswith("ticker.") for n in c.notes[unlocked_at:])
+    assert rec.end_us is not None and rec.end_us - rec.start_us >= 500_000
+
+
+async def test_faults_via_http_control_and_cli_schedule(cfg: SimConfig) -> None:
+    scheduled = (parse_fault_spec("silence:seconds=0.3@0.2"),)
+    async with running(cfg.replace(faults=scheduled)) as sim, client(sim) as c:
+        await _subscribe_all(c, books=False)
+        await c.collect(0.8)
+        async with httpx.AsyncClient() as http:
+            r = await http.get(f"{sim.control_url}/fault/malformed", params={"conn": "c1", "count": "1"})
+            assert r.status_code == 200 and r.json()["kind"] == "malformed"
+            bad = await http.get(f"{sim.control_url}/fault/drop", params={"conn": "c9"})
+            assert bad.status_code == 400 and "no open connection 'c9'" in bad.json()["error"]
+            faults = (await http.get(f"{sim.control_url}/faults")).json()
+            conns = (await http.get(f"{sim.control_url}/connections")).json()
+        await c.collect(0.2)
+    assert [f["kind"] for f in faults] == ["silence", "malformed"]
+    assert faults[0]["end_us"] - faults[0]["start_us"] == 300_000
+    assert [x["id"] for x in conns] == ["c1"]
+    assert c.raw.count('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.ETH') == 1
+    assert sim.send_log.count("quotes", sl.SILENCED) > 0
