@@ -44,11 +44,12 @@ class BookBreak:
 
 
 class BookSequence:
-    __slots__ = ("_books", "connection")
+    __slots__ = ("_books", "_gap_starts", "connection")
 
     def __init__(self, connection: str) -> None:
         self.connection = connection
         self._books: dict[str, _BookState] = {}
+        self._gap_starts: dict[str, int] = {}
 
     def check(self, ids: BookIds) -> Gap | None:
         """Feed one book message; return a gap opened (end None) or closed (end set), else None."""
@@ -69,7 +70,7 @@ class BookSequence:
             st.gap = Gap(
                 GapKind.BOOK_SEQ,
                 ids.instrument,
-                st.last_ts_us,
+                _unique_start(self._gap_starts, ids.instrument, st.last_ts_us),
                 None,
                 f"book prev_change_id {ids.prev_change_id} != last change_id {st.last_change_id}",
                 self.connection,
@@ -95,6 +96,7 @@ class BookSequence:
 
     def forget(self, instrument: str) -> None:
         self._books.pop(instrument, None)
+        self._gap_starts.pop(instrument, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +107,12 @@ class TradeGap:
 
 
 class TradeSequence:
-    __slots__ = ("_last", "connection", "duplicates")
+    __slots__ = ("_gap_starts", "_last", "connection", "duplicates")
 
     def __init__(self, connection: str) -> None:
         self.connection = connection
         self._last: dict[str, tuple[int, int]] = {}
+        self._gap_starts: dict[str, int] = {}
         self.duplicates = 0
 
     def check(self, t: TradeTick) -> TradeGap | None:
@@ -123,10 +126,11 @@ class TradeSequence:
             self.duplicates += 1
             return None
         self._last[t.instrument] = (seq, t.ts_us)
+        start = _unique_start(self._gap_starts, t.instrument, last[1])
         gap = Gap(
             GapKind.TRADE_SEQ,
             t.instrument,
-            last[1],
+            start,
             t.ts_us,
             f"trade_seq {last[0]} -> {seq} (missing {last[0] + 1}..{seq - 1})",
             self.connection,
@@ -144,3 +148,15 @@ class TradeSequence:
 
     def forget(self, instrument: str) -> None:
         self._last.pop(instrument, None)
+        self._gap_starts.pop(instrument, None)
+
+
+def _unique_start(starts: dict[str, int], instrument: str, start_us: int) -> int:
+    """Gaps are keyed by (start, instrument, kind): two gaps of one instrument that would
+    start in the same µs (trades share millisecond timestamps) are moved 1 µs apart so
+    that the second never overwrites the first."""
+    prev = starts.get(instrument)
+    if prev is not None and start_us <= prev:
+        start_us = prev + 1
+    starts[instrument] = start_us
+    return start_us

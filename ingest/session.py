@@ -45,8 +45,10 @@ session signals:
   - ``trade_seq``: exchange ts of the trade before → the trade after, with the missing
     seq range, status ``open`` (backfill);
   - ``stale`` (one liquid instrument): last receive → the next receive, ``unrecoverable``;
-  - ``rejected``: receive time of the refusal; closed (``resolved``) if a later subscribe
-    is granted.
+  - ``rejected``: receive time of the refusal (+1 µs per further channel of the same
+    answer, keeping gap keys unique), instrument = the channel's instrument or, for a
+    channel about no single instrument, the channel name; closed (``resolved``) if a
+    later subscribe is granted.
 * ``ReconnectRequired(reason)``: close the socket and reconnect (silence, or error 10028);
 * ``InstrumentsReceived(request_id, currency, kind, instruments)``: a ``get_instruments``
   answer (the discovery code diffs it and writes the rows it wants);
@@ -487,13 +489,16 @@ class DeribitSession:
 
     def _refused(self, channels: tuple[str, ...], reason: str, now_us: int) -> list[Output]:
         out: list[Output] = [Rejected(channels, reason)]
-        for ch in channels:
+        for i, ch in enumerate(channels):
             if ch in self._rejected_gaps:
                 continue
+            # one gap per channel; the gaps key is (start, instrument, kind), so channels of
+            # one instrument refused together start 1 µs apart, and a channel that is not
+            # about one instrument (trades.option.ETH.100ms) is named in full
             gap = Gap(
                 GapKind.REJECTED,
-                instrument_of_channel(ch) or ALL_INSTRUMENTS,
-                now_us,
+                instrument_of_channel(ch) or ch,
+                now_us + i,
                 None,
                 f"subscription to {ch} refused: {reason}",
                 self.connection,

@@ -438,3 +438,20 @@ def test_forget_instrument_drops_its_state() -> None:
     assert s.trades.last_seq("ETH-A") is None
     assert s.books.last_change_id("ETH-A") is None
     assert s.poll(T0 + 60 * S) == [ReconnectRequired("no data for 60.0 s while subscribed")]
+
+
+def test_gap_keys_stay_unique() -> None:
+    s = _connected(["ticker.ETH-A.100ms", "book.ETH-A.100ms", "trades.option.ETH.100ms"])
+    (_hb, sub) = _sent(s.data_to_send(T0))
+    out = s.receive_frame(_result(sub["id"], []), T0 + 7)
+    keys = [(g.start_us, g.instrument, g.kind) for g in (_gap(o) for o in out[1:])]
+    assert keys == [
+        (T0 + 7, "ETH-A", GapKind.REJECTED),  # book.ETH-A.100ms
+        (T0 + 8, "ETH-A", GapKind.REJECTED),  # ticker.ETH-A.100ms
+        (T0 + 9, "trades.option.ETH.100ms", GapKind.REJECTED),
+    ]
+    # two trade_seq gaps after trades of the same millisecond do not share a key
+    s.receive_frame(_trades(("ETH-A", 1, 5000)), T0)
+    out = s.receive_frame(_trades(("ETH-A", 3, 5000), ("ETH-A", 6, 5000)), T0)
+    starts = [_gap(o).start_us for o in out if isinstance(o, GapDetected)]
+    assert starts == [5_000_000, 5_000_001]
