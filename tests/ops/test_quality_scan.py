@@ -1,0 +1,92 @@
+"""The pure core of the quality report, without a database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tickarchive.quality.errors import DayError
+from tickarchive.quality.model import GapRow, QuoteRow, TradeRow
+from tickarchive.quality.report import parse_day
+from tickarchive.quality.scan import MAX_EXAMPLES, QuoteScanner, TradeScanner, clip_gaps, reconcile_volume
+
+S = 1_000_000
+T0 = 1_795_132_800 * S  # 2026-11-20T00:00:00Z
+
+
+def test_one_late_quote_is_one_flag_not_a_cascade() -> None:
+    scan = QuoteScanner(T0)
+    for ts, recv in ((10, 10), (20, 20), (15, 21), (30, 30), (40, 40)):
+        scan.add(QuoteRow(T0 + ts * S, T0 + recv * S, "X", 1.0, 1.0, 2.0, 1.0, None))
+    assert scan.backwards.count == 1
+    assert scan.backwards.examples[0].ts_us == T0 + 15 * S
+    assert scan.backwards.examples[0].detail == "ts 5000.000 ms before the previous quote"
+
+
+def test_examples_are_capped_and_counts_exact() -> None:
+    scan = QuoteScanner(T0)
+    for i in range(MAX_EXAMPLES + 25):
+        scan.add(QuoteRow(T0 + i * S, T0 + i * S, "X", 3.0, 1.0, 2.0, 1.0, None))
+    assert scan.crossed.count == MAX_EXAMPLES + 25
+    assert len(scan.crossed.result().examples) == MAX_EXAMPLES
+
+
+def test_empty_sides_are_not_flagged_but_zero_prices_are() -> None:
+    scan = QuoteScanner(T0)
+    scan.add(QuoteRow(T0, T0, "X", None, None, None, None, None))
+    scan.add(QuoteRow(T0 + S, T0 + S, "X", None, None, 0.0005, 3.0, None))
+    assert [c.count for c in scan.checks()] == [0, 0, 0, 0]
+    scan.add(QuoteRow(T0 + 2 * S, T0 + 2 * S, "X", -0.1, 1.0, 0.0005, 0.0, None))
+    assert scan.nonpositive.count == 1
+    assert scan.nonpositive.examples[0].detail == "bid_price -0.1, ask_amount 0.0"
+
+
+def test_hours_clamp_to_the_day() -> None:
+    scan = QuoteScanner(T0)
+    scan.add(QuoteRow(T0 + 24 * 3600 * S - 1, T0, "X", None, None, None, None, None))
+    assert scan.coverage().counts == ((0,) * 23 + (1,),)
+
+
+def test_trade_completeness_and_duplicates() -> None:
+    scan = TradeScanner()
+    for seq, tid, amount in ((5, "a", 1.0), (6, "b", 2.0), (9, "c", 4.0), (6, "b", 2.0)):
+        scan.add(TradeRow(T0 + seq * S, T0 + seq * S, "X", tid, seq, 0.1, amount))
+    (comp,) = scan.completeness()
+    assert (comp.trades, comp.distinct_seq, comp.expected, comp.missing) == (4, 3, 5, 2)
+    assert comp.pct == pytest.approx(60.0)
+    assert scan.duplicates.count == 1
+    assert scan.traded() == {"X": 7.0}  # the repeat is not summed twice
+
+
+def test_volume_reconciliation_statuses() -> None:
+    rows = reconcile_volume(
+        {"A": 10.0, "B": 9.0, "C": 1.0},
+        {"A": (T0, 10.4), "B": (T0, 10.0), "D": (T0, 2.0), "E": (T0, 0.0)},
+        tolerance_pct=5.0,
+    )
+    assert [(v.instrument, v.status) for v in rows] == [
+        ("A", "ok"), ("B", "mismatch"), ("C", "no_stats"), ("D", "mismatch")
+    ]
+    assert rows[1].diff_pct == pytest.approx(-10.0)
+
+
+def test_gap_clipping() -> None:
+    day_end = T0 + 86_400 * S
+    gaps = [
+        GapRow(T0 - 10 * S, T0 + 5 * S, "*", "disconnect", "x", "c0", "resolved"),
+        GapRow(T0 + 100 * S, None, "I", "stale", "x", "c0", "open"),
+        GapRow(day_end, day_end + S, "I", "stale", "x", "c0", "resolved"),
+        GapRow(T0 - 20 * S, T0 - 10 * S, "I", "stale", "x", "c0", "resolved"),
+    ]
+    spans = clip_gaps(gaps, T0, day_end, now_us=T0 + 160 * S)
+    assert [(s.seconds, s.open) for s in spans] == [(5.0, False), (60.0, True)]
+
+
+def test_parse_day() -> None:
+    today = dt.date(2026, 3, 1)
+    assert parse_day("yesterday", today) == dt.date(2026, 2, 28)
+    assert parse_day("today", today) == today
+    assert parse_day("2026-11-20") == dt.date(2026, 11, 20)
+    with pytest.raises(DayError, match="expected YYYY-MM-DD"):
+        parse_day("20261120x")
