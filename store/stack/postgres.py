@@ -32,10 +32,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from store.errors import DsnUnreachableError, ServerStartError, StackError, ToolMissingError
+from store.errors import DsnUnreachableError, MigrationError, ServerStartError, StackError, ToolMissingError
 from store.migrate import connect, detect_dialect
 from store.stack import procs
-from store.stack.status import Action, ActionResult, ComponentStatus, State
+from store.stack.status import Action, ActionResult, ComponentStatus, Dialect, State
 from tickarchive.settings import PostgresSettings
 
 PG_SYSTEM_USER = "tickarchive-pg"
@@ -189,6 +189,8 @@ class PostgresServer:
         self.root.mkdir(parents=True, exist_ok=True)
         if run_as is not None:
             self._check_reachable(run_as)
+            if self.root.stat().st_uid == run_as.uid:
+                return  # handed over before; a large data directory is not walked at every start
             for dirpath, _dirnames, filenames in os.walk(self.root):
                 os.chown(dirpath, run_as.uid, run_as.gid)
                 for f in filenames:
@@ -403,14 +405,18 @@ class ExternalPostgres:
         return ActionResult(self.name, Action.EXTERNAL, 0.0, "external server left alone")
 
     def status(self) -> ComponentStatus:
+        detail = ""
         try:
             with connect(self.dsns.owner) as conn:
                 version = _server_version(conn)
-                dialect = detect_dialect(conn, self.settings.dialect)
                 row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+                try:
+                    dialect: Dialect | None = detect_dialect(conn, self.settings.dialect)
+                except MigrationError as exc:
+                    dialect, detail = None, str(exc)
         except (DsnUnreachableError, psycopg.Error) as exc:
             return ComponentStatus(self.name, State.UNREACHABLE, self.address, detail=str(exc).splitlines()[0])
         return ComponentStatus(
             self.name, State.EXTERNAL, self.address, version=version,
-            data_bytes=int(str(row[0])) if row else None, dialect=dialect,
+            data_bytes=int(str(row[0])) if row else None, dialect=dialect, detail=detail,
         )

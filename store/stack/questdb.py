@@ -53,6 +53,7 @@ def server_conf(s: QuestDBSettings) -> str:
             f"shared.network.worker.count={w}",
             f"shared.query.worker.count={w}",
             f"shared.write.worker.count={w}",
+            "mat.view.refresh.worker.count=0",  # no materialized views here: no dedicated threads
             "",
         ]
     )

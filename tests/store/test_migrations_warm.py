@@ -14,7 +14,7 @@ import pytest
 from store import migrate
 from store.errors import MigrationError
 from store.stack.handles import WarmHandle
-from store.stack.status import Dialect
+from store.stack.status import Action, Dialect, State
 from tickarchive import tables as t
 
 PG_TYPE = {
@@ -263,7 +263,15 @@ def test_an_edited_applied_migration_is_detected(postgres: WarmHandle) -> None:
 def test_status_reports_the_plain_dialect(postgres: WarmHandle) -> None:
     from store.stack.postgres import ExternalPostgres
 
-    status = ExternalPostgres(postgres.settings()).status()
+    external = ExternalPostgres(postgres.settings())
+    assert external.up().action is Action.EXTERNAL
+    status = external.status()
+    assert status.state is State.EXTERNAL
     assert status.dialect is Dialect.POSTGRES
     assert status.version is not None
     assert status.version.startswith("PostgreSQL 18")
+    assert (status.data_bytes or 0) > 1_000_000
+    forced = ExternalPostgres(postgres.settings().model_copy(update={"dialect": "timescaledb"})).status()
+    assert forced.state is State.EXTERNAL
+    assert forced.dialect is None
+    assert "no timescaledb extension" in forced.detail
