@@ -188,3 +188,96 @@ def backfilled(gap: Gap, inserted: int) -> Gap:
     else:
         cause = f"{gap.cause}; {inserted} trades backfilled"
     return Gap(gap.kind, gap.instrument, gap.start_us, gap.end_us, cause, gap.connection, GapStatus.BACKFILLED)
+
+
+# ---- by hand (``tickarchive backfill``) ----------------------------------------------
+
+
+def parse_time_us(text: str) -> int:
+    """``1732430000000000`` (µs) or an ISO time (``2026-11-24T06:00:00Z``) → µs."""
+    from datetime import UTC, datetime
+
+    t = text.strip()
+    if t.lstrip("-").isdigit():
+        return int(t)
+    try:
+        d = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise BackfillError(f"not a time: {text!r} (use µs since the epoch or ISO 8601)") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
+    return int(d.timestamp()) * 1_000_000 + d.microsecond
+
+
+_BACKFILLABLE = ("disconnect", "stale", "trade_seq", "downtime")
+
+
+async def stored_gaps(bf: Backfiller, open_only: bool, start_us: int | None) -> list[Gap]:
+    """Gaps from QuestDB: closed and still ``open`` (trade-recoverable kinds), or the ones
+    starting at ``start_us``."""
+    kinds = ",".join(f"'{k}'" for k in _BACKFILLABLE)
+    where = f"kind IN ({kinds}) AND end_ts IS NOT NULL"
+    if open_only:
+        where += " AND status = 'open'"
+    if start_us is not None:
+        where += f" AND ts = cast({start_us} AS timestamp)"
+    rows = await bf._exec(f"SELECT ts, end_ts, instrument, kind, cause, connection, status FROM gaps WHERE {where}")
+    out = []
+    for ts, end_ts, inst, kind, cause, conn, status in rows:
+        out.append(
+            Gap(GapKind(kind), inst, parse_time_us(ts), parse_time_us(end_ts), cause, conn, GapStatus(status))
+        )
+    return out
+
+
+async def run_backfill(
+    open_gaps: bool,
+    gap_ts: str | None,
+    instrument: str | None,
+    start: str | None,
+    end: str | None,
+    history_url: str | None,
+) -> int:
+    """The ``tickarchive backfill`` command: returns the trades inserted."""
+    import warnings
+
+    from store.ilp import IlpEncoder
+    from tickarchive.settings import load_settings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from questdb.ingress import IngressError, Sender
+
+    s = load_settings()
+    qdb = f"http://{s.questdb.host}:{s.questdb.http_port}"
+    bf = Backfiller(history_url or s.deribit.history_url, qdb, s.deribit.currencies, s.deribit.kinds)
+    total = 0
+    try:
+        jobs: list[tuple[Window, Gap | None]] = []
+        if open_gaps or gap_ts:
+            for g in await stored_gaps(bf, open_gaps, parse_time_us(gap_ts) if gap_ts else None):
+                jobs.append((Window.of_gap(g), g))
+            if not jobs:
+                log.info("backfill: no matching gap")
+        if instrument and start and end:
+            jobs.append((Window(instrument, parse_time_us(start), parse_time_us(end)), None))
+        conf = f"http::addr={s.questdb.host}:{s.questdb.http_port};auto_flush=off;retry_timeout=10000;"
+        with Sender.from_conf(conf) as sender:
+            for window, gap in jobs:
+                trades = await bf.missing(window)
+                enc = IlpEncoder(int(sender.protocol_version))
+                enc.add_all(trades)
+                if gap is not None:
+                    enc.add(backfilled(gap, len(trades)))
+                for _name, (buf, _n) in enc.take().items():
+                    sender.flush(buf, transactional=True)
+                total += len(trades)
+                log.info(
+                    "backfill: %s %s .. %s: %d missing trades inserted",
+                    window.instrument, window.start_us, window.end_us, len(trades),
+                )
+    except IngressError as exc:
+        raise BackfillError(f"QuestDB refused the backfilled rows: {exc}") from exc
+    finally:
+        await bf.aclose()
+    return total

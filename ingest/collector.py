@@ -235,10 +235,13 @@ class Collector:
                     t.cancel()
             drained = await writer.drain(timeout_s=10.0)
             journal.sync()
+            st = journal.stats
             log.info(
-                "collector: stopped (%s); journal acknowledged up to seq %d of %d",
+                "collector: stopped (%s); journal acknowledged up to seq %d of %d; "
+                "fsyncs %d, fsync max %.2f ms, receive-to-fsync window max %.1f ms",
                 "all rows acknowledged" if drained else "unacknowledged rows stay in the journal",
-                journal.acked_seq, journal.last_seq,
+                journal.acked_seq, journal.last_seq, st.fsyncs, st.fsync_seconds_max * 1e3,
+                st.window_seconds_max * 1e3,
             )
         finally:
             writer.close()
@@ -506,41 +509,53 @@ class Collector:
         while True:
             if self._backfill_q.empty():
                 self.backfill_idle.set()
-            job = await self._backfill_q.get()
+            jobs = [await self._backfill_q.get()]
             self.backfill_idle.clear()
-            await self._backfill_one(bf, job)
+            while not self._backfill_q.empty():
+                jobs.append(self._backfill_q.get_nowait())
+            await self._backfill_batch(bf, jobs)
 
-    async def _backfill_one(self, bf: Backfiller, job: BackfillJob) -> None:
-        gap = job.gap
+    async def _backfill_batch(self, bf: Backfiller, jobs: list[BackfillJob]) -> None:
+        """Backfill queued gaps together: one wait for QuestDB to hold everything
+        journaled so far, then per gap the history trades it does not hold yet."""
+        left = list(jobs)
         for attempt in range(1, _BACKFILL_ATTEMPTS + 1):
             try:
-                upto = max(job.after_seq, self.journal.last_seq)
+                upto = max(max(j.after_seq for j in left), self.journal.last_seq)
                 if not await self.writer.wait_acked(upto, timeout_s=120.0):
                     raise BackfillError(f"QuestDB has not acknowledged the journal up to seq {upto}")
                 await bf.wait_wal()
-                trades = await bf.missing(Window.of_gap(gap, job.first_missing_seq, job.last_missing_seq))
-                self.writer.add_side(trades)
-                self.metrics.backfilled_trades.inc(len(trades))
-                self.ledger.update(backfilled(gap, len(trades)))
-                self.stats.backfills.append((f"{gap.kind.value} {gap.instrument} {gap.start_us}", len(trades)))
-                log.info(
-                    "backfill: %s %s on %s: %d missing trades inserted (source=backfill)",
-                    gap.kind.value, gap.instrument, gap.connection, len(trades),
-                )
+                inserted: set[tuple[str, str]] = set()
+                while left:
+                    job = left[0]
+                    gap = job.gap
+                    found = await bf.missing(Window.of_gap(gap, job.first_missing_seq, job.last_missing_seq))
+                    trades = [t for t in found if (t.instrument, t.trade_id) not in inserted]
+                    inserted.update((t.instrument, t.trade_id) for t in trades)
+                    self.writer.add_side(trades)
+                    self.metrics.backfilled_trades.inc(len(trades))
+                    self.ledger.update(backfilled(gap, len(trades)))
+                    self.stats.backfills.append((f"{gap.kind.value} {gap.instrument} {gap.start_us}", len(trades)))
+                    log.info(
+                        "backfill: %s %s on %s: %d missing trades inserted (source=backfill)",
+                        gap.kind.value, gap.instrument, gap.connection, len(trades),
+                    )
+                    left.pop(0)
                 return
             except BackfillError as exc:
                 self.metrics.backfill_errors.inc()
                 delay = min(30.0, 0.5 * 2**attempt)
                 log.warning(
-                    "backfill of %s %s failed (attempt %d/%d): %s; retry in %.0f s",
-                    gap.kind.value, gap.instrument, attempt, _BACKFILL_ATTEMPTS, exc, delay,
+                    "backfill of %d gaps failed (attempt %d/%d): %s; retry in %.0f s",
+                    len(left), attempt, _BACKFILL_ATTEMPTS, exc, delay,
                 )
                 await asyncio.sleep(delay)
-        self.stats.backfill_failures += 1
-        log.error(
-            "backfill of %s %s from %d gave up; the gap stays open: run `tickarchive backfill --open`",
-            gap.kind.value, gap.instrument, gap.start_us,
-        )
+        self.stats.backfill_failures += len(left)
+        for job in left:
+            log.error(
+                "backfill of %s %s from %d gave up; the gap stays open: run `tickarchive backfill --open`",
+                job.gap.kind.value, job.gap.instrument, job.gap.start_us,
+            )
 
 
 async def run_until_signalled(collector: Collector) -> None:

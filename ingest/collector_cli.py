@@ -49,7 +49,7 @@ def collect(
 
     setup_logging(log_level)
     settings = load_settings()
-    updates = {}
+    updates: dict[str, object] = {}
     if connections is not None:
         updates["deribit"] = settings.deribit.model_copy(update={"connections": connections})
     if metrics_port is not None:
@@ -79,7 +79,7 @@ def backfill(
 ) -> None:
     import asyncio
 
-    from ingest.backfill_cli import run_backfill
+    from ingest.backfill import run_backfill
 
     setup_logging(log_level)
     if not (open_gaps or gap or (instrument and start and end)):

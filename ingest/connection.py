@@ -94,6 +94,15 @@ class ConnectionDriver:
             ws.transport.abort()
 
     @property
+    def local_address(self) -> tuple[str, int] | None:
+        """(host, port) of our end of the socket while connected."""
+        ws = self._ws
+        if ws is None:
+            return None
+        addr = ws.local_address
+        return (str(addr[0]), int(addr[1]))
+
+    @property
     def connected(self) -> bool:
         return self._ws is not None and self.session.connected
 
