@@ -1,0 +1,63 @@
+"""Same seed, same market: the first frames are identical modulo wall-clock timestamps."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from loadtest.sim import SimConfig, encode
+from loadtest.sim.market import BookEvent, IndexEvent, MarketModel, StateEvent, TickerEvent, TradesEvent
+
+from .conftest import START_MS
+
+_TS = re.compile(rb'"timestamp":(\d+)')
+
+
+def _frames(config: SimConfig, steps: int, wall0_ms: int) -> list[bytes]:
+    """Encode every event of the first ``steps`` steps, stamped from ``wall0_ms``, with
+    timestamps made relative to ``wall0_ms``."""
+    model = MarketModel(config, wall_start_ms=wall0_ms)
+    out: list[bytes] = []
+    for i in range(steps):
+        now = wall0_ms + i * config.tick_ms
+        for ev in model.step(now):
+            frame = _encode(model, ev, now)
+            out.append(_TS.sub(lambda m: b'"timestamp":+%d' % (int(m.group(1)) - wall0_ms), frame))
+    return out
+
+
+def _encode(model: MarketModel, ev: Any, now: int) -> bytes:
+    if isinstance(ev, TickerEvent):
+        return encode.ticker_data(model, ev.state, now)
+    if isinstance(ev, BookEvent):
+        return encode.book_change_data(ev, now)
+    if isinstance(ev, TradesEvent):
+        return encode.trades_data(ev.trades)
+    if isinstance(ev, IndexEvent):
+        return encode.index_data(ev.price, now)
+    assert isinstance(ev, StateEvent)
+    return encode.state_data(ev.instrument, ev.state, now)
+
+
+def test_same_seed_same_frames() -> None:
+    cfg = SimConfig(seed=11, start_ms=START_MS, instruments=120, rate_per_s=4000, trades_per_s=50)
+    a = _frames(cfg, 300, wall0_ms=1_800_000_000_000)
+    b = _frames(cfg, 300, wall0_ms=1_900_000_000_000)
+    assert len(a) > 1000
+    assert a == b
+    kinds = {f[:20] for f in a}
+    assert any(k.startswith(b'{"underlying_price"') for k in kinds)  # tickers
+    assert any(k.startswith(b'{"type":"change"') for k in kinds)  # books
+    assert any(k.startswith(b'[{"trade_seq"') for k in kinds)  # trades
+    c = _frames(cfg.replace(seed=12), 300, wall0_ms=1_800_000_000_000)
+    assert c[:50] != a[:50]
+
+
+def test_same_seed_same_chain() -> None:
+    cfg = SimConfig(seed=5, start_ms=START_MS)
+    one = [i.description() for i in MarketModel(cfg, 0).listed()]
+    two = [i.description() for i in MarketModel(cfg, 1).listed()]
+    assert one == two
+    assert 780 <= len(one) <= 820
+    strikes = sorted({d["strike"] for d in one})
+    assert strikes[0] < 3000 < strikes[-1]
