@@ -1,0 +1,124 @@
+"""Queries against the hot tier, QuestDB over its PostgreSQL wire (bind parameters only).
+
+Timestamps are selected as ``cast(col AS long)`` (µs since the epoch). Table and column
+names come from ``tickarchive.tables`` (never from a request); every value is a bind
+parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from api import frames
+from api.params import InstrumentMatch
+from api.pool import Pool
+from api.timefmt import to_dt
+from tickarchive.tables import ColumnType, Table
+
+
+def _select(table: Table, columns: Sequence[str]) -> str:
+    out = []
+    for c in columns:
+        if table.column(c).type is ColumnType.TIMESTAMP:
+            out.append(f"cast({c} AS long) {c}")
+        else:
+            out.append(c)
+    return ", ".join(out)
+
+
+def _where(
+    lo_us: int, hi_us: int, match: InstrumentMatch | None, eq: Mapping[str, Any], *, hi_inclusive: bool = False
+) -> tuple[str, list[Any]]:
+    parts = ["ts >= %s", "ts <= %s" if hi_inclusive else "ts < %s"]
+    params: list[Any] = [to_dt(lo_us), to_dt(hi_us)]
+    if match is not None:
+        if match.exact is not None:
+            parts.append(f"{match.column} = %s")
+            params.append(match.exact)
+        else:
+            parts.append(f"{match.column} ~ %s")
+            params.append(match.regex)
+    for col, value in eq.items():
+        parts.append(f"{col} = %s")
+        params.append(value)
+    return " AND ".join(parts), params
+
+
+class HotReader:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    def rows(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        lo_us: int,
+        hi_us: int,
+        match: InstrumentMatch | None,
+        eq: Mapping[str, Any],
+        limit: int,
+    ) -> pl.DataFrame:
+        where, params = _where(lo_us, hi_us, match, eq)
+        order = ", ".join(frames.order_keys(table, match.column if match and match.exact else None))
+        sql = f"SELECT {_select(table, columns)} FROM {table.name} WHERE {where} ORDER BY {order} LIMIT %s"
+        return frames.from_rows(self.pool.fetch(sql, [*params, limit]), frames.schema(table, columns))
+
+    def latest(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        lo_us: int,
+        at_us: int,
+        match: InstrumentMatch | None,
+        partition_by: str,
+    ) -> pl.DataFrame:
+        """The last row per ``partition_by`` value with ``lo_us <= ts <= at_us``."""
+        where, params = _where(lo_us, at_us, match, {}, hi_inclusive=True)
+        sql = (
+            f"SELECT {_select(table, columns)} FROM {table.name} WHERE {where} LATEST ON ts PARTITION BY {partition_by}"
+        )
+        return frames.from_rows(self.pool.fetch(sql, params), frames.schema(table, columns))
+
+    def minute_bars(self, instrument: str, lo_us: int, hi_us: int) -> pl.DataFrame:
+        sql = (
+            "SELECT cast(ts AS long) ts, first(price), max(price), min(price), last(price), sum(amount), "
+            "sum(CASE WHEN direction = 'buy' THEN amount ELSE 0.0 END), "
+            "sum(CASE WHEN direction = 'sell' THEN amount ELSE 0.0 END), count(), sum(price * amount) "
+            "FROM trades WHERE instrument = %s AND ts >= %s AND ts < %s SAMPLE BY 1m ALIGN TO CALENDAR"
+        )
+        rows = self.pool.fetch(sql, [instrument, to_dt(lo_us), to_dt(hi_us)])
+        return frames.from_rows(rows, frames.BARS_SCHEMA).sort("ts")
+
+    def last_snapshot_ts(self, instrument: str, lo_us: int, at_us: int) -> int | None:
+        sql = (
+            "SELECT cast(max(ts) AS long) FROM book_changes "
+            "WHERE instrument = %s AND is_snapshot = true AND ts >= %s AND ts <= %s"
+        )
+        rows = self.pool.fetch(sql, [instrument, to_dt(lo_us), to_dt(at_us)])
+        value = rows[0][0] if rows else None
+        return int(value) if value is not None and value > 0 else None
+
+    def coverage(self, table: Table, lo_us: int, hi_us: int, match: InstrumentMatch | None) -> pl.DataFrame:
+        """Per instrument in [lo, hi): rows and, for trades, trade_seq min/max/distinct."""
+        where, params = _where(lo_us, hi_us, match, {})
+        if table.name == "trades":
+            agg = "count(), min(trade_seq), max(trade_seq), count_distinct(trade_seq)"
+        else:
+            agg = "count(), cast(null AS long), cast(null AS long), cast(null AS long)"
+        sql = f"SELECT instrument, {agg} FROM {table.name} WHERE {where} GROUP BY instrument ORDER BY instrument"
+        return frames.from_rows(self.pool.fetch(sql, params), COVERAGE_RAW)
+
+    def ping(self) -> None:
+        self.pool.fetch("SELECT 1")
+
+
+COVERAGE_RAW: dict[str, Any] = {
+    "instrument": pl.String,
+    "rows": pl.Int64,
+    "seq_min": pl.Int64,
+    "seq_max": pl.Int64,
+    "seq_distinct": pl.Int64,
+}

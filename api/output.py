@@ -1,0 +1,140 @@
+"""Result formats: JSON (default), NDJSON and CSV streamed, Parquet as a download.
+
+The format comes from ``format=`` or else the ``Accept`` header. Time columns (µs integers
+inside the API) are written as ISO-8601 UTC strings (``time_format=iso``, default), or as
+integers with ``epoch_us`` / ``epoch_ms`` (milliseconds rounded down). Parquet always
+stores them as ``timestamp[us, UTC]``. The cursor of the next page is in the JSON body
+(``next_cursor``) and, for every format, in the ``X-Next-Cursor`` header.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+import polars as pl
+from fastapi.responses import Response, StreamingResponse
+
+from api.errors import InvalidRequest
+
+CHUNK_ROWS = 5000
+
+
+class Format(enum.StrEnum):
+    JSON = "json"
+    NDJSON = "ndjson"
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+class TimeFormat(enum.StrEnum):
+    ISO = "iso"
+    EPOCH_US = "epoch_us"
+    EPOCH_MS = "epoch_ms"
+
+
+MEDIA = {
+    Format.JSON: "application/json",
+    Format.NDJSON: "application/x-ndjson",
+    Format.CSV: "text/csv; charset=utf-8",
+    Format.PARQUET: "application/vnd.apache.parquet",
+}
+_ACCEPT = {
+    "application/x-ndjson": Format.NDJSON,
+    "application/ndjson": Format.NDJSON,
+    "application/jsonl": Format.NDJSON,
+    "text/csv": Format.CSV,
+    "application/vnd.apache.parquet": Format.PARQUET,
+    "application/parquet": Format.PARQUET,
+    "application/json": Format.JSON,
+}
+
+
+def choose(param: str | None, accept: str | None) -> Format:
+    if param is not None:
+        try:
+            return Format(param)
+        except ValueError:
+            raise InvalidRequest(
+                f"parameter 'format': {param[:20]!r} is not one of json, ndjson, csv, parquet"
+            ) from None
+    for part in (accept or "").split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in _ACCEPT:
+            return _ACCEPT[media]
+    return Format.JSON
+
+
+def with_times(frame: pl.DataFrame, time_columns: Sequence[str], tf: TimeFormat) -> pl.DataFrame:
+    cols = [c for c in time_columns if c in frame.columns]
+    if not cols:
+        return frame
+    if tf is TimeFormat.EPOCH_US:
+        return frame
+    if tf is TimeFormat.EPOCH_MS:
+        return frame.with_columns([pl.col(c) // 1000 for c in cols])
+    return frame.with_columns(
+        [pl.col(c).cast(pl.Datetime("us", "UTC")).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ") for c in cols]
+    )
+
+
+def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    return frame.to_dicts()
+
+
+def _json_chunks(frame: pl.DataFrame, meta: dict[str, Any]) -> Iterator[bytes]:
+    head = orjson.dumps(meta)
+    yield head[:-1] + b',"rows":['
+    first = True
+    for off in range(0, frame.height, CHUNK_ROWS):
+        body = orjson.dumps(_records(frame.slice(off, CHUNK_ROWS)), option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+        if body:
+            yield body if first else b"," + body
+            first = False
+    yield b"]}"
+
+
+def _ndjson_chunks(frame: pl.DataFrame) -> Iterator[bytes]:
+    for off in range(0, frame.height, CHUNK_ROWS):
+        recs = _records(frame.slice(off, CHUNK_ROWS))
+        yield b"".join(orjson.dumps(r) + b"\n" for r in recs)
+
+
+def _csv_chunks(frame: pl.DataFrame) -> Iterator[bytes]:
+    if frame.height == 0:
+        yield frame.write_csv().encode()
+        return
+    for i, off in enumerate(range(0, frame.height, CHUNK_ROWS)):
+        yield frame.slice(off, CHUNK_ROWS).write_csv(include_header=i == 0).encode()
+
+
+def respond(
+    frame: pl.DataFrame,
+    time_columns: Sequence[str],
+    fmt: Format,
+    tf: TimeFormat,
+    *,
+    name: str,
+    next_cursor: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Response:
+    headers = {"X-Row-Count": str(frame.height)}
+    if next_cursor is not None:
+        headers["X-Next-Cursor"] = next_cursor
+    if fmt is Format.PARQUET:
+        out = frame.with_columns([pl.col(c).cast(pl.Datetime("us", "UTC")) for c in time_columns if c in frame.columns])
+        buf = io.BytesIO()
+        out.write_parquet(buf, compression="zstd")
+        headers["Content-Disposition"] = f'attachment; filename="{name}.parquet"'
+        return Response(buf.getvalue(), media_type=MEDIA[fmt], headers=headers)
+    shown = with_times(frame, time_columns, tf)
+    if fmt is Format.NDJSON:
+        return StreamingResponse(_ndjson_chunks(shown), media_type=MEDIA[fmt], headers=headers)
+    if fmt is Format.CSV:
+        headers["Content-Disposition"] = f'inline; filename="{name}.csv"'
+        return StreamingResponse(_csv_chunks(shown), media_type=MEDIA[fmt], headers=headers)
+    body_meta = {"count": frame.height, "next_cursor": next_cursor, **(meta or {})}
+    return StreamingResponse(_json_chunks(shown, body_meta), media_type=MEDIA[fmt], headers=headers)

@@ -1,0 +1,23 @@
+"""Operational endpoints: /health and /metrics (open, no API key)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import ORJSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api import health as healthmod
+from api.context import Ctx
+
+router = APIRouter()
+
+
+@router.get("/health", summary="200 when QuestDB, the warm store and every collector connection are fresh; else 503")
+def health(ctx: Ctx) -> ORJSONResponse:
+    rep = healthmod.check(ctx.stores)
+    return ORJSONResponse(rep.body(), status_code=200 if rep.healthy else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics (text exposition format)")
+def metrics(ctx: Ctx) -> Response:
+    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,165 @@
+"""Queries against the warm tier (TimescaleDB or plain PostgreSQL), read-only role.
+
+Both dialects share table and column names; the rollups ``trades_1m`` (a continuous
+aggregate or a table) have the same columns. Timestamps are selected as integer µs,
+strings compared and sorted byte-wise (``COLLATE "C"``, the order QuestDB and polars use).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from api import frames
+from api.params import InstrumentMatch
+from api.pool import Pool
+from api.timefmt import to_dt
+from tickarchive.tables import ColumnType, Table
+
+ROLLED_STATUSES = ("verified", "dropped", "delta_loading", "delta_verified", "delta_mismatch")
+"""``rollover_ledger.status`` values (``store.rollover.Status``) meaning: the warm tier holds the
+day, verified (``verified``), or QuestDB's partition of it was already dropped (the rest)."""
+
+
+def _us(expr: str) -> str:
+    return f"(extract(epoch FROM {expr}) * 1000000)::bigint"
+
+
+def _select(table: Table, columns: Sequence[str]) -> str:
+    out = []
+    for c in columns:
+        if table.column(c).type is ColumnType.TIMESTAMP:
+            out.append(f'{_us(chr(34) + c + chr(34))} AS "{c}"')
+        else:
+            out.append(f'"{c}"')
+    return ", ".join(out)
+
+
+def _order(table: Table, keys: Sequence[str]) -> str:
+    out = []
+    for k in keys:
+        t = table.column(k).type
+        out.append(f'"{k}" COLLATE "C"' if t in (ColumnType.SYMBOL, ColumnType.VARCHAR) else f'"{k}"')
+    return ", ".join(out)
+
+
+def _where(
+    lo_us: int, hi_us: int, match: InstrumentMatch | None, eq: Mapping[str, Any], *, hi_inclusive: bool = False
+) -> tuple[str, list[Any]]:
+    parts = ["ts >= %s", "ts <= %s" if hi_inclusive else "ts < %s"]
+    params: list[Any] = [to_dt(lo_us), to_dt(hi_us)]
+    if match is not None:
+        if match.exact is not None:
+            parts.append(f'"{match.column}" = %s')
+            params.append(match.exact)
+        else:
+            parts.append(f'"{match.column}" ~ %s')
+            params.append(match.regex)
+    for col, value in eq.items():
+        parts.append(f'"{col}" = %s')
+        params.append(value)
+    return " AND ".join(parts), params
+
+
+class WarmReader:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    def rows(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        lo_us: int,
+        hi_us: int,
+        match: InstrumentMatch | None,
+        eq: Mapping[str, Any],
+        limit: int,
+    ) -> pl.DataFrame:
+        where, params = _where(lo_us, hi_us, match, eq)
+        order = _order(table, frames.order_keys(table, match.column if match and match.exact else None))
+        sql = f'SELECT {_select(table, columns)} FROM "{table.name}" WHERE {where} ORDER BY {order} LIMIT %s'
+        return frames.from_rows(self.pool.fetch(sql, [*params, limit]), frames.schema(table, columns))
+
+    def latest(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        lo_us: int,
+        at_us: int,
+        match: InstrumentMatch | None,
+        partition_by: str,
+    ) -> pl.DataFrame:
+        where, params = _where(lo_us, at_us, match, {}, hi_inclusive=True)
+        sql = (
+            f'SELECT DISTINCT ON ("{partition_by}") {_select(table, columns)} FROM "{table.name}" '
+            f'WHERE {where} ORDER BY "{partition_by}", ts DESC'
+        )
+        return frames.from_rows(self.pool.fetch(sql, params), frames.schema(table, columns))
+
+    def minute_bars(self, instrument: str, lo_us: int, hi_us: int) -> pl.DataFrame:
+        sql = (
+            f"SELECT {_us('bucket')}, open, high, low, close, volume, buy_volume, sell_volume, trade_count, "
+            "vwap * volume FROM trades_1m WHERE instrument = %s AND bucket >= %s AND bucket < %s ORDER BY bucket"
+        )
+        rows = self.pool.fetch(sql, [instrument, to_dt(lo_us), to_dt(hi_us)])
+        return frames.from_rows(rows, frames.BARS_SCHEMA)
+
+    def last_snapshot_ts(self, instrument: str, lo_us: int, at_us: int) -> int | None:
+        sql = (
+            f"SELECT {_us('max(ts)')} FROM book_changes WHERE instrument = %s AND is_snapshot AND ts >= %s AND ts <= %s"
+        )
+        rows = self.pool.fetch(sql, [instrument, to_dt(lo_us), to_dt(at_us)])
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def rolled_days(self, table: str, first: dt.date, last: dt.date) -> set[dt.date]:
+        sql = "SELECT day FROM rollover_ledger WHERE table_name = %s AND day >= %s AND day <= %s AND status = ANY(%s)"
+        return {r[0] for r in self.pool.fetch(sql, [table, first, last, list(ROLLED_STATUSES)])}
+
+    def has_rows(self, table: Table, lo_us: int, hi_us: int) -> bool:
+        sql = f'SELECT EXISTS (SELECT 1 FROM "{table.name}" WHERE ts >= %s AND ts < %s)'
+        rows = self.pool.fetch(sql, [to_dt(lo_us), to_dt(hi_us)])
+        return bool(rows and rows[0][0])
+
+    def coverage_daily(
+        self, tables: Sequence[str], first: dt.date, last: dt.date, match: InstrumentMatch | None
+    ) -> pl.DataFrame:
+        parts = ["day >= %s", "day <= %s", "table_name = ANY(%s)"]
+        params: list[Any] = [first, last, list(tables)]
+        if match is not None:
+            parts.append("instrument = %s" if match.exact else "instrument ~ %s")
+            params.append(match.exact or match.regex)
+        sql = (
+            "SELECT day, instrument, table_name, rows, trade_seq_min, trade_seq_max, trade_seq_missing, gap_seconds "
+            f"FROM coverage_daily WHERE {' AND '.join(parts)}"
+        )
+        return frames.from_rows(self.pool.fetch(sql, params), COVERAGE_SCHEMA)
+
+    def ledger_summary(self) -> tuple[float | None, dt.date | None, int]:
+        """(last successful rollover as unix time, newest rolled day, failed rows)."""
+        sql = (
+            "SELECT extract(epoch FROM max(loaded_at) FILTER (WHERE status = ANY(%s)))::float8, "
+            "max(day) FILTER (WHERE status = ANY(%s)), count(*) FILTER (WHERE status = 'failed') FROM rollover_ledger"
+        )
+        row = self.pool.fetch(sql, [list(ROLLED_STATUSES), list(ROLLED_STATUSES)])[0]
+        return row[0], row[1], int(row[2])
+
+    def database_bytes(self) -> int:
+        return int(self.pool.fetch("SELECT pg_database_size(current_database())")[0][0])
+
+    def ping(self) -> None:
+        self.pool.fetch("SELECT 1")
+
+
+COVERAGE_SCHEMA: dict[str, Any] = {
+    "day": pl.Date,
+    "instrument": pl.String,
+    "table_name": pl.String,
+    "rows": pl.Int64,
+    "trade_seq_min": pl.Int64,
+    "trade_seq_max": pl.Int64,
+    "trade_seq_missing": pl.Int64,
+    "gap_seconds": pl.Float64,
+}

@@ -1,0 +1,47 @@
+"""An API app over the real test stores (QuestDB + a warm store + a local archive)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.stores import Stores
+from store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.settings import ApiSettings, ArchiveSettings, Settings
+
+
+def make_settings(questdb: QuestDBHandle, warm: WarmHandle, tmp: Path, **api: Any) -> Settings:
+    return Settings(
+        questdb=questdb.settings(),
+        postgres=warm.settings(),
+        archive=ArchiveSettings(target=str(tmp / "lake"), cache_dir=tmp / "cache"),
+        api=ApiSettings(**api),
+    )
+
+
+class Api:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stores = Stores(settings)
+        self.client = TestClient(create_app(settings, self.stores), raise_server_exceptions=False)
+
+    def get(self, path: str, **params: Any) -> Any:
+        r = self.client.get(path, params=params)
+        assert r.status_code == 200, (path, params, r.status_code, r.text)
+        return r.json()
+
+    def close(self) -> None:
+        self.client.close()
+        self.stores.close()
+
+
+@pytest.fixture
+def api_pg(questdb_clean: QuestDBHandle, postgres_clean: WarmHandle, tmp_path: Path) -> Iterator[Api]:
+    api = Api(make_settings(questdb_clean, postgres_clean, tmp_path))
+    yield api
+    api.close()
