@@ -124,6 +124,9 @@ def test_job_command_lines_parse() -> None:
         (["report", "quality", "--help"], "--day"),
         (["archive", "export", "--help"], "--month"),
         (["archive", "verify", "--help"], "--month"),
+        (["backfill", "--help"], "--open"),
+        (["collect", "--help"], "--journal-dir"),
+        (["api", "--help"], "--port"),
     ):
         result = runner.invoke(app, argv)
         assert result.exit_code == 0, result.output
