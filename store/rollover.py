@@ -155,7 +155,7 @@ class RolloverOptions:
     hot_retention_days: int = 7
     seal_grace_min: int = 30
     backfill_timeout_min: int = 120
-    reader: HotReader = HotReader.PARQUET
+    reader: HotReader = HotReader.PG
     tables: tuple[Table, ...] = ROLLOVER_TABLES
     dry_run: bool = False
     drop: bool = True
@@ -289,6 +289,8 @@ def _table_day(r: _Run, table: Table, day: dt.date) -> TableOutcome:
         status = Status.DELTA_MISMATCH if problems else Status.DELTA_VERIFIED
     else:
         warm_sum = checksum_of(table, r.warm.batches(table, day))
+        if streamed != hot_rows:
+            problems.append(f"QuestDB counted {hot_rows} rows but the export streamed {streamed}")
         if warm_rows != streamed:
             problems.append(f"row counts differ: hot {streamed}, warm {warm_rows}")
         problems += hot_sum.differences(warm_sum)
@@ -346,7 +348,7 @@ def _drop_old(r: _Run, now_us: int) -> list[DropOutcome]:
     return out
 
 
-def checksum_hot(hot: HotStore, table: Table, day: dt.date, reader: HotReader = HotReader.PARQUET) -> Checksum:
+def checksum_hot(hot: HotStore, table: Table, day: dt.date, reader: HotReader = HotReader.PG) -> Checksum:
     return checksum_of(table, hot.batches(table, day, reader))
 
 
