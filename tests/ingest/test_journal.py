@@ -197,3 +197,38 @@ def test_ls_reports_counts_times_and_acks(tmp_path: Path, ws_records) -> None:
     assert segs[-1].last_seq == 136
     assert segs[0].acked is (segs[0].last_seq is not None and segs[0].last_seq <= 40)
     assert segs[-1].acked is False
+
+
+_CHILD = """
+import sys, time
+from pathlib import Path
+from ingest.journal import Journal
+j = Journal.open(Path(sys.argv[1]))
+for i in range(int(sys.argv[2])):
+    j.append(b'{"n":%d}' % i, 1_700_000_000_000_000 + i, "c0")
+print("appended", j.last_seq, flush=True)
+time.sleep(60)  # never fsynced, never closed: killed here
+"""
+
+
+def test_sigkill_after_append_loses_nothing(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tmp_path), "2500"], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"appended 2500\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with Journal.open(tmp_path) as j:
+        assert j.recovery is None
+        assert j.last_seq == 2500
+        frames = [r.frame for r in j.read_from(1)]
+    assert frames[0] == b'{"n":0}'
+    assert frames[-1] == b'{"n":2499}'
+    assert len(frames) == 2500
