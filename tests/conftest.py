@@ -14,8 +14,8 @@ Fixtures (all handles are frozen dataclasses from ``store.stack.handles``):
     (admin/quest), ``ilp_conf`` (``"http::addr=127.0.0.1:PORT;"`` for
     ``Sender.from_conf``), ``http_url``, ``pg_dsn``. Methods: ``settings()`` (a
     ``QuestDBSettings`` pointing at it), ``query(sql, params=None) -> list[tuple]`` (PG
-    wire), ``count(table)``, ``wait_for_rows(table, expected, timeout_s=15)`` (WAL apply
-    is asynchronous: use it, never sleep), ``wait_for_wal(timeout_s=15)`` (all
+    wire), ``count(table)``, ``wait_for_rows(table, expected, timeout_s=30)`` (WAL apply
+    is asynchronous: use it, never sleep), ``wait_for_wal(timeout_s=30)`` (all
     committed WAL transactions applied; fails at once on a suspended table),
     ``truncate_all()``.
 

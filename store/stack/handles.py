@@ -66,7 +66,7 @@ class QuestDBHandle:
     def count(self, table: str) -> int:
         return int(self.query(f'SELECT count() FROM "{table}"')[0][0])
 
-    def wait_for_wal(self, timeout_s: float = 15.0) -> None:
+    def wait_for_wal(self, timeout_s: float = 30.0) -> None:
         """Wait until every WAL table has applied all committed transactions.
 
         WAL apply is asynchronous: rows acknowledged by ILP are visible only after this.
@@ -85,7 +85,7 @@ class QuestDBHandle:
                 raise AssertionError(f"QuestDB WAL not applied after {timeout_s} s: {pending}")
             time.sleep(0.05)
 
-    def wait_for_rows(self, table: str, expected: int, timeout_s: float = 15.0) -> int:
+    def wait_for_rows(self, table: str, expected: int, timeout_s: float = 30.0) -> int:
         """Wait until ``table`` has ``expected`` rows and its WAL is applied; returns the count.
 
         Fails (AssertionError) with the last count if that never happens.

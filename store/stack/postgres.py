@@ -201,7 +201,7 @@ class PostgresServer:
             )
 
     def _initdb(self, bin_dir: Path, run_as: _RunAs | None) -> None:
-        pwfile = self.root / ".pwfile"
+        pwfile = self.root.resolve() / ".pwfile"
         pwfile.write_text(self.settings.password + "\n")
         pwfile.chmod(0o600)
         if run_as is not None:

@@ -76,7 +76,8 @@ def _nothing_runs(stack: Stack, busy_port: int | None = None) -> None:
 def test_up_status_up_down_up_down(local_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tickarchive.cli import app
 
-    env = _env(local_dir)
+    monkeypatch.chdir(local_dir)  # the default layout: a relative .local in the working directory
+    env = {**_env(local_dir), "TICKARCHIVE_PATHS__LOCAL_DIR": ".local"}
     stack = Stack(_settings(env))
     runner = CliRunner()
     try:
