@@ -47,6 +47,18 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         )
         typer.echo(str(files.html))
 
+    @bench.command("quality")
+    def bench_quality(
+        quotes: Annotated[int, typer.Option("--quotes", min=1, help="synthetic quotes")] = 1_000_000,
+        trades: Annotated[int, typer.Option("--trades", min=1, help="synthetic trades")] = 200_000,
+    ) -> None:
+        """Rows/s of the quality report's scanners (one core, no database): the report's CPU floor."""
+        from tickarchive.quality.bench import run
+
+        f = run(quotes, trades)
+        typer.echo(f"quality scan: {f.quotes:,} quotes at {f.quotes_per_s:,.0f} rows/s, "
+                   f"{f.trades:,} trades at {f.trades_per_s:,.0f} rows/s (800 instruments)")
+
     @report.command("data-dictionary")
     def data_dictionary() -> None:
         """Print the data dictionary in Markdown (the source of docs/data-dictionary.md)."""
