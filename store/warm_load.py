@@ -124,6 +124,10 @@ class WarmStore:
             self._exec("SELECT tickarchive_ensure_partition(%s::regclass, %s)", (table.name, day), "ensure partition")
             self._partitions.add((table.name, day))
 
+    def forget_partitions(self) -> None:
+        """Forget which daily partitions exist (after partitions were dropped)."""
+        self._partitions.clear()
+
     def load(self, table: Table, batch: pa.RecordBatch, day: dt.date) -> int:
         """Insert ``batch`` (rows of ``day``) unless already there; returns rows inserted."""
         if batch.num_rows == 0:
