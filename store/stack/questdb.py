@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from store.errors import ServerStartError, StackError
 from store.stack import procs
@@ -178,15 +179,10 @@ class QuestDBServer:
             raise ServerStartError(f"QuestDB {why}; nothing left running. " + procs.log_tail(self.log_path))
         return ActionResult(self.name, Action.STARTED, time.monotonic() - t0, detail)
 
-    def _wait_healthy(self, proc: object, timeout_s: float) -> bool:
-        import psutil
-
-        assert isinstance(proc, psutil.Process)
+    def _wait_healthy(self, proc: psutil.Process, timeout_s: float) -> bool:
         return procs.wait_until(self.healthy, timeout_s, alive=proc.is_running) == "ready"
 
     def _abort(self, popen: subprocess.Popen[bytes]) -> None:
-        import psutil
-
         with contextlib.suppress(psutil.NoSuchProcess):
             procs.stop_process(psutil.Process(popen.pid), "QuestDB", timeout_s=10.0)
         procs.reap(popen)
