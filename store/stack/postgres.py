@@ -32,8 +32,15 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from store.errors import DsnUnreachableError, MigrationError, ServerStartError, StackError, ToolMissingError
-from store.migrate import connect, detect_dialect
+from store.errors import (
+    DsnUnreachableError,
+    MigrationError,
+    ServerStartError,
+    StackError,
+    StoreError,
+    ToolMissingError,
+)
+from store.migrate import connect, detect_dialect, migrated_dialect
 from store.stack import procs
 from store.stack.status import Action, ActionResult, ComponentStatus, Dialect, State
 from tickarchive.settings import PostgresSettings
@@ -357,10 +364,10 @@ class PostgresServer:
         if proc is None:
             return ComponentStatus(self.name, State.DOWN, self.address, data_bytes=size)
         try:
-            with connect(self.superuser_dsn()) as conn:
+            with connect(self.superuser_dsn(self.settings.database)) as conn:
                 version = _server_version(conn)
-                dialect = detect_dialect(conn, self.settings.dialect)
-        except (psycopg.Error, StackError) as exc:
+                dialect = _dialect_in_use(conn, self.settings.dialect)
+        except (psycopg.Error, StoreError) as exc:
             return ComponentStatus(
                 self.name, State.UNHEALTHY, self.address, pid=proc.pid, data_bytes=size,
                 detail=str(exc).splitlines()[0],
@@ -369,6 +376,22 @@ class PostgresServer:
             self.name, State.UP, self.address, version=version, pid=proc.pid, data_bytes=size, dialect=dialect,
             detail=f"database {self.settings.database}",
         )
+
+
+def _dialect_in_use(conn: psycopg.Connection[tuple[object, ...]], forced: str) -> Dialect:
+    """The dialect the database was migrated with, else the one a migration would choose.
+
+    Raises ``MigrationError`` when ``postgres.dialect`` forces another one than that.
+    """
+    migrated = migrated_dialect(conn)
+    if migrated is None:
+        return detect_dialect(conn, forced)
+    if forced not in ("auto", migrated.value):
+        raise MigrationError(
+            f"migrated with the {migrated} dialect but postgres.dialect={forced}; "
+            f"set TICKARCHIVE_POSTGRES__DIALECT={migrated}"
+        )
+    return migrated
 
 
 def _server_version(conn: psycopg.Connection[tuple[object, ...]]) -> str:
@@ -411,7 +434,7 @@ class ExternalPostgres:
                 version = _server_version(conn)
                 row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
                 try:
-                    dialect: Dialect | None = detect_dialect(conn, self.settings.dialect)
+                    dialect: Dialect | None = _dialect_in_use(conn, self.settings.dialect)
                 except MigrationError as exc:
                     dialect, detail = None, str(exc)
         except (DsnUnreachableError, psycopg.Error) as exc:

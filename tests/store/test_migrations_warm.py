@@ -274,4 +274,7 @@ def test_status_reports_the_plain_dialect(postgres: WarmHandle) -> None:
     forced = ExternalPostgres(postgres.settings().model_copy(update={"dialect": "timescaledb"})).status()
     assert forced.state is State.EXTERNAL
     assert forced.dialect is None
-    assert "no timescaledb extension" in forced.detail
+    assert forced.detail == (
+        "migrated with the postgres dialect but postgres.dialect=timescaledb; "
+        "set TICKARCHIVE_POSTGRES__DIALECT=postgres"
+    )
