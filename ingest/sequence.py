@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
 from tickarchive.domain import Gap, GapKind, GapStatus, TradeTick
 
 
-@dataclass(frozen=True, slots=True)
-class BookIds:
+class BookIds(msgspec.Struct, frozen=True, gc=False):
     """The sequence part of one book message (also present for an empty book)."""
 
     instrument: str
