@@ -28,6 +28,13 @@ Public entry points (none of them raises on bad input):
     The events a response holds when it is read without knowing its request (replay):
     instrument lists and trade-history pages; ``[]`` for anything else.
 
+Speed: ``ticker``, ``book.{instrument}.{interval}``, ``trades`` and
+``deribit_price_index`` notifications are decoded in one pass into typed structs
+(``wire.*Frame``) after a cheap look at the bytes for ``"channel":"<family>.``;
+everything else, and anything that does not validate on that path, goes through the
+general two-pass route (envelope with raw ``data``, then the family decoder), which is
+also the one that classifies errors. Both routes give identical results.
+
 Mapping decisions (DESIGN.md §3, §4)
 -------------------------------------
 * Times: Deribit milliseconds × 1000 = ``ts_us``; ``recv_ts_us`` is passed in.
