@@ -117,6 +117,21 @@ def load_capture(path: Path, interval: str | None) -> list[CapturedFrame]:
     return frames
 
 
+def replay_offsets(frames: list[CapturedFrame], speed: float) -> list[float]:
+    """Seconds after the replay start at which each frame is due: the original receive
+    times divided by ``speed``; all 0 when ``speed`` is 0 or the capture has no times."""
+    first = next((f.recv_s for f in frames if f.recv_s is not None), None)
+    if speed <= 0 or first is None:
+        return [0.0] * len(frames)
+    out: list[float] = []
+    last = 0.0
+    for f in frames:
+        if f.recv_s is not None:
+            last = max(last, (f.recv_s - first) / speed)
+        out.append(last)
+    return out
+
+
 def instrument_description(name: str) -> dict[str, Any] | None:
     """A ``get_instruments`` entry reconstructed from an option name (replay mode)."""
     m = _OPTION.match(name)

@@ -45,7 +45,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadtest.errors import SendLogError
-from loadtest.sim.encode import BOOK, INDEX, QUOTES, STATES, TRADES, Record
+from loadtest.sim.encode import BOOK as BOOK
+from loadtest.sim.encode import INDEX as INDEX
+from loadtest.sim.encode import QUOTES as QUOTES
+from loadtest.sim.encode import STATES as STATES
+from loadtest.sim.encode import TRADES as TRADES
+from loadtest.sim.encode import Record
 from loadtest.sim.faults import FaultRecord
 
 SENT = "sent"

@@ -32,7 +32,7 @@ from loadtest.sim.connection import Connection, malformed_frames, wall_us
 from loadtest.sim.faults import FaultRecord, FaultSpec
 from loadtest.sim.history import TradeHistory
 from loadtest.sim.market import BookEvent, Event, IndexEvent, MarketModel, StateEvent, TickerEvent, TradesEvent
-from loadtest.sim.replay import CapturedFrame, ReplayCatalog, load_capture
+from loadtest.sim.replay import CapturedFrame, ReplayCatalog, load_capture, replay_offsets
 from loadtest.sim.rpc import Catalog, PublicApi, Session
 
 WS_PATH = "/ws/api/v2"
@@ -447,16 +447,13 @@ class Simulator:
         self.replay_started.set()
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        first = next((f.recv_s for f in frames if f.recv_s is not None), None)
-        speed = self.config.replay_speed
-        for f in frames:
-            if speed > 0 and f.recv_s is not None and first is not None:
-                delay = t0 + (f.recv_s - first) / speed - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            self._publish_captured(f)
-            if speed == 0:
+        for f, offset in zip(frames, replay_offsets(frames, self.config.replay_speed), strict=True):
+            delay = t0 + offset - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif offset == 0.0:
                 await asyncio.sleep(0)
+            self._publish_captured(f)
         self.replay_done.set()
 
     def _publish_captured(self, f: CapturedFrame) -> None:

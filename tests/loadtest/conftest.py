@@ -44,7 +44,9 @@ class Client:
 
     async def send(self, method: str, params: dict[str, Any] | None = None) -> int:
         self._id += 1
-        await self.ws.send(orjson.dumps({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or {}}).decode())
+        await self.ws.send(
+            orjson.dumps({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or {}}).decode()
+        )
         return self._id
 
     async def call(self, method: str, params: dict[str, Any] | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
@@ -67,7 +69,9 @@ class Client:
             return None
         return msg if isinstance(msg, dict) else None
 
-    async def collect(self, seconds: float, until: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[dict[str, Any]]:
+    async def collect(
+        self, seconds: float, until: Callable[[list[dict[str, Any]]], bool] | None = None
+    ) -> list[dict[str, Any]]:
         """Receive notifications for ``seconds`` (or until ``until(notes)`` holds)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -83,7 +87,9 @@ class Client:
         return self.notes
 
     def channel_notes(self, prefix: str) -> list[dict[str, Any]]:
-        return [n for n in self.notes if n.get("method") == "subscription" and n["params"]["channel"].startswith(prefix)]
+        return [
+            n for n in self.notes if n.get("method") == "subscription" and n["params"]["channel"].startswith(prefix)
+        ]
 
 
 @asynccontextmanager

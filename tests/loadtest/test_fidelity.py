@@ -94,7 +94,8 @@ async def test_frames_match_real_captures_channel_by_channel(cfg: SimConfig) -> 
     real_notes = [f for f in real if f.get("method") == "subscription"]
     real_tickers = [f["params"]["data"] for f in real_notes if f["params"]["channel"].startswith("ticker.")]
     real_books = [f["params"]["data"] for f in real_notes if f["params"]["channel"].startswith("book.")]
-    assert len(real_tickers) == 89 and len(real_books) == 46
+    assert len(real_tickers) == 89
+    assert len(real_books) == 46
     ws_trades = _nautilus("ws_trades.json")["params"]["data"]
     legs = _nautilus("ws_trades_option_combo.json")["params"]["data"][0]["legs"]
     history_trades = _nautilus("http_get_last_trades.json")["result"]["trades"]
@@ -106,14 +107,23 @@ async def test_frames_match_real_captures_channel_by_channel(cfg: SimConfig) -> 
         "snapshot": Shape([b for b in real_books if b["type"] == "snapshot"]),
         "change": Shape([b for b in real_books if b["type"] == "change"]),
         "trade": Shape(ws_trades + legs + history_trades),
-        "instrument": Shape(_real_instruments() + [_nautilus("http_get_instrument_option.json")["result"]]),
+        "instrument": Shape([*_real_instruments(), _nautilus("http_get_instrument_option.json")["result"]]),
         "reply": Shape([f for f in real if "id" in f]),
     }
     envelope_keys = {k for f in real_notes for k in f}
     params_keys = {k for f in real_notes for k in f["params"]}
-    assert envelope_keys == {"jsonrpc", "method", "params"} and params_keys == {"channel", "data"}
+    assert envelope_keys == {"jsonrpc", "method", "params"}
+    assert params_keys == {"channel", "data"}
     # keys every real trade has, modern and historical alike
-    assert shapes["trade"].required >= {"trade_id", "trade_seq", "timestamp", "price", "amount", "direction", "tick_direction"}
+    assert shapes["trade"].required >= {
+        "trade_id",
+        "trade_seq",
+        "timestamp",
+        "price",
+        "amount",
+        "direction",
+        "tick_direction",
+    }
 
     # heartbeat every 1 s: one test_request arrives, the 1.5 s run ends before the close
     async with running(cfg.replace(trades_per_s=100, heartbeat_scale=0.1)) as sim, client(sim) as c:
@@ -121,7 +131,11 @@ async def test_frames_match_real_captures_channel_by_channel(cfg: SimConfig) -> 
         names = [i["instrument_name"] for i in instruments["result"]]
         sub = await c.call(
             "public/subscribe",
-            {"channels": [f"ticker.{n}.100ms" for n in names] + [f"book.{n}.100ms" for n in names] + ["trades.option.ETH.100ms"]},
+            {
+                "channels": [f"ticker.{n}.100ms" for n in names]
+                + [f"book.{n}.100ms" for n in names]
+                + ["trades.option.ETH.100ms"]
+            },
         )
         await c.call("public/set_heartbeat", {"interval": 10})
         await c.collect(1.5)
@@ -135,9 +149,13 @@ async def test_frames_match_real_captures_channel_by_channel(cfg: SimConfig) -> 
     notes = [n for n in c.notes if n.get("method") == "subscription"]
     counts: dict[str, int] = defaultdict(int)
     for n in notes:
-        assert set(n) == envelope_keys and set(n["params"]) == params_keys and n["jsonrpc"] == "2.0"
+        assert set(n) == envelope_keys
+        assert set(n["params"]) == params_keys
+        assert n["jsonrpc"] == "2.0"
         ch, data = n["params"]["channel"], n["params"]["data"]
-        if ch.startswith("ticker.") and counts["ticker"] >= 300 or ch.startswith("book.") and counts["change"] >= 300:
+        if (ch.startswith("ticker.") and counts["ticker"] >= 300) or (
+            ch.startswith("book.") and counts["change"] >= 300
+        ):
             continue
         if ch.startswith("ticker."):
             problems += shapes["ticker"].check(data, ch)
@@ -153,9 +171,13 @@ async def test_frames_match_real_captures_channel_by_channel(cfg: SimConfig) -> 
                 problems += shapes["trade"].check(t, ch)
                 counts["trade"] += 1
     assert problems == []
-    assert counts["ticker"] > 50 and counts["snapshot"] == len(names) and counts["change"] > 50 and counts["trade"] > 20
+    assert counts["ticker"] > 50
+    assert counts["snapshot"] == len(names)
+    assert counts["change"] > 50
+    assert counts["trade"] > 20
     heartbeats = [n for n in c.notes if n.get("method") == "heartbeat"]
-    assert heartbeats and heartbeats[0] == _nautilus("ws_test_request.json")
+    assert heartbeats
+    assert heartbeats[0] == _nautilus("ws_test_request.json")
     # every real ticker key is present (the 2021 option ticker field set is complete)
     sim_ticker = next(n["params"]["data"] for n in notes if n["params"]["channel"].startswith("ticker."))
     assert set(sim_ticker) == option_tickers.allowed

@@ -18,7 +18,9 @@ async def _page_all(http: httpx.AsyncClient, url: str, params: dict[str, Any], s
     start, end = params["start_timestamp"], params["end_timestamp"]
     seen: set[str] = set()
     while True:
-        r = await http.get(url, params={**params, "start_timestamp": start, "end_timestamp": end, "count": 7, "sorting": sorting})
+        r = await http.get(
+            url, params={**params, "start_timestamp": start, "end_timestamp": end, "count": 7, "sorting": sorting}
+        )
         assert r.status_code == 200, r.text
         result = r.json()["result"]
         assert set(result) == {"trades", "has_more"}
@@ -56,10 +58,15 @@ async def test_history_paging_returns_exactly_the_generated_trades(cfg: SimConfi
             assert {t["trade_id"]: t for t in asc}.items() >= {t["trade_id"]: t for t in wire}.items()
 
             # per instrument: consecutive trade_seq from 1, by time and by seq
-            busiest = max({t["instrument_name"] for t in generated}, key=lambda n: sum(t["instrument_name"] == n for t in generated))
+            busiest = max(
+                {t["instrument_name"] for t in generated},
+                key=lambda n: sum(t["instrument_name"] == n for t in generated),
+            )
             mine = [t for t in generated if t["instrument_name"] == busiest]
             by_inst = f"{sim.http_url}/public/get_last_trades_by_instrument_and_time"
-            got = await _page_all(http, by_inst, {"instrument_name": busiest, "start_timestamp": lo, "end_timestamp": hi}, "asc")
+            got = await _page_all(
+                http, by_inst, {"instrument_name": busiest, "start_timestamp": lo, "end_timestamp": hi}, "asc"
+            )
             assert got == mine
             assert [t["trade_seq"] for t in got] == list(range(1, len(mine) + 1))
             r = await http.get(
@@ -73,11 +80,13 @@ async def test_history_paging_returns_exactly_the_generated_trades(cfg: SimConfi
             assert too_big.json()["error"]["data"] == {"reason": "must be between 1 and 1000", "param": "count"}
             default = await http.get(by_cur, params=params)
             page = default.json()["result"]
-            assert len(page["trades"]) == 10 and page["has_more"] is True
+            assert len(page["trades"]) == 10
+            assert page["has_more"] is True
             assert page["trades"] == generated[::-1][:10]  # default: newest first
         # the same methods over the WebSocket
         ws = await c.call("public/get_last_trades_by_currency_and_time", {**params, "count": 1000, "sorting": "asc"})
-        assert ws["result"]["trades"] == generated and ws["result"]["has_more"] is False
+        assert ws["result"]["trades"] == generated
+        assert ws["result"]["has_more"] is False
 
 
 def test_trade_history_pages_by_time_with_shared_milliseconds() -> None:
@@ -85,7 +94,9 @@ def test_trade_history_pages_by_time_with_shared_milliseconds() -> None:
     for i in range(5):
         h.add({"instrument_name": "X", "trade_seq": i + 1, "trade_id": f"ETH-{i}", "timestamp": 1000 + i // 2})
     page = h.by_instrument_and_time("X", 1000, 1002, 2, "asc")
-    assert [t["trade_id"] for t in page["trades"]] == ["ETH-0", "ETH-1"] and page["has_more"] is True
+    assert [t["trade_id"] for t in page["trades"]] == ["ETH-0", "ETH-1"]
+    assert page["has_more"] is True
     page = h.by_instrument_and_time("X", 1001, 1001, 10, "desc")
-    assert [t["trade_id"] for t in page["trades"]] == ["ETH-3", "ETH-2"] and page["has_more"] is False
+    assert [t["trade_id"] for t in page["trades"]] == ["ETH-3", "ETH-2"]
+    assert page["has_more"] is False
     assert h.by_instrument_and_time("Y", 0, 10**15, 10, "asc") == {"trades": [], "has_more": False}

@@ -23,12 +23,15 @@ async def test_get_instruments_ws_and_http_agree(cfg: SimConfig) -> None:
     http_reply = r.json()
     assert set(http_reply) == {"jsonrpc", "result", "usIn", "usOut", "usDiff", "testnet"}
     assert set(ws_reply) == {"jsonrpc", "id", "result", "usIn", "usOut", "usDiff", "testnet"}
-    assert ws_reply["testnet"] is False and ws_reply["usDiff"] == ws_reply["usOut"] - ws_reply["usIn"]
+    assert ws_reply["testnet"] is False
+    assert ws_reply["usDiff"] == ws_reply["usOut"] - ws_reply["usIn"]
     ws_names = [i["instrument_name"] for i in ws_reply["result"]]
     assert ws_names == [i["instrument_name"] for i in http_reply["result"]]
     assert 55 <= len(ws_names) <= 70  # instruments=60, rounded per expiry
     first = ws_reply["result"][0]
-    assert first["kind"] == "option" and first["base_currency"] == "ETH" and first["tick_size"] == 0.0005
+    assert first["kind"] == "option"
+    assert first["base_currency"] == "ETH"
+    assert first["tick_size"] == 0.0005
     # 10+ expiries at 08:00 UTC, the first the next day (START is 09:00 UTC)
     expiries = sorted({i["expiration_timestamp"] for i in ws_reply["result"]})
     assert len(expiries) >= 10
@@ -64,10 +67,15 @@ async def test_get_time_and_test_and_unknown_method(cfg: SimConfig) -> None:
         assert replies[1]["error"] == {"message": "Invalid Request", "code": -32600}
         async with httpx.AsyncClient() as http:
             r = await http.get(f"{sim.http_url}/public/get_time")
-            assert r.status_code == 200 and isinstance(r.json()["result"], int)
+            assert r.status_code == 200
+            assert isinstance(r.json()["result"], int)
             bad = await http.get(f"{sim.http_url}/public/get_instruments")
             assert bad.status_code == 400
-            assert bad.json()["error"] == {"message": "Invalid params", "code": -32602, "data": {"reason": "missing", "param": "currency"}}
+            assert bad.json()["error"] == {
+                "message": "Invalid params",
+                "code": -32602,
+                "data": {"reason": "missing", "param": "currency"},
+            }
 
 
 async def test_subscribe_unsubscribe_results_are_channel_lists(cfg: SimConfig) -> None:
@@ -92,7 +100,10 @@ async def test_subscribe_errors(cfg: SimConfig) -> None:
         assert big["error"] == {"message": "request entity too large", "code": -32600}
         unknown = await c.call("public/subscribe", {"channels": ["ticker.ETH-1JAN30-1-C.100ms"]})
         assert unknown["error"]["code"] == -32602
-        assert unknown["error"]["data"] == {"reason": "invalid channel: ticker.ETH-1JAN30-1-C.100ms", "param": "channels"}
+        assert unknown["error"]["data"] == {
+            "reason": "invalid channel: ticker.ETH-1JAN30-1-C.100ms",
+            "param": "channels",
+        }
         raw = await c.call("public/subscribe", {"channels": [f"book.{names[0]}.raw"]})
         assert raw["error"]["code"] == 13778
         assert raw["error"]["message"] == "raw_subscriptions_not_available_for_unauthorized"
@@ -109,7 +120,8 @@ async def test_subscribe_rate_limit_closes_session(cfg: SimConfig) -> None:
         assert limited["error"] == {"message": "too_many_requests", "code": 10028}
         with pytest.raises(ConnectionClosed):
             await c.collect(5.0)
-        assert c.ws.close_code == 1008 and c.ws.close_reason == "too_many_requests"
+        assert c.ws.close_code == 1008
+        assert c.ws.close_reason == "too_many_requests"
 
 
 async def test_heartbeat_test_request_answered_then_closed_when_unanswered(cfg: SimConfig) -> None:
@@ -127,7 +139,8 @@ async def test_heartbeat_test_request_answered_then_closed_when_unanswered(cfg: 
         # stop answering: the next heartbeat tick closes the connection
         with pytest.raises(ConnectionClosed):
             await c.collect(3.0)
-        assert c.ws.close_code == 1000 and c.ws.close_reason == "test_request not answered"
+        assert c.ws.close_code == 1000
+        assert c.ws.close_reason == "test_request not answered"
         heartbeats = [n for n in c.notes if n.get("method") == "heartbeat"]
         assert len(heartbeats) == 1
         await asyncio.sleep(0.05)

@@ -4,6 +4,7 @@ and the send log matching exactly what a client received."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import defaultdict
 from typing import Any
 
@@ -35,8 +36,9 @@ async def test_streams_are_consistent_and_match_the_send_log(cfg: SimConfig) -> 
         gaps_seen = 0
         changes = 0
         for msgs in books.values():
-            assert msgs[0]["type"] == "snapshot" and "prev_change_id" not in msgs[0]
-            for prev, cur in zip(msgs, msgs[1:], strict=False):
+            assert msgs[0]["type"] == "snapshot"
+            assert "prev_change_id" not in msgs[0]
+            for prev, cur in itertools.pairwise(msgs):
                 assert cur["type"] == "change"
                 assert cur["prev_change_id"] == prev["change_id"]
                 assert cur["change_id"] > prev["change_id"]
@@ -45,7 +47,8 @@ async def test_streams_are_consistent_and_match_the_send_log(cfg: SimConfig) -> 
                 changes += 1
                 for action, price, amount in cur["bids"] + cur["asks"]:
                     assert action in ("new", "change", "delete")
-                    assert isinstance(price, float) and isinstance(amount, float)
+                    assert isinstance(price, float)
+                    assert isinstance(amount, float)
                     assert (amount == 0.0) == (action == "delete")
         assert changes > 100
         assert gaps_seen > changes // 2  # ids increase but are not consecutive
@@ -69,9 +72,11 @@ async def test_streams_are_consistent_and_match_the_send_log(cfg: SimConfig) -> 
         assert len(currency_trades) > 40
         for t in currency_trades:
             seqs[t["instrument_name"]].append(t["trade_seq"])
-            assert isinstance(t["trade_id"], str) and t["trade_id"].startswith("ETH-")
+            assert isinstance(t["trade_id"], str)
+            assert t["trade_id"].startswith("ETH-")
             ids.add(t["trade_id"])
-            assert t["direction"] in ("buy", "sell") and t["tick_direction"] in (0, 1, 2, 3)
+            assert t["direction"] in ("buy", "sell")
+            assert t["tick_direction"] in (0, 1, 2, 3)
         assert len(ids) == len(currency_trades)
         for seq in seqs.values():
             assert seq == list(range(seq[0], seq[0] + len(seq)))
@@ -80,7 +85,13 @@ async def test_streams_are_consistent_and_match_the_send_log(cfg: SimConfig) -> 
         got_quotes = {(d["instrument_name"], d["timestamp"] * 1000) for d in (n["params"]["data"] for n in tickers)}
         assert sim.send_log.keys("quotes", status=sl.SENT, connection="c1") == got_quotes
         got_books = {
-            (d["instrument_name"], d["change_id"], d.get("prev_change_id"), len(d["bids"]) + len(d["asks"]), d["timestamp"] * 1000)
+            (
+                d["instrument_name"],
+                d["change_id"],
+                d.get("prev_change_id"),
+                len(d["bids"]) + len(d["asks"]),
+                d["timestamp"] * 1000,
+            )
             for msgs in books.values()
             for d in msgs
         }
@@ -121,5 +132,5 @@ async def test_high_rate_keeps_unique_timestamps(tmp_path) -> None:
         per_inst[n["params"]["data"]["instrument_name"]].append(n["params"]["data"]["timestamp"])
     assert sum(len(v) for v in per_inst.values()) > 800
     for ts in per_inst.values():
-        assert all(b > a for a, b in zip(ts, ts[1:], strict=False))
+        assert all(b > a for a, b in itertools.pairwise(ts))
     assert sim.steps > 50
