@@ -60,3 +60,49 @@ def run(
             m = result.manifest
             out.append(BenchRow(name, m.total_rows, len(m.files), m.total_bytes, t1 - t0, t2 - t1, t3 - t2))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class WarmBenchRow:
+    table: str
+    rows: int
+    bytes: int
+    load_s: float
+    export_s: float
+    restore_s: float
+
+    def per_s(self, seconds: float) -> float:
+        return self.rows / seconds if seconds > 0 else 0.0
+
+
+def run_warm(
+    dsn: str, tables: Sequence[str], rows: int, options: ExportOptions, work_dir: Path | None = None, seed: int = 7
+) -> list[WarmBenchRow]:
+    """Against a real warm store (use a scratch database): load synthetic rows of a far-future
+    month with ``PostgresSink`` (timed), export them with ``PostgresSource`` (timed), delete
+    them, restore from the archive (timed), delete them again."""
+    from archive.postgres import PostgresSink, PostgresSource
+
+    month = Month(2099, 1)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="tickarchive-bench-", dir=work_dir) as tmp, PostgresSink(dsn) as sink:
+        target = LocalTarget(Path(tmp) / "lake")
+        source = PostgresSource(dsn)
+        for name in tables:
+            table = table_named(name)
+            data = synthetic.GENERATORS[name](rows, month, seed=seed, span_days=3.0)
+            sink.delete_month(table, month)
+            t0 = time.perf_counter()
+            for batch in data.to_batches(max_chunksize=50_000):
+                sink.insert(table, batch)
+            t1 = time.perf_counter()
+            result = export_month(source, target, table, month, options)
+            t2 = time.perf_counter()
+            sink.delete_month(table, month)
+            t3 = time.perf_counter()
+            restore_month(target, sink, table, month)
+            t4 = time.perf_counter()
+            sink.delete_month(table, month)
+            m = result.manifest
+            out.append(WarmBenchRow(name, m.total_rows, m.total_bytes, t1 - t0, t2 - t1, t4 - t3))
+    return out

@@ -297,6 +297,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         rows: Annotated[int, typer.Option("--rows", help="rows per table")] = 1_000_000,
         table: TablesOpt = None,
         work_dir: Annotated[Path | None, typer.Option("--work-dir", help="scratch directory")] = None,
+        dsn: Annotated[
+            str | None,
+            typer.Option("--dsn", help="also measure load/export/restore against this warm store (scratch DB!)"),
+        ] = None,
     ) -> None:
         """Export, verify and restore synthetic months; print rows/s and bytes per row."""
         from archive import bench as bench_mod
@@ -304,6 +308,21 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         settings = _settings()
         names = table or ["quotes", "trades", "book_changes"]
         options = ExportOptions.from_settings(settings.archive)
+        if dsn is not None:
+            warm = bench_mod.run_warm(dsn, names, rows, options, work_dir)
+            w = RichTable(title="archive bench against the warm store (month 2099-01, deleted afterwards)")
+            for col in ("table", "rows", "bytes/row", "load rows/s", "export rows/s", "restore rows/s"):
+                w.add_column(col, justify="right")
+            for wr in warm:
+                w.add_row(
+                    wr.table,
+                    f"{wr.rows:,}",
+                    f"{wr.bytes / wr.rows:.1f}" if wr.rows else "-",
+                    f"{wr.per_s(wr.load_s):,.0f}",
+                    f"{wr.per_s(wr.export_s):,.0f}",
+                    f"{wr.per_s(wr.restore_s):,.0f}",
+                )
+            _out().print(w)
         results = bench_mod.run(names, rows, options, work_dir)
         t = RichTable(title=f"archive bench: zstd({options.zstd_level}), row groups of {options.row_group_rows:,} rows")
         for col in (

@@ -16,12 +16,14 @@ psycopg errors become ``SourceError``/``SinkError``.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from psycopg import sql
 
 from archive.errors import SinkError, SourceError
@@ -57,9 +59,13 @@ def _select_list(table: Table) -> sql.Composed:
 
 
 class PostgresSource:
-    def __init__(self, dsn: str, *, batch_rows: int = 50_000) -> None:
+    """``use_copy``: stream with ``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` parsed by
+    Arrow's CSV reader (fast); otherwise a server-side cursor (``batch_rows`` per fetch)."""
+
+    def __init__(self, dsn: str, *, batch_rows: int = 50_000, use_copy: bool = True) -> None:
         self.dsn = dsn
         self.batch_rows = batch_rows
+        self.use_copy = use_copy
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
@@ -81,6 +87,9 @@ class PostgresSource:
         q = sql.SQL('SELECT {} FROM {} WHERE ts >= %s AND ts < %s ORDER BY {} COLLATE "C", ts').format(
             _select_list(table), sql.Identifier(table.name), sql.Identifier(table.segment_by)
         )
+        if self.use_copy:
+            yield from self._copy_batches(table, schema, q, month)
+            return
         try:
             with self._connect() as conn, conn.cursor(name=f"archive_{table.name}") as cur:
                 cur.itersize = self.batch_rows
@@ -89,6 +98,36 @@ class PostgresSource:
                     yield _to_batch(table, schema, chunk)
         except psycopg.Error as exc:
             raise SourceError(f"{table.name} {month}: export query failed: {exc}") from exc
+
+    def _copy_batches(
+        self, table: Table, schema: pa.Schema, query: sql.Composed, month: Month
+    ) -> Iterator[pa.RecordBatch]:
+        types = {
+            c.name: (pa.int64() if c.type is ColumnType.TIMESTAMP else schema.field(c.name).type) for c in table.columns
+        }
+        read = pacsv.ReadOptions(column_names=list(schema.names), use_threads=False, block_size=1 << 22)
+        convert = pacsv.ConvertOptions(
+            column_types=types,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        )
+        copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+        try:
+            with self._connect() as conn, conn.cursor() as cur:
+                params = (_ts(month.start_us), _ts(month.end_us))
+                with cur.copy(copy_sql, params) as copy:
+                    reader = pacsv.open_csv(_CopyStream(copy), read_options=read, convert_options=convert)
+                    for batch in reader:
+                        yield pa.RecordBatch.from_arrays(
+                            [col.cast(f.type) for col, f in zip(batch.columns, schema, strict=True)], schema=schema
+                        )
+        except psycopg.Error as exc:
+            raise SourceError(f"{table.name} {month}: COPY export failed: {exc}") from exc
+        except pa.ArrowInvalid as exc:
+            raise SourceError(f"{table.name} {month}: unexpected COPY output: {exc}") from exc
 
     def months(self, table: Table) -> list[Month]:
         q = sql.SQL("SELECT min(ts), max(ts) FROM {}").format(sql.Identifier(table.name))
@@ -112,6 +151,38 @@ class PostgresSource:
             raise SourceError(f"{table.name}: listing months failed: {exc}") from exc
 
 
+class _CopyStream(io.RawIOBase):
+    """A readable file over a psycopg ``Copy`` (for Arrow's streaming CSV reader)."""
+
+    def __init__(self, copy: psycopg.Copy) -> None:
+        self._copy = copy
+        self._buf = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        """Fill ``b`` completely unless the stream ends (COPY yields one row per message;
+        short reads would make Arrow parse row-sized blocks)."""
+        view = memoryview(b).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._buf:
+                chunk = self._copy.read()
+                if not chunk:
+                    break
+                self._buf = bytes(chunk)
+                self._pos = 0
+            n = min(len(view) - filled, len(self._buf) - self._pos)
+            view[filled : filled + n] = self._buf[self._pos : self._pos + n]
+            filled += n
+            self._pos += n
+            if self._pos == len(self._buf):
+                self._buf = b""
+        return filled
+
+
 def _to_batch(table: Table, schema: pa.Schema, chunk: list[tuple[Any, ...]]) -> pa.RecordBatch:
     columns = list(zip(*chunk, strict=True))
     arrays = []
@@ -123,9 +194,18 @@ def _to_batch(table: Table, schema: pa.Schema, chunk: list[tuple[Any, ...]]) -> 
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+_PG_TYPE: dict[ColumnType, str] = {k: v.removesuffix("[]") for k, v in _PG_ARRAY.items()}
+
+
 class PostgresSink:
-    def __init__(self, dsn: str) -> None:
+    """``use_copy``: CSV (written by Arrow) ``COPY`` into a temporary table, then one
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; otherwise a single unnest INSERT
+    (for the PGlite TimescaleDB test server, where COPY FROM STDIN breaks the connection)."""
+
+    def __init__(self, dsn: str, *, use_copy: bool = True) -> None:
         self.dsn = dsn
+        self.use_copy = use_copy
+        self._staging: set[str] = set()
         self._partitions: set[tuple[str, dt.date]] = set()
         try:
             self._conn = psycopg.connect(dsn, autocommit=True)
@@ -154,28 +234,66 @@ class PostgresSink:
         schema = rows.arrow_schema(table)
         batch = batch.select(schema.names).cast(schema)
         names = [sql.Identifier(c.name) for c in table.columns]
-        unnest = sql.SQL(", ").join(sql.SQL("%s::" + _PG_ARRAY[c.type]) for c in table.columns)
         select = sql.SQL(", ").join(
             sql.SQL("timestamptz 'epoch' + u.{} * interval '1 microsecond'").format(sql.Identifier(c.name))
             if c.type is ColumnType.TIMESTAMP
             else sql.SQL("u.{}").format(sql.Identifier(c.name))
             for c in table.columns
         )
-        q = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({}) ON CONFLICT DO NOTHING").format(
-            sql.Identifier(table.name), sql.SQL(", ").join(names), select, unnest, sql.SQL(", ").join(names)
+        as_ints = pa.RecordBatch.from_arrays(
+            [
+                col.cast(pa.int64()) if c.type is ColumnType.TIMESTAMP else col
+                for c, col in zip(table.columns, batch.columns, strict=True)
+            ],
+            names=list(table.column_names),
         )
-        params = []
-        for c, column in zip(table.columns, batch.columns, strict=True):
-            if c.type is ColumnType.TIMESTAMP:
-                column = column.cast(pa.int64())
-            params.append(column.to_pylist())
         try:
             self._ensure_partitions(table, batch)
             with self._conn.transaction():
-                cur = self._conn.execute(q, params)
+                if self.use_copy:
+                    staging = self._staging_table(table)
+                    buf = io.BytesIO()
+                    pacsv.write_csv(as_ints, buf, pacsv.WriteOptions(include_header=False))
+                    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+                        staging, sql.SQL(", ").join(names)
+                    )
+                    with self._conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                        copy.write(buf.getvalue())
+                    q = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS u ON CONFLICT DO NOTHING").format(
+                        sql.Identifier(table.name), sql.SQL(", ").join(names), select, staging
+                    )
+                    cur = self._conn.execute(q)
+                else:
+                    unnest = sql.SQL(", ").join(sql.SQL("%s::" + _PG_ARRAY[c.type]) for c in table.columns)
+                    q = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({}) ON CONFLICT DO NOTHING").format(
+                        sql.Identifier(table.name), sql.SQL(", ").join(names), select, unnest, sql.SQL(", ").join(names)
+                    )
+                    cur = self._conn.execute(q, [col.to_pylist() for col in as_ints.columns])
         except psycopg.Error as exc:
             raise SinkError(f"{table.name}: insert of {batch.num_rows} rows failed: {exc}") from exc
         return max(cur.rowcount, 0)
+
+    def _staging_table(self, table: Table) -> sql.Identifier:
+        """A session-local temporary table with the row's columns (timestamps as µs
+        integers), emptied at each commit."""
+        ident = sql.Identifier(f"archive_load_{table.name}")
+        if table.name not in self._staging:
+            cols = sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(_PG_TYPE[c.type])) for c in table.columns
+            )
+            self._conn.execute(
+                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(ident, cols)
+            )
+            self._staging.add(table.name)
+        return ident
+
+    def delete_month(self, table: Table, month: Month) -> int:
+        """Delete a month's rows (benchmarks and tests on scratch databases)."""
+        q = sql.SQL("DELETE FROM {} WHERE ts >= %s AND ts < %s").format(sql.Identifier(table.name))
+        try:
+            return max(self._conn.execute(q, (_ts(month.start_us), _ts(month.end_us))).rowcount, 0)
+        except psycopg.Error as exc:
+            raise SinkError(f"{table.name} {month}: delete failed: {exc}") from exc
 
     def count_rows(self, table: Table, month: Month) -> int:
         q = sql.SQL("SELECT count(*) FROM {} WHERE ts >= %s AND ts < %s").format(sql.Identifier(table.name))
