@@ -478,6 +478,11 @@ def parse_frame(frame: bytes | str, recv_ts_us: int) -> Outcome:
     fast = _fast(frame, recv_ts_us)
     if fast is not None:
         return fast
+    return _parse_general(frame, recv_ts_us)
+
+
+def _parse_general(frame: bytes, recv_ts_us: int) -> Outcome:
+    """The two-pass route: every frame shape, every error classified."""
     try:
         env = _envelope_decoder.decode(frame)
     except msgspec.ValidationError as exc:

@@ -472,3 +472,22 @@ def test_any_json_data_on_any_channel_never_raises(channel: str, data: object) -
     out = n.parse_frame(frame.encode(), 1)
     assert isinstance(out, n.Notification | n.Malformed)
     assert n.parse_frame(frame, 1) == out  # a str frame is accepted too
+
+
+def test_one_pass_and_general_routes_agree(ws_records: list[CaptureRecord]) -> None:
+    from ingest.synth import frames
+
+    samples = [(r.recv_ts_us, r.frame) for r in ws_records] + list(frames(3000, seed=5))
+    samples += [
+        (1, nautilus_frame(name))
+        for name in ("ws_trades.json", "ws_trades_option_combo.json", "ws_ticker.json", "ws_book_grouped_snapshot.json")
+    ]
+    fast_hits = 0
+    for ts, frame in samples:
+        fast = n._fast(frame, ts)
+        general = n._parse_general(frame, ts)
+        if fast is not None:
+            fast_hits += 1
+            assert fast == general
+        assert n.parse_frame(frame, ts) == general
+    assert fast_hits > 2900
