@@ -20,7 +20,7 @@ from rich.table import Table as RichTable
 from archive import catalog, layout, retention
 from archive.errors import ArchiveError, IntegrityError, InvalidArgument
 from archive.export import ExportOptions, export_month
-from archive.journal import archive_journal_day, check_journal_day
+from archive.journal import archive_journal_day, check_journal_day, segments_by_day
 from archive.layout import Month
 from archive.restore import restore_month
 from archive.rich_progress import RichProgress
@@ -235,21 +235,43 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
     @group.command("journal")
     def journal_cmd(
-        day: Annotated[str, typer.Option("--day", help="UTC day the segments belong to, YYYY-MM-DD")],
-        segments: Annotated[list[Path], typer.Argument(help="sealed, acknowledged journal segment files")],
+        segments: Annotated[
+            list[Path] | None,
+            typer.Argument(help="segment files of --day; default: the journal's sealed, acknowledged segments"),
+        ] = None,
+        day: Annotated[str | None, typer.Option("--day", help="UTC day, YYYY-MM-DD")] = None,
+        journal_dir: Annotated[
+            Path | None, typer.Option("--journal-dir", help="journal directory (default: paths.journal_dir)")
+        ] = None,
         target: TargetOpt = None,
     ) -> None:
-        """Archive a day's raw journal segments (zstd) with their manifest."""
+        """Archive raw journal segments (zstd) per UTC day with their manifest."""
         settings = _settings()
         tgt = _target(target, settings)
-        d = layout.parse_day(day)
+        if segments:
+            if day is None:
+                raise InvalidArgument("segment files need --day")
+            groups = {layout.parse_day(day): list(segments)}
+        else:
+            from ingest.journal import JournalReader
+
+            reader = JournalReader(journal_dir or settings.paths.journal_dir)
+            ready = [(s.path, s.first_ts_us) for s in reader.segments() if s.sealed and s.acked]
+            groups = segments_by_day(ready)
+            if day is not None:
+                wanted = layout.parse_day(day)
+                groups = {d: p for d, p in groups.items() if d == wanted}
+            if not groups:
+                _out().print("no sealed, acknowledged journal segments to archive")
+                return
         with RichProgress() as progress:
-            r = archive_journal_day(tgt, d, segments, zstd_level=settings.archive.zstd_level, progress=progress)
-        m = r.manifest
-        _out().print(
-            f"journal {d}: {r.status}, {len(m.segments)} segments, {_fmt_bytes(m.total_original_bytes)} -> "
-            f"{_fmt_bytes(m.total_bytes)} (uploaded {r.uploaded})"
-        )
+            for d, paths in groups.items():
+                r = archive_journal_day(tgt, d, paths, zstd_level=settings.archive.zstd_level, progress=progress)
+                m = r.manifest
+                progress.note(
+                    f"journal {d}: {r.status}, {len(m.segments)} segments, {_fmt_bytes(m.total_original_bytes)} -> "
+                    f"{_fmt_bytes(m.total_bytes)} (uploaded {r.uploaded})"
+                )
 
     @group.command("verify-journal")
     def verify_journal_cmd(

@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +141,19 @@ def archive_journal_day(
     target.put_bytes(layout.journal_manifest_key(day), mf.encode(manifest))
     catalog.record_journal_day(target, manifest, when)
     return JournalResult(day, "archived", manifest, uploaded)
+
+
+def segments_by_day(segments: Iterable[tuple[Path, int | None]]) -> dict[dt.date, list[Path]]:
+    """Group segment files by the UTC day of their first record's receive time
+    (``(path, first_ts_us)`` pairs; empty segments, ``None``, are skipped). A segment that
+    spans midnight belongs to the day it starts in."""
+    out: dict[dt.date, list[Path]] = {}
+    for path, first_ts_us in segments:
+        if first_ts_us is None:
+            continue
+        day = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=first_ts_us)).date()
+        out.setdefault(day, []).append(path)
+    return dict(sorted(out.items()))
 
 
 def _size(path: Path) -> int:

@@ -82,7 +82,7 @@ def test_journal_and_retention_commands(cli: tuple[typer.Typer, CliRunner], tmp_
     lake = tmp_path / "lake"
     seg = tmp_path / "seg-000001.log"
     seg.write_bytes(b'1700000000.1: {"jsonrpc":"2.0","method":"subscription"}\n' * 200)
-    r = runner.invoke(app, ["archive", "journal", "--day", "2026-11-03", str(seg), "--target", str(lake)])
+    r = runner.invoke(app, ["archive", "journal", str(seg), "--day", "2026-11-03", "--target", str(lake)])
     assert r.exit_code == 0, r.output
     assert "journal 2026-11-03: archived, 1 segments" in r.output
     r = runner.invoke(app, ["archive", "verify-journal", "--target", str(lake)])
@@ -120,3 +120,42 @@ def test_bench_archive_prints_figures(cli: tuple[typer.Typer, CliRunner]) -> Non
     assert r.exit_code == 0, r.output
     assert "bytes/row" in r.output
     assert "3,000" in r.output
+
+
+def test_journal_command_archives_sealed_acknowledged_segments_by_day(
+    cli: tuple[typer.Typer, CliRunner], tmp_path: Path
+) -> None:
+    from ingest.journal import Journal, JournalReader
+
+    app, runner = cli
+    jdir = tmp_path / "journal"
+    frames = [
+        line.split(b": ", 1)[1]
+        for line in (Path(__file__).parents[1] / "fixtures/deribit/real/cryptofeed_2021-07-22_DERIBIT.ws.1.0")
+        .read_bytes()
+        .splitlines()[2:40]
+    ]
+    day1 = Month(2026, 11).start_us + 2 * 86_400_000_000 + 86_000_000_000  # 2026-11-03 23:53:20
+    journal = Journal.open(jdir, segment_bytes=4096)
+    try:
+        seq = 0
+        for i, frame in enumerate(frames * 3):
+            seq = journal.append(frame, day1 + i * 10_000_000, "c0")
+        journal.sync()
+        journal.commit(seq - 5)  # the last records are not acknowledged yet
+    finally:
+        journal.close()
+    infos = JournalReader(jdir).segments()
+    ready = [s for s in infos if s.sealed and s.acked]
+    assert 2 <= len(ready) < len(infos)
+    lake = tmp_path / "lake"
+    r = runner.invoke(app, ["archive", "journal", "--journal-dir", str(jdir), "--target", str(lake)])
+    assert r.exit_code == 0, r.output
+    index = catalog.read_index(LocalTarget(lake))
+    archived = {d.day: d.segments for d in index.journal_days}
+    assert sum(archived.values()) == len(ready)
+    assert set(archived) <= {"2026-11-03", "2026-11-04"}
+    r = runner.invoke(app, ["archive", "journal", "--journal-dir", str(jdir), "--target", str(lake)])
+    assert "up-to-date" in r.output
+    r = runner.invoke(app, ["archive", "verify-journal", "--target", str(lake)])
+    assert r.exit_code == 0, r.output
