@@ -69,7 +69,7 @@ class Stack:
                 if result.action is Action.STARTED and not isinstance(comp, ExternalPostgres):
                     started.append(comp)
             reports = self.migrate(timescaledb_test=timescaledb_test) if run_migrations else ()
-        except TickarchiveError:
+        except BaseException:  # an error, or Ctrl-C: stop what this call started, then re-raise
             for comp in reversed(started):
                 with contextlib.suppress(TickarchiveError):
                     comp.down()
