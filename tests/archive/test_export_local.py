@@ -204,3 +204,40 @@ def test_no_half_written_file_is_visible(store: MemoryStore, local: LocalTarget,
     export_month(store, local, TRADES, MONTH, OPTIONS, force=True)
     assert not junk.exists()
     assert layout.manifest_key("trades", MONTH) in {o.key for o in local.list("_manifests/")}
+
+
+def test_replay_output_source_across_months_sorted_by_index_name(tmp_path: Path, local: LocalTarget) -> None:
+    from archive.replay_source import ParquetDirSource
+    from tickarchive.tables import INDEX_TICKS
+
+    oct_end = Month(2026, 10).end_us
+    ticks = [
+        {"ts": oct_end - 2_000, "recv_ts": oct_end - 1_000, "index_name": "eth_usd", "price": 3001.25},
+        {"ts": oct_end + 5_000, "recv_ts": oct_end + 6_000, "index_name": "btc_usd", "price": 91234.5},
+        {"ts": oct_end - 9_000, "recv_ts": oct_end - 8_000, "index_name": "btc_usd", "price": 91230.0},
+        {"ts": oct_end + 1_000, "recv_ts": oct_end + 2_000, "index_name": "eth_usd", "price": 3002.75},
+        {"ts": oct_end + 3_000, "recv_ts": oct_end + 4_000, "index_name": "btc_usd", "price": 91233.0},
+    ]
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    pq.write_table(pa.Table.from_pylist(ticks, schema=rows.arrow_schema(INDEX_TICKS)), replay / "index_ticks.parquet")
+    source = ParquetDirSource(replay)
+    months = source.months(INDEX_TICKS)
+    assert months == [Month(2026, 10), Month(2026, 11)]
+    assert source.months(QUOTES) == []
+    for m in months:
+        export_month(source, local, INDEX_TICKS, m, OPTIONS)
+    con = duckdb.connect()
+    got = con.execute(
+        f"SELECT month, index_name, price FROM read_parquet('{local.root}/table=index_ticks/month=*/*.parquet', "
+        "hive_partitioning=true) ORDER BY month, index_name, ts"
+    ).fetchall()
+    assert got == [
+        ("2026-10", "btc_usd", 91230.0),
+        ("2026-10", "eth_usd", 3001.25),
+        ("2026-11", "btc_usd", 91233.0),
+        ("2026-11", "btc_usd", 91234.5),
+        ("2026-11", "eth_usd", 3002.75),
+    ]
+    nov = pq.read_table(local.root / "table=index_ticks/month=2026-11/part-0000.parquet")
+    assert nov.column("index_name").to_pylist() == ["btc_usd", "btc_usd", "eth_usd"]  # file order = sort order
