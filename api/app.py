@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import routes_data, routes_ops
@@ -23,6 +23,7 @@ from api.auth import KeyGuard
 from api.context import AppContext
 from api.errors import ApiError, RateLimited
 from api.metrics import ApiMetrics
+from api.output import JsonResponse
 from api.stores import Stores
 from tickarchive.settings import Settings
 
@@ -32,8 +33,8 @@ DESCRIPTION = """Query and health API over the three tiers of tickarchive (Quest
 TimescaleDB/PostgreSQL warm, Parquet cold). See docs/api.md."""
 
 
-def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> ORJSONResponse:
-    return ORJSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JsonResponse:
+    return JsonResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -60,7 +61,7 @@ def create_app(settings: Settings, stores: Stores | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=JsonResponse,
     )
     metrics = ApiMetrics(st)
     app.state.ctx = AppContext(

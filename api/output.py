@@ -138,3 +138,12 @@ def respond(
         return StreamingResponse(_csv_chunks(shown), media_type=MEDIA[fmt], headers=headers)
     body_meta = {"count": frame.height, "next_cursor": next_cursor, **(meta or {})}
     return StreamingResponse(_json_chunks(shown, body_meta), media_type=MEDIA[fmt], headers=headers)
+
+
+class JsonResponse(Response):
+    """A JSON response rendered with orjson (NaN becomes null)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

@@ -24,7 +24,7 @@ from api.book import BookRow, reconstruct
 from api.context import Ctx, authorize
 from api.cursor import Cursor
 from api.errors import InvalidRequest, NotFound, ResultTooLarge
-from api.output import Format, TimeFormat, choose, respond
+from api.output import Format, JsonResponse, TimeFormat, choose, respond
 from api.tiers import Tier
 from api.timefmt import US_PER_DAY, US_PER_S, day_start_us, iso, parse_day, parse_time
 from api.warm import COVERAGE_SCHEMA
@@ -241,9 +241,7 @@ def book(
             return iso(us)
         return us if time_format is TimeFormat.EPOCH_US else us // 1000
 
-    from fastapi.responses import ORJSONResponse
-
-    return ORJSONResponse(
+    return JsonResponse(
         {
             "instrument": name,
             "at": t(at_us),
@@ -289,6 +287,19 @@ def ohlcv(
     return respond(frame, ("ts",), out, time_format, name=f"ohlcv-{match.exact}")
 
 
+def fold_instruments(rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per instrument: ts, recv_ts and state of its latest row; every other field
+    from its latest row that has it (``instrument.state`` notifications carry only the
+    name and the state, ``get_instruments`` the full description)."""
+    latest = ("ts", "recv_ts", "state")
+    aggs = [
+        pl.col(c).last() if c in latest else pl.col(c).drop_nulls().last()
+        for c in INSTRUMENTS.column_names
+        if c != "instrument"
+    ]
+    return rows.sort("ts").group_by("instrument").agg(aggs).select(INSTRUMENTS.column_names).sort("instrument")
+
+
 @router.get("/instruments", summary="Instruments and their state as of an instant")
 def instruments(
     ctx: Ctx,
@@ -306,9 +317,20 @@ def instruments(
     at_us = parse_time("at", at) if at else _now_us()
     out = choose(format, request.headers.get("accept"))
     k = p.one_of("kind", kind, ("option", "future", "spot", "future_combo", "option_combo"))
-    frame = query.latest(
-        ctx.stores, INSTRUMENTS, INSTRUMENTS.column_names, at_us - lookback_days * US_PER_DAY, at_us, None, "instrument"
+    page = query.rows(
+        ctx.stores,
+        INSTRUMENTS,
+        INSTRUMENTS.column_names,
+        at_us - lookback_days * US_PER_DAY,
+        at_us + 1,
+        None,
+        {},
+        a.max_rows,
+        None,
     )
+    if page.cursor is not None:
+        raise ResultTooLarge(f"more than api.max_rows ({a.max_rows}) instrument rows; lower lookback_days")
+    frame = fold_instruments(page.frame)
     if currency:
         frame = frame.filter(pl.col("base_currency") == p.currency(currency))
     if k:

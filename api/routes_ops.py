@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import health as healthmod
 from api.context import Ctx
+from api.output import JsonResponse
 
 router = APIRouter()
 
 
 @router.get("/health", summary="200 when QuestDB, the warm store and every collector connection are fresh; else 503")
-def health(ctx: Ctx) -> ORJSONResponse:
+def health(ctx: Ctx) -> JsonResponse:
     rep = healthmod.check(ctx.stores)
-    return ORJSONResponse(rep.body(), status_code=200 if rep.healthy else 503)
+    return JsonResponse(rep.body(), status_code=200 if rep.healthy else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics (text exposition format)")

@@ -136,5 +136,3 @@ class Stores:
             for d in days(seg.lo_us, seg.hi_us):
                 out[d] = seg.tier
         return out
-
-

@@ -103,8 +103,18 @@ def book(seed: int = 9) -> list[BookChange]:
         for side, prices in (("bid", (0.05, 0.049, 0.048)), ("ask", (0.051, 0.052, 0.053))):
             for px in prices:
                 out.append(
-                    BookChange(BOOK_INSTRUMENT, t0, t0 + 900, change_id, None, True, Side(side), BookAction.SNAPSHOT, px,
-                               float(rng.randrange(1, 40)))
+                    BookChange(
+                        BOOK_INSTRUMENT,
+                        t0,
+                        t0 + 900,
+                        change_id,
+                        None,
+                        True,
+                        Side(side),
+                        BookAction.SNAPSHOT,
+                        px,
+                        float(rng.randrange(1, 40)),
+                    )
                 )
         prev = change_id
         for k in range(60):
@@ -114,16 +124,26 @@ def book(seed: int = 9) -> list[BookChange]:
             px = round((0.045 if side == "bid" else 0.051) + 0.001 * rng.randrange(0, 7), 3)
             action = rng.choice(("new", "change", "delete"))
             amount = 0.0 if action == "delete" else float(rng.randrange(1, 40))
-            out.append(BookChange(BOOK_INSTRUMENT, ts, ts + 900, change_id, prev, False, Side(side), BookAction(action),
-                                  px, amount))
+            out.append(
+                BookChange(
+                    BOOK_INSTRUMENT, ts, ts + 900, change_id, prev, False, Side(side), BookAction(action), px, amount
+                )
+            )
             prev = change_id
     return out
 
 
 def heartbeat() -> ConnectionHeartbeat:
     t = us(dt.date(2026, 10, 8), 0, 0, 5.0)
-    return ConnectionHeartbeat(connection="c0", ts_us=t, connected=True, subscribed_channels=3, frames_total=9,
-                               last_frame_us=t, journal_backlog_bytes=0)
+    return ConnectionHeartbeat(
+        connection="c0",
+        ts_us=t,
+        connected=True,
+        subscribed_channels=3,
+        frames_total=9,
+        last_frame_us=t,
+        journal_backlog_bytes=0,
+    )
 
 
 def all_events() -> list[Event]:

@@ -58,8 +58,13 @@ def snapshot(api: Api) -> dict[str, Any]:
     return {
         "quotes": all_pages(api, "/quotes", instrument="ETH-*", start=START, end=END, limit=97),
         "trades": all_pages(api, "/trades", instrument="*", start=START, end=END, limit=50),
-        "one": api.get("/quotes", instrument="BTC-27NOV26-90000-C", start="2026-10-05T06:00:00Z",
-                       end="2026-10-06T06:00:00Z", time_format="epoch_us")["rows"],
+        "one": api.get(
+            "/quotes",
+            instrument="BTC-27NOV26-90000-C",
+            start="2026-10-05T06:00:00Z",
+            end="2026-10-06T06:00:00Z",
+            time_format="epoch_us",
+        )["rows"],
         "chain": api.get("/chain", currency="ETH", at=at, lookback_s=86400)["rows"],
         "book": api.get("/book", instrument=data.BOOK_INSTRUMENT, at=at, depth=50),
         "ohlcv": ohlcv,
@@ -70,17 +75,21 @@ def test_identical_rows_hot_warm_cold_restored(
     api: Api, questdb_clean: QuestDBHandle, warm_store: WarmHandle, tmp_path: Path
 ) -> None:
     counts = data.write(questdb_clean, data.all_events())
-    assert counts["quotes"] == 3 * 5 * 30 and counts["trades"] == 3 * 5 * 12
+    assert counts["quotes"] == 3 * 5 * 30
+    assert counts["trades"] == 3 * 5 * 12
     hot = snapshot(api)
-    assert len(hot["quotes"]) == 3 * 4 * 30 and len(hot["trades"]) == 3 * 5 * 12
+    assert len(hot["quotes"]) == 3 * 4 * 30
+    assert len(hot["trades"]) == 3 * 5 * 12
     assert [r["ts"] for r in hot["quotes"]] == sorted(r["ts"] for r in hot["quotes"])
     assert len({(r["ts"], r["instrument"]) for r in hot["quotes"]}) == len(hot["quotes"])
-    assert len(hot["ohlcv"]) > 10 and sum(b["trade_count"] for b in hot["ohlcv"]) == 3 * 12
+    assert len(hot["ohlcv"]) > 10
+    assert sum(b["trade_count"] for b in hot["ohlcv"]) == 3 * 12
 
     # Day 1 rolls over to the warm store with the real rollover, and its QuestDB partition is dropped.
-    with HotStore(questdb_clean.pg_dsn, questdb_clean.http_url) as h, WarmStore(
-        warm_store.owner_dsn, warm_store.dialect, pglite=warm_store.pglite
-    ) as w:
+    with (
+        HotStore(questdb_clean.pg_dsn, questdb_clean.http_url) as h,
+        WarmStore(warm_store.owner_dsn, warm_store.dialect, pglite=warm_store.pglite) as w,
+    ):
         now = data.us(dt.date(2026, 10, 8), 1, 0)
         report = run(h, w, now, RolloverOptions(hot_retention_days=1, reader=HotReader.PG), day=D1)
         assert report.ok, report.problems
@@ -89,7 +98,9 @@ def test_identical_rows_hot_warm_cold_restored(
     assert questdb_clean.query("SELECT count() FROM quotes WHERE ts >= %s AND ts < %s", day1)[0][0] == 0
     assert warm_store.query("SELECT count(*) FROM quotes")[0][0] == 5 * 30
     assert [s.tier.value for s in api.stores.segments(QUOTES, data.us(D1), data.us(D3) + 86_400 * US_PER_S)] == [
-        "warm", "hot"]
+        "warm",
+        "hot",
+    ]
     assert snapshot(api) == hot
 
     # Archive October from the warm store, drop the warm month: day 1 is now read from Parquet.
