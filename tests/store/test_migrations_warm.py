@@ -137,6 +137,10 @@ def test_rollups_give_ohlc_volume_and_vwap_of_the_loaded_trades(warm_store: Warm
     assert [q[:7] + q[8:] for q in quotes] == [(m0, c, None, 0.0480, 0.0459, 62.0, 2981.25, 3)]
     assert quotes[0][7] == pytest.approx(((0.0460 - 0.0440) + (0.0470 - 0.0445)) / 2, rel=1e-12)
 
+    warm_store.truncate_all()  # what the *_clean fixtures do: rollups are emptied too
+    assert warm_store.query("SELECT count(*) FROM trades_1m") == [(0,)]
+    assert warm_store.query("SELECT count(*) FROM quotes_1m") == [(0,)]
+
 
 def test_a_dialect_the_server_lacks_is_refused(postgres: WarmHandle) -> None:
     with pytest.raises(MigrationError, match="no timescaledb extension"):
