@@ -36,6 +36,7 @@ from loadtest.sim.replay import CapturedFrame, ReplayCatalog, load_capture, repl
 from loadtest.sim.rpc import Catalog, PublicApi, Session
 
 WS_PATH = "/ws/api/v2"
+CLOSE_TIMEOUT_S = 2.0
 TRADE_CHANNELS = tuple(
     f"trades.{kind}.{cur}.{iv}" for kind in ("option", "any") for cur in (CURRENCY, "any") for iv in ("100ms", "agg2")
 )
@@ -131,7 +132,7 @@ class Simulator:
                 ping_interval=None,
                 max_size=2**22,
                 write_limit=cfg.write_limit_bytes,
-                close_timeout=2.0,
+                close_timeout=CLOSE_TIMEOUT_S,
             )
         except OSError as exc:
             raise SimServerError(f"cannot listen on {cfg.host}:{cfg.port}: {exc}") from exc
@@ -298,8 +299,7 @@ class Simulator:
         ws = conn.ws
         while not conn.closed:
             if conn.close_request is not None:
-                code, reason = conn.close_request
-                await ws.close(code, reason)
+                await _close(ws, *conn.close_request)
                 return
             if conn.heartbeat_s <= 0:
                 conn.control.clear()
@@ -314,7 +314,7 @@ class Simulator:
             if conn.silenced() or now < conn.heartbeat_withhold_until:
                 continue
             if conn.session.test_request_pending:
-                await ws.close(1000, "test_request not answered")
+                await _close(ws, 1000, "test_request not answered")
                 return
             if now < conn.heartbeat_delay_until and conn.heartbeat_delay_s > 0:
                 await asyncio.sleep(conn.heartbeat_delay_s)
@@ -330,11 +330,11 @@ class Simulator:
         next_t = loop.time()
         last_ms = 0
         while True:
+            self._check_maintenance()
             now_ms = time.time_ns() // 1_000_000
             if now_ms <= last_ms:
                 now_ms = last_ms + 1
             last_ms = now_ms
-            self._check_maintenance()
             self.publish_events(self._step(now_ms), now_ms)
             next_t += tick
             delay = next_t - loop.time()
@@ -603,6 +603,15 @@ class Simulator:
 
     def export_send_log(self, dest: Path) -> dict[str, str]:
         return self.send_log.export(dest)
+
+
+async def _close(ws: ServerConnection, code: int, reason: str) -> None:
+    """Close with a close frame; a reader that never reads it gets its socket aborted."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await ws.close(code, reason)
+    except TimeoutError:
+        ws.transport.abort()
 
 
 async def run_forever(config: SimConfig, on_ready: Callable[[Simulator], Awaitable[None] | None]) -> None:
