@@ -44,12 +44,16 @@ def _assert_figures(report: QualityReport) -> None:
     # every planted defect, exactly
     assert {c.name: c.count for c in report.checks} == data.PLANTED
     crossed = report.check("crossed_quote")
-    assert [(f.instrument, f.ts_us - data.T0) for f in crossed.examples] == [
+    assert sorted((f.instrument, f.ts_us - data.T0) for f in crossed.examples) == [
         (data.A, 7 * data.H + 1 * data.S), (data.A, 7 * data.H + 2 * data.S), (data.A, 7 * data.H + 3 * data.S)
     ]
     assert crossed.examples[0].detail == "bid 0.07 > ask 0.06"
-    assert report.check("duplicate_trade_id").examples[0].detail == "trade_id ETH-8007 seen before"
-    assert report.check("trade_ts_backwards").examples[0].detail.startswith("trade ETH-9113: ts 1800000.000 ms")
+    dup = report.check("duplicate_trade_id").examples[0]
+    assert (dup.detail, dup.ts_us) == ("trade_id ETH-8007 received before", data.T0 + 15 * data.H)
+    assert report.check("trade_ts_backwards").examples[0].detail == (
+        "trade ETH-9113: ts 1800000.000 ms before a trade received earlier"
+    )
+    assert report.check("quote_ts_backwards").examples[0].detail == "ts 1000.000 ms before a quote received earlier"
     # heatmap matrix = counts per (instrument, hour) straight from the rows
     expected = data.expected_coverage()
     cov = report.coverage

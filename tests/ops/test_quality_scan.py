@@ -9,24 +9,57 @@ import pytest
 from tickarchive.quality.errors import DayError
 from tickarchive.quality.model import GapRow, QuoteRow, TradeRow
 from tickarchive.quality.report import parse_day
-from tickarchive.quality.scan import MAX_EXAMPLES, QuoteScanner, TradeScanner, clip_gaps, reconcile_volume
+from tickarchive.quality.scan import (
+    MAX_EXAMPLES,
+    OrderError,
+    QuoteScanner,
+    TradeScanner,
+    clip_gaps,
+    reconcile_volume,
+)
 
 S = 1_000_000
 T0 = 1_795_132_800 * S  # 2026-11-20T00:00:00Z
 
 
+def _desc(rows: list[QuoteRow]) -> list[QuoteRow]:
+    return sorted(rows, key=lambda q: q.ts_us, reverse=True)
+
+
 def test_one_late_quote_is_one_flag_not_a_cascade() -> None:
+    # in receive order: ts 10, 20, 15 (late), 30, 40, and 12 received long after everything
     scan = QuoteScanner(T0)
-    for ts, recv in ((10, 10), (20, 20), (15, 21), (30, 30), (40, 40)):
-        scan.add(QuoteRow(T0 + ts * S, T0 + recv * S, "X", 1.0, 1.0, 2.0, 1.0, None))
-    assert scan.backwards.count == 1
-    assert scan.backwards.examples[0].ts_us == T0 + 15 * S
-    assert scan.backwards.examples[0].detail == "ts 5000.000 ms before the previous quote"
+    rows = [(10, 10), (20, 20), (15, 21), (30, 30), (40, 40), (12, 90)]
+    scan.feed(_desc([QuoteRow(T0 + ts * S, T0 + recv * S, "X", 1.0, 1.0, 2.0, 1.0, None) for ts, recv in rows]))
+    assert scan.backwards.count == 2
+    flagged = sorted((f.ts_us - T0) // S for f in scan.backwards.examples)
+    assert flagged == [12, 15]
+    details = {(f.ts_us - T0) // S: f.detail for f in scan.backwards.examples}
+    assert details[15] == "ts 5000.000 ms before a quote received earlier"
+
+
+def test_equal_ts_is_not_backwards_and_instruments_are_independent() -> None:
+    scan = TradeScanner()
+    rows = [
+        TradeRow(T0 + 5 * S, T0 + 9 * S, "X", "a", 1, 0.1, 1.0),
+        TradeRow(T0 + 5 * S, T0 + 6 * S, "X", "b", 2, 0.1, 1.0),  # same ts, received earlier: fine
+        TradeRow(T0 + 4 * S, T0 + 7 * S, "Y", "c", 1, 0.1, 1.0),  # other instrument: fine
+        TradeRow(T0 + 3 * S, T0 + 8 * S, "X", "d", 0, 0.1, 1.0),  # received after b (ts 5): flagged
+    ]
+    scan.feed(rows)
+    assert [f.detail for f in scan.backwards.examples] == ["trade d: ts 2000.000 ms before a trade received earlier"]
+
+
+def test_rows_out_of_order_are_a_caller_bug() -> None:
+    scan = QuoteScanner(T0)
+    scan.add(QuoteRow(T0 + S, T0 + S, "X", None, None, None, None, None))
+    with pytest.raises(OrderError, match="descending ts order"):
+        scan.add(QuoteRow(T0 + 2 * S, T0 + 2 * S, "X", None, None, None, None, None))
 
 
 def test_examples_are_capped_and_counts_exact() -> None:
     scan = QuoteScanner(T0)
-    for i in range(MAX_EXAMPLES + 25):
+    for i in reversed(range(MAX_EXAMPLES + 25)):
         scan.add(QuoteRow(T0 + i * S, T0 + i * S, "X", 3.0, 1.0, 2.0, 1.0, None))
     assert scan.crossed.count == MAX_EXAMPLES + 25
     assert len(scan.crossed.result().examples) == MAX_EXAMPLES
@@ -34,10 +67,10 @@ def test_examples_are_capped_and_counts_exact() -> None:
 
 def test_empty_sides_are_not_flagged_but_zero_prices_are() -> None:
     scan = QuoteScanner(T0)
-    scan.add(QuoteRow(T0, T0, "X", None, None, None, None, None))
+    scan.add(QuoteRow(T0 + 2 * S, T0 + 2 * S, "X", None, None, None, None, None))
     scan.add(QuoteRow(T0 + S, T0 + S, "X", None, None, 0.0005, 3.0, None))
     assert [c.count for c in scan.checks()] == [0, 0, 0, 0]
-    scan.add(QuoteRow(T0 + 2 * S, T0 + 2 * S, "X", -0.1, 1.0, 0.0005, 0.0, None))
+    scan.add(QuoteRow(T0, T0, "X", -0.1, 1.0, 0.0005, 0.0, None))
     assert scan.nonpositive.count == 1
     assert scan.nonpositive.examples[0].detail == "bid_price -0.1, ask_amount 0.0"
 
@@ -50,12 +83,14 @@ def test_hours_clamp_to_the_day() -> None:
 
 def test_trade_completeness_and_duplicates() -> None:
     scan = TradeScanner()
-    for seq, tid, amount in ((5, "a", 1.0), (6, "b", 2.0), (9, "c", 4.0), (6, "b", 2.0)):
-        scan.add(TradeRow(T0 + seq * S, T0 + seq * S, "X", tid, seq, 0.1, amount))
+    rows = [(5, "a", 1.0, 5), (6, "b", 2.0, 6), (9, "c", 4.0, 9), (6, "b", 2.0, 20)]  # b re-delivered at t=20
+    for seq, tid, amount, recv in sorted(rows, reverse=True):
+        scan.add(TradeRow(T0 + seq * S, T0 + recv * S, "X", tid, seq, 0.1, amount))
     (comp,) = scan.completeness()
     assert (comp.trades, comp.distinct_seq, comp.expected, comp.missing) == (4, 3, 5, 2)
     assert comp.pct == pytest.approx(60.0)
     assert scan.duplicates.count == 1
+    assert scan.duplicates.examples[0].recv_us == T0 + 20 * S  # the later-received copy is the repeat
     assert scan.traded() == {"X": 7.0}  # the repeat is not summed twice
 
 

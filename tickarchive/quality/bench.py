@@ -31,6 +31,8 @@ def run(quotes: int, trades: int, instruments: int = 800) -> ScanFigures:
                  0.05, 1.0)
         for i in range(trades)
     ]
+    qrows.reverse()  # the scanners take descending ts, as the stores are read
+    trows.reverse()
     qs = QuoteScanner(T0)
     t0 = time.perf_counter()
     qs.feed(qrows)

@@ -1,8 +1,14 @@
-"""The pure core of the quality report: scanners fed rows in receive order.
+"""The pure core of the quality report: scanners fed one day's rows in DESCENDING exchange
+ts order (the store's natural order read backwards: no server-side sort of a whole day).
 
 Every check flags rows and counts them exactly; nothing is dropped or corrected, and the
 coverage and volume figures include flagged rows (duplicate trade ids are counted once
 in the volume sum, and flagged).
+
+"ts going backwards per instrument in receive order" flags a row when some row of the same
+instrument with a later ts was received before it. Read in descending ts, that is: the
+smallest recv_ts among the instrument's rows with a strictly greater ts is below the row's
+recv_ts (``_Order``). Each late row is one flag, however many rows it overtook.
 """
 
 from __future__ import annotations
@@ -31,9 +37,9 @@ CHECKS: dict[str, str] = {
     "locked_quote": "quotes whose best bid equals the best ask (bid = ask)",
     "nonpositive_quote": "quotes with a price or size ≤ 0 (an empty side is NULL and not flagged)",
     "nonpositive_trade": "trades with a price or amount ≤ 0",
-    "duplicate_trade_id": "trades whose trade_id already appeared that day (each repeat is flagged)",
-    "quote_ts_backwards": "quotes whose exchange ts is earlier than the instrument's previous quote (receive order)",
-    "trade_ts_backwards": "trades whose exchange ts is earlier than the instrument's previous trade (receive order)",
+    "duplicate_trade_id": "trades whose trade_id appeared earlier that day (each later-received repeat is flagged)",
+    "quote_ts_backwards": "quotes received after a quote of the instrument with a later exchange ts",
+    "trade_ts_backwards": "trades received after a trade of the instrument with a later exchange ts",
 }
 
 
@@ -52,6 +58,40 @@ class _Check:
         return CheckResult(self.name, CHECKS[self.name], self.count, tuple(self.examples))
 
 
+class OrderError(ValueError):
+    """Rows were not fed in descending ts order (a bug of the caller, not bad data)."""
+
+
+class _Order:
+    """Per-instrument receive-order check over rows arriving in descending ts."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self) -> None:
+        # instrument -> [min recv over greater ts, its ts, current ts group, group min recv, its ts]
+        self._state: dict[str, list[int]] = {}
+
+    def overtaken_by(self, inst: str, ts_us: int, recv_us: int) -> int | None:
+        """The ts of a row with a greater ts received before this one, or None."""
+        st = self._state.get(inst)
+        if st is None:
+            self._state[inst] = [_NEVER, 0, ts_us, recv_us, ts_us]
+            return None
+        if ts_us < st[2]:  # a new ts group: fold the previous one in
+            if st[3] < st[0]:
+                st[0], st[1] = st[3], st[4]
+            st[2], st[3], st[4] = ts_us, recv_us, ts_us
+        elif ts_us == st[2]:
+            if recv_us < st[3]:
+                st[3], st[4] = recv_us, ts_us
+        else:
+            raise OrderError(f"{inst}: ts {ts_us} after {st[2]}: rows must come in descending ts order")
+        return st[1] if st[0] < recv_us else None
+
+
+_NEVER = 2**63 - 1
+
+
 def _hour(ts_us: int, day_start_us: int) -> int:
     return min(23, max(0, (ts_us - day_start_us) // US_PER_HOUR))
 
@@ -63,7 +103,7 @@ class QuoteScanner:
         self._day_start_us = day_start_us
         self.rows = 0
         self._counts: dict[str, list[int]] = {}
-        self._last_ts: dict[str, int] = {}
+        self._order = _Order()
         self._last_volume: dict[str, tuple[int, float]] = {}
         self.crossed = _Check("crossed_quote")
         self.locked = _Check("locked_quote")
@@ -98,14 +138,10 @@ class QuoteScanner:
         if bad:
             self.nonpositive.flag("quotes", inst, q.ts_us, q.recv_us, ", ".join(bad))
 
-        prev = self._last_ts.get(inst)
-        if prev is not None and q.ts_us < prev:
-            self.backwards.flag(
-                "quotes", inst, q.ts_us, q.recv_us, f"ts {(prev - q.ts_us) / 1000:.3f} ms before the previous quote"
-            )
-            # keep the newest ts seen: one out-of-order row is one flag, not a cascade
-        else:
-            self._last_ts[inst] = q.ts_us
+        later = self._order.overtaken_by(inst, q.ts_us, q.recv_us)
+        if later is not None:
+            detail = f"ts {(later - q.ts_us) / 1000:.3f} ms before a quote received earlier"
+            self.backwards.flag("quotes", inst, q.ts_us, q.recv_us, detail)
 
         if q.volume_24h is not None:
             last = self._last_volume.get(inst)
@@ -132,8 +168,8 @@ class TradeScanner:
         self._seqs: dict[str, set[int]] = {}
         self._rows: dict[str, int] = {}
         self._amount: dict[str, float] = {}
-        self._ids: set[str] = set()
-        self._last_ts: dict[str, int] = {}
+        self._ids: dict[str, TradeRow] = {}
+        self._order = _Order()
         self.duplicates = _Check("duplicate_trade_id")
         self.nonpositive = _Check("nonpositive_trade")
         self.backwards = _Check("trade_ts_backwards")
@@ -147,22 +183,29 @@ class TradeScanner:
         inst = t.instrument
         self._rows[inst] = self._rows.get(inst, 0) + 1
         self._seqs.setdefault(inst, set()).add(t.trade_seq)
-        if t.trade_id in self._ids:
-            self.duplicates.flag("trades", inst, t.ts_us, t.recv_us, f"trade_id {t.trade_id} seen before")
-        else:
-            self._ids.add(t.trade_id)
+        first = self._ids.get(t.trade_id)
+        if first is None:
+            self._ids[t.trade_id] = t
             self._amount[inst] = self._amount.get(inst, 0.0) + t.amount
+        else:
+            # the repeat is the occurrence received later (rows arrive in ts order, not recv order)
+            repeat = t
+            if (t.recv_us, t.ts_us) < (first.recv_us, first.ts_us):
+                self._ids[t.trade_id] = t
+                repeat = first
+            self.duplicates.flag(
+                "trades", repeat.instrument, repeat.ts_us, repeat.recv_us,
+                f"trade_id {repeat.trade_id} received before",
+            )
         bad = [f"{name} {value!r}" for name, value in (("price", t.price), ("amount", t.amount)) if value <= 0]
         if bad:
             self.nonpositive.flag("trades", inst, t.ts_us, t.recv_us, f"trade {t.trade_id}: " + ", ".join(bad))
-        prev = self._last_ts.get(inst)
-        if prev is not None and t.ts_us < prev:
+        later = self._order.overtaken_by(inst, t.ts_us, t.recv_us)
+        if later is not None:
             self.backwards.flag(
                 "trades", inst, t.ts_us, t.recv_us,
-                f"trade {t.trade_id}: ts {(prev - t.ts_us) / 1000:.3f} ms before the previous trade",
+                f"trade {t.trade_id}: ts {(later - t.ts_us) / 1000:.3f} ms before a trade received earlier",
             )
-        else:
-            self._last_ts[inst] = t.ts_us
 
     def completeness(self) -> list[Completeness]:
         out = []

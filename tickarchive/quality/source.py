@@ -70,19 +70,19 @@ class DaySource:
         return f"ts >= '{iso_us(start)}' AND ts < '{iso_us(start + US_PER_DAY)}'"
 
     def quotes(self, day: dt.date) -> Iterator[QuoteRow]:
-        """The day's quotes in receive order (ties by exchange ts)."""
+        """The day's quotes, newest exchange ts first (a backward scan, no sort of the day)."""
         sql = (
             "SELECT ts, recv_ts, instrument, bid_price, bid_amount, ask_price, ask_amount, volume_24h "
-            f"FROM quotes WHERE {self._window(day)} ORDER BY recv_ts, ts"
+            f"FROM quotes WHERE {self._window(day)} ORDER BY ts DESC"
         )
         for r in self._stream(sql):
             yield QuoteRow(to_us(r[0]), to_us(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
 
     def trades(self, day: dt.date) -> Iterator[TradeRow]:
-        """The day's trades in receive order (ties by exchange ts, then trade_seq)."""
+        """The day's trades, newest exchange ts first."""
         sql = (
             "SELECT ts, recv_ts, instrument, trade_id, trade_seq, price, amount "
-            f"FROM trades WHERE {self._window(day)} ORDER BY recv_ts, ts, trade_seq"
+            f"FROM trades WHERE {self._window(day)} ORDER BY ts DESC"
         )
         for r in self._stream(sql):
             yield TradeRow(to_us(r[0]), to_us(r[1]), r[2], r[3], int(r[4]), float(r[5]), float(r[6]))
