@@ -18,7 +18,7 @@ PROM = DEPLOY / "prometheus"
 
 def _tool(name: str) -> str:
     path = shutil.which(name)
-    assert path, f"{name} not found: apt-get install prometheus prometheus-alertmanager (see tests/ops/README)"
+    assert path, f"{name} not found: apt-get install prometheus prometheus-alertmanager (CI: .ci/run installs them)"
     return path
 
 

@@ -33,7 +33,7 @@ def _check_section(c: CheckResult) -> str:
         f"<p>{escape(c.description)}.</p>",
     ]
     if c.examples:
-        shown = "" if len(c.examples) == c.count else f" (first {len(c.examples)} of {c.count:,})"
+        shown = "" if len(c.examples) == c.count else f" ({len(c.examples)} of {c.count:,}: the latest by ts)"
         out.append(f"<table><caption>flagged rows{shown}</caption>")
         out.append("<tr><th>table</th><th>instrument</th><th>ts</th><th>recv_ts</th><th>detail</th></tr>")
         for f in c.examples:

@@ -69,7 +69,7 @@ class CheckResult:
     count: int
     """How many rows the check flagged (exact)."""
     examples: tuple[Flag, ...]
-    """The first flagged rows, at most ``MAX_EXAMPLES``."""
+    """Flagged rows (the newest ``MAX_EXAMPLES`` by ts), sorted by ts."""
 
 
 @dataclass(frozen=True, slots=True)

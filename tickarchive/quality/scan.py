@@ -30,7 +30,7 @@ from tickarchive.quality.model import (
 )
 
 MAX_EXAMPLES = 50
-"""Flagged rows listed per check (the count is always exact)."""
+"""Flagged rows listed per check, the newest by ts (the count is always exact)."""
 
 CHECKS: dict[str, str] = {
     "crossed_quote": "quotes whose best bid is above the best ask (bid > ask)",
@@ -55,7 +55,8 @@ class _Check:
             self.examples.append(Flag(table, instrument, ts_us, recv_us, detail))
 
     def result(self) -> CheckResult:
-        return CheckResult(self.name, CHECKS[self.name], self.count, tuple(self.examples))
+        examples = sorted(self.examples, key=lambda f: (f.ts_us, f.instrument, f.recv_us))
+        return CheckResult(self.name, CHECKS[self.name], self.count, tuple(examples))
 
 
 class OrderError(ValueError):
