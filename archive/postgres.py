@@ -156,8 +156,7 @@ class _CopyStream(io.RawIOBase):
 
     def __init__(self, copy: psycopg.Copy) -> None:
         self._copy = copy
-        self._buf = b""
-        self._pos = 0
+        self._pending = bytearray()
 
     def readable(self) -> bool:
         return True
@@ -166,21 +165,18 @@ class _CopyStream(io.RawIOBase):
         """Fill ``b`` completely unless the stream ends (COPY yields one row per message;
         short reads would make Arrow parse row-sized blocks)."""
         view = memoryview(b).cast("B")
-        filled = 0
-        while filled < len(view):
-            if not self._buf:
-                chunk = self._copy.read()
-                if not chunk:
-                    break
-                self._buf = bytes(chunk)
-                self._pos = 0
-            n = min(len(view) - filled, len(self._buf) - self._pos)
-            view[filled : filled + n] = self._buf[self._pos : self._pos + n]
-            filled += n
-            self._pos += n
-            if self._pos == len(self._buf):
-                self._buf = b""
-        return filled
+        want = len(view)
+        pending = self._pending
+        read = self._copy.read
+        while len(pending) < want:
+            chunk = read()
+            if not chunk:
+                break
+            pending += chunk
+        n = min(want, len(pending))
+        view[:n] = pending[:n]
+        del pending[:n]
+        return n
 
 
 def _to_batch(table: Table, schema: pa.Schema, chunk: list[tuple[Any, ...]]) -> pa.RecordBatch:
