@@ -3,15 +3,19 @@
 Two ways to stream one (table, day) as Arrow batches in the schema of
 ``tickarchive.rows.arrow_schema`` (timestamps ``timestamp[us, UTC]``):
 
-* ``pg`` (the default): the PG wire protocol with a binary psycopg cursor, rows fetched
+* ``auto`` (the default): ``parquet`` for tables without VARCHAR columns (quotes,
+  book_changes, index_ticks, instruments, heartbeats: the bulk of the data), ``pg`` for
+  tables with one (trades, gaps), because of the QuestDB bug below.
+* ``pg``: the PG wire protocol with a binary psycopg cursor, rows fetched
   in batches (QuestDB has no ``DECLARE CURSOR``; the server streams the result as it is
   read), timestamps selected as integer microseconds.
 * ``parquet``: ``GET /exp?fmt=parquet`` over HTTP. QuestDB 9.3.4 serves the query result
   as one Parquet file; it is streamed to a temporary file (never held in memory whole)
-  and read back in batches. It is somewhat faster, but 9.3.4 returns NULL for a VARCHAR
+  and read back in batches. It is about 4x faster for quotes, but 9.3.4 returns NULL for a VARCHAR
   column whose exported values are all short (<= 9 bytes, which QuestDB stores inline):
   a day of numeric trade ids such as ``"123456789"`` comes back as NULLs
-  (``tests/store/test_rollover.py`` pins it), so it is not the default.
+  (``tests/store/test_rollover.py`` pins it), so it is never used for VARCHAR tables
+  by default.
 
 ``tickarchive bench rollover`` measures both; see docs/lifecycle.md for the figures.
 """
@@ -40,8 +44,18 @@ BATCH_ROWS = 65_536
 
 
 class HotReader(enum.StrEnum):
+    AUTO = "auto"
+    """Parquet for tables without VARCHAR columns (quotes, book_changes, ...), else PG wire."""
     PARQUET = "parquet"
     PG = "pg"
+
+
+def resolve(reader: HotReader, table: Table) -> HotReader:
+    """The reader actually used for ``table`` (AUTO avoids /exp for VARCHAR columns)."""
+    if reader is not HotReader.AUTO:
+        return reader
+    has_varchar = any(c.type is ColumnType.VARCHAR for c in table.columns)
+    return HotReader.PG if has_varchar else HotReader.PARQUET
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +87,7 @@ class HotStore:
         self.pg_dsn = pg_dsn
         self.http_url = http_url.rstrip("/")
         self._auth = (user, password) if user and password else None
+        self._http = httpx.Client(auth=self._auth, timeout=600)
         try:
             self.conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(pg_dsn, autocommit=True)
         except psycopg.Error as exc:
@@ -80,6 +95,7 @@ class HotStore:
 
     def close(self) -> None:
         self.conn.close()
+        self._http.close()
 
     def __enter__(self) -> HotStore:
         return self
@@ -129,8 +145,8 @@ class HotStore:
                 raise HotReadError(f"QuestDB WAL not applied after {timeout_s} s")
             time.sleep(0.05)
 
-    def batches(self, table: Table, day: dt.date, reader: HotReader = HotReader.PARQUET) -> Iterator[pa.RecordBatch]:
-        if reader is HotReader.PARQUET:
+    def batches(self, table: Table, day: dt.date, reader: HotReader = HotReader.AUTO) -> Iterator[pa.RecordBatch]:
+        if resolve(reader, table) is HotReader.PARQUET:
             return self._parquet_batches(table, day)
         return self._pg_batches(table, day)
 
@@ -161,7 +177,7 @@ class HotStore:
             params = {"query": self._select(table, day, micros=False), "fmt": "parquet"}
             try:
                 with (
-                    httpx.stream("GET", f"{self.http_url}/exp", params=params, auth=self._auth, timeout=600) as r,
+                    self._http.stream("GET", f"{self.http_url}/exp", params=params) as r,
                     path.open("wb") as f,
                 ):
                     if r.status_code != 200:

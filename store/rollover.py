@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -119,6 +120,8 @@ class TableOutcome:
     checksum_warm: str | None = None
     problems: tuple[str, ...] = ()
     dry_run: bool = False
+    seconds: Mapping[Step, float] = field(default_factory=dict)
+    """Wall time per step (load includes reading QuestDB)."""
 
     @property
     def ok(self) -> bool:
@@ -155,7 +158,7 @@ class RolloverOptions:
     hot_retention_days: int = 7
     seal_grace_min: int = 30
     backfill_timeout_min: int = 120
-    reader: HotReader = HotReader.PG
+    reader: HotReader = HotReader.AUTO
     tables: tuple[Table, ...] = ROLLOVER_TABLES
     dry_run: bool = False
     drop: bool = True
@@ -247,6 +250,8 @@ def _table_day(r: _Run, table: Table, day: dt.date) -> TableOutcome:
         r.warm.set_status(day, table.name, Status.DROPPED)
         return TableOutcome(day, table.name, action, hot_rows, ledger.rows_warm)
     delta = action is Action.DELTA
+    clock = _StepClock()
+    clock.start(Step.LOAD)
     r.hook(Step.LOAD, table, day)
     if ledger is None or not delta:
         r.warm.write_ledger(LedgerRow(day, table.name, None, None, None, None, Status.LOADING))
@@ -269,12 +274,16 @@ def _table_day(r: _Run, table: Table, day: dt.date) -> TableOutcome:
             task.advance(batch.num_rows)
     task.done()
     hot_sum = acc.result()
+    clock.start(Step.COMPRESS)
     r.hook(Step.COMPRESS, table, day)
     r.warm.compress_day(table, day)
+    clock.start(Step.ROLLUPS)
     r.hook(Step.ROLLUPS, table, day)
     r.warm.refresh_rollups(table, day)
+    clock.start(Step.COVERAGE)
     r.hook(Step.COVERAGE, table, day)
     r.warm.fill_coverage(table, day)
+    clock.start(Step.VERIFY)
     r.hook(Step.VERIFY, table, day)
     warm_rows = r.warm.count(table, day)
     problems: list[str] = []
@@ -295,12 +304,27 @@ def _table_day(r: _Run, table: Table, day: dt.date) -> TableOutcome:
             problems.append(f"row counts differ: hot {streamed}, warm {warm_rows}")
         problems += hot_sum.differences(warm_sum)
         status = Status.MISMATCH if problems else Status.VERIFIED
+    clock.start(Step.LEDGER)
     r.hook(Step.LEDGER, table, day)
     r.warm.write_ledger(
         LedgerRow(day, table.name, streamed, warm_rows, hot_sum.hex(), warm_sum.hex(), status)
     )
+    clock.start(None)
     return TableOutcome(day, table.name, action, streamed, warm_rows, inserted, hot_sum.hex(), warm_sum.hex(),
-                        tuple(problems))
+                        tuple(problems), seconds=clock.seconds)
+
+
+class _StepClock:
+    def __init__(self) -> None:
+        self.seconds: dict[Step, float] = {}
+        self._step: Step | None = None
+        self._t = time.perf_counter()
+
+    def start(self, step: Step | None) -> None:
+        now = time.perf_counter()
+        if self._step is not None:
+            self.seconds[self._step] = self.seconds.get(self._step, 0.0) + now - self._t
+        self._step, self._t = step, now
 
 
 def _keys(table: Table, batch: pa.RecordBatch) -> list[tuple[object, ...]]:
@@ -348,7 +372,7 @@ def _drop_old(r: _Run, now_us: int) -> list[DropOutcome]:
     return out
 
 
-def checksum_hot(hot: HotStore, table: Table, day: dt.date, reader: HotReader = HotReader.PG) -> Checksum:
+def checksum_hot(hot: HotStore, table: Table, day: dt.date, reader: HotReader = HotReader.AUTO) -> Checksum:
     return checksum_of(table, hot.batches(table, day, reader))
 
 

@@ -311,6 +311,9 @@ class WarmStore:
             params.append([_EPOCH + dt.timedelta(microseconds=t) for t in sorted(set(ts_in))])
         schema = rows.arrow_schema(table)
         types = [pa.int64() if c.type is ColumnType.TIMESTAMP else f.type for c, f in zip(table.columns, schema)]
+        if self.copy:
+            yield from self._copy_out(table, schema, types, q, params)
+            return
         try:
             with self.conn.cursor(binary=True) as cur:
                 cur.execute(q, params, prepare=False)
@@ -324,6 +327,46 @@ class WarmStore:
                     yield pa.RecordBatch.from_arrays(arrays, schema=schema)
         except psycopg.Error as exc:
             raise WarmLoadError(f"{table.name} {day}: read-back failed: {exc}") from exc
+
+    def _copy_out(
+        self, table: Table, schema: pa.Schema, types: list[pa.DataType], q: sql.Composable, params: list[Any]
+    ) -> Iterator[pa.RecordBatch]:
+        """Read back with ``COPY (query) TO STDOUT (FORMAT csv)`` parsed by Arrow (plain PostgreSQL).
+
+        PostgreSQL prints doubles with the shortest exact representation (extra_float_digits
+        = 1, the default), so values round-trip; NULL is an unquoted empty field, an empty
+        string a quoted one.
+        """
+        names = [c.name for c in table.columns]
+        copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(q)
+        buf = io.BytesIO()
+        try:
+            with self.conn.cursor() as cur, cur.copy(copy, params) as cp:
+                for chunk in cp:
+                    buf.write(chunk)
+        except psycopg.Error as exc:
+            raise WarmLoadError(f"{table.name}: read-back (COPY TO) failed: {exc}") from exc
+        if buf.tell() == 0:
+            return
+        buf.seek(0)
+        reader = pacsv.open_csv(
+            buf,
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict(zip(names, types, strict=True)),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                true_values=["t"],
+                false_values=["f"],
+            ),
+        )
+        for b in reader:
+            arrays = [
+                a.cast(f.type) if c.type is ColumnType.TIMESTAMP else a
+                for a, c, f in zip(b.columns, table.columns, schema, strict=True)
+            ]
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     # -- ledger ----------------------------------------------------------------------------
 

@@ -14,13 +14,17 @@ from collections.abc import Iterable
 
 from store.stack.handles import QuestDBHandle
 from tickarchive.domain import (
+    BookAction,
+    BookChange,
     ConnectionHeartbeat,
     Event,
     Gap,
     GapKind,
     GapStatus,
     IndexTick,
+    InstrumentEvent,
     QuoteTick,
+    Side,
     TradeSource,
     TradeTick,
 )
@@ -83,6 +87,20 @@ def others_of(day: dt.date) -> list[Event]:
                                  price=3000.0 + s) for s in range(5)]
     ev.append(Gap(kind=GapKind.DISCONNECT, instrument="*", start_us=us(day, 13, 0), end_us=us(day, 13, 0, 42.5),
                   cause="socket closed", connection="c0", status=GapStatus.RESOLVED))
+    t0 = us(day, 14, 0)
+    ev += [
+        BookChange(instrument=CALL, ts_us=t0, recv_ts_us=t0 + 700, change_id=5000, prev_change_id=None,
+                   is_snapshot=True, side=Side.BID, action=BookAction.SNAPSHOT, price=0.044, amount=12.0),
+        BookChange(instrument=CALL, ts_us=t0, recv_ts_us=t0 + 700, change_id=5000, prev_change_id=None,
+                   is_snapshot=True, side=Side.ASK, action=BookAction.SNAPSHOT, price=0.0465, amount=3.0),
+        BookChange(instrument=CALL, ts_us=t0 + 100_000, recv_ts_us=t0 + 100_800, change_id=5007, prev_change_id=5000,
+                   is_snapshot=False, side=Side.BID, action=BookAction.DELETE, price=0.044, amount=0.0),
+        InstrumentEvent(instrument=CALL, ts_us=t0, recv_ts_us=t0 + 5, state="open", kind="option",
+                        base_currency="ETH", quote_currency="ETH", settlement_currency="ETH", option_type="call",
+                        strike=3000.0, expiration_us=us(dt.date(2026, 12, 27), 8), creation_us=us(dt.date(2026, 9, 1)),
+                        tick_size=0.0005, contract_size=1.0, min_trade_amount=1.0, settlement_period="month",
+                        instrument_id=123456),
+    ]
     ev += [ConnectionHeartbeat(connection="c0", ts_us=us(day, 23, 59, s), connected=True, subscribed_channels=3,
                                frames_total=100 + s, last_frame_us=us(day, 23, 59, s), journal_backlog_bytes=0)
            for s in range(3)]
