@@ -4,6 +4,9 @@ fails when a column has no unit below)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from tickarchive.tables import ALL_TABLES, ColumnType, Table
 
 HEADER = """# Data dictionary
@@ -127,6 +130,100 @@ def _type(t: ColumnType) -> str:
     return t.value
 
 
+WARM_TABLES: dict[str, str] = {
+    "trades_1m": "One row per instrument and minute with trades: OHLC (open/close by trade_seq), volumes, "
+    "count, VWAP. TimescaleDB: a continuous aggregate; plain PostgreSQL: a table the rollover refreshes.",
+    "quotes_1m": "One row per instrument and minute with quotes: the minute's last bid/ask/mark/IV/underlying "
+    "(by ts), mean spread, number of updates. Same two forms as trades_1m.",
+    "coverage_daily": "Per UTC day, table and instrument: rows held, trade_seq range and missing sequence "
+    "numbers (trades), seconds covered by gaps. Filled by the rollover.",
+    "rollover_ledger": "One row per (day, table) moved from QuestDB to the warm store: row counts and content "
+    "checksums of both sides, and the rollover's status (the quality report reads the day warm once the "
+    "status of quotes and trades is verified or dropped).",
+}
+"""Warm-store-only tables (not in the registry), documented from their SQL (plain-PostgreSQL dialect)."""
+
+_WARM_COLUMNS: dict[str, tuple[str, str]] = {
+    # column: (unit, meaning); keyed "table.column" where the name alone is ambiguous
+    "bucket": ("UTC, µs since epoch", "start of the minute"),
+    "instrument": ("name", "instrument name"),
+    "open": ("base coin (options); USD (futures)", "price of the minute's first trade (by trade_seq)"),
+    "high": ("base coin (options); USD (futures)", "highest trade price"),
+    "low": ("base coin (options); USD (futures)", "lowest trade price"),
+    "close": ("base coin (options); USD (futures)", "price of the minute's last trade (by trade_seq)"),
+    "volume": ("contracts (options: base coin); USD (futures)", "sum of trade amounts"),
+    "buy_volume": ("contracts (options: base coin); USD (futures)", "sum of amounts of taker buys"),
+    "sell_volume": ("contracts (options: base coin); USD (futures)", "sum of amounts of taker sells"),
+    "trade_count": ("count", "trades in the minute"),
+    "vwap": ("base coin (options); USD (futures)", "volume-weighted average price"),
+    "bid_price": ("base coin (options); USD (futures)", "last best bid of the minute"),
+    "ask_price": ("base coin (options); USD (futures)", "last best ask of the minute"),
+    "mark_price": ("base coin (options); USD (futures)", "last mark price of the minute"),
+    "mark_iv": ("percent", "last mark IV of the minute"),
+    "underlying_price": ("USD", "last underlying price of the minute"),
+    "mean_spread": ("base coin (options); USD (futures)", "mean of ask − bid over the minute's quotes"),
+    "updates": ("count", "quotes in the minute"),
+    "day": ("UTC date", "the day"),
+    "table_name": ("name", "table of tickarchive.tables"),
+    "rows": ("count", "rows of the table for the day and instrument"),
+    "trade_seq_min": ("sequence number", "lowest trade_seq of the day (trades only)"),
+    "trade_seq_max": ("sequence number", "highest trade_seq of the day (trades only)"),
+    "trade_seq_missing": ("count", "sequence numbers missing between min and max (trades only)"),
+    "gap_seconds": ("seconds", "time covered by recorded gaps"),
+    "computed_at": ("UTC, µs since epoch", "when the row was computed"),
+    "rows_hot": ("count", "rows of the day in QuestDB"),
+    "rows_warm": ("count", "rows of the day in the warm store"),
+    "checksum_hot": ("digest (text)", "content checksum of the day in QuestDB"),
+    "checksum_warm": ("digest (text)", "content checksum of the day in the warm store"),
+    "status": ("enum", "rollover state, e.g. loaded, verified, dropped, failed"),
+    "loaded_at": ("UTC, µs since epoch", "when the row was written"),
+}
+
+_CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\)", re.DOTALL)
+
+
+def warm_sql_columns(sql_dir: Path | None = None) -> dict[str, list[tuple[str, str, bool]]]:
+    """table -> [(column, SQL type, nullable)] of ``WARM_TABLES`` from the plain-PostgreSQL migrations."""
+    if sql_dir is None:
+        import store
+
+        sql_dir = Path(store.__file__).parent / "sql" / "postgres"
+    out: dict[str, list[tuple[str, str, bool]]] = {}
+    for path in sorted(sql_dir.glob("V*.sql")):
+        for name, body in _CREATE.findall(path.read_text()):
+            if name not in WARM_TABLES:
+                continue
+            cols = []
+            for line in body.splitlines():
+                line = line.strip().rstrip(",")
+                if not line or line.startswith(("PRIMARY KEY", "UNIQUE", "--")):
+                    continue
+                column, rest = line.split(None, 1)
+                sql_type = re.split(r"\s+(?:NOT NULL|DEFAULT|PRIMARY)", rest)[0]
+                cols.append((column, sql_type, "NOT NULL" not in rest))
+            out[name] = cols
+    return out
+
+
+def _warm_section() -> list[str]:
+    out = [
+        "\n# Warm-store tables\n",
+        "Only in the warm store (TimescaleDB / PostgreSQL), generated from `store/sql/postgres/` (the TimescaleDB "
+        "dialect has the same columns; its rollups are continuous aggregates). SQL types.",
+    ]
+    columns = warm_sql_columns()
+    for name, doc in WARM_TABLES.items():
+        out.append(f"\n## `{name}`\n")
+        out.append(doc)
+        out.append("")
+        out.append("| column | type | unit | nullable | meaning |")
+        out.append("|---|---|---|---|---|")
+        for column, sql_type, nullable in columns[name]:
+            unit_, meaning = _WARM_COLUMNS[column]
+            out.append(f"| `{column}` | {sql_type} | {unit_} | {'yes' if nullable else 'no'} | {meaning} |")
+    return out
+
+
 def data_dictionary_markdown() -> str:
     out = [HEADER]
     for t in ALL_TABLES:
@@ -143,4 +240,5 @@ def data_dictionary_markdown() -> str:
                 f"| `{c.name}`{key} | {_type(c.type)} | {unit(t, c.name)} | {'yes' if c.nullable else 'no'} "
                 f"| {c.doc} |"
             )
+    out.extend(_warm_section())
     return "\n".join(out) + "\n"

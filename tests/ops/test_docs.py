@@ -55,3 +55,16 @@ def test_runbook_cites_only_tests_that_exist() -> None:
         source = (ROOT / path).read_text()
         for name in filter(None, (n.strip() for n in names.split(","))):
             assert re.search(rf"^(async )?def {name}\(", source, re.MULTILINE), f"runbook cites {path}::{name}"
+
+
+def test_warm_store_tables_are_documented_from_their_sql() -> None:
+    from tickarchive.tables_doc import WARM_TABLES, warm_sql_columns
+
+    columns = warm_sql_columns()
+    assert set(columns) == set(WARM_TABLES)
+    assert [c[0] for c in columns["rollover_ledger"]] == [
+        "day", "table_name", "rows_hot", "rows_warm", "checksum_hot", "checksum_warm", "status", "loaded_at"
+    ]
+    assert ("trade_count", "bigint", False) in columns["trades_1m"]
+    doc = data_dictionary_markdown()
+    assert "| `mean_spread` | double precision | base coin (options); USD (futures) | yes |" in doc
