@@ -125,3 +125,16 @@ def test_parse_day() -> None:
     assert parse_day("2026-11-20") == dt.date(2026, 11, 20)
     with pytest.raises(DayError, match="expected YYYY-MM-DD"):
         parse_day("20261120x")
+
+
+def test_an_unreachable_warm_store_is_a_clear_error() -> None:
+    from store.stack.procs import free_port
+    from tickarchive.quality.errors import SourceError
+    from tickarchive.quality.source import choose_source
+    from tickarchive.settings import PostgresSettings, Settings
+
+    port = free_port()
+    settings = Settings(postgres=PostgresSettings(dsn=f"postgresql://u:p@127.0.0.1:{port}/tickarchive"))
+    with pytest.raises(SourceError, match=rf"warm \(127.0.0.1:{port}/tickarchive\): cannot connect"):
+        choose_source(settings, dt.date(2026, 11, 20), "auto")
+    assert choose_source(settings, dt.date(2026, 11, 20), "hot").tier == "hot"  # no warm lookup at all
