@@ -43,26 +43,22 @@ def notification(channel: str, data: bytes) -> bytes:
     return prefix + data + b"}}"
 
 
-def _ticker_static(model: MarketModel, st: OptionState) -> dict[str, Any]:
-    """Every ticker field in wire order; the ones that only change on a reprice are
-    filled, the others are placeholders ``ticker_data`` overwrites."""
+def _ticker_static(model: MarketModel, st: OptionState) -> bytes:
+    """The ticker fields that only change on a reprice, encoded once, without the closing
+    brace: ``ticker_data`` appends the fields that change between reprices."""
     val = st.val
     inst = st.inst
     mark = round(val.price_coin, 8)
     index = model.index_price
-    return {
+    static = {
         "underlying_price": st.forward,
         "underlying_index": inst.expiry.underlying_index,
-        "timestamp": 0,
-        "stats": None,
         "state": inst.state,
         "settlement_price": round(st.open_price, 8),
-        "open_interest": 0.0,
         "min_price": max(0.0001, round(mark - 0.05 - mark * 0.5, 4)),
         "max_price": round(mark + 0.05 + mark * 0.5, 4),
         "mark_price": mark,
         "mark_iv": st.mark_iv,
-        "last_price": 0.0,
         "interest_rate": 0.0,
         "instrument_name": inst.name,
         "index_price": index,
@@ -74,6 +70,34 @@ def _ticker_static(model: MarketModel, st: OptionState) -> dict[str, Any]:
             "delta": round(val.delta, 5),
         },
         "estimated_delivery_price": index,
+    }
+    return orjson.dumps(static)[:-1] + b","
+
+
+def ticker_data(model: MarketModel, st: OptionState, ts_ms: int, extra: dict[str, Any] | None = None) -> bytes:
+    """A ticker's ``data``: the cached per-reprice part plus the fields that move with
+    every book change and trade (timestamp, top of book, IVs of the top, stats, OI).
+    Key order differs from Deribit's (which is not stable either); names and types match."""
+    model.ensure_priced(st)
+    if st.tcache is None or st.tcache_version != model.spot_version:
+        st.tcache = _ticker_static(model, st)
+        st.tcache_version = model.spot_version
+    last = st.last_price if st.last_price is not None else 0.0
+    key = (st.trade_seq, model.spot_version)
+    if st.stats_key != key:
+        st.stats_key = key
+        st.stats = {
+            "volume_usd": round(st.volume * last * model.index_price, 2),
+            "volume": st.volume,
+            "price_change": round((last - st.open_price) / st.open_price * 100.0, 4) if st.open_price else 0.0,
+            "low": st.low,
+            "high": st.high,
+        }
+    dynamic: dict[str, Any] = {
+        "timestamp": ts_ms,
+        "stats": st.stats,
+        "open_interest": st.open_interest,
+        "last_price": last,
         "bid_iv": 0.0,
         "best_bid_price": 0.0,
         "best_bid_amount": 0.0,
@@ -81,38 +105,19 @@ def _ticker_static(model: MarketModel, st: OptionState) -> dict[str, Any]:
         "best_ask_amount": 0.0,
         "ask_iv": 0.0,
     }
-
-
-def ticker_data(model: MarketModel, st: OptionState, ts_ms: int, extra: dict[str, Any] | None = None) -> bytes:
-    model.ensure_priced(st)
-    if st.tcache is None or st.tcache_version != model.spot_version:
-        st.tcache = _ticker_static(model, st)
-        st.tcache_version = model.spot_version
-    data = st.tcache.copy()
-    last = st.last_price if st.last_price is not None else 0.0
-    data["timestamp"] = ts_ms
-    data["stats"] = {
-        "volume_usd": round(st.volume * last * model.index_price, 2),
-        "volume": st.volume,
-        "price_change": round((last - st.open_price) / st.open_price * 100.0, 4) if st.open_price else 0.0,
-        "low": st.low,
-        "high": st.high,
-    }
-    data["open_interest"] = st.open_interest
-    data["last_price"] = last
     if st.bids:
         p = max(st.bids)
-        data["best_bid_price"] = p
-        data["best_bid_amount"] = st.bids[p]
-        data["bid_iv"] = model.iv_of(st, p)
+        dynamic["best_bid_price"] = p
+        dynamic["best_bid_amount"] = st.bids[p]
+        dynamic["bid_iv"] = model.iv_of(st, p)
     if st.asks:
         p = min(st.asks)
-        data["best_ask_price"] = p
-        data["best_ask_amount"] = st.asks[p]
-        data["ask_iv"] = model.iv_of(st, p)
+        dynamic["best_ask_price"] = p
+        dynamic["best_ask_amount"] = st.asks[p]
+        dynamic["ask_iv"] = model.iv_of(st, p)
     if extra:
-        data.update(extra)
-    return orjson.dumps(data)
+        dynamic.update(extra)
+    return st.tcache + orjson.dumps(dynamic)[1:]
 
 
 def ticker_record(channel: str, st: OptionState, ts_ms: int) -> Record:

@@ -64,6 +64,8 @@ class OptionState:
         "p_ticker",
         "pb_book",
         "pb_ticker",
+        "stats",
+        "stats_key",
         "targets",
         "targets_version",
         "tcache",
@@ -98,9 +100,11 @@ class OptionState:
         """Per-step emission probabilities (normal and during bursts)."""
         self.targets: tuple[list[float], list[float]] = ([], [])
         self.targets_version = -1
-        self.tcache: dict[str, Any] | None = None
+        self.tcache: bytes | None = None
         """The ticker fields that only change on a reprice (see ``encode.ticker_data``)."""
         self.tcache_version = -1
+        self.stats: dict[str, float] = {}
+        self.stats_key: tuple[int, int] = (-1, -1)
 
     def best_bid(self) -> tuple[float, float] | None:
         if not self.bids:

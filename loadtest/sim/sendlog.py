@@ -24,7 +24,7 @@ index_ticks     index_name, ts_us
 instruments     instrument, state, ts_us   (instrument.state notifications)
 =============== =================================================================
 
-Rows are buffered per table and spooled to ``<dir>/<table>/part-NNNNN.parquet`` every
+Rows are buffered (one entry per ``record`` call) and spooled to ``<dir>/<table>/part-NNNNN.parquet`` every
 ``batch_rows`` rows, so memory stays bounded however long the run. ``export(dest)``
 writes one ``<table>.parquet`` per table (streamed part by part), ``faults.parquet``,
 ``faults.json`` and ``summary.json``.
@@ -36,7 +36,6 @@ import json
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +122,8 @@ class SendLog:
         except OSError as exc:
             raise SendLogError(f"cannot create send-log directory {directory}: {exc}") from exc
         self.batch_rows = batch_rows
-        self._rows: dict[str, list[tuple[str, str, int, Record]]] = {t: [] for t in TABLES}
+        self._chunks: list[tuple[str, str, int, list[Record]]] = []
+        self._pending = 0
         self._parts: dict[str, int] = dict.fromkeys(TABLES, 0)
         self._counts: Counter[tuple[str, str, str]] = Counter()
         """(table, connection, status) -> rows spooled so far."""
@@ -133,13 +133,13 @@ class SendLog:
 
     # ---- recording (hot path) -------------------------------------------------------
 
-    def record(self, connection: str, status: str, wall_us: int, records: Iterable[Record]) -> None:
-        rows = self._rows
-        for rec in records:
-            rows[rec[0]].append((connection, status, wall_us, rec))
-        for table, buffered in rows.items():
-            if len(buffered) >= self.batch_rows:
-                self._flush_table(table)
+    def record(self, connection: str, status: str, wall_us: int, records: list[Record]) -> None:
+        """Log ``records`` (a list the caller will not change) with one status. O(1) per
+        call: rows are split by table and columnised when spooled."""
+        self._chunks.append((connection, status, wall_us, records))
+        self._pending += len(records)
+        if self._pending >= self.batch_rows:
+            self.flush()
 
     def add_fault(self, fault: FaultRecord) -> FaultRecord:
         self.faults.append(fault)
@@ -147,22 +147,34 @@ class SendLog:
 
     # ---- spooling -------------------------------------------------------------------
 
-    def _columns(self, table: str) -> pa.Table:
-        rows = self._rows[table]
+    def _spool(self, table: str, chunks: list[tuple[str, str, int, list[Record]]]) -> None:
+        """Columnise one table's records and write them as the next part file."""
         schema = SCHEMAS[table]
-        if table == TRADES:
-            flat = [(conn, status, wall, rec[1], *key) for conn, status, wall, rec in rows for key in rec[2]]
-        else:
-            flat = [(conn, status, wall, *rec[1:]) for conn, status, wall, rec in rows]
-        columns: list[Any] = list(zip(*flat, strict=True)) if flat else [[] for _ in schema]
-        return pa.Table.from_arrays(
+        n_keys = len(schema) - 4
+        conn_col: list[str] = []
+        status_col: list[str] = []
+        wall_col: list[int] = []
+        chan_col: list[str] = []
+        key_cols: list[list[Any]] = [[] for _ in range(n_keys)]
+        counts = self._counts
+        for conn, status, wall, recs in chunks:
+            flat = [(rec[1], *key) for rec in recs for key in rec[2]] if table == TRADES else [rec[1:] for rec in recs]
+            if not flat:
+                continue
+            n = len(flat)
+            counts[(table, conn, status)] += n
+            conn_col.extend([conn] * n)
+            status_col.extend([status] * n)
+            wall_col.extend([wall] * n)
+            chan_col.extend([r[0] for r in flat])
+            for i, col in enumerate(key_cols, start=1):
+                col.extend([r[i] for r in flat])
+        if not conn_col:
+            return
+        columns: list[Any] = [conn_col, status_col, wall_col, chan_col, *key_cols]
+        data = pa.Table.from_arrays(
             [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema
         )
-
-    def _flush_table(self, table: str) -> None:
-        if not self._rows[table]:
-            return
-        data = self._columns(table)
         self._parts[table] += 1
         path = self.directory / table / f"part-{self._parts[table]:05d}.parquet"
         try:
@@ -170,19 +182,23 @@ class SendLog:
             pq.write_table(data, path, compression="zstd", compression_level=1)
         except (OSError, pa.ArrowException) as exc:
             raise SendLogError(f"cannot write send-log part {path}: {exc}") from exc
-        counts = self._counts
-        if table == TRADES:
-            for conn, status, _wall, rec in self._rows[table]:
-                counts[(table, conn, status)] += len(rec[2])
-        else:
-            for conn, status, _wall, _rec in self._rows[table]:
-                counts[(table, conn, status)] += 1
-        self._rows[table] = []
 
     def flush(self) -> None:
-        """Write every buffered row to a part file."""
-        for table in TABLES:
-            self._flush_table(table)
+        """Write every buffered row to part files (one per table with rows)."""
+        if not self._chunks:
+            return
+        chunks, self._chunks, self._pending = self._chunks, [], 0
+        by_table: dict[str, list[tuple[str, str, int, list[Record]]]] = {t: [] for t in TABLES}
+        for conn, status, wall, recs in chunks:
+            tables = {rec[0] for rec in recs}
+            if len(tables) == 1:
+                by_table[recs[0][0]].append((conn, status, wall, recs))
+            else:
+                for table in tables:
+                    by_table[table].append((conn, status, wall, [r for r in recs if r[0] == table]))
+        for table, table_chunks in by_table.items():
+            if table_chunks:
+                self._spool(table, table_chunks)
 
     def part_files(self, table: str) -> list[Path]:
         return sorted((self.directory / table).glob("part-*.parquet"))

@@ -378,7 +378,7 @@ class Simulator:
                         rec = encode.book_change_record(ch, ev, now_ms)
                         for c in conns:
                             if skip is not None and skip.conn in ("all", c.id):
-                                self.send_log.record(c.id, sl.SKIPPED, now_ms * 1000, (rec,))
+                                self.send_log.record(c.id, sl.SKIPPED, now_ms * 1000, [rec])
                             else:
                                 c.add(frame, rec)
                         published += 1
@@ -432,7 +432,7 @@ class Simulator:
                 wire = [t for t in trades if not (withheld.get(t["trade_id"], set()) & {"all", c.id})]
                 skipped = [t for t in trades if t not in wire] if len(wire) != len(trades) else []
                 if skipped:
-                    self.send_log.record(c.id, sl.SKIPPED, wall_us(), (encode.trades_record(ch, skipped),))
+                    self.send_log.record(c.id, sl.SKIPPED, wall_us(), [encode.trades_record(ch, skipped)])
                 if wire:
                     c.add(encode.notification(ch, encode.trades_data(wire)), encode.trades_record(ch, wire))
                     published += 1
