@@ -163,8 +163,16 @@ def test_compression_is_segmented_by_instrument_and_ordered_by_ts(timescaledb: W
         "SELECT hypertable::text, segmentby, orderby FROM timescaledb_information.hypertable_compression_settings"
         " WHERE hypertable::text NOT LIKE '\\_timescaledb\\_internal.%'"
     )
-    assert sorted(rows) == sorted((tbl.name, tbl.segment_by, "ts") for tbl in t.ALL_TABLES)
-    assert ("quotes", "instrument", "ts") in rows
+    # ordered by ts, then the rest of the dedup key: every unique-index column is a
+    # segmentby or orderby column, as TimescaleDB recommends for compressed unique inserts
+    expected = {
+        tbl.name: (tbl.segment_by, ",".join(["ts", *(k for k in tbl.dedup_keys if k not in ("ts", tbl.segment_by))]))
+        for tbl in t.ALL_TABLES
+    }
+    assert {name: (seg, order) for name, seg, order in rows} == expected
+    assert expected["quotes"] == ("instrument", "ts")
+    assert expected["trades"] == ("instrument", "ts,trade_id")
+    assert expected["book_changes"] == ("instrument", "ts,change_id,side,price")
 
 
 def test_continuous_aggregates_exist_materialized_only(timescaledb: WarmHandle) -> None:

@@ -1,6 +1,7 @@
 -- Warm store, TimescaleDB dialect, version 1: the tables of tickarchive/tables.py as
 -- hypertables with 1-day chunks, compressed per segment_by column (instrument for the
--- market tables) ordered by ts. The unique indexes on the dedup keys make loads idempotent
+-- market tables) ordered by ts, then the rest of the dedup key (so inserts into a
+-- compressed chunk can check the unique index segment by segment). The unique indexes on the dedup keys make loads idempotent
 -- (INSERT ... ON CONFLICT DO NOTHING); they lead with the segment_by column so they also
 -- serve the API's per-instrument time-range reads. Chunks are compressed by the rollover once loaded
 -- (no compression policy: a day is compressed only after it is complete and verified).
@@ -74,7 +75,7 @@ SELECT create_hypertable('trades', by_range('ts', INTERVAL '1 day'), if_not_exis
 ALTER TABLE trades SET (
     timescaledb.compress,
     timescaledb.compress_segmentby = 'instrument',
-    timescaledb.compress_orderby = 'ts'
+    timescaledb.compress_orderby = 'ts, trade_id'
 );
 
 -- One row per price-level change of the order book (snapshot levels flagged).
@@ -95,7 +96,7 @@ SELECT create_hypertable('book_changes', by_range('ts', INTERVAL '1 day'), if_no
 ALTER TABLE book_changes SET (
     timescaledb.compress,
     timescaledb.compress_segmentby = 'instrument',
-    timescaledb.compress_orderby = 'ts'
+    timescaledb.compress_orderby = 'ts, change_id, side, price'
 );
 
 -- One row per price index update (deribit_price_index.*).
@@ -156,7 +157,7 @@ SELECT create_hypertable('gaps', by_range('ts', INTERVAL '1 day'), if_not_exists
 ALTER TABLE gaps SET (
     timescaledb.compress,
     timescaledb.compress_segmentby = 'instrument',
-    timescaledb.compress_orderby = 'ts'
+    timescaledb.compress_orderby = 'ts, kind'
 );
 
 -- One row per collector connection per second: liveness for /health.
