@@ -26,7 +26,7 @@ from archive.restore import restore_month
 from archive.rich_progress import RichProgress
 from archive.source import ArchiveSource
 from archive.target import Target, open_target
-from archive.verify import check_month, record_verified
+from archive.verify import check_month, forget_verified, record_verified
 from tickarchive.settings import Settings, load_settings
 from tickarchive.tables import MARKET_TABLES, Table
 from tickarchive.tables import table as table_named
@@ -203,6 +203,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                     record_verified(tgt, result)
                     progress.note(f"{t_name} {m}: OK ({result.files} files, {result.rows:,} rows)")
                 else:
+                    forget_verified(tgt, t_name, m)
                     problems.extend(result.problems)
                     progress.note(f"[red]{t_name} {m}: FAILED[/]")
         if problems:

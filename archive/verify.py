@@ -123,9 +123,16 @@ def verify_month(
     """``check_month``, then record success at the target or raise ``IntegrityError``."""
     result = check_month(target, table, month, progress=progress)
     if not result.ok:
+        forget_verified(target, table, month)
         raise IntegrityError(f"verify failed for {table} {month} at {target.url}", result.problems)
     record_verified(target, result, now=now)
     return result
+
+
+def forget_verified(target: Target, table: str, month: layout.Month) -> None:
+    """Remove the verify record of a month that just failed: an archive known to be bad
+    must not count as verified (the warm tier keeps the month)."""
+    target.delete(layout.verified_key(table, month))
 
 
 def record_verified(target: Target, result: VerifyResult, *, now: dt.datetime | None = None) -> None:
@@ -156,6 +163,8 @@ def verify_many(
     for r in results:
         if r.ok:
             record_verified(target, r, now=now)
+        else:
+            forget_verified(target, r.table, r.month)
     bad = [r for r in results if not r.ok]
     if bad:
         raise IntegrityError(

@@ -66,6 +66,14 @@ def test_export_ls_verify_and_a_flipped_byte(
     assert r.exit_code == 1
     assert "table=trades/month=2026-10/part-0000.parquet: SHA-256 mismatch" in r.output
     assert "quotes 2026-10: OK" in r.output
+    # the month that failed no longer counts as verified: the warm tier must keep it
+    r = runner.invoke(app, ["archive", "retention", "--target", str(lake), "--today", "2027-12-05"])
+    assert r.exit_code == 0, r.output
+    lines = {tuple(line.split()[:2]): line for line in r.output.splitlines() if line.strip()}
+    assert lines[("quotes", "2026-10")].endswith("drop")
+    assert lines[("trades", "2026-10")].endswith("keep: archive not verified")
+    r = runner.invoke(app, ["archive", "retention", "--target", str(lake), "--today", "2027-10-05"])
+    assert "quotes                 2026-10  keep: within retention" in r.output
 
 
 def test_export_refuses_an_open_month_and_bad_input(cli: tuple[typer.Typer, CliRunner], replay_dir: Path) -> None:

@@ -35,6 +35,7 @@ def test_flipped_byte_fails_naming_the_file(store: MemoryStore, local: LocalTarg
     assert "table=quotes/month=2026-11/part-0001.parquet: SHA-256 mismatch" in text
     assert "part-0000" not in text
     assert "part-0002" not in text
+    assert not catalog.is_verified(local, "quotes", MONTH)  # the failure revoked the record
     assert [p.split(":")[0] for p in info.value.problems] == [
         "table=quotes/month=2026-11/part-0001.parquet",
         "table=quotes/month=2026-11/part-0001.parquet",
