@@ -42,7 +42,7 @@ def _unit(path: Path) -> configparser.ConfigParser:
 
 def test_units_exist() -> None:
     names = {p.name for p in SERVICES + TIMERS}
-    for job in ("rollover", "archive", "backfill", "quality-report"):
+    for job in ("rollover", "archive", "backfill", "quality-report", "journal-archive", "warm-retention"):
         assert f"tickarchive-{job}.service" in names
         assert f"tickarchive-{job}.timer" in names
     assert names >= LONG_RUNNING
@@ -115,6 +115,17 @@ def test_archive_unit_exports_and_verifies_the_previous_month() -> None:
         assert out.split() == ["archive", verb, "--month", previous]
 
 
+def test_journal_archive_unit_ships_yesterday() -> None:
+    lines = [ln for ln in (SYSTEMD / "tickarchive-journal-archive.service").read_text().splitlines()
+             if ln.startswith("ExecStart=")]
+    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    for line, argv in zip(lines, (["archive", "journal"], ["archive", "verify-journal"]), strict=True):
+        script = _unescape(line.removeprefix("ExecStart=")).replace(f"exec {TICKARCHIVE}", "echo")
+        script = script.removeprefix("/bin/sh -c '").removesuffix("'")
+        out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=True).stdout
+        assert out.split() == [*argv, "--day", yesterday]
+
+
 def test_job_command_lines_parse() -> None:
     """The subcommands the jobs run exist with the options the units pass."""
     from tickarchive.cli import app
@@ -125,6 +136,10 @@ def test_job_command_lines_parse() -> None:
         (["archive", "export", "--help"], "--month"),
         (["archive", "verify", "--help"], "--month"),
         (["backfill", "--help"], "--open"),
+        (["rollover", "--help"], "--dry-run"),
+        (["warm-retention", "--help"], "--dry-run"),
+        (["archive", "journal", "--help"], "--day"),
+        (["archive", "verify-journal", "--help"], "--day"),
         (["collect", "--help"], "--journal-dir"),
         (["api", "--help"], "--port"),
     ):
