@@ -193,6 +193,8 @@ def test_a_loaded_day_compresses_and_still_reads_the_same(timescaledb_clean: War
         "SELECT is_compressed FROM timescaledb_information.chunks WHERE hypertable_name = 'trades'"
     ) == [(True,)]
     assert db.query("SELECT instrument, trade_id, price FROM trades ORDER BY trade_id") == before
+    _load(db)  # a re-run of the day's load into the compressed chunk changes nothing
+    assert db.query("SELECT instrument, trade_id, price FROM trades ORDER BY trade_id") == before
 
 
 # ------------------------------------------------------------------ plain PostgreSQL dialect
