@@ -67,3 +67,15 @@ def test_a_reexport_invalidates_the_verify_record(store: MemoryStore, local: Loc
     assert not catalog.is_verified(local, "trades", MONTH)  # a new manifest needs a new verify
     verify_month(local, "trades", MONTH)
     assert catalog.is_verified(local, "trades", MONTH)
+
+
+def test_forced_export_repairs_a_corrupt_month(store: MemoryStore, local: LocalTarget) -> None:
+    export_month(store, local, TRADES, MONTH, OPTIONS)
+    part = local.root / "table=trades/month=2026-11/part-0000.parquet"
+    _flip_byte(part, 64)
+    assert not check_month(local, "trades", MONTH).ok
+    # without --force the export only checks presence and size: the flipped byte goes unseen
+    assert export_month(store, local, TRADES, MONTH, OPTIONS).status == "up-to-date"
+    repaired = export_month(store, local, TRADES, MONTH, OPTIONS, force=True)
+    assert (repaired.status, repaired.manifest.generation, repaired.manifest.total_rows) == ("exported", 0, 900)
+    verify_month(local, "trades", MONTH)
