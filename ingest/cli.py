@@ -201,7 +201,7 @@ def bench_normalize(
     typer.echo(
         f"{result.frames} frames ({result.input_bytes / result.frames:.0f} B avg), {result.ticks} rows, "
         f"{runs} run(s): {result.frames_per_s:,.0f} frames/s, {result.ticks_per_s:,.0f} ticks/s "
-        f"(median CPU time of one core; runs {', '.join(f'{s:.3f}' for s in result.runs_s)} s; "
+        f"(median CPU time of one core; runs {min(result.runs_s):.3f}-{max(result.runs_s):.3f} s; "
         f"wall clock {result.wall_frames_per_s:,.0f} frames/s)"
     )
     if json_out is not None:
