@@ -253,6 +253,29 @@ class JournalReader:
             )
         return out
 
+    def last_record_ts_us(self) -> int | None:
+        """Receive time of the newest whole record (``None``: empty journal). Scans only
+        the newest non-empty segment, so it is cheap on a large journal (start-up
+        ``downtime`` gaps)."""
+        for path in reversed(self.segment_paths()):
+            buf = _map(path)
+            if buf is None:
+                continue
+            with buf:
+                last: int | None = None
+                offset = 0
+                size = len(buf)
+                while offset + HEADER_SIZE <= size:
+                    magic, _v, conn_len, length, _seq, ts, _c = HEADER.unpack_from(buf, offset)
+                    step = HEADER_SIZE + conn_len + length
+                    if magic != b"TJ" or offset + step > size:
+                        break
+                    last = ts
+                    offset += step
+                if last is not None:
+                    return last
+        return None
+
     def _read_pass(self, start_seq: int) -> Iterator[Record]:
         paths = self.segment_paths()
         firsts = [first_seq_of(p.name) for p in paths]
@@ -393,6 +416,8 @@ class Journal:
         self._unsynced_since: float | None = None
         self._conn_cache: dict[str, bytes] = {}
         self._closed = False
+        self.last_recv_ts_us: int | None = self._reader.last_record_ts_us()
+        """Receive time of the newest record (at open: of the previous run)."""
 
     # -- opening --------------------------------------------------------------------
 
@@ -543,6 +568,7 @@ class Journal:
                 raise JournalFull(f"journal disk full writing {self._active}: {exc.strerror}") from exc
             raise JournalError(f"cannot write journal segment {self._active}: {exc.strerror}") from exc
         self._next_seq = seq + 1
+        self.last_recv_ts_us = recv_ts_us
         self._size += total
         self._end += total
         st = self.stats

@@ -232,3 +232,21 @@ def test_sigkill_after_append_loses_nothing(tmp_path: Path) -> None:
     assert frames[0] == b'{"n":0}'
     assert frames[-1] == b'{"n":2499}'
     assert len(frames) == 2500
+
+
+def test_last_record_time_without_scanning_everything(tmp_path: Path, ws_records) -> None:
+    from ingest.journal import JournalReader as Reader
+
+    with Journal.open(tmp_path, segment_bytes=8192) as j:
+        assert j.last_recv_ts_us is None
+        _fill(j, ws_records)
+        assert j.last_recv_ts_us == ws_records[-1].recv_ts_us
+    # a crash right after rotation leaves an empty newest segment: the time comes from the one before
+    (tmp_path / "00000000000000000137.tjl").touch()
+    assert Reader(tmp_path).last_record_ts_us() == ws_records[-1].recv_ts_us
+    with Journal.open(tmp_path, segment_bytes=8192) as j:
+        assert j.last_recv_ts_us == ws_records[-1].recv_ts_us
+        assert j.next_seq == 137
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert Reader(empty).last_record_ts_us() is None
