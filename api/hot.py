@@ -64,7 +64,7 @@ class HotReader:
         where, params = _where(lo_us, hi_us, match, eq)
         order = ", ".join(frames.order_keys(table, match.column if match and match.exact else None))
         sql = f"SELECT {_select(table, columns)} FROM {table.name} WHERE {where} ORDER BY {order} LIMIT %s"
-        return frames.from_rows(self.pool.fetch(sql, [*params, limit]), frames.schema(table, columns))
+        return frames.from_rows(self.pool.fetch(sql, [*params, limit], binary=True), frames.schema(table, columns))
 
     def latest(
         self,

@@ -81,8 +81,9 @@ def with_times(frame: pl.DataFrame, time_columns: Sequence[str], tf: TimeFormat)
     )
 
 
-def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    return frame.to_dicts()
+def _ndjson(frame: pl.DataFrame) -> bytes:
+    """Rows as NDJSON (polars: NaN and null both become null)."""
+    return frame.write_ndjson().encode()
 
 
 def _json_chunks(frame: pl.DataFrame, meta: dict[str, Any]) -> Iterator[bytes]:
@@ -90,8 +91,9 @@ def _json_chunks(frame: pl.DataFrame, meta: dict[str, Any]) -> Iterator[bytes]:
     yield head[:-1] + b',"rows":['
     first = True
     for off in range(0, frame.height, CHUNK_ROWS):
-        body = orjson.dumps(_records(frame.slice(off, CHUNK_ROWS)), option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
-        if body:
+        lines = _ndjson(frame.slice(off, CHUNK_ROWS)).rstrip(b"\n")
+        if lines:
+            body = lines.replace(b"}\n{", b"},{")
             yield body if first else b"," + body
             first = False
     yield b"]}"
@@ -99,8 +101,7 @@ def _json_chunks(frame: pl.DataFrame, meta: dict[str, Any]) -> Iterator[bytes]:
 
 def _ndjson_chunks(frame: pl.DataFrame) -> Iterator[bytes]:
     for off in range(0, frame.height, CHUNK_ROWS):
-        recs = _records(frame.slice(off, CHUNK_ROWS))
-        yield b"".join(orjson.dumps(r) + b"\n" for r in recs)
+        yield _ndjson(frame.slice(off, CHUNK_ROWS))
 
 
 def _csv_chunks(frame: pl.DataFrame) -> Iterator[bytes]:

@@ -1,0 +1,210 @@
+"""``tickarchive bench api``: request latency of the API on synthetic data in real stores.
+
+Starts a private QuestDB and embedded PostgreSQL on free loopback ports (under a temporary
+directory, stopped at the end), loads
+
+* one instrument-day of quotes (``--rows``, default 100k: a busy option at ~1 s cadence;
+  Deribit's 100 ms ticker gives up to 864k) into QuestDB (2026-10-01, hot) and the same
+  into the warm store (2026-09-01, rolled over: ledger ``verified``);
+* a 300-option ETH chain day (100k quotes) into QuestDB (2026-10-02);
+* a month of trades of one option into the warm store (2026-08) with its ``trades_1m``
+  rollup refreshed,
+
+then times requests through the ASGI app in-process (``TestClient``; the figures include
+query, tier routing and serialization, not the network) and prints p50/p95.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from archive import synthetic
+from archive.layout import Month
+from archive.postgres import PostgresSink
+from tickarchive.domain import QuoteTick
+from tickarchive.settings import (
+    ApiSettings,
+    ArchiveSettings,
+    PathsSettings,
+    PostgresSettings,
+    QuestDBSettings,
+    Settings,
+)
+from tickarchive.tables import QUOTES, TRADES
+
+out = Console()
+
+
+def _quote_events(table: pa.Table, shift_us: int = 0) -> list[QuoteTick]:
+    import math
+
+    events = []
+    for r in table.to_pylist():
+        fields = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        ts = fields.pop("ts")
+        recv = fields.pop("recv_ts")
+        events.append(
+            QuoteTick(
+                ts_us=int(ts.timestamp() * 1_000_000) + shift_us if not isinstance(ts, int) else ts + shift_us,
+                recv_ts_us=int(recv.timestamp() * 1_000_000) + shift_us
+                if not isinstance(recv, int)
+                else recv + shift_us,
+                **fields,
+            )
+        )
+    return events
+
+
+def _ilp(conf: str, events: list[QuoteTick]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from questdb.ingress import Sender
+
+    from store.ilp import IlpEncoder
+
+    with Sender.from_conf(conf) as sender:
+        enc = IlpEncoder(protocol_version=int(sender.protocol_version))
+        for i in range(0, len(events), 50_000):
+            enc.add_all(events[i : i + 50_000])
+            for _t, (buf, _n) in enc.take().items():
+                sender.flush(buf)
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    s = sorted(samples)
+    p95 = s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
+    return statistics.median(s), p95
+
+
+def run(rows: int = 100_000, repeat: int = 30) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from store import migrate
+    from store.stack.handles import QuestDBHandle
+    from store.stack.postgres import PostgresServer
+    from store.stack.procs import free_port
+    from store.stack.questdb import QuestDBServer
+
+    root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-api-"))
+    qs = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port())
+    ps = PostgresSettings(port=free_port())
+    qdb = QuestDBServer(qs, root / "questdb", PathsSettings().cache_dir)
+    pg_root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-api-pg-"))  # PostgreSQL takes it over
+    pg = PostgresServer(ps, pg_root)
+    try:
+        out.print("starting QuestDB and PostgreSQL ...")
+        (root / "questdb").mkdir()
+        qdb.up()
+        pg.up()
+        handle = QuestDBHandle(
+            host=qs.host, http_port=qs.http_port, pg_port=qs.pg_port, health_port=qs.health_port, root=root / "questdb"
+        )
+        migrate.migrate_questdb(handle.pg_dsn)
+        dsns = pg.dsns
+        migrate.migrate_warm(dsns.owner, "postgres")
+
+        out.print(
+            f"loading {rows:,} quotes of one instrument (hot and warm), a 300-option chain, a month of trades ..."
+        )
+        day_quotes = synthetic.quotes(rows, Month(2026, 10), seed=1, n_instruments=1, span_days=1.0)
+        instrument = day_quotes.column("instrument")[0].as_py()
+        chain = synthetic.quotes(100_000, Month(2026, 10), seed=3, n_instruments=300, span_days=1.0)
+        _ilp(handle.ilp_conf, _quote_events(day_quotes) + _quote_events(chain, 86_400_000_000))
+        handle.wait_for_wal(120)
+        warm_day = synthetic.quotes(rows, Month(2026, 9), seed=1, n_instruments=1, span_days=1.0)
+        month_trades = synthetic.trades(30 * 2000, Month(2026, 8), seed=2, n_instruments=1, span_days=31.0)
+        trade_instrument = month_trades.column("instrument")[0].as_py()
+        with PostgresSink(dsns.owner) as sink:
+            for batch in warm_day.to_batches(50_000):
+                sink.insert(QUOTES, batch)
+            for batch in month_trades.to_batches(50_000):
+                sink.insert(TRADES, batch)
+        import psycopg
+
+        with psycopg.connect(dsns.owner, autocommit=True) as conn:
+            conn.execute("SELECT tickarchive_refresh_rollups('2026-08-01', '2026-09-01')")
+            conn.execute(
+                "INSERT INTO rollover_ledger (day, table_name, status) VALUES ('2026-09-01', 'quotes', 'verified')"
+            )
+            for d in range(31):
+                day = dt.date(2026, 8, 1) + dt.timedelta(days=d)
+                conn.execute(
+                    "INSERT INTO rollover_ledger (day, table_name, status) VALUES (%s, 'trades', 'verified')", (day,)
+                )
+            conn.execute("ANALYZE")
+
+        settings = Settings(
+            questdb=qs,
+            postgres=PostgresSettings(dsn=dsns.owner, reader_dsn=dsns.reader),
+            archive=ArchiveSettings(target=str(root / "lake"), cache_dir=root / "cache"),
+            api=ApiSettings(),
+        )
+        client = TestClient(create_app(settings))
+        day = {"instrument": instrument, "limit": rows}
+        hot_day = {**day, "start": "2026-10-01", "end": "2026-10-02"}
+        warm_day_q = {**day, "start": "2026-09-01", "end": "2026-09-02"}
+        top = {"columns": "bid_price,bid_amount,ask_price,ask_amount,mark_iv", "format": "parquet"}
+        cases: list[tuple[str, dict[str, Any]]] = [
+            ("quotes instrument-day, hot, top of book, parquet", {**hot_day, **top}),
+            ("quotes instrument-day, warm, top of book, parquet", {**warm_day_q, **top}),
+            ("quotes instrument-day, hot, all 31 columns, parquet", {**hot_day, "format": "parquet"}),
+            ("quotes instrument-day, warm, all 31 columns, parquet", {**warm_day_q, "format": "parquet"}),
+            ("quotes instrument-day, hot, all columns, json", hot_day),
+            ("quotes first page (10k rows), hot, json", {**hot_day, "limit": 10_000}),
+        ]
+        results = []
+
+        def measure(name: str, call: Callable[[], Any]) -> None:
+            call()
+            call()
+            samples = []
+            size = 0
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                r = call()
+                samples.append(time.perf_counter() - t0)
+                assert r.status_code == 200, r.text[:300]
+                size = len(r.content)
+            p50, p95 = _percentiles(samples)
+            results.append((name, p50, p95, size, r.headers.get("x-row-count", "")))
+            out.print(f"  {name}: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms")
+
+        for name, params in cases:
+            measure(name, lambda params=params: client.get("/quotes", params=params))
+        measure(
+            "chain ETH (300 options), hot",
+            lambda: client.get("/chain", params={"currency": "ETH", "at": "2026-10-02T12:00:00Z", "lookback_s": 3600}),
+        )
+        measure(
+            "ohlcv 1 month, 1h bars, warm rollup",
+            lambda: client.get(
+                "/ohlcv",
+                params={"instrument": trade_instrument, "start": "2026-08-01", "end": "2026-09-01", "interval": "1h"},
+            ),
+        )
+        client.close()
+
+        t = RichTable(title=f"tickarchive bench api ({repeat} requests each, in-process)")
+        for col in ("query", "rows", "bytes", "p50 ms", "p95 ms"):
+            t.add_column(col, justify="left" if col == "query" else "right")
+        for name, p50, p95, size, n in results:
+            t.add_row(name, n, f"{size:,}", f"{p50 * 1000:.1f}", f"{p95 * 1000:.1f}")
+        out.print(t)
+    finally:
+        qdb.down()
+        pg.down()
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(pg_root, ignore_errors=True)
