@@ -65,6 +65,6 @@ def test_compose_variables_are_documented() -> None:
     text = (COMPOSE_DIR / "docker-compose.yml").read_text()
     required = set(re.findall(r"\$\{(\w+):\?", text))
     example = (COMPOSE_DIR / ".env.example").read_text()
-    assert required == {"QUESTDB_PASSWORD", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
+    assert required == {"QUESTDB_PASSWORD", "POSTGRES_PASSWORD", "POSTGRES_READER_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
     for var in required:
         assert f"{var}=" in example
