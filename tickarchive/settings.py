@@ -189,6 +189,8 @@ class ArchiveSettings(_Section):
     cache_dir: Path = Field(Path(".local/archive-cache"), description="local cache of archive files the API reads")
     row_group_rows: int = Field(500_000, ge=1000, description="Parquet row-group size")
     zstd_level: int = Field(9, ge=1, le=22, description="Parquet zstd compression level")
+    file_rows: int = Field(10_000_000, ge=1000, description="rows per Parquet file before the next part starts")
+    staging_dir: Path = Field(Path(".local/archive-staging"), description="where export writes parts before upload")
 
 
 class SimulatorSettings(_Section):
