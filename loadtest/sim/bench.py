@@ -5,7 +5,10 @@ this process on uvloop and are deliberately cheap: after the HTTP upgrade they o
 parse WebSocket frame headers and count frames (no UTF-8 or JSON decoding), so the
 figure measures the simulator. Channels (every ticker and book plus the trades and
 index channels) are split over the clients as the collector shards them; ``fanout``
-makes every client subscribe everything instead.
+makes every client subscribe everything instead. Besides frames/s it prints the
+simulator process's CPU share and frames per simulator CPU-second: on a shared, loaded
+machine the first is bounded by the CPU the simulator gets, the second is its capacity
+per core.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 
 from loadtest.errors import SimServerError
 
@@ -104,7 +108,9 @@ async def _open(host: str, port: int) -> _FrameCounter:
     return proto
 
 
-async def _measure(host: str, port: int, n_clients: int, seconds: float, fanout: bool) -> dict[str, Any]:
+async def _measure(
+    host: str, port: int, n_clients: int, seconds: float, fanout: bool, sim_pid: int | None = None
+) -> dict[str, Any]:
     async with httpx.AsyncClient() as http:
         r = await http.get(f"http://{host}:{port}/api/v2/public/get_instruments", params={"currency": "ETH"})
         names = [i["instrument_name"] for i in r.json()["result"]]
@@ -128,6 +134,8 @@ async def _measure(host: str, port: int, n_clients: int, seconds: float, fanout:
             )
             await asyncio.sleep(0.35)  # stay under the subscribe rate limit
     await asyncio.sleep(2.0)  # warm-up
+    sim_proc = psutil.Process(sim_pid) if sim_pid is not None else None
+    cpu0 = sum(sim_proc.cpu_times()[:2]) if sim_proc else 0.0
     f0 = sum(c.frames for c in clients)
     b0 = sum(c.bytes for c in clients)
     t0 = time.perf_counter()
@@ -135,6 +143,7 @@ async def _measure(host: str, port: int, n_clients: int, seconds: float, fanout:
     dt = time.perf_counter() - t0
     frames = sum(c.frames for c in clients) - f0
     nbytes = sum(c.bytes for c in clients) - b0
+    cpu = (sum(sim_proc.cpu_times()[:2]) - cpu0) if sim_proc else 0.0
     for c in clients:
         assert c.transport is not None
         c.transport.close()
@@ -143,6 +152,8 @@ async def _measure(host: str, port: int, n_clients: int, seconds: float, fanout:
         "frames_per_s": frames / dt,
         "mbytes_per_s": nbytes / dt / 1e6,
         "channels": len(channels),
+        "sim_cpu_share": cpu / dt,
+        "frames_per_cpu_s": frames / cpu if cpu > 0 else 0.0,
     }
 
 
@@ -175,10 +186,12 @@ def run_bench(seconds: float, client_counts: list[int], rate: float, instruments
         host, port = hostport.rsplit(":", 1)
         print(f"simulator: {line[6:]}  rate={rate:g}/s instruments={instruments} fanout={fanout}")
         for n in client_counts:
-            res = uvloop.run(_measure(host, int(port), n, seconds, fanout))
+            res = uvloop.run(_measure(host, int(port), n, seconds, fanout, proc.pid))
             print(
                 f"clients={res['clients']}: {res['frames_per_s']:,.0f} frames/s delivered "
-                f"({res['mbytes_per_s']:.1f} MB/s) over {seconds:g}s, {res['channels']} channels"
+                f"({res['mbytes_per_s']:.1f} MB/s) over {seconds:g}s, {res['channels']} channels; "
+                f"simulator CPU {res['sim_cpu_share']:.0%} of a core = "
+                f"{res['frames_per_cpu_s']:,.0f} frames per simulator CPU-second"
             )
     finally:
         proc.terminate()

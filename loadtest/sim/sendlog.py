@@ -27,7 +27,9 @@ instruments     instrument, state, ts_us   (instrument.state notifications)
 Rows are buffered (one entry per ``record`` call) and spooled to ``<dir>/<table>/part-NNNNN.parquet`` every
 ``batch_rows`` rows, so memory stays bounded however long the run. ``export(dest)``
 writes one ``<table>.parquet`` per table (streamed part by part), ``faults.parquet``,
-``faults.json`` and ``summary.json``.
+``faults.json``, ``connections.json`` (when each connection opened and closed, and how)
+and ``summary.json``. Frames generated while a connection is closed are due to nobody
+and not logged: the connection's closed window says what it could not see.
 """
 
 from __future__ import annotations
@@ -128,6 +130,8 @@ class SendLog:
         self._counts: Counter[tuple[str, str, str]] = Counter()
         """(table, connection, status) -> rows spooled so far."""
         self.faults: list[FaultRecord] = []
+        self.connections: dict[str, dict[str, Any]] = {}
+        """Connection id -> {remote, connected_us, closed_us, close_code, close_reason}."""
         self.control_frames: Counter[str] = Counter()
         """Frames that are not market data: 'malformed', 'unknown_channel', 'response', ..."""
 
@@ -262,6 +266,7 @@ class SendLog:
             "tables": tables,
             "by_connection": by_conn,
             "faults": [f.as_dict() for f in self.faults],
+            "connections": self.connections,
             "control_frames": dict(self.control_frames),
         }
         if per_instrument:
@@ -308,11 +313,13 @@ class SendLog:
             rows = [dict(f, params=json.dumps(f["params"], sort_keys=True)) for f in faults]
             pq.write_table(pa.Table.from_pylist(rows, schema=FAULT_SCHEMA), dest / "faults.parquet")
             (dest / "faults.json").write_text(json.dumps(faults, indent=2))
+            (dest / "connections.json").write_text(json.dumps(self.connections, indent=2))
             (dest / "summary.json").write_text(json.dumps(self.summary(), indent=2))
         except (OSError, pa.ArrowException) as exc:
             raise SendLogError(f"cannot export the send log to {dest}: {exc}") from exc
         written["faults"] = str(dest / "faults.parquet")
         written["faults_json"] = str(dest / "faults.json")
+        written["connections"] = str(dest / "connections.json")
         written["summary"] = str(dest / "summary.json")
         return written
 

@@ -232,6 +232,13 @@ class Simulator:
         conn = Connection(conn_id, ws, session, self.send_log, self.config.send_queue_frames)
         self.connections[conn_id] = conn
         self._connected.set()
+        self.send_log.connections[conn_id] = {
+            "remote": conn.remote,
+            "connected_us": conn.connected_us,
+            "closed_us": None,
+            "close_code": None,
+            "close_reason": None,
+        }
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(conn.writer(), name=f"{conn_id}-writer")
@@ -246,6 +253,9 @@ class Simulator:
                 self._unsubscribe(conn, ch)
             conn.flush()
             conn.discard_queue(sl.DROPPED)
+            self.send_log.connections[conn_id].update(
+                closed_us=wall_us(), close_code=ws.close_code, close_reason=ws.close_reason
+            )
 
     async def _reader(self, conn: Connection) -> None:
         with contextlib.suppress(ConnectionClosed):

@@ -57,6 +57,9 @@ async def test_drop(cfg: SimConfig) -> None:
     assert rec.connection == "c1"
     assert rec.start_us == rec.end_us
     assert [f.kind for f in sim.send_log.faults] == ["drop"]
+    closed = sim.send_log.connections["c1"]
+    assert closed["close_code"] == 1006
+    assert rec.start_us <= closed["closed_us"]
     # nothing the client did receive is missing from 'sent'
     got = {
         (n["params"]["data"]["instrument_name"], n["params"]["data"]["timestamp"] * 1000)

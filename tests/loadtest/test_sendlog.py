@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -76,7 +77,15 @@ async def test_control_endpoints_flush_and_export(cfg: SimConfig, tmp_path: Path
     assert sum(summary["per_instrument"]["quotes"].values()) == got
     assert pq.read_table(exported["quotes"]).num_rows == got
     assert pq.read_table(exported["faults"]).column("kind").to_pylist() == ["silence"]
+    connections = _read_json(exported["connections"])
+    assert list(connections) == ["c1"]
+    assert connections["c1"]["closed_us"] is None  # still open at export time
     assert status["mode"] == "market"
     assert status["instruments"] == len(names)
     assert bad.status_code == 400
     assert "dir=PATH" in bad.json()["error"]
+
+
+def _read_json(path: str) -> dict[str, dict[str, object]]:
+    data: dict[str, dict[str, object]] = json.loads(Path(path).read_text())
+    return data
