@@ -16,8 +16,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from archive import retention
 from archive.layout import Month
+from archive.restore import RestoreResult, restore_month
 from archive.progress import NO_PROGRESS, Progress
 from archive.target import Target
 from store.hot_export import HotStore
@@ -161,3 +165,39 @@ def open_warm(settings: Settings, dsn: str | None = None) -> WarmStore:
     url = dsn or warm_dsns(settings.postgres).owner
     dialect, pglite = detect_warm(url)
     return WarmStore(url, dialect, pglite=pglite)
+
+
+class WarmSink:
+    """``archive.source.ArchiveSink`` on the rollover's loader (COPY on plain PostgreSQL,
+    multi-row INSERT on PGlite; idempotent through the dedup indexes). Rows are split by
+    UTC day so each day's partition exists before its rows go in."""
+
+    def __init__(self, warm: WarmStore) -> None:
+        self.warm = warm
+        self.days: set[tuple[str, dt.date]] = set()
+
+    def insert(self, table: Table, batch: pa.RecordBatch) -> int:
+        if batch.num_rows == 0:
+            return 0
+        days = pc.cast(batch.column("ts"), pa.date32())
+        inserted = 0
+        for day in sorted(set(days.to_pylist())):
+            part = batch.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+            inserted += self.warm.load(table, part, day)
+            self.days.add((table.name, day))
+        return inserted
+
+    def count_rows(self, table: Table, month: Month) -> int:
+        return _count_month(self.warm, table, month)
+
+
+def restore_to_warm(
+    target: Target, warm: WarmStore, table: Table, month: Month, *, progress: Progress = NO_PROGRESS
+) -> RestoreResult:
+    """``archive restore`` of one (table, month) into the warm store, then compress the
+    restored days (TimescaleDB). Idempotent: restoring twice inserts nothing."""
+    sink = WarmSink(warm)
+    result = restore_month(target, sink, table, month, progress=progress)
+    for _, day in sorted(sink.days):
+        warm.compress_day(table, day)
+    return result
