@@ -72,7 +72,9 @@ from tickarchive.domain import (
     BookChange,
     ConnectionHeartbeat,
     Event,
+    Gap,
     GapKind,
+    GapStatus,
     IndexTick,
     InstrumentEvent,
     QuoteTick,
@@ -153,6 +155,7 @@ class Collector:
         self._gate = asyncio.Event()
         self._gate.set()
         self._stopping = False
+        self._downtime: Gap | None = None
         self._malformed_logged: set[str] = set()
         self._rpc_logged: collections.Counter[str] = collections.Counter()
         self._subscribe_limiter = TokenBucket(settings.deribit.subscribe_rate_per_s, 5.0, now_us())
@@ -263,7 +266,16 @@ class Collector:
             source = "last heartbeat row"
         gap = downtime_gap(last, now_us(), f"collector not running (since the {source} of the previous run)")
         if gap is not None:
-            self.ledger.record(gap, journal_seq=journal.last_seq)
+            # open until every connection is subscribed again: that is when data flows
+            self._downtime = Gap(gap.kind, gap.instrument, gap.start_us, None, gap.cause, gap.connection, gap.status)
+            self.ledger.record(self._downtime, journal_seq=journal.last_seq)
+
+    def _close_downtime(self, seq: int) -> None:
+        g = self._downtime
+        if g is not None and self.all_subscribed():
+            self._downtime = None
+            end = Gap(g.kind, g.instrument, g.start_us, now_us(), g.cause, g.connection, GapStatus.OPEN)
+            self.ledger.record(end, journal_seq=seq or self.journal.last_seq)
 
     async def _last_heartbeat_us(self) -> int | None:
         url = f"{self.endpoints.questdb_http_url}/exec"
@@ -421,6 +433,8 @@ class Collector:
                     driver.name, key, o.detail[:200], seq, o.sample,
                 )
         elif t is Subscribed or t is Unsubscribed:
+            if self._downtime is not None:
+                self._close_downtime(seq)
             self.metrics.subscribed_channels.labels(connection=driver.name).set(
                 len(driver.session.subscribed_channels)
             )

@@ -53,6 +53,9 @@ with warnings.catch_warnings():
 
 log = logging.getLogger("tickarchive.writer")
 
+_CATCH_UP_ROWS = 5_000
+"""Rows encoded per catch-up step before the writer flushes and yields."""
+
 
 class WriterError(StoreError):
     """The QuestDB writer cannot be configured or has been used after close."""
@@ -143,6 +146,7 @@ class QuestDBWriter:
         self._failing_since: float | None = None
         self._last_error = ""
         self._closed = False
+        self._reader: Generator[Record, None, None] | None = None
 
     # ---- feeding (synchronous, event loop) ------------------------------------------
 
@@ -208,32 +212,47 @@ class QuestDBWriter:
     # ---- catch-up from the journal ----------------------------------------------------
 
     def _catch_up_step(self) -> None:
-        """Encode journal records from ``next_seq`` on, up to one flush worth of rows;
-        turn live when the end of the journal is reached."""
+        """Encode journal records from ``next_seq`` on, up to the memory bound (at most
+        ``_CATCH_UP_ROWS`` per step, so the event loop keeps turning); turn live when the
+        end of the journal is reached. The journal iterator is kept between steps (no
+        re-seek) until it runs dry."""
         j = self.journal
         if self.next_seq >= j.next_seq:
+            self._close_reader()
             self.live = True
             return
-        if self.buffered_rows >= self.settings.max_buffered_rows:
+        room = self.settings.max_buffered_rows - self.buffered_rows
+        if room <= 0:
             return
-        budget = self.settings.flush_rows
-        it = j.read_from(self.next_seq)
-        assert isinstance(it, Generator)
-        try:
-            for rec in it:
-                events = events_of_record(rec)
-                if events:
-                    self._encode(events)
-                self.next_seq = rec.seq + 1
-                self.stats.caught_up_records += 1
-                budget -= len(events) + 1
-                if budget <= 0:
-                    break
-        finally:
-            it.close()
+        budget = min(room, _CATCH_UP_ROWS)
+        it = self._reader
+        if it is None:
+            fresh = j.read_from(self.next_seq)
+            assert isinstance(fresh, Generator)
+            self._reader = it = fresh
+        for rec in it:
+            if rec.seq < self.next_seq:
+                continue
+            events = events_of_record(rec)
+            if events:
+                self._encode(events)
+            self.next_seq = rec.seq + 1
+            self.stats.caught_up_records += 1
+            budget -= len(events) + 1
+            if budget <= 0:
+                break
+        else:
+            self._close_reader()  # ran dry: the next step re-opens at next_seq
         if self.next_seq >= j.next_seq and self.buffered_rows < self.settings.max_buffered_rows:
+            self._close_reader()
             self.live = True
             log.info("writer: caught up with the journal at seq %d; live", self.next_seq - 1)
+
+    def _close_reader(self) -> None:
+        it = self._reader
+        self._reader = None
+        if it is not None:
+            it.close()
 
     # ---- flushing ----------------------------------------------------------------------
 
@@ -387,6 +406,7 @@ class QuestDBWriter:
 
     def close(self) -> None:
         self._closed = True
+        self._close_reader()
         self._drop_sender()
 
 

@@ -1,0 +1,204 @@
+"""Recovery: QuestDB killed and restarted under the collector; the collector SIGKILLed.
+
+The QuestDB test uses its own server (free ports, started and stopped here by PID
+through ``store.stack``) so the shared session server is never disturbed. The SIGKILL
+test runs ``tickarchive collect`` as a subprocess against the in-process simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.journal import JournalReader
+from ingest.normalize import Notification, parse_frame
+from loadtest.sim import Simulator
+from store import migrate
+from store.stack.handles import QuestDBHandle
+from store.stack.procs import free_port
+from store.stack.questdb import QuestDBServer
+from tests.ingest.test_collector import (
+    collector_settings,
+    history_trades,
+    quiesce,
+    running,
+    sent_book,
+    sim_config,
+    stored_book,
+    stored_gaps,
+    stored_quotes,
+    stored_trades,
+    wait_for,
+)
+from tickarchive.domain import QuoteTick
+from tickarchive.errors import TickarchiveError
+from tickarchive.settings import PathsSettings, QuestDBSettings
+
+
+@pytest.fixture
+def own_questdb(tmp_path: Path) -> Iterator[tuple[QuestDBServer, QuestDBHandle]]:
+    s = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port(), heap_mb=512)
+    server = QuestDBServer(s, tmp_path / "qdb", PathsSettings().cache_dir)
+    try:
+        server.up()
+    except TickarchiveError as exc:
+        pytest.fail(f"QuestDB did not start: {exc}", pytrace=False)
+    handle = QuestDBHandle(s.host, s.http_port, s.pg_port, s.health_port, tmp_path / "qdb")
+    try:
+        migrate.migrate_questdb(handle.pg_dsn)
+        yield server, handle
+    finally:
+        server.down()
+
+
+async def test_questdb_killed_and_restarted_mid_run_loses_nothing(
+    tmp_path: Path, own_questdb: tuple[QuestDBServer, QuestDBHandle]
+) -> None:
+    server, qdb = own_questdb
+    # a small memory bound: the outage pushes the writer into catch-up from the journal
+    settings = collector_settings(connections=2, writer={"max_buffered_rows": 3000, "flush_rows": 1000})
+    async with Simulator(sim_config(tmp_path, rate_per_s=1500.0, heartbeat_scale=0.1)) as sim:
+        async with running(settings, sim, qdb, tmp_path / "journal") as c:
+            await asyncio.sleep(1.0)
+            assert c.writer.stats.flush_errors == 0
+            await asyncio.to_thread(server.down)  # QuestDB gone (its PID stopped)
+            await wait_for(lambda: c.writer.stats.flush_errors > 0, 10, "a failed flush")
+            await asyncio.sleep(2.0)  # the journal keeps growing; memory stays bounded
+            assert not c.writer.live
+            assert c.writer.buffered_rows <= 3000 + 1000
+            backlog = c.journal.backlog_records
+            assert backlog > 0
+            await asyncio.to_thread(server.up)
+            try:
+                await wait_for(lambda: c.writer.live, 30, "the writer to catch up from the journal")
+            except AssertionError:
+                w = c.writer
+                raise AssertionError(f"{w.stats} next={w.next_seq} jnext={c.journal.next_seq} "
+                                     f"buf={w.buffered_rows} acked={w.acked_seq}") from None
+            await asyncio.sleep(0.5)
+            await quiesce(sim, c)
+            stats = c.writer.stats
+        qdb.wait_for_wal()
+        assert stats.catch_up_entries >= 1
+        assert stats.caught_up_records >= backlog
+        # sent ⊆ stored ⊆ sent ∪ dropped: a batch written to the socket whose drain was
+        # still pending when the collector disconnected is logged "dropped" by the simulator
+        gaps = stored_gaps(qdb)
+        assert all(g["status"] == "backfilled" for g in gaps), gaps  # QuestDB down is no data gap
+        quotes = set(stored_quotes(qdb))
+        assert quotes <= sim.send_log.keys("quotes", status=None)
+        if not gaps:
+            assert sim.send_log.keys("quotes") <= quotes
+        book = stored_book(qdb)
+        assert set(book) <= set(sent_book(sim, status=None))
+        trades = stored_trades(qdb)
+        hist = history_trades(sim)
+        lo = min(r[1] for r in trades.values())
+        hi = max(r[1] for r in trades.values())
+        assert set(trades) == {k for k, t in hist.items() if lo <= t["timestamp"] * 1000 <= hi}  # zero lost
+        reg = c.metrics.registry
+        errors = [reg.get_sample_value("tickarchive_questdb_flush_errors_total", {"table": t}) for t in
+                  ("quotes", "book_changes", "trades", "collector_heartbeats", "index_ticks", "gaps")]
+        assert sum(e or 0 for e in errors) == stats.flush_errors > 0
+
+
+async def _wait_line(stream: asyncio.StreamReader, pattern: str, timeout_s: float, seen: list[str]) -> str:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            raw = await stream.readline()
+            if not raw:
+                raise AssertionError(f"process ended before {pattern!r}; output:\n" + "".join(seen[-30:]))
+            line = raw.decode(errors="replace")
+            seen.append(line)
+            if re.search(pattern, line):
+                return line
+
+
+async def _spawn_collector(sim: Simulator, qdb: QuestDBHandle, journal: Path) -> asyncio.subprocess.Process:
+    env = dict(os.environ)
+    env.update(
+        TICKARCHIVE_QUESTDB__HOST=qdb.host,
+        TICKARCHIVE_QUESTDB__HTTP_PORT=str(qdb.http_port),
+        TICKARCHIVE_QUESTDB__PG_PORT=str(qdb.pg_port),
+        TICKARCHIVE_DERIBIT__RECONNECT_MIN_S="0.05",
+        TICKARCHIVE_DERIBIT__RECONNECT_MAX_S="0.3",
+        TICKARCHIVE_DERIBIT__SUBSCRIBE_RATE_PER_S="50",
+        TICKARCHIVE_JOURNAL__FSYNC_INTERVAL_MS="50",
+        TICKARCHIVE_JOURNAL__MIN_FREE_BYTES="0",
+        TICKARCHIVE_WRITER__FLUSH_INTERVAL_MS="100",
+    )
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "tickarchive"), "collect", "--simulator", sim.ws_url, "--journal-dir", str(journal),
+        "--connections", "2", "--metrics-port", str(free_port()),
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_collector_sigkilled_and_restarted_loses_no_journaled_frame(
+    tmp_path: Path, questdb_clean: QuestDBHandle
+) -> None:
+    qdb = questdb_clean
+    journal = tmp_path / "journal"
+    seen: list[str] = []
+    async with Simulator(sim_config(tmp_path)) as sim:
+        first = await _spawn_collector(sim, qdb, journal)
+        assert first.stderr is not None
+        await _wait_line(first.stderr, r"c1: connected", 30, seen)
+        await asyncio.sleep(1.5)
+        first.send_signal(signal.SIGKILL)  # no flush, no checkpoint, maybe a torn record
+        assert await first.wait() == -signal.SIGKILL
+        killed_at = JournalReader(journal).segments()[-1].last_ts_us
+        acked_before = JournalReader(journal).acked_seq
+        await asyncio.sleep(0.5)  # the market moves on while nobody listens
+
+        second = await _spawn_collector(sim, qdb, journal)
+        assert second.stderr is not None
+        await _wait_line(second.stderr, r"c1: connected", 30, seen)
+        await asyncio.sleep(1.0)
+        sim.inject("maintenance", seconds=600)
+        await _wait_line(second.stderr, r"backfill: downtime", 30, seen)
+        await asyncio.sleep(1.0)
+        second.send_signal(signal.SIGTERM)
+        tail = (await second.stderr.read()).decode(errors="replace")
+        assert await second.wait() == 0  # a clean stop
+        stopped = "".join(seen) + tail
+        window = re.search(r"receive-to-fsync window max ([0-9.]+) ms", stopped)
+        assert window is not None
+        print(f"journal receive-to-fsync window (max, second run): {window.group(1)} ms")
+    qdb.wait_for_wal()
+
+    # every journaled frame (both runs, the killed one included) is in QuestDB
+    reader = JournalReader(journal)
+    assert reader.acked_seq == reader.segments()[-1].last_seq
+    assert acked_before < reader.acked_seq
+    journaled = set()
+    for rec in reader.read_from(0):
+        o = parse_frame(rec.frame, rec.recv_ts_us)
+        if type(o) is Notification:
+            journaled.update((e.instrument, e.ts_us) for e in o.events if type(e) is QuoteTick)
+    quotes = set(stored_quotes(qdb))
+    assert journaled
+    assert journaled == quotes
+
+    # what the kill lost on the wire is inside the downtime gap; no trade is lost
+    gaps = stored_gaps(qdb)
+    downtime = [g for g in gaps if g["kind"] == "downtime"]
+    assert len(downtime) == 1
+    assert downtime[0]["status"] == "backfilled"
+    assert downtime[0]["start_us"] == killed_at
+    sent = sim.send_log.keys("quotes")
+    for inst, ts in sent - quotes:
+        assert downtime[0]["start_us"] - 300_000 <= ts <= downtime[0]["end_us"] + 2_000_000, (inst, ts)
+    trades = stored_trades(qdb)
+    hist = history_trades(sim)
+    lo = min(r[1] for r in trades.values())
+    hi = max(r[1] for r in trades.values())
+    assert set(trades) == {k for k, t in hist.items() if lo <= t["timestamp"] * 1000 <= hi}
+    assert any(r[-1] == "backfill" for r in trades.values())
