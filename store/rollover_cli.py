@@ -152,7 +152,7 @@ def _print_report(report: object) -> None:
 
     assert isinstance(report, RolloverReport)
     out = _out()
-    prefix = "[dry run] " if report.dry_run else ""
+    prefix = "(dry run) " if report.dry_run else ""
     for s in report.seals:
         state = "sealed" if s.sealed else "not sealed"
         why = f" ({'; '.join(s.reasons)})" if s.reasons else ""
