@@ -192,7 +192,9 @@ def history_trades(sim: Simulator) -> dict[tuple[str, str], dict[str, Any]]:
     return {(t["instrument_name"], t["trade_id"]): t for t in sim.history.all_trades()}
 
 
-def check_trade_values(stored: dict[tuple[str, str], tuple[Any, ...]], hist: dict[tuple[str, str], dict[str, Any]]) -> None:
+def check_trade_values(
+    stored: dict[tuple[str, str], tuple[Any, ...]], hist: dict[tuple[str, str], dict[str, Any]]
+) -> None:
     for key, row in stored.items():
         t = hist[key]
         seq, ts, price, amount, iv, index_price, mark_price, direction, tick_direction, contracts, _src = row
@@ -213,7 +215,9 @@ def journal_tickers(journal_dir: Path) -> dict[tuple[str, int], dict[str, Any]]:
     return out
 
 
-def check_quote_values(stored: dict[tuple[str, int], tuple[Any, ...]], wire: dict[tuple[str, int], dict[str, Any]]) -> None:
+def check_quote_values(
+    stored: dict[tuple[str, int], tuple[Any, ...]], wire: dict[tuple[str, int], dict[str, Any]]
+) -> None:
     for key, row in stored.items():
         d = wire[key]
         (bid, bid_amt, ask, ask_amt, bid_iv, ask_iv, mark_iv, mark, und, und_idx, idx,

@@ -135,7 +135,8 @@ async def _spawn_collector(sim: Simulator, qdb: QuestDBHandle, journal: Path) ->
         TICKARCHIVE_WRITER__FLUSH_INTERVAL_MS="100",
     )
     return await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "tickarchive"), "collect", "--simulator", sim.ws_url, "--journal-dir", str(journal),
+        str(Path(sys.executable).parent / "tickarchive"), "collect", "--simulator", sim.ws_url,
+        "--journal-dir", str(journal),
         "--connections", "2", "--metrics-port", str(free_port()),
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
@@ -178,7 +179,7 @@ async def test_collector_sigkilled_and_restarted_loses_no_journaled_frame(
     reader = JournalReader(journal)
     assert reader.acked_seq == reader.segments()[-1].last_seq
     assert acked_before < reader.acked_seq
-    journaled = set()
+    journaled: set[tuple[str, int]] = set()
     for rec in reader.read_from(0):
         o = parse_frame(rec.frame, rec.recv_ts_us)
         if type(o) is Notification:
