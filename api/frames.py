@@ -56,3 +56,15 @@ def order_keys(table: Table, exact_column: str | None = None) -> tuple[str, ...]
     """The row order of every result: ``ts`` then the other dedup keys (minus a column
     fixed by an exact filter, which cannot change the order)."""
     return tuple(k for k in table.dedup_keys if k != exact_column)
+
+
+def without_fixed(columns: Sequence[str], fixed: str | None) -> tuple[str, ...]:
+    """The columns to fetch when ``fixed`` is pinned to one value by an exact filter (it is
+    added back with ``with_fixed``: no need to decode the same string 100k times)."""
+    return tuple(c for c in columns if c != fixed)
+
+
+def with_fixed(frame: pl.DataFrame, columns: Sequence[str], fixed: str | None, value: str | None) -> pl.DataFrame:
+    if fixed is None or fixed not in columns:
+        return frame
+    return frame.with_columns(pl.lit(value, dtype=pl.String).alias(fixed)).select(list(columns))

@@ -62,9 +62,12 @@ class HotReader:
         limit: int,
     ) -> pl.DataFrame:
         where, params = _where(lo_us, hi_us, match, eq)
-        order = ", ".join(frames.order_keys(table, match.column if match and match.exact else None))
-        sql = f"SELECT {_select(table, columns)} FROM {table.name} WHERE {where} ORDER BY {order} LIMIT %s"
-        return frames.from_rows(self.pool.fetch(sql, [*params, limit], binary=True), frames.schema(table, columns))
+        fixed = match.column if match is not None and match.exact is not None else None
+        fetch = frames.without_fixed(columns, fixed)
+        order = ", ".join(frames.order_keys(table, fixed))
+        sql = f"SELECT {_select(table, fetch)} FROM {table.name} WHERE {where} ORDER BY {order} LIMIT %s"
+        frame = frames.from_rows(self.pool.fetch(sql, [*params, limit], binary=True), frames.schema(table, fetch))
+        return frames.with_fixed(frame, columns, fixed, match.exact if match else None)
 
     def latest(
         self,

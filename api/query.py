@@ -29,11 +29,16 @@ class Page:
     """Where the next page starts; None when this is the last page."""
 
 
-def dedup_sorted(frame: pl.DataFrame, table: Table) -> pl.DataFrame:
-    keys = [k for k in table.dedup_keys if k in frame.columns]
-    if frame.height < 2:
-        return frame
-    return frame.unique(subset=keys, keep="first", maintain_order=True).sort(keys)
+def merge(parts: list[pl.DataFrame], table: Table, schema: dict[str, Any]) -> pl.DataFrame:
+    """Concatenate per-segment results (each already ordered by the dedup keys, segments in
+    time order and disjoint) and drop rows whose dedup key was already seen. A single part
+    comes from one store, which enforces the keys itself, and is returned as is."""
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    if len(parts) == 1:
+        return parts[0]
+    keys = [k for k in table.dedup_keys if k in parts[0].columns]
+    return pl.concat(parts).unique(subset=keys, keep="first", maintain_order=True)
 
 
 def rows(
@@ -63,9 +68,7 @@ def rows(
                 have += part.height
             if have >= want:
                 break
-    schema = frames.schema(table, columns)
-    frame = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
-    frame = dedup_sorted(frame, table)
+    frame = merge(parts, table, frames.schema(table, columns))
     if skip:
         frame = frame.slice(skip)
     more = frame.height > limit

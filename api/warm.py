@@ -24,6 +24,10 @@ ROLLED_STATUSES = ("verified", "dropped", "delta_loading", "delta_verified", "de
 day, verified (``verified``), or QuestDB's partition of it was already dropped (the rest)."""
 
 
+FAILED_STATUSES = ("mismatch", "delta_mismatch", "failed")
+"""``rollover_ledger.status`` values counted by ``tickarchive_rollover_failures_total``."""
+
+
 def _us(expr: str) -> str:
     return f"(extract(epoch FROM {expr}) * 1000000)::bigint"
 
@@ -79,9 +83,12 @@ class WarmReader:
         limit: int,
     ) -> pl.DataFrame:
         where, params = _where(lo_us, hi_us, match, eq)
-        order = _order(table, frames.order_keys(table, match.column if match and match.exact else None))
-        sql = f'SELECT {_select(table, columns)} FROM "{table.name}" WHERE {where} ORDER BY {order} LIMIT %s'
-        return frames.from_rows(self.pool.fetch(sql, [*params, limit], binary=True), frames.schema(table, columns))
+        fixed = match.column if match is not None and match.exact is not None else None
+        fetch = frames.without_fixed(columns, fixed)
+        order = _order(table, frames.order_keys(table, fixed))
+        sql = f'SELECT {_select(table, fetch)} FROM "{table.name}" WHERE {where} ORDER BY {order} LIMIT %s'
+        frame = frames.from_rows(self.pool.fetch(sql, [*params, limit], binary=True), frames.schema(table, fetch))
+        return frames.with_fixed(frame, columns, fixed, match.exact if match else None)
 
     def latest(
         self,
@@ -138,12 +145,12 @@ class WarmReader:
         return frames.from_rows(self.pool.fetch(sql, params), COVERAGE_SCHEMA)
 
     def ledger_summary(self) -> tuple[float | None, dt.date | None, int]:
-        """(last successful rollover as unix time, newest rolled day, failed rows)."""
+        """(last successful rollover as unix time, newest rolled day, ledger rows that failed verification)."""
         sql = (
             "SELECT extract(epoch FROM max(loaded_at) FILTER (WHERE status = ANY(%s)))::float8, "
-            "max(day) FILTER (WHERE status = ANY(%s)), count(*) FILTER (WHERE status = 'failed') FROM rollover_ledger"
+            "max(day) FILTER (WHERE status = ANY(%s)), count(*) FILTER (WHERE status = ANY(%s)) FROM rollover_ledger"
         )
-        row = self.pool.fetch(sql, [list(ROLLED_STATUSES), list(ROLLED_STATUSES)])[0]
+        row = self.pool.fetch(sql, [list(ROLLED_STATUSES), list(ROLLED_STATUSES), list(FAILED_STATUSES)])[0]
         return row[0], row[1], int(row[2])
 
     def database_bytes(self) -> int:
