@@ -1,0 +1,72 @@
+"""``tickarchive collect`` as an operator runs it (``make run``), offline."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from store.stack.procs import free_port
+
+TA = str(Path(sys.executable).parent / "tickarchive")
+
+
+def _read_lines(proc: subprocess.Popen[bytes], until: re.Pattern[str], count: int, timeout_s: float) -> list[str]:
+    assert proc.stderr is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stderr, selectors.EVENT_READ)
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while sum(bool(until.search(x)) for x in lines) < count:
+        left = deadline - time.monotonic()
+        if left <= 0 or not sel.select(left):
+            raise AssertionError(f"no {count} lines matching {until.pattern!r}; got:\n" + "".join(lines))
+        line = proc.stderr.readline().decode(errors="replace")
+        if not line:
+            raise AssertionError("collector exited early:\n" + "".join(lines))
+        lines.append(line)
+    return lines
+
+
+def test_collect_offline_keeps_retrying_says_why_and_stops_cleanly(tmp_path: Path) -> None:
+    dead = free_port()  # nothing listens here: "Deribit" is unreachable
+    env = dict(os.environ)
+    env.update(
+        TICKARCHIVE_DERIBIT__WS_URL=f"ws://127.0.0.1:{dead}/ws/api/v2",
+        TICKARCHIVE_DERIBIT__REST_URL=f"http://127.0.0.1:{dead}/api/v2",
+        TICKARCHIVE_DERIBIT__RECONNECT_MIN_S="0.2",
+        TICKARCHIVE_DERIBIT__RECONNECT_MAX_S="0.8",
+        TICKARCHIVE_QUESTDB__HTTP_PORT=str(free_port()),
+        TICKARCHIVE_JOURNAL__MIN_FREE_BYTES="0",
+    )
+    proc = subprocess.Popen(
+        [TA, "collect", "--journal-dir", str(tmp_path / "journal"), "--metrics-port", str(free_port())],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        unreachable = re.compile(r"Deribit is unreachable")
+        lines = _read_lines(proc, unreachable, 3, 30)
+        msgs = [x for x in lines if unreachable.search(x)]
+        delays = [float(m.group(1)) for x in msgs if (m := re.search(r"retrying in ([0-9.]+) s", x))]
+        assert len(delays) == 3
+        assert all(d >= 0.1 for d in delays)  # a backoff step per message, never a tight loop
+        assert delays[2] >= 0.2  # capped exponential: the ceiling doubled twice (0.2 -> 0.8)
+        for x in msgs:
+            assert "make demo" in x
+            assert "simulator" in x
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+        rest = err.decode(errors="replace")
+        assert proc.returncode == 0, rest
+        assert "collector: stopped" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
