@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,14 @@ from loadtest.errors import SimConfigError
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.command("sim", help="Run the Deribit-compatible simulator (prints 'ready ws://...' when listening).")(sim)
     bench.command("sim", help="Frames/s the simulator delivers to 1 and to 4 clients over loopback.")(bench_sim)
+    # the load harness (another module of this package) contributes its own commands
+    try:
+        harness_cli = importlib.import_module("loadtest.harness_cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != "loadtest.harness_cli":
+            raise
+    else:
+        harness_cli.register(app, bench)
 
 
 def sim(

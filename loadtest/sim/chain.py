@@ -59,10 +59,16 @@ class Instrument:
     channels: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Channel kind ('ticker', 'book', 'trades') -> channel names carrying it."""
 
+    ticker_100: tuple[str] = ("",)
+    """``(ticker.{name}.100ms,)``: the channels to check when nobody uses agg2."""
+    book_100: tuple[str] = ("",)
+
     def __post_init__(self) -> None:
         self.channels = {
             kind: (f"{kind}.{self.name}.100ms", f"{kind}.{self.name}.agg2") for kind in ("ticker", "book", "trades")
         }
+        self.ticker_100 = (self.channels["ticker"][0],)
+        self.book_100 = (self.channels["book"][0],)
 
     @property
     def expiry_ms(self) -> int:

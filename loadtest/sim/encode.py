@@ -105,16 +105,23 @@ def ticker_data(model: MarketModel, st: OptionState, ts_ms: int, extra: dict[str
         "best_ask_amount": 0.0,
         "ask_iv": 0.0,
     }
+    version = model.spot_version
     if st.bids:
         p = max(st.bids)
         dynamic["best_bid_price"] = p
         dynamic["best_bid_amount"] = st.bids[p]
-        dynamic["bid_iv"] = model.iv_of(st, p)
+        if st.bid_iv_key != (p, version):
+            st.bid_iv_key = (p, version)
+            st.bid_iv = model.iv_of(st, p)
+        dynamic["bid_iv"] = st.bid_iv
     if st.asks:
         p = min(st.asks)
         dynamic["best_ask_price"] = p
         dynamic["best_ask_amount"] = st.asks[p]
-        dynamic["ask_iv"] = model.iv_of(st, p)
+        if st.ask_iv_key != (p, version):
+            st.ask_iv_key = (p, version)
+            st.ask_iv = model.iv_of(st, p)
+        dynamic["ask_iv"] = st.ask_iv
     if extra:
         dynamic.update(extra)
     return st.tcache + orjson.dumps(dynamic)[1:]

@@ -45,7 +45,11 @@ class OptionState:
     """The mutable market state of one listed option."""
 
     __slots__ = (
+        "ask_iv",
+        "ask_iv_key",
         "asks",
+        "bid_iv",
+        "bid_iv_key",
         "bids",
         "book_ts_ms",
         "change_id",
@@ -103,6 +107,9 @@ class OptionState:
         self.tcache: bytes | None = None
         """The ticker fields that only change on a reprice (see ``encode.ticker_data``)."""
         self.tcache_version = -1
+        self.bid_iv = self.ask_iv = 0.0
+        self.bid_iv_key: tuple[float, int] = (-1.0, -1)
+        self.ask_iv_key: tuple[float, int] = (-1.0, -1)
         self.stats: dict[str, float] = {}
         self.stats_key: tuple[int, int] = (-1, -1)
 
@@ -152,6 +159,14 @@ Event = TickerEvent | BookEvent | TradesEvent | IndexEvent | StateEvent
 class _Pending:
     due_sim_ms: int
     names: list[str] = field(default_factory=list)
+
+
+_TICK_PRICES = [round(n * TICK_SIZE, 4) for n in range(40_001)]
+
+
+def _tick_price(n: int) -> float:
+    """The price of ``n`` ticks, as the float Deribit would print (0.0005 steps)."""
+    return _TICK_PRICES[n] if n < len(_TICK_PRICES) else round(n * TICK_SIZE, 4)
 
 
 def _round_tick(price: float, up: bool) -> float:
@@ -305,14 +320,14 @@ class MarketModel:
     def _targets(self, st: OptionState) -> tuple[list[float], list[float]]:
         mark = st.val.price_coin
         half = max(mark * 0.04, TICK_SIZE)
-        top_bid = _round_tick(mark - half, up=False)
-        top_ask = max(_round_tick(mark + half, up=True), TICK_SIZE)
-        if top_ask <= top_bid:
-            top_ask = round(top_bid + TICK_SIZE, 4)
+        n_bid = math.floor((mark - half) / TICK_SIZE + 1e-9)
+        n_ask = max(math.ceil((mark + half) / TICK_SIZE - 1e-9), 1)
+        if n_ask <= n_bid:
+            n_ask = n_bid + 1
         levels = self.config.book_levels
-        bids = [round(top_bid - i * TICK_SIZE * 2, 4) for i in range(levels)]
-        asks = [round(top_ask + i * TICK_SIZE * 2, 4) for i in range(levels)]
-        return [p for p in bids if p > 0], asks
+        bids = [_tick_price(n_bid - 2 * i) for i in range(levels) if n_bid - 2 * i > 0]
+        asks = [_tick_price(n_ask + 2 * i) for i in range(levels)]
+        return bids, asks
 
     def _seed_book(self, st: OptionState) -> None:
         bids, asks = self._targets(st)

@@ -89,6 +89,7 @@ class Simulator:
         self.catalog = catalog
         self.api = PublicApi(catalog, self.history)
         self.subs: dict[str, list[Connection]] = {}
+        self._agg2_subscriptions = 0
         self.connections: dict[str, Connection] = {}
         self._conn_ids = itertools.count(1)
         self._fault_ids = itertools.count(1)
@@ -275,6 +276,7 @@ class Simulator:
                 for ch in out.subscribed:
                     self._first_subscription.set()
                     self.subs.setdefault(ch, []).append(conn)
+                    self._agg2_subscriptions += ch.endswith(".agg2")
                     self._initial_frames(conn, ch)
                 conn.flush()
                 if out.heartbeat_s is not None:
@@ -287,6 +289,7 @@ class Simulator:
         conns = self.subs.get(ch)
         if conns and conn in conns:
             conns.remove(conn)
+            self._agg2_subscriptions -= ch.endswith(".agg2")
             if not conns:
                 del self.subs[ch]
 
@@ -365,10 +368,11 @@ class Simulator:
         assert model is not None
         subs = self.subs
         published = 0
+        agg2 = self._agg2_subscriptions > 0
         for ev in events:
             if type(ev) is TickerEvent:
                 st = ev.state
-                for ch in st.inst.channels["ticker"]:
+                for ch in st.inst.channels["ticker"] if agg2 else st.inst.ticker_100:
                     conns = subs.get(ch)
                     if conns:
                         frame = encode.notification(ch, encode.ticker_data(model, st, now_ms))
@@ -378,10 +382,10 @@ class Simulator:
                         published += 1
             elif type(ev) is BookEvent:
                 name = ev.state.inst.name
-                skip = next((s for s in self._skips_book if s.applies(name)), None)
+                skip = next((s for s in self._skips_book if s.applies(name)), None) if self._skips_book else None
                 if skip is not None:
                     skip.take(f"{name} change_id {ev.change_id}")
-                for ch in ev.state.inst.channels["book"]:
+                for ch in ev.state.inst.channels["book"] if agg2 else ev.state.inst.book_100:
                     conns = subs.get(ch)
                     if conns:
                         frame = encode.notification(ch, encode.book_change_data(ev, now_ms))
@@ -412,6 +416,10 @@ class Simulator:
                             c.add(frame, rec)
                         published += 1
         self.frames_published += published
+        if self._skips_book:
+            self._skips_book = [s for s in self._skips_book if s.left > 0]
+        if self._skips_trades:
+            self._skips_trades = [s for s in self._skips_trades if s.left > 0]
         for c in self.connections.values():
             if c.batch:
                 c.flush()
@@ -422,7 +430,7 @@ class Simulator:
         for trade in ev.trades:
             self.history.add(trade)
             name = trade["instrument_name"]
-            skip = next((s for s in self._skips_trades if s.applies(name)), None)
+            skip = next((s for s in self._skips_trades if s.applies(name)), None) if self._skips_trades else None
             if skip is not None:
                 skip.take(f"{name} trade_seq {trade['trade_seq']} ({trade['trade_id']})")
                 withheld[trade["trade_id"]] = {skip.conn}
