@@ -38,6 +38,7 @@ _COMMAND_MODULES = (
     "api.cli",
     "tickarchive.demo",
     "tickarchive.ops_cli",
+    "tickarchive.drill",
 )
 
 
