@@ -1,0 +1,133 @@
+"""``tickarchive demo`` (``make demo``): the whole pipeline offline.
+
+1. ``up``: the local stack (QuestDB + PostgreSQL), migrated;
+2. the Deribit-compatible simulator (``tickarchive sim``, a subprocess);
+3. the collector against it (``tickarchive collect --simulator URL``, a subprocess,
+   journal under ``<paths.local_dir>/journal-demo`` so it never mixes with a live run);
+4. the API (``tickarchive api``) when ``api/cli.py`` exists;
+
+then prints where to look and waits. Ctrl-C (or SIGTERM) stops every process it started,
+in reverse order (SIGTERM, then SIGKILL after a grace period), and the stack too if the
+demo started it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+
+from tickarchive.errors import TickarchiveError
+
+TA = str(Path(sys.executable).parent / "tickarchive")
+
+
+class DemoError(TickarchiveError):
+    """A part of the demo could not start."""
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    app.command("demo", help="Stack + simulator + collector (+ API), offline; Ctrl-C stops everything.")(demo)
+
+
+def _wait_ready(proc: subprocess.Popen[str], stream: IO[str] | None, what: str, timeout_s: float) -> str:
+    """The first line of ``stream`` starting with 'ready ' (the simulator prints its URL)."""
+    assert stream is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise DemoError(f"{what} exited with status {proc.returncode} before it was ready")
+            continue
+        if line.startswith("ready "):
+            return line.split(" ", 1)[1].strip()
+    raise DemoError(f"{what} was not ready within {timeout_s:g} s")
+
+
+def _stop(name: str, proc: subprocess.Popen[str], grace_s: float = 15.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        typer.echo(f"demo: {name} did not stop within {grace_s:g} s; killing pid {proc.pid}", err=True)
+        proc.kill()
+        proc.wait()
+
+
+def demo(
+    rate: Annotated[float, typer.Option(help="simulator ticker+book frames per second")] = 2000.0,
+    instruments: Annotated[int, typer.Option(help="options in the simulated chain")] = 400,
+    sim_port: Annotated[int | None, typer.Option(help="simulator port (default: simulator.port)")] = None,
+    keep_stack: Annotated[bool, typer.Option(help="leave QuestDB/PostgreSQL running on exit")] = False,
+) -> None:
+    from store.stack.stack import Stack
+    from store.stack.status import Action
+    from tickarchive.settings import load_settings
+
+    s = load_settings()
+    typer.echo("demo: starting the local stack (QuestDB, PostgreSQL) ...")
+    stack = Stack(s)
+    report = stack.up(run_migrations=True)
+    started_stack = any(a.action is Action.STARTED for a in report.actions)
+    for a in report.actions:
+        typer.echo(f"  {a.name}: {a.action.value}")
+    procs: list[tuple[str, subprocess.Popen[str]]] = []
+    stop_requested = False
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        port = sim_port if sim_port is not None else s.simulator.port
+        sim = subprocess.Popen(
+            [TA, "sim", "--port", str(port), "--rate", str(rate), "--instruments", str(instruments)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        procs.append(("simulator", sim))
+        ws_url = _wait_ready(sim, sim.stdout, "the simulator", 60)
+        journal = s.paths.local_dir / "journal-demo"
+        collector = subprocess.Popen([TA, "collect", "--simulator", ws_url, "--journal-dir", str(journal)], text=True)
+        procs.append(("collector", collector))
+        api_url = None
+        if importlib.util.find_spec("api.cli") is not None:
+            api = subprocess.Popen([TA, "api"], text=True)
+            procs.append(("api", api))
+            api_url = f"http://{s.api.host}:{s.api.port}"
+        q = s.questdb
+        http = ws_url.replace("ws://", "http://").replace("/ws/api/v2", "")
+        typer.echo("")
+        typer.echo("tickarchive demo is running (Ctrl-C stops everything it started):")
+        typer.echo(f"  QuestDB console   http://{q.host}:{q.http_port}/   (try: SELECT * FROM quotes LIMIT 10)")
+        typer.echo(f"  metrics           http://{s.metrics.host}:{s.metrics.port}/metrics")
+        if api_url is not None:
+            typer.echo(f"  API               {api_url}/docs   health: {api_url}/health")
+        typer.echo(f"  simulator         {ws_url}   control: {http}/control/status")
+        typer.echo(f"  inject a fault    curl '{http}/control/fault/drop'   (then look at the gaps table)")
+        typer.echo(f"  journal           {journal}   (tickarchive journal ls {journal})")
+        typer.echo("")
+        while not stop_requested:
+            for name, p in procs:
+                if p.poll() is not None:
+                    raise DemoError(f"{name} exited with status {p.returncode}; stopping the demo")
+            time.sleep(0.5)
+        typer.echo("demo: stopping ...")
+    finally:
+        for name, p in reversed(procs):
+            _stop(name, p)
+        if started_stack and not keep_stack:
+            stack.down()
+            typer.echo("demo: stack stopped")
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    typer.echo("demo: stopped")
