@@ -61,3 +61,27 @@ def test_same_seed_same_chain() -> None:
     assert 780 <= len(one) <= 820
     strikes = sorted({d["strike"] for d in one})
     assert strikes[0] < 3000 < strikes[-1]
+
+
+def _quote_events_per_step(config: SimConfig, steps: int) -> list[int]:
+    model = MarketModel(config, wall_start_ms=0)
+    return [
+        sum(isinstance(ev, TickerEvent | BookEvent) for ev in model.step(1_800_000_000_000 + i * 10))
+        for i in range(steps)
+    ]
+
+
+def test_rate_and_bursts() -> None:
+    """rate_per_s is met on average (10 ms steps); bursts multiply it inside their window."""
+    base = SimConfig(seed=3, start_ms=START_MS, instruments=400, rate_per_s=2000, trades_per_s=0)
+    steady = _quote_events_per_step(base, 500)  # 5 s
+    assert 1800 <= sum(steady) / 5 <= 2200
+    bursty = _quote_events_per_step(base.replace(burst_every_s=2.0, burst_duration_s=0.5, burst_multiplier=4.0), 400)
+    in_burst = [n for i, n in enumerate(bursty, start=1) if (i * 0.01) % 2.0 < 0.5]
+    outside = [n for i, n in enumerate(bursty, start=1) if (i * 0.01) % 2.0 >= 0.5]
+    assert 3.0 <= (sum(in_burst) / len(in_burst)) / (sum(outside) / len(outside)) <= 5.0
+    # 100,000/s over 800 instruments: the per-channel spacing drops to one step (10 ms)
+    fast = SimConfig(seed=3, start_ms=START_MS, rate_per_s=100_000, trades_per_s=0)
+    assert fast.effective_min_interval_ms == 10
+    per_step = _quote_events_per_step(fast, 50)
+    assert 90_000 <= sum(per_step[10:]) / 0.4 <= 110_000
