@@ -40,9 +40,10 @@ from store import seal
 from store.checksum import Checksum, ChecksumAccumulator, checksum_of
 from store.errors import NotSealed
 from store.hot_export import HotReader, HotStore
+from store.stack.status import Dialect
 from store.warm_load import LedgerRow, WarmStore
 from tickarchive.settings import LifecycleSettings
-from tickarchive.tables import ALL_TABLES, GAPS, Table
+from tickarchive.tables import ALL_TABLES, GAPS, QUOTES, TRADES, Table
 
 
 class Step(enum.StrEnum):
@@ -84,8 +85,9 @@ def _no_hook(step: Step, table: Table, day: dt.date) -> None:
     pass
 
 
-# gaps first: coverage of the other tables reads the day's gaps from the warm store
-ROLLOVER_TABLES: tuple[Table, ...] = (GAPS, *(t for t in ALL_TABLES if t is not GAPS))
+# gaps first: coverage of the other tables reads the day's gaps from the warm store;
+# trades before quotes: see _rollups_later
+ROLLOVER_TABLES: tuple[Table, ...] = (GAPS, TRADES, QUOTES, *(t for t in ALL_TABLES if t not in (GAPS, TRADES, QUOTES)))
 
 
 def plan(ledger: LedgerRow | None, hot_rows: int) -> Action:
@@ -232,16 +234,39 @@ def run(
                 raise NotSealed(f"{d} is not sealed: " + "; ".join(decision.reasons))
             progress.note(f"{d}: not sealed ({'; '.join(decision.reasons)})")
             continue
+        plans = {t.name: _plan_of(r, t, d) for t in options.tables}
         for t in options.tables:
-            r.outcomes.append(_table_day(r, t, d))
+            r.outcomes.append(_table_day(r, t, d, plans[t.name], _rollups_later(r, t, plans)))
     drops = _drop_old(r, now_us) if options.drop else []
     return RolloverReport(now_us, tuple(seals), tuple(r.outcomes), tuple(drops), options.dry_run)
 
 
-def _table_day(r: _Run, table: Table, day: dt.date) -> TableOutcome:
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    ledger: LedgerRow | None
+    hot_rows: int
+    action: Action
+
+
+def _plan_of(r: _Run, table: Table, day: dt.date) -> _Plan:
     ledger = r.warm.ledger(day, table.name)
     hot_rows = r.hot.count(table, day)
-    action = plan(ledger, hot_rows)
+    return _Plan(ledger, hot_rows, plan(ledger, hot_rows))
+
+
+def _rollups_later(r: _Run, table: Table, plans: Mapping[str, _Plan]) -> bool:
+    """Plain PostgreSQL: ``tickarchive_refresh_rollups`` recomputes trades_1m AND quotes_1m,
+    so the trades step leaves it to the quotes step when quotes is copied later in this
+    run. (Safe across crashes: the quotes ledger row cannot reach ``verified`` before that
+    refresh ran.)"""
+    if r.warm.dialect is not Dialect.POSTGRES or table.name != "trades" or "quotes" not in plans:
+        return False
+    names = [t.name for t in r.options.tables]
+    return names.index("quotes") > names.index("trades") and plans["quotes"].action in (Action.FULL, Action.DELTA)
+
+
+def _table_day(r: _Run, table: Table, day: dt.date, p: _Plan, skip_rollups: bool = False) -> TableOutcome:
+    ledger, hot_rows, action = p.ledger, p.hot_rows, p.action
     if r.options.dry_run or action is Action.UNCHANGED:
         return TableOutcome(day, table.name, action, hot_rows, ledger.rows_warm if ledger else None,
                             dry_run=r.options.dry_run)
@@ -263,6 +288,7 @@ def _table_day(r: _Run, table: Table, day: dt.date) -> TableOutcome:
     keys: set[tuple[object, ...]] = set()
     streamed = 0
     task = r.progress.task(f"{day} {table.name}: QuestDB → warm", hot_rows, "rows")
+    fresh = hot_rows > 0 and r.warm.count(table, day) == 0
     if hot_rows:
         for batch in r.hot.batches(table, day, r.options.reader):
             acc.add(batch)
@@ -270,7 +296,7 @@ def _table_day(r: _Run, table: Table, day: dt.date) -> TableOutcome:
             if delta:
                 hot_ts.extend(batch.column("ts").cast(pa.int64()).to_pylist())
                 keys.update(_keys(table, batch))
-            inserted += r.warm.load(table, batch, day)
+            inserted += r.warm.load(table, batch, day, fresh=fresh)
             task.advance(batch.num_rows)
     task.done()
     hot_sum = acc.result()
@@ -279,7 +305,8 @@ def _table_day(r: _Run, table: Table, day: dt.date) -> TableOutcome:
     r.warm.compress_day(table, day)
     clock.start(Step.ROLLUPS)
     r.hook(Step.ROLLUPS, table, day)
-    r.warm.refresh_rollups(table, day)
+    if not skip_rollups:
+        r.warm.refresh_rollups(table, day)
     clock.start(Step.COVERAGE)
     r.hook(Step.COVERAGE, table, day)
     r.warm.fill_coverage(table, day)

@@ -11,7 +11,7 @@ stack's reader role: nothing to wire there.)
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,7 +19,11 @@ from rich.table import Table as RichTable
 
 from store.errors import RolloverError, VerificationMismatch
 from store.hot_export import HotReader
-from store.seal import US_PER_DAY, day_start_us
+from store.seal import US_PER_DAY
+
+if TYPE_CHECKING:
+    from store.rollover import RolloverReport
+    from store.warm_load import LedgerRow
 
 err = Console(stderr=True)
 
@@ -77,7 +81,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                 tables = tuple(table_named(t) for t in table) if table else ro.ROLLOVER_TABLES
             except KeyError as exc:
                 raise RolloverError(str(exc.args[0])) from None
-            tables = tuple(sorted(tables, key=lambda t: t.name != "gaps"))  # gaps first (coverage)
+            order = [t.name for t in ro.ROLLOVER_TABLES]
+            tables = tuple(sorted(tables, key=lambda t: order.index(t.name)))  # gaps first, trades before quotes
             options = ro.RolloverOptions.from_settings(
                 settings.lifecycle, tables=tables, dry_run=dry_run, reader=reader, drop=not no_drop
             )
@@ -134,23 +139,17 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         run_bench(rows, timescaledb=timescaledb, tsdb_rows=tsdb_rows, echo=typer.echo)
 
 
-def _print_ledger(rows: list[object]) -> None:
-    from store.warm_load import LedgerRow
-
+def _print_ledger(rows: list[LedgerRow]) -> None:
     t = RichTable(title="rollover_ledger")
     for col in ("day", "table", "rows hot", "rows warm", "checksum hot", "checksum warm", "status", "at"):
         t.add_column(col)
     for r in rows:
-        assert isinstance(r, LedgerRow)
         t.add_row(str(r.day), r.table_name, str(r.rows_hot), str(r.rows_warm), r.checksum_hot or "-",
                   r.checksum_warm or "-", r.status, str(r.loaded_at)[:19])
     _out().print(t)
 
 
-def _print_report(report: object) -> None:
-    from store.rollover import RolloverReport
-
-    assert isinstance(report, RolloverReport)
+def _print_report(report: RolloverReport) -> None:
     out = _out()
     prefix = "(dry run) " if report.dry_run else ""
     for s in report.seals:
@@ -174,4 +173,3 @@ def _print_report(report: object) -> None:
     if not report.seals:
         out.print(f"{prefix}nothing to roll over: QuestDB holds no day before "
                   f"{dt.date(1970, 1, 1) + dt.timedelta(days=report.now_us // US_PER_DAY)}")
-    _ = day_start_us

@@ -34,7 +34,6 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from store.errors import WarmLoadError
-from store.seal import BACKFILL_KINDS
 from store.stack.status import Dialect
 from tickarchive import rows
 from tickarchive.tables import ColumnType, Table
@@ -59,6 +58,8 @@ _PG_STAGE: dict[ColumnType, str] = {
 }
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 READ_BATCH_ROWS = 50_000
+GAP_KINDS = ("disconnect", "trade_seq", "stale", "downtime", "book_seq", "rejected")
+"""Gap kinds counted in coverage_daily.gap_seconds (every kind: each is time without full data)."""
 ROLLUPS: dict[str, str] = {"trades": "trades_1m", "quotes": "quotes_1m"}
 
 
@@ -128,14 +129,35 @@ class WarmStore:
         """Forget which daily partitions exist (after partitions were dropped)."""
         self._partitions.clear()
 
-    def load(self, table: Table, batch: pa.RecordBatch, day: dt.date) -> int:
-        """Insert ``batch`` (rows of ``day``) unless already there; returns rows inserted."""
+    def load(self, table: Table, batch: pa.RecordBatch, day: dt.date, *, fresh: bool = False) -> int:
+        """Insert ``batch`` (rows of ``day``) unless already there; returns rows inserted.
+
+        ``fresh``: the caller saw no warm row of (table, day) before this load and hands
+        disjoint batches (QuestDB's dedup keys are unique): plain PostgreSQL then COPYs
+        straight into the table, skipping the staging table. The unique dedup index still
+        guards it: a duplicate fails the batch loudly and the next run takes the staged path.
+        """
         if batch.num_rows == 0:
             return 0
         self.ensure_partition(table, day)
         if self.copy:
-            return self._load_copy(table, batch)
+            return self._load_direct(table, batch) if fresh else self._load_copy(table, batch)
         return self._load_unnest(table, batch)
+
+    def _load_direct(self, table: Table, batch: pa.RecordBatch) -> int:
+        names = [sql.Identifier(c.name) for c in table.columns]
+        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+            sql.Identifier(table.name), sql.SQL(", ").join(names)
+        )
+        buf = io.BytesIO()
+        # timestamps as ISO 8601 with 'Z' (microseconds), read by PostgreSQL as timestamptz
+        pacsv.write_csv(batch.select([c.name for c in table.columns]), buf, pacsv.WriteOptions(include_header=False))
+        try:
+            with self.conn.transaction(), self.conn.cursor().copy(copy) as cp:
+                cp.write(buf.getbuffer())
+        except psycopg.Error as exc:
+            raise WarmLoadError(f"{table.name}: COPY of {batch.num_rows} rows failed: {exc}") from exc
+        return int(batch.num_rows)
 
     def _load_unnest(self, table: Table, batch: pa.RecordBatch) -> int:
         names = [sql.Identifier(c.name) for c in table.columns]
@@ -167,7 +189,9 @@ class WarmStore:
         names = [sql.Identifier(c.name) for c in table.columns]
         create = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
             stage,
-            sql.SQL(", ").join(sql.SQL("{} " + _PG_STAGE[c.type]).format(sql.Identifier(c.name)) for c in table.columns),
+            sql.SQL(", ").join(
+                sql.SQL("{} " + _PG_STAGE[c.type]).format(sql.Identifier(c.name)) for c in table.columns
+            ),
         )
         select = sql.SQL(", ").join(
             _from_micros(sql.Identifier(c.name)) if c.type is ColumnType.TIMESTAMP else sql.Identifier(c.name)
@@ -205,7 +229,8 @@ class WarmStore:
             return 0
         lo, hi = day_bounds(day)
         chunks = self._exec(
-            "SELECT c::text FROM show_chunks(%s::regclass, older_than => %s::timestamptz, newer_than => %s::timestamptz) c",
+            "SELECT c::text FROM show_chunks(%s::regclass, older_than => %s::timestamptz, "
+            "newer_than => %s::timestamptz) c",
             (table.name, hi, lo),
             f"{table.name} {day}: show_chunks",
         )
@@ -221,7 +246,8 @@ class WarmStore:
         lo, hi = day_bounds(day)
         rows_ = self._exec(
             "SELECT chunk_schema || '.' || chunk_name, is_compressed, "
-            "coalesce(_timescaledb_functions.chunk_status((chunk_schema || '.' || chunk_name)::regclass) & 8 = 8, false) "
+            "coalesce(_timescaledb_functions.chunk_status((chunk_schema || '.' || chunk_name)::regclass) & 8 = 8, "
+            "false) "
             "FROM timescaledb_information.chunks WHERE hypertable_name = %s AND range_start >= %s AND range_end <= %s",
             (table.name, lo, hi),
             "chunk status",
@@ -254,17 +280,20 @@ class WarmStore:
         lo, hi = day_bounds(day)
         seg = sql.Identifier(table.segment_by)
         if table.name == "trades":
-            seq = sql.SQL("min(trade_seq), max(trade_seq), max(trade_seq) - min(trade_seq) + 1 - count(DISTINCT trade_seq)")
+            seq = sql.SQL(
+                "min(trade_seq), max(trade_seq), max(trade_seq) - min(trade_seq) + 1 - count(DISTINCT trade_seq)"
+            )
         else:
             seq = sql.SQL("NULL::bigint, NULL::bigint, NULL::bigint")
-        kinds = sql.SQL(", ").join(sql.Literal(k) for k in (*BACKFILL_KINDS, "stale", "downtime", "book_seq", "rejected"))
+        kinds = sql.SQL(", ").join(sql.Literal(k) for k in GAP_KINDS)
         q = sql.SQL(
             """
             INSERT INTO coverage_daily (day, instrument, table_name, rows, trade_seq_min, trade_seq_max,
                                         trade_seq_missing, gap_seconds, computed_at)
             SELECT %(day)s, r.k, %(table)s, r.n, r.smin, r.smax, r.smissing,
                    coalesce((
-                       SELECT sum(extract(epoch FROM least(coalesce(g.end_ts, %(hi)s), %(hi)s) - greatest(g.ts, %(lo)s)))
+                       SELECT sum(extract(epoch FROM
+                                  least(coalesce(g.end_ts, %(hi)s), %(hi)s) - greatest(g.ts, %(lo)s)))
                        FROM gaps g
                        WHERE (g.instrument = r.k OR g.instrument = '*') AND g.kind IN ({kinds})
                          AND g.ts < %(hi)s AND coalesce(g.end_ts, %(hi)s) > %(lo)s
@@ -310,7 +339,10 @@ class WarmStore:
             q = sql.SQL("{} AND ts = ANY(%s::timestamptz[])").format(q)
             params.append([_EPOCH + dt.timedelta(microseconds=t) for t in sorted(set(ts_in))])
         schema = rows.arrow_schema(table)
-        types = [pa.int64() if c.type is ColumnType.TIMESTAMP else f.type for c, f in zip(table.columns, schema)]
+        types = [
+            pa.int64() if c.type is ColumnType.TIMESTAMP else f.type
+            for c, f in zip(table.columns, schema, strict=True)
+        ]
         if self.copy:
             yield from self._copy_out(table, schema, types, q, params)
             return

@@ -32,7 +32,6 @@ from tests.ingest.test_collector import collector_settings, quiesce, running, si
 from tickarchive.tables import table as table_named
 
 
-
 def _now(day: dt.date, hour: int) -> int:
     return int(dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.UTC).timestamp() * 1_000_000)
 
@@ -41,10 +40,12 @@ async def test_simulator_to_restore_identical_rows(
     tmp_path: Path, questdb_clean: QuestDBHandle, warm_store: WarmHandle
 ) -> None:
     qdb = questdb_clean
-    async with Simulator(sim_config(tmp_path, instruments=20, rate_per_s=800.0)) as sim:
-        async with running(collector_settings(connections=2), sim, qdb, tmp_path / "journal") as c:
-            await asyncio.sleep(3.0)
-            await quiesce(sim, c)
+    async with (
+        Simulator(sim_config(tmp_path, instruments=20, rate_per_s=800.0)) as sim,
+        running(collector_settings(connections=2), sim, qdb, tmp_path / "journal") as c,
+    ):
+        await asyncio.sleep(3.0)
+        await quiesce(sim, c)
     qdb.wait_for_wal()
     d = dt.datetime.now(dt.UTC).date()
     if dt.datetime.now(dt.UTC).hour == 0 and dt.datetime.now(dt.UTC).minute < 1:
@@ -61,7 +62,8 @@ async def test_simulator_to_restore_identical_rows(
             WarmStore(warm_store.owner_dsn, warm_store.dialect, pglite=warm_store.pglite) as warm:
         # 1. the morning after: D sealed, copied and verified; nothing is old enough to drop
         unsealed = run(hot, warm, _now(nxt, 0), RolloverOptions())  # 00:00: still in the grace period
-        assert [(s.day, s.sealed) for s in unsealed.seals] == [(d, False)] and unsealed.tables == ()
+        assert [(s.day, s.sealed) for s in unsealed.seals] == [(d, False)]
+        assert unsealed.tables == ()
         first = run(hot, warm, _now(nxt, 1), RolloverOptions())
         assert first.ok, first.problems
         assert [(s.day, s.sealed) for s in first.seals] == [(d, True)]
@@ -69,10 +71,12 @@ async def test_simulator_to_restore_identical_rows(
         copied = {o.table: o for o in first.tables if o.action is Action.FULL}
         for t, n in hot_counts.items():
             o = copied[t]
-            assert o.rows_hot == o.rows_warm == n and o.checksum_hot == o.checksum_warm
+            assert o.rows_hot == o.rows_warm == n
+            assert o.checksum_hot == o.checksum_warm
         # 2. ten days later: the hot partitions go, after verification
         second = run(hot, warm, _now(d + dt.timedelta(days=10), 3), RolloverOptions())
-        assert second.ok and {o.action for o in second.tables} == {Action.UNCHANGED}
+        assert second.ok
+        assert {o.action for o in second.tables} == {Action.UNCHANGED}
         assert {dr.table for dr in second.drops if dr.dropped} >= set(hot_counts)
         assert all(qdb.count(t) == 0 for t in hot_counts)
         assert {r.status for r in warm.ledger_all() if r.day == d and r.rows_hot} == {Status.DROPPED}

@@ -75,8 +75,9 @@ def quotes_of(day: dt.date, n: int = 60) -> list[QuoteTick]:
         inst = CALL if j % 2 == 0 else PUT
         t = us(day, 12, j // 2, 0.5)
         bid = None if j == 7 else round(0.04 + j * 0.0005, 4)
-        out.append(QuoteTick(instrument=inst, ts_us=t, recv_ts_us=t + 900, bid_price=bid, bid_amount=None if bid is None
-                             else 10.0 + j, ask_price=round(0.045 + j * 0.0005, 4), ask_amount=5.0, mark_iv=60.0 + j / 10,
+        out.append(QuoteTick(instrument=inst, ts_us=t, recv_ts_us=t + 900, bid_price=bid,
+                             bid_amount=None if bid is None else 10.0 + j, ask_price=round(0.045 + j * 0.0005, 4),
+                             ask_amount=5.0, mark_iv=60.0 + j / 10,
                              mark_price=round(0.0425 + j * 0.0005, 4), underlying_price=3000.5 + j,
                              underlying_index="ETH-27DEC26", delta=0.51234, state="open"))
     return out

@@ -19,6 +19,7 @@ from store.stack.handles import WarmHandle
 from store.warm_load import WarmStore
 from tests.store import rollover_data as data
 from tickarchive import rows
+from tickarchive.domain import TradeTick
 from tickarchive.tables import QUOTES, TRADES
 
 AUG, SEP, OCT = dt.date(2025, 8, 14), dt.date(2025, 9, 3), dt.date(2026, 10, 6)
@@ -83,10 +84,10 @@ def test_compression_and_late_insert_into_a_compressed_day(warm: WarmStore, warm
         assert [(c, p) for _, c, p in chunks] == [(True, False)]
     else:
         assert chunks == []
-    late = rows.events_to_arrow(TRADES, data.trades_of(dt.date(2026, 10, 6))[:1] + [
-        data.trades_of(dt.date(2026, 10, 6))[0].__class__(
-            instrument=data.PUT, ts_us=data.us(OCT, 15), recv_ts_us=data.us(OCT, 15, 0, 1), trade_id="LATE-1",
-            trade_seq=8, price=0.011, amount=1.0, direction="sell")]).to_batches()[0]
+    again = data.trades_of(OCT)[0]
+    new = TradeTick(instrument=data.PUT, ts_us=data.us(OCT, 15), recv_ts_us=data.us(OCT, 15, 0, 1), trade_id="LATE-1",
+                    trade_seq=8, price=0.011, amount=1.0, direction="sell")
+    late = rows.events_to_arrow(TRADES, [again, new]).to_batches()[0]
     assert warm.load(TRADES, late, OCT) == 1  # the duplicate is ignored, the new trade goes in
     if warm_store.pglite:
         assert [p for _, _, p in warm.compression(TRADES, OCT)] == [True]  # partially compressed

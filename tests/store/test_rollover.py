@@ -33,13 +33,16 @@ def test_full_rollover_counts_checksums_rollups_coverage(
     questdb_clean: QuestDBHandle, hot: HotStore, warm: WarmStore, warm_store: WarmHandle
 ) -> None:
     counts = data.write(questdb_clean, data.all_events())
-    assert counts["trades"] == 15 and counts["quotes"] == 180
+    assert counts["trades"] == 15
+    assert counts["quotes"] == 180
     now = data.now_us(dt.date(2026, 10, 8), 1, 0)  # D7 sealed (grace 30 min), nothing old enough to drop
     report = run(hot, warm, now, RolloverOptions())
     assert report.ok, report.problems
-    assert [s.day for s in report.seals] == [D5, D6, D7] and all(s.sealed for s in report.seals)
+    assert [s.day for s in report.seals] == [D5, D6, D7]
+    assert all(s.sealed for s in report.seals)
     by = {(o.day, o.table): o for o in report.tables}
-    assert by[(D6, "trades")].rows_hot == 5 and by[(D6, "trades")].rows_warm == 5
+    assert by[(D6, "trades")].rows_hot == 5
+    assert by[(D6, "trades")].rows_warm == 5
     assert by[(D6, "quotes")].inserted == 60
     assert by[(D6, "trades")].checksum_hot == by[(D6, "trades")].checksum_warm
     assert by[(D5, "trades")].checksum_hot != by[(D6, "trades")].checksum_hot
@@ -75,17 +78,20 @@ def test_rerun_changes_nothing_and_parquet_reader_agrees(
     now = data.now_us(dt.date(2026, 10, 7), 2, 0)
     opts = RolloverOptions(tables=(GAPS, TRADES, QUOTES))
     first = run(hot, warm, now, opts)
-    assert first.ok and {o.action for o in first.tables} == {Action.FULL}
+    assert first.ok
+    assert {o.action for o in first.tables} == {Action.FULL}
     before = warm.ledger_all()
     second = run(hot, warm, now, RolloverOptions(tables=(GAPS, TRADES, QUOTES), reader=HotReader.PARQUET))
-    assert second.ok and {o.action for o in second.tables} == {Action.UNCHANGED}
+    assert second.ok
+    assert {o.action for o in second.tables} == {Action.UNCHANGED}
     assert [(r.day, r.table_name, r.rows_warm, r.checksum_warm, r.status) for r in warm.ledger_all()] == [
         (r.day, r.table_name, r.rows_warm, r.checksum_warm, r.status) for r in before
     ]
     # a forced re-copy through the /exp Parquet reader gives the same checksum and inserts nothing
     warm_store.query("UPDATE rollover_ledger SET status = 'loading'")
     third = run(hot, warm, now, RolloverOptions(tables=(GAPS, TRADES, QUOTES), reader=HotReader.PARQUET))
-    assert third.ok and all(o.inserted == 0 for o in third.tables)
+    assert third.ok
+    assert all(o.inserted == 0 for o in third.tables)
     assert {o.table: o.checksum_hot for o in third.tables} == {o.table: o.checksum_hot for o in first.tables}
     assert warm_store.query("SELECT count(*) FROM trades")[0][0] == 5
 

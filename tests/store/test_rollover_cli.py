@@ -37,16 +37,19 @@ def test_dry_run_then_rollover_then_status(
     data.write(questdb_clean, data.all_events([D5, D6]))
     r = runner.invoke(app, ["rollover", "--dry-run", "--now", "2026-10-20T01:00:00Z", "--table", "trades"])
     assert r.exit_code == 0, r.output
-    assert "(dry run) 2026-10-05: sealed" in r.output and "would copy" in r.output
+    assert "(dry run) 2026-10-05: sealed" in r.output
+    assert "would copy" in r.output
     assert "(dry run) QuestDB trades 2026-10-05: kept: not rolled over" in r.output
     assert postgres_clean.query("SELECT count(*) FROM trades") == [(0,)]
 
     r = runner.invoke(app, ["rollover", "--now", "2026-10-08T01:00:00Z", "--table", "trades", "--table", "quotes"])
     assert r.exit_code == 0, r.output
-    assert "2026-10-06: sealed" in r.output and "ok" in r.output
+    assert "2026-10-06: sealed" in r.output
+    assert "ok" in r.output
     assert postgres_clean.query("SELECT count(*) FROM trades") == [(10,)]
     r = runner.invoke(app, ["rollover", "--status"])
-    assert r.exit_code == 0 and r.output.count("verified") == 4, r.output
+    assert r.exit_code == 0, r.output
+    assert r.output.count("verified") == 4, r.output
 
     r = runner.invoke(app, ["rollover", "--now", "2026-10-20T01:00:00Z", "--table", "trades", "--table", "quotes"])
     assert r.exit_code == 0, r.output
@@ -60,10 +63,12 @@ def test_unsealed_day_and_mismatch_exit_non_zero(
     app, runner = cli
     data.write(questdb_clean, data.all_events([D6]))
     r = runner.invoke(app, ["rollover", "--day", "2026-10-06", "--now", "2026-10-07T00:10:00Z"])
-    assert r.exit_code == 1 and isinstance(r.exception, NotSealed)
+    assert r.exit_code == 1
+    assert isinstance(r.exception, NotSealed)
     assert "grace period runs until 2026-10-07T00:30:00" in str(r.exception)
     r = runner.invoke(app, ["rollover", "--day", "2026-13-01"])
-    assert r.exit_code == 1 and "invalid day" in str(r.exception)
+    assert r.exit_code == 1
+    assert "invalid day" in str(r.exception)
 
     postgres_clean.query("SELECT tickarchive_ensure_partition('trades', '2026-10-06')")
     postgres_clean.query(
@@ -71,8 +76,10 @@ def test_unsealed_day_and_mismatch_exit_non_zero(
         "VALUES ('2026-10-06 10:00:01.5+00', '2026-10-06 10:00:02+00', %s, 'ETH-1006-111', 111, 0.0451, 2.0, "
         "'buy', 'ws')", (data.CALL,))  # the same dedup key as a hot trade, a different price
     r = runner.invoke(app, ["rollover", "--day", "2026-10-06", "--now", "2026-10-20T01:00:00Z", "--table", "trades"])
-    assert r.exit_code == 1 and isinstance(r.exception, VerificationMismatch), r.output
-    assert "MISMATCH" in r.output and f"2026-10-06 trades: {data.CALL}: hot 4 rows/" in r.output
+    assert r.exit_code == 1, r.output
+    assert isinstance(r.exception, VerificationMismatch), r.output
+    assert "MISMATCH" in r.output
+    assert f"2026-10-06 trades: {data.CALL}: hot 4 rows/" in r.output
     assert "QuestDB trades 2026-10-06: kept: ledger status mismatch" in r.output
     assert questdb_clean.count("trades") == 5
 

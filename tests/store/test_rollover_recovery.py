@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,7 +57,7 @@ def _late_trade(day: dt.date, seq: int = 150) -> TradeTick:
                      trade_seq=seq, price=0.0500, amount=4.0, direction="buy", source=TradeSource.BACKFILL)
 
 
-def _state(warm_store: WarmHandle) -> tuple[object, ...]:
+def _state(warm_store: WarmHandle) -> tuple[Any, ...]:
     return (
         warm_store.query("SELECT count(*), count(DISTINCT (instrument, ts, trade_id)) FROM trades")[0],
         warm_store.query("SELECT count(*) FROM quotes")[0][0],
@@ -103,7 +104,8 @@ def test_crash_before_drop_and_after_drop_before_ledger(
     report = run(hot, warm, LATE, RolloverOptions(tables=TABLES))
     assert report.ok, report.problems
     assert {(o.day, o.table): o.action for o in report.tables}[(D5, "trades")] is Action.MARK_DROPPED
-    assert questdb_clean.count("trades") == 0 and questdb_clean.count("quotes") == 0
+    assert questdb_clean.count("trades") == 0
+    assert questdb_clean.count("quotes") == 0
     assert {r.status for r in warm.ledger_all()} == {Status.DROPPED}
     assert warm_store.query("SELECT count(*) FROM trades")[0][0] == 10
 
@@ -113,7 +115,8 @@ def test_hot_partitions_dropped_only_after_verification_and_retention(
 ) -> None:
     data.write(questdb_clean, data.all_events([D5, D6, D7]))
     early = run(hot, warm, data.now_us(dt.date(2026, 10, 8), 1, 0), RolloverOptions(tables=TABLES))
-    assert early.ok and early.drops == ()  # all verified, none older than 7 days
+    assert early.ok
+    assert early.drops == ()  # all verified, none older than 7 days
     # D6 trades in the warm store get a row QuestDB never had: the next verification must fail
     warm_store.query(
         "INSERT INTO trades (ts, recv_ts, instrument, trade_id, trade_seq, price, amount, direction, source) "
@@ -129,7 +132,9 @@ def test_hot_partitions_dropped_only_after_verification_and_retention(
     assert dropped == [(D5, "gaps"), (D5, "quotes"), (D5, "trades"), (D6, "gaps"), (D6, "quotes")]
     kept = {(d.day, d.table): d.reason for d in report.drops if not d.dropped}
     assert kept == {(D6, "trades"): "kept: ledger status mismatch"}
-    assert hot.count(TRADES, D6) == 5 and hot.count(TRADES, D7) == 5 and hot.count(TRADES, D5) == 0
+    assert hot.count(TRADES, D6) == 5
+    assert hot.count(TRADES, D7) == 5
+    assert hot.count(TRADES, D5) == 0
     assert warm.ledger(D6, "trades").status == Status.MISMATCH  # type: ignore[union-attr]
 
 
@@ -148,7 +153,8 @@ def test_late_trade_before_and_after_the_hot_drop_then_archive_reexport(
         (0.05, 5)]
     # 2. D6 leaves the hot store; archive its month
     r2 = run(hot, warm, LATE, RolloverOptions(tables=TABLES))
-    assert r2.ok and {(d.table, d.dropped) for d in r2.drops} == {("gaps", True), ("trades", True), ("quotes", True)}
+    assert r2.ok
+    assert {(d.table, d.dropped) for d in r2.drops} == {("gaps", True), ("trades", True), ("quotes", True)}
     target = open_target(str(tmp_path / "lake"))
     source = PostgresSource(warm_store.reader_dsn)
     first = export_month(source, target, TRADES, Month(2026, 10))
@@ -163,7 +169,8 @@ def test_late_trade_before_and_after_the_hot_drop_then_archive_reexport(
     assert [(d.table, d.dropped) for d in r3.drops] == [("trades", True)]
     assert hot.count(TRADES, D6) == 0
     ledger = warm.ledger(D6, "trades")
-    assert ledger is not None and (ledger.status, ledger.rows_warm, ledger.rows_hot) == (Status.DROPPED, 7, 1)
+    assert ledger is not None
+    assert (ledger.status, ledger.rows_warm, ledger.rows_hot) == (Status.DROPPED, 7, 1)
     assert warm_store.query("SELECT trade_count, close FROM trades_1m WHERE instrument = %s", (data.CALL,)) == [
         (6, 0.05)]
     assert warm_store.query("SELECT rows FROM coverage_daily WHERE day = %s AND table_name = 'trades' "
@@ -175,7 +182,8 @@ def test_late_trade_before_and_after_the_hot_drop_then_archive_reexport(
     data.write(questdb_clean, [_late_trade(D6, 151)])
     r4 = run(hot, warm, LATE, RolloverOptions(tables=TABLES))
     o4 = {x.table: x for x in r4.tables}["trades"]
-    assert r4.ok and (o4.action, o4.inserted, o4.rows_warm) == (Action.DELTA, 0, 7)
+    assert r4.ok
+    assert (o4.action, o4.inserted, o4.rows_warm) == (Action.DELTA, 0, 7)
     assert warm_store.query("SELECT count(*) FROM trades")[0][0] == 7
 
 
@@ -188,7 +196,8 @@ def test_dry_run_changes_nothing(
         (D5, "gaps", Action.FULL, 1), (D5, "trades", Action.FULL, 5), (D5, "quotes", Action.FULL, 60),
         (D6, "gaps", Action.FULL, 1), (D6, "trades", Action.FULL, 5), (D6, "quotes", Action.FULL, 60)}
     assert all(not d.dropped and d.reason == "kept: not rolled over" for d in report.drops)
-    assert warm.ledger_all() == [] and warm_store.query("SELECT count(*) FROM trades")[0][0] == 0
+    assert warm.ledger_all() == []
+    assert warm_store.query("SELECT count(*) FROM trades")[0][0] == 0
     assert questdb_clean.count("trades") == 10
     run(hot, warm, LATE, RolloverOptions(tables=TABLES, drop=False))
     dry = run(hot, warm, LATE, RolloverOptions(tables=TABLES, dry_run=True))

@@ -46,10 +46,12 @@ def test_not_sealed_until_shipped_past_the_day_and_wal_applied() -> None:
 def test_open_backfills_hold_the_day_until_the_timeout() -> None:
     open_gap = seal.SealInputs(END + MIN, (), 2)
     held = seal.decide(D, END + 119 * MIN, open_gap, SETTINGS)
-    assert not held.sealed and held.reasons == (
-        "2 backfill gap(s) still open (timeout 2026-10-07T02:00:00.000000Z)",)
+    assert not held.sealed
+    assert (held.reasons == (
+        "2 backfill gap(s) still open (timeout 2026-10-07T02:00:00.000000Z)",))
     timed_out = seal.decide(D, END + 120 * MIN, open_gap, SETTINGS)
-    assert timed_out.sealed and timed_out.reasons == ("2 backfill gap(s) still open past the timeout: sealed anyway",)
+    assert timed_out.sealed
+    assert timed_out.reasons == ("2 backfill gap(s) still open past the timeout: sealed anyway",)
 
 
 def test_observe_reads_shipping_and_open_gaps_from_questdb(questdb_clean: QuestDBHandle) -> None:
@@ -78,7 +80,8 @@ def test_checksum_is_order_and_batching_independent() -> None:
     whole = checksum_of(TRADES, [t])
     shuffled = t.take(pa.array([9, 3, 0, 7, 1, 8, 2, 6, 4, 5]))
     assert checksum_of(TRADES, shuffled.to_batches(max_chunksize=3)) == whole
-    assert whole.rows == 10 and set(whole.groups) == {data.CALL, data.PUT}
+    assert whole.rows == 10
+    assert set(whole.groups) == {data.CALL, data.PUT}
     assert whole.groups[data.PUT].rows == 2
     # additive: the union of disjoint halves sums
     a, b = checksum_of(TRADES, [t.slice(0, 4)]), checksum_of(TRADES, [t.slice(4)])
@@ -89,16 +92,18 @@ def test_checksum_sees_every_change() -> None:
     t = _trades()
     base = checksum_of(TRADES, [t])
     dup = checksum_of(TRADES, [t, t.slice(0, 1)])
-    assert dup.rows == 11 and dup.hex() != base.hex()
+    assert dup.rows == 11
+    assert dup.hex() != base.hex()
     price = t.column("price").to_pylist()
     price[0] = 0.04500000000000001  # the next double
     changed = t.set_column(t.schema.get_field_index("price"), t.schema.field("price"), pa.array(price))
     diff = base.differences(checksum_of(TRADES, [changed]))
-    assert len(diff) == 1 and diff[0].startswith(f"{data.CALL}: hot 8 rows/")
+    assert len(diff) == 1
+    assert diff[0].startswith(f"{data.CALL}: hot 8 rows/")
     # NULL is not zero, and not an empty string
     iv = t.column("iv").to_pylist()
-    nulls = t.set_column(t.schema.get_field_index("iv"), t.schema.field("iv"), pa.array([None] + iv[1:]))
-    zeros = t.set_column(t.schema.get_field_index("iv"), t.schema.field("iv"), pa.array([0.0] + iv[1:]))
+    nulls = t.set_column(t.schema.get_field_index("iv"), t.schema.field("iv"), pa.array([None, *iv[1:]]))
+    zeros = t.set_column(t.schema.get_field_index("iv"), t.schema.field("iv"), pa.array([0.0, *iv[1:]]))
     assert len({checksum_of(TRADES, [x]).hex() for x in (t, nulls, zeros)}) == 3
     h = row_hashes(TRADES, t)
     assert len(set(h.tolist())) == 10
@@ -107,7 +112,9 @@ def test_checksum_sees_every_change() -> None:
 def test_checksum_of_quotes_and_empty() -> None:
     q = rows.events_to_arrow(QUOTES, data.quotes_of(D, 10))
     c = checksum_of(QUOTES, q.to_batches())
-    assert c.rows == 10 and c.groups[data.CALL] == GroupSum(5, c.groups[data.CALL].sum64)
-    assert checksum_of(QUOTES, []) == Checksum({}) and Checksum({}).hex() == "0000000000000000"
+    assert c.rows == 10
+    assert c.groups[data.CALL] == GroupSum(5, c.groups[data.CALL].sum64)
+    assert checksum_of(QUOTES, []) == Checksum({})
+    assert Checksum({}).hex() == "0000000000000000"
     with pytest.raises(KeyError):
         checksum_of(TRADES, [q])  # a quote batch has no trade_id
