@@ -159,7 +159,6 @@ def run(rows: int = 100_000, repeat: int = 30) -> None:
             ("quotes instrument-day, warm, top of book, parquet", {**warm_day_q, **top}),
             ("quotes instrument-day, hot, all 31 columns, parquet", {**hot_day, "format": "parquet"}),
             ("quotes instrument-day, warm, all 31 columns, parquet", {**warm_day_q, "format": "parquet"}),
-            ("quotes instrument-day, hot, all columns, json", hot_day),
             ("quotes first page (10k rows), hot, json", {**hot_day, "limit": 10_000}),
         ]
         results = []

@@ -172,13 +172,14 @@ class ColdReader:
         )
         return self._collect(lf).cast(frames.schema(table, columns))  # type: ignore[arg-type]
 
-    def minute_bars(self, instrument: str, lo_us: int, hi_us: int) -> pl.DataFrame:
+    def minute_bars(self, instrument: str, lo_us: int, hi_us: int, minutes: int = 1) -> pl.DataFrame:
+        """Bars of ``minutes`` (epoch-aligned) computed from the archived trades."""
         from tickarchive.tables import TRADES
 
         scan = self._scan(TRADES, lo_us, hi_us)
         if scan is None:
             return pl.DataFrame(schema=frames.BARS_SCHEMA)
-        minute = 60_000_000
+        minute = 60_000_000 * minutes
         lf = (
             scan.filter(pl.col("instrument") == instrument)
             .sort("ts", "trade_seq")

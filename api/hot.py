@@ -85,7 +85,8 @@ class HotReader:
         )
         return frames.from_rows(self.pool.fetch(sql, params), frames.schema(table, columns))
 
-    def minute_bars(self, instrument: str, lo_us: int, hi_us: int) -> pl.DataFrame:
+    def minute_bars(self, instrument: str, lo_us: int, hi_us: int, minutes: int = 1) -> pl.DataFrame:
+        """One-minute bars (``minutes`` is ignored: hot days are few; ``api.ohlcv`` folds them)."""
         sql = (
             "SELECT cast(ts AS long) ts, first(price), max(price), min(price), last(price), sum(amount), "
             "sum(CASE WHEN direction = 'buy' THEN amount ELSE 0.0 END), "

@@ -1,9 +1,10 @@
-"""OHLCV bars of any multiple of one minute from one-minute bars (pure).
+"""OHLCV bars of any multiple of one minute from finer bars (pure).
 
-Every tier delivers one-minute bars (warm: the ``trades_1m`` rollup; hot: QuestDB
-``SAMPLE BY 1m``; cold: computed from the archived trades); this module folds them into
-the requested interval, aligned to multiples of the interval since the epoch (UTC
-midnight for intervals dividing a day).
+Every tier delivers bars that tile the requested interval (warm: the ``trades_1m``
+rollup folded in the database with ``date_bin``; hot: QuestDB ``SAMPLE BY 1m``; cold:
+computed from the archived trades); this module folds them into the requested interval,
+aligned to multiples of the interval since the epoch (UTC midnight for intervals
+dividing a day). A bucket split across two tiers is merged here (input in time order).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ OUT_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "buy_volume", "se
 def fold(bars: pl.DataFrame, minutes: int) -> pl.DataFrame:
     iv = minutes * US_PER_MIN
     return (
-        bars.sort("ts")
+        bars.sort("ts", maintain_order=True)
         .with_columns((pl.col("ts") // iv * iv).alias("bucket"))
         .group_by("bucket", maintain_order=True)
         .agg(

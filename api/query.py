@@ -98,15 +98,18 @@ def latest(
     return merged.group_by(partition_by, maintain_order=True).last().select(list(columns)).sort(partition_by)
 
 
-def minute_bars(stores: Stores, table: Table, instrument: str, lo_us: int, hi_us: int) -> pl.DataFrame:
+def minute_bars(
+    stores: Stores, table: Table, instrument: str, lo_us: int, hi_us: int, minutes: int = 1
+) -> pl.DataFrame:
+    """Trade bars per tier segment, each of ``minutes`` or finer (``api.ohlcv.fold`` finishes)."""
     parts = []
     for seg in stores.segments(table, lo_us, hi_us):
-        part = stores.reader(seg.tier).minute_bars(instrument, seg.lo_us, seg.hi_us)
+        part = stores.reader(seg.tier).minute_bars(instrument, seg.lo_us, seg.hi_us, minutes)
         if part.height:
             parts.append(part)
     if not parts:
         return pl.DataFrame(schema=frames.BARS_SCHEMA)
-    return pl.concat(parts).sort("ts")
+    return pl.concat(parts).sort("ts", maintain_order=True)
 
 
 def last_snapshot_ts(stores: Stores, table: Table, instrument: str, lo_us: int, at_us: int) -> int | None:

@@ -277,7 +277,7 @@ def ohlcv(
     out = choose(format, request.headers.get("accept"))
     iv = minutes * ohlcvmod.US_PER_MIN
     lo, hi = start_us // iv * iv, -(-end_us // iv) * iv
-    bars = query.minute_bars(ctx.stores, TRADES, match.exact or "", lo, hi)
+    bars = query.minute_bars(ctx.stores, TRADES, match.exact or "", lo, hi, minutes)
     frame = ohlcvmod.fold(bars, minutes).filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
     if frame.height > a.max_rows:
         raise ResultTooLarge(f"{frame.height} bars exceed api.max_rows ({a.max_rows}); use a longer interval")

@@ -53,6 +53,8 @@ def all_pages(api: Api, path: str, **params: Any) -> list[dict[str, Any]]:
 def snapshot(api: Api) -> dict[str, Any]:
     at = "2026-10-05T13:00:00Z"
     ohlcv = api.get("/ohlcv", instrument="ETH-30OCT26-3000-C", start=START, end=END, interval="1h")["rows"]
+    # 3-day buckets are epoch-aligned: [10-04, 10-07) spans day 1 and day 2, i.e. two tiers once day 1 moves
+    ohlcv += api.get("/ohlcv", instrument="ETH-30OCT26-3000-C", start=START, end=END, interval="3d")["rows"]
     for bar in ohlcv:
         bar["vwap"] = round(bar["vwap"], 9)
     return {
@@ -82,8 +84,11 @@ def test_identical_rows_hot_warm_cold_restored(
     assert len(hot["trades"]) == 3 * 5 * 12
     assert [r["ts"] for r in hot["quotes"]] == sorted(r["ts"] for r in hot["quotes"])
     assert len({(r["ts"], r["instrument"]) for r in hot["quotes"]}) == len(hot["quotes"])
+    assert hot["ohlcv"][-2]["ts"] == "2026-10-04T00:00:00.000000Z"
+    assert hot["ohlcv"][-2]["trade_count"] == 2 * 12
     assert len(hot["ohlcv"]) > 10
-    assert sum(b["trade_count"] for b in hot["ohlcv"]) == 3 * 12
+    assert sum(b["trade_count"] for b in hot["ohlcv"][:-2]) == 3 * 12
+    assert hot["ohlcv"][-1]["trade_count"] == 12
 
     # Day 1 rolls over to the warm store with the real rollover, and its QuestDB partition is dropped.
     with (
