@@ -1,0 +1,545 @@
+"""``tickarchive loadtest``: drive simulator -> collector -> QuestDB at a target rate,
+with optional chaos, then reconcile against the simulator's send log.
+
+Sequence (all processes are subprocesses this harness started, stopped by their PIDs):
+
+1. QuestDB under ``<run_dir>/questdb`` on free loopback ports (the harness owns it: the
+   ``questdb-restart`` chaos stops and restarts it), migrated;
+2. ``tickarchive sim --port 0 --rate R`` (send log spooled to ``<run_dir>/sendlog``);
+3. ``tickarchive collect --simulator ws://...`` (journal ``<run_dir>/journal``, metrics on a
+   free port); the measurement starts once every connection is up and subscribed;
+4. ``duration_s`` seconds of load, chaos actions on schedule (``loadtest.chaos``), one
+   sample per second (simulator frames, collector rows/latency/CPU/RSS: ``samples.csv``);
+5. quiesce: the ticker+book rate goes to 0, the collector catches up (nothing buffered,
+   journal fully acknowledged), ``cutoff`` = then minus 2 s, the collector is stopped
+   (SIGTERM: it drains), the send log exported, WAL applied, keys exported from QuestDB;
+6. ``loadtest.reconcile`` (DuckDB anti-joins on files), figures, JSON.
+
+Latency = exchange timestamp to QuestDB acknowledgement, from the collector's
+``tickarchive_ack_lag_seconds`` histogram: one observation per acknowledged batch, the
+age of the batch's oldest row, so the quantiles are per batch and an upper bound for the
+batch's other rows; max is the bound of the highest non-empty bucket.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from loadtest import chaos
+from loadtest.harness_procs import (
+    CollectorProcess,
+    HarnessError,
+    Metrics,
+    SimProcess,
+    proc_usage,
+    questdb_export_csv,
+    questdb_scalar,
+)
+from loadtest.latency import add_buckets, bucket_delta, max_bound, quantile
+from loadtest.reconcile import Reconciliation, reconcile, uncovered_disconnects
+from store import migrate
+from store.stack.procs import dir_size_bytes, free_port
+from store.stack.questdb import QuestDBServer
+from tickarchive.settings import PathsSettings, QuestDBSettings
+
+QUIESCE_RATE = 100.0
+"""Ticker+book frames/s while the collector drains at the end of a run."""
+_TABLES_COUNTED = ("quotes", "book_changes", "trades", "index_ticks", "instruments", "gaps")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    rate: float
+    duration_s: float
+    instruments: int = 800
+    connections: int = 4
+    chaos: tuple[str, ...] = ()
+    run_dir: Path = Path(".local/loadtest/run")
+    trades_per_s: float = 5.0
+    seed: int = 1
+    ready_timeout_s: float = 120.0
+    drain_timeout_s: float = 180.0
+    flush_interval_ms: int | None = None
+    """The collector's ``writer.flush_interval_ms`` (None: its setting, 250 ms by default)."""
+
+
+@dataclass(slots=True)
+class Sample:
+    t_s: float
+    sim_frames_per_s: float
+    stored_rows_per_s: float
+    p50_ms: float | None
+    p95_ms: float | None
+    collector_cpu_pct: float
+    collector_rss_mb: float
+    backlog_bytes: float
+
+
+@dataclass(slots=True)
+class Result:
+    spec: LoadSpec
+    recon: Reconciliation
+    write_errors: int
+    rate_achieved: float
+    latency_ms: dict[str, float | None]
+    collector_cpu_pct: float
+    collector_rss_mb: float
+    duration_s: float
+    bytes_per_row: float | None
+    """Bytes of the tables' partitions (``table_partitions().diskSize``) per stored row."""
+    questdb_bytes: int | None
+    """Everything under QuestDB's db directory (WAL segments, preallocated files included)."""
+    rows_per_s: float
+    reconnects: int
+    malformed_frames: int
+    backfilled: int
+    collector_starts: int
+    load_avg: tuple[float, float, float]
+    gap_rows: int
+    chaos_log: list[str] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """Exactly the keys of the issue."""
+        t = self.recon.by_table()
+        return {
+            "sent": {k: v.sent for k, v in t.items()},
+            "stored": {k: v.stored for k, v in t.items()},
+            "lost": self.recon.lost,
+            "duplicates": self.recon.duplicates,
+            "write_errors": self.write_errors,
+            "rate_target": self.spec.rate,
+            "rate_achieved": round(self.rate_achieved, 1),
+            "latency_ms": self.latency_ms,
+            "collector_cpu_pct": round(self.collector_cpu_pct, 1),
+            "collector_rss_mb": round(self.collector_rss_mb, 1),
+            "duration_s": round(self.duration_s, 1),
+            "chaos": list(self.spec.chaos),
+        }
+
+
+class _Counter:
+    """A cumulative counter across collector restarts (a drop = a reset)."""
+
+    def __init__(self) -> None:
+        self.base = 0.0
+        self.last = 0.0
+
+    def update(self, v: float) -> float:
+        if v < self.last:
+            self.base += self.last
+        self.last = v
+        return self.base + v
+
+
+class _Run:
+    def __init__(self, spec: LoadSpec, echo: Any) -> None:
+        self.spec = spec
+        self.echo = echo
+        d = spec.run_dir
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        self.dir = d
+        self.qs = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port())
+        self.questdb = QuestDBServer(self.qs, d / "questdb", PathsSettings().cache_dir, ephemeral=True)
+        self.http = f"http://{self.qs.host}:{self.qs.http_port}"
+        self.sim = SimProcess(spec.rate, spec.instruments, spec.trades_per_s, d / "sendlog", d / "sim.log", spec.seed)
+        extra = {"TICKARCHIVE_JOURNAL__MIN_FREE_BYTES": str(64 * 1024 * 1024)}
+        if spec.flush_interval_ms is not None:
+            extra["TICKARCHIVE_WRITER__FLUSH_INTERVAL_MS"] = str(spec.flush_interval_ms)
+        if "stale" in spec.chaos:
+            extra["TICKARCHIVE_DERIBIT__STALE_CONNECTION_S"] = str(chaos.STALE_CONNECTION_S)
+        self.extra_env = extra
+        self.collector: CollectorProcess | None = None
+        self.stored = _Counter()
+        self.errors = _Counter()
+        self.reconnects = _Counter()
+        self.malformed = _Counter()
+        self.backfilled = _Counter()
+        self.sim_frames_last = 0.0
+        self.ack_total: list[tuple[float, float]] = []
+        self.ack_last: tuple[tuple[float, float], ...] = ()
+        self.samples: list[Sample] = []
+        self.chaos_log: list[str] = []
+        self.cpu: list[float] = []
+        self.rss_max = 0.0
+        self.ps: psutil.Process | None = None
+
+    # ---- set-up ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.echo(f"loadtest: QuestDB on {self.http} ({self.dir / 'questdb'})")
+        self.questdb.up()
+        migrate.migrate_questdb(
+            f"host={self.qs.host} port={self.qs.pg_port} user={self.qs.user} password={self.qs.password} dbname=qdb"
+        )
+        self.sim.start()
+        self.echo(f"loadtest: simulator {self.sim.ws_url} at {self.spec.rate:g} ticker+book frames/s")
+        self.collector = CollectorProcess(
+            self.sim.ws_url,
+            self.dir / "journal",
+            self.dir,
+            self.spec.connections,
+            free_port(),
+            self.qs.host,
+            self.qs.http_port,
+            self.dir / "collector.log",
+            self.extra_env,
+        )
+        self.collector.start()
+        self.ps = proc_usage(self.collector.pid)
+
+    def wait_ready(self) -> None:
+        assert self.collector is not None
+        deadline = time.monotonic() + self.spec.ready_timeout_s
+        stable = 0
+        last = -1.0
+        while time.monotonic() < deadline:
+            if not self.collector.alive:
+                raise HarnessError(f"the collector exited at start-up; see {self.collector.log}")
+            m = self.collector.scrape()
+            if m is not None and m.connections_up >= self.spec.connections and m.subscribed > 0:
+                stable = stable + 1 if m.subscribed == last else 0
+                last = m.subscribed
+                if stable >= 2:
+                    self.echo(f"loadtest: collector subscribed ({int(m.subscribed)} channels)")
+                    return
+            time.sleep(0.5)
+        raise HarnessError(f"the collector did not subscribe within {self.spec.ready_timeout_s:g} s")
+
+    # ---- sampling -------------------------------------------------------------------
+
+    def sample(self, t_s: float, dt_s: float) -> Metrics | None:
+        assert self.collector is not None
+        st = self.sim.control("status")
+        frames = float(st.get("frames_published", 0))
+        sim_rate = max(0.0, frames - self.sim_frames_last) / dt_s
+        self.sim_frames_last = frames
+        m = self.collector.scrape()
+        p50 = p95 = None
+        rows_rate = 0.0
+        if m is not None:
+            before = self.stored.base + self.stored.last
+            rows_rate = max(0.0, self.stored.update(m.stored_rows) - before) / dt_s
+            self.errors.update(m.flush_errors)
+            self.reconnects.update(m.reconnects)
+            self.malformed.update(m.malformed)
+            self.backfilled.update(m.backfilled)
+            d = bucket_delta(m.ack_buckets, self.ack_last)
+            self.ack_last = m.ack_buckets
+            self.ack_total = add_buckets(self.ack_total, d)
+            q50, q95 = quantile(0.5, d), quantile(0.95, d)
+            p50 = None if q50 is None else q50 * 1e3
+            p95 = None if q95 is None else q95 * 1e3
+        cpu = rss = 0.0
+        if self.ps is not None:
+            try:
+                cpu = self.ps.cpu_percent(None)
+                rss = self.ps.memory_info().rss / 1e6
+            except psutil.Error:
+                pass
+        self.cpu.append(cpu)
+        self.rss_max = max(self.rss_max, rss)
+        self.samples.append(
+            Sample(round(t_s, 2), sim_rate, rows_rate, p50, p95, cpu, rss, m.backlog_bytes if m else 0.0)
+        )
+        return m
+
+    # ---- chaos ----------------------------------------------------------------------
+
+    def act(self, a: chaos.Action, t_s: float) -> None:
+        assert self.collector is not None
+        if a.kind == "drop":
+            conns = [c for c in self.sim.control("connections") if not c.get("closed")]
+            if conns:
+                victim = conns[int(t_s) % len(conns)]["id"]
+                self.sim.control("fault/drop", conn=victim)
+                self.chaos_log.append(f"{t_s:6.1f}s drop {victim}")
+        elif a.kind == "malformed":
+            self.sim.control("fault/malformed", count=5)
+            self.chaos_log.append(f"{t_s:6.1f}s malformed x5 on every connection")
+        elif a.kind == "silence":
+            conns = [c for c in self.sim.control("connections") if not c.get("closed")]
+            if conns:
+                victim = conns[0]["id"]
+                self.sim.control("fault/silence", conn=victim, seconds=chaos.SILENCE_S)
+                self.chaos_log.append(f"{t_s:6.1f}s silence {victim} for {chaos.SILENCE_S:g} s")
+        elif a.kind == "collector_kill":
+            self.collector.kill()
+            self.chaos_log.append(f"{t_s:6.1f}s collector SIGKILL (pid {self.collector.pid})")
+            self.collector.start()
+            self.ps = proc_usage(self.collector.pid)
+            self.chaos_log.append(f"{t_s:6.1f}s collector restarted (pid {self.collector.pid})")
+        elif a.kind == "questdb_down":
+            self.questdb.down()
+            self.chaos_log.append(f"{t_s:6.1f}s QuestDB stopped")
+        elif a.kind == "questdb_up":
+            self.questdb.up()
+            self.chaos_log.append(f"{t_s:6.1f}s QuestDB started again")
+
+    # ---- the run --------------------------------------------------------------------
+
+    def load(self) -> tuple[float, float]:
+        """The measured phase; returns (start, end) unix seconds."""
+        plan = chaos.schedule(self.spec.chaos, self.spec.duration_s)
+        t0 = time.time()
+        self.sim_frames_last = float(self.sim.control("status").get("frames_published", 0))
+        m0 = self.collector.scrape() if self.collector else None
+        if m0 is not None:
+            self.stored.update(m0.stored_rows)
+            self.errors.update(m0.flush_errors)
+            self.ack_last = m0.ack_buckets
+        if self.ps is not None:
+            self.ps.cpu_percent(None)
+        last = t0
+        next_tick = t0 + 1.0
+        while True:
+            now = time.time()
+            while plan and plan[0].at_s <= now - t0:
+                self.act(plan.pop(0), now - t0)
+            if now >= next_tick:
+                self.sample(now - t0, now - last)
+                last = now
+                next_tick += 1.0
+                if len(self.samples) % 30 == 0:
+                    s = self.samples[-1]
+                    self.echo(
+                        f"  t={s.t_s:5.0f}s sim {s.sim_frames_per_s:8.0f} frames/s stored {s.stored_rows_per_s:8.0f} "
+                        f"rows/s p95 {s.p95_ms if s.p95_ms is None else round(s.p95_ms, 1)} ms "
+                        f"cpu {s.collector_cpu_pct:5.1f}% rss {s.collector_rss_mb:6.1f} MB"
+                    )
+            if now - t0 >= self.spec.duration_s:
+                break
+            if self.collector is not None and not self.collector.alive:
+                raise HarnessError(f"the collector died; see {self.collector.log}")
+            time.sleep(min(0.2, max(0.0, next_tick - time.time())))
+        return t0, time.time()
+
+    def quiesce(self) -> int:
+        """Drop to a trickle, wait until the collector holds almost nothing unacknowledged;
+        return cutoff_us. (Not rate 0: silent sockets would trip the stale watchdog.)"""
+        assert self.collector is not None
+        self.sim.control("rate", per_s=min(self.spec.rate, QUIESCE_RATE))
+        deadline = time.monotonic() + self.spec.drain_timeout_s
+        quiet = 0
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            m = self.collector.scrape()
+            if m is None:
+                continue
+            self._account(m)
+            done = (
+                m.buffered_rows < 5_000 and m.backlog_bytes < 2_000_000 and m.connections_up >= self.spec.connections
+            )
+            quiet = quiet + 1 if done else 0
+            if quiet >= 3:
+                break
+        else:
+            self.echo("loadtest: WARNING the collector did not drain within the timeout")
+        cutoff_us = int((time.time() - 2.0) * 1e6)
+        self.collector.stop()
+        return cutoff_us
+
+    def _account(self, m: Metrics) -> None:
+        self.errors.update(m.flush_errors)
+        self.reconnects.update(m.reconnects)
+        self.malformed.update(m.malformed)
+        self.backfilled.update(m.backfilled)
+        # latency figures cover the load phase only (drain-time batches carry gap and
+        # backfill rows whose timestamps are the past)
+
+    def export(self, cutoff_us: int, start_us: int) -> tuple[Path, Path]:
+        exp = self.dir / "export"
+        self.sim.control("sendlog/export", dir=str(exp.resolve()))
+        stored = self.dir / "stored"
+        stored.mkdir()
+        self._wait_wal()
+        h = self.http
+        questdb_export_csv(h, "SELECT instrument, cast(ts AS long) ts_us FROM quotes", stored / "quotes.csv")
+        questdb_export_csv(
+            h,
+            "SELECT DISTINCT instrument, cast(ts AS long) ts_us, change_id FROM book_changes",
+            stored / "book_changes.csv",
+        )
+        questdb_export_csv(h, "SELECT index_name, cast(ts AS long) ts_us FROM index_ticks", stored / "index_ticks.csv")
+        questdb_export_csv(
+            h, "SELECT instrument, trade_id, cast(ts AS long) ts_us, source FROM trades", stored / "trades.csv"
+        )
+        questdb_export_csv(
+            h,
+            "SELECT cast(ts AS long) ts_us, cast(end_ts AS long) end_us, instrument, kind FROM gaps",
+            stored / "gaps.csv",
+        )
+        part_bytes = 0
+        for t in _TABLES_COUNTED:
+            n = questdb_scalar(h, f"SELECT count() FROM {t}")
+            (stored / f"{t}_count.txt").write_text(str(int(n or 0)))
+            part_bytes += int(questdb_scalar(h, f"SELECT sum(diskSize) FROM table_partitions('{t}')") or 0)
+        (stored / "partition_bytes.txt").write_text(str(part_bytes))
+        self._history(stored / "history.csv", start_us, cutoff_us + 5_000_000)
+        return exp, stored
+
+    def _wait_wal(self, timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            rows = questdb_scalar(
+                self.http,
+                "SELECT count() FROM wal_tables() WHERE suspended OR writerTxn < sequencerTxn",
+            )
+            if rows == 0:
+                return
+            time.sleep(0.5)
+        raise HarnessError("QuestDB did not apply its WAL in time")
+
+    def _history(self, dest: Path, start_us: int, end_us: int) -> None:
+        """Every trade the simulator generated in the window, from its history API."""
+        start_ms = start_us // 1000
+        end_ms = end_us // 1000
+        seen = 0
+        with open(dest, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["instrument", "trade_id", "ts_us"])
+            while start_ms <= end_ms:
+                res = self.sim.api(
+                    "get_last_trades_by_currency_and_time",
+                    currency="ETH",
+                    kind="option",
+                    start_timestamp=start_ms,
+                    end_timestamp=end_ms,
+                    count=1000,
+                    sorting="asc",
+                )
+                trades = res.get("trades", [])
+                for t in trades:
+                    w.writerow([t["instrument_name"], t["trade_id"], int(t["timestamp"]) * 1000])
+                seen += len(trades)
+                if not res.get("has_more") or not trades:
+                    break
+                nxt = int(trades[-1]["timestamp"])
+                start_ms = nxt if nxt > start_ms else start_ms + 1
+
+    def stop_all(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
+        self.sim.stop()
+        self.questdb.down()
+
+
+def run(spec: LoadSpec, echo: Any = print) -> Result:
+    modes = chaos.validate(spec.chaos, spec.duration_s)
+    spec = LoadSpec(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__}, "chaos": modes})
+    r = _Run(spec, echo)
+    try:
+        r.start()
+        r.wait_ready()
+        start = time.time()
+        t0, t1 = r.load()
+        echo("loadtest: quiescing (rate 0, collector drains)")
+        cutoff_us = r.quiesce()
+        exp, stored = r.export(cutoff_us, int(start * 1e6) + 500_000)
+        recon = reconcile(exp, stored, cutoff_us, cutoff_us - 1_000_000, int(start * 1e6) + 500_000)
+        closes = _closes(exp / "connections.json", cutoff_us)
+        unc = uncovered_disconnects(closes, _gap_windows(stored / "gaps.csv"))
+        recon = Reconciliation(recon.tables, recon.trades_backfilled, tuple(str(c) for c in unc))
+        rate = _frames_sent(exp, int(t0 * 1e6), int(t1 * 1e6)) / (t1 - t0)
+        total_rows = sum(int((stored / f"{t}_count.txt").read_text()) for t in _TABLES_COUNTED)
+        qdb_bytes = dir_size_bytes(r.dir / "questdb" / "db")
+        part_bytes = int((stored / "partition_bytes.txt").read_text())
+        stored_delta = sum(s.stored_rows_per_s for s in r.samples)
+        lat = {
+            "p50": _ms(quantile(0.5, r.ack_total)),
+            "p95": _ms(quantile(0.95, r.ack_total)),
+            "p99": _ms(quantile(0.99, r.ack_total)),
+            "max": _ms(max_bound(r.ack_total)),
+        }
+        cpu = sum(r.cpu[1:]) / max(1, len(r.cpu) - 1)
+        res = Result(
+            spec=spec,
+            recon=recon,
+            write_errors=int(r.errors.base + r.errors.last),
+            rate_achieved=rate,
+            latency_ms=lat,
+            collector_cpu_pct=cpu,
+            collector_rss_mb=r.rss_max,
+            duration_s=t1 - t0,
+            bytes_per_row=(part_bytes / total_rows) if part_bytes and total_rows else None,
+            questdb_bytes=qdb_bytes,
+            rows_per_s=stored_delta / max(1.0, t1 - t0),
+            reconnects=int(r.reconnects.base + r.reconnects.last),
+            malformed_frames=int(r.malformed.base + r.malformed.last),
+            backfilled=recon.trades_backfilled,
+            collector_starts=r.collector.starts if r.collector else 0,
+            load_avg=psutil.getloadavg(),
+            gap_rows=int((stored / "gaps_count.txt").read_text()),
+            chaos_log=r.chaos_log,
+            samples=r.samples,
+        )
+        write_samples(r.dir / "samples.csv", r.samples)
+        return res
+    finally:
+        r.stop_all()
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(v * 1e3, 2)
+
+
+def _closes(path: Path, cutoff_us: int) -> list[int]:
+    data = json.loads(path.read_text())
+    recs = list(data.values()) if isinstance(data, dict) else list(data)
+    return [int(c["closed_us"]) for c in recs if c.get("closed_us") and int(c["closed_us"]) < cutoff_us]
+
+
+def _gap_windows(path: Path) -> list[tuple[int, int | None]]:
+    with open(path, newline="") as f:
+        return [
+            (int(row["ts_us"]), int(row["end_us"]) if row.get("end_us") else None)
+            for row in csv.DictReader(f)
+            if row.get("ts_us")
+        ]
+
+
+def _frames_sent(exp: Path, t0_us: int, t1_us: int) -> int:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        n = 0
+        for t in ("quotes", "book_changes"):
+            p = str(exp / f"{t}.parquet").replace("'", "''")
+            row = con.execute(
+                f"SELECT count(*) FROM read_parquet('{p}') "
+                f"WHERE status = 'sent' AND wall_us BETWEEN {t0_us} AND {t1_us}"
+            ).fetchone()
+            n += int(row[0]) if row else 0
+        return n
+    finally:
+        con.close()
+
+
+def write_samples(path: Path, samples: list[Sample]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["t_s", "sim_frames_per_s", "stored_rows_per_s", "p50_ms", "p95_ms", "cpu_pct", "rss_mb", "backlog"])
+        for s in samples:
+            w.writerow(
+                [
+                    s.t_s,
+                    round(s.sim_frames_per_s, 1),
+                    round(s.stored_rows_per_s, 1),
+                    s.p50_ms,
+                    s.p95_ms,
+                    s.collector_cpu_pct,
+                    round(s.collector_rss_mb, 1),
+                    s.backlog_bytes,
+                ]
+            )

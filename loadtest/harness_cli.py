@@ -1,0 +1,64 @@
+"""``tickarchive loadtest ...``: the load and chaos harness (``loadtest.harness``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    app.command(
+        "loadtest",
+        help="Drive simulator -> collector -> QuestDB at --rate for --duration, optional chaos; reconcile.",
+    )(loadtest)
+
+
+def loadtest(
+    rate: Annotated[float, typer.Option(help="ticker+book notifications per second (the simulator's rate)")] = 5000.0,
+    duration: Annotated[float, typer.Option(help="seconds of load")] = 600.0,
+    instruments: Annotated[int, typer.Option(help="options in the simulated chain")] = 800,
+    connections: Annotated[int, typer.Option(help="collector WebSocket connections")] = 4,
+    chaos: Annotated[
+        list[str] | None,
+        typer.Option(help="disconnects, questdb-restart, collector-kill, stale, malformed (repeatable)"),
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+    run_dir: Annotated[Path, typer.Option(help="working directory (wiped first)")] = Path(".local/loadtest/run"),
+    trades_per_s: Annotated[float, typer.Option(help="simulated trades per second")] = 5.0,
+    flush_interval_ms: Annotated[
+        int | None, typer.Option(help="collector writer.flush_interval_ms (default: its setting, 250)")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG of rate and latency over time here")] = None,
+) -> None:
+    from rich.console import Console
+
+    from loadtest.harness import LoadSpec, run
+    from loadtest.report import render
+
+    console = Console()
+    modes: list[str] = []
+    for c in chaos or []:
+        modes.extend(x for x in c.replace(",", " ").split() if x)
+    spec = LoadSpec(
+        rate=rate,
+        duration_s=duration,
+        instruments=instruments,
+        connections=connections,
+        chaos=tuple(modes),
+        run_dir=run_dir,
+        trades_per_s=trades_per_s,
+    )
+    result = run(spec, echo=lambda s: console.print(s, highlight=False, markup=False))
+    console.print(render(result))
+    data: dict[str, Any] = result.as_json()
+    if json_path is not None:
+        json_path.write_text(json.dumps(data, indent=2) + "\n")
+    if plot is not None:
+        from loadtest.plot import plot_samples
+
+        plot_samples(result.samples, plot, f"tickarchive loadtest --rate {rate:g} --duration {duration:g}")
+    if result.recon.lost or result.recon.uncovered_disconnects:
+        raise typer.Exit(2)

@@ -1,0 +1,285 @@
+"""The processes a load run drives: the simulator and the collector as subprocesses
+(through their CLIs), the collector's Prometheus metrics, and QuestDB over HTTP.
+
+Driving them from outside keeps the harness independent of their internals: only the
+CLI flags, ``/control/...`` of the simulator and the metric names of the contract are
+used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from loadtest.errors import LoadtestError
+
+CLI: tuple[str, ...] = (sys.executable, "-c", "from tickarchive.cli import main; main()")
+
+
+class HarnessError(LoadtestError):
+    """The load harness could not start, drive or read one of its processes."""
+
+
+def _spawn(
+    cmd: list[str], log: Path, env: Mapping[str, str] | None = None, stdout_pipe: bool = False
+) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as f:
+        try:
+            return subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if stdout_pipe else f,
+                stderr=f,
+                env=dict(env) if env is not None else None,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise HarnessError(f"cannot start {' '.join(cmd[:4])}: {exc.strerror}") from exc
+
+
+def _stop(p: subprocess.Popen[bytes], timeout_s: float) -> int | None:
+    if p.poll() is not None:
+        return p.returncode
+    p.send_signal(signal.SIGTERM)
+    try:
+        return p.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return p.wait(timeout=10)
+
+
+@dataclass
+class SimProcess:
+    """``tickarchive sim`` on a free port; ``control(...)`` calls its control interface."""
+
+    rate: float
+    instruments: int
+    trades_per_s: float
+    sendlog_dir: Path
+    log: Path
+    seed: int = 1
+    proc: subprocess.Popen[bytes] | None = None
+    ws_url: str = ""
+    base_url: str = ""
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        cmd = [
+            *CLI,
+            "sim",
+            "--port",
+            "0",
+            "--rate",
+            str(self.rate),
+            "--instruments",
+            str(self.instruments),
+            "--trades-per-s",
+            str(self.trades_per_s),
+            "--seed",
+            str(self.seed),
+            "--sendlog-dir",
+            str(self.sendlog_dir),
+        ]
+        self.proc = p = _spawn(cmd, self.log, stdout_pipe=True)
+        assert p.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        line = b""
+        while time.monotonic() < deadline and p.poll() is None:
+            r, _, _ = select.select([p.stdout], [], [], 0.5)
+            if r:
+                line = p.stdout.readline()
+                if line.startswith(b"ready "):
+                    break
+        if not line.startswith(b"ready "):
+            self.stop()
+            raise HarnessError(f"simulator did not start (see {self.log})")
+        self.ws_url = line.decode().split()[1]
+        hostport = self.ws_url.split("//", 1)[1].split("/", 1)[0]
+        self.base_url = f"http://{hostport}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def control(self, action: str, timeout_s: float = 120.0, **params: Any) -> Any:
+        try:
+            r = httpx.get(f"{self.base_url}/control/{action}", params=params, timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            raise HarnessError(f"simulator control {action}: {exc}") from exc
+        if r.status_code != 200:
+            raise HarnessError(f"simulator control {action}: HTTP {r.status_code} {r.text[:200]}")
+        return r.json()
+
+    def api(self, method: str, **params: Any) -> Any:
+        try:
+            r = httpx.get(f"{self.base_url}/api/v2/public/{method}", params=params, timeout=30.0)
+            return r.json()["result"]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise HarnessError(f"simulator API {method}: {exc}") from exc
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc, 60.0)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+
+@dataclass
+class CollectorProcess:
+    """``tickarchive collect --simulator URL`` writing to the harness's QuestDB."""
+
+    ws_url: str
+    journal_dir: Path
+    local_dir: Path
+    connections: int
+    metrics_port: int
+    questdb_host: str
+    questdb_http_port: int
+    log: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.update(
+            {
+                "TICKARCHIVE_QUESTDB__HOST": self.questdb_host,
+                "TICKARCHIVE_QUESTDB__HTTP_PORT": str(self.questdb_http_port),
+                "TICKARCHIVE_PATHS__LOCAL_DIR": str(self.local_dir),
+                "TICKARCHIVE_METRICS__HOST": "127.0.0.1",
+                **self.extra_env,
+            }
+        )
+        cmd = [
+            *CLI,
+            "collect",
+            "--simulator",
+            self.ws_url,
+            "--journal-dir",
+            str(self.journal_dir),
+            "--connections",
+            str(self.connections),
+            "--metrics-port",
+            str(self.metrics_port),
+        ]
+        self.proc = _spawn(cmd, self.log, env=env)
+        self.starts += 1
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL (chaos): no drain, no journal close."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        return None if self.proc is None else _stop(self.proc, timeout_s)
+
+    def scrape(self) -> Metrics | None:
+        try:
+            r = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=3.0)
+        except httpx.HTTPError:
+            return None
+        return Metrics.parse(r.text) if r.status_code == 200 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The collector metrics the harness reads (sums over labels)."""
+
+    stored_rows: float
+    ticks: float
+    flush_errors: float
+    reconnects: float
+    malformed: float
+    buffered_rows: float
+    backlog_bytes: float
+    connections_up: float
+    subscribed: float
+    backfilled: float
+    ack_buckets: tuple[tuple[float, float], ...]
+    """(upper bound, cumulative count) of ``tickarchive_ack_lag_seconds``, +Inf last."""
+
+    @classmethod
+    def parse(cls, text: str) -> Metrics:
+        sums: dict[str, float] = {}
+        buckets: list[tuple[float, float]] = []
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                if s.name == "tickarchive_ack_lag_seconds_bucket":
+                    buckets.append((float(s.labels["le"]), float(s.value)))
+                else:
+                    sums[s.name] = sums.get(s.name, 0.0) + float(s.value)
+        buckets.sort()
+
+        def g(n: str) -> float:
+            return sums.get(n, 0.0)
+
+        return cls(
+            stored_rows=g("tickarchive_stored_rows_total"),
+            ticks=g("tickarchive_ticks_total"),
+            flush_errors=g("tickarchive_questdb_flush_errors_total"),
+            reconnects=g("tickarchive_reconnects_total"),
+            malformed=g("tickarchive_malformed_frames_total"),
+            buffered_rows=g("tickarchive_writer_buffered_rows"),
+            backlog_bytes=g("tickarchive_journal_backlog_bytes"),
+            connections_up=g("tickarchive_connection_up"),
+            subscribed=g("tickarchive_subscribed_channels"),
+            backfilled=g("tickarchive_backfilled_trades_total"),
+            ack_buckets=tuple(buckets),
+        )
+
+
+def proc_usage(pid: int) -> psutil.Process | None:
+    with contextlib.suppress(psutil.Error):
+        p = psutil.Process(pid)
+        p.cpu_percent(None)
+        return p
+    return None
+
+
+def questdb_export_csv(http_url: str, sql: str, dest: Path) -> None:
+    """Stream ``GET /exp`` (CSV with a header) of ``sql`` into ``dest``."""
+    try:
+        with httpx.stream("GET", f"{http_url}/exp", params={"query": sql}, timeout=600.0) as r:
+            if r.status_code != 200:
+                raise HarnessError(f"QuestDB /exp {sql!r}: HTTP {r.status_code} {r.read()[:200]!r}")
+            with open(dest, "wb") as f:
+                for chunk in r.iter_bytes(1 << 20):
+                    f.write(chunk)
+    except httpx.HTTPError as exc:
+        raise HarnessError(f"QuestDB /exp {sql!r}: {exc}") from exc
+
+
+def questdb_scalar(http_url: str, sql: str) -> Any:
+    try:
+        r = httpx.get(f"{http_url}/exec", params={"query": sql}, timeout=120.0)
+        body = r.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise HarnessError(f"QuestDB {sql!r}: {exc}") from exc
+    if "error" in body:
+        raise HarnessError(f"QuestDB {sql!r}: {body['error']}")
+    return body["dataset"][0][0] if body.get("dataset") else None
