@@ -170,6 +170,10 @@ def _print_report(report: RolloverReport) -> None:
         out.print(t)
     for d in report.drops:
         out.print(f"{prefix}QuestDB {d.table} {d.day}: {d.reason}")
+    late_months = sorted({f"{o.day:%Y-%m}" for o in report.tables if o.action.value == "copy late rows" and o.inserted})
+    for m in late_months:
+        out.print(f"late rows loaded into {m}: if that month is archived, re-export it: "
+                  f"tickarchive archive export --month {m}")
     if not report.seals:
         out.print(f"{prefix}nothing to roll over: QuestDB holds no day before "
                   f"{dt.date(1970, 1, 1) + dt.timedelta(days=report.now_us // US_PER_DAY)}")

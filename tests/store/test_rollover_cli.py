@@ -13,6 +13,7 @@ from store.errors import NotSealed, VerificationMismatch
 from store.rollover_cli import register
 from store.stack.handles import QuestDBHandle, WarmHandle
 from tests.store import rollover_data as data
+from tickarchive.domain import TradeTick
 
 D5, D6, D7 = data.DAYS
 
@@ -55,6 +56,16 @@ def test_dry_run_then_rollover_then_status(
     assert r.exit_code == 0, r.output
     assert "QuestDB trades 2026-10-05: dropped (5 rows verified)" in r.output
     assert questdb_clean.count("trades") == 0
+
+    late = data.trades_of(D5)[0]
+    late_trade = TradeTick(instrument=late.instrument, ts_us=late.ts_us + 1000, recv_ts_us=late.recv_ts_us,
+                           trade_id="LATE-9", trade_seq=99, price=0.05, amount=1.0, direction="buy")
+    data.write(questdb_clean, [late_trade])
+    r = runner.invoke(app, ["rollover", "--now", "2026-10-20T01:00:00Z", "--table", "trades", "--table", "quotes"])
+    assert r.exit_code == 0, r.output
+    assert "copy late rows" in r.output
+    assert "late rows loaded into 2026-10: if that month is archived, re-export it" in r.output
+    assert postgres_clean.query("SELECT count(*) FROM trades") == [(11,)]
 
 
 def test_unsealed_day_and_mismatch_exit_non_zero(
