@@ -1,0 +1,89 @@
+"""The project's parser (``ingest.normalize``) reads real and simulated frames the same
+way, and what it extracts from the simulator's frames is exactly the send log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.normalize import Heartbeat, Malformed, Notification, parse_frame
+from loadtest.sim import SimConfig
+from loadtest.sim import sendlog as sl
+from tickarchive.domain import BookChange, QuoteTick, TradeTick
+
+from .conftest import REAL, client, running
+
+
+def _populated(obj: Any) -> frozenset[str]:
+    return frozenset(f for f in obj.__struct_fields__ if getattr(obj, f) is not None)
+
+
+def _real_notifications() -> list[Notification]:
+    out = []
+    for line in (REAL / "cryptofeed_2021-07-22_DERIBIT.ws.1.0").read_bytes().splitlines()[3:]:
+        if line.strip():
+            parsed = parse_frame(line.split(b": ", 1)[1], 0)
+            assert isinstance(parsed, Notification), parsed
+            out.append(parsed)
+    return out
+
+
+async def test_parser_reads_real_and_simulated_frames_alike(cfg: SimConfig) -> None:
+    real = _real_notifications()
+    real_quotes = [e for n in real for e in n.events if isinstance(e, QuoteTick)]
+    real_books = [e for n in real for e in n.events if isinstance(e, BookChange)]
+    assert len(real_quotes) == 89
+    assert real_books
+
+    async with running(cfg.replace(trades_per_s=100)) as sim, client(sim) as c:
+        names = [i["instrument_name"] for i in (await c.call("public/get_instruments", {"currency": "ETH"}))["result"]]
+        channels = [f"ticker.{n}.100ms" for n in names] + [f"book.{n}.100ms" for n in names]
+        channels += ["trades.option.ETH.100ms", "deribit_price_index.eth_usd", "instrument.state.option.ETH"]
+        await c.call("public/subscribe", {"channels": channels})
+        await c.collect(1.5)
+        sim.inject("malformed", count=4)
+        sim.inject("extra_fields", count=5)
+        await c.collect(0.3)
+        await c.call("public/unsubscribe_all")
+
+    parsed = [parse_frame(t, 1) for t in c.raw]
+    malformed = [p for p in parsed if isinstance(p, Malformed)]
+    assert len(malformed) == 4  # exactly the injected ones; extra fields parse fine
+    notes = [p for p in parsed if isinstance(p, Notification)]
+    quotes = [e for n in notes for e in n.events if isinstance(e, QuoteTick)]
+    books = [e for n in notes for e in n.events if isinstance(e, BookChange)]
+    trades = [e for n in notes for e in n.events if isinstance(e, TradeTick)]
+    assert len(quotes) > 100
+    assert len(books) > 100
+    assert len(trades) > 20
+    assert not [p for p in parsed if isinstance(p, Heartbeat)]
+
+    # the same QuoteTick fields come out of real and simulated tickers: the fullest
+    # simulated tick fills what the fullest real one fills, none fills more, and every one
+    # fills what every real one fills (a side may be empty on both)
+    real_sets = [_populated(q) for q in real_quotes]
+    sim_sets = {_populated(q) for q in quotes}
+    fullest_real = frozenset().union(*real_sets)
+    assert fullest_real in sim_sets
+    assert all(s <= fullest_real for s in sim_sets)
+    assert all(s >= frozenset.intersection(*real_sets) for s in sim_sets)
+    # book levels: same fields; snapshot and change rows both present
+    assert {_populated(b) for b in books} == {_populated(b) for b in real_books}
+    assert {b.is_snapshot for b in books} == {True, False}
+    # option trades: every field the archive keeps for a trade, including the IV
+    assert {_populated(t) for t in trades} == {
+        frozenset(
+            {
+                "instrument", "ts_us", "recv_ts_us", "trade_id", "trade_seq", "price", "amount", "direction",
+                "tick_direction", "mark_price", "index_price", "iv", "contracts", "source",
+            }
+        )
+    }  # fmt: skip
+
+    # what the parser extracts is exactly what the send log says was sent
+    assert {(q.instrument, q.ts_us) for q in quotes} == sim.send_log.keys(sl.QUOTES)
+    assert {(t.instrument, t.trade_id, t.trade_seq, t.ts_us) for t in trades} == sim.send_log.keys(sl.TRADES)
+    messages = {(b.instrument, b.change_id, b.prev_change_id, b.ts_us) for b in books}
+    logged = {(i, cid, prev, ts) for i, cid, prev, _n, ts in sim.send_log.keys(sl.BOOK)}
+    assert messages <= logged  # messages with no level rows yield no BookChange
+    rows = sum(n for *_k, n, _ts in sim.send_log.keys(sl.BOOK))
+    assert rows == len(books)
