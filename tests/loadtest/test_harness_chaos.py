@@ -13,13 +13,8 @@ from loadtest.harness import LoadSpec, run
 
 def test_disconnects_and_collector_kill_lose_nothing(tmp_path: Path) -> None:
     spec = LoadSpec(
-        rate=1000.0,
-        duration_s=15.0,
-        instruments=100,
-        connections=2,
-        chaos=("disconnects", "collector-kill"),
-        run_dir=tmp_path / "run",
-        trades_per_s=10.0,
+        rate=1000.0, duration_s=15.0, instruments=100, connections=2,
+        chaos=("disconnects", "collector-kill"), run_dir=tmp_path / "run", trades_per_s=10.0,
     )
     lines: list[str] = []
     r = run(spec, echo=lines.append)
@@ -36,17 +31,7 @@ def test_disconnects_and_collector_kill_lose_nothing(tmp_path: Path) -> None:
     assert t["book_changes"].sent > 5_000
     assert t["trades"].sent > 50
     assert r.as_json().keys() == {
-        "sent",
-        "stored",
-        "lost",
-        "duplicates",
-        "write_errors",
-        "rate_target",
-        "rate_achieved",
-        "latency_ms",
-        "collector_cpu_pct",
-        "collector_rss_mb",
-        "duration_s",
-        "chaos",
+        "sent", "stored", "lost", "duplicates", "write_errors", "rate_target", "rate_achieved", "latency_ms",
+        "collector_cpu_pct", "collector_rss_mb", "duration_s", "chaos",
     }
     assert r.as_json()["chaos"] == ["disconnects", "collector-kill"]
