@@ -20,6 +20,7 @@ import polars as pl
 from psycopg.conninfo import make_conninfo
 
 from api.cold import ColdReader
+from api.errors import StoreUnavailable
 from api.hot import HotReader
 from api.params import InstrumentMatch
 from api.pool import Pool
@@ -118,7 +119,16 @@ class Stores:
 
     def segments(self, table: Table, lo_us: int, hi_us: int) -> list[Segment]:
         ds = days(lo_us, hi_us)
-        rolled = self.warm.rolled_days(table.name, ds[0], ds[-1])
+        try:
+            rolled = self.warm.rolled_days(table.name, ds[0], ds[-1])
+        except StoreUnavailable:
+            # The ledger is unreadable (warm store down). Days QuestDB is certain to still hold
+            # (the rollover drops a partition only once it is older than hot_retention_days)
+            # are served from it; anything older needs the warm store.
+            today = dt.datetime.now(dt.UTC).date()
+            if ds[0] < today - dt.timedelta(days=self.settings.lifecycle.hot_retention_days):
+                raise
+            return [Segment(Tier.HOT, lo_us, hi_us)]
 
         def warm_has(month: Month) -> bool:
             return self.warm.has_rows(table, month.start_us, month.end_us)

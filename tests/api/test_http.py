@@ -191,3 +191,34 @@ def test_health_and_metrics(loaded: Api, questdb_clean: QuestDBHandle) -> None:
     assert 'tickarchive_storage_bytes{tier="hot"}' in text
     assert 'tickarchive_storage_bytes{tier="warm"}' in text
     assert "tickarchive_rollover_failures_total 0.0" in text
+
+
+def test_recent_days_are_served_from_questdb_while_the_warm_store_is_down(
+    questdb_clean: QuestDBHandle, tmp_path: Path
+) -> None:
+    import time
+
+    from tickarchive.domain import QuoteTick
+    from tickarchive.settings import ArchiveSettings, PostgresSettings, Settings
+
+    now = int(time.time() * 1_000_000)
+    data.write(questdb_clean, [QuoteTick("ETH-30OCT26-3000-C", now - 1_000_000, now, bid_price=0.05)])
+    dead = "host=127.0.0.1 port=1 dbname=tickarchive user=tickarchive_reader connect_timeout=2"
+    settings = Settings(
+        questdb=questdb_clean.settings(),
+        postgres=PostgresSettings(dsn=dead, reader_dsn=dead),
+        archive=ArchiveSettings(target=str(tmp_path / "lake"), cache_dir=tmp_path / "cache"),
+    )
+    api = Api(settings)
+    try:
+        r = api.client.get("/quotes", params={"instrument": "ETH-*", "start": now - 3_600_000_000, "end": now})
+        assert r.status_code == 200, r.text
+        assert [row["bid_price"] for row in r.json()["rows"]] == [0.05]
+        r = api.client.get("/quotes", params={"instrument": "ETH-*", "start": "2026-10-05", "end": "2026-10-06"})
+        assert r.status_code == 503
+        assert r.json() == {"error": "store_unavailable", "detail": "warm store query failed (OperationalError)"}
+        health = api.client.get("/health").json()
+        assert health["postgres"] == "down"
+        assert health["questdb"] == "ok"
+    finally:
+        api.close()
