@@ -1,0 +1,169 @@
+"""The recovery drill on real servers, against an original built from the live protocol.
+
+The original: the in-process simulator feeds the collector (journal in ``tmp``, small
+segments) into the session QuestDB; day D is sealed (accelerated time, as in
+``tests/test_lifecycle_end_to_end.py``), rolled over into the session PostgreSQL, its month
+exported to a Parquet archive, and all journal segments but the newest archived as day D
+(the newest stays local only: "the days after the last archived one"). The drill then
+rebuilds a fresh QuestDB + PostgreSQL from that and must find every checksum identical;
+then one damaged archived file and rows deleted from the original must each fail it,
+named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from archive.export import export_month
+from archive.journal import archive_journal_day
+from archive.layout import Month
+from archive.postgres import PostgresSource
+from archive.target import open_target
+from ingest.journal import JournalReader
+from loadtest.sim import Simulator
+from store.hot_export import HotStore
+from store.lifecycle import ARCHIVED_TABLES
+from store.rollover import RolloverOptions, run
+from store.stack.handles import QuestDBHandle, WarmHandle
+from store.warm_load import WarmStore
+from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
+from tickarchive.drill import (
+    ORIGINAL_HOT,
+    ORIGINAL_WARM,
+    REBUILT_HOT,
+    REBUILT_WARM,
+    DrillOptions,
+    compare_day,
+    run_drill,
+)
+from tickarchive.settings import JournalSettings, PostgresSettings, Settings
+from tickarchive.tables import MARKET_TABLES
+
+
+def _now(day: dt.date, hour: int) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.UTC).timestamp() * 1_000_000)
+
+
+def _original_settings(qdb: QuestDBHandle, warm: WarmHandle) -> Settings:
+    return Settings(questdb=qdb.settings(), postgres=PostgresSettings(dsn=warm.owner_dsn))
+
+
+async def _build_original(tmp_path: Path, qdb: QuestDBHandle, warm: WarmHandle) -> tuple[dt.date, Path, Path]:
+    """(day D, archive dir, local journal dir)."""
+    journal = tmp_path / "journal"
+    settings = collector_settings(connections=2)
+    settings = settings.model_copy(
+        update={"journal": JournalSettings(fsync_interval_ms=50, min_free_bytes=0, segment_bytes=256 * 1024)}
+    )
+    async with (
+        Simulator(sim_config(tmp_path, instruments=12, rate_per_s=600.0)) as sim,
+        running(settings, sim, qdb, journal) as c,
+    ):
+        await asyncio.sleep(2.0)
+        await quiesce(sim, c)
+    qdb.wait_for_wal()
+    d = qdb.query("SELECT cast(min(ts) AS date) FROM quotes")[0][0].date()
+    nxt = d + dt.timedelta(days=1)
+    qdb.query("INSERT INTO collector_heartbeats (ts, connection, connected, subscribed_channels, frames_total, "
+              f"journal_backlog_bytes) VALUES ('{nxt.isoformat()}T00:05:00.000000Z', 'c0', true, 3, 1, 0)")
+    qdb.wait_for_wal()
+    with HotStore(qdb.pg_dsn, qdb.http_url) as hot, WarmStore(warm.owner_dsn, warm.dialect) as w:
+        report = run(hot, w, _now(nxt, 1), RolloverOptions())
+        assert report.ok, report.problems
+    lake = tmp_path / "lake"
+    target = open_target(str(lake))
+    source = PostgresSource(warm.reader_dsn)
+    for t in ARCHIVED_TABLES:
+        if source.count_rows(t, Month.of(d)):
+            export_month(source, target, t, Month.of(d))
+    segments = [s.path for s in JournalReader(journal).segments() if s.records]
+    assert len(segments) >= 3, segments
+    archive_journal_day(target, d, segments[:-1])
+    return d, lake, journal
+
+
+def test_compare_day_names_the_instrument() -> None:
+    from store.checksum import Checksum, GroupSum
+
+    a = Checksum({"ETH-1": GroupSum(3, 0xAB), "ETH-2": GroupSum(1, 0x01)})
+    b = Checksum({"ETH-1": GroupSum(2, 0xAA), "ETH-2": GroupSum(1, 0x01)})
+    day = dt.date(2026, 11, 23)
+    ok = compare_day("quotes", day, {ORIGINAL_HOT: a, ORIGINAL_WARM: a}, {REBUILT_WARM: a, REBUILT_HOT: a})
+    assert ok.ok
+    assert ok.rows == 4
+    bad = compare_day("quotes", day, {ORIGINAL_HOT: a}, {REBUILT_HOT: b})
+    assert bad.problems == (
+        "quotes 2026-11-23 ETH-1: original hot 3 rows/00000000000000ab, rebuilt hot (journal) 2 rows/00000000000000aa",
+    )
+    lost = compare_day("quotes", day, {ORIGINAL_WARM: a}, {})
+    assert not lost.ok
+    assert "not rebuilt" in lost.problems[0]
+    only = compare_day("quotes", day, {}, {REBUILT_WARM: a})
+    assert only.ok
+    assert only.rebuild_only
+
+
+async def test_drill_rebuilds_identical_then_names_damage(
+    tmp_path: Path, questdb_clean: QuestDBHandle, postgres_clean: WarmHandle
+) -> None:
+    d, lake, journal = await _build_original(tmp_path, questdb_clean, postgres_clean)
+    settings = _original_settings(questdb_clean, postgres_clean)
+    until = d + dt.timedelta(days=1)
+    options = DrillOptions(archive=str(lake), journal_dir=journal, since=d, until=until)
+
+    # 1. an honest rebuild: every tier of every (table, day) identical
+    report = await asyncio.to_thread(run_drill, settings, options)
+    print({s.name: round(s.seconds, 2) for s in report.steps}, round(report.total_s, 2))  # shown with -s
+    assert report.ok, report.mismatches
+    assert [s.name for s in report.steps] == [
+        "verify archive", "start fresh stack", "restore archive", "restore journal", "replay journal",
+        "compare checksums",
+    ]
+    by_table = {c.table: c for c in report.checks}
+    assert set(by_table) == {t.name for t in MARKET_TABLES}
+    assert {c.day for c in report.checks} == {d}
+    for t in ("quotes", "trades", "book_changes", "index_ticks"):
+        assert set(by_table[t].checksums) == {ORIGINAL_HOT, ORIGINAL_WARM, REBUILT_WARM, REBUILT_HOT}, t
+        assert by_table[t].rows == questdb_clean.count(t) > 0
+    restore_journal = next(s for s in report.steps if s.name == "restore journal")
+    assert restore_journal.detail.endswith(", 1 local segments")  # the newest segment was not archived
+
+    # 2. a flipped byte in an archived Parquet file: named, before any server starts
+    damaged = tmp_path / "lake-damaged"
+    shutil.copytree(lake, damaged)
+    victim = sorted(damaged.glob("table=quotes/**/*.parquet"))[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    bad_archive = run_drill(settings, DrillOptions(archive=str(damaged), journal_dir=journal, since=d, until=until))
+    assert not bad_archive.ok
+    assert [s.name for s in bad_archive.steps] == ["verify archive"]
+    rel = victim.relative_to(damaged).as_posix()
+    assert any(rel in p and "SHA-256" in p for p in bad_archive.mismatches), bad_archive.mismatches
+
+    # 3. rows lost from the original warm store: the day and the instrument are named
+    instrument = questdb_clean.query("SELECT instrument FROM trades ORDER BY ts LIMIT 1")[0][0]
+    n = postgres_clean.query("SELECT count(*) FROM trades WHERE instrument = %s", (instrument,))[0][0]
+    postgres_clean.query("DELETE FROM trades WHERE instrument = %s", (instrument,))
+    runner = CliRunner()
+    from tickarchive.cli import app
+
+    result = await asyncio.to_thread(
+        runner.invoke, app,
+        ["drill", "--archive", str(lake), "--journal-dir", str(journal), "--since", d.isoformat(),
+         "--until", until.isoformat()],
+        env={"TICKARCHIVE_QUESTDB__HTTP_PORT": str(questdb_clean.http_port),
+             "TICKARCHIVE_QUESTDB__PG_PORT": str(questdb_clean.pg_port),
+             "TICKARCHIVE_QUESTDB__HEALTH_PORT": str(questdb_clean.health_port),
+             "TICKARCHIVE_POSTGRES__DSN": postgres_clean.owner_dsn},
+    )
+    assert result.exit_code == 1, result.output
+    assert f"trades {d} {instrument}: original hot {n} rows/" in result.output
+    assert "original warm 0 rows/0000000000000000" in result.output
+    assert "recovery drill: time per step" in result.output
+    assert "total" in result.output
