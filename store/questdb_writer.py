@@ -54,6 +54,8 @@ with warnings.catch_warnings():
 log = logging.getLogger("tickarchive.writer")
 
 _CATCH_UP_ROWS = 5_000
+COMMIT_INTERVAL_S = 1.0
+"""Checkpoint writes are throttled to one per this many seconds (see ``_commit``)."""
 """Rows encoded per catch-up step before the writer flushes and yields."""
 
 
@@ -147,6 +149,8 @@ class QuestDBWriter:
         self._last_error = ""
         self._closed = False
         self._reader: Generator[Record, None, None] | None = None
+        self._acked_upto = journal.acked_seq
+        self._committed_at = 0.0
 
     # ---- feeding (synchronous, event loop) ------------------------------------------
 
@@ -157,7 +161,9 @@ class QuestDBWriter:
 
     @property
     def acked_seq(self) -> int:
-        return self.journal.acked_seq
+        """Last journal seq whose rows QuestDB acknowledged (the durable checkpoint may
+        lag by up to ``COMMIT_INTERVAL_S``)."""
+        return max(self._acked_upto, self.journal.acked_seq)
 
     @property
     def healthy(self) -> bool:
@@ -308,8 +314,8 @@ class QuestDBWriter:
             self._pending.popleft()
             self._pending_rows -= b.rows
             self.stats.flushes += 1
-            if b.upto_seq > self.journal.acked_seq:
-                self.journal.commit(b.upto_seq)
+            self._acked_upto = max(self._acked_upto, b.upto_seq)
+            self._commit(force=False)
             if m is not None and b.oldest_ts_us is not None:
                 m.ack_lag.observe(max(0.0, time.time() - b.oldest_ts_us / 1e6))
             self._acked.set()
@@ -323,6 +329,17 @@ class QuestDBWriter:
         self._backoff.reset()
         self._update_gauges()
         return True
+
+    def _commit(self, force: bool) -> None:
+        """Write the checkpoint (fsync + rename + fsync dir) at most every
+        ``COMMIT_INTERVAL_S`` unless forced: it runs on the event loop, and a restart
+        replaying a second more is harmless (DEDUP)."""
+        if self._acked_upto <= self.journal.acked_seq:
+            return
+        now = time.monotonic()
+        if force or now - self._committed_at >= COMMIT_INTERVAL_S:
+            self.journal.commit(self._acked_upto)
+            self._committed_at = now
 
     def _failed(self, table: str, message: str) -> None:
         self.stats.flush_errors += 1
@@ -379,7 +396,7 @@ class QuestDBWriter:
     async def wait_acked(self, seq: int, timeout_s: float | None = None) -> bool:
         """Wait until every record ``<= seq`` is acknowledged; False on timeout."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while self.journal.acked_seq < seq:
+        while self.acked_seq < seq:
             ev = self._acked
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -397,6 +414,7 @@ class QuestDBWriter:
         deadline = time.monotonic() + timeout_s
         while True:
             if await self.flush():
+                self._commit(force=True)
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
@@ -405,6 +423,9 @@ class QuestDBWriter:
             await asyncio.sleep(min(max(self._retry_at - time.monotonic(), 0.05), left))
 
     def close(self) -> None:
+        """Write the checkpoint of what was acknowledged and release the sender."""
+        if not self._closed:
+            self._commit(force=True)
         self._closed = True
         self._close_reader()
         self._drop_sender()

@@ -45,9 +45,10 @@ async def test_start_up_replays_the_journal_from_the_checkpoint(tmp_path: Path, 
         while not w.live:  # what the writer task does at start-up
             w._catch_up_step()
             assert await w.flush()
-        assert j.acked_seq == j.last_seq  # the checkpoint follows acknowledgement
+        assert w.acked_seq == j.last_seq  # acknowledged
         assert w.stats.caught_up_records == j.last_seq
         w.close()
+        assert j.acked_seq == j.last_seq  # the durable checkpoint follows acknowledgement
     qdb.wait_for_wal()
     assert qdb.count("quotes") == counts[QuoteTick] == 89
     assert qdb.count("book_changes") == counts[BookChange]
@@ -100,13 +101,14 @@ async def test_a_failed_flush_keeps_the_rows_and_the_checkpoint(tmp_path: Path, 
         assert w.stats.flush_errors == 1
         assert not w.healthy
         assert w.buffered_rows == buffered
-        assert j.acked_seq == 0
+        assert j.acked_seq == 0  # nothing lost, nothing claimed
+        assert w.acked_seq == 0
         assert not await w.flush()
         assert w.buffered_rows == buffered
         target["conf"] = good  # QuestDB is back
         assert await w.flush()
         assert w.buffered_rows == 0
-        assert j.acked_seq == j.last_seq
+        assert w.acked_seq == j.acked_seq == j.last_seq  # the first commit is immediate
         assert w.healthy
         w.close()
     qdb.wait_for_wal()
