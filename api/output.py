@@ -128,7 +128,7 @@ def respond(
     if fmt is Format.PARQUET:
         out = frame.with_columns([pl.col(c).cast(pl.Datetime("us", "UTC")) for c in time_columns if c in frame.columns])
         buf = io.BytesIO()
-        out.write_parquet(buf, compression="zstd")
+        out.write_parquet(buf, compression="zstd", compression_level=1)
         headers["Content-Disposition"] = f'attachment; filename="{name}.parquet"'
         return Response(buf.getvalue(), media_type=MEDIA[fmt], headers=headers)
     shown = with_times(frame, time_columns, tf)

@@ -7,7 +7,6 @@ a query (``api.params``), runs it across tiers (``api.query``) and renders the r
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from api.book import BookRow, reconstruct
 from api.context import Ctx, authorize
 from api.cursor import Cursor
 from api.errors import InvalidRequest, NotFound, ResultTooLarge
+from api.frames import time_columns
 from api.output import Format, JsonResponse, TimeFormat, choose, respond
 from api.tiers import Tier
 from api.timefmt import US_PER_DAY, US_PER_S, day_start_us, iso, parse_day, parse_time
@@ -81,8 +81,6 @@ def _rows_endpoint(
 
 
 def _times(table: Table, cols: tuple[str, ...]) -> tuple[str, ...]:
-    from api.frames import time_columns
-
     return time_columns(table, cols)
 
 
@@ -369,17 +367,15 @@ def coverage(
         raise InvalidRequest(
             f"parameters 'start_day' and 'end_day': more than {a.max_span_days} days (api.max_span_days)"
         )
-    tables = (
-        (p.one_of("table", table, ("quotes", "trades", "book_changes")),)
-        if table
-        else ("quotes", "trades", "book_changes")
-    )
+    by_name = {"quotes": QUOTES, "trades": TRADES, "book_changes": BOOK_CHANGES}
+    chosen = p.one_of("table", table, tuple(by_name))
+    tables = [chosen] if chosen else list(by_name)
     match = p.instrument_match(instrument) if instrument else None
     out = choose(format, request.headers.get("accept"))
     now = _now_us()
-    parts = [ctx.stores.warm.coverage_daily([t for t in tables if t], first, last, match)]
+    parts = [ctx.stores.warm.coverage_daily(tables, first, last, match)]
     for name in tables:
-        tbl = {"quotes": QUOTES, "trades": TRADES, "book_changes": BOOK_CHANGES}[name or "quotes"]
+        tbl = by_name[name]
         tiers = ctx.stores.day_tiers(tbl, first, last)
         hot_days = [d for d, tier in tiers.items() if tier is Tier.HOT]
         for d in hot_days:
@@ -389,10 +385,9 @@ def coverage(
                 continue
             g = ctx.stores.hot.rows(GAPS, GAPS.column_names, lo - GAP_LOOKBACK_US, lo + US_PER_DAY, None, {}, 100_000)
             parts[0] = parts[0].filter(~((pl.col("day") == d) & (pl.col("table_name") == name)))
-            parts.append(cov.hot_day_rows(d, name or "", raw, g, now))
+            parts.append(cov.hot_day_rows(d, name, raw, g, now))
     frame = pl.concat(parts).cast(COVERAGE_SCHEMA).sort("day", "table_name", "instrument")  # type: ignore[arg-type]
     if frame.height > a.max_rows:
         raise ResultTooLarge(f"{frame.height} coverage rows exceed api.max_rows ({a.max_rows}); add filters")
     frame = frame.with_columns(pl.col("day").cast(pl.String))
-    _ = dt
     return respond(frame, (), out, time_format, name="coverage")
