@@ -320,6 +320,13 @@ class QuestDBWriter:
                 m.ack_lag.observe(max(0.0, time.time() - b.oldest_ts_us / 1e6))
             self._acked.set()
             self._acked = asyncio.Event()
+        if not self._buffered and self.next_seq - 1 > self._acked_upto:
+            # records since the last batch produced no rows (heartbeats, RPC replies):
+            # nothing of theirs is unacknowledged
+            self._acked_upto = self.next_seq - 1
+            self._commit(force=False)
+            self._acked.set()
+            self._acked = asyncio.Event()
         if self._failing_since is not None:
             log.info(
                 "writer: QuestDB accepts rows again after %.1f s; backlog flushed",
@@ -409,13 +416,18 @@ class QuestDBWriter:
         return True
 
     async def drain(self, timeout_s: float) -> bool:
-        """Flush until nothing is buffered (retrying), at most ``timeout_s``. Records not
-        yet read back from the journal stay there (replayed at the next start)."""
+        """Flush until nothing is buffered and the journal is read to its end (retrying),
+        at most ``timeout_s`` (call it once nothing appends any more). Whatever is left
+        stays in the journal and is replayed at the next start."""
         deadline = time.monotonic() + timeout_s
         while True:
-            if await self.flush():
+            if not self.live and self._failing_since is None:
+                self._catch_up_step()
+            if await self.flush() and self.live:
                 self._commit(force=True)
                 return True
+            if self.healthy and time.monotonic() < deadline:
+                continue
             left = deadline - time.monotonic()
             if left <= 0:
                 log.warning("writer: %d rows not acknowledged at shutdown; they are in the journal", self.buffered_rows)
