@@ -89,6 +89,7 @@ UNREACHABLE_HINT: Final = "`make demo` runs the same pipeline offline against th
 _EVENT_TYPES: Final = frozenset({QuoteTick, TradeTick, BookChange, IndexTick, InstrumentEvent})
 _BACKFILL_QUEUE: Final = 256
 _BACKFILL_ATTEMPTS: Final = 6
+_RESUBSCRIBE_AFTER_S: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,8 @@ class Collector:
         self._gate.set()
         self._stopping = False
         self._downtime: Gap | None = None
+        self._retry_subscribe: dict[str, tuple[float, set[str]]] = {}
+        """connection → (when, refused channels): a refused subscription is asked again."""
         self._malformed_logged: set[str] = set()
         self._rpc_logged: collections.Counter[str] = collections.Counter()
         self._subscribe_limiter = TokenBucket(settings.deribit.subscribe_rate_per_s, 5.0, now_us())
@@ -441,7 +444,12 @@ class Collector:
         elif t is Rejected:
             assert isinstance(o, Rejected)
             self.stats.rejected += len(o.channels)
-            log.warning("%s: %d channels refused: %s", driver.name, len(o.channels), o.reason)
+            due = time.monotonic() + _RESUBSCRIBE_AFTER_S
+            self._retry_subscribe.setdefault(driver.name, (due, set()))[1].update(o.channels)
+            log.warning(
+                "%s: %d channels refused (%s); retrying them in %.0f s",
+                driver.name, len(o.channels), o.reason, _RESUBSCRIBE_AFTER_S,
+            )
         elif t is RpcFailed:
             assert isinstance(o, RpcFailed)
             self.stats.rpc_failures += 1
@@ -491,6 +499,7 @@ class Collector:
             if writer.healthy:
                 writer.add_side(rows)  # liveness rows are not worth holding through an outage
             self.ledger.refresh_metrics(now)
+            self._retry_refused()
             m.journal_backlog_bytes.set(journal.backlog_bytes)
             m.writer_buffered_rows.set(writer.buffered_rows)
             free, _total = m.update_disk(self.journal_dir)
@@ -504,6 +513,23 @@ class Collector:
             elif free >= floor and not self._gate.is_set():
                 self._gate.set()
                 log.warning("journal disk has room again (%d bytes free); reading resumes", free)
+
+    def _retry_refused(self) -> None:
+        """Ask again for channels the exchange refused (a ``rejected`` gap stays open until
+        a subscribe is granted; the session resolves it then)."""
+        now = time.monotonic()
+        for name, (due, channels) in list(self._retry_subscribe.items()):
+            if now < due:
+                continue
+            del self._retry_subscribe[name]
+            for driver in self.drivers:
+                if driver.name == name:
+                    wanted = [c for c in channels if c in driver.session.desired_channels]
+                    if wanted and driver.connected:
+                        driver.session.unsubscribe(wanted)
+                        driver.session.subscribe(wanted)
+                        driver.kick()
+                        log.info("%s: re-subscribing %d refused channels", name, len(wanted))
 
     # ---- backfill ------------------------------------------------------------------------
 

@@ -485,3 +485,33 @@ async def test_listing_and_expiry_mid_run(tmp_path: Path, questdb_clean: QuestDB
         quoted = {r[0] for r in qdb.query("SELECT DISTINCT instrument FROM quotes")}
         assert quoted & listed_now  # the new strikes are being collected
         assert set(stored_quotes(qdb)) == sim.send_log.keys("quotes")
+
+
+async def test_refused_subscriptions_become_rejected_gaps_then_resolve(
+    tmp_path: Path, questdb_clean: QuestDBHandle
+) -> None:
+    qdb = questdb_clean
+    async with Simulator(sim_config(tmp_path)) as sim:
+        async with running(collector_settings(connections=2), sim, qdb, tmp_path / "journal") as c:
+            await asyncio.sleep(0.3)
+            fault = sim.inject("reject", seconds=1.0, mode="error")
+            sim.inject("drop", conn=sim_conn_of(sim, c, 1))  # c1 resubscribes into the refusal
+            await wait_for(lambda: c.stats.rejected > 0, 10, "the refusal")
+            await wait_for(c.all_subscribed, 15, "the retried subscription to be granted")
+            await asyncio.sleep(0.3)
+            await quiesce(sim, c)
+            c1_instruments = {
+                ch.split(".")[1] for ch in c.sessions[1].desired_channels if ch.startswith("ticker.")
+            }
+        qdb.wait_for_wal()
+        gaps = stored_gaps(qdb)
+        rejected = [g for g in gaps if g["kind"] == "rejected"]
+        assert {g["instrument"] for g in rejected} == c1_instruments  # one row per refused instrument
+        for g in rejected:
+            assert g["connection"] == "c1"
+            assert g["status"] == "resolved"
+            assert fault.start_us <= g["start_us"] <= fault.end_us  # refused inside the fault window
+            assert g["end_us"] >= fault.end_us  # granted only after it
+            assert "10040" in g["cause"]
+        assert {g["kind"] for g in gaps} == {"rejected", "disconnect"}
+        assert set(stored_quotes(qdb)) <= sim.send_log.keys("quotes")
