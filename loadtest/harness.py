@@ -264,6 +264,8 @@ class _Run:
                 victim = conns[int(t_s) % len(conns)]["id"]
                 self.sim.control("fault/drop", conn=victim)
                 self.chaos_log.append(f"{t_s:6.1f}s drop {victim}")
+            else:
+                self.chaos_log.append(f"{t_s:6.1f}s no connection open to drop")
         elif a.kind == "malformed":
             self.sim.control("fault/malformed", count=5)
             self.chaos_log.append(f"{t_s:6.1f}s malformed x5 on every connection")

@@ -61,4 +61,9 @@ def loadtest(
 
         plot_samples(result.samples, plot, f"tickarchive loadtest --rate {rate:g} --duration {duration:g}")
     if result.recon.lost or result.recon.uncovered_disconnects:
-        raise typer.Exit(2)
+        from loadtest.harness_procs import HarnessError
+
+        raise HarnessError(
+            f"{result.recon.lost} rows lost (no gap covers them), "
+            f"{len(result.recon.uncovered_disconnects)} disconnects without a gap; run dir {run_dir}"
+        )

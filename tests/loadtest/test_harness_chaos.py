@@ -13,8 +13,13 @@ from loadtest.harness import LoadSpec, run
 
 def test_disconnects_and_collector_kill_lose_nothing(tmp_path: Path) -> None:
     spec = LoadSpec(
-        rate=1000.0, duration_s=15.0, instruments=100, connections=2,
-        chaos=("disconnects", "collector-kill"), run_dir=tmp_path / "run", trades_per_s=10.0,
+        rate=1000.0,
+        duration_s=15.0,
+        instruments=100,
+        connections=2,
+        chaos=("disconnects", "collector-kill"),
+        run_dir=tmp_path / "run",
+        trades_per_s=10.0,
     )
     lines: list[str] = []
     r = run(spec, echo=lines.append)
@@ -23,7 +28,9 @@ def test_disconnects_and_collector_kill_lose_nothing(tmp_path: Path) -> None:
     assert r.recon.duplicates == 0
     assert r.recon.uncovered_disconnects == ()
     assert r.collector_starts == 2
-    assert sum(1 for c in r.chaos_log if " drop " in c) == 3
+    # drops at 2, 6 and 10 s; the one at 10 s finds no connection if the restarted
+    # collector (killed at 7.5 s) is not connected yet
+    assert sum(1 for c in r.chaos_log if " drop " in c) >= 2
     assert any("collector SIGKILL" in c for c in r.chaos_log)
     # the run did carry data: quotes and book messages from both sides of the kill
     assert t["quotes"].sent > 5_000
@@ -31,7 +38,17 @@ def test_disconnects_and_collector_kill_lose_nothing(tmp_path: Path) -> None:
     assert t["book_changes"].sent > 5_000
     assert t["trades"].sent > 50
     assert r.as_json().keys() == {
-        "sent", "stored", "lost", "duplicates", "write_errors", "rate_target", "rate_achieved", "latency_ms",
-        "collector_cpu_pct", "collector_rss_mb", "duration_s", "chaos",
+        "sent",
+        "stored",
+        "lost",
+        "duplicates",
+        "write_errors",
+        "rate_target",
+        "rate_achieved",
+        "latency_ms",
+        "collector_cpu_pct",
+        "collector_rss_mb",
+        "duration_s",
+        "chaos",
     }
     assert r.as_json()["chaos"] == ["disconnects", "collector-kill"]
