@@ -269,25 +269,46 @@ class FreshStack:
         return WarmStore(self.postgres.dsns.owner, Dialect.POSTGRES)
 
 
+def _wait_sql(dsn: str, what: str, timeout_s: float) -> None:
+    """Wait until ``dsn`` answers ``SELECT 1``: QuestDB reports healthy on its health port
+    a moment before its PG-wire port serves queries (seen on a loaded machine)."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+            return
+        except psycopg.Error as exc:
+            if time.monotonic() > deadline:
+                raise DrillError(f"{what}: PG wire not answering after {timeout_s:g} s: {exc}") from exc
+            time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def fresh_stack(workdir: Path, cache_dir: Path) -> Iterator[FreshStack]:
-    """A new QuestDB and PostgreSQL on free loopback ports under ``workdir``, migrated;
-    both are stopped (by the PIDs started here) on exit, and die with this process."""
+    """A new QuestDB and PostgreSQL on free loopback ports under ``workdir``, migrated; both
+    are stopped (by the PIDs started here) on exit, and die with the calling thread if it
+    ends first."""
     host = "127.0.0.1"
     qs = QuestDBSettings(host=host, http_port=free_port(host), pg_port=free_port(host), health_port=free_port(host))
     q = QuestDBServer(qs, workdir / "questdb", cache_dir, ephemeral=True)
     p = PostgresServer(PostgresSettings(host=host, port=free_port(host)), workdir / "postgres", ephemeral=True)
-    started: list[QuestDBServer | PostgresServer] = []
+    servers: tuple[QuestDBServer | PostgresServer, ...] = (q, p)
     try:
-        for server in (q, p):
+        # One after the other, from the calling thread: the servers get SIGTERM when the
+        # thread that started them ends (PR_SET_PDEATHSIG is per thread), so never from a
+        # short-lived worker thread.
+        for server in servers:
             _translate(f"fresh {server.name}", server.up)
-            started.append(server)
-        _translate("fresh QuestDB: migrate", lambda: migrate.migrate_questdb(
-            migrate.questdb_dsn(qs.host, qs.pg_port, qs.user, qs.password)))
+        qdsn = migrate.questdb_dsn(qs.host, qs.pg_port, qs.user, qs.password)
+        _wait_sql(qdsn, "fresh QuestDB", qs.start_timeout_s)
+        _translate("fresh QuestDB: migrate", lambda: migrate.migrate_questdb(qdsn))
         _translate("fresh PostgreSQL: migrate", lambda: migrate.migrate_warm(p.dsns.owner, "postgres"))
         yield FreshStack(q, p)
     finally:
-        for server in reversed(started):
+        for server in reversed(servers):  # down() of a server that never started is a no-op
             with contextlib.suppress(TickarchiveError):
                 server.down()
 
@@ -400,8 +421,12 @@ def compare_all(
     return out
 
 
-def run_drill(settings: Settings, options: DrillOptions, progress: Progress = NO_PROGRESS) -> DrillReport:
-    """The whole drill against the original stack of ``settings``; see the module doc."""
+def run_drill(
+    settings: Settings, options: DrillOptions, progress: Progress = NO_PROGRESS, fresh: FreshStack | None = None
+) -> DrillReport:
+    """The whole drill against the original stack of ``settings``; see the module doc.
+    ``fresh``: an already running fresh stack to rebuild into (tests running the drill
+    twice: restore and replay are idempotent); by default one is started and stopped here."""
     report = DrillReport()
     lo, hi = _bounds(options)
     if lo >= hi:
@@ -426,7 +451,8 @@ def run_drill(settings: Settings, options: DrillOptions, progress: Progress = NO
     try:
         with contextlib.ExitStack() as stack:
             with report.step("start fresh stack") as s:
-                fresh = stack.enter_context(fresh_stack(workdir, settings.paths.cache_dir))
+                if fresh is None:
+                    fresh = stack.enter_context(fresh_stack(workdir, settings.paths.cache_dir))
                 s.detail = f"QuestDB {fresh.questdb.address}; PostgreSQL {fresh.postgres.address}"
             rebuilt_warm = stack.enter_context(_translate("fresh warm store", fresh.warm))
             with report.step("restore archive") as s:

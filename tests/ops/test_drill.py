@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -23,6 +25,7 @@ from archive.export import export_month
 from archive.journal import archive_journal_day
 from archive.layout import Month
 from archive.postgres import PostgresSource
+from archive.progress import NO_PROGRESS
 from archive.target import open_target
 from ingest.journal import JournalReader
 from loadtest.sim import Simulator
@@ -39,9 +42,10 @@ from tickarchive.drill import (
     REBUILT_WARM,
     DrillOptions,
     compare_day,
+    fresh_stack,
     run_drill,
 )
-from tickarchive.settings import JournalSettings, PostgresSettings, Settings
+from tickarchive.settings import JournalSettings, PathsSettings, PostgresSettings, Settings
 from tickarchive.tables import MARKET_TABLES
 
 
@@ -115,47 +119,55 @@ async def test_drill_rebuilds_identical_then_names_damage(
     settings = _original_settings(questdb_clean, postgres_clean)
     until = d + dt.timedelta(days=1)
     options = DrillOptions(archive=str(lake), journal_dir=journal, since=d, until=until)
+    workdir = Path(tempfile.mkdtemp(prefix="tickarchive-test-drill-"))
+    os.chmod(workdir, 0o755)  # PostgreSQL runs as its own user when the tests run as root
+    try:
+        with fresh_stack(workdir / "stack", PathsSettings().cache_dir) as fresh:
+            # 1. an honest rebuild: every tier of every (table, day) identical
+            report = await asyncio.to_thread(run_drill, settings, options, NO_PROGRESS, fresh)
+            print({s.name: round(s.seconds, 2) for s in report.steps}, round(report.total_s, 2))  # shown with -s
+            assert report.ok, report.mismatches
+            assert [s.name for s in report.steps] == [
+                "verify archive", "start fresh stack", "restore archive", "restore journal", "replay journal",
+                "compare checksums",
+            ]
+            by_table = {c.table: c for c in report.checks}
+            assert set(by_table) == {t.name for t in MARKET_TABLES}
+            assert {c.day for c in report.checks} == {d}
+            for t in ("quotes", "trades", "book_changes", "index_ticks"):
+                assert set(by_table[t].checksums) == {ORIGINAL_HOT, ORIGINAL_WARM, REBUILT_WARM, REBUILT_HOT}, t
+                assert by_table[t].rows == questdb_clean.count(t) > 0
+            restore_journal = next(s for s in report.steps if s.name == "restore journal")
+            assert restore_journal.detail.endswith(", 1 local segments")  # the newest segment was not archived
 
-    # 1. an honest rebuild: every tier of every (table, day) identical
-    report = await asyncio.to_thread(run_drill, settings, options)
-    print({s.name: round(s.seconds, 2) for s in report.steps}, round(report.total_s, 2))  # shown with -s
-    assert report.ok, report.mismatches
-    assert [s.name for s in report.steps] == [
-        "verify archive", "start fresh stack", "restore archive", "restore journal", "replay journal",
-        "compare checksums",
-    ]
-    by_table = {c.table: c for c in report.checks}
-    assert set(by_table) == {t.name for t in MARKET_TABLES}
-    assert {c.day for c in report.checks} == {d}
-    for t in ("quotes", "trades", "book_changes", "index_ticks"):
-        assert set(by_table[t].checksums) == {ORIGINAL_HOT, ORIGINAL_WARM, REBUILT_WARM, REBUILT_HOT}, t
-        assert by_table[t].rows == questdb_clean.count(t) > 0
-    restore_journal = next(s for s in report.steps if s.name == "restore journal")
-    assert restore_journal.detail.endswith(", 1 local segments")  # the newest segment was not archived
+            # 2. rows lost from the original warm store: the table, day and instrument are named
+            instrument = questdb_clean.query("SELECT instrument FROM trades ORDER BY ts LIMIT 1")[0][0]
+            n = postgres_clean.query("SELECT count(*) FROM trades WHERE instrument = %s", (instrument,))[0][0]
+            assert n > 0
+            postgres_clean.query("DELETE FROM trades WHERE instrument = %s", (instrument,))
+            lost = await asyncio.to_thread(run_drill, settings, options, NO_PROGRESS, fresh)
+            assert [c.table for c in lost.checks if not c.ok] == ["trades"]
+            trades_ok = next(c for c in report.checks if c.table == "trades")
+            sum_hex = trades_ok.checksums[ORIGINAL_HOT].groups[instrument].hex()
+            assert lost.mismatches == [
+                f"trades {d} {instrument}: original hot {n} rows/{sum_hex}, original warm 0 rows/0000000000000000"
+            ]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    # 2. a flipped byte in an archived Parquet file: named, before any server starts
+    # 3. a flipped byte in an archived Parquet file: the CLI names it and exits 1, before
+    # any server starts
     damaged = tmp_path / "lake-damaged"
     shutil.copytree(lake, damaged)
     victim = sorted(damaged.glob("table=quotes/**/*.parquet"))[0]
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))
-    bad_archive = run_drill(settings, DrillOptions(archive=str(damaged), journal_dir=journal, since=d, until=until))
-    assert not bad_archive.ok
-    assert [s.name for s in bad_archive.steps] == ["verify archive"]
-    rel = victim.relative_to(damaged).as_posix()
-    assert any(rel in p and "SHA-256" in p for p in bad_archive.mismatches), bad_archive.mismatches
-
-    # 3. rows lost from the original warm store: the day and the instrument are named
-    instrument = questdb_clean.query("SELECT instrument FROM trades ORDER BY ts LIMIT 1")[0][0]
-    n = postgres_clean.query("SELECT count(*) FROM trades WHERE instrument = %s", (instrument,))[0][0]
-    postgres_clean.query("DELETE FROM trades WHERE instrument = %s", (instrument,))
-    runner = CliRunner()
     from tickarchive.cli import app
 
     result = await asyncio.to_thread(
-        runner.invoke, app,
-        ["drill", "--archive", str(lake), "--journal-dir", str(journal), "--since", d.isoformat(),
+        CliRunner().invoke, app,
+        ["drill", "--archive", str(damaged), "--journal-dir", str(journal), "--since", d.isoformat(),
          "--until", until.isoformat()],
         env={"TICKARCHIVE_QUESTDB__HTTP_PORT": str(questdb_clean.http_port),
              "TICKARCHIVE_QUESTDB__PG_PORT": str(questdb_clean.pg_port),
@@ -163,7 +175,9 @@ async def test_drill_rebuilds_identical_then_names_damage(
              "TICKARCHIVE_POSTGRES__DSN": postgres_clean.owner_dsn},
     )
     assert result.exit_code == 1, result.output
-    assert f"trades {d} {instrument}: original hot {n} rows/" in result.output
-    assert "original warm 0 rows/0000000000000000" in result.output
-    assert "recovery drill: time per step" in result.output
-    assert "total" in result.output
+    rel = victim.relative_to(damaged).as_posix()
+    print(result.output)
+    assert "drill FAILED: " in result.output
+    assert f"{rel}: SHA-256 mismatch" in result.output
+    assert "verify archive" in result.output
+    assert "start fresh stack" not in result.output
