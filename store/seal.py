@@ -11,7 +11,8 @@ Day D is *sealed* at time ``now`` when all three hold:
    those rows are visible. (We read this from QuestDB rather than from the journal's
    checkpoint file so the rule holds wherever the rollover runs, and is testable with
    rows alone.)
-3. **backfills**: no ``trade_seq`` or ``disconnect`` gap overlapping D is still ``open``,
+3. **backfills**: no gap the collector backfills (``trade_seq``, ``disconnect``,
+   ``downtime``, connection-wide ``stale``) overlapping D is still ``open``,
    or ``now >= D+1 + lifecycle.backfill_timeout_min`` (backfills that still fail by then
    are given up: the gap stays recorded and shows in ``coverage_daily``).
 
@@ -31,8 +32,11 @@ from tickarchive.settings import LifecycleSettings
 
 US_PER_MIN = 60_000_000
 US_PER_DAY = 86_400_000_000
-SHIP_TABLES = ("quotes", "trades", "index_ticks", "collector_heartbeats")
-BACKFILL_KINDS = ("trade_seq", "disconnect")
+SHIP_TABLES = ("collector_heartbeats", "index_ticks", "trades", "quotes")
+"""Checked in this order (small tables first); the first holding a row received after D+1 settles it."""
+BACKFILL_KINDS = ("trade_seq", "disconnect", "downtime")
+"""Gap kinds the collector backfills (``ingest.gaps.BACKFILL_KINDS``; ``stale`` too when it is
+connection-wide, instrument ``'*'``); such a gap stays ``open`` until it is ``backfilled``."""
 _EPOCH = dt.date(1970, 1, 1)
 
 
@@ -57,7 +61,7 @@ class SealInputs:
     wal_pending_tables: tuple[str, ...]
     """Tables with committed but not yet applied WAL transactions."""
     open_backfills: int
-    """Open ``trade_seq``/``disconnect`` gaps overlapping the day."""
+    """Open gaps awaiting a backfill (see ``BACKFILL_KINDS``) overlapping the day."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,9 @@ def decide(day: dt.date, now_us: int, inputs: SealInputs, settings: LifecycleSet
     if now_us < grace_until:
         blockers.append(f"grace period runs until {iso_us(grace_until)}")
     if inputs.shipped_until_us is None or inputs.shipped_until_us < end_us:
-        blockers.append(f"QuestDB holds no row received at or after {iso_us(end_us)} (journal not shipped past the day)")
+        blockers.append(
+            f"QuestDB holds no row received at or after {iso_us(end_us)} (journal not shipped past the day)"
+        )
     if inputs.wal_pending_tables:
         blockers.append(f"QuestDB WAL not applied yet on {', '.join(inputs.wal_pending_tables)}")
     if inputs.open_backfills:
@@ -99,12 +105,15 @@ def observe(conn: psycopg.Connection[tuple[object, ...]], day: dt.date) -> SealI
             if row and row[0] is not None:
                 value = int(str(row[0]))
                 shipped = value if shipped is None else max(shipped, value)
+                if shipped >= end:
+                    break  # enough: the bigger tables need not be scanned
         pending = conn.execute(
             "SELECT name FROM wal_tables() WHERE writerTxn < sequencerTxn OR suspended"
         ).fetchall()
         kinds = ", ".join(f"'{k}'" for k in BACKFILL_KINDS)
         gaps = conn.execute(
-            f"SELECT count() FROM gaps WHERE kind IN ({kinds}) AND status = 'open' "
+            f"SELECT count() FROM gaps WHERE (kind IN ({kinds}) OR (kind = 'stale' AND instrument = '*')) "
+            "AND status = 'open' "
             f"AND ts < '{iso_us(end)}' AND (end_ts IS NULL OR end_ts >= '{iso_us(start)}')"
         ).fetchone()
     except psycopg.Error as exc:

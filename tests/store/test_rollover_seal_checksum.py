@@ -69,6 +69,10 @@ def test_observe_reads_shipping_and_open_gaps_from_questdb(questdb_clean: QuestD
                                        end_us=gap.end_us, cause=gap.cause, connection="c1",
                                        status=GapStatus.BACKFILLED)])  # DEDUP upsert: same key
         assert seal.observe(hot.conn, D).open_backfills == 0
+        stale = [Gap(kind=GapKind.STALE, instrument=inst, start_us=data.us(D, 23), end_us=data.us(D, 23, 0, 12.0),
+                     cause="silent", connection="c0", status=GapStatus.OPEN) for inst in ("*", data.PUT)]
+        data.write(questdb_clean, stale)  # only the connection-wide one is backfilled by the collector
+        assert seal.observe(hot.conn, D).open_backfills == 1
 
 
 def _trades() -> pa.Table:
