@@ -21,6 +21,7 @@ from ingest.journal import JournalReader
 from ingest.normalize import Notification, parse_frame
 from loadtest.sim import Simulator
 from store import migrate
+from store.ilp import TABLE_NAMES
 from store.stack.handles import QuestDBHandle
 from store.stack.procs import free_port
 from store.stack.questdb import QuestDBServer
@@ -104,8 +105,7 @@ async def test_questdb_killed_and_restarted_mid_run_loses_nothing(
         hi = max(r[1] for r in trades.values())
         assert set(trades) == {k for k, t in hist.items() if lo <= t["timestamp"] * 1000 <= hi}  # zero lost
         reg = c.metrics.registry
-        errors = [reg.get_sample_value("tickarchive_questdb_flush_errors_total", {"table": t}) for t in
-                  ("quotes", "book_changes", "trades", "collector_heartbeats", "index_ticks", "gaps")]
+        errors = [reg.get_sample_value("tickarchive_questdb_flush_errors_total", {"table": t}) for t in TABLE_NAMES]
         assert sum(e or 0 for e in errors) == stats.flush_errors > 0
 
 
