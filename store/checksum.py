@@ -45,7 +45,8 @@ def _fmix64(h: np.ndarray) -> np.ndarray:
     h = h * _C1
     h = h ^ (h >> _S33)
     h = h * _C2
-    return h ^ (h >> _S33)
+    out: np.ndarray = h ^ (h >> _S33)
+    return out
 
 
 def string_word(value: str) -> int:

@@ -159,7 +159,10 @@ class HotStore:
 
     def _pg_batches(self, table: Table, day: dt.date) -> Iterator[pa.RecordBatch]:
         schema = rows.arrow_schema(table)
-        types = [pa.int64() if c.type is ColumnType.TIMESTAMP else f.type for c, f in zip(table.columns, schema)]
+        types = [
+            pa.int64() if c.type is ColumnType.TIMESTAMP else f.type
+            for c, f in zip(table.columns, schema, strict=True)
+        ]
         try:
             with psycopg.connect(self.pg_dsn, autocommit=True) as conn:
                 cur = conn.cursor(binary=True)

@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 
 from archive import retention
 from archive.layout import Month
-from archive.restore import RestoreResult, restore_month
 from archive.progress import NO_PROGRESS, Progress
+from archive.restore import RestoreResult, restore_month
 from archive.target import Target
 from store.hot_export import HotStore
 from store.stack.status import Dialect
