@@ -204,3 +204,34 @@ def test_dry_run_changes_nothing(
     assert {d.reason for d in dry.drops} == {"would drop (5 rows verified)", "would drop (60 rows verified)",
                                              "would drop (1 rows verified)"}
     assert questdb_clean.count("trades") == 10
+
+
+def test_crash_in_the_middle_of_a_load_then_rerun(
+    questdb_clean: QuestDBHandle, hot: HotStore, warm: WarmStore, warm_store: WarmHandle,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches of 16 rows; the process dies after the first batches were committed. The
+    rerun sees a non-empty warm day, takes the staged ON CONFLICT path and completes."""
+    from store import hot_export
+
+    monkeypatch.setattr(hot_export, "BATCH_ROWS", 16)
+    data.write(questdb_clean, data.all_events([D6]))
+    real_load = WarmStore.load
+    calls = {"n": 0}
+
+    def dying_load(self: WarmStore, table: Table, batch: Any, day: dt.date, *, fresh: bool = False) -> int:
+        if table is QUOTES and calls["n"] == 2:
+            raise Crash("killed during the load")
+        calls["n"] += table is QUOTES
+        return real_load(self, table, batch, day, fresh=fresh)
+
+    monkeypatch.setattr(WarmStore, "load", dying_load)
+    with pytest.raises(Crash):
+        run(hot, warm, EARLY, RolloverOptions(tables=TABLES))
+    assert warm_store.query("SELECT count(*) FROM quotes") == [(32,)]
+    monkeypatch.setattr(WarmStore, "load", real_load)
+    report = run(hot, warm, EARLY, RolloverOptions(tables=TABLES))
+    assert report.ok, report.problems
+    q = {o.table: o for o in report.tables}["quotes"]
+    assert (q.action, q.rows_hot, q.inserted, q.rows_warm) == (Action.FULL, 60, 28, 60)
+    assert warm_store.query("SELECT count(*), count(DISTINCT (instrument, ts)) FROM quotes") == [(60, 60)]
