@@ -239,6 +239,7 @@ class Collector:
                     t.cancel()
                 for t in services:
                     t.cancel()
+            journal.sync()  # every frame received is durable before the (bounded) drain
             drained = await writer.drain(timeout_s=10.0)
             journal.sync()
             st = journal.stats
