@@ -445,7 +445,7 @@ def run(spec: LoadSpec, echo: Any = print) -> Result:
         r.wait_ready()
         start = time.time()
         t0, t1 = r.load()
-        echo("loadtest: quiescing (rate 0, collector drains)")
+        echo(f"loadtest: quiescing ({QUIESCE_RATE:g} frames/s while the collector drains)")
         cutoff_us = r.quiesce()
         exp, stored = r.export(cutoff_us, int(start * 1e6) + 500_000)
         recon = reconcile(exp, stored, cutoff_us, cutoff_us - 1_000_000, int(start * 1e6) + 500_000)
