@@ -444,9 +444,14 @@ def run_drill(
         return report
 
     own = options.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="tickarchive-drill-")) if own else Path(options.workdir or ".")
-    workdir.mkdir(parents=True, exist_ok=True)
-    workdir.chmod(0o755)  # the PostgreSQL server runs as its own user when we are root
+    if options.workdir is not None and options.workdir.exists() and any(options.workdir.iterdir()):
+        raise DrillError(f"--workdir {options.workdir}: not empty (a drill rebuilds into an empty directory)")
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix="tickarchive-drill-")) if own else Path(options.workdir or ".")
+        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.chmod(0o755)  # the PostgreSQL server runs as its own user when we are root
+    except OSError as exc:
+        raise DrillError(f"work directory: {exc}") from exc
     report.workdir = workdir
     try:
         with contextlib.ExitStack() as stack:
@@ -541,7 +546,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         no_local_journal: Annotated[bool, typer.Option(
             "--no-local-journal", help="use only the archived journal (a lost server's local disk)")] = False,
         workdir: Annotated[Path | None, typer.Option(
-            "--workdir", help="where the fresh stack lives (default: a temporary dir, removed)")] = None,
+            "--workdir", help="empty dir for the fresh stack, kept (default: a temporary dir, removed)")] = None,
         since: Annotated[str | None, typer.Option("--since", help="first day compared, YYYY-MM-DD")] = None,
         until: Annotated[str | None, typer.Option(
             "--until", help="day after the last one compared (default: today UTC)")] = None,
