@@ -96,7 +96,10 @@ def run_bench(rate: float, seconds: float, instruments: int, connections: int, w
         cpu = (c1.user - c0.user + c1.system - c0.system) / wall
         collector.send_signal(signal.SIGTERM)
         _out, err = collector.communicate(timeout=60)
-        m = re.search(r"fsync max ([0-9.]+) ms, receive-to-fsync window max ([0-9.]+) ms", err or "")
+        m = re.search(
+            r"fsync max ([0-9.]+) ms, receive-to-fsync window p50 ([0-9.]+) ms p99 ([0-9.]+) ms max ([0-9.]+) ms",
+            err or "",
+        )
         print(f"frames received       {(f1 - f0) / wall:,.0f} /s over {wall:.1f} s ({connections} connections)")
         print(f"machine load average  {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         fps = (f1 - f0) / wall
@@ -104,8 +107,8 @@ def run_bench(rate: float, seconds: float, instruments: int, connections: int, w
               f"({cpu / fps * 1e6:.0f} µs of CPU per frame; at 5,000 frames/s: {cpu / fps * 5000 * 100:.0f} %)")
         print(f"collector RSS         {sum(rss) / len(rss) / 2**20:.0f} MiB mean, {rss_max / 2**20:.0f} MiB max")
         if m:
-            print(f"journal fsync         max {m.group(1)} ms; receive-to-fsync window max {m.group(2)} ms "
-                  f"(fsync timer {settings.journal.fsync_interval_ms} ms)")
+            print(f"journal fsync         max {m.group(1)} ms; receive-to-fsync window p50 {m.group(2)} ms, "
+                  f"p99 {m.group(3)} ms, max {m.group(4)} ms (fsync timer {settings.journal.fsync_interval_ms} ms)")
         print(f"collector exit status {collector.returncode}")
     finally:
         if collector is not None and collector.poll() is None:
