@@ -37,6 +37,9 @@ from ingest.session import DeribitSession, Output
 
 log = logging.getLogger("tickarchive.connection")
 
+_YIELD_EVERY = 32
+"""Frames read before the receive loop yields to the event loop."""
+
 OnOutputs = Callable[["ConnectionDriver", int, Sequence[Output]], None]
 
 
@@ -182,9 +185,15 @@ class ConnectionDriver:
         on_outputs = self._on_outputs
         gate = self._gate
         m = self._metrics
+        n = 0
         while True:
             if gate is not None and not gate.is_set():
                 await gate.wait()
+            n += 1
+            if n % _YIELD_EVERY == 0:
+                # recv() returns buffered frames without suspending: under a backlog this
+                # loop would starve the fsync timer, the writer and the other connections
+                await asyncio.sleep(0)
             raw = await ws.recv(decode=False)
             frame = raw if isinstance(raw, bytes) else bytes(raw)
             recv = now_us()
