@@ -163,7 +163,8 @@ class DrillReport:
     def ok(self) -> bool:
         return not self.mismatches
 
-    def step(self, name: str) -> _StepTimer:
+    def step(self, name: str, progress: Progress = NO_PROGRESS) -> _StepTimer:
+        progress.note(f"drill: {name} ...")
         return _StepTimer(self, name)
 
 
@@ -436,7 +437,7 @@ def run_drill(
     if options.journal_dir is not None and not options.journal_dir.is_dir():
         raise DrillError(f"local journal {options.journal_dir}: not a directory")
 
-    with report.step("verify archive") as s:
+    with report.step("verify archive", progress) as s:
         months, days, problems = _translate("verify archive", lambda: verify_archive(target, jtarget, lo, hi, progress))
         s.detail = f"{len(months)} table-months, {len(days)} journal days"
     if problems:
@@ -455,12 +456,12 @@ def run_drill(
     report.workdir = workdir
     try:
         with contextlib.ExitStack() as stack:
-            with report.step("start fresh stack") as s:
+            with report.step("start fresh stack", progress) as s:
                 if fresh is None:
                     fresh = stack.enter_context(fresh_stack(workdir, settings.paths.cache_dir))
                 s.detail = f"QuestDB {fresh.questdb.address}; PostgreSQL {fresh.postgres.address}"
             rebuilt_warm = stack.enter_context(_translate("fresh warm store", fresh.warm))
-            with report.step("restore archive") as s:
+            with report.step("restore archive", progress) as s:
                 rows = 0
                 from store.lifecycle import restore_to_warm
 
@@ -469,16 +470,16 @@ def run_drill(
                         restore_to_warm, target, rebuilt_warm, t, m, progress=progress))
                     rows += r.rows_inserted
                 s.detail = f"{rows:,} rows from {len(months)} table-months"
-            with report.step("restore journal") as s:
+            with report.step("restore journal", progress) as s:
                 archived, local = gather_journal(jtarget, days, options.journal_dir, workdir / "journal")
                 s.detail = f"{archived} archived segments ({len(days)} days), {local} local segments"
-            with report.step("replay journal") as s:
+            with report.step("replay journal", progress) as s:
                 replayed = replay_journal(workdir / "journal", workdir / "journal.frames", fresh.ilp_conf, lo, hi,
                                           progress)
                 rebuilt_hot = stack.enter_context(_translate("fresh QuestDB", fresh.hot))
                 _translate("fresh QuestDB: apply WAL", lambda: rebuilt_hot.wait_applied(timeout_s=300))
                 s.detail = f"{sum(replayed.values()):,} rows"
-            with report.step("compare checksums") as s:
+            with report.step("compare checksums", progress) as s:
                 original_hot = stack.enter_context(_translate("original QuestDB", lambda: open_hot(settings)))
                 original_warm = stack.enter_context(_translate("original warm store", lambda: open_warm(settings)))
                 report.checks = _translate("compare", lambda: compare_all(
