@@ -24,6 +24,7 @@ batch's other rows; max is the bound of the highest non-empty bucket.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 import time
@@ -406,7 +407,6 @@ class _Run:
         """Every trade the simulator generated in the window, from its history API."""
         start_ms = start_us // 1000
         end_ms = end_us // 1000
-        seen = 0
         with open(dest, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["instrument", "trade_id", "ts_us"])
@@ -423,7 +423,6 @@ class _Run:
                 trades = res.get("trades", [])
                 for t in trades:
                     w.writerow([t["instrument_name"], t["trade_id"], int(t["timestamp"]) * 1000])
-                seen += len(trades)
                 if not res.get("has_more") or not trades:
                     break
                 nxt = int(trades[-1]["timestamp"])
@@ -438,7 +437,7 @@ class _Run:
 
 def run(spec: LoadSpec, echo: Any = print) -> Result:
     modes = chaos.validate(spec.chaos, spec.duration_s)
-    spec = LoadSpec(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__}, "chaos": modes})
+    spec = dataclasses.replace(spec, chaos=modes)
     r = _Run(spec, echo)
     try:
         r.start()
