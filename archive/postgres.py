@@ -119,7 +119,10 @@ class PostgresSource:
             with self._connect() as conn, conn.cursor() as cur:
                 params = (_ts(month.start_us), _ts(month.end_us))
                 with cur.copy(copy_sql, params) as copy:
-                    reader = pacsv.open_csv(_CopyStream(copy), read_options=read, convert_options=convert)
+                    stream = _CopyStream(copy)
+                    if stream.is_empty():
+                        return  # no rows that month: Arrow refuses an empty CSV
+                    reader = pacsv.open_csv(stream, read_options=read, convert_options=convert)
                     for batch in reader:
                         yield pa.RecordBatch.from_arrays(
                             [col.cast(f.type) for col, f in zip(batch.columns, schema, strict=True)], schema=schema
@@ -160,6 +163,12 @@ class _CopyStream(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def is_empty(self) -> bool:
+        """True when the COPY produced no bytes at all (reads ahead one message)."""
+        if not self._pending:
+            self._pending += self._copy.read()
+        return not self._pending
 
     def readinto(self, b: Any) -> int:
         """Fill ``b`` completely unless the stream ends (COPY yields one row per message;

@@ -73,3 +73,13 @@ def test_warm_store_round_trip(warm_store: WarmHandle, tmp_path: Path) -> None:
             assert (again.rows_inserted, again.rows_in_sink) == (0, rows.num_rows)
     for table, rows in data.items():
         assert _read_back(source, table).equals(sort_table(table, rows).combine_chunks())
+
+
+def test_a_table_with_no_rows_that_month_exports_an_empty_month(postgres_clean: WarmHandle, tmp_path: Path) -> None:
+    source = PostgresSource(postgres_clean.reader_dsn)
+    assert list(source.batches(TRADES, MONTH)) == []
+    target = LocalTarget(tmp_path / "lake")
+    result = export_month(source, target, TRADES, MONTH, OPTIONS)
+    assert result.manifest.total_rows == 0
+    assert result.manifest.files == ()
+    verify_month(target, TRADES.name, MONTH)
