@@ -161,6 +161,16 @@ class WarmHandle:
         if self.dialect is Dialect.POSTGRES:
             names += ["trades_1m", "quotes_1m"]
         self.query("TRUNCATE " + ", ".join(names))
+        if self.dialect is Dialect.POSTGRES:
+            # TRUNCATE leaves the (now empty) daily partitions; a clean store has none,
+            # like a TimescaleDB hypertable whose TRUNCATE drops its chunks.
+            children = self.query(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = ANY(%s)",
+                ([t.name for t in ALL_TABLES],),
+            )
+            for (child,) in children:
+                self.query(f'DROP TABLE IF EXISTS "{child}"')
         if self.dialect is Dialect.TIMESCALEDB:
             for cagg in ("trades_1m", "quotes_1m"):
                 self.query(f"CALL refresh_continuous_aggregate('{cagg}', NULL, NULL)")

@@ -171,7 +171,7 @@ async def test_collector_sigkilled_and_restarted_loses_no_journaled_frame(
         assert await second.wait() == 0  # a clean stop
         stopped = "".join(seen) + tail
         window = re.search(r"receive-to-fsync window p50 [0-9.]+ ms p99 [0-9.]+ ms max ([0-9.]+) ms", stopped)
-        assert window is not None
+        assert window is not None, stopped[-3000:]
         print(f"journal receive-to-fsync window (max, second run): {window.group(1)} ms")
     qdb.wait_for_wal()
 
