@@ -352,6 +352,8 @@ class Collector:
         for i, channels in enumerate(layout):
             session = DeribitSession(SessionConfig.from_settings(s, connection_name(i)), self._subscribe_limiter)
             session.subscribe(channels)
+            if s.liquid_instruments:  # only instruments a session actually receives are watched
+                session.mark_liquid(s.liquid_instruments)
             driver = ConnectionDriver(
                 session,
                 self.endpoints.ws_url,

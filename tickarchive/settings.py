@@ -116,6 +116,9 @@ class DeribitSettings(_Section):
     heartbeat_interval_s: int = Field(10, ge=10, description="public/set_heartbeat interval (Deribit minimum 10)")
     stale_connection_s: float = Field(15.0, gt=0, description="reconnect when a subscribed socket is silent this long")
     stale_instrument_s: float = Field(10.0, gt=0, description="gap when a liquid instrument is silent this long")
+    liquid_instruments: tuple[str, ...] = Field(
+        (), description="instruments whose silence for stale_instrument_s is a stale gap (exact names)"
+    )
     reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect backoff")
     reconnect_max_s: float = Field(30.0, gt=0, description="backoff cap")
     reconnects_per_s: float = Field(2.0, gt=0, description="global reconnect limiter: connections opened per second")
@@ -168,6 +171,8 @@ class ApiSettings(_Section):
     statement_timeout_s: float = Field(30.0, gt=0, description="warm-store statement timeout")
     questdb_user: str | None = Field(None, description="QuestDB read-only PG-wire user; default: questdb.user")
     questdb_password: str | None = Field(None, description="password of api.questdb_user")
+    hot_http_export: bool = Field(True, description="read hot row pages via QuestDB HTTP /exp?fmt=parquet (no VARCHAR columns)")
+    warm_copy: bool = Field(True, description="read warm row pages via COPY (SELECT ...) TO STDOUT (FORMAT csv)")
     health_heartbeat_max_age_s: float = Field(10.0, gt=0, description="/health: a collector heartbeat older than this is stale")
     health_max_backlog_bytes: int = Field(256 * 1024 * 1024, ge=0, description="/health: journal backlog above this is unhealthy")
     health_max_tick_age_s: float = Field(120.0, gt=0, description="/health: newest quote older than this is unhealthy")
