@@ -1,6 +1,7 @@
 """One client WebSocket: its bounded send queue, writer and per-connection faults.
 
-Frames reach a connection in batches (one per generator step): ``add`` collects, and
+Frames reach a connection in batches (one per generator step): ``add`` (a JSON payload)
+or ``add_wire`` (an already framed message, shared by every subscriber) collects, and
 ``flush`` decides each batch's fate — withheld (silence fault: logged ``silenced``),
 queued, or, when the queue would pass ``send_queue_frames``, the end of the connection
 with reason ``connection_too_slow`` (queued frames logged ``too_slow``). The writer task
@@ -11,6 +12,7 @@ logs the records ``sent``. Nothing is buffered without bound.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from typing import Any
@@ -22,7 +24,8 @@ from loadtest.sim import sendlog as sl
 from loadtest.sim.encode import Record
 from loadtest.sim.rpc import Session
 
-Item = tuple[bytes, Record | None]
+Batch = tuple[list[bytes], list[Record]]
+"""WebSocket frames (header + payload) and the send-log records of the market data among them."""
 TOO_SLOW_REASON = "connection_too_slow"
 
 
@@ -37,8 +40,10 @@ class Connection:
         self.session = session
         self.log = log
         self.max_frames = max_frames
-        self.batch: list[Item] = []
-        self.queue: deque[list[Item]] = deque()
+        self.wires: list[bytes] = []
+        self.recs: list[Record] = []
+        """The batch being collected."""
+        self.queue: deque[Batch] = deque()
         self.pending = 0
         self.wake = asyncio.Event()
         self.control = asyncio.Event()
@@ -60,37 +65,49 @@ class Connection:
     # ---- producing ------------------------------------------------------------------
 
     def add(self, frame: bytes, rec: Record | None) -> None:
-        if self.extra_fields_left and rec is not None:
-            self.extra_fields_left -= 1
-            frame = with_unknown_field(frame)
-        self.batch.append((frame, rec))
+        """Queue the text message ``frame`` (a JSON payload); ``rec`` if it is market data."""
+        if rec is not None:
+            if self.extra_fields_left:
+                self.extra_fields_left -= 1
+                frame = with_unknown_field(frame)
+            self.recs.append(rec)
+        self.wires.append(ws_frame(frame))
+
+    def add_wire(self, wire: bytes, rec: Record) -> None:
+        """Queue a market-data message already framed by ``ws_frame`` (the fan-out path)."""
+        if self.extra_fields_left:
+            self.add(ws_payload(wire), rec)
+            return
+        self.wires.append(wire)
+        self.recs.append(rec)
 
     def silenced(self) -> bool:
         return time.monotonic() < self.silenced_until
 
     def flush(self) -> None:
-        batch = self.batch
-        if not batch:
+        if not self.wires:
             return
-        self.batch = []
+        batch = (self.wires, self.recs)
+        self.wires = []
+        self.recs = []
+        n = len(batch[0])
         if self.closed or self.close_request is not None:
             closing_slow = self.close_request is not None and self.close_request[1] == TOO_SLOW_REASON
             self._log_unsent(batch, sl.TOO_SLOW if closing_slow else sl.DROPPED)
         elif self.silenced():
             self._log_unsent(batch, sl.SILENCED)
-        elif self.pending + len(batch) > self.max_frames:
+        elif self.pending + n > self.max_frames:
             self._log_unsent(batch, sl.TOO_SLOW)
             self.discard_queue(sl.TOO_SLOW)
             self.request_close(1008, TOO_SLOW_REASON)
         else:
             self.queue.append(batch)
-            self.pending += len(batch)
+            self.pending += n
             self.wake.set()
 
-    def _log_unsent(self, batch: list[Item], status: str) -> None:
-        recs = [rec for _, rec in batch if rec is not None]
-        if recs:
-            self.log.record(self.id, status, wall_us(), recs)
+    def _log_unsent(self, batch: Batch, status: str) -> None:
+        if batch[1]:
+            self.log.record(self.id, status, wall_us(), batch[1])
 
     def discard_queue(self, status: str) -> None:
         while self.queue:
@@ -113,21 +130,21 @@ class Connection:
                 continue
             batches = list(self.queue)
             self.queue.clear()
-            frames = [frame for batch in batches for frame, _ in batch]
+            n = sum(len(wires) for wires, _ in batches)
             try:
-                await send_frames(ws, frames)
+                await send_wire(ws, b"".join(itertools.chain.from_iterable(wires for wires, _ in batches)))
             except ConnectionClosed:
                 for batch in batches:
                     self._log_unsent(batch, sl.DROPPED)
                 self.pending = 0
                 self.closed = True
                 return
-            self.pending = max(0, self.pending - len(frames))
-            self.frames_sent += len(frames)
+            self.pending = max(0, self.pending - n)
+            self.frames_sent += n
             now = wall_us()
-            recs = [rec for batch in batches for _, rec in batch if rec is not None]
-            if recs:
-                self.log.record(self.id, sl.SENT, now, recs)
+            for _, recs in batches:
+                if recs:
+                    self.log.record(self.id, sl.SENT, now, recs)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -151,23 +168,35 @@ def _header(n: int) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big")
 
 
-async def send_frames(ws: ServerConnection, frames: list[bytes]) -> None:
-    """Write ``frames`` as text messages with one transport write and one drain.
+_HEADERS = [_header(n) for n in range(8192)]
+"""Headers of the usual payload sizes, built once."""
+
+
+def ws_frame(payload: bytes) -> bytes:
+    """``payload`` as one unmasked, final WebSocket text frame (header + payload)."""
+    n = len(payload)
+    return (_HEADERS[n] if n < 8192 else _header(n)) + payload
+
+
+def ws_payload(wire: bytes) -> bytes:
+    """The payload of a frame built by ``ws_frame``."""
+    n = wire[1]
+    return wire[2:] if n < 126 else wire[4:] if n == 126 else wire[10:]
+
+
+async def send_wire(ws: ServerConnection, data: bytes) -> None:
+    """Write ready-made frames (``ws_frame``) with one transport write.
 
     At 100k frames/s, websockets' per-message path (frame object, serialisation, one
     transport write each) dominates the simulator's CPU. Server frames are unmasked and
-    our payloads are complete UTF-8 JSON, so the frame bytes are built here and written
-    inside websockets' own ``send_context`` (which checks the connection is open and
-    applies the write-buffer flow control). The sans-I/O protocol does not track
-    outgoing data frames, so its state stays correct.
+    our payloads are complete UTF-8 JSON, so the frame bytes are built by ``ws_frame``
+    (once per message, however many subscribers share it) and written inside websockets'
+    own ``send_context`` (which checks the connection is open and applies the
+    write-buffer flow control). The sans-I/O protocol does not track outgoing data
+    frames, so its state stays correct.
     """
-    parts: list[bytes] = []
-    append = parts.append
-    for frame in frames:
-        append(_header(len(frame)))
-        append(frame)
     async with ws.send_context():
-        ws.transport.write(b"".join(parts))
+        ws.transport.write(data)
 
 
 def with_unknown_field(frame: bytes) -> bytes:

@@ -32,15 +32,20 @@ HEARTBEAT_TEST_REQUEST = b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type
 _prefixes: dict[str, bytes] = {}
 
 
-def notification(channel: str, data: bytes) -> bytes:
-    """``{"jsonrpc":"2.0","method":"subscription","params":{"channel":...,"data":...}}``."""
+def notification_head(channel: str) -> bytes:
+    """``{"jsonrpc":"2.0","method":"subscription","params":{"channel":...,"data":``."""
     prefix = _prefixes.get(channel)
     if prefix is None:
         if len(_prefixes) > 100_000:
             _prefixes.clear()
         prefix = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":' + orjson.dumps(channel) + b',"data":'
         _prefixes[channel] = prefix
-    return prefix + data + b"}}"
+    return prefix
+
+
+def notification(channel: str, data: bytes) -> bytes:
+    """``{"jsonrpc":"2.0","method":"subscription","params":{"channel":...,"data":...}}``."""
+    return notification_head(channel) + data + b"}}"
 
 
 def _ticker_static(model: MarketModel, st: OptionState) -> bytes:
@@ -74,18 +79,23 @@ def _ticker_static(model: MarketModel, st: OptionState) -> bytes:
     return orjson.dumps(static)[:-1] + b","
 
 
-def ticker_data(model: MarketModel, st: OptionState, ts_ms: int, extra: dict[str, Any] | None = None) -> bytes:
-    """A ticker's ``data``: the cached per-reprice part plus the fields that move with
-    every book change and trade (timestamp, top of book, IVs of the top, stats, OI).
-    Key order differs from Deribit's (which is not stable either); names and types match."""
+def ticker_body(model: MarketModel, st: OptionState) -> bytes:
+    """A ticker's ``data`` up to and including ``"timestamp":`` (the value and the closing
+    brace follow). Rebuilt only when the reprice, the top of the book or the trade stats
+    change; the timestamp comes last so the rest is shared between frames. Key order
+    differs from Deribit's (which is not stable either); names and types match."""
     model.ensure_priced(st)
-    if st.tcache is None or st.tcache_version != model.spot_version:
+    version = model.spot_version
+    key = (version, st.trade_seq, st.top)
+    if st.tbody_key == key:
+        return st.tbody
+    if st.tcache is None or st.tcache_version != version:
         st.tcache = _ticker_static(model, st)
-        st.tcache_version = model.spot_version
+        st.tcache_version = version
     last = st.last_price if st.last_price is not None else 0.0
-    key = (st.trade_seq, model.spot_version)
-    if st.stats_key != key:
-        st.stats_key = key
+    stats_key = (st.trade_seq, version)
+    if st.stats_key != stats_key:
+        st.stats_key = stats_key
         st.stats = {
             "volume_usd": round(st.volume * last * model.index_price, 2),
             "volume": st.volume,
@@ -93,57 +103,78 @@ def ticker_data(model: MarketModel, st: OptionState, ts_ms: int, extra: dict[str
             "low": st.low,
             "high": st.high,
         }
-    dynamic: dict[str, Any] = {
-        "timestamp": ts_ms,
+    bid, bid_amount, ask, ask_amount = st.top
+    bid_iv = ask_iv = 0.0
+    if st.bids:
+        if st.bid_iv_key != (bid, version):
+            st.bid_iv_key = (bid, version)
+            st.bid_iv = model.iv_of(st, bid)
+        bid_iv = st.bid_iv
+    if st.asks:
+        if st.ask_iv_key != (ask, version):
+            st.ask_iv_key = (ask, version)
+            st.ask_iv = model.iv_of(st, ask)
+        ask_iv = st.ask_iv
+    dynamic = {
         "stats": st.stats,
         "open_interest": st.open_interest,
         "last_price": last,
-        "bid_iv": 0.0,
-        "best_bid_price": 0.0,
-        "best_bid_amount": 0.0,
-        "best_ask_price": 0.0,
-        "best_ask_amount": 0.0,
-        "ask_iv": 0.0,
+        "bid_iv": bid_iv,
+        "best_bid_price": bid,
+        "best_bid_amount": bid_amount,
+        "best_ask_price": ask,
+        "best_ask_amount": ask_amount,
+        "ask_iv": ask_iv,
     }
-    version = model.spot_version
-    if st.bids:
-        p = max(st.bids)
-        dynamic["best_bid_price"] = p
-        dynamic["best_bid_amount"] = st.bids[p]
-        if st.bid_iv_key != (p, version):
-            st.bid_iv_key = (p, version)
-            st.bid_iv = model.iv_of(st, p)
-        dynamic["bid_iv"] = st.bid_iv
-    if st.asks:
-        p = min(st.asks)
-        dynamic["best_ask_price"] = p
-        dynamic["best_ask_amount"] = st.asks[p]
-        if st.ask_iv_key != (p, version):
-            st.ask_iv_key = (p, version)
-            st.ask_iv = model.iv_of(st, p)
-        dynamic["ask_iv"] = st.ask_iv
-    if extra:
-        dynamic.update(extra)
-    return st.tcache + orjson.dumps(dynamic)[1:]
+    body = st.tcache + orjson.dumps(dynamic)[1:-1] + b',"timestamp":'
+    st.tbody = body
+    st.tbody_key = key
+    st.tframe = notification_head(st.inst.ticker_100[0]) + body
+    return body
+
+
+def ticker_data(model: MarketModel, st: OptionState, ts_ms: int) -> bytes:
+    """A ticker's ``data`` object."""
+    return ticker_body(model, st) + b"%d}" % ts_ms
+
+
+def ticker_frame(model: MarketModel, st: OptionState, channel: str, tail: bytes) -> bytes:
+    """The whole notification on ``channel``; ``tail`` is ``step_tail(ts_ms)``."""
+    body = ticker_body(model, st)
+    if channel == st.inst.ticker_100[0]:
+        return st.tframe + tail
+    return notification_head(channel) + body + tail
+
+
+def step_tail(ts_ms: int) -> bytes:
+    """What closes a notification whose ``data`` ends with ``"timestamp":``."""
+    return b"%d}}}" % ts_ms
 
 
 def ticker_record(channel: str, st: OptionState, ts_ms: int) -> Record:
     return (QUOTES, channel, st.inst.name, ts_ms * 1000)
 
 
-def book_change_data(ev: BookEvent, ts_ms: int, extra: dict[str, Any] | None = None) -> bytes:
-    data: dict[str, Any] = {
-        "type": "change",
+def _book_change_fields(ev: BookEvent, ts_ms: int) -> bytes:
+    """``"instrument_name":...,"timestamp":...,...,"asks":[...]}`` (after ``"type"``)."""
+    fields = {
+        "instrument_name": ev.state.inst.name,
         "timestamp": ts_ms,
         "prev_change_id": ev.prev_change_id,
-        "instrument_name": ev.state.inst.name,
         "change_id": ev.change_id,
         "bids": ev.bids,
         "asks": ev.asks,
     }
-    if extra:
-        data.update(extra)
-    return orjson.dumps(data)
+    return orjson.dumps(fields)[1:]
+
+
+def book_change_data(ev: BookEvent, ts_ms: int) -> bytes:
+    return b'{"type":"change",' + _book_change_fields(ev, ts_ms)
+
+
+def book_change_frame(channel: str, ev: BookEvent, ts_ms: int) -> bytes:
+    """The whole notification on ``channel``."""
+    return notification_head(channel) + b'{"type":"change",' + _book_change_fields(ev, ts_ms) + b"}}"
 
 
 def book_change_record(channel: str, ev: BookEvent, ts_ms: int) -> Record:

@@ -72,8 +72,12 @@ class OptionState:
         "stats_key",
         "targets",
         "targets_version",
+        "tbody",
+        "tbody_key",
         "tcache",
         "tcache_version",
+        "tframe",
+        "top",
         "trade_seq",
         "val",
         "val_version",
@@ -112,18 +116,31 @@ class OptionState:
         self.ask_iv_key: tuple[float, int] = (-1.0, -1)
         self.stats: dict[str, float] = {}
         self.stats_key: tuple[int, int] = (-1, -1)
+        self.top: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+        """Best bid price, amount, best ask price, amount (0.0 for an empty side); kept
+        current by the model after every book change (``update_top``)."""
+        self.tbody: bytes = b""
+        """The ticker's ``data`` up to ``"timestamp":`` (see ``encode.ticker_body``)."""
+        self.tbody_key: tuple[int, int, tuple[float, float, float, float]] | None = None
+        self.tframe: bytes = b""
+        """The ``ticker.{name}.100ms`` notification up to the timestamp (for ``tbody``)."""
+
+    def update_top(self) -> None:
+        bids = self.bids
+        asks = self.asks
+        bid = max(bids) if bids else 0.0
+        ask = min(asks) if asks else 0.0
+        self.top = (bid, bids[bid] if bids else 0.0, ask, asks[ask] if asks else 0.0)
 
     def best_bid(self) -> tuple[float, float] | None:
         if not self.bids:
             return None
-        p = max(self.bids)
-        return p, self.bids[p]
+        return self.top[0], self.top[1]
 
     def best_ask(self) -> tuple[float, float] | None:
         if not self.asks:
             return None
-        p = min(self.asks)
-        return p, self.asks[p]
+        return self.top[2], self.top[3]
 
 
 class TickerEvent(NamedTuple):
@@ -339,6 +356,7 @@ class MarketModel:
         st.targets = (bids, asks)
         st.targets_version = self.spot_version
         st.book_ts_ms = self.now_ms
+        st.update_top()
 
     @staticmethod
     def _realign(book: dict[float, float], targets: list[float], is_bid: bool, size: float) -> list[list[Any]]:
@@ -399,6 +417,7 @@ class MarketModel:
         prev = st.change_id
         st.change_id = prev + 1 + int(rand() * rand() * 400)
         st.book_ts_ms = self.now_ms
+        st.update_top()
         return BookEvent(st, st.change_id, prev, bids, asks)
 
     # ---- trades ----------------------------------------------------------------

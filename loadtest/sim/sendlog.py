@@ -162,7 +162,7 @@ class SendLog:
         key_cols: list[list[Any]] = [[] for _ in range(n_keys)]
         counts = self._counts
         for conn, status, wall, recs in chunks:
-            flat = [(rec[1], *key) for rec in recs for key in rec[2]] if table == TRADES else [rec[1:] for rec in recs]
+            flat = [(rec[1], *key) for rec in recs for key in rec[2]] if table == TRADES else recs
             if not flat:
                 continue
             n = len(flat)
@@ -170,9 +170,12 @@ class SendLog:
             conn_col.extend([conn] * n)
             status_col.extend([status] * n)
             wall_col.extend([wall] * n)
-            chan_col.extend([r[0] for r in flat])
-            for i, col in enumerate(key_cols, start=1):
-                col.extend([r[i] for r in flat])
+            transposed = list(zip(*flat, strict=True))  # (table,) channel, keys...
+            if table != TRADES:
+                del transposed[0]
+            chan_col.extend(transposed[0])
+            for col, values in zip(key_cols, transposed[1:], strict=True):
+                col.extend(values)
         if not conn_col:
             return
         columns: list[Any] = [conn_col, status_col, wall_col, chan_col, *key_cols]

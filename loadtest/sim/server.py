@@ -28,7 +28,7 @@ from loadtest.sim import sendlog as sl
 from loadtest.sim.catalog import MarketCatalog
 from loadtest.sim.channels import ChannelRule
 from loadtest.sim.config import CURRENCY, INDEX_NAME, SimConfig
-from loadtest.sim.connection import Connection, malformed_frames, wall_us
+from loadtest.sim.connection import Connection, malformed_frames, wall_us, ws_frame
 from loadtest.sim.faults import FaultRecord, FaultSpec
 from loadtest.sim.history import TradeHistory
 from loadtest.sim.market import BookEvent, Event, IndexEvent, MarketModel, StateEvent, TickerEvent, TradesEvent
@@ -369,16 +369,17 @@ class Simulator:
         subs = self.subs
         published = 0
         agg2 = self._agg2_subscriptions > 0
+        tail = encode.step_tail(now_ms)
         for ev in events:
             if type(ev) is TickerEvent:
                 st = ev.state
                 for ch in st.inst.channels["ticker"] if agg2 else st.inst.ticker_100:
                     conns = subs.get(ch)
                     if conns:
-                        frame = encode.notification(ch, encode.ticker_data(model, st, now_ms))
+                        wire = ws_frame(encode.ticker_frame(model, st, ch, tail))
                         rec = encode.ticker_record(ch, st, now_ms)
                         for c in conns:
-                            c.add(frame, rec)
+                            c.add_wire(wire, rec)
                         published += 1
             elif type(ev) is BookEvent:
                 name = ev.state.inst.name
@@ -388,32 +389,32 @@ class Simulator:
                 for ch in ev.state.inst.channels["book"] if agg2 else ev.state.inst.book_100:
                     conns = subs.get(ch)
                     if conns:
-                        frame = encode.notification(ch, encode.book_change_data(ev, now_ms))
+                        wire = ws_frame(encode.book_change_frame(ch, ev, now_ms))
                         rec = encode.book_change_record(ch, ev, now_ms)
                         for c in conns:
                             if skip is not None and skip.conn in ("all", c.id):
                                 self.send_log.record(c.id, sl.SKIPPED, now_ms * 1000, [rec])
                             else:
-                                c.add(frame, rec)
+                                c.add_wire(wire, rec)
                         published += 1
             elif type(ev) is TradesEvent:
                 published += self._publish_trades(ev)
             elif type(ev) is IndexEvent:
                 conns = subs.get(INDEX_CHANNEL)
                 if conns:
-                    frame = encode.notification(INDEX_CHANNEL, encode.index_data(ev.price, now_ms))
+                    wire = ws_frame(encode.notification(INDEX_CHANNEL, encode.index_data(ev.price, now_ms)))
                     rec = encode.index_record(INDEX_CHANNEL, now_ms)
                     for c in conns:
-                        c.add(frame, rec)
+                        c.add_wire(wire, rec)
                     published += 1
             elif type(ev) is StateEvent:
                 for ch in STATE_CHANNELS:
                     conns = subs.get(ch)
                     if conns:
-                        frame = encode.notification(ch, encode.state_data(ev.instrument, ev.state, now_ms))
+                        wire = ws_frame(encode.notification(ch, encode.state_data(ev.instrument, ev.state, now_ms)))
                         rec = encode.state_record(ch, ev.instrument, ev.state, now_ms)
                         for c in conns:
-                            c.add(frame, rec)
+                            c.add_wire(wire, rec)
                         published += 1
         self.frames_published += published
         if self._skips_book:
@@ -421,7 +422,7 @@ class Simulator:
         if self._skips_trades:
             self._skips_trades = [s for s in self._skips_trades if s.left > 0]
         for c in self.connections.values():
-            if c.batch:
+            if c.wires:
                 c.flush()
 
     def _publish_trades(self, ev: TradesEvent) -> int:
