@@ -2,21 +2,28 @@
 
 Timestamps are selected as ``cast(col AS long)`` (µs since the epoch). Table and column
 names come from ``tickarchive.tables`` (never from a request); every value is a bind
-parameter.
+parameter — except on the fast path for row pages: ``HotExport`` (HTTP ``/exp``, no bind
+parameters) with the values rendered by ``api.inline`` from validated inputs, used when no
+fetched column is VARCHAR or BOOLEAN and no extra equality filter applies; anything else,
+or a failed export, goes over the PG wire.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 
-from api import frames
+from api import frames, inline
+from api.hot_export import ExportFailed, HotExport
 from api.params import InstrumentMatch
 from api.pool import Pool
 from api.timefmt import to_dt
 from tickarchive.tables import ColumnType, Table
+
+log = logging.getLogger(__name__)
 
 
 def _select(table: Table, columns: Sequence[str]) -> str:
@@ -47,9 +54,51 @@ def _where(
     return " AND ".join(parts), params
 
 
+EXPORT_TYPES = frozenset({ColumnType.TIMESTAMP, ColumnType.SYMBOL, ColumnType.DOUBLE, ColumnType.LONG, ColumnType.INT})
+"""Column types /exp?fmt=parquet exports faithfully (not VARCHAR: QuestDB 9.3.4 NULLs short
+values; not BOOLEAN: not needed by the bulk tables)."""
+
+
+def export_sql(
+    table: Table, fetch: Sequence[str], lo_us: int, hi_us: int, match: InstrumentMatch | None, limit: int
+) -> str:
+    """The row-page query with inlined literals (``api.inline`` raises ``InlineRefused`` for
+    any value it cannot render safely)."""
+    parts = [f"ts >= {inline.timestamp_us(lo_us)}", f"ts < {inline.timestamp_us(hi_us)}"]
+    fixed = None
+    if match is not None:
+        if match.exact is not None:
+            fixed = match.column
+            parts.append(f"{match.column} = {inline.text(match.exact)}")
+        elif match.regex is not None:
+            parts.append(f"{match.column} ~ {inline.text(match.regex)}")
+    order = ", ".join(frames.order_keys(table, fixed))
+    return (
+        f"SELECT {_select(table, fetch)} FROM {table.name} WHERE {' AND '.join(parts)} "
+        f"ORDER BY {order} LIMIT {inline.integer(limit)}"
+    )
+
+
+def export_latest_sql(
+    table: Table, columns: Sequence[str], lo_us: int, at_us: int, match: InstrumentMatch | None, partition_by: str
+) -> str:
+    """``HotReader.latest`` with inlined literals (``InlineRefused`` as ``export_sql``)."""
+    parts = [f"ts >= {inline.timestamp_us(lo_us)}", f"ts <= {inline.timestamp_us(at_us)}"]
+    if match is not None:
+        if match.exact is not None:
+            parts.append(f"{match.column} = {inline.text(match.exact)}")
+        elif match.regex is not None:
+            parts.append(f"{match.column} ~ {inline.text(match.regex)}")
+    return (
+        f"SELECT {_select(table, columns)} FROM {table.name} WHERE {' AND '.join(parts)} "
+        f"LATEST ON ts PARTITION BY {partition_by}"
+    )
+
+
 class HotReader:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, export: HotExport | None = None) -> None:
         self.pool = pool
+        self.export = export
 
     def rows(
         self,
@@ -64,10 +113,18 @@ class HotReader:
         where, params = _where(lo_us, hi_us, match, eq)
         fixed = match.column if match is not None and match.exact is not None else None
         fetch = frames.without_fixed(columns, fixed)
+        exact = match.exact if match else None
+        if not eq and self._exportable(table, fetch):
+            try:
+                frame = self._export(export_sql(table, fetch, lo_us, hi_us, match, limit), frames.schema(table, fetch))
+            except (inline.InlineRefused, ExportFailed) as exc:
+                log.warning("hot %s page over the PG wire instead of /exp: %s", table.name, exc)
+            else:
+                return frames.with_fixed(frame, columns, fixed, exact)
         order = ", ".join(frames.order_keys(table, fixed))
         sql = f"SELECT {_select(table, fetch)} FROM {table.name} WHERE {where} ORDER BY {order} LIMIT %s"
         frame = frames.from_rows(self.pool.fetch(sql, [*params, limit], binary=True), frames.schema(table, fetch))
-        return frames.with_fixed(frame, columns, fixed, match.exact if match else None)
+        return frames.with_fixed(frame, columns, fixed, exact)
 
     def latest(
         self,
@@ -79,11 +136,24 @@ class HotReader:
         partition_by: str,
     ) -> pl.DataFrame:
         """The last row per ``partition_by`` value with ``lo_us <= ts <= at_us``."""
+        schema = frames.schema(table, columns)
+        if self._exportable(table, columns):
+            try:
+                return self._export(export_latest_sql(table, columns, lo_us, at_us, match, partition_by), schema)
+            except (inline.InlineRefused, ExportFailed) as exc:
+                log.warning("hot %s latest over the PG wire instead of /exp: %s", table.name, exc)
         where, params = _where(lo_us, at_us, match, {}, hi_inclusive=True)
         sql = (
             f"SELECT {_select(table, columns)} FROM {table.name} WHERE {where} LATEST ON ts PARTITION BY {partition_by}"
         )
-        return frames.from_rows(self.pool.fetch(sql, params), frames.schema(table, columns))
+        return frames.from_rows(self.pool.fetch(sql, params, binary=True), schema)
+
+    def _exportable(self, table: Table, columns: Sequence[str]) -> bool:
+        return self.export is not None and all(table.column(c).type in EXPORT_TYPES for c in columns)
+
+    def _export(self, sql: str, schema: dict[str, Any]) -> pl.DataFrame:
+        assert self.export is not None
+        return self.export.frame(sql, schema)
 
     def minute_bars(self, instrument: str, lo_us: int, hi_us: int, minutes: int = 1) -> pl.DataFrame:
         """One-minute bars (``minutes`` is ignored: hot days are few; ``api.ohlcv`` folds them)."""

@@ -76,6 +76,12 @@ class Pool:
             cur = conn.cursor(binary=binary).execute(sql, params)
             return cur.fetchall() if cur.description is not None else []
 
+    def copy_out(self, sql: Any, params: Sequence[Any] | None = None) -> bytes:
+        """The whole output of ``COPY (...) TO STDOUT``; psycopg binds ``params`` client-side
+        (quoted and escaped by the driver: COPY takes no server-side parameters)."""
+        with self.connection() as conn, conn.cursor() as cur, cur.copy(sql, params) as copy:
+            return b"".join(bytes(chunk) for chunk in copy)
+
     def close(self) -> None:
         self._closed = True
         self.drain()

@@ -22,6 +22,7 @@ from psycopg.conninfo import make_conninfo
 from api.cold import ColdReader
 from api.errors import StoreUnavailable
 from api.hot import HotReader
+from api.hot_export import HotExport
 from api.params import InstrumentMatch
 from api.pool import Pool
 from api.tiers import Segment, Tier, days, plan
@@ -100,15 +101,25 @@ class Stores:
             timeout_s=a.pool_timeout_s,
             setup=(f"SET statement_timeout = {timeout_ms}",),
         )
-        self.hot = HotReader(self.qdb_pool)
+        q = settings.questdb
+        user = a.questdb_user or q.user
+        password = a.questdb_password or q.password
+        self.hot_export = (
+            HotExport(f"http://{q.host}:{q.http_port}", (user, password) if user and password else None, 60.0)
+            if a.hot_http_export
+            else None
+        )
+        self.hot = HotReader(self.qdb_pool, self.hot_export)
         from api.warm import WarmReader
 
-        self.warm = WarmReader(self.warm_pool)
+        self.warm = WarmReader(self.warm_pool, use_copy=a.warm_copy)
         self.cold = ColdReader(open_target(settings.archive.target), settings.archive.cache_dir)
 
     def close(self) -> None:
         self.qdb_pool.close()
         self.warm_pool.close()
+        if self.hot_export is not None:
+            self.hot_export.close()
 
     def reader(self, tier: Tier) -> TierReader:
         if tier is Tier.HOT:

@@ -3,20 +3,28 @@
 Both dialects share table and column names; the rollups ``trades_1m`` (a continuous
 aggregate or a table) have the same columns. Timestamps are selected as integer µs,
 strings compared and sorted byte-wise (``COLLATE "C"``, the order QuestDB and polars use).
+
+Row pages are read with ``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` (values bound by
+psycopg, parsed by Arrow: ``api.warm_copy``) when ``use_copy``; if COPY fails where the
+same query then succeeds as a plain SELECT (a server without COPY TO STDOUT), COPY is
+switched off for this reader and the plain, binary-cursor path is used from then on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 
 from api import frames
+from api.errors import StoreUnavailable
 from api.params import InstrumentMatch
 from api.pool import Pool
 from api.timefmt import to_dt
+from api.warm_copy import CopyUnreadable, parse_csv
 from tickarchive.tables import ColumnType, Table
 
 ROLLED_STATUSES = ("verified", "dropped", "delta_loading", "delta_verified", "delta_mismatch")
@@ -68,9 +76,13 @@ def _where(
     return " AND ".join(parts), params
 
 
+log = logging.getLogger(__name__)
+
+
 class WarmReader:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, use_copy: bool = True) -> None:
         self.pool = pool
+        self.use_copy = use_copy
 
     def rows(
         self,
@@ -87,8 +99,21 @@ class WarmReader:
         fetch = frames.without_fixed(columns, fixed)
         order = _order(table, frames.order_keys(table, fixed))
         sql = f'SELECT {_select(table, fetch)} FROM "{table.name}" WHERE {where} ORDER BY {order} LIMIT %s'
-        frame = frames.from_rows(self.pool.fetch(sql, [*params, limit], binary=True), frames.schema(table, fetch))
-        return frames.with_fixed(frame, columns, fixed, match.exact if match else None)
+        schema = frames.schema(table, fetch)
+        exact = match.exact if match else None
+        copy_failed: Exception | None = None
+        if self.use_copy:
+            try:
+                frame = parse_csv(self.pool.copy_out(f"COPY ({sql}) TO STDOUT (FORMAT csv)", [*params, limit]), schema)
+            except (StoreUnavailable, CopyUnreadable) as exc:
+                copy_failed = exc
+            else:
+                return frames.with_fixed(frame, columns, fixed, exact)
+        frame = frames.from_rows(self.pool.fetch(sql, [*params, limit], binary=True), schema)
+        if copy_failed is not None:
+            log.warning("warm COPY TO STDOUT failed where SELECT works; not using COPY: %s", copy_failed)
+            self.use_copy = False
+        return frames.with_fixed(frame, columns, fixed, exact)
 
     def latest(
         self,

@@ -171,7 +171,7 @@ class ApiSettings(_Section):
     statement_timeout_s: float = Field(30.0, gt=0, description="warm-store statement timeout")
     questdb_user: str | None = Field(None, description="QuestDB read-only PG-wire user; default: questdb.user")
     questdb_password: str | None = Field(None, description="password of api.questdb_user")
-    hot_http_export: bool = Field(True, description="read hot row pages via QuestDB HTTP /exp?fmt=parquet (no VARCHAR columns)")
+    hot_http_export: bool = Field(True, description="hot row pages via QuestDB HTTP /exp?fmt=parquet (no VARCHAR)")
     warm_copy: bool = Field(True, description="read warm row pages via COPY (SELECT ...) TO STDOUT (FORMAT csv)")
     health_heartbeat_max_age_s: float = Field(10.0, gt=0, description="/health: a collector heartbeat older than this is stale")
     health_max_backlog_bytes: int = Field(256 * 1024 * 1024, ge=0, description="/health: journal backlog above this is unhealthy")

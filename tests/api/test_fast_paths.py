@@ -1,0 +1,135 @@
+"""The fast row-page paths: QuestDB /exp with inlined literals (hot) and COPY TO STDOUT
+(warm) give exactly what the bind-parameter PG-wire paths give."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from api import frames, inline
+from api.chain import chain_regex
+from api.hot import HotReader, export_latest_sql, export_sql
+from api.hot_export import HotExport
+from api.params import InstrumentMatch, instrument_match
+from api.pool import Pool
+from api.warm_copy import parse_csv
+from store.stack.handles import QuestDBHandle, WarmHandle
+from tests.api import data
+from tickarchive.tables import QUOTES, TRADES
+
+# -- inline literals (pure) -------------------------------------------------------------
+
+
+def test_inline_renders_validated_values_exactly() -> None:
+    assert inline.text("ETH-27DEC24-4000-C") == "'ETH-27DEC24-4000-C'"
+    assert inline.text(instrument_match("ETH-*-?-C").regex or "") == "'^ETH-.*-.-C$'"
+    assert inline.text("^ETH-[0-9]+[A-Z]+[0-9]+-[0-9d]+-[CP]$") == "'^ETH-[0-9]+[A-Z]+[0-9]+-[0-9d]+-[CP]$'"
+    assert inline.integer(100_000) == "100000"
+    assert inline.timestamp_us(1_790_985_600_000_001) == "'2026-10-03T00:00:00.000001Z'"
+    assert inline.timestamp_us(0) == "'1970-01-01T00:00:00.000000Z'"
+
+
+@pytest.mark.parametrize(
+    "value", ["a'b", "a\\b", "a b", "a;b", "", "x" * 201, "ETH'--", "a\nb", "é", "a,b", "a/*b", "a(b)"]
+)
+def test_inline_refuses_anything_else(value: str) -> None:
+    with pytest.raises(inline.InlineRefused):
+        inline.text(value)
+
+
+def test_inline_refuses_non_integers_and_out_of_range_times() -> None:
+    for bad in (True, 1.5, "1", None):
+        with pytest.raises(inline.InlineRefused):
+            inline.integer(bad)  # type: ignore[arg-type]
+    for t in (-1, inline.MAX_US + 1, False, 1.0):
+        with pytest.raises(inline.InlineRefused):
+            inline.timestamp_us(t)  # type: ignore[arg-type]
+
+
+def test_export_sql_inlines_only_rendered_literals() -> None:
+    sql = export_sql(QUOTES, ("ts", "bid_price"), 0, 86_400_000_000, instrument_match("ETH-30OCT26-3000-C"), 7)
+    assert sql == (
+        "SELECT cast(ts AS long) ts, bid_price FROM quotes WHERE ts >= '1970-01-01T00:00:00.000000Z' "
+        "AND ts < '1970-01-02T00:00:00.000000Z' AND instrument = 'ETH-30OCT26-3000-C' ORDER BY ts LIMIT 7"
+    )
+    with pytest.raises(inline.InlineRefused):
+        export_sql(QUOTES, ("ts",), 0, 1, InstrumentMatch("instrument", regex="^a' OR 1=1 --$"), 7)
+
+
+# -- COPY CSV parsing (pure) ----------------------------------------------------------------
+
+
+def test_parse_csv_tells_null_from_empty_string() -> None:
+    schema = {"ts": pl.Int64, "s": pl.String, "x": pl.Float64, "n": pl.Int32, "b": pl.Boolean}
+    frame = parse_csv(b'1,"",NaN,,t\n2,,1.5,-3,f\n3,"a,""b",,7,\n', schema)
+    assert frame.schema == pl.Schema(schema)
+    assert frame.get_column("s").to_list() == ["", None, 'a,"b']
+    assert frame.get_column("x").to_list() == [None, 1.5, None]
+    assert frame.get_column("n").to_list() == [None, -3, 7]
+    assert frame.get_column("b").to_list() == [True, False, None]
+    assert parse_csv(b"", schema).height == 0
+
+
+# -- against the real stores ------------------------------------------------------------
+
+
+def test_warm_copy_output_parses_on_both_dialects(warm_store: WarmHandle) -> None:
+    pool = Pool("warm store", warm_store.reader_dsn, size=1, timeout_s=5)
+    try:
+        out = pool.copy_out(
+            "COPY (SELECT %s::bigint, ''::text, NULL::text, %s::float8, 'NaN'::float8, true) TO STDOUT (FORMAT csv)",
+            [1_790_985_600_000_001, 0.1 + 0.2],
+        )
+        row = parse_csv(
+            out, {"ts": pl.Int64, "e": pl.String, "z": pl.String, "x": pl.Float64, "y": pl.Float64, "b": pl.Boolean}
+        ).row(0)
+        assert row == (1_790_985_600_000_001, "", None, 0.1 + 0.2, None, True)
+        assert pool.fetch("SELECT 2")[0][0] == 2  # the connection survived COPY
+    finally:
+        pool.close()
+
+
+def test_hot_export_equals_pg_wire(questdb_clean: QuestDBHandle) -> None:
+    data.write(questdb_clean, data.all_events())
+    pool = Pool("QuestDB", questdb_clean.pg_dsn, size=1, timeout_s=5)
+    export = HotExport(questdb_clean.http_url, None, 30)
+    fast, slow = HotReader(pool, export), HotReader(pool)
+    lo, hi = data.us(data.DAYS[0]), data.us(data.DAYS[2], 12)
+    cols = tuple(c.name for c in QUOTES.columns)
+    try:
+        for match, limit in (
+            (instrument_match("ETH-30OCT26-3000-C"), 1000),
+            (instrument_match("ETH-*"), 1000),
+            (instrument_match("*-C"), 17),
+            (None, 1000),
+            (instrument_match("NO-SUCH"), 10),
+        ):
+            a = fast.rows(QUOTES, cols, lo, hi, match, {}, limit)
+            b = slow.rows(QUOTES, cols, lo, hi, match, {}, limit)
+            assert a.schema == b.schema
+            assert a.equals(b, null_equal=True), (match, limit)
+        name = "ETH-30OCT26-3000-C"
+        got = fast.rows(QUOTES, cols, lo, hi, instrument_match(name), {}, 1000)
+        sent = sorted((q for q in data.quotes() if q.instrument == name and lo <= q.ts_us < hi), key=lambda q: q.ts_us)
+        assert got.get_column("ts").to_list() == [q.ts_us for q in sent]
+        assert got.get_column("bid_price").to_list() == [q.bid_price for q in sent]
+        assert got.get_column("open_interest").to_list() == [q.open_interest for q in sent]  # None stays null
+        assert got.get_column("bid_iv").null_count() == len(sent)  # never sent: null, not NaN
+        assert got.get_column("underlying_index").unique().to_list() == ["ETH-30OCT26"]
+        direct = export.frame(export_sql(QUOTES, cols, lo, hi, None, 1000), frames.schema(QUOTES, cols))
+        assert direct.equals(slow.rows(QUOTES, cols, lo, hi, None, {}, 1000), null_equal=True)  # /exp itself
+        chain = InstrumentMatch("instrument", regex=chain_regex("ETH"))
+        at = data.us(data.DAYS[1], 13)
+        a = fast.latest(QUOTES, cols, lo, at, chain, "instrument").sort("instrument")
+        b = slow.latest(QUOTES, cols, lo, at, chain, "instrument").sort("instrument")
+        assert a.get_column("instrument").to_list() == sorted(data.ETH)
+        assert a.equals(b, null_equal=True)
+        direct = export.frame(export_latest_sql(QUOTES, cols, lo, at, chain, "instrument"), frames.schema(QUOTES, cols))
+        assert direct.sort("instrument").equals(b, null_equal=True)  # /exp itself
+        # trades has VARCHAR columns: always the PG wire (QuestDB 9.3.4 /exp NULLs short VARCHARs)
+        t = fast.rows(TRADES, ("ts", "instrument", "trade_id"), lo, hi, None, {}, 1000)
+        assert t.get_column("trade_id").null_count() == 0
+        assert t.height == 2 * 5 * 12 + t.filter(pl.col("ts") >= data.us(data.DAYS[2])).height
+    finally:
+        export.close()
+        pool.close()
