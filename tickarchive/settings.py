@@ -163,7 +163,10 @@ class ApiSettings(_Section):
     default_limit: int = Field(10_000, ge=1, description="rows per page when a query gives no limit")
     max_span_days: int = Field(31, ge=1, description="longest start..end range of a row query (quotes, trades, gaps)")
     ohlcv_max_span_days: int = Field(400, ge=1, description="longest start..end range of an /ohlcv query")
-    chain_lookback_s: int = Field(3600, ge=1, description="default /chain lookback: quotes older than this are left out")
+    chain_lookback_s: int = Field(
+        3600, ge=1,
+        description="default /chain lookback: quotes older than this are left out",
+    )
     chain_max_lookback_s: int = Field(7 * 86400, ge=1, description="largest /chain lookback a request may ask for")
     book_lookback_s: int = Field(86400, ge=1, description="how far back /book looks for the latest snapshot")
     pool_size: int = Field(4, ge=1, le=64, description="connections per store (QuestDB, warm store)")
@@ -173,8 +176,14 @@ class ApiSettings(_Section):
     questdb_password: str | None = Field(None, description="password of api.questdb_user")
     hot_http_export: bool = Field(True, description="hot row pages via QuestDB HTTP /exp?fmt=parquet (no VARCHAR)")
     warm_copy: bool = Field(True, description="read warm row pages via COPY (SELECT ...) TO STDOUT (FORMAT csv)")
-    health_heartbeat_max_age_s: float = Field(10.0, gt=0, description="/health: a collector heartbeat older than this is stale")
-    health_max_backlog_bytes: int = Field(256 * 1024 * 1024, ge=0, description="/health: journal backlog above this is unhealthy")
+    health_heartbeat_max_age_s: float = Field(
+        10.0, gt=0,
+        description="/health: a collector heartbeat older than this is stale",
+    )
+    health_max_backlog_bytes: int = Field(
+        256 * 1024 * 1024, ge=0,
+        description="/health: journal backlog above this is unhealthy",
+    )
     health_max_tick_age_s: float = Field(120.0, gt=0, description="/health: newest quote older than this is unhealthy")
 
 

@@ -55,7 +55,8 @@ def reference_markdown() -> str:
     out = [HEADER]
     for section, info in Settings.model_fields.items():
         model = info.annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel)
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
         out.append(f"\n## `[{section}]`\n")
         doc = (model.__doc__ or "").strip()
         if doc:

@@ -61,7 +61,7 @@ def test_bad_value_names_the_setting_and_its_variable(monkeypatch: pytest.Monkey
 def test_unknown_setting_in_toml_is_an_error(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[questdb]\nhttp_prot = 9000\n")
-    with pytest.raises(SettingsError, match="questdb.http_prot"):
+    with pytest.raises(SettingsError, match=r"questdb\.http_prot"):
         load_settings(cfg)
 
 
