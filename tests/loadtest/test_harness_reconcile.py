@@ -30,13 +30,29 @@ def _csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
 
 
 def _quote(inst: str, ts: int, status: str = "sent", wall: int | None = None) -> dict[str, object]:
-    return {"instrument": inst, "ts_us": ts, "connection": "c1", "status": status,
-            "wall_us": wall if wall is not None else ts + 300, "channel": f"ticker.{inst}.100ms"}
+    return {
+        "instrument": inst,
+        "ts_us": ts,
+        "connection": "c1",
+        "status": status,
+        "wall_us": wall if wall is not None else ts + 300,
+        "channel": f"ticker.{inst}.100ms",
+    }
 
 
 def _book(inst: str, ts: int, cid: int, n: int, status: str = "sent") -> dict[str, object]:
-    return {"instrument": inst, "change_id": cid, "prev_change_id": cid - 3, "n_rows": n, "is_snapshot": False,
-            "ts_us": ts, "connection": "c2", "status": status, "wall_us": ts + 200, "channel": f"book.{inst}.100ms"}
+    return {
+        "instrument": inst,
+        "change_id": cid,
+        "prev_change_id": cid - 3,
+        "n_rows": n,
+        "is_snapshot": False,
+        "ts_us": ts,
+        "connection": "c2",
+        "status": status,
+        "wall_us": ts + 200,
+        "channel": f"book.{inst}.100ms",
+    }
 
 
 @pytest.fixture
@@ -46,45 +62,93 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
     st.mkdir()
     # quotes: 6 sent (one after the cutoff), 1 silenced; stored: 4 of the sent ones, one
     # key never sent (a duplicate beyond the sent keys), one stored row after the extra cutoff
-    _parquet(sl / "quotes.parquet", [
-        _quote(I1, T + 1_000), _quote(I1, T + 2_000), _quote(I1, T + 3_000),
-        _quote(I2, T + 1_000), _quote(I2, T + 5_000_000),  # I2 @ +5 s: lost inside a gap
-        _quote(I2, T + 9_000_000),  # sent after the cutoff: not counted
-        _quote(I2, T + 7_000, status="silenced"),
-    ])
-    _csv(st / "quotes.csv", ["instrument", "ts_us"], [
-        [I1, T + 1_000], [I1, T + 2_000], [I2, T + 1_000],
-        [I1, T + 4_000],  # never sent
-        [I2, T + 9_000_000],  # after the extra cutoff: not an extra
-    ])
+    _parquet(
+        sl / "quotes.parquet",
+        [
+            _quote(I1, T + 1_000),
+            _quote(I1, T + 2_000),
+            _quote(I1, T + 3_000),
+            _quote(I2, T + 1_000),
+            _quote(I2, T + 5_000_000),  # I2 @ +5 s: lost inside a gap
+            _quote(I2, T + 9_000_000),  # sent after the cutoff: not counted
+            _quote(I2, T + 7_000, status="silenced"),
+        ],
+    )
+    _csv(
+        st / "quotes.csv",
+        ["instrument", "ts_us"],
+        [
+            [I1, T + 1_000],
+            [I1, T + 2_000],
+            [I2, T + 1_000],
+            [I1, T + 4_000],  # never sent
+            [I2, T + 9_000_000],  # after the extra cutoff: not an extra
+        ],
+    )
     # book messages: 3 sent (n_rows 2, 3, 0); stored: the first (2 rows, the DISTINCT export
     # gives one key) and an unknown message
-    _parquet(sl / "book_changes.parquet", [
-        _book(I1, T + 1_000, 100, 2), _book(I1, T + 2_000, 104, 3), _book(I1, T + 2_500, 105, 0),
-    ])
-    _csv(st / "book_changes.csv", ["instrument", "ts_us", "change_id"], [
-        [I1, T + 1_000, 100], [I2, T + 3_000, 7],
-    ])
-    _parquet(sl / "index_ticks.parquet", [
-        {"index_name": "eth_usd", "ts_us": T + 100_000, "connection": "c1", "status": "sent",
-         "wall_us": T + 100_100, "channel": "deribit_price_index.eth_usd"},
-    ])
+    _parquet(
+        sl / "book_changes.parquet",
+        [
+            _book(I1, T + 1_000, 100, 2),
+            _book(I1, T + 2_000, 104, 3),
+            _book(I1, T + 2_500, 105, 0),
+        ],
+    )
+    _csv(
+        st / "book_changes.csv",
+        ["instrument", "ts_us", "change_id"],
+        [
+            [I1, T + 1_000, 100],
+            [I2, T + 3_000, 7],
+        ],
+    )
+    _parquet(
+        sl / "index_ticks.parquet",
+        [
+            {
+                "index_name": "eth_usd",
+                "ts_us": T + 100_000,
+                "connection": "c1",
+                "status": "sent",
+                "wall_us": T + 100_100,
+                "channel": "deribit_price_index.eth_usd",
+            },
+        ],
+    )
     _csv(st / "index_ticks.csv", ["index_name", "ts_us"], [["eth_usd", T + 100_000]])
     # gaps: one on I2 from +4.9 s to +5.2 s, one whole-connection gap still open at +8 s
-    _csv(st / "gaps.csv", ["ts_us", "end_us", "instrument", "kind"], [
-        [T + 4_900_000, T + 5_200_000, I2, "book_seq"],
-        [T + 8_000_000, "", "*", "disconnect"],
-    ])
+    _csv(
+        st / "gaps.csv",
+        ["ts_us", "end_us", "instrument", "kind"],
+        [
+            [T + 4_900_000, T + 5_200_000, I2, "book_seq"],
+            [T + 8_000_000, "", "*", "disconnect"],
+        ],
+    )
     # trades: history has 4 in the window + 1 before start; QuestDB has 3 of them (one
     # backfilled) and one unknown trade
-    _csv(st / "history.csv", ["instrument", "trade_id", "ts_us"], [
-        [I1, "ETH-1", T - 5_000_000], [I1, "ETH-2", T + 10_000], [I2, "ETH-3", T + 20_000],
-        [I1, "ETH-4", T + 6_000_000], [I2, "ETH-5", T + 6_500_000],
-    ])
-    _csv(st / "trades.csv", ["instrument", "trade_id", "ts_us", "source"], [
-        [I1, "ETH-2", T + 10_000, "ws"], [I2, "ETH-3", T + 20_000, "ws"], [I1, "ETH-4", T + 6_000_000, "backfill"],
-        [I2, "ETH-99", T + 30_000, "ws"],
-    ])
+    _csv(
+        st / "history.csv",
+        ["instrument", "trade_id", "ts_us"],
+        [
+            [I1, "ETH-1", T - 5_000_000],
+            [I1, "ETH-2", T + 10_000],
+            [I2, "ETH-3", T + 20_000],
+            [I1, "ETH-4", T + 6_000_000],
+            [I2, "ETH-5", T + 6_500_000],
+        ],
+    )
+    _csv(
+        st / "trades.csv",
+        ["instrument", "trade_id", "ts_us", "source"],
+        [
+            [I1, "ETH-2", T + 10_000, "ws"],
+            [I2, "ETH-3", T + 20_000, "ws"],
+            [I1, "ETH-4", T + 6_000_000, "backfill"],
+            [I2, "ETH-99", T + 30_000, "ws"],
+        ],
+    )
     (st / "quotes_count.txt").write_text("5")
     return sl, st
 
@@ -157,7 +221,11 @@ def test_bucket_delta_and_reset() -> None:
 def test_chaos_schedule() -> None:
     plan = chaos.schedule(("disconnects", "collector-kill"), 20.0)
     assert [(a.at_s, a.kind) for a in plan] == [
-        (2.0, "drop"), (6.0, "drop"), (10.0, "collector_kill"), (10.0, "drop"), (14.0, "drop"),
+        (2.0, "drop"),
+        (6.0, "drop"),
+        (10.0, "collector_kill"),
+        (10.0, "drop"),
+        (14.0, "drop"),
     ]
     plan = chaos.schedule(("questdb-restart",), 100.0)
     assert [(a.at_s, a.kind) for a in plan] == [(30.0, "questdb_down"), (50.0, "questdb_up")]
