@@ -16,6 +16,16 @@ Usage by the QuestDB writer (one transaction per table per flush)::
 ``take()`` swaps the buffers, so rows can keep arriving while the taken ones are being
 flushed (or retried after a failure). Nothing here does I/O.
 
+Two paths, one result: ``encode`` writes one event with ``Buffer.row`` (the reference
+specialisation, used for the rare tables); ``IlpEncoder`` keeps the events of the
+high-volume tables (``BATCHED``: quotes, trades, book changes, index ticks) and encodes
+each table's pending events with one ``Buffer.dataframe`` call (``encode_batch``) when a
+buffer is handed out. The batch path produces the same bytes as ``encode`` row by row
+(tested against ``tickarchive.rows`` for every batched type, protocol versions 1–3, and
+the real capture) and is ~15 % cheaper per row on the bench stream: the client's
+per-column cost in ``Buffer.row`` (~0.1 µs) and the Python dicts it needs go away; what
+remains is ``astuple`` + one ``pa.array`` per table + the client's column loops.
+
 Protocol version: over HTTP the ``Sender`` negotiates it with the server (QuestDB 9.3.4
 answers 3; 2 and later send doubles in binary, which is faster to encode and exact;
 1 is text). Build the encoder with ``IlpEncoder(sender.protocol_version)``; the bytes
@@ -29,9 +39,13 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
+from msgspec.structs import astuple
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from questdb.ingress import Buffer, TimestampMicros
+    from questdb.ingress import Buffer, IngressError, TimestampMicros
 
 from tickarchive.domain import (
     BookChange,
@@ -43,6 +57,8 @@ from tickarchive.domain import (
     QuoteTick,
     TradeTick,
 )
+from tickarchive.rows import TABLE_OF_EVENT, field_of_column
+from tickarchive.tables import ColumnType, Table
 
 DEFAULT_PROTOCOL_VERSION = 2
 
@@ -199,7 +215,7 @@ def _heartbeat(buf: Buffer, h: ConnectionHeartbeat) -> None:
     )
 
 
-_ENCODERS = {
+_ENCODERS: dict[type, tuple[str, Callable[[Buffer, Any], None]]] = {
     QuoteTick: ("quotes", _quote),
     TradeTick: ("trades", _trade),
     BookChange: ("book_changes", _book),
@@ -215,46 +231,146 @@ TABLE_NAMES: tuple[str, ...] = tuple(name for name, _ in _ENCODERS.values())
 def encode(buf: Buffer, event: Event) -> str:
     """Append ``event``'s row to ``buf``; return its table name."""
     table, fn = _ENCODERS[type(event)]
-    fn(buf, event)  # type: ignore[operator]
+    fn(buf, event)
     return table
+
+
+# ---------------------------------------------------------------------------- columnar batches
+# Buffer.row costs ~0.1 µs per column plus ~0.4 µs per row in the client (measured), and
+# building its two dicts in Python costs about as much again. The high-volume tables are
+# therefore encoded in batches: ``IlpEncoder.add`` only keeps the event (a list append),
+# and when the buffer is needed (``take``/``buffer``) the pending events of a table go
+# through one C-level pipeline:
+#
+#   events --msgspec.structs.astuple--> row tuples --pa.array(struct type)--> Arrow columns
+#          --> NumPy / pandas masked arrays --> one Buffer.dataframe call
+#
+# ``Buffer.dataframe`` leaves masked (NULL) values out of the line exactly as
+# ``Buffer.row`` leaves out ``None``, writes symbols then columns in frame order, and
+# the designated timestamp from a ``datetime64[us]`` column, so the bytes are identical
+# to the row path (``tests/store/test_ilp.py`` checks both against ``tickarchive.rows``).
+# Tables with nullable timestamps (instruments, gaps, heartbeats) are rare and stay on the
+# row path.
+
+_ARROW: dict[ColumnType, pa.DataType] = {
+    ColumnType.TIMESTAMP: pa.timestamp("us"),
+    ColumnType.SYMBOL: pa.string(),
+    ColumnType.VARCHAR: pa.string(),
+    ColumnType.DOUBLE: pa.float64(),
+    ColumnType.LONG: pa.int64(),
+    ColumnType.INT: pa.int64(),
+    ColumnType.BOOLEAN: pa.bool_(),
+}
+
+
+def _column(arr: pa.Array, type_: ColumnType) -> Any:
+    """One Arrow column as what ``Buffer.dataframe`` encodes fastest and exactly: NumPy
+    arrays, pandas masked arrays where there are NULLs, object arrays of ``str``."""
+    if type_ in (ColumnType.SYMBOL, ColumnType.VARCHAR):
+        return pd.arrays.ArrowStringArray(arr)  # zero-copy; NULL stays NULL
+    if arr.null_count == 0:
+        return arr.to_numpy(zero_copy_only=False)
+    mask = arr.is_null().to_numpy(zero_copy_only=False)
+    if type_ is ColumnType.DOUBLE:
+        return pd.arrays.FloatingArray(arr.fill_null(0.0).to_numpy(), mask)
+    if type_ in (ColumnType.LONG, ColumnType.INT):
+        return pd.arrays.IntegerArray(arr.fill_null(0).to_numpy(), mask)
+    raise TypeError(f"no NULL {type_} column on the batch path")  # pragma: no cover
+
+
+class _Batch:
+    """How the rows of one table are built from its event type in one go."""
+
+    __slots__ = ("columns", "struct", "symbols", "table")
+
+    def __init__(self, table: Table, event_cls: type) -> None:
+        self.table = table.name
+        field_of = field_of_column(table)
+        column_of = {f: c for c, f in field_of.items()}
+        fields: tuple[str, ...] = event_cls.__struct_fields__  # type: ignore[attr-defined]
+        if sorted(column_of) != sorted(fields):
+            raise TypeError(f"{event_cls.__name__} fields do not map onto table {table.name}")
+        type_of = {c.name: c.type for c in table.columns}
+        # ``astuple(event)`` as an Arrow struct, fields named by column
+        self.struct = pa.struct([pa.field(column_of[f], _ARROW[type_of[column_of[f]]]) for f in fields])
+        # every column in table order (= the row path's order): its child index and type
+        self.columns = tuple((c.name, fields.index(field_of[c.name]), c.type) for c in table.columns)
+        self.symbols = list(table.symbols)
+
+    def encode(self, buf: Buffer, events: list[Any]) -> None:
+        arr = pa.array([astuple(e) for e in events], type=self.struct)
+        n = len(events)
+        columns = {}
+        for name, i, type_ in self.columns:
+            child = arr.field(i)
+            if child.null_count != n:  # a column NULL on every row is left out, as per row
+                columns[name] = _column(child, type_)
+        symbols = [s for s in self.symbols if s in columns]
+        buf.dataframe(pd.DataFrame(columns, copy=False), table_name=self.table, symbols=symbols, at="ts")
+
+
+BATCHED: tuple[type, ...] = (QuoteTick, TradeTick, BookChange, IndexTick)
+"""Event types whose rows ``IlpEncoder`` encodes in batches (the high-volume tables)."""
+
+_BATCHES: dict[type, _Batch] = {cls: _Batch(TABLE_OF_EVENT[cls], cls) for cls in BATCHED}
+
+
+def encode_batch(buf: Buffer, events: list[Any]) -> str:
+    """Append the rows of ``events`` (all of one ``BATCHED`` type) to ``buf`` in one
+    ``Buffer.dataframe`` call; return the table name. Same bytes as ``encode`` per event."""
+    batch = _BATCHES[type(events[0])]
+    batch.encode(buf, events)
+    return batch.table
 
 
 class IlpEncoder:
     """Per-table ILP buffers fed with domain events.
 
-    ``rows`` counts the rows currently in each buffer. Not thread-safe; a writer that
-    flushes in a thread hands over buffers with ``take()`` first.
+    Rows of the ``BATCHED`` (high-volume) types are kept as events when added and
+    encoded in one batch per table when a buffer is handed out (``take`` / ``buffer``);
+    the other types are encoded row by row as they come. Either way the bytes are those of
+    ``encode`` applied to each event in order.
+
+    ``rows`` counts the rows added since the last ``take``/``clear``, per table. Not
+    thread-safe; a writer that flushes in a thread hands over buffers with ``take()`` first.
     """
 
-    __slots__ = ("_buffers", "_dispatch", "protocol_version", "rows")
+    __slots__ = ("_buffers", "_dispatch", "_pending", "protocol_version", "rows")
 
     def __init__(self, protocol_version: int = DEFAULT_PROTOCOL_VERSION) -> None:
         self.protocol_version = protocol_version
         self._buffers: dict[str, Buffer] = {}
         self.rows: dict[str, int] = {}
-        self._dispatch: dict[type, tuple[str, Buffer, object]] = {}
+        self._pending: dict[str, list[Any]] = {}
+        self._dispatch: dict[type, tuple[str, Callable[[Any], object]]] = {}
         self._reset()
 
     def _reset(self) -> None:
         self._buffers = {name: Buffer(protocol_version=self.protocol_version) for name in TABLE_NAMES}
         self.rows = dict.fromkeys(TABLE_NAMES, 0)
-        self._dispatch = {cls: (name, self._buffers[name], fn) for cls, (name, fn) in _ENCODERS.items()}
+        self._pending = {_BATCHES[cls].table: [] for cls in BATCHED}
+        # type -> (table, sink): a batched type's sink is its pending list's append
+        self._dispatch = {}
+        for cls, (name, fn) in _ENCODERS.items():
+            if cls in _BATCHES:
+                self._dispatch[cls] = (name, self._pending[name].append)
+            else:
+                self._dispatch[cls] = (name, _row_sink(self._buffers[name], fn))
 
     def add(self, event: Event) -> None:
-        name, buf, fn = self._dispatch[type(event)]
-        fn(buf, event)  # type: ignore[operator]
+        name, sink = self._dispatch[type(event)]
+        sink(event)
         self.rows[name] += 1
 
     def add_all(self, events: Iterable[Event]) -> int:
-        """Encode every event; return how many rows were added."""
+        """Add every event; return how many rows were added."""
         dispatch = self._dispatch
         rows = self.rows
         total = 0
         last: type | None = None
         name = ""
         run = 0
-        buf: Buffer | None = None
-        fn: Any = None
+        sink: Any = None
         for ev in events:
             cls = type(ev)
             if cls is not last:  # events of one frame are almost always of one type
@@ -262,32 +378,60 @@ class IlpEncoder:
                     rows[name] += run
                     total += run
                     run = 0
-                name, buf, fn = dispatch[cls]
+                name, sink = dispatch[cls]
                 last = cls
-            fn(buf, ev)
+            sink(ev)
             run += 1
         if run:
             rows[name] += run
             total += run
         return total
 
+    def _encode_pending(self) -> None:
+        """Encode the pending events of every batched table into its buffer."""
+        for name, events in self._pending.items():
+            if not events:
+                continue
+            buf = self._buffers[name]
+            try:
+                encode_batch(buf, events)
+            except (pa.ArrowException, IngressError, TypeError, ValueError):
+                # An event the batch path cannot take (a value of the wrong type, which
+                # domain events never hold): the row path gives what it always gave —
+                # the row, or the client's error for that row.
+                for ev in events:
+                    encode(buf, ev)
+            finally:
+                events.clear()
+
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
 
     def buffer(self, table: str) -> Buffer:
-        """The live buffer of ``table`` (still being filled)."""
+        """The live buffer of ``table`` with every row added so far."""
+        self._encode_pending()
         return self._buffers[table]
 
     def take(self) -> dict[str, tuple[Buffer, int]]:
         """Hand over every non-empty buffer with its row count and start fresh ones."""
+        self._encode_pending()
         out = {name: (self._buffers[name], n) for name, n in self.rows.items() if n}
         self._reset()
         return out
 
     def clear(self) -> None:
-        """Drop every buffered row (the bench; a writer uses ``take``)."""
+        """Drop every buffered row (a writer uses ``take``)."""
+        for events in self._pending.values():
+            events.clear()
         for buf in self._buffers.values():
             buf.clear()  # type: ignore[no-untyped-call]
         for name in self.rows:
             self.rows[name] = 0
+
+
+def _row_sink(buf: Buffer, fn: Callable[[Buffer, Any], None]) -> Callable[[Any], None]:
+    def sink(event: Any) -> None:
+        fn(buf, event)
+
+    return sink

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from store.ilp import TABLE_NAMES, IlpEncoder, encode
+from ingest.bench import load_frames
+from ingest.normalize import Notification, parse_frame
+from store.ilp import BATCHED, TABLE_NAMES, IlpEncoder, encode, encode_batch
 from tickarchive import domain as d
 from tickarchive import rows
 from tickarchive import tables as t
@@ -190,3 +193,62 @@ def test_encoder_buffers_per_table_and_take() -> None:
     enc.clear()
     assert enc.total_rows == 0
     assert len(enc.buffer("index_ticks")) == 0
+
+
+def _reference_bytes(events: list[d.Event], protocol_version: int) -> bytes:
+    ref = Buffer(protocol_version=protocol_version)
+    for ev in events:
+        _reference(ref, ev)
+    return bytes(ref)
+
+
+@pytest.mark.parametrize("protocol_version", [1, 2, 3])
+@pytest.mark.parametrize("cls", BATCHED, ids=lambda c: c.__name__)
+def test_batch_path_matches_rows_mapping_byte_for_byte(cls: type, protocol_version: int) -> None:
+    """``Buffer.dataframe`` batches: NULLs left out per row, all-NULL columns left out,
+    symbols then columns in table order, the same designated timestamp."""
+    full = [e for e in FULL if type(e) is cls]
+    sparse = [e for e in SPARSE if type(e) is cls]
+    for events in (full, sparse, full + sparse, sparse + full + sparse):
+        if not events:
+            continue
+        buf = Buffer(protocol_version=protocol_version)
+        assert encode_batch(buf, events) == rows.TABLE_OF_EVENT[cls].name
+        assert bytes(buf) == _reference_bytes(events, protocol_version)
+
+
+REAL_WS = Path(__file__).resolve().parents[1] / "fixtures/deribit/real/cryptofeed_2021-07-22_DERIBIT.ws.1.0"
+
+
+def test_batch_path_on_real_capture_matches_rows_mapping() -> None:
+    real_ws_events = [
+        ev for ts, frame in load_frames(REAL_WS) if type(o := parse_frame(frame, ts)) is Notification for ev in o.events
+    ]
+    assert len(real_ws_events) == 238
+    enc = IlpEncoder(protocol_version=3)
+    assert enc.add_all(real_ws_events) == len(real_ws_events)
+    taken = enc.take()
+    assert sum(n for _, n in taken.values()) == len(real_ws_events)
+    for name, (buf, n) in taken.items():
+        events = [e for e in real_ws_events if rows.TABLE_OF_EVENT[type(e)].name == name]
+        assert n == len(events)
+        assert bytes(buf) == _reference_bytes(events, 3)
+
+
+def test_encoder_keeps_row_order_across_buffer_and_take() -> None:
+    enc = IlpEncoder(protocol_version=2)
+    enc.add(FULL[0])
+    assert bytes(enc.buffer("quotes")).count(b"quotes,") == 1  # pending rows are encoded on demand
+    enc.add_all([SPARSE[0], FULL[0]])
+    buf, n = enc.take()["quotes"]
+    assert n == 3
+    assert bytes(buf) == _reference_bytes([FULL[0], SPARSE[0], FULL[0]], 2)
+
+
+def test_a_value_the_batch_path_cannot_take_falls_back_to_the_row_path() -> None:
+    odd = d.IndexTick("eth_usd", 1_000, 2_000, "not a price")  # type: ignore[arg-type]
+    enc = IlpEncoder(protocol_version=1)
+    enc.add_all([FULL[3], odd])
+    buf, n = enc.take()["index_ticks"]
+    assert n == 2
+    assert bytes(buf) == _reference_bytes([FULL[3], odd], 1)
