@@ -156,9 +156,8 @@ def ticker_record(channel: str, st: OptionState, ts_ms: int) -> Record:
 
 
 def _book_change_fields(ev: BookEvent, ts_ms: int) -> bytes:
-    """``"instrument_name":...,"timestamp":...,...,"asks":[...]}`` (after ``"type"``)."""
+    """``"timestamp":...,"prev_change_id":...,"change_id":...,"bids":[...],"asks":[...]}``."""
     fields = {
-        "instrument_name": ev.state.inst.name,
         "timestamp": ts_ms,
         "prev_change_id": ev.prev_change_id,
         "change_id": ev.change_id,
@@ -168,13 +167,26 @@ def _book_change_fields(ev: BookEvent, ts_ms: int) -> bytes:
     return orjson.dumps(fields)[1:]
 
 
+def _change_head(name: str) -> bytes:
+    return b'{"type":"change","instrument_name":' + orjson.dumps(name) + b","
+
+
 def book_change_data(ev: BookEvent, ts_ms: int) -> bytes:
-    return b'{"type":"change",' + _book_change_fields(ev, ts_ms)
+    return _change_head(ev.state.inst.name) + _book_change_fields(ev, ts_ms)
+
+
+_book_heads: dict[str, bytes] = {}
 
 
 def book_change_frame(channel: str, ev: BookEvent, ts_ms: int) -> bytes:
     """The whole notification on ``channel``."""
-    return notification_head(channel) + b'{"type":"change",' + _book_change_fields(ev, ts_ms) + b"}}"
+    head = _book_heads.get(channel)
+    if head is None:
+        if len(_book_heads) > 100_000:
+            _book_heads.clear()
+        head = notification_head(channel) + _change_head(ev.state.inst.name)
+        _book_heads[channel] = head
+    return head + _book_change_fields(ev, ts_ms) + b"}}"
 
 
 def book_change_record(channel: str, ev: BookEvent, ts_ms: int) -> Record:

@@ -342,6 +342,10 @@ class MarketModel:
         if n_ask <= n_bid:
             n_ask = n_bid + 1
         levels = self.config.book_levels
+        if n_ask + 2 * levels < len(_TICK_PRICES):  # every level in the table: slice it
+            # every other tick from the best level outwards; bids stop before price 0
+            bids = _TICK_PRICES[n_bid : max(n_bid - 2 * levels, 0) : -2] if n_bid > 0 else []
+            return bids, _TICK_PRICES[n_ask : n_ask + 2 * levels : 2]
         bids = [_tick_price(n_bid - 2 * i) for i in range(levels) if n_bid - 2 * i > 0]
         asks = [_tick_price(n_ask + 2 * i) for i in range(levels)]
         return bids, asks
@@ -387,21 +391,29 @@ class MarketModel:
                 st.targets = fresh
                 bids = self._realign(st.bids, fresh[0], True, sizes[int(rand() * len(sizes))])
                 asks = self._realign(st.asks, fresh[1], False, sizes[int(rand() * len(sizes))])
-        if not bids and not asks:
+        if bids or asks:
+            st.update_top()
+        else:
+            # One action on one side; the top of the book is kept incrementally.
             is_bid = rand() < 0.5
             book = st.bids if is_bid else st.asks
             targets = st.targets[0] if is_bid else st.targets[1]
             actions = bids if is_bid else asks
             r = rand()
             amount = sizes[int(rand() * len(sizes))]
+            top = st.top
+            best = top[0] if is_bid else top[2]
             if (not book or r < 0.15) and len(book) < len(targets):
                 for p in targets:
                     if p not in book:
+                        if not book or (p > best if is_bid else p < best):
+                            best = p
+                            top = (p, amount, top[2], top[3]) if is_bid else (top[0], top[1], p, amount)
                         book[p] = amount
                         actions.append(["new", p, amount])
                         break
             elif r < 0.25 and len(book) > 2:
-                p = min(book) if is_bid else max(book)
+                p = min(book) if is_bid else max(book)  # the worst level: never the top
                 del book[p]
                 actions.append(["delete", p, 0.0])
             elif book:
@@ -411,13 +423,15 @@ class MarketModel:
                 if amount == book[p]:
                     amount += 1.0
                 book[p] = amount
+                if p == best:
+                    top = (p, amount, top[2], top[3]) if is_bid else (top[0], top[1], p, amount)
                 actions.append(["change", p, amount])
             if not actions:
                 return None
+            st.top = top
         prev = st.change_id
         st.change_id = prev + 1 + int(rand() * rand() * 400)
         st.book_ts_ms = self.now_ms
-        st.update_top()
         return BookEvent(st, st.change_id, prev, bids, asks)
 
     # ---- trades ----------------------------------------------------------------
@@ -506,21 +520,25 @@ class MarketModel:
         min_steps = self.min_steps
         rand = rng.random
         version = self.spot_version
+        emit = events.append
+        reprice = self._reprice
+        book_event = self._book_event
+        due = step - min_steps  # a channel that last emitted at or before this step may emit
         for st in self.active:
             p = st.pb_ticker if burst else st.p_ticker
-            if p and st.last_ticker_step + min_steps <= step and rand() < p:
+            if p and st.last_ticker_step <= due and rand() < p:
                 st.last_ticker_step = step
                 if st.val_version != version:
-                    self._reprice(st)
-                events.append(TickerEvent(st))
+                    reprice(st)
+                emit(TickerEvent(st))
             p = st.pb_book if burst else st.p_book
-            if p and st.last_book_step + min_steps <= step and rand() < p:
+            if p and st.last_book_step <= due and rand() < p:
                 st.last_book_step = step
                 if st.val_version != version:
-                    self._reprice(st)
-                ev = self._book_event(st)
+                    reprice(st)
+                ev = book_event(st)
                 if ev is not None:
-                    events.append(ev)
+                    emit(ev)
 
         self._trade_carry += cfg.trades_per_s * self.tick_s
         while self._trade_carry >= 1.0:

@@ -370,26 +370,31 @@ class Simulator:
         published = 0
         agg2 = self._agg2_subscriptions > 0
         tail = encode.step_tail(now_ms)
+        subscribers = subs.get
+        ticker_frame = encode.ticker_frame
+        book_frame = encode.book_change_frame
         for ev in events:
             if type(ev) is TickerEvent:
                 st = ev.state
                 for ch in st.inst.channels["ticker"] if agg2 else st.inst.ticker_100:
-                    conns = subs.get(ch)
+                    conns = subscribers(ch)
                     if conns:
-                        wire = ws_frame(encode.ticker_frame(model, st, ch, tail))
+                        wire = ws_frame(ticker_frame(model, st, ch, tail))
                         rec = encode.ticker_record(ch, st, now_ms)
                         for c in conns:
                             c.add_wire(wire, rec)
                         published += 1
             elif type(ev) is BookEvent:
-                name = ev.state.inst.name
-                skip = next((s for s in self._skips_book if s.applies(name)), None) if self._skips_book else None
-                if skip is not None:
-                    skip.take(f"{name} change_id {ev.change_id}")
-                for ch in ev.state.inst.channels["book"] if agg2 else ev.state.inst.book_100:
-                    conns = subs.get(ch)
+                inst = ev.state.inst
+                skip = None
+                if self._skips_book:
+                    skip = next((s for s in self._skips_book if s.applies(inst.name)), None)
+                    if skip is not None:
+                        skip.take(f"{inst.name} change_id {ev.change_id}")
+                for ch in inst.channels["book"] if agg2 else inst.book_100:
+                    conns = subscribers(ch)
                     if conns:
-                        wire = ws_frame(encode.book_change_frame(ch, ev, now_ms))
+                        wire = ws_frame(book_frame(ch, ev, now_ms))
                         rec = encode.book_change_record(ch, ev, now_ms)
                         for c in conns:
                             if skip is not None and skip.conn in ("all", c.id):

@@ -85,3 +85,29 @@ def test_rate_and_bursts() -> None:
     assert fast.effective_min_interval_ms == 10
     per_step = _quote_events_per_step(fast, 50)
     assert 90_000 <= sum(per_step[10:]) / 0.4 <= 110_000
+
+
+def test_cached_encodings_match_fresh_ones() -> None:
+    """The incremental top of book and the cached ticker bodies never go stale: at a
+    high rate (every channel emits every step) each ticker equals one encoded from scratch."""
+    cfg = SimConfig(seed=4, start_ms=START_MS, instruments=120, rate_per_s=50_000, trades_per_s=200)
+    model = MarketModel(cfg, wall_start_ms=0)
+    checked = 0
+    for i in range(400):
+        now = 1_800_000_000_000 + i * 10
+        for ev in model.step(now):
+            if not isinstance(ev, TickerEvent | BookEvent):
+                continue
+            st = ev.state
+            bid = max(st.bids) if st.bids else 0.0
+            ask = min(st.asks) if st.asks else 0.0
+            assert st.top == (bid, st.bids.get(bid, 0.0), ask, st.asks.get(ask, 0.0))
+            if isinstance(ev, TickerEvent):
+                cached = encode.ticker_data(model, st, now)
+                st.tbody_key = None
+                st.tcache = None
+                st.stats_key = (-1, -1)
+                st.bid_iv_key = st.ask_iv_key = (-1.0, -1)
+                assert cached == encode.ticker_data(model, st, now)
+                checked += 1
+    assert checked > 10_000
