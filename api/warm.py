@@ -24,7 +24,7 @@ from api.errors import StoreUnavailable
 from api.params import InstrumentMatch
 from api.pool import Pool
 from api.timefmt import to_dt
-from api.warm_copy import CopyUnreadable, parse_csv
+from api.warm_copy import CopyUnreadable, parse_binary_fixed, parse_csv
 from tickarchive.tables import ColumnType, Table
 
 ROLLED_STATUSES = ("verified", "dropped", "delta_loading", "delta_verified", "delta_mismatch")
@@ -78,6 +78,27 @@ def _where(
 
 log = logging.getLogger(__name__)
 
+_BINARY_KIND = {
+    ColumnType.TIMESTAMP: "timestamptz",
+    ColumnType.DOUBLE: "float8",
+    ColumnType.LONG: "int8",
+    ColumnType.INT: "int4",
+}
+"""Column types a fixed-width binary COPY row page can carry (``api.warm_copy``)."""
+
+
+def _binary_select(table: Table, columns: Sequence[str]) -> str:
+    """Select list for ``parse_binary_fixed``: timestamps raw (µs since 2000 in binary), NULL
+    doubles as NaN (read back as null) so every row has the same width; a NULL integer or
+    timestamp makes the parse return None (then the CSV path answers)."""
+    out = []
+    for c in columns:
+        if table.column(c).type is ColumnType.DOUBLE:
+            out.append(f'coalesce("{c}", \'NaN\'::float8) AS "{c}"')
+        else:
+            out.append(f'"{c}"')
+    return ", ".join(out)
+
 
 class WarmReader:
     def __init__(self, pool: Pool, *, use_copy: bool = True) -> None:
@@ -102,6 +123,18 @@ class WarmReader:
         schema = frames.schema(table, fetch)
         exact = match.exact if match else None
         copy_failed: Exception | None = None
+        if self.use_copy and all(table.column(c).type in _BINARY_KIND for c in fetch):
+            binary_sql = (
+                f'SELECT {_binary_select(table, fetch)} FROM "{table.name}" WHERE {where} ORDER BY {order} LIMIT %s'
+            )
+            try:
+                data = self.pool.copy_out(f"COPY ({binary_sql}) TO STDOUT (FORMAT binary)", [*params, limit])
+                fixed_frame = parse_binary_fixed(data, {c: _BINARY_KIND[table.column(c).type] for c in fetch})
+            except StoreUnavailable as exc:
+                log.warning("warm binary COPY failed, trying CSV: %s", exc)
+            else:
+                if fixed_frame is not None:
+                    return frames.with_fixed(fixed_frame, columns, fixed, exact)
         if self.use_copy:
             try:
                 frame = parse_csv(self.pool.copy_out(f"COPY ({sql}) TO STDOUT (FORMAT csv)", [*params, limit]), schema)

@@ -49,3 +49,49 @@ def parse_csv(data: bytes, schema: dict[str, Any]) -> pl.DataFrame:
     except pa.ArrowInvalid as exc:
         raise CopyUnreadable(f"unexpected COPY output: {exc}") from exc
     return conform(pl.from_arrow(table), schema)
+
+
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+PG_EPOCH_US = 946_684_800_000_000
+"""PostgreSQL's binary timestamptz counts µs since 2000-01-01 UTC."""
+
+FIXED_KINDS: dict[str, tuple[str, Any]] = {
+    "timestamptz": (">i8", pl.Int64),
+    "float8": (">f8", pl.Float64),
+    "int8": (">i8", pl.Int64),
+    "int4": (">i4", pl.Int32),
+}
+"""Binary COPY field types of fixed width: numpy dtype and result dtype."""
+
+
+def parse_binary_fixed(data: bytes, columns: dict[str, str]) -> pl.DataFrame | None:
+    """``COPY ... TO STDOUT (FORMAT binary)`` of fixed-width, non-NULL columns (``columns``:
+    name -> a ``FIXED_KINDS`` key) decoded with one numpy view. None when the output does
+    not have that shape (a NULL field makes rows uneven): the caller uses the CSV path."""
+    import numpy as np
+
+    if len(data) < 21 or not data.startswith(_SIGNATURE):
+        return None
+    ext = int.from_bytes(data[15:19], "big")
+    body = data[19 + ext : -2]
+    if data[-2:] != b"\xff\xff":
+        return None
+    fields: list[tuple[str, str]] = [("n", ">i2")]
+    for i, kind in enumerate(columns.values()):
+        fields += [(f"l{i}", ">i4"), (f"v{i}", FIXED_KINDS[kind][0])]
+    dtype = np.dtype(fields)
+    if len(body) % dtype.itemsize:
+        return None
+    rows = np.frombuffer(body, dtype=dtype)
+    if rows.size and not (rows["n"] == len(columns)).all():
+        return None
+    out: dict[str, Any] = {}
+    for i, (name, kind) in enumerate(columns.items()):
+        if rows.size and not (rows[f"l{i}"] == np.dtype(FIXED_KINDS[kind][0]).itemsize).all():
+            return None
+        values = rows[f"v{i}"].astype(FIXED_KINDS[kind][0][1:])
+        if kind == "timestamptz":
+            values = values + PG_EPOCH_US
+        out[name] = pl.Series(name, values, dtype=FIXED_KINDS[kind][1])
+    frame = pl.DataFrame(out)
+    return frame.with_columns(pl.col(c).fill_nan(None) for c, k in columns.items() if k == "float8")

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import polars as pl
 import pytest
 
@@ -12,9 +15,12 @@ from api.hot import HotReader, export_latest_sql, export_sql
 from api.hot_export import HotExport
 from api.params import InstrumentMatch, instrument_match
 from api.pool import Pool
-from api.warm_copy import parse_csv
+from api.warm import WarmReader
+from api.warm_copy import parse_binary_fixed, parse_csv
+from archive.postgres import PostgresSink
 from store.stack.handles import QuestDBHandle, WarmHandle
 from tests.api import data
+from tickarchive.rows import events_to_arrow
 from tickarchive.tables import QUOTES, TRADES
 
 # -- inline literals (pure) -------------------------------------------------------------
@@ -84,6 +90,23 @@ def test_warm_copy_output_parses_on_both_dialects(warm_store: WarmHandle) -> Non
             out, {"ts": pl.Int64, "e": pl.String, "z": pl.String, "x": pl.Float64, "y": pl.Float64, "b": pl.Boolean}
         ).row(0)
         assert row == (1_790_985_600_000_001, "", None, 0.1 + 0.2, None, True)
+        binary = pool.copy_out(
+            "COPY (SELECT %s::timestamptz + make_interval(secs => g) AS ts, coalesce(CASE WHEN g = 2 THEN NULL "
+            "ELSE g * 0.5 END, 'NaN'::float8) AS x, g::bigint AS n, (g * 3)::int AS i FROM generate_series(1, 3) g) "
+            "TO STDOUT (FORMAT binary)",
+            ["2026-10-05T00:00:00.000001Z"],
+        )
+        kinds = {"ts": "timestamptz", "x": "float8", "n": "int8", "i": "int4"}
+        got = parse_binary_fixed(binary, kinds)
+        assert got is not None
+        assert got.schema == pl.Schema({"ts": pl.Int64, "x": pl.Float64, "n": pl.Int64, "i": pl.Int32})
+        assert got.rows() == [(data.us(data.DAYS[0], s=s) + 1, x, s, 3 * s) for s, x in ((1, 0.5), (2, None), (3, 1.5))]
+        with_null = pool.copy_out(
+            "COPY (SELECT now() AS ts, 1.0::float8 AS x, NULLIF(g, 2)::bigint AS n, g::int AS i "
+            "FROM generate_series(1, 3) g) TO STDOUT (FORMAT binary)"
+        )
+        assert parse_binary_fixed(with_null, kinds) is None  # uneven rows: the caller reads CSV instead
+        assert parse_binary_fixed(b"", kinds) is None
         assert pool.fetch("SELECT 2")[0][0] == 2  # the connection survived COPY
     finally:
         pool.close()
@@ -132,4 +155,44 @@ def test_hot_export_equals_pg_wire(questdb_clean: QuestDBHandle) -> None:
         assert t.height == 2 * 5 * 12 + t.filter(pl.col("ts") >= data.us(data.DAYS[2])).height
     finally:
         export.close()
+        pool.close()
+
+
+class SpyPool(Pool):
+    """A real pool that also records the COPY statements it ran."""
+
+    copies: list[str]
+
+    def copy_out(self, sql: Any, params: Sequence[Any] | None = None) -> bytes:
+        self.copies = [*getattr(self, "copies", []), str(sql)]
+        return super().copy_out(sql, params)
+
+
+def test_warm_binary_csv_and_select_paths_agree(postgres_clean: WarmHandle) -> None:
+    quotes = data.quotes()
+    with PostgresSink(postgres_clean.writer_dsn) as sink:
+        for batch in events_to_arrow(QUOTES, quotes).to_batches():
+            sink.insert(QUOTES, batch)
+    pool = SpyPool("warm store", postgres_clean.reader_dsn, size=1, timeout_s=5)
+    copy, plain = WarmReader(pool), WarmReader(pool, use_copy=False)
+    lo, hi = data.us(data.DAYS[0]), data.us(data.DAYS[1], 12)
+    name = "ETH-30OCT26-3000-C"
+    sent = sorted((q for q in quotes if q.instrument == name and lo <= q.ts_us < hi), key=lambda q: q.ts_us)
+    try:
+        for cols in (("ts", "bid_price", "open_interest", "mark_iv"), tuple(c.name for c in QUOTES.columns)):
+            a = copy.rows(QUOTES, cols, lo, hi, instrument_match(name), {}, 1000)  # binary, then CSV (strings)
+            b = plain.rows(QUOTES, cols, lo, hi, instrument_match(name), {}, 1000)
+            assert a.schema == b.schema
+            assert a.equals(b, null_equal=True), cols
+            assert a.get_column("ts").to_list() == [q.ts_us for q in sent]
+            assert a.get_column("open_interest").to_list() == [q.open_interest for q in sent]
+            assert a.get_column("bid_iv" if "bid_iv" in cols else "mark_iv").null_count() == (
+                len(sent) if "bid_iv" in cols else 0
+            )
+        assert copy.use_copy  # COPY worked: no fallback
+        assert [c.split("TO STDOUT")[1].strip() for c in pool.copies] == [
+            "(FORMAT binary)",  # numeric columns: one fixed-width binary COPY
+            "(FORMAT csv)",  # strings among the columns: CSV
+        ]
+    finally:
         pool.close()
