@@ -35,7 +35,9 @@ session signals:
   gaps table row is updated through its dedup key). Kinds and bounds:
 
   - ``disconnect`` / ``stale`` (instrument ``*``): opened by ``connection_lost`` with start
-    = receive time of the last notification; closed by the first notification after the
+    = min(receive time, exchange ts) of the last notification (frames lost in the socket
+    carry exchange timestamps older than the last receive time, and the backfill window
+    starts at the gap start); closed by the first notification after the
     resubscribe (end = its receive time), status ``open`` = to be backfilled (trades)
     by the backfill job; ``stale`` when the loss followed a ``ReconnectRequired`` for
     silence;
@@ -212,6 +214,8 @@ class DeribitSession:
         self._connected_us: int | None = None
         self._last_frame_us: int | None = None
         self._last_data_us: int | None = None
+        self._last_exchange_us: int | None = None
+        """Exchange ts of the last event of the last data notification on this connection."""
         self._open_conn_gap: Gap | None = None
         self._stale_reason: str | None = None
         self._liquid: set[str] = set()
@@ -308,6 +312,9 @@ class DeribitSession:
         self._confirmed.clear()
         self.books.reset()
         last = self._last_data_us
+        exch = self._last_exchange_us
+        if last is not None and exch is not None and exch < last:
+            last = exch
         if was and last is not None and self._open_conn_gap is None:
             stale = self._stale_reason
             kind = GapKind.STALE if stale else GapKind.DISCONNECT
@@ -375,7 +382,12 @@ class DeribitSession:
     def _notification(self, n: Notification, now_us: int) -> list[Output]:
         self.notifications += 1
         self._last_data_us = now_us
-        out: list[Output] = n.events  # type: ignore[assignment]
+        events = n.events
+        if events:
+            exch = getattr(events[-1], "ts_us", None)  # every notification event has one
+            if exch is not None:
+                self._last_exchange_us = exch
+        out: list[Output] = events  # type: ignore[assignment]
         extra: list[Output] | None = None
         if self._open_conn_gap is not None:
             g = self._open_conn_gap

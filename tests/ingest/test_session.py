@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from ingest.backfill import MARGIN_US, Window
 from ingest.normalize import Malformed
 from ingest.pacing import Backoff, TokenBucket
 from ingest.session import (
@@ -264,13 +265,15 @@ def test_reconnect_gap_keeps_trade_seq_and_resets_books() -> None:
     s = _connected()
     _confirm_all(s, T0)
     s.receive_frame(_book("ETH-A", 100, None, 1000, snapshot=True), T0 + 1 * S)
-    s.receive_frame(_trades(("ETH-A", 10, 1000)), T0 + 2 * S)
+    # the last frame read was sent 300 ms before it was received: frames still in the
+    # socket when it dies carry exchange ts from there on, so the gap starts there
+    s.receive_frame(_trades(("ETH-A", 10, (T0 + 2 * S - 300_000) // 1000)), T0 + 2 * S)
     (opened,) = s.connection_lost(T0 + 3 * S)
     assert isinstance(opened, GapDetected)
     assert (opened.gap.kind, opened.gap.instrument, opened.gap.start_us, opened.gap.end_us) == (
         GapKind.DISCONNECT,
         ALL_INSTRUMENTS,
-        T0 + 2 * S,
+        T0 + 2 * S - 300_000,
         None,
     )
     assert s.connection_lost(T0 + 4 * S) == []  # twice: still one gap
@@ -286,20 +289,54 @@ def test_reconnect_gap_keeps_trade_seq_and_resets_books() -> None:
     closed = [o for o in out if isinstance(o, GapDetected)]
     assert len(closed) == 1
     assert (closed[0].gap.start_us, closed[0].gap.end_us, closed[0].gap.kind) == (
-        T0 + 2 * S,
+        T0 + 2 * S - 300_000,
         T0 + 11 * S,
         GapKind.DISCONNECT,
     )
+    # the backfill re-fetches from the gap start (minus its margin), so a trade at the
+    # exchange ts of the last frame read is inside the window
+    window = Window.of_gap(closed[0].gap)
+    assert (window.instrument, window.start_us, window.end_us) == (
+        ALL_INSTRUMENTS,
+        T0 + 2 * S - 300_000 - MARGIN_US,
+        T0 + 11 * S + MARGIN_US,
+    )
     # trade_seq tracking survived: 11..12 were missed while disconnected
-    out = s.receive_frame(_trades(("ETH-A", 13, 9500)), T0 + 12 * S)
+    out = s.receive_frame(_trades(("ETH-A", 13, (T0 + 11 * S) // 1000)), T0 + 12 * S)
     (tg,) = [o for o in out if isinstance(o, GapDetected)]
-    assert (tg.first_missing_seq, tg.last_missing_seq, tg.gap.start_us, tg.gap.end_us) == (11, 12, 1_000_000, 9_500_000)
+    assert (tg.first_missing_seq, tg.last_missing_seq, tg.gap.start_us, tg.gap.end_us) == (
+        11,
+        12,
+        T0 + 2 * S - 300_000,
+        T0 + 11 * S,
+    )
+
+
+def test_disconnect_gap_starts_at_the_receive_time_when_the_exchange_ts_is_later() -> None:
+    # clocks disagree the other way (exchange ts after our receive time): the receive
+    # time is the earlier bound and stays the gap start
+    s = _connected()
+    _confirm_all(s, T0)
+    s.receive_frame(_ticker("ETH-A", (T0 + 2 * S + 5_000) // 1000), T0 + 2 * S)
+    (opened,) = s.connection_lost(T0 + 3 * S)
+    assert (_gap(opened).kind, _gap(opened).start_us) == (GapKind.DISCONNECT, T0 + 2 * S)
+
+
+def test_disconnect_gap_start_uses_the_last_data_notification_not_heartbeats_or_replies() -> None:
+    s = _connected()
+    _confirm_all(s, T0)
+    s.receive_frame(_ticker("ETH-A", (T0 + S - 250_000) // 1000), T0 + 1 * S)
+    s.receive_frame(_ticker("ETH-A", (T0 + 2 * S - 700_000) // 1000), T0 + 2 * S)
+    # a heartbeat read later moves neither the receive nor the exchange bound
+    s.receive_frame(b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"heartbeat"}}', T0 + 5 * S)
+    (opened,) = s.connection_lost(T0 + 6 * S)
+    assert _gap(opened).start_us == T0 + 2 * S - 700_000
 
 
 def test_stale_connection_requires_reconnect_and_becomes_stale_gap() -> None:
     s = _connected()
     _confirm_all(s, T0)
-    s.receive_frame(_ticker("ETH-A", 1000), T0 + 1 * S)
+    s.receive_frame(_ticker("ETH-A", (T0 + S - 40_000) // 1000), T0 + 1 * S)
     assert s.poll(T0 + 15 * S) == []
     # heartbeats keep the socket open but carry no data
     s.receive_frame(b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"heartbeat"}}', T0 + 12 * S)
@@ -308,7 +345,8 @@ def test_stale_connection_requires_reconnect_and_becomes_stale_gap() -> None:
     assert s.poll(T0 + 17 * S) == []  # said once
     (g,) = s.connection_lost(T0 + 17 * S)
     assert isinstance(g, GapDetected)
-    assert (g.gap.kind, g.gap.start_us, g.gap.cause) == (GapKind.STALE, T0 + 1 * S, _reason(out[0]))
+    # the stale gap starts at the exchange ts of the last ticker (40 ms before its receipt)
+    assert (g.gap.kind, g.gap.start_us, g.gap.cause) == (GapKind.STALE, T0 + S - 40_000, _reason(out[0]))
     # not subscribed yet: no staleness before the subscription is confirmed
     s.connection_made(T0 + 20 * S)
     s.data_to_send(T0 + 20 * S)
