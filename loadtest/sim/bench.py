@@ -9,17 +9,25 @@ makes every client subscribe everything instead. Besides frames/s it prints the
 simulator process's CPU share and frames per simulator CPU-second: on a shared, loaded
 machine the first is bounded by the CPU the simulator gets, the second is its capacity
 per core.
+
+``python -m loadtest.sim.bench [CLIENTS] [STEPS]`` measures the in-process pipeline
+instead (``pipeline_cost``: generate, encode, frame, fan out, write to a null transport,
+log; no sockets, no kernel), the part of the per-frame cost this code controls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import struct
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -200,3 +208,73 @@ def run_bench(seconds: float, client_counts: list[int], rate: float, instruments
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class _NullTransport:
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self.bytes += len(data)
+
+
+class _NullSocket:
+    """What ``Connection`` needs of a websockets connection, writing nowhere."""
+
+    remote_address = ("127.0.0.1", 0)
+
+    def __init__(self) -> None:
+        self.transport = _NullTransport()
+
+    @contextlib.asynccontextmanager
+    async def send_context(self) -> AsyncIterator[None]:
+        yield
+
+
+async def pipeline_cost(n_clients: int = 1, steps: int = 600, rate: float = 100_000.0) -> dict[str, float]:
+    """CPU per frame of generate -> encode -> fan out -> write -> send log, with every
+    ticker and book channel (plus trades and index) sharded over ``n_clients``."""
+    from loadtest.sim.config import SimConfig
+    from loadtest.sim.connection import Connection
+    from loadtest.sim.server import Simulator
+
+    with tempfile.TemporaryDirectory(prefix="tickarchive-simbench-") as tmp:
+        sim = Simulator(SimConfig(seed=1, rate_per_s=rate, sendlog_dir=Path(tmp)))
+        assert sim.model is not None
+        names = [st.inst.name for st in sim.model.active]
+        channels = [f"{k}.{n}.100ms" for n in names for k in ("ticker", "book")]
+        channels += ["trades.option.ETH.100ms", "deribit_price_index.eth_usd"]
+        conns = []
+        for i in range(n_clients):
+            conn = Connection(f"c{i + 1}", _NullSocket(), None, sim.send_log, 10**9)  # type: ignore[arg-type]
+            sim.connections[conn.id] = conn
+            for ch in channels[i::n_clients]:
+                sim.subs.setdefault(ch, []).append(conn)
+            conns.append(conn)
+        now_ms = time.time_ns() // 1_000_000
+        async with asyncio.TaskGroup() as tg:
+            writers = [tg.create_task(c.writer()) for c in conns]
+            for i in range(20 + steps):
+                if i == 20:
+                    f0 = sum(c.frames_sent for c in conns)
+                    cpu0 = time.process_time()
+                now_ms += sim.config.tick_ms
+                sim.publish_events(sim.model.step(now_ms), now_ms)
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            cpu = time.process_time() - cpu0
+            frames = sum(c.frames_sent for c in conns) - f0
+            for task in writers:
+                task.cancel()
+    return {"clients": n_clients, "frames": frames, "cpu_s": cpu, "us_per_frame": cpu / frames * 1e6}
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    args = [int(a) for a in sys.argv[1:3]]
+    res = uvloop.run(pipeline_cost(*args))
+    print(
+        f"in-process pipeline, clients={res['clients']:.0f}: {res['frames']:,.0f} frames in {res['cpu_s']:.2f} CPU-s = "
+        f"{res['us_per_frame']:.2f} us/frame = {1e6 / res['us_per_frame']:,.0f} frames per CPU-second"
+    )

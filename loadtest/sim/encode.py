@@ -84,8 +84,9 @@ def ticker_body(model: MarketModel, st: OptionState) -> bytes:
     brace follow). Rebuilt only when the reprice, the top of the book or the trade stats
     change; the timestamp comes last so the rest is shared between frames. Key order
     differs from Deribit's (which is not stable either); names and types match."""
-    model.ensure_priced(st)
     version = model.spot_version
+    if st.val_version != version:
+        model.ensure_priced(st)
     key = (version, st.trade_seq, st.top)
     if st.tbody_key == key:
         return st.tbody

@@ -77,6 +77,7 @@ class OptionState:
         "tcache",
         "tcache_version",
         "tframe",
+        "ticker_event",
         "top",
         "trade_seq",
         "val",
@@ -124,6 +125,8 @@ class OptionState:
         self.tbody_key: tuple[int, int, tuple[float, float, float, float]] | None = None
         self.tframe: bytes = b""
         """The ``ticker.{name}.100ms`` notification up to the timestamp (for ``tbody``)."""
+        self.ticker_event = TickerEvent(self)
+        """This option's ticker event (immutable, so built once)."""
 
     def update_top(self) -> None:
         bids = self.bids
@@ -530,7 +533,7 @@ class MarketModel:
                 st.last_ticker_step = step
                 if st.val_version != version:
                     reprice(st)
-                emit(TickerEvent(st))
+                emit(st.ticker_event)
             p = st.pb_book if burst else st.p_book
             if p and st.last_book_step <= due and rand() < p:
                 st.last_book_step = step
