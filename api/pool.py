@@ -80,7 +80,7 @@ class Pool:
         """The whole output of ``COPY (...) TO STDOUT``; psycopg binds ``params`` client-side
         (quoted and escaped by the driver: COPY takes no server-side parameters)."""
         with self.connection() as conn, conn.cursor() as cur, cur.copy(sql, params) as copy:
-            return b"".join(copy)
+            return b"".join([bytes(chunk) for chunk in copy])
 
     def close(self) -> None:
         self._closed = True
