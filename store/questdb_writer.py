@@ -10,9 +10,11 @@ threshold, and **one transaction per table per flush**. The contract with the jo
   Events that are not in any frame (gaps, heartbeats, backfilled trades) come through
   ``add_side`` and ride along with the next flush.
 * A flush takes every buffered row (``IlpEncoder.take``) as one *batch* tagged with
-  the last journal seq whose events it completes. Batches are flushed strictly in order,
-  table by table; a table acknowledged is never sent again. Only when the whole batch
-  is acknowledged does ``Journal.commit(seq)`` advance the checkpoint.
+  the last journal seq whose events it completes. Batches are flushed strictly in order;
+  the tables of one batch are sent concurrently (one ``Sender`` per table, each request
+  in its own ``asyncio.to_thread``), and a table acknowledged is never sent again. Only
+  when every table of the batch is acknowledged does ``Journal.commit(seq)`` advance
+  the checkpoint.
 * On failure the batch is kept (a failed ``Sender.flush`` leaves a passed buffer
   intact), the writer backs off (``writer.retry_min_s`` .. ``retry_max_s``) and keeps
   accepting rows; the sockets keep being read and journaled.
@@ -25,6 +27,13 @@ threshold, and **one transaction per table per flush**. The contract with the jo
 
 Everything runs on the collector's event loop except the blocking ``Sender.flush``
 (``asyncio.to_thread``, which releases the GIL on network I/O).
+
+Metrics: ``tickarchive_ack_lag_seconds`` (exchange ts → acknowledgement) gets two
+observations per acknowledged batch holding live market rows: the age of its oldest and
+of its newest *live market row* (quotes, ``ws`` trades, book changes, index ticks; gaps,
+heartbeats, instruments and backfilled trades carry old or no exchange times and are left
+out). ``tickarchive_ticks_total`` is counted per table when a batch is taken (one
+``inc`` per table per flush, not one per frame).
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ from ingest.normalize import Notification, Response, events_of_response, parse_f
 from ingest.pacing import Backoff
 from store.errors import StoreError
 from store.ilp import IlpEncoder
-from tickarchive.domain import Event
+from tickarchive.domain import BookChange, Event, IndexTick, QuoteTick, TradeSource, TradeTick
 from tickarchive.settings import WriterSettings
 
 with warnings.catch_warnings():
@@ -100,6 +109,8 @@ class _Batch:
     upto_seq: int
     tables: dict[str, tuple[Buffer, int]]
     oldest_ts_us: int | None
+    """Exchange ts of the batch's oldest live market row (``None``: none in the batch)."""
+    newest_ts_us: int | None
     rows: int
 
 
@@ -130,12 +141,15 @@ class QuestDBWriter:
         self.journal = journal
         self.metrics = metrics
         self._factory = sender_factory or Sender.from_conf
-        self._sender: Sender | None = None
+        self._senders: dict[str, Sender] = {}
+        """One per table, so the tables of a batch are flushed concurrently."""
         self._enc = IlpEncoder(protocol_version=2)
         self._buffered = 0
         self._pending: collections.deque[_Batch] = collections.deque()
         self._pending_rows = 0
         self._oldest_ts: int | None = None
+        self._newest_ts: int | None = None
+        self._ticks_children: dict[str, Any] = {}
         self.next_seq = journal.acked_seq + 1
         """The first journal record whose events are not in a buffer yet."""
         self.live = False
@@ -202,18 +216,18 @@ class QuestDBWriter:
     def _encode(self, events: Sequence[Event]) -> None:
         n = self._enc.add_all(events)
         self._buffered += n
-        if self._oldest_ts is None:
-            ts = getattr(events[0], "ts_us", None)
-            if isinstance(ts, int):
-                self._oldest_ts = ts
-        m = self.metrics
-        if m is not None:
-            counts: dict[str, int] = {}
-            for ev in events:
-                name = _TABLE_OF[type(ev)]
-                counts[name] = counts.get(name, 0) + 1
-            for name, k in counts.items():
-                m.ticks.labels(table=name).inc(k)
+        # ack-lag bounds from live market rows only; a frame's events are of one kind and
+        # (near) one time, so its first and last event stand for it
+        first = events[0]
+        last = events[-1]
+        for ev in (first, last) if last is not first else (first,):
+            t = type(ev)
+            if t in _LIVE_TYPES and (t is not TradeTick or ev.source is TradeSource.WS):  # type: ignore[union-attr]
+                ts: int = ev.ts_us  # type: ignore[union-attr]
+                if self._oldest_ts is None or ts < self._oldest_ts:
+                    self._oldest_ts = ts
+                if self._newest_ts is None or ts > self._newest_ts:
+                    self._newest_ts = ts
 
     # ---- catch-up from the journal ----------------------------------------------------
 
@@ -266,29 +280,49 @@ class QuestDBWriter:
         if not self._buffered:
             return
         tables = self._enc.take()
-        self._pending.append(_Batch(self.next_seq - 1, tables, self._oldest_ts, self._buffered))
+        self._pending.append(_Batch(self.next_seq - 1, tables, self._oldest_ts, self._newest_ts, self._buffered))
         self._pending_rows += self._buffered
         self._buffered = 0
         self._oldest_ts = None
+        self._newest_ts = None
+        m = self.metrics
+        if m is not None:
+            children = self._ticks_children
+            for name, (_buf, n) in tables.items():
+                c = children.get(name)
+                if c is None:
+                    c = children[name] = m.ticks.labels(table=name)
+                c.inc(n)
 
-    def _get_sender(self) -> Sender:
-        if self._sender is None:
+    def _get_sender(self, table: str) -> Sender:
+        s = self._senders.get(table)
+        if s is None:
             try:
                 s = self._factory(self.conf)
                 s.establish()  # type: ignore[no-untyped-call]
             except IngressError as exc:
                 raise _FlushFailed(f"cannot set up the ILP sender: {exc}") from exc
-            self._sender = s
-        return self._sender
+            self._senders[table] = s
+        return s
 
-    def _drop_sender(self) -> None:
-        s = self._sender
-        self._sender = None
-        if s is not None:
+    def _drop_senders(self) -> None:
+        senders = list(self._senders.values())
+        self._senders.clear()
+        for s in senders:
             try:
                 s.close()
             except IngressError:
                 log.debug("writer: closing a failed sender raised", exc_info=True)
+
+    async def _flush_table(self, name: str, buf: Buffer) -> tuple[str, float | str]:
+        """One table's transaction: (table, seconds taken) or (table, error message)."""
+        t0 = time.monotonic()
+        try:
+            sender = self._get_sender(name)
+            await asyncio.to_thread(_flush_one, sender, buf)
+        except (_FlushFailed, IngressError) as exc:
+            return name, str(exc)
+        return name, time.monotonic() - t0
 
     async def flush(self) -> bool:
         """Send every buffered row; True when nothing is left unacknowledged."""
@@ -296,28 +330,34 @@ class QuestDBWriter:
         m = self.metrics
         while self._pending:
             b = self._pending[0]
-            for name in list(b.tables):
-                buf, n = b.tables[name]
-                t0 = time.monotonic()
-                try:
-                    sender = self._get_sender()
-                    await asyncio.to_thread(_flush_one, sender, buf)
-                except (_FlushFailed, IngressError) as exc:
-                    self._failed(name, str(exc))
-                    return False
-                took = time.monotonic() - t0
-                del b.tables[name]
+            # every table of the batch at once, each its own transaction on its own sender
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._flush_table(name, buf)) for name, (buf, _n) in b.tables.items()]
+            results = [t.result() for t in tasks]
+            failures: list[tuple[str, str]] = []
+            for name, res in results:
+                if isinstance(res, str):
+                    failures.append((name, res))
+                    continue
+                _buf, n = b.tables.pop(name)
+                b.rows -= n
+                self._pending_rows -= n
                 self.stats.stored_rows[name] += n
                 if m is not None:
-                    m.questdb_flush.labels(table=name).observe(took)
+                    m.questdb_flush.labels(table=name).observe(res)
                     m.stored_rows.labels(table=name).inc(n)
+            if failures:
+                self._failed(failures)  # the batch keeps its unacknowledged tables
+                return False
             self._pending.popleft()
             self._pending_rows -= b.rows
             self.stats.flushes += 1
             self._acked_upto = max(self._acked_upto, b.upto_seq)
             self._commit(force=False)
-            if m is not None and b.oldest_ts_us is not None:
-                m.ack_lag.observe(max(0.0, time.time() - b.oldest_ts_us / 1e6))
+            if m is not None and b.oldest_ts_us is not None and b.newest_ts_us is not None:
+                now = time.time()
+                m.ack_lag.observe(max(0.0, now - b.oldest_ts_us / 1e6))
+                m.ack_lag.observe(max(0.0, now - b.newest_ts_us / 1e6))
             self._acked.set()
             self._acked = asyncio.Event()
         if not self._buffered and self.next_seq - 1 > self._acked_upto:
@@ -348,11 +388,16 @@ class QuestDBWriter:
             self.journal.commit(self._acked_upto)
             self._committed_at = now
 
-    def _failed(self, table: str, message: str) -> None:
-        self.stats.flush_errors += 1
+    def _failed(self, failures: Sequence[tuple[str, str]]) -> None:
+        """Some tables of the head batch failed: one error per failed table transaction
+        (stats and metric alike), one back-off."""
+        self.stats.flush_errors += len(failures)
         if self.metrics is not None:
-            self.metrics.questdb_flush_errors.labels(table=table).inc()
-        self._drop_sender()
+            for name, _msg in failures:
+                self.metrics.questdb_flush_errors.labels(table=name).inc()
+        table = ", ".join(name for name, _msg in failures)
+        message = failures[0][1]
+        self._drop_senders()
         delay = self._backoff.next_delay_s()
         self._retry_at = time.monotonic() + delay
         now = time.monotonic()
@@ -440,7 +485,7 @@ class QuestDBWriter:
             self._commit(force=True)
         self._closed = True
         self._close_reader()
-        self._drop_sender()
+        self._drop_senders()
 
 
 class _FlushFailed(Exception):
@@ -451,10 +496,5 @@ def _flush_one(sender: Sender, buf: Buffer) -> None:
     sender.flush(buf, clear=False, transactional=True)
 
 
-def _table_of() -> dict[type, str]:
-    from tickarchive.rows import TABLE_OF_EVENT
-
-    return {cls: tbl.name for cls, tbl in TABLE_OF_EVENT.items()}
-
-
-_TABLE_OF = _table_of()
+_LIVE_TYPES: frozenset[type] = frozenset((QuoteTick, TradeTick, BookChange, IndexTick))
+"""Live market rows (trades only with source ``ws``): the ones ack lag is measured on."""

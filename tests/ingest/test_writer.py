@@ -8,12 +8,13 @@ from pathlib import Path
 
 from ingest.capture import read_capture
 from ingest.journal import Journal
+from ingest.metrics import CollectorMetrics
 from ingest.normalize import Notification, parse_frame
 from store.questdb_writer import QuestDBWriter, events_of_record, ilp_conf
 from store.stack.handles import QuestDBHandle
 from store.stack.procs import free_port
 from tests.ingest.conftest import WS_CAPTURE
-from tickarchive.domain import BookChange, Event, QuoteTick, TradeTick
+from tickarchive.domain import BookChange, Event, Gap, GapKind, GapStatus, IndexTick, QuoteTick, TradeSource, TradeTick
 from tickarchive.settings import WriterSettings
 
 with warnings.catch_warnings():
@@ -59,8 +60,24 @@ async def test_start_up_replays_the_journal_from_the_checkpoint(tmp_path: Path, 
         "FROM quotes WHERE instrument = 'ETH-30JUL21-2800-C' ORDER BY ts LIMIT 1"
     )
     assert row == [
-        (1626993723632000, 0.0015, 4714.0, 0.0025, 873.0, 115.62, 125.63, 120.74, 2003.61, "ETH-30JUL21",
-         0.03127, 0.0002, 0.20072, -1.64029, 0.01188, 12685.0)
+        (
+            1626993723632000,
+            0.0015,
+            4714.0,
+            0.0025,
+            873.0,
+            115.62,
+            125.63,
+            120.74,
+            2003.61,
+            "ETH-30JUL21",
+            0.03127,
+            0.0002,
+            0.20072,
+            -1.64029,
+            0.01188,
+            12685.0,
+        )
     ]
 
     # a restart with nothing new replays nothing; a crash before commit replays the overlap
@@ -98,7 +115,7 @@ async def test_a_failed_flush_keeps_the_rows_and_the_checkpoint(tmp_path: Path, 
         buffered = w.buffered_rows
         assert buffered > 0
         assert not await w.flush()  # QuestDB unreachable
-        assert w.stats.flush_errors == 1
+        assert w.stats.flush_errors == 2  # one per table transaction (quotes, book_changes)
         assert not w.healthy
         assert w.buffered_rows == buffered
         assert j.acked_seq == 0  # nothing lost, nothing claimed
@@ -120,3 +137,92 @@ def events_of_record_from(frame: bytes, recv_ts_us: int) -> list[Event]:
     from ingest.journal_format import Record
 
     return events_of_record(Record(0, recv_ts_us, "c0", frame, "s", 0, 0))
+
+
+async def test_tables_flush_concurrently_and_a_failed_table_alone_is_resent(
+    tmp_path: Path, questdb_clean: QuestDBHandle
+) -> None:
+    """One sender per table: the tables of a batch go out together; when one of them fails,
+    the others are acknowledged once and never resent, the failed one keeps its rows, and
+    the checkpoint waits until every table of the batch is acknowledged."""
+    qdb = questdb_clean
+    good = ilp_conf(qdb.host, qdb.http_port, 5.0)
+    dead = ilp_conf("127.0.0.1", free_port(), 1.0)
+    made: list[str] = []
+    failing = [True]
+
+    def factory(_conf: str) -> Sender:
+        made.append("dead" if failing[0] and len(made) == 1 else "good")  # the second table's sender fails
+        return Sender.from_conf(dead if made[-1] == "dead" else good)
+
+    settings = WriterSettings(retry_min_s=0.01, retry_max_s=0.02)
+    metrics = CollectorMetrics()
+    with Journal.open(tmp_path / "j") as j:
+        w = QuestDBWriter(good, settings, j, metrics, sender_factory=factory)
+        w._catch_up_step()
+        counts: dict[str, int] = {}
+        _, records = read_capture(WS_CAPTURE)
+        for r in records:
+            seq = j.append(r.frame, r.recv_ts_us, "c0")
+            evs = events_of_record_from(r.frame, r.recv_ts_us)
+            for e in evs:
+                name = {QuoteTick: "quotes", BookChange: "book_changes", TradeTick: "trades"}[type(e)]
+                counts[name] = counts.get(name, 0) + 1
+            w.offer(seq, evs)
+        assert set(counts) == {"quotes", "book_changes"}  # the capture holds no trades
+        assert not await w.flush()
+        assert made == ["good", "dead"]  # one sender per table
+        (batch,) = w._pending
+        (failed,) = batch.tables  # only the failed table is still pending
+        assert batch.tables[failed][1] == counts[failed]
+        assert w.stats.stored_rows == {t: n for t, n in counts.items() if t != failed}
+        assert metrics.registry.get_sample_value("tickarchive_questdb_flush_errors_total", {"table": failed}) == 1
+        assert j.acked_seq == 0  # not every table acknowledged
+        assert w.acked_seq == 0
+        assert w.buffered_rows == counts[failed]
+        failing[0] = False  # QuestDB reachable again
+        assert await w.flush()
+        assert made == ["good", "dead", "good"]  # only the failed table was sent again
+        assert w.stats.stored_rows == counts  # acknowledged once each: nothing resent
+        assert w.acked_seq == j.acked_seq == j.last_seq
+        for t, n in counts.items():
+            assert metrics.registry.get_sample_value("tickarchive_stored_rows_total", {"table": t}) == n
+            assert metrics.registry.get_sample_value("tickarchive_ticks_total", {"table": t}) == n
+        w.close()
+    qdb.wait_for_wal()
+    assert qdb.count("quotes") == counts["quotes"] == 89
+    assert qdb.count("book_changes") == counts["book_changes"]
+
+
+async def test_ack_lag_comes_from_live_market_rows_only(tmp_path: Path, questdb_clean: QuestDBHandle) -> None:
+    """Gaps and backfilled trades carry old exchange times: they do not set the ack lag;
+    each batch records its oldest and its newest live row."""
+    qdb = questdb_clean
+    metrics = CollectorMetrics()
+    t0 = 1_763_000_000_000_000  # µs
+    with Journal.open(tmp_path / "j") as j:
+        w = QuestDBWriter(ilp_conf(qdb.host, qdb.http_port, 5.0), WriterSettings(), j, metrics)
+        w._catch_up_step()
+        w.add_side([Gap(GapKind.DISCONNECT, "*", t0 - 600_000_000, t0, "connection lost", "c0", GapStatus.OPEN)])
+        w.add_side(
+            [TradeTick("ETH-A", t0 - 300_000_000, t0, "ETH-1", 1, 0.05, 1.0, "buy", source=TradeSource.BACKFILL)]
+        )
+        w.offer(j.append(b"{}", t0 + 30_000, "c0"), [QuoteTick("ETH-A", t0 + 10_000, t0 + 30_000, bid_price=0.01)])
+        w.offer(j.append(b"{}", t0 + 60_000, "c0"), [IndexTick("eth_usd", t0 + 50_000, t0 + 60_000, 2000.0)])
+        w.offer(
+            j.append(b"{}", t0 + 90_000, "c0"),
+            [TradeTick("ETH-A", t0 + 20_000, t0 + 90_000, "ETH-2", 2, 0.05, 1.0, "buy")],
+        )
+        w._take()
+        (batch,) = w._pending
+        assert (batch.oldest_ts_us, batch.newest_ts_us) == (t0 + 10_000, t0 + 50_000)
+        assert metrics.registry.get_sample_value("tickarchive_ticks_total", {"table": "trades"}) == 2
+        assert await w.flush()
+        assert metrics.registry.get_sample_value("tickarchive_ack_lag_seconds_count") == 2  # oldest + newest
+        # a batch of side rows only (a backfill) records no ack lag
+        w.add_side(
+            [TradeTick("ETH-A", t0 - 200_000_000, t0, "ETH-3", 3, 0.05, 1.0, "buy", source=TradeSource.BACKFILL)]
+        )
+        assert await w.flush()
+        assert metrics.registry.get_sample_value("tickarchive_ack_lag_seconds_count") == 2
+        w.close()
