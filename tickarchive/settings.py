@@ -136,7 +136,7 @@ class JournalSettings(_Section):
 class WriterSettings(_Section):
     """The QuestDB writer: flush cadence, buffering and retries."""
 
-    flush_interval_ms: int = Field(250, ge=1, description="flush buffered rows to QuestDB at least this often")
+    flush_interval_ms: int = Field(50, ge=1, description="flush buffered rows to QuestDB at least this often")
     flush_rows: int = Field(20_000, ge=1, description="flush when this many rows are buffered")
     max_buffered_rows: int = Field(2_000_000, ge=1, description="stop reading the journal past this many rows")
     retry_min_s: float = Field(0.2, gt=0, description="first retry delay after a failed flush")
