@@ -81,6 +81,10 @@ class ConnectionDriver:
         self.last_error = ""
         self._counters: dict[str, Any] = {}
         self._lag: dict[str, Any] = {}
+        self._uncounted: dict[str, int] = {}
+        """Frames per ``channel`` label not yet added to ``tickarchive_frames_total``: the
+        counter is bumped once per label every ``_YIELD_EVERY`` frames, once a second
+        (timer) and when the socket closes, not once per frame."""
 
     # ---- control from the collector ------------------------------------------------
 
@@ -173,6 +177,8 @@ class ConnectionDriver:
         except ConnectionClosed as exc:
             self.last_error = f"closed: {exc}"
         finally:
+            if self._metrics is not None:
+                self._flush_counts()
             timer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await timer
@@ -191,6 +197,8 @@ class ConnectionDriver:
                 await gate.wait()
             n += 1
             if n % _YIELD_EVERY == 0:
+                if m is not None:
+                    self._flush_counts()
                 # recv() returns buffered frames without suspending: under a backlog this
                 # loop would starve the fsync timer, the writer and the other connections
                 await asyncio.sleep(0)
@@ -221,13 +229,10 @@ class ConnectionDriver:
 
     def _count(self, frame: bytes, recv_us: int, outs: Sequence[Output]) -> None:
         label = channel_label(frame)
-        c = self._counters.get(label)
+        u = self._uncounted
+        u[label] = u.get(label, 0) + 1
         m = self._metrics
         assert m is not None
-        if c is None:
-            c = m.frame_counter(self.name, label)
-            self._counters[label] = c
-        c.inc()
         if outs:
             ts = getattr(outs[0], "ts_us", None)
             if ts is not None and label in ("ticker", "book", "trades", "index"):
@@ -236,6 +241,22 @@ class ConnectionDriver:
                     h = m.exchange_lag.labels(channel=label)
                     self._lag[label] = h
                 h.observe(max(0.0, (recv_us - ts) / 1e6))
+
+    def _flush_counts(self) -> None:
+        """Add the frames counted since the last call to ``tickarchive_frames_total``
+        (labelled children cached per channel label)."""
+        u = self._uncounted
+        if not u:
+            return
+        m = self._metrics
+        assert m is not None
+        counters = self._counters
+        for label, k in u.items():
+            c = counters.get(label)
+            if c is None:
+                c = counters[label] = m.frame_counter(self.name, label)
+            c.inc(k)
+        u.clear()
 
     async def _send_pending(self, ws: ClientConnection) -> None:
         for frame in self.session.data_to_send(now_us()):
@@ -253,6 +274,7 @@ class ConnectionDriver:
                 if outs:
                     self._on_outputs(self, 0, outs)
                 if m is not None:
+                    self._flush_counts()
                     m.subscribed_channels.labels(connection=self.name).set(len(session.subscribed_channels))
                     if self.last_frame_us is not None:
                         m.last_frame.labels(connection=self.name).set(self.last_frame_us / 1e6)

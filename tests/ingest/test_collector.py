@@ -21,6 +21,7 @@ import orjson
 
 from ingest.collector import Collector, Endpoints
 from ingest.journal import JournalReader
+from ingest.metrics import CHANNELS
 from loadtest.sim import SimConfig, Simulator
 from store.stack.handles import QuestDBHandle
 from tickarchive.settings import (
@@ -279,6 +280,12 @@ async def test_steady_state_every_row_once_with_exact_values(tmp_path: Path, que
         m = c.metrics.registry
         assert m.get_sample_value("tickarchive_stored_rows_total", {"table": "quotes"}) == len(quotes)
         assert m.get_sample_value("tickarchive_frames_total", {"connection": "c0", "channel": "trades"})
+        # frames are counted per read batch, and every batch is added by the time the
+        # socket closes: the counter holds every frame each connection read
+        for d in c.drivers:
+            counted = [m.get_sample_value("tickarchive_frames_total", {"connection": d.name, "channel": ch}) or 0
+                       for ch in CHANNELS]
+            assert sum(counted) == d.frames > 0
 
 
 async def test_twenty_disconnects_reported_and_trades_backfilled(tmp_path: Path, questdb_clean: QuestDBHandle) -> None:
