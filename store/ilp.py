@@ -18,13 +18,14 @@ flushed (or retried after a failure). Nothing here does I/O.
 
 Two paths, one result: ``encode`` writes one event with ``Buffer.row`` (the reference
 specialisation, used for the rare tables); ``IlpEncoder`` keeps the events of the
-high-volume tables (``BATCHED``: quotes, trades, book changes, index ticks) and encodes
+wide high-volume tables (``BATCHED``: quotes, trades) and encodes
 each table's pending events with one ``Buffer.dataframe`` call (``encode_batch``) when a
 buffer is handed out. The batch path produces the same bytes as ``encode`` row by row
 (tested against ``tickarchive.rows`` for every batched type, protocol versions 1–3, and
-the real capture) and is ~15 % cheaper per row on the bench stream: the client's
-per-column cost in ``Buffer.row`` (~0.1 µs) and the Python dicts it needs go away; what
-remains is ``astuple`` + one ``pa.array`` per table + the client's column loops.
+the real capture). Per quote row it saves the client's per-column cost in ``Buffer.row``
+(~0.1 µs × 26) and the Python dicts it needs; what remains is ``astuple`` + one
+``pa.array`` per table + the client's column loops. A batch has a fixed cost of a few
+milliseconds, hence ``BATCH_MIN_ROWS``.
 
 Protocol version: over HTTP the ``Sender`` negotiates it with the server (QuestDB 9.3.4
 answers 3; 2 and later send doubles in binary, which is faster to encode and exact;
@@ -309,8 +310,17 @@ class _Batch:
         buf.dataframe(pd.DataFrame(columns, copy=False), table_name=self.table, symbols=symbols, at="ts")
 
 
-BATCHED: tuple[type, ...] = (QuoteTick, TradeTick, BookChange, IndexTick)
-"""Event types whose rows ``IlpEncoder`` encodes in batches (the high-volume tables)."""
+BATCHED: tuple[type, ...] = (QuoteTick, TradeTick)
+"""Event types whose rows ``IlpEncoder`` may encode in batches: the wide tables, where
+``Buffer.dataframe`` saves the most per row. (Book changes and index ticks have too few
+columns: measured, the batch path costs them as much per row as ``Buffer.row``.)"""
+
+BATCH_MIN_ROWS = 4096
+"""Below this many pending rows of a table, ``IlpEncoder`` uses the row path: a batch has
+a fixed cost of ~1.5–4 ms (building the pandas frame, the client planning its column
+loops), which only pays for itself from a few thousand rows (measured: 1,000 quotes cost
+more as a batch, 3,000 less). The writer's 250 ms flushes at 5,000 frames/s hold ~1,000
+quotes, so it batches only when catching up (a backlog, replay)."""
 
 _BATCHES: dict[type, _Batch] = {cls: _Batch(TABLE_OF_EVENT[cls], cls) for cls in BATCHED}
 
@@ -326,19 +336,21 @@ def encode_batch(buf: Buffer, events: list[Any]) -> str:
 class IlpEncoder:
     """Per-table ILP buffers fed with domain events.
 
-    Rows of the ``BATCHED`` (high-volume) types are kept as events when added and
-    encoded in one batch per table when a buffer is handed out (``take`` / ``buffer``);
-    the other types are encoded row by row as they come. Either way the bytes are those of
-    ``encode`` applied to each event in order.
+    Rows of the ``BATCHED`` (wide, high-volume) types are kept as events when added and
+    encoded when a buffer is handed out (``take`` / ``buffer``): in one batch per table
+    from ``batch_min_rows`` pending rows on, else row by row; the other types are encoded
+    row by row as they come. Either way the bytes are those of ``encode`` applied to each
+    event in order.
 
     ``rows`` counts the rows added since the last ``take``/``clear``, per table. Not
     thread-safe; a writer that flushes in a thread hands over buffers with ``take()`` first.
     """
 
-    __slots__ = ("_buffers", "_dispatch", "_pending", "protocol_version", "rows")
+    __slots__ = ("_buffers", "_dispatch", "_pending", "batch_min_rows", "protocol_version", "rows")
 
-    def __init__(self, protocol_version: int = DEFAULT_PROTOCOL_VERSION) -> None:
+    def __init__(self, protocol_version: int = DEFAULT_PROTOCOL_VERSION, batch_min_rows: int = BATCH_MIN_ROWS) -> None:
         self.protocol_version = protocol_version
+        self.batch_min_rows = batch_min_rows
         self._buffers: dict[str, Buffer] = {}
         self.rows: dict[str, int] = {}
         self._pending: dict[str, list[Any]] = {}
@@ -393,6 +405,11 @@ class IlpEncoder:
             if not events:
                 continue
             buf = self._buffers[name]
+            if len(events) < self.batch_min_rows:
+                for ev in events:
+                    encode(buf, ev)
+                events.clear()
+                continue
             try:
                 encode_batch(buf, events)
             except (pa.ArrowException, IngressError, TypeError, ValueError):

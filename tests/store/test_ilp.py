@@ -225,7 +225,7 @@ def test_batch_path_on_real_capture_matches_rows_mapping() -> None:
         ev for ts, frame in load_frames(REAL_WS) if type(o := parse_frame(frame, ts)) is Notification for ev in o.events
     ]
     assert len(real_ws_events) == 238
-    enc = IlpEncoder(protocol_version=3)
+    enc = IlpEncoder(protocol_version=3, batch_min_rows=1)
     assert enc.add_all(real_ws_events) == len(real_ws_events)
     taken = enc.take()
     assert sum(n for _, n in taken.values()) == len(real_ws_events)
@@ -235,8 +235,9 @@ def test_batch_path_on_real_capture_matches_rows_mapping() -> None:
         assert bytes(buf) == _reference_bytes(events, 3)
 
 
-def test_encoder_keeps_row_order_across_buffer_and_take() -> None:
-    enc = IlpEncoder(protocol_version=2)
+@pytest.mark.parametrize("batch_min_rows", [1, 1000])
+def test_encoder_keeps_row_order_across_buffer_and_take(batch_min_rows: int) -> None:
+    enc = IlpEncoder(protocol_version=2, batch_min_rows=batch_min_rows)
     enc.add(FULL[0])
     assert bytes(enc.buffer("quotes")).count(b"quotes,") == 1  # pending rows are encoded on demand
     enc.add_all([SPARSE[0], FULL[0]])
@@ -246,9 +247,9 @@ def test_encoder_keeps_row_order_across_buffer_and_take() -> None:
 
 
 def test_a_value_the_batch_path_cannot_take_falls_back_to_the_row_path() -> None:
-    odd = d.IndexTick("eth_usd", 1_000, 2_000, "not a price")  # type: ignore[arg-type]
-    enc = IlpEncoder(protocol_version=1)
-    enc.add_all([FULL[3], odd])
-    buf, n = enc.take()["index_ticks"]
+    odd = d.QuoteTick("ETH-1", 1_000, 2_000, bid_price="not a price")  # type: ignore[arg-type]
+    enc = IlpEncoder(protocol_version=1, batch_min_rows=1)
+    enc.add_all([FULL[0], odd])
+    buf, n = enc.take()["quotes"]
     assert n == 2
-    assert bytes(buf) == _reference_bytes([FULL[3], odd], 1)
+    assert bytes(buf) == _reference_bytes([FULL[0], odd], 1)
