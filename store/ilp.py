@@ -40,7 +40,6 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 from msgspec.structs import astuple
 
@@ -266,7 +265,9 @@ _ARROW: dict[ColumnType, pa.DataType] = {
 
 def _column(arr: pa.Array, type_: ColumnType) -> Any:
     """One Arrow column as what ``Buffer.dataframe`` encodes fastest and exactly: NumPy
-    arrays, pandas masked arrays where there are NULLs, object arrays of ``str``."""
+    arrays, pandas masked arrays where there are NULLs, Arrow-backed strings."""
+    import pandas as pd  # lazily, see _Batch.encode
+
     if type_ in (ColumnType.SYMBOL, ColumnType.VARCHAR):
         return pd.arrays.ArrowStringArray(arr)  # zero-copy; NULL stays NULL
     if arr.null_count == 0:
@@ -299,6 +300,8 @@ class _Batch:
         self.symbols = list(table.symbols)
 
     def encode(self, buf: Buffer, events: list[Any]) -> None:
+        import pandas as pd  # imported on first use: ~0.8 s that small flushes never need
+
         arr = pa.array([astuple(e) for e in events], type=self.struct)
         n = len(events)
         columns = {}
