@@ -141,7 +141,11 @@ def run(rows: int = 100_000, repeat: int = 30) -> None:
                 conn.execute(
                     "INSERT INTO rollover_ledger (day, table_name, status) VALUES (%s, 'trades', 'verified')", (aug,)
                 )
-            conn.execute("ANALYZE")
+            # steady state, as for rolled-over days: vacuumed (hint bits, visibility map) and
+            # checkpointed, so the measurements do not race the load's background writes
+            conn.execute("VACUUM ANALYZE")
+        with psycopg.connect(pg.superuser_dsn(), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
 
         settings = Settings(
             questdb=qs,
