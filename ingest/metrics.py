@@ -5,7 +5,14 @@ tests can build several without clashing in the global registry). ``serve(host, 
 starts the exporter thread of prometheus-client.
 
 Hot-path note: label lookups (``.labels(...)``) are cached per connection and channel
-by the callers (``frame_counter``), so counting a frame is one ``inc()``.
+by the callers (``frame_counter``); ``tickarchive_frames_total`` is added per read batch
+(``ingest.connection``) and ``tickarchive_ticks_total`` per table per writer batch
+(``store.questdb_writer``), not per frame.
+
+``tickarchive_ack_lag_seconds``: two observations per acknowledged writer batch, the
+ages (exchange ts → acknowledgement) of the batch's oldest and newest *live market row*
+(quotes, ``ws`` trades, book changes, index ticks); gaps, heartbeats, instruments and
+backfilled trades are not measured.
 """
 
 from __future__ import annotations
@@ -83,7 +90,7 @@ class CollectorMetrics:
         )
         self.ack_lag = Histogram(
             "tickarchive_ack_lag_seconds",
-            "exchange timestamp to QuestDB acknowledgement",
+            "exchange timestamp to QuestDB acknowledgement (oldest and newest live row per batch)",
             buckets=_ACK_BUCKETS,
             registry=r,
         )
