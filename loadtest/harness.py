@@ -16,9 +16,10 @@ Sequence (all processes are subprocesses this harness started, stopped by their 
 6. ``loadtest.reconcile`` (DuckDB anti-joins on files), figures, JSON.
 
 Latency = exchange timestamp to QuestDB acknowledgement, from the collector's
-``tickarchive_ack_lag_seconds`` histogram: one observation per acknowledged batch, the
-age of the batch's oldest row, so the quantiles are per batch and an upper bound for the
-batch's other rows; max is the bound of the highest non-empty bucket.
+``tickarchive_ack_lag_seconds`` histogram: two observations per acknowledged batch, the
+ages of its oldest and newest live market row (gap rows and backfilled trades are not
+counted), so the quantiles bracket the batch's rows; max is the bound of the highest
+non-empty bucket.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class LoadSpec:
     ready_timeout_s: float = 120.0
     drain_timeout_s: float = 180.0
     flush_interval_ms: int | None = None
-    """The collector's ``writer.flush_interval_ms`` (None: its setting, 250 ms by default)."""
+    """The collector's ``writer.flush_interval_ms`` (None: its setting, 50 ms by default)."""
 
 
 @dataclass(slots=True)

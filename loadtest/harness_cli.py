@@ -29,7 +29,7 @@ def loadtest(
     run_dir: Annotated[Path, typer.Option(help="working directory (wiped first)")] = Path(".local/loadtest/run"),
     trades_per_s: Annotated[float, typer.Option(help="simulated trades per second")] = 5.0,
     flush_interval_ms: Annotated[
-        int | None, typer.Option(help="collector writer.flush_interval_ms (default: its setting, 250)")
+        int | None, typer.Option(help="collector writer.flush_interval_ms (default: its setting, 50)")
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG of rate and latency over time here")] = None,
 ) -> None:
