@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from api import frames, inline
+from api import frames, inline, predicates
 from api.hot_export import ExportFailed, HotExport
 from api.params import InstrumentMatch
 from api.pool import Pool
@@ -39,19 +39,7 @@ def _select(table: Table, columns: Sequence[str]) -> str:
 def _where(
     lo_us: int, hi_us: int, match: InstrumentMatch | None, eq: Mapping[str, Any], *, hi_inclusive: bool = False
 ) -> tuple[str, list[Any]]:
-    parts = ["ts >= %s", "ts <= %s" if hi_inclusive else "ts < %s"]
-    params: list[Any] = [to_dt(lo_us), to_dt(hi_us)]
-    if match is not None:
-        if match.exact is not None:
-            parts.append(f"{match.column} = %s")
-            params.append(match.exact)
-        else:
-            parts.append(f"{match.column} ~ %s")
-            params.append(match.regex)
-    for col, value in eq.items():
-        parts.append(f"{col} = %s")
-        params.append(value)
-    return " AND ".join(parts), params
+    return predicates.where(lo_us, hi_us, match, eq, quote=predicates.plain, hi_inclusive=hi_inclusive)
 
 
 EXPORT_TYPES = frozenset({ColumnType.TIMESTAMP, ColumnType.SYMBOL, ColumnType.DOUBLE, ColumnType.LONG, ColumnType.INT})

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from api import frames
+from api import frames, predicates
 from api.errors import StoreUnavailable
 from api.params import InstrumentMatch
 from api.pool import Pool
@@ -61,19 +61,7 @@ def _order(table: Table, keys: Sequence[str]) -> str:
 def _where(
     lo_us: int, hi_us: int, match: InstrumentMatch | None, eq: Mapping[str, Any], *, hi_inclusive: bool = False
 ) -> tuple[str, list[Any]]:
-    parts = ["ts >= %s", "ts <= %s" if hi_inclusive else "ts < %s"]
-    params: list[Any] = [to_dt(lo_us), to_dt(hi_us)]
-    if match is not None:
-        if match.exact is not None:
-            parts.append(f'"{match.column}" = %s')
-            params.append(match.exact)
-        else:
-            parts.append(f'"{match.column}" ~ %s')
-            params.append(match.regex)
-    for col, value in eq.items():
-        parts.append(f'"{col}" = %s')
-        params.append(value)
-    return " AND ".join(parts), params
+    return predicates.where(lo_us, hi_us, match, eq, quote=predicates.double_quoted, hi_inclusive=hi_inclusive)
 
 
 log = logging.getLogger(__name__)

@@ -29,17 +29,9 @@ from psycopg import sql
 from archive.errors import SinkError, SourceError
 from archive.layout import Month
 from tickarchive import rows
-from tickarchive.tables import ColumnType, Table
+from tickarchive.tables import STAGING_PG_TYPE, ColumnType, Table
 
-_PG_ARRAY: dict[ColumnType, str] = {
-    ColumnType.TIMESTAMP: "bigint[]",
-    ColumnType.SYMBOL: "text[]",
-    ColumnType.VARCHAR: "text[]",
-    ColumnType.DOUBLE: "float8[]",
-    ColumnType.LONG: "bigint[]",
-    ColumnType.INT: "int4[]",
-    ColumnType.BOOLEAN: "bool[]",
-}
+_PG_ARRAY: dict[ColumnType, str] = {k: f"{v}[]" for k, v in STAGING_PG_TYPE.items()}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -199,7 +191,7 @@ def _to_batch(table: Table, schema: pa.Schema, chunk: list[tuple[Any, ...]]) -> 
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-_PG_TYPE: dict[ColumnType, str] = {k: v.removesuffix("[]") for k, v in _PG_ARRAY.items()}
+_PG_TYPE = STAGING_PG_TYPE
 
 
 class PostgresSink:

@@ -36,26 +36,10 @@ from psycopg import sql
 from store.errors import WarmLoadError
 from store.stack.status import Dialect
 from tickarchive import rows
-from tickarchive.tables import ColumnType, Table
+from tickarchive.tables import STAGING_PG_TYPE, ColumnType, Table
 
-_PG_ARRAY: dict[ColumnType, str] = {
-    ColumnType.TIMESTAMP: "bigint[]",
-    ColumnType.SYMBOL: "text[]",
-    ColumnType.VARCHAR: "text[]",
-    ColumnType.DOUBLE: "float8[]",
-    ColumnType.LONG: "bigint[]",
-    ColumnType.INT: "int4[]",
-    ColumnType.BOOLEAN: "bool[]",
-}
-_PG_STAGE: dict[ColumnType, str] = {
-    ColumnType.TIMESTAMP: "bigint",
-    ColumnType.SYMBOL: "text",
-    ColumnType.VARCHAR: "text",
-    ColumnType.DOUBLE: "float8",
-    ColumnType.LONG: "bigint",
-    ColumnType.INT: "int4",
-    ColumnType.BOOLEAN: "bool",
-}
+_PG_STAGE = STAGING_PG_TYPE
+_PG_ARRAY: dict[ColumnType, str] = {k: f"{v}[]" for k, v in STAGING_PG_TYPE.items()}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 READ_BATCH_ROWS = 50_000
 GAP_KINDS = ("disconnect", "trade_seq", "stale", "downtime", "book_seq", "rejected")

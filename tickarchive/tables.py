@@ -27,6 +27,19 @@ class ColumnType(enum.StrEnum):
     BOOLEAN = "boolean"
 
 
+STAGING_PG_TYPE: dict[ColumnType, str] = {
+    ColumnType.TIMESTAMP: "bigint",
+    ColumnType.SYMBOL: "text",
+    ColumnType.VARCHAR: "text",
+    ColumnType.DOUBLE: "float8",
+    ColumnType.LONG: "bigint",
+    ColumnType.INT: "int4",
+    ColumnType.BOOLEAN: "bool",
+}
+"""PostgreSQL type of each column type as the warm-store loaders stage it (timestamps as
+integer µs, converted to timestamptz on insert; ``<type>[]`` for ``unnest`` loads)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     name: str
