@@ -109,7 +109,7 @@ def one_of(name: str, text: str | None, allowed: tuple[str, ...]) -> str | None:
     return text
 
 
-_INTERVAL_RE = re.compile(r"^(\d{1,5})(m|h|d)$")
+_INTERVAL_RE = re.compile(r"^([0-9]{1,5})(m|h|d)$")
 _UNIT_MIN = {"m": 1, "h": 60, "d": 1440}
 
 

@@ -8,6 +8,7 @@ integer microseconds since the epoch, the form every tier query uses.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from api.errors import InvalidRequest
 
@@ -37,12 +38,15 @@ def day_start_us(day: dt.date) -> int:
     return (day - dt.date(1970, 1, 1)).days * US_PER_DAY
 
 
+_EPOCH_NUMBER = re.compile(r"-?[0-9]{1,19}")
+
+
 def parse_time(name: str, text: str) -> int:
     """``text`` as µs since the epoch, or ``InvalidRequest`` naming parameter ``name``."""
     raw = text.strip()
     if not raw:
         raise InvalidRequest(f"parameter {name!r}: empty time")
-    if raw.lstrip("-").isdigit():
+    if _EPOCH_NUMBER.fullmatch(raw):  # ASCII digits only: str.isdigit() accepts '²', int() does not
         n = int(raw)
         if abs(n) < 10**11:
             us = n * US_PER_S
