@@ -198,7 +198,7 @@ def parse_time_us(text: str) -> int:
     from datetime import UTC, datetime
 
     t = text.strip()
-    if t.lstrip("-").isdigit():
+    if t.lstrip("-").isascii() and t.lstrip("-").isdigit():  # str.isdigit() alone accepts '²'
         return int(t)
     try:
         d = datetime.fromisoformat(t.replace("Z", "+00:00"))

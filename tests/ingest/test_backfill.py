@@ -26,6 +26,8 @@ def test_parse_time_us() -> None:
     assert parse_time_us("2026-11-24T06:00:00.25Z") == 1795499999 * 1_000_000 + 1_000_000 + 250_000
     with pytest.raises(BackfillError, match="not a time"):
         parse_time_us("yesterday")
+    with pytest.raises(BackfillError, match="not a time"):
+        parse_time_us("²")  # str.isdigit() is True for it, int() refuses it
 
 
 def _as_tick(t: dict[str, Any]) -> TradeTick:
