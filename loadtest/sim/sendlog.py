@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,11 @@ class SendLog:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SendLogError(f"cannot create send-log directory {directory}: {exc}") from exc
+        # A temporary spool directory goes away with the log (or at interpreter exit at
+        # the latest), so in-process simulators leave nothing behind in /tmp.
+        self._remove_spool = (
+            weakref.finalize(self, shutil.rmtree, str(self.directory), ignore_errors=True) if self._owns_dir else None
+        )
         self.batch_rows = batch_rows
         self._chunks: list[tuple[str, str, int, list[Record]]] = []
         self._pending = 0
@@ -345,5 +351,5 @@ class SendLog:
 
     def cleanup(self) -> None:
         """Delete the spool directory if the log created it (a temporary directory)."""
-        if self._owns_dir:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        if self._remove_spool is not None:
+            self._remove_spool()

@@ -89,3 +89,21 @@ async def test_control_endpoints_flush_and_export(cfg: SimConfig, tmp_path: Path
 def _read_json(path: str) -> dict[str, dict[str, object]]:
     data: dict[str, dict[str, object]] = json.loads(Path(path).read_text())
     return data
+
+
+def test_a_temporary_spool_directory_goes_away_with_the_log() -> None:
+    import gc
+
+    log = SendLog()
+    spool = log.directory
+    assert spool.is_dir()
+    del log
+    gc.collect()
+    assert not spool.exists()
+
+
+def test_a_given_spool_directory_is_kept(tmp_path: Path) -> None:
+    log = SendLog(tmp_path / "spool")
+    log.cleanup()
+    del log
+    assert (tmp_path / "spool").is_dir()
