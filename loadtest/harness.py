@@ -83,6 +83,8 @@ class Sample:
     collector_cpu_pct: float
     collector_rss_mb: float
     backlog_bytes: float
+    sim_cpu_pct: float = 0.0
+    questdb_cpu_pct: float = 0.0
 
 
 @dataclass(slots=True)
@@ -95,6 +97,10 @@ class Result:
     collector_cpu_pct: float
     collector_rss_mb: float
     duration_s: float
+    sim_cpu_pct: float
+    """Mean CPU of the simulator process over the load (100 = one core)."""
+    questdb_cpu_pct: float
+    """Mean CPU of the QuestDB JVM over the load (100 = one core)."""
     bytes_per_row: float | None
     """Bytes of the tables' partitions (``table_partitions().diskSize``) per stored row."""
     questdb_bytes: int | None
@@ -175,6 +181,10 @@ class _Run:
         self.cpu: list[float] = []
         self.rss_max = 0.0
         self.ps: psutil.Process | None = None
+        self.ps_sim: psutil.Process | None = None
+        self.ps_qdb: psutil.Process | None = None
+        self.sim_cpu: list[float] = []
+        self.qdb_cpu: list[float] = []
 
     # ---- set-up ---------------------------------------------------------------------
 
@@ -199,6 +209,12 @@ class _Run:
         )
         self.collector.start()
         self.ps = proc_usage(self.collector.pid)
+        self.ps_sim = proc_usage(self.sim.pid)
+        self.ps_qdb = self._questdb_proc()
+
+    def _questdb_proc(self) -> psutil.Process | None:
+        p = self.questdb.pid_file.process()
+        return None if p is None else proc_usage(p.pid)
 
     def wait_ready(self) -> None:
         assert self.collector is not None
@@ -251,8 +267,19 @@ class _Run:
                 pass
         self.cpu.append(cpu)
         self.rss_max = max(self.rss_max, rss)
+        sim_cpu = _cpu(self.ps_sim)
+        if self.ps_qdb is None:
+            self.ps_qdb = self._questdb_proc()  # restarted (questdb-restart chaos)
+        qdb_cpu = _cpu(self.ps_qdb)
+        if qdb_cpu is None:
+            self.ps_qdb = None
+        self.sim_cpu.append(sim_cpu or 0.0)
+        self.qdb_cpu.append(qdb_cpu or 0.0)
         self.samples.append(
-            Sample(round(t_s, 2), sim_rate, rows_rate, p50, p95, cpu, rss, m.backlog_bytes if m else 0.0)
+            Sample(
+                round(t_s, 2), sim_rate, rows_rate, p50, p95, cpu, rss, m.backlog_bytes if m else 0.0,
+                sim_cpu or 0.0, qdb_cpu or 0.0,
+            )
         )
         return m
 
@@ -302,8 +329,8 @@ class _Run:
             self.stored.update(m0.stored_rows)
             self.errors.update(m0.flush_errors)
             self.ack_last = m0.ack_buckets
-        if self.ps is not None:
-            self.ps.cpu_percent(None)
+        for ps in (self.ps, self.ps_sim, self.ps_qdb):
+            _cpu(ps)  # start the CPU counters at the start of the load
         last = t0
         next_tick = t0 + 1.0
         while True:
@@ -319,7 +346,8 @@ class _Run:
                     self.echo(
                         f"  t={s.t_s:5.0f}s sim {s.sim_frames_per_s:8.0f} frames/s stored {s.stored_rows_per_s:8.0f} "
                         f"rows/s p95 {s.p95_ms if s.p95_ms is None else round(s.p95_ms, 1)} ms "
-                        f"cpu {s.collector_cpu_pct:5.1f}% rss {s.collector_rss_mb:6.1f} MB"
+                        f"cpu {s.collector_cpu_pct:5.1f}% rss {s.collector_rss_mb:6.1f} MB "
+                        f"(sim {s.sim_cpu_pct:4.0f}%, QuestDB {s.questdb_cpu_pct:4.0f}%)"
                     )
             if now - t0 >= self.spec.duration_s:
                 break
@@ -463,7 +491,7 @@ def run(spec: LoadSpec, echo: Any = print) -> Result:
             "p99": _ms(quantile(0.99, r.ack_total)),
             "max": _ms(max_bound(r.ack_total)),
         }
-        cpu = sum(r.cpu[1:]) / max(1, len(r.cpu) - 1)
+        cpu = _mean_after_first(r.cpu)
         res = Result(
             spec=spec,
             recon=recon,
@@ -473,6 +501,8 @@ def run(spec: LoadSpec, echo: Any = print) -> Result:
             collector_cpu_pct=cpu,
             collector_rss_mb=r.rss_max,
             duration_s=t1 - t0,
+            sim_cpu_pct=_mean_after_first(r.sim_cpu),
+            questdb_cpu_pct=_mean_after_first(r.qdb_cpu),
             bytes_per_row=(part_bytes / total_rows) if part_bytes and total_rows else None,
             questdb_bytes=qdb_bytes,
             rows_per_s=stored_delta / max(1.0, t1 - t0),
@@ -489,6 +519,21 @@ def run(spec: LoadSpec, echo: Any = print) -> Result:
         return res
     finally:
         r.stop_all()
+
+
+def _cpu(p: psutil.Process | None) -> float | None:
+    """CPU % of ``p`` since the previous call (100 = one core); None if it is gone."""
+    if p is None:
+        return None
+    try:
+        return float(p.cpu_percent(None))
+    except psutil.Error:
+        return None
+
+
+def _mean_after_first(xs: list[float]) -> float:
+    """The mean of a per-second series without its first sample (counter warm-up)."""
+    return sum(xs[1:]) / max(1, len(xs) - 1)
 
 
 def _ms(v: float | None) -> float | None:
@@ -531,7 +576,12 @@ def _frames_sent(exp: Path, t0_us: int, t1_us: int) -> int:
 def write_samples(path: Path, samples: list[Sample]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["t_s", "sim_frames_per_s", "stored_rows_per_s", "p50_ms", "p95_ms", "cpu_pct", "rss_mb", "backlog"])
+        w.writerow(
+            [
+                "t_s", "sim_frames_per_s", "stored_rows_per_s", "p50_ms", "p95_ms", "cpu_pct", "rss_mb", "backlog",
+                "sim_cpu_pct", "questdb_cpu_pct",
+            ]
+        )
         for s in samples:
             w.writerow(
                 [
@@ -543,5 +593,7 @@ def write_samples(path: Path, samples: list[Sample]) -> None:
                     s.collector_cpu_pct,
                     round(s.collector_rss_mb, 1),
                     s.backlog_bytes,
+                    s.sim_cpu_pct,
+                    s.questdb_cpu_pct,
                 ]
             )

@@ -61,6 +61,7 @@ def read_samples(path: Path) -> list[Sample]:
             Sample(
                 float(r["t_s"]), float(r["sim_frames_per_s"]), float(r["stored_rows_per_s"]), f(r["p50_ms"]),
                 f(r["p95_ms"]), float(r["cpu_pct"]), float(r["rss_mb"]), float(r["backlog"]),
+                float(r.get("sim_cpu_pct") or 0.0), float(r.get("questdb_cpu_pct") or 0.0),
             )
             for r in csv.DictReader(fh)
         ]

@@ -29,6 +29,7 @@ def render(r: Result) -> Group:
     f.add_row(
         "collector CPU % (mean, 100 = 1 core) / RSS MB (max)", f"{r.collector_cpu_pct:.1f} / {r.collector_rss_mb:.1f}"
     )
+    f.add_row("simulator / QuestDB CPU % (mean, 100 = 1 core)", f"{r.sim_cpu_pct:.1f} / {r.questdb_cpu_pct:.1f}")
     bpr = "-" if r.bytes_per_row is None else f"{r.bytes_per_row:.1f}"
     f.add_row("QuestDB partition bytes per row / db dir bytes", f"{bpr} / {r.questdb_bytes or 0:,}")
     f.add_row(
