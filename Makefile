@@ -19,7 +19,13 @@ $(STAMP): pyproject.toml store/pglite/package-lock.json
 	cd store/pglite && npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv with tickarchive installed, test TimescaleDB (npm ci)
+# the native fast path (Rust, built by maturin through pip): cargo from PATH, else ~/.cargo/bin
+NATIVE_STAMP := $(VENV)/.native-installed
+$(NATIVE_STAMP): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml native/src/lib.rs native/tickarchive_native.pyi
+	PATH="$$PATH:$$HOME/.cargo/bin" $(BIN)/pip install --quiet ./native
+	touch $(NATIVE_STAMP)
+
+install: $(STAMP) $(NATIVE_STAMP)  ## create .venv with tickarchive (+ its native extension) installed, test TimescaleDB (npm ci)
 
 test: install  ## lint, type-check and run the whole test suite against real servers
 	$(BIN)/ruff check .

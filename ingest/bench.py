@@ -1,10 +1,15 @@
 """``tickarchive bench normalize``: decode + normalize + ILP encoding on one core.
 
 Reads a replay-format file into memory first (not timed), then, per run, pushes every
-frame through ``parse_frame`` and every resulting row through ``store.ilp.IlpEncoder``
-(protocol v2 buffers, handed over with ``take()`` every ``clear_every_rows`` rows and
-at the end, as a writer does at each flush: the encoder encodes the high-volume tables
-in batches at ``take()``, so that is where part of the encoding cost is paid).
+frame through the collector's per-frame function,
+``ingest.native.fast_notification(frame, ts) or parse_frame(frame, ts)``: ticker and book
+frames come out of the native extension already as ILP bytes (``EncodedRows``, appended to
+a per-table list and joined at each hand-over), every other event goes through
+``store.ilp.IlpEncoder`` (protocol v2 buffers, handed over with ``take()`` every
+``clear_every_rows`` rows and at the end, as a writer does at each flush: the encoder
+encodes the high-volume tables in batches at ``take()``, so that is where part of the
+encoding cost is paid). With ``TICKARCHIVE_NATIVE=0`` (or without the extension) every
+frame takes the pure-Python path (``BenchResult.native`` says which ran).
 ``frames`` counts every frame read (heartbeats and responses included), ``ticks`` every
 row produced. Figures are medians over the runs, computed from the CPU time of
 the benchmarking thread (``time.thread_time``): "per core" throughput, not distorted by
@@ -19,9 +24,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest import native
 from ingest.capture import read_capture
 from ingest.normalize import Notification, parse_frame
-from store.ilp import IlpEncoder
+from store.ilp import EncodedRows, IlpEncoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,8 @@ class BenchResult:
     """CPU seconds of each run."""
     wall_frames_per_s: float
     input_bytes: int
+    native: bool = False
+    """The native fast path ran (``ingest.native.ENABLED``)."""
 
     def as_json(self) -> dict[str, float | int]:
         return {
@@ -53,20 +61,37 @@ def run_once(frames: list[tuple[int, bytes]], protocol_version: int = 2, clear_e
     """One pass; returns the rows produced."""
     enc = IlpEncoder(protocol_version)
     add_all = enc.add_all
+    fast = native.fast_notification
+    raw: dict[str, list[bytes]] = {}
     ticks = 0
     pending = 0
+
+    def take() -> None:
+        enc.take()
+        for parts in raw.values():
+            b"".join(parts)  # the request body a writer would send after the buffer's rows
+            parts.clear()
+
     for ts, frame in frames:
-        o = parse_frame(frame, ts)
+        o = fast(frame, ts) or parse_frame(frame, ts)
         if type(o) is Notification:
             evs = o.events
             if evs:
-                n = add_all(evs)
+                e: object = evs[0]
+                if type(e) is EncodedRows:  # the native path: one EncodedRows per frame
+                    parts = raw.get(e.table)
+                    if parts is None:
+                        parts = raw[e.table] = []
+                    parts.append(e.payload)
+                    n = e.rows
+                else:
+                    n = add_all(evs)
                 ticks += n
                 pending += n
                 if pending >= clear_every_rows:
-                    enc.take()
+                    take()
                     pending = 0
-    enc.take()
+    take()
     return ticks
 
 
@@ -104,6 +129,7 @@ def bench_normalize(frames: list[tuple[int, bytes]], runs: int = 3, protocol_ver
         runs_s=tuple(times),
         wall_frames_per_s=n / wall if wall > 0 else 0.0,
         input_bytes=sum(len(f) for _, f in frames),
+        native=native.ENABLED,
     )
 
 

@@ -198,6 +198,15 @@ def bench_normalize(
     if not frames:
         raise IngestError(f"{input}: no frames")
     result = run(frames, runs)
+    from ingest import native
+
+    if result.native:
+        path = "native fast path on (tickarchive_native; TICKARCHIVE_NATIVE=0 turns it off)"
+    elif native.AVAILABLE:
+        path = "native fast path off (TICKARCHIVE_NATIVE=0): pure Python"
+    else:
+        path = "native fast path off (tickarchive_native not installed): pure Python"
+    typer.echo(path)
     typer.echo(
         f"{result.frames} frames ({result.input_bytes / result.frames:.0f} B avg), {result.ticks} rows, "
         f"{runs} run(s): {result.frames_per_s:,.0f} frames/s, {result.ticks_per_s:,.0f} ticks/s "

@@ -1,0 +1,66 @@
+"""The native (Rust) fast path for ``ticker.*`` and ``book.{instrument}.{interval}`` frames.
+
+``tickarchive_native.encode_frame`` (crate ``native/``) turns one such notification
+straight into the QuestDB ILP protocol-v2 lines that ``store.ilp.IlpEncoder(2)`` writes
+for the events ``ingest.normalize.parse_frame`` makes of the same frame, byte for byte
+(``tests/ingest/test_native.py``), plus the few facts the session needs. Anything else,
+and anything it is not certain to reproduce exactly, gives ``None``: the caller then uses
+the reference path::
+
+    o = native.fast_notification(frame, recv_ts_us) or parse_frame(frame, recv_ts_us)
+
+``AVAILABLE`` says whether the extension imported; ``ENABLED`` is ``AVAILABLE`` unless
+the environment has ``TICKARCHIVE_NATIVE=0`` (A/B benchmarks, fallback tests), read at
+import. When not enabled, ``fast_notification`` always returns ``None``.
+
+``frame`` must be ``bytes`` (what the journal and the WebSocket client give).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Final
+
+from ingest.normalize import Notification
+from ingest.sequence import BookIds
+from store.ilp import EncodedRows
+
+_Encoded = tuple[str, str, bytes, int, str, int, int | None, int | None, bool | None]
+_encode_frame: Callable[[bytes, int], _Encoded | None] | None
+try:
+    from tickarchive_native import encode_frame as _encode_frame
+except ImportError:  # pragma: no cover - exercised by the fallback tests
+    _encode_frame = None
+
+AVAILABLE: Final = _encode_frame is not None
+"""The extension module imported."""
+
+ENABLED: Final = AVAILABLE and os.environ.get("TICKARCHIVE_NATIVE", "1") != "0"
+"""``AVAILABLE`` and not switched off with ``TICKARCHIVE_NATIVE=0``."""
+
+
+_encode: Callable[[bytes, int], _Encoded | None] = _encode_frame or (lambda frame, recv_ts_us: None)
+
+
+def _native(frame: bytes, recv_ts_us: int) -> Notification | None:
+    t = _encode(frame, recv_ts_us)
+    if t is None:
+        return None
+    channel, table, payload, rows, instrument, ts_us, change_id, prev, snap = t
+    events: Any
+    if change_id is None:  # ticker
+        events = [EncodedRows(table, payload, rows, instrument, ts_us)]
+        return Notification(channel, events)
+    events = [EncodedRows(table, payload, rows, instrument, ts_us)] if rows else []
+    return Notification(channel, events, BookIds(instrument, ts_us, change_id, prev, snap is True))
+
+
+def _disabled(frame: bytes, recv_ts_us: int) -> Notification | None:
+    return None
+
+
+fast_notification: Final[Callable[[bytes, int], Notification | None]] = _native if ENABLED else _disabled
+"""``fast_notification(frame, recv_ts_us)``: a ``Notification`` whose ``events`` are one
+``EncodedRows`` (none for an empty book) and whose ``book`` is the ``BookIds`` of a book
+frame, or ``None`` (use ``parse_frame``)."""

@@ -1,0 +1,3 @@
+def encode_frame(
+    frame: bytes, recv_ts_us: int, /
+) -> tuple[str, str, bytes, int, str, int, int | None, int | None, bool | None] | None: ...

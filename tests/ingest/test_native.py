@@ -1,0 +1,561 @@
+"""The native fast path (``ingest.native``, crate ``native/``) gives exactly what the
+reference path gives: for every ticker/book frame it accepts, the ILP bytes of the
+events ``parse_frame`` makes of it (``IlpEncoder(2)``, row by row), the same row count,
+instrument, exchange time, channel and ``BookIds``. Where it returns ``None`` the caller
+uses the reference path; for the ordinary shapes (real captures, simulators) it must not.
+
+These tests fail (not skip) when the extension is missing, unless ``TICKARCHIVE_NATIVE=0``
+(then only the fallback is checked).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from ingest import native
+from ingest.normalize import Notification, parse_frame
+from ingest.sequence import BookIds
+from store.ilp import EncodedRows, IlpEncoder
+from store.stack.handles import QuestDBHandle
+from tests.ingest.conftest import NAUTILUS, nautilus_frame
+
+SWITCHED_OFF = os.environ.get("TICKARCHIVE_NATIVE") == "0"
+native_on = pytest.mark.skipif(SWITCHED_OFF, reason="TICKARCHIVE_NATIVE=0: native fast path switched off")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def reference(frame: bytes, recv_ts_us: int) -> tuple[Any, dict[str, tuple[bytes, int]]]:
+    """``parse_frame`` and the protocol-v2 bytes of its events (row path), per table."""
+    o = parse_frame(frame, recv_ts_us)
+    enc = IlpEncoder(2, batch_min_rows=10**9)
+    enc.add_all(o.events if isinstance(o, Notification) else [])
+    return o, {t: (bytes(b), n) for t, (b, n) in enc.take().items()}
+
+
+def check(frame: bytes, recv_ts_us: int) -> Notification | None:
+    """The native result for ``frame``, after asserting it equals the reference (when
+    the native path gives one). Never lets the native path raise."""
+    got = native.fast_notification(frame, recv_ts_us)
+    if got is None:
+        return None
+    try:
+        o, tables = reference(frame, recv_ts_us)
+    except Exception as exc:  # the reference path cannot encode it: native must not either
+        raise AssertionError(f"native accepted a frame the reference path fails on ({exc!r}): {frame!r}") from exc
+    assert isinstance(o, Notification), (o, frame)
+    assert got.channel == o.channel
+    assert got.book == o.book
+    if got.events:
+        (e,) = got.events
+        assert type(e) is EncodedRows
+        assert e.rows == len(o.events) > 0
+        assert tables == {e.table: (e.payload, e.rows)}, frame
+        first = o.events[0]
+        assert (e.instrument, e.ts_us) == (first.instrument, first.ts_us)  # type: ignore[union-attr]
+        if e.table == "quotes":
+            assert got.book is None
+        else:
+            assert got.book == BookIds(e.instrument, e.ts_us, *_ids(got.book))
+    else:
+        assert o.events == []
+        assert tables == {}
+        assert got.book is not None
+    return got
+
+
+def _ids(b: BookIds | None) -> tuple[int, int | None, bool]:
+    assert b is not None
+    return b.change_id, b.prev_change_id, b.is_snapshot
+
+
+def _is_ticker_or_book(frame: bytes) -> bool:
+    o = parse_frame(frame, 1)
+    return isinstance(o, Notification) and (
+        o.channel.startswith("ticker.") or (o.channel.startswith("book.") and o.channel.count(".") == 2)
+    )
+
+
+# ---------------------------------------------------------------------------- availability
+
+
+def test_extension_present_unless_switched_off() -> None:
+    if SWITCHED_OFF:
+        assert not native.ENABLED
+        frame = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.X.raw","data":{}}}'
+        assert native.fast_notification(frame, 1) is None
+    else:
+        assert native.AVAILABLE, "tickarchive_native is not installed: make install builds it (native/)"
+        assert native.ENABLED
+
+
+@native_on
+def test_raw_tuple_shape() -> None:
+    import tickarchive_native
+
+    frame = (
+        b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.X-1.raw","data":'
+        b'{"type":"change","timestamp":5,"instrument_name":"X-1","change_id":9,"prev_change_id":7,'
+        b'"bids":[["delete",1.5,0.0]],"asks":[]}}}'
+    )
+    t = tickarchive_native.encode_frame(frame, 12)
+    assert t is not None
+    assert t[:2] == ("book.X-1.raw", "book_changes")
+    assert t[3:] == (1, "X-1", 5000, 9, 7, False)
+    assert t[2] == (
+        b"book_changes,instrument=X-1,side=bid,action=delete recv_ts=12t,change_id=9i,prev_change_id=7i,"
+        b"is_snapshot=f,price==\x10" + struct.pack("<d", 1.5) + b",amount==\x10" + struct.pack("<d", 0.0) + b" 5000t\n"
+    )
+    empty = frame.replace(b'[["delete",1.5,0.0]]', b"[]")
+    assert tickarchive_native.encode_frame(empty, 12) == (
+        "book.X-1.raw",
+        "book_changes",
+        b"",
+        0,
+        "X-1",
+        5000,
+        9,
+        7,
+        False,
+    )
+    n = native.fast_notification(empty, 12)
+    assert n is not None
+    assert n.events == []
+    assert n.book == BookIds("X-1", 5000, 9, 7, False)
+
+
+# ---------------------------------------------------------------------------- (a) real captures
+
+
+def test_real_capture_every_ticker_and_book_frame(ws_records) -> None:
+    seen = 0
+    for r in ws_records:
+        if not _is_ticker_or_book(r.frame):
+            assert check(r.frame, r.recv_ts_us) is None
+            continue
+        got = check(r.frame, r.recv_ts_us)
+        assert got is not None, r.frame
+        seen += 1
+    assert seen == 135  # 89 tickers + 46 books
+
+
+def test_nautilus_fixtures() -> None:
+    accepted = []
+    for path in sorted(NAUTILUS.glob("ws_*.json")):
+        frame = nautilus_frame(path.name)
+        got = check(frame, 1_700_000_000_000_000)
+        if _is_ticker_or_book(frame):
+            assert got is not None, path.name
+            accepted.append(path.name)
+        else:
+            assert got is None, path.name
+    assert accepted == ["ws_ticker.json"]  # the book fixture is a grouped book (Python path)
+
+
+# ---------------------------------------------------------------------------- (b) simulators
+
+
+def test_synthetic_bench_frames() -> None:
+    from ingest.synth import frames
+
+    n = 0
+    for ts, frame in frames(4000, seed=3):
+        got = check(frame, ts)
+        if _is_ticker_or_book(frame):
+            assert got is not None, frame
+            n += 1
+        else:
+            assert got is None
+    assert n > 3000
+
+
+def test_loadtest_simulator_frames(tmp_path) -> None:
+    from loadtest.sim import SimConfig
+    from loadtest.sim import encode as enc
+    from loadtest.sim.connection import with_unknown_field
+    from loadtest.sim.market import BookEvent, MarketModel, TickerEvent
+
+    cfg = SimConfig(
+        seed=11,
+        start_ms=1_795_000_000_000,
+        instruments=80,
+        rate_per_s=5000.0,
+        trades_per_s=40.0,
+        heartbeat_scale=0.02,
+        sendlog_dir=tmp_path / "sendlog",
+    )
+    model = MarketModel(cfg, 1_795_000_000_000)
+    frames: list[bytes] = []
+    now = 1_795_000_000_000
+    for st_ in list(model.states.values())[:40]:
+        data, _ = enc.book_snapshot(st_, now)
+        frames.append(enc.notification(f"book.{st_.inst.name}.100ms", data))
+    while len(frames) < 3000:
+        now += cfg.tick_ms
+        for ev in model.step(now):
+            if isinstance(ev, TickerEvent):
+                ch = f"ticker.{ev.state.inst.name}.100ms"
+                frames.append(enc.notification(ch, enc.ticker_data(model, ev.state, now)))
+            elif isinstance(ev, BookEvent):
+                frames.append(enc.book_change_frame(f"book.{ev.state.inst.name}.100ms", ev, now))
+    frames += [with_unknown_field(f) for f in frames[:300]]
+    kinds = {b"ticker": 0, b"book": 0}
+    for i, frame in enumerate(frames):
+        assert _is_ticker_or_book(frame)
+        got = check(frame, now * 1000 + i)
+        assert got is not None, frame
+        kinds[frame.split(b'"channel":"', 1)[1].split(b".", 1)[0]] += 1
+    assert min(kinds.values()) > 100, kinds
+
+
+# ---------------------------------------------------------------------------- (c) generated payloads
+
+
+class RawJson(str):
+    """JSON text put into a frame as is (numbers msgspec and ``json`` disagree on: ``-0``, ``1e400``)."""
+
+
+def dump(v: Any, ascii_only: bool) -> str:
+    if isinstance(v, RawJson):
+        return str(v)
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{dump(x, ascii_only)}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ",".join(dump(x, ascii_only) for x in v) + "]"
+    return json.dumps(v, ensure_ascii=ascii_only)
+
+
+# Two regimes: ``clean`` draws values a real feed could send (every number shape, nulls,
+# zeros, empty sides, odd but escape-free names), which the native path should take;
+# otherwise anything goes (wrong types, missing fields, escapes, out-of-range numbers).
+odd_numbers = st.sampled_from(
+    [
+        "-0",
+        "-0.0",
+        "0",
+        "0.0",
+        "-0e0",
+        "1e-400",
+        "-1e-400",
+        "1E5",
+        "1.5e+3",
+        "18446744073709551616",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "123456789012345678901234567890",
+        "0.30000000000000004441",
+        "2.4703282292062327e-324",
+        "2.4703282292062328e-324",
+        "1.7976931348623157e308",
+        "9007199254740993",
+        "0.1000000000000000055511151231257827021181583404541015625",
+        "4.9406564584124654e-324",
+    ]
+).map(RawJson)
+out_of_range = st.sampled_from(["1e400", "-1e400", "1" + "0" * 400, "1.7976931348623159e308"]).map(RawJson)
+digit_numbers = st.builds(
+    lambda sign, i, f, e: RawJson(f"{sign}{i}{'.' + f if f else ''}{'e' + str(e) if e is not None else ''}"),
+    st.sampled_from(["", "-"]),
+    st.from_regex(r"\A(0|[1-9][0-9]{0,25})\Z"),
+    st.from_regex(r"\A[0-9]{0,25}\Z"),
+    st.none() | st.integers(-330, 300),
+)
+floats = st.floats(allow_nan=False, allow_infinity=False)
+clean_numbers = st.one_of(
+    floats, st.integers(-(2**70), 2**70), st.sampled_from([0, 0.0, -0.0, 1, 5e-324]), odd_numbers, digit_numbers
+)
+wrong = st.one_of(st.text(max_size=5), st.booleans(), st.just([]), st.just({}), st.just([1.0]), out_of_range)
+clean_names = st.one_of(
+    st.sampled_from(["ETH-30JUL21-2800-C", "BTC-PERPETUAL", "a b,c=d", "", "é€😀", "\u2028", "x=", ",", " "]),
+    st.text(st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters='\\"'), max_size=12),
+)
+any_names = st.one_of(clean_names, st.text(max_size=12), st.sampled_from(["x\\y", 'q"t', "n\nl", "\x00"]))
+clean_ints = st.one_of(st.integers(0, 2**40), st.integers(-(2**63), 2**63 - 1))
+any_ints = st.one_of(clean_ints, st.integers(-(2**64), 2**65), st.sampled_from([RawJson("-0"), 1.0, "1", None]))
+
+TICKER_FLOATS = (
+    "best_bid_price",
+    "best_bid_amount",
+    "best_ask_price",
+    "best_ask_amount",
+    "bid_iv",
+    "ask_iv",
+    "mark_iv",
+    "mark_price",
+    "underlying_price",
+    "index_price",
+    "open_interest",
+    "last_price",
+    "settlement_price",
+    "min_price",
+    "max_price",
+    "interest_rate",
+    "current_funding",
+    "funding_8h",
+)
+
+
+class Gen:
+    """The value strategies of one regime."""
+
+    def __init__(self, clean: bool) -> None:
+        self.clean = clean
+        self.names = clean_names if clean else any_names
+        self.ints = clean_ints if clean else any_ints
+        self.number = clean_numbers if clean else st.one_of(clean_numbers, wrong)
+        self.maybe_number = st.one_of(st.none(), self.number, self.number)
+
+    def required(self, draw: st.DrawFn) -> bool:
+        return self.clean or draw(st.integers(0, 8)) > 0
+
+
+@st.composite
+def ticker_data(draw: st.DrawFn, g: Gen) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if g.required(draw):
+        d["instrument_name"] = draw(g.names)
+    if g.required(draw):
+        d["timestamp"] = draw(g.ints)
+    for f in draw(st.lists(st.sampled_from(TICKER_FLOATS), unique=True)):
+        d[f] = draw(g.maybe_number)
+    for f in ("bid_iv", "ask_iv", "best_bid_amount", "best_ask_price"):  # empty sides
+        if draw(st.booleans()):
+            d[f] = draw(st.sampled_from([0, 0.0, -0.0, RawJson("-0"), None, 1.5, 3]))
+    group = st.one_of(st.none(), st.just({})) if g.clean else st.one_of(st.none(), wrong)
+    if draw(st.booleans()):
+        greek = st.sampled_from(["delta", "gamma", "vega", "theta", "rho", "other"])
+        d["greeks"] = draw(st.one_of(group, st.dictionaries(greek, g.maybe_number)))
+    if draw(st.booleans()):
+        d["stats"] = draw(st.one_of(group, st.dictionaries(st.sampled_from(["volume", "volume_usd"]), g.maybe_number)))
+    if draw(st.booleans()):
+        d["underlying_index"] = draw(st.one_of(st.none(), g.names) if g.clean else st.one_of(g.names, g.number))
+    if draw(st.booleans()):
+        d["estimated_delivery_price"] = draw(st.one_of(st.none(), st.just("expired"), g.names, g.number))
+    if draw(st.booleans()):
+        d["state"] = draw(st.one_of(st.none(), g.names) if g.clean else st.one_of(g.names, g.number))
+    for k in draw(st.lists(st.sampled_from(["extra", "volume", "type", "bids"]), unique=True)):  # unknown fields
+        d[k] = draw(st.one_of(g.maybe_number, g.names, st.just({"a": [1, {"b": None}]}), st.just([[1e400]])))
+    return dict(draw(st.permutations(list(d.items())))) if draw(st.booleans()) else d
+
+
+@st.composite
+def book_level(draw: st.DrawFn, g: Gen) -> Any:
+    actions = ["new", "change", "delete"] if g.clean else ["new", "change", "delete", "snapshot", "", "NEW"]
+    if g.clean or draw(st.integers(0, 4)):
+        return [draw(st.sampled_from(actions)), draw(g.number), draw(g.number)]
+    return draw(st.one_of(st.lists(st.one_of(st.sampled_from(actions), g.number), max_size=4), st.just({"a": 1})))
+
+
+@st.composite
+def book_data(draw: st.DrawFn, g: Gen) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for k, v in (("instrument_name", g.names), ("timestamp", g.ints), ("change_id", g.ints)):
+        if g.required(draw):
+            d[k] = draw(v)
+    if draw(st.integers(0, 3)):
+        d["prev_change_id"] = draw(st.one_of(st.none(), g.ints))
+    if draw(st.integers(0, 3)):
+        kinds = st.sampled_from(["snapshot", "change"]) if g.clean else st.sampled_from(["snapshot", "change", "x", 1])
+        d["type"] = draw(st.one_of(st.none(), kinds))
+    for side in ("bids", "asks"):
+        if g.required(draw):
+            levels = st.lists(book_level(g), max_size=4)
+            d[side] = draw(levels if g.clean else st.one_of(levels, st.none(), wrong))
+    if draw(st.booleans()):
+        d["extra"] = draw(st.one_of(g.names, g.number))
+    return dict(draw(st.permutations(list(d.items())))) if draw(st.booleans()) else d
+
+
+@st.composite
+def frames_of(draw: st.DrawFn, family: str) -> tuple[bool, bytes]:
+    """``(clean, frame)``."""
+    clean = draw(st.integers(0, 3)) > 0
+    g = Gen(clean)
+    data = draw(ticker_data(g) if family == "ticker" else book_data(g))
+    inst = draw(g.names)
+    interval = draw(st.sampled_from([".100ms", ".raw", ".agg2"] if clean else ["", ".1.10.100ms", ".x.y", ".raw"]))
+    channel = f"{family}.{inst}{interval}"
+    if not clean and draw(st.booleans()):
+        channel = draw(st.sampled_from(["ticker", "book.a.b", "trades.x", "book.a.b.c"]))
+    method = "subscription" if clean else draw(st.sampled_from(["subscription", "heartbeat", "Subscription"]))
+    frame: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": {"channel": channel, "data": data}}
+    if draw(st.integers(0, 5)) == 0:
+        frame["id"] = draw(st.one_of(st.integers(), st.text(max_size=3), st.just([1])))
+    if draw(st.integers(0, 8)) == 0:
+        frame["params"]["extra"] = 1
+    if draw(st.booleans()):
+        frame = dict(draw(st.permutations(list(frame.items()))))
+    text = dump(frame, ascii_only=not clean and draw(st.booleans()))
+    if not clean and draw(st.integers(0, 6)) == 0:
+        text = text.replace(":", ": ").replace(",", ", ")
+    return clean, text.encode("utf-8", "surrogatepass")
+
+
+SETTINGS = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+recv = st.one_of(st.just(1_626_993_723_804_855), st.integers(0, 2**63 - 1))
+
+
+def _generated(clean_frame: tuple[bool, bytes], recv_ts_us: int) -> None:
+    clean, frame = clean_frame
+    got = check(frame, recv_ts_us)
+    event(f"{'clean' if clean else 'chaos'}: {'native' if got is not None else 'python'}")
+
+
+@native_on
+@SETTINGS
+@given(frame=frames_of("ticker"), recv_ts_us=recv)
+def test_generated_tickers(frame: tuple[bool, bytes], recv_ts_us: int) -> None:
+    _generated(frame, recv_ts_us)
+
+
+@native_on
+@SETTINGS
+@given(frame=frames_of("book"), recv_ts_us=recv)
+def test_generated_books(frame: tuple[bool, bytes], recv_ts_us: int) -> None:
+    _generated(frame, recv_ts_us)
+
+
+plain_number = st.one_of(st.none(), floats, st.integers(-(10**15), 10**15))
+
+
+@native_on
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.fixed_dictionaries({}, optional={f: plain_number for f in TICKER_FLOATS}),
+    greeks=st.none() | st.fixed_dictionaries({}, optional={g: plain_number for g in ("delta", "vega", "rho")}),
+    volume=plain_number,
+    edp=st.one_of(plain_number, st.just("expired")),
+)
+def test_ordinary_tickers_are_taken(values: dict[str, Any], greeks: Any, volume: Any, edp: Any) -> None:
+    """With the required fields and plain values, a ticker is never left to Python."""
+    data = {
+        "instrument_name": "ETH-1JAN30-1000-C",
+        "timestamp": 1_700_000_000_000,
+        "state": "open",
+        "underlying_index": "SYN.ETH-1JAN30",
+        "greeks": greeks,
+        "stats": {"volume": volume},
+        "estimated_delivery_price": edp,
+        **values,
+    }
+    frame = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "method": "subscription",
+            "params": {"channel": "ticker.ETH-1JAN30-1000-C.100ms", "data": data},
+        },
+        separators=(",", ":"),
+    ).encode()
+    assert check(frame, 1_700_000_000_000_123) is not None, frame
+
+
+# ---------------------------------------------------------------------------- (d) garbage
+
+
+def test_truncated_and_mutated_real_frames_never_raise(ws_records) -> None:
+    import random
+
+    rng = random.Random(5)
+    for r in ws_records:
+        f = r.frame
+        for cut in range(0, len(f), 7):
+            check(f[:cut], r.recv_ts_us)
+        for _ in range(40):
+            b = bytearray(f)
+            for _ in range(rng.randint(1, 3)):
+                b[rng.randrange(len(b))] = rng.choice(b'{}[]":,0123456789.-eE ntfx\\\x00\xff')
+            check(bytes(b), r.recv_ts_us)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(frame=st.binary(max_size=300))
+def test_garbage_never_raises(frame: bytes) -> None:
+    check(frame, 1)
+    check(b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.' + frame, 1)
+    check(b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.' + frame, 1)
+
+
+# ---------------------------------------------------------------------------- real QuestDB
+
+
+@native_on
+def test_payload_accepted_by_questdb(questdb_clean: QuestDBHandle, ws_records) -> None:
+    body = bytearray()
+    rows = {"quotes": 0, "book_changes": 0}
+    for r in ws_records:
+        got = native.fast_notification(r.frame, r.recv_ts_us)
+        if got is not None:
+            for e in got.events:
+                assert isinstance(e, EncodedRows)
+                body += e.payload
+                rows[e.table] += e.rows
+    assert rows == {"quotes": 89, "book_changes": 149}
+    req = urllib.request.Request(f"{questdb_clean.http_url}/write", data=bytes(body), method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 204
+    questdb_clean.wait_for_rows("quotes", 89)
+    questdb_clean.wait_for_rows("book_changes", 149)
+
+    def exec_(sql: str) -> list[list[Any]]:
+        url = f"{questdb_clean.http_url}/exec?" + urllib.parse.urlencode({"query": sql})
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return json.loads(resp.read())["dataset"]  # type: ignore[no-any-return]
+
+    deadline = time.monotonic() + 30
+    while True:
+        row = exec_(
+            "SELECT ts, recv_ts, bid_price, bid_amount, bid_iv, ask_iv, mark_iv, delta, gamma, vega, theta, rho,"
+            " underlying_index, estimated_delivery_price, volume_24h, state FROM quotes"
+            " WHERE instrument = 'ETH-30JUL21-2800-C' ORDER BY ts LIMIT 1"
+        )
+        if row or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert row == [
+        [
+            "2021-07-22T22:42:03.632000Z",
+            "2021-07-22T22:42:03.804855Z",
+            0.0015,
+            4714.0,
+            115.62,
+            125.63,
+            120.74,
+            0.03127,
+            0.0002,
+            0.20072,
+            -1.64029,
+            0.01188,
+            "ETH-30JUL21",
+            2006.72,
+            869.0,
+            "open",
+        ]
+    ]
+    assert exec_(
+        "SELECT bid_price, bid_amount, bid_iv, ask_price, mark_iv FROM quotes"
+        " WHERE instrument = 'ETH-27AUG21-4000-P' ORDER BY ts LIMIT 1"
+    ) == [[None, None, None, None, 117.2]]
+    assert exec_(
+        "SELECT change_id, prev_change_id, action, side, price, amount FROM book_changes"
+        " WHERE instrument = 'BTC-24SEP21-8000-P' AND NOT is_snapshot ORDER BY ts, change_id LIMIT 2"
+    ) == [
+        [33195894355, 33195894164, "new", "ask", 0.001, 2.6],
+        [33195894358, 33195894355, "delete", "ask", 0.001, 0.0],
+    ]
+    assert (
+        exec_("SELECT count(), sum(amount) FROM book_changes WHERE instrument = 'ETH-30JUL21-2800-C' AND is_snapshot")[
+            0
+        ][0]
+        == 16
+    )
