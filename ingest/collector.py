@@ -67,6 +67,7 @@ from ingest.session import (
     Subscribed,
     Unsubscribed,
 )
+from store.ilp import EncodedRows
 from store.questdb_writer import QuestDBWriter, ilp_conf
 from tickarchive.domain import (
     BookChange,
@@ -86,7 +87,7 @@ log = logging.getLogger("tickarchive.collector")
 
 REST_CONNECTION: Final = "rest"
 UNREACHABLE_HINT: Final = "`make demo` runs the same pipeline offline against the local simulator"
-_EVENT_TYPES: Final = frozenset({QuoteTick, TradeTick, BookChange, IndexTick, InstrumentEvent})
+_EVENT_TYPES: Final = frozenset({QuoteTick, TradeTick, BookChange, IndexTick, InstrumentEvent, EncodedRows})
 _BACKFILL_QUEUE: Final = 256
 _BACKFILL_ATTEMPTS: Final = 6
 _RESUBSCRIBE_AFTER_S: Final = 2.0

@@ -71,9 +71,11 @@ from typing import Any, Final
 
 import msgspec
 
+from ingest import native
 from ingest.normalize import Heartbeat, Malformed, Notification, Response, parse_frame, parse_instruments
 from ingest.pacing import TokenBucket
 from ingest.sequence import BookSequence, TradeSequence
+from store.ilp import EncodedRows
 from tickarchive.domain import (
     ALL_INSTRUMENTS,
     Event,
@@ -154,7 +156,9 @@ class RpcFailed(msgspec.Struct, frozen=True, gc=False):
 
 
 Signal = Subscribed | Unsubscribed | Rejected | GapDetected | ReconnectRequired | InstrumentsReceived | RpcFailed
-Output = Event | Signal | Malformed
+Output = Event | EncodedRows | Signal | Malformed
+"""``EncodedRows``: a ticker or book frame's rows as ILP bytes, from the native fast path
+(``ingest.native``) — the writer takes them as they are."""
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -368,6 +372,10 @@ class DeribitSession:
         """Process one received frame (already journaled). Never raises on bad input."""
         self.frames += 1
         self._last_frame_us = now_us
+        if native.ENABLED:
+            n = native.fast_notification(frame, now_us)
+            if n is not None:
+                return self._notification(n, now_us)
         o = parse_frame(frame, now_us)
         if type(o) is Notification:
             return self._notification(o, now_us)

@@ -40,6 +40,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 from msgspec.structs import astuple
 
@@ -61,6 +62,23 @@ from tickarchive.rows import TABLE_OF_EVENT, field_of_column
 from tickarchive.tables import ColumnType, Table
 
 DEFAULT_PROTOCOL_VERSION = 2
+
+
+class EncodedRows(msgspec.Struct, frozen=True, gc=False):
+    """Rows of one table already encoded as ILP protocol-v2 lines: what the native fast
+    path (``ingest.native``) makes of a ticker or book frame, instead of domain events.
+
+    ``payload`` is byte-identical to ``encode`` applied to the events the reference
+    parser (``ingest.normalize.parse_frame``) makes of the same frame with protocol
+    version 2 (``tests/ingest/test_native.py``). ``instrument`` and ``ts_us`` (exchange
+    time of the frame) are what the session and the writer read off an event.
+    """
+
+    table: str
+    payload: bytes
+    rows: int
+    instrument: str
+    ts_us: int
 
 _at: Callable[[int], Any] = TimestampMicros
 """``Buffer.row(at=...)`` accepts TimestampMicros at runtime; the stubs only list nanos."""
@@ -349,7 +367,7 @@ class IlpEncoder:
     thread-safe; a writer that flushes in a thread hands over buffers with ``take()`` first.
     """
 
-    __slots__ = ("_buffers", "_dispatch", "_pending", "batch_min_rows", "protocol_version", "rows")
+    __slots__ = ("_buffers", "_dispatch", "_pending", "_raw", "batch_min_rows", "protocol_version", "rows")
 
     def __init__(self, protocol_version: int = DEFAULT_PROTOCOL_VERSION, batch_min_rows: int = BATCH_MIN_ROWS) -> None:
         self.protocol_version = protocol_version
@@ -357,6 +375,8 @@ class IlpEncoder:
         self._buffers: dict[str, Buffer] = {}
         self.rows: dict[str, int] = {}
         self._pending: dict[str, list[Any]] = {}
+        self._raw: dict[str, list[bytes]] = {}
+        """Pre-encoded ``EncodedRows`` payloads per table, appended after the buffer's rows."""
         self._dispatch: dict[type, tuple[str, Callable[[Any], object]]] = {}
         self._reset()
 
@@ -364,6 +384,7 @@ class IlpEncoder:
         self._buffers = {name: Buffer(protocol_version=self.protocol_version) for name in TABLE_NAMES}
         self.rows = dict.fromkeys(TABLE_NAMES, 0)
         self._pending = {_BATCHES[cls].table: [] for cls in BATCHED}
+        self._raw = {}
         # type -> (table, sink): a batched type's sink is its pending list's append
         self._dispatch = {}
         for cls, (name, fn) in _ENCODERS.items():
@@ -372,13 +393,27 @@ class IlpEncoder:
             else:
                 self._dispatch[cls] = (name, _row_sink(self._buffers[name], fn))
 
-    def add(self, event: Event) -> None:
+    def add(self, event: Event | EncodedRows) -> None:
+        if type(event) is EncodedRows:
+            self._add_encoded(event)
+            return
         name, sink = self._dispatch[type(event)]
         sink(event)
         self.rows[name] += 1
 
-    def add_all(self, events: Iterable[Event]) -> int:
-        """Add every event; return how many rows were added."""
+    def _add_encoded(self, e: EncodedRows) -> int:
+        if e.rows:
+            raw = self._raw.get(e.table)
+            if raw is None:
+                if e.table not in self.rows:
+                    raise ValueError(f"EncodedRows for unknown table {e.table!r}")
+                raw = self._raw[e.table] = []
+            raw.append(e.payload)
+            self.rows[e.table] += e.rows
+        return e.rows
+
+    def add_all(self, events: Iterable[Event | EncodedRows]) -> int:
+        """Add every event (or pre-encoded rows); return how many rows were added."""
         dispatch = self._dispatch
         rows = self.rows
         total = 0
@@ -388,6 +423,9 @@ class IlpEncoder:
         sink: Any = None
         for ev in events:
             cls = type(ev)
+            if cls is EncodedRows:
+                total += self._add_encoded(ev)  # type: ignore[arg-type]
+                continue
             if cls is not last:  # events of one frame are almost always of one type
                 if run:
                     rows[name] += run
@@ -434,9 +472,26 @@ class IlpEncoder:
         return self._buffers[table]
 
     def take(self) -> dict[str, tuple[Buffer, int]]:
-        """Hand over every non-empty buffer with its row count and start fresh ones."""
+        """Hand over every non-empty buffer with its row count and start fresh ones.
+        For encoders that were given no ``EncodedRows`` (those only fit ``take_payloads``)."""
+        if any(self._raw.values()):
+            raise ValueError("EncodedRows were added: use take_payloads()")
         self._encode_pending()
         out = {name: (self._buffers[name], n) for name, n in self.rows.items() if n}
+        self._reset()
+        return out
+
+    def take_payloads(self) -> dict[str, tuple[bytes, int]]:
+        """Every non-empty table as one ILP request body (the buffer's rows, then the
+        pre-encoded ones in the order added) with its row count; start afresh."""
+        self._encode_pending()
+        out: dict[str, tuple[bytes, int]] = {}
+        for name, n in self.rows.items():
+            if not n:
+                continue
+            raw = self._raw.get(name)
+            body = bytes(self._buffers[name])
+            out[name] = (body + b"".join(raw) if raw else body, n)
         self._reset()
         return out
 
@@ -444,6 +499,7 @@ class IlpEncoder:
         """Drop every buffered row (a writer uses ``take``)."""
         for events in self._pending.values():
             events.clear()
+        self._raw.clear()
         for buf in self._buffers.values():
             buf.clear()  # type: ignore[no-untyped-call]
         for name in self.rows:

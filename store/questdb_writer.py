@@ -1,8 +1,9 @@
 """The collector's QuestDB writer: journal positions in, acknowledged rows out.
 
-ILP over HTTP (``Sender.from_conf('http::addr=...;auto_flush=off;...')``), the writer's
-own per-table ``Buffer``s (``store.ilp.IlpEncoder``), its own flush timer and row
-threshold, and **one transaction per table per flush**. The contract with the journal
+ILP over HTTP (``store.ilp_http``: one ``POST /write`` per table, keep-alive), the
+writer's own per-table encoder (``store.ilp.IlpEncoder``: ``Buffer`` rows and the native
+fast path's pre-encoded ``EncodedRows``), its own flush timer and row threshold, and
+**one transaction per table per flush**. The contract with the journal
 (DESIGN.md §5):
 
 * Every journal record is *offered* once, in seq order, with the events it produced
@@ -11,12 +12,12 @@ threshold, and **one transaction per table per flush**. The contract with the jo
   ``add_side`` and ride along with the next flush.
 * A flush takes every buffered row (``IlpEncoder.take``) as one *batch* tagged with
   the last journal seq whose events it completes. Batches are flushed strictly in order;
-  the tables of one batch are sent concurrently (one ``Sender`` per table, each request
+  the tables of one batch are sent concurrently (one transport per table, each request
   in its own ``asyncio.to_thread``), and a table acknowledged is never sent again. Only
   when every table of the batch is acknowledged does ``Journal.commit(seq)`` advance
   the checkpoint.
-* On failure the batch is kept (a failed ``Sender.flush`` leaves a passed buffer
-  intact), the writer backs off (``writer.retry_min_s`` .. ``retry_max_s``) and keeps
+* On failure the batch is kept (its request bodies are immutable ``bytes``), the
+  writer backs off (``writer.retry_min_s`` .. ``retry_max_s``) and keeps
   accepting rows; the sockets keep being read and journaled.
 * Past ``writer.max_buffered_rows`` the writer stops taking offers (*catch-up mode*):
   what it did not take is in the journal, and it reads it back from there
@@ -25,7 +26,7 @@ threshold, and **one transaction per table per flush**. The contract with the jo
   path: the writer starts in catch-up mode at ``acked_seq + 1`` and DEDUP keys absorb
   the overlap with rows already stored.
 
-Everything runs on the collector's event loop except the blocking ``Sender.flush``
+Everything runs on the collector's event loop except the blocking HTTP request
 (``asyncio.to_thread``, which releases the GIL on network I/O).
 
 Metrics: ``tickarchive_ack_lag_seconds`` (exchange ts → acknowledgement) gets two
@@ -42,23 +43,20 @@ import asyncio
 import collections
 import logging
 import time
-import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ingest import native
 from ingest.journal import Journal
 from ingest.journal_format import Record
 from ingest.normalize import Notification, Response, events_of_response, parse_frame
 from ingest.pacing import Backoff
 from store.errors import StoreError
-from store.ilp import IlpEncoder
+from store.ilp import EncodedRows, IlpEncoder
+from store.ilp_http import IlpHttpError, IlpHttpTransport
 from tickarchive.domain import BookChange, Event, IndexTick, QuoteTick, TradeSource, TradeTick
 from tickarchive.settings import WriterSettings
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from questdb.ingress import Buffer, IngressError, Sender
 
 log = logging.getLogger("tickarchive.writer")
 
@@ -85,7 +83,8 @@ class _Metrics(Protocol):
 
 
 def ilp_conf(host: str, http_port: int, request_timeout_s: float) -> str:
-    """The client configuration the writer uses: our own flushing and retrying."""
+    """The ILP/HTTP configuration string the writer (``store.ilp_http``) and the
+    one-shot loaders (``questdb.ingress.Sender``) use: our own flushing and retrying."""
     return (
         f"http::addr={host}:{http_port};auto_flush=off;retry_timeout=0;"
         f"request_timeout={int(request_timeout_s * 1000)};protocol_version=2;"
@@ -104,10 +103,21 @@ def events_of_record(rec: Record) -> list[Event]:
     return []
 
 
+def rows_of_record(rec: Record) -> Sequence[Event | EncodedRows]:
+    """``events_of_record`` for the writer: ticker and book frames through the native
+    fast path when it is there (``EncodedRows``, the same bytes), the rest as events."""
+    if native.ENABLED:
+        n = native.fast_notification(rec.frame, rec.recv_ts_us)
+        if n is not None:
+            return n.events
+    return events_of_record(rec)
+
+
 @dataclass(slots=True)
 class _Batch:
     upto_seq: int
-    tables: dict[str, tuple[Buffer, int]]
+    tables: dict[str, tuple[bytes, int]]
+    """table -> (request body, rows)"""
     oldest_ts_us: int | None
     """Exchange ts of the batch's oldest live market row (``None``: none in the batch)."""
     newest_ts_us: int | None
@@ -134,14 +144,14 @@ class QuestDBWriter:
         settings: WriterSettings,
         journal: Journal,
         metrics: _Metrics | None = None,
-        sender_factory: Callable[[str], Sender] | None = None,
+        transport_factory: Callable[[str], IlpHttpTransport] | None = None,
     ) -> None:
         self.conf = conf
         self.settings = settings
         self.journal = journal
         self.metrics = metrics
-        self._factory = sender_factory or Sender.from_conf
-        self._senders: dict[str, Sender] = {}
+        self._factory = transport_factory or IlpHttpTransport.from_conf
+        self._senders: dict[str, IlpHttpTransport] = {}
         """One per table, so the tables of a batch are flushed concurrently."""
         self._enc = IlpEncoder(protocol_version=2)
         self._buffered = 0
@@ -184,7 +194,7 @@ class QuestDBWriter:
         """False while flushes fail."""
         return self._failing_since is None
 
-    def offer(self, seq: int, events: Sequence[Event]) -> None:
+    def offer(self, seq: int, events: Sequence[Event | EncodedRows]) -> None:
         """The events of journal record ``seq`` (possibly none). Ignored (and read back
         from the journal later) unless the writer is live and ``seq`` is the next one."""
         if not self.live:
@@ -213,7 +223,7 @@ class QuestDBWriter:
         if evs:
             self._encode(evs)
 
-    def _encode(self, events: Sequence[Event]) -> None:
+    def _encode(self, events: Sequence[Event | EncodedRows]) -> None:
         n = self._enc.add_all(events)
         self._buffered += n
         # ack-lag bounds from live market rows only; a frame's events are of one kind and
@@ -253,7 +263,7 @@ class QuestDBWriter:
         for rec in it:
             if rec.seq < self.next_seq:
                 continue
-            events = events_of_record(rec)
+            events = rows_of_record(rec)
             if events:
                 self._encode(events)
             self.next_seq = rec.seq + 1
@@ -279,7 +289,7 @@ class QuestDBWriter:
     def _take(self) -> None:
         if not self._buffered:
             return
-        tables = self._enc.take()
+        tables = self._enc.take_payloads()
         self._pending.append(_Batch(self.next_seq - 1, tables, self._oldest_ts, self._newest_ts, self._buffered))
         self._pending_rows += self._buffered
         self._buffered = 0
@@ -294,33 +304,25 @@ class QuestDBWriter:
                     c = children[name] = m.ticks.labels(table=name)
                 c.inc(n)
 
-    def _get_sender(self, table: str) -> Sender:
+    def _get_sender(self, table: str) -> IlpHttpTransport:
         s = self._senders.get(table)
         if s is None:
-            try:
-                s = self._factory(self.conf)
-                s.establish()  # type: ignore[no-untyped-call]
-            except IngressError as exc:
-                raise _FlushFailed(f"cannot set up the ILP sender: {exc}") from exc
-            self._senders[table] = s
+            s = self._senders[table] = self._factory(self.conf)
         return s
 
     def _drop_senders(self) -> None:
         senders = list(self._senders.values())
         self._senders.clear()
         for s in senders:
-            try:
-                s.close()
-            except IngressError:
-                log.debug("writer: closing a failed sender raised", exc_info=True)
+            s.close()
 
-    async def _flush_table(self, name: str, buf: Buffer) -> tuple[str, float | str]:
+    async def _flush_table(self, name: str, body: bytes) -> tuple[str, float | str]:
         """One table's transaction: (table, seconds taken) or (table, error message)."""
         t0 = time.monotonic()
         try:
             sender = self._get_sender(name)
-            await asyncio.to_thread(_flush_one, sender, buf)
-        except (_FlushFailed, IngressError) as exc:
+            await asyncio.to_thread(sender.send, body)
+        except IlpHttpError as exc:
             return name, str(exc)
         return name, time.monotonic() - t0
 
@@ -332,7 +334,7 @@ class QuestDBWriter:
             b = self._pending[0]
             # every table of the batch at once, each its own transaction on its own sender
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(self._flush_table(name, buf)) for name, (buf, _n) in b.tables.items()]
+                tasks = [tg.create_task(self._flush_table(name, body)) for name, (body, _n) in b.tables.items()]
             results = [t.result() for t in tasks]
             failures: list[tuple[str, str]] = []
             for name, res in results:
@@ -488,13 +490,5 @@ class QuestDBWriter:
         self._drop_senders()
 
 
-class _FlushFailed(Exception):
-    """Internal: the sender could not be built."""
-
-
-def _flush_one(sender: Sender, buf: Buffer) -> None:
-    sender.flush(buf, clear=False, transactional=True)
-
-
-_LIVE_TYPES: frozenset[type] = frozenset((QuoteTick, TradeTick, BookChange, IndexTick))
+_LIVE_TYPES: frozenset[type] = frozenset((QuoteTick, TradeTick, BookChange, IndexTick, EncodedRows))
 """Live market rows (trades only with source ``ws``): the ones ack lag is measured on."""

@@ -3,23 +3,19 @@ across failures, replay from the checkpoint after a restart (DEDUP absorbs the o
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from ingest.capture import read_capture
 from ingest.journal import Journal
 from ingest.metrics import CollectorMetrics
 from ingest.normalize import Notification, parse_frame
+from store.ilp_http import IlpHttpTransport
 from store.questdb_writer import QuestDBWriter, events_of_record, ilp_conf
 from store.stack.handles import QuestDBHandle
 from store.stack.procs import free_port
 from tests.ingest.conftest import WS_CAPTURE
 from tickarchive.domain import BookChange, Event, Gap, GapKind, GapStatus, IndexTick, QuoteTick, TradeSource, TradeTick
 from tickarchive.settings import WriterSettings
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from questdb.ingress import Sender
 
 
 def _journal_capture(j: Journal) -> dict[type, int]:
@@ -97,12 +93,12 @@ async def test_a_failed_flush_keeps_the_rows_and_the_checkpoint(tmp_path: Path, 
     dead = ilp_conf("127.0.0.1", free_port(), 1.0)
     target = {"conf": dead}
 
-    def factory(_conf: str) -> Sender:
-        return Sender.from_conf(target["conf"])
+    def factory(_conf: str) -> IlpHttpTransport:
+        return IlpHttpTransport.from_conf(target["conf"])
 
     settings = WriterSettings(retry_min_s=0.01, retry_max_s=0.02)
     with Journal.open(tmp_path / "j") as j:
-        w = QuestDBWriter(good, settings, j, sender_factory=factory)
+        w = QuestDBWriter(good, settings, j, transport_factory=factory)
         w._catch_up_step()  # empty journal: live at once
         assert w.live
         _, records = read_capture(WS_CAPTURE)
@@ -151,14 +147,14 @@ async def test_tables_flush_concurrently_and_a_failed_table_alone_is_resent(
     made: list[str] = []
     failing = [True]
 
-    def factory(_conf: str) -> Sender:
+    def factory(_conf: str) -> IlpHttpTransport:
         made.append("dead" if failing[0] and len(made) == 1 else "good")  # the second table's sender fails
-        return Sender.from_conf(dead if made[-1] == "dead" else good)
+        return IlpHttpTransport.from_conf(dead if made[-1] == "dead" else good)
 
     settings = WriterSettings(retry_min_s=0.01, retry_max_s=0.02)
     metrics = CollectorMetrics()
     with Journal.open(tmp_path / "j") as j:
-        w = QuestDBWriter(good, settings, j, metrics, sender_factory=factory)
+        w = QuestDBWriter(good, settings, j, metrics, transport_factory=factory)
         w._catch_up_step()
         counts: dict[str, int] = {}
         _, records = read_capture(WS_CAPTURE)

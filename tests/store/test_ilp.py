@@ -253,3 +253,29 @@ def test_a_value_the_batch_path_cannot_take_falls_back_to_the_row_path() -> None
     buf, n = enc.take()["quotes"]
     assert n == 2
     assert bytes(buf) == _reference_bytes([FULL[0], odd], 1)
+
+
+def test_encoded_rows_ride_after_the_buffer_rows_in_one_request_body() -> None:
+    """Pre-encoded rows (the native fast path's output) are taken as they are: after the
+    rows encoded from events, in the order added, counted with their own row counts."""
+    from store.ilp import EncodedRows
+
+    ref = IlpEncoder(protocol_version=2)
+    ref.add(FULL[0])
+    first = bytes(ref.take()["quotes"][0])
+    ref.add(SPARSE[0])
+    second = bytes(ref.take()["quotes"][0])
+
+    enc = IlpEncoder(protocol_version=2)
+    assert enc.add_all([EncodedRows("quotes", second, 1, "ETH-X", 1), FULL[0]]) == 2
+    enc.add(EncodedRows("quotes", second, 1, "ETH-X", 2))
+    enc.add(EncodedRows("book_changes", b"", 0, "ETH-X", 3))  # an empty book: nothing to send
+    assert enc.rows["quotes"] == 3
+    with pytest.raises(ValueError, match="take_payloads"):
+        enc.take()
+    taken = enc.take_payloads()
+    assert list(taken) == ["quotes"]
+    assert taken["quotes"] == (first + second + second, 3)
+    assert enc.take_payloads() == {}
+    with pytest.raises(ValueError, match="unknown table"):
+        enc.add(EncodedRows("nope", b"x", 1, "ETH-X", 1))
