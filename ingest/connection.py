@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -41,6 +41,22 @@ _YIELD_EVERY = 32
 """Frames read before the receive loop yields to the event loop."""
 
 OnOutputs = Callable[["ConnectionDriver", int, Sequence[Output]], None]
+
+
+_BATCH_MAX: Final = 256
+"""Most frames journaled in one write (they are parsed right after, in order)."""
+
+
+def _message_ready(ws: ClientConnection) -> bool:
+    """True when ``ws.recv()`` would return a whole message without waiting. Reads
+    websockets' receive queue (``Assembler.frames``, websockets 14-17): a complete
+    (``fin``) frame at its head. Anything unexpected there answers False, and the loop
+    reads one message at a time."""
+    try:
+        q = ws.recv_messages.frames.queue
+        return bool(q) and bool(q[0].fin)
+    except AttributeError:
+        return False
 
 
 def now_us() -> int:
@@ -196,31 +212,39 @@ class ConnectionDriver:
             if gate is not None and not gate.is_set():
                 await gate.wait()
             n += 1
-            if n % _YIELD_EVERY == 0:
+            if n >= _YIELD_EVERY:
+                n = 0
                 if m is not None:
                     self._flush_counts()
                 # recv() returns buffered frames without suspending: under a backlog this
                 # loop would starve the fsync timer, the writer and the other connections
                 await asyncio.sleep(0)
             raw = await ws.recv(decode=False)
-            frame = raw if isinstance(raw, bytes) else bytes(raw)
-            recv = now_us()
-            seq = await self._append(frame, recv)
-            self.frames += 1
-            self.last_frame_us = recv
-            outs = session.receive_frame(frame, recv)
-            if m is not None:
-                self._count(frame, recv, outs)
-            on_outputs(self, seq, outs)
-            if session.next_send_us(recv) == recv:
-                await self._send_pending(ws)
+            batch = [(raw if isinstance(raw, bytes) else bytes(raw), now_us())]
+            # every whole message websockets has already received joins the batch: one
+            # journal write for all of them, each journaled before any is parsed
+            while len(batch) < _BATCH_MAX and _message_ready(ws):
+                raw = await ws.recv(decode=False)  # returns at once: the message is there
+                batch.append((raw if isinstance(raw, bytes) else bytes(raw), now_us()))
+            n += len(batch) - 1
+            seq = await self._append_many(batch)
+            for frame, recv in batch:
+                self.frames += 1
+                self.last_frame_us = recv
+                outs = session.receive_frame(frame, recv)
+                if m is not None:
+                    self._count(frame, recv, outs)
+                on_outputs(self, seq, outs)
+                seq += 1
+                if session.next_send_us(recv) == recv:
+                    await self._send_pending(ws)
 
-    async def _append(self, frame: bytes, recv_us: int) -> int:
-        """Journal the frame; on a full disk wait (back-pressure) and retry."""
+    async def _append_many(self, frames: list[tuple[bytes, int]]) -> int:
+        """Journal the frames (seq of the first); on a full disk wait (back-pressure) and retry."""
         warned = False
         while True:
             try:
-                return self.journal.append(frame, recv_us, self.name)
+                return self.journal.append_many(frames, self.name)
             except JournalFull as exc:
                 if not warned:
                     log.error("%s: JOURNAL FULL, not reading the socket until there is room: %s", self.name, exc)

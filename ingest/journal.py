@@ -38,7 +38,7 @@ import mmap
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -61,6 +61,8 @@ from ingest.journal_format import (
 CHECKPOINT_FILE: Final = "checkpoint.json"
 LOCK_FILE: Final = "writer.lock"
 _MARK_EVERY_BYTES: Final = 256 * 1024
+_IOV_MAX: Final = 999
+"""Buffers per ``writev`` call (a multiple of 3 below Linux's IOV_MAX of 1024)."""
 _FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
@@ -580,6 +582,60 @@ class Journal:
             self._marks.append((seq, self._end))
             self._last_mark = self._end
         return seq
+
+    def append_many(self, frames: Sequence[tuple[bytes, int]], connection: str) -> int:
+        """Append ``(frame, recv_ts_us)`` records of one connection with one ``writev``
+        (a connection hands over every frame it has already received, before parsing any
+        of them); return the seq of the first. All or nothing: ``JournalFull`` (nothing
+        written) or ``JournalError``. A segment may overrun ``segment_bytes`` by one batch."""
+        if not frames:
+            raise JournalError("append_many() of no frames")
+        if len(frames) == 1:
+            frame, recv = frames[0]
+            return self.append(frame, recv, connection)
+        if self._size >= self.segment_bytes and self._size > 0:
+            self._rotate()
+        conn = self._conn_cache.get(connection)
+        if conn is None:
+            conn = connection.encode()
+            if len(conn) > 255:
+                raise JournalError(f"connection id {connection!r} longer than 255 bytes")
+            self._conn_cache[connection] = conn
+        first = seq = self._next_seq
+        parts: list[bytes] = []
+        total = 0
+        fixed = HEADER_SIZE + len(conn)
+        for frame, recv in frames:
+            parts += (encode_header(seq, recv, conn, frame), conn, frame)
+            total += fixed + len(frame)
+            seq += 1
+        try:
+            written = 0
+            for i in range(0, len(parts), _IOV_MAX):  # writev takes at most IOV_MAX buffers
+                chunk = parts[i : i + _IOV_MAX]
+                n = os.writev(self._fd, chunk)
+                want = sum(len(b) for b in chunk)
+                if n != want:
+                    self._write_rest(b"".join(chunk), n)
+                written += want
+        except OSError as exc:
+            self._undo_partial()
+            if exc.errno in _FULL_ERRNOS:
+                raise JournalFull(f"journal disk full writing {self._active}: {exc.strerror}") from exc
+            raise JournalError(f"cannot write journal segment {self._active}: {exc.strerror}") from exc
+        self._next_seq = seq
+        self.last_recv_ts_us = frames[-1][1]
+        self._size += total
+        self._end += total
+        st = self.stats
+        st.appended_records += len(frames)
+        st.appended_bytes += total
+        if self._unsynced_since is None:
+            self._unsynced_since = time.monotonic()
+        if self._end - self._last_mark >= _MARK_EVERY_BYTES:
+            self._marks.append((seq - 1, self._end))
+            self._last_mark = self._end
+        return first
 
     def _write_rest(self, data: bytes, written: int) -> None:
         view = memoryview(data)

@@ -44,6 +44,51 @@ def test_append_read_back_real_capture(tmp_path: Path, ws_records) -> None:
     assert [r.seq for r in JournalReader(tmp_path).read_from(130)] == list(range(130, 137))
 
 
+def test_append_many_writes_the_bytes_of_single_appends(tmp_path: Path, ws_records) -> None:
+    """One writev for a connection's received frames: the same records, seqs and file
+    bytes as appending them one by one (batches past IOV_MAX buffers included)."""
+    frames = [(r.frame, r.recv_ts_us) for r in ws_records]
+    with Journal.open(tmp_path / "one") as j:
+        for f, t in frames:
+            j.append(f, t, "c0")
+        one_end, one_marks = j.backlog_bytes, list(j._marks)
+    with Journal.open(tmp_path / "many") as j:
+        assert j.append_many(frames[:1], "c0") == 1
+        assert j.append_many(frames[1:100], "c0") == 2
+        assert j.append_many(frames[100:], "c0") == 101
+        assert j.last_seq == len(frames) == 136
+        assert j.stats.appended_records == 136
+        assert j.backlog_bytes == one_end
+        assert list(j._marks) == one_marks
+        with pytest.raises(JournalError, match="no frames"):
+            j.append_many([], "c0")
+    one = [p.read_bytes() for p in sorted((tmp_path / "one").glob("*.tjl"))]
+    assert len(one) == 1
+    assert one == [p.read_bytes() for p in sorted((tmp_path / "many").glob("*.tjl"))]
+    got = list(JournalReader(tmp_path / "many").read_from(0))
+    assert [(r.seq, r.frame, r.recv_ts_us) for r in got] == [(i + 1, f, t) for i, (f, t) in enumerate(frames)]
+    big = [(b'{"n":%d}' % i, i) for i in range(700)]  # 2,100 buffers: three writev calls
+    with Journal.open(tmp_path / "big") as j:
+        assert j.append_many(big, "c7") == 1
+    assert [r.frame for r in JournalReader(tmp_path / "big").read_from(0)] == [f for f, _ in big]
+
+
+def test_append_many_on_a_full_disk_writes_nothing(tmp_path: Path) -> None:
+    j = Journal.open(tmp_path)
+    real_fd = os.dup(j._fd)
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, j._fd)
+    with pytest.raises(JournalFull, match="disk full"):
+        j.append_many([(b'{"a":1}', 1), (b'{"a":2}', 2)], "c0")
+    assert j.next_seq == 1
+    os.dup2(real_fd, j._fd)
+    os.close(full)
+    os.close(real_fd)
+    assert j.append_many([(b'{"a":1}', 1), (b'{"a":2}', 2)], "c0") == 1
+    j.close()
+    assert [r.frame for r in JournalReader(tmp_path).read_from(0)] == [b'{"a":1}', b'{"a":2}']
+
+
 def test_rotation_checkpoint_and_archivable_segments(tmp_path: Path, ws_records) -> None:
     j = Journal.open(tmp_path, segment_bytes=8192)
     _fill(j, ws_records)
