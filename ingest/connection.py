@@ -34,6 +34,7 @@ from ingest.journal import Journal
 from ingest.metrics import CollectorMetrics, channel_label
 from ingest.pacing import Backoff, TokenBucket
 from ingest.session import DeribitSession, Output
+from store.ilp import EncodedRows
 
 log = logging.getLogger("tickarchive.connection")
 
@@ -43,6 +44,8 @@ _YIELD_EVERY = 32
 OnOutputs = Callable[["ConnectionDriver", int, Sequence[Output]], None]
 
 
+_LABEL_OF_TABLE: Final = {"quotes": "ticker", "book_changes": "book"}
+_LAGGED: Final = frozenset({"ticker", "book", "trades", "index"})
 _BATCH_MAX: Final = 256
 """Most frames journaled in one write (they are parsed right after, in order)."""
 
@@ -252,19 +255,22 @@ class ConnectionDriver:
                 await asyncio.sleep(1.0)
 
     def _count(self, frame: bytes, recv_us: int, outs: Sequence[Output]) -> None:
-        label = channel_label(frame)
+        first = outs[0] if outs else None
+        # the native path's rows name their table, which names the channel
+        label = _LABEL_OF_TABLE[first.table] if type(first) is EncodedRows else channel_label(frame)
         u = self._uncounted
         u[label] = u.get(label, 0) + 1
-        m = self._metrics
-        assert m is not None
-        if outs:
-            ts = getattr(outs[0], "ts_us", None)
-            if ts is not None and label in ("ticker", "book", "trades", "index"):
+        if first is not None and label in _LAGGED:
+            ts = getattr(first, "ts_us", None)
+            if ts is not None:
                 h = self._lag.get(label)
                 if h is None:
-                    h = m.exchange_lag.labels(channel=label)
+                    m = self._metrics
+                    assert m is not None
+                    h = m.exchange_lag.labels(label)
                     self._lag[label] = h
-                h.observe(max(0.0, (recv_us - ts) / 1e6))
+                lag = (recv_us - ts) / 1e6
+                h.observe(lag if lag > 0.0 else 0.0)
 
     def _flush_counts(self) -> None:
         """Add the frames counted since the last call to ``tickarchive_frames_total``

@@ -17,11 +17,15 @@ backfilled trades are not measured.
 
 from __future__ import annotations
 
+import bisect
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ingest.errors import IngestError
 
@@ -44,6 +48,59 @@ _ACK_BUCKETS: Final = (
 )
 """Fine below 100 ms: the load harness reads p50/p95/p99 from these buckets."""
 _FAST_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+
+class _LagChild:
+    """One label set of a ``LagHistogram``: plain counts, no lock."""
+
+    __slots__ = ("_bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self._bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self._bounds, value)] += 1  # le semantics: v <= bound
+        self.sum += value
+
+
+class LagHistogram(Collector):
+    """A labelled histogram for a per-frame observation on the event loop: ``observe``
+    is a bisect and two additions (prometheus-client's ``Histogram.observe`` takes a lock
+    and walks the buckets: ~3x the cost). Exposed as an ordinary Prometheus histogram.
+    Observed from one thread; a scrape reads counts that may be one observation apart
+    across buckets, never torn values."""
+
+    def __init__(self, name: str, documentation: str, label: str, buckets: tuple[float, ...],
+                 registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label = label
+        self.buckets = buckets
+        self._children: dict[str, _LagChild] = {}
+        registry.register(self)
+
+    def labels(self, value: str) -> _LagChild:
+        c = self._children.get(value)
+        if c is None:
+            c = self._children[value] = _LagChild(self.buckets)
+        return c
+
+    def describe(self) -> list[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=[self.label])]
+
+    def collect(self) -> Iterator[Metric]:
+        fam = HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, c in list(self._children.items()):
+            counts = list(c.counts)
+            cum = 0
+            buckets = []
+            for bound, n in zip((*self.buckets, float("inf")), counts, strict=True):
+                cum += n
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cum)))
+            fam.add_metric([value], buckets, c.sum)
+        yield fam
 
 
 def channel_label(frame: bytes) -> str:
@@ -81,12 +138,8 @@ class CollectorMetrics:
         self.frames = Counter("tickarchive_frames", "frames received", ["connection", "channel"], registry=r)
         self.ticks = Counter("tickarchive_ticks", "rows produced by the normalizer", ["table"], registry=r)
         self.stored_rows = Counter("tickarchive_stored_rows", "rows acknowledged by QuestDB", ["table"], registry=r)
-        self.exchange_lag = Histogram(
-            "tickarchive_exchange_lag_seconds",
-            "receive time minus exchange timestamp",
-            ["channel"],
-            buckets=_LAG_BUCKETS,
-            registry=r,
+        self.exchange_lag = LagHistogram(
+            "tickarchive_exchange_lag_seconds", "receive time minus exchange timestamp", "channel", _LAG_BUCKETS, r
         )
         self.ack_lag = Histogram(
             "tickarchive_ack_lag_seconds",
