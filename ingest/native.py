@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Final
 
 from ingest.normalize import Notification
@@ -27,40 +28,52 @@ from ingest.sequence import BookIds
 from store.ilp import EncodedRows
 
 _Encoded = tuple[str, str, bytes, int, str, int, int | None, int | None, bool | None]
-_encode_frame: Callable[[bytes, int], _Encoded | None] | None
-try:
-    from tickarchive_native import encode_frame as _encode_frame
-except ImportError:  # pragma: no cover - exercised by the fallback tests
-    _encode_frame = None
+_FastNotification = Callable[[bytes, int], Notification | None]
 
-AVAILABLE: Final = _encode_frame is not None
+_ext: ModuleType | None
+try:
+    import tickarchive_native as _ext
+except ImportError:  # pragma: no cover - exercised by the fallback tests
+    _ext = None
+
+AVAILABLE: Final = _ext is not None
 """The extension module imported."""
 
 ENABLED: Final = AVAILABLE and os.environ.get("TICKARCHIVE_NATIVE", "1") != "0"
 """``AVAILABLE`` and not switched off with ``TICKARCHIVE_NATIVE=0``."""
 
 
-_encode: Callable[[bytes, int], _Encoded | None] = _encode_frame or (lambda frame, recv_ts_us: None)
-
-
-def _native(frame: bytes, recv_ts_us: int) -> Notification | None:
-    t = _encode(frame, recv_ts_us)
-    if t is None:
-        return None
-    channel, table, payload, rows, instrument, ts_us, change_id, prev, snap = t
-    events: Any
-    if change_id is None:  # ticker
-        events = [EncodedRows(table, payload, rows, instrument, ts_us)]
-        return Notification(channel, events)
-    events = [EncodedRows(table, payload, rows, instrument, ts_us)] if rows else []
-    return Notification(channel, events, BookIds(instrument, ts_us, change_id, prev, snap is True))
-
-
 def _disabled(frame: bytes, recv_ts_us: int) -> Notification | None:
     return None
 
 
-fast_notification: Final[Callable[[bytes, int], Notification | None]] = _native if ENABLED else _disabled
+def _with_tuple(encode_frame: Callable[[bytes, int], _Encoded | None]) -> _FastNotification:
+    """``fast_notification`` in Python over ``encode_frame`` (what the extension's own
+    ``fast_notification`` does without a Python frame; kept as the readable definition
+    and checked against it in the tests)."""
+
+    def fast_notification(frame: bytes, recv_ts_us: int) -> Notification | None:
+        t = encode_frame(frame, recv_ts_us)
+        if t is None:
+            return None
+        channel, table, payload, rows, instrument, ts_us, change_id, prev, snap = t
+        events: Any
+        if change_id is None:  # ticker
+            events = [EncodedRows(table, payload, rows, instrument, ts_us)]
+            return Notification(channel, events)
+        events = [EncodedRows(table, payload, rows, instrument, ts_us)] if rows else []
+        return Notification(channel, events, BookIds(instrument, ts_us, change_id, prev, snap is True))
+
+    return fast_notification
+
+
+fast_notification: _FastNotification = _disabled
 """``fast_notification(frame, recv_ts_us)``: a ``Notification`` whose ``events`` are one
 ``EncodedRows`` (none for an empty book) and whose ``book`` is the ``BookIds`` of a book
-frame, or ``None`` (use ``parse_frame``)."""
+frame, or ``None`` (use ``parse_frame``). The extension builds the objects itself (no
+Python frame on the hot path: ~0.4 µs less per frame than ``_with_tuple``)."""
+
+if _ext is not None:
+    _ext.set_types(Notification, EncodedRows, BookIds)
+    if ENABLED:
+        fast_notification = _ext.fast_notification
