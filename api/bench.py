@@ -22,7 +22,9 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +87,19 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(s), p95
 
 
-def run(rows: int = 100_000, repeat: int = 30) -> None:
-    from fastapi.testclient import TestClient
+@dataclass(frozen=True, slots=True)
+class BenchStack:
+    settings: Settings
+    instrument: str
+    """The instrument of the hot (2026-10-01) and warm (2026-09-01) instrument-days."""
+    trade_instrument: str
+    """The instrument of the month of trades (2026-08, warm)."""
+    pg_superuser_dsn: str
 
-    from api.app import create_app
+
+@contextmanager
+def stack(rows: int = 100_000) -> Iterator[BenchStack]:
+    """Private QuestDB and PostgreSQL loaded with the bench data (stopped and removed on exit)."""
     from store import migrate
     from store.stack.handles import QuestDBHandle
     from store.stack.postgres import PostgresServer
@@ -153,62 +164,111 @@ def run(rows: int = 100_000, repeat: int = 30) -> None:
             archive=ArchiveSettings(target=str(root / "lake"), cache_dir=root / "cache"),
             api=ApiSettings(),
         )
-        client = TestClient(create_app(settings))
-        one = {"instrument": instrument, "limit": rows}
-        hot_day = {**one, "start": "2026-10-01", "end": "2026-10-02"}
-        warm_day_q = {**one, "start": "2026-09-01", "end": "2026-09-02"}
-        top = {"columns": "bid_price,bid_amount,ask_price,ask_amount,mark_iv", "format": "parquet"}
-        cases: list[tuple[str, dict[str, Any]]] = [
-            ("quotes instrument-day, hot, top of book, parquet", {**hot_day, **top}),
-            ("quotes instrument-day, warm, top of book, parquet", {**warm_day_q, **top}),
-            ("quotes instrument-day, hot, all 31 columns, parquet", {**hot_day, "format": "parquet"}),
-            ("quotes instrument-day, warm, all 31 columns, parquet", {**warm_day_q, "format": "parquet"}),
-            ("quotes first page (10k rows), hot, json", {**hot_day, "limit": 10_000}),
-        ]
-        results = []
-
-        def measure(name: str, call: Callable[[], Any]) -> None:
-            call()
-            call()
-            samples = []
-            size = 0
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                r = call()
-                samples.append(time.perf_counter() - t0)
-                assert r.status_code == 200, r.text[:300]
-                size = len(r.content)
-            p50, p95 = _percentiles(samples)
-            results.append((name, p50, p95, size, r.headers.get("x-row-count", "")))
-            out.print(f"  {name}: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms")
-
-        for name, params in cases:
-
-            def get(params: dict[str, Any] = params) -> Any:
-                return client.get("/quotes", params=params)
-
-            measure(name, get)
-        measure(
-            "chain ETH (300 options), hot",
-            lambda: client.get("/chain", params={"currency": "ETH", "at": "2026-10-02T12:00:00Z", "lookback_s": 3600}),
-        )
-        measure(
-            "ohlcv 1 month, 1h bars, warm rollup",
-            lambda: client.get(
-                "/ohlcv",
-                params={"instrument": trade_instrument, "start": "2026-08-01", "end": "2026-09-01", "interval": "1h"},
-            ),
-        )
-        client.close()
-
-        t = RichTable(title=f"tickarchive bench api ({repeat} requests each, in-process)")
-        for col in ("query", "rows", "bytes", "p50 ms", "p95 ms"):
-            t.add_column(col, justify="left" if col == "query" else "right")
-        for name, p50, p95, size, n in results:
-            t.add_row(name, n, f"{size:,}", f"{p50 * 1000:.1f}", f"{p95 * 1000:.1f}")
-        out.print(t)
+        yield BenchStack(settings, instrument, trade_instrument, pg.superuser_dsn())
     finally:
         qdb.down()
         pg.down()
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(pg_root, ignore_errors=True)
+
+
+def cases(st: BenchStack, rows: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, path, query parameters) of every measured request."""
+    one = {"instrument": st.instrument, "limit": rows}
+    hot_day = {**one, "start": "2026-10-01", "end": "2026-10-02"}
+    warm_day_q = {**one, "start": "2026-09-01", "end": "2026-09-02"}
+    top = {"columns": "bid_price,bid_amount,ask_price,ask_amount,mark_iv", "format": "parquet"}
+    return [
+        ("quotes instrument-day, hot, top of book, parquet", "/quotes", {**hot_day, **top}),
+        ("quotes instrument-day, warm, top of book, parquet", "/quotes", {**warm_day_q, **top}),
+        ("quotes instrument-day, hot, all 31 columns, parquet", "/quotes", {**hot_day, "format": "parquet"}),
+        ("quotes instrument-day, warm, all 31 columns, parquet", "/quotes", {**warm_day_q, "format": "parquet"}),
+        ("quotes first page (10k rows), hot, json", "/quotes", {**hot_day, "limit": 10_000}),
+        (
+            "chain ETH (300 options), hot",
+            "/chain",
+            {"currency": "ETH", "at": "2026-10-02T12:00:00Z", "lookback_s": 3600},
+        ),
+        (
+            "ohlcv 1 month, 1h bars, warm rollup",
+            "/ohlcv",
+            {"instrument": st.trade_instrument, "start": "2026-08-01", "end": "2026-09-01", "interval": "1h"},
+        ),
+    ]
+
+
+class _Served:
+    """The app served by uvicorn on a free loopback port in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        import threading
+
+        import uvicorn
+
+        from store.stack.procs import free_port
+
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="bench-uvicorn", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def run(rows: int = 100_000, repeat: int = 30, http: bool = False) -> None:
+    """Measure every case ``repeat`` times (after two unmeasured requests) through the ASGI
+    app in-process (``TestClient``) or, with ``http``, over loopback HTTP to uvicorn (httpx)."""
+    import httpx
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with stack(rows) as st:
+        app = create_app(st.settings)
+        served: _Served | None = None
+        client: Any
+        if http:
+            served = _Served(app)
+            client = httpx.Client(base_url=f"http://127.0.0.1:{served.port}", timeout=120)
+        else:
+            client = TestClient(app)
+        results = []
+        try:
+            for name, path, params in cases(st, rows):
+
+                def call(path: str = path, params: dict[str, Any] = params) -> Any:
+                    return client.get(path, params=params)
+
+                call()
+                call()
+                samples = []
+                size = 0
+                for _ in range(repeat):
+                    t0 = time.perf_counter()
+                    r = call()
+                    samples.append(time.perf_counter() - t0)
+                    assert r.status_code == 200, r.text[:300]
+                    size = len(r.content)
+                p50, p95 = _percentiles(samples)
+                results.append((name, p50, p95, size, r.headers.get("x-row-count", "")))
+                out.print(f"  {name}: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms")
+        finally:
+            client.close()
+            if served is not None:
+                served.stop()
+
+    how = "uvicorn + httpx over loopback" if http else "in-process"
+    t = RichTable(title=f"tickarchive bench api ({repeat} requests each, {how})")
+    for col in ("query", "rows", "bytes", "p50 ms", "p95 ms"):
+        t.add_column(col, justify="left" if col == "query" else "right")
+    for name, p50, p95, size, n in results:
+        t.add_row(name, n, f"{size:,}", f"{p50 * 1000:.1f}", f"{p95 * 1000:.1f}")
+    out.print(t)

@@ -32,8 +32,11 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     def bench_api(
         rows: Annotated[int, typer.Option("--rows", help="quotes in the instrument-day")] = 100_000,
         repeat: Annotated[int, typer.Option("--repeat", help="requests per measured query")] = 30,
+        http: Annotated[
+            bool, typer.Option("--http", help="over loopback HTTP to uvicorn (httpx) instead of in-process")
+        ] = False,
     ) -> None:
         """p50/p95 latency: one instrument-day of quotes (hot, warm), a chain snapshot, a month of OHLCV."""
         from api.bench import run
 
-        run(rows=rows, repeat=repeat)
+        run(rows=rows, repeat=repeat, http=http)
