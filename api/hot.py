@@ -42,6 +42,14 @@ def _where(
     return predicates.where(lo_us, hi_us, match, eq, quote=predicates.plain, hi_inclusive=hi_inclusive)
 
 
+def _export_select(columns: Sequence[str]) -> str:
+    """Columns as stored: /exp writes a TIMESTAMP column as Parquet ``timestamp[us, UTC]``
+    straight from the column's pages (``HotExport`` turns it into integer µs). A computed
+    column such as ``cast(ts AS long)`` takes QuestDB 9.3.4's row-by-row export instead:
+    3x slower for a 100k-row instrument-day (75 vs 24 ms here)."""
+    return ", ".join(columns)
+
+
 EXPORT_TYPES = frozenset({ColumnType.TIMESTAMP, ColumnType.SYMBOL, ColumnType.DOUBLE, ColumnType.LONG, ColumnType.INT})
 """Column types /exp?fmt=parquet exports faithfully (not VARCHAR: QuestDB 9.3.4 NULLs short
 values; not BOOLEAN: not needed by the bulk tables)."""
@@ -62,7 +70,7 @@ def export_sql(
             parts.append(f"{match.column} ~ {inline.text(match.regex)}")
     order = ", ".join(frames.order_keys(table, fixed))
     return (
-        f"SELECT {_select(table, fetch)} FROM {table.name} WHERE {' AND '.join(parts)} "
+        f"SELECT {_export_select(fetch)} FROM {table.name} WHERE {' AND '.join(parts)} "
         f"ORDER BY {order} LIMIT {inline.integer(limit)}"
     )
 
@@ -78,7 +86,7 @@ def export_latest_sql(
         elif match.regex is not None:
             parts.append(f"{match.column} ~ {inline.text(match.regex)}")
     return (
-        f"SELECT {_select(table, columns)} FROM {table.name} WHERE {' AND '.join(parts)} "
+        f"SELECT {_export_select(columns)} FROM {table.name} WHERE {' AND '.join(parts)} "
         f"LATEST ON ts PARTITION BY {partition_by}"
     )
 

@@ -59,14 +59,18 @@ class HotExport:
 
 
 def conform(frame: pl.DataFrame | pl.Series, schema: dict[str, Any]) -> pl.DataFrame:
-    """``frame`` cast to ``schema`` (column order and dtypes), NaN doubles as null (pure)."""
+    """``frame`` cast to ``schema`` (column order and dtypes; a ``Datetime`` column becomes
+    integer µs whatever its unit), NaN doubles as null (pure)."""
     if not isinstance(frame, pl.DataFrame):
         frame = frame.to_frame()
     if frame.height == 0:
         return pl.DataFrame(schema=schema)
     exprs = []
     for name, dtype in schema.items():
-        col = pl.col(name).cast(dtype)
+        col = pl.col(name)
+        if isinstance(frame.schema[name], pl.Datetime):
+            col = col.dt.epoch("us")  # a TIMESTAMP column exported as such: integer µs
+        col = col.cast(dtype)
         if dtype == pl.Float64:
             col = col.fill_nan(None)
         exprs.append(col.alias(name))

@@ -55,7 +55,7 @@ def test_inline_refuses_non_integers_and_out_of_range_times() -> None:
 def test_export_sql_inlines_only_rendered_literals() -> None:
     sql = export_sql(QUOTES, ("ts", "bid_price"), 0, 86_400_000_000, instrument_match("ETH-30OCT26-3000-C"), 7)
     assert sql == (
-        "SELECT cast(ts AS long) ts, bid_price FROM quotes WHERE ts >= '1970-01-01T00:00:00.000000Z' "
+        "SELECT ts, bid_price FROM quotes WHERE ts >= '1970-01-01T00:00:00.000000Z' "
         "AND ts < '1970-01-02T00:00:00.000000Z' AND instrument = 'ETH-30OCT26-3000-C' ORDER BY ts LIMIT 7"
     )
     with pytest.raises(inline.InlineRefused):
