@@ -112,7 +112,7 @@ class Stores:
         self.hot = HotReader(self.qdb_pool, self.hot_export)
         from api.warm import WarmReader
 
-        self.warm = WarmReader(self.warm_pool, use_copy=a.warm_copy)
+        self.warm = WarmReader(self.warm_pool, use_copy=a.warm_copy, use_columns=a.warm_copy)
         self.cold = ColdReader(open_target(settings.archive.target), settings.archive.cache_dir)
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from api.errors import StoreUnavailable
 from api.params import InstrumentMatch
 from api.pool import Pool
 from api.timefmt import to_dt
+from api.warm_columns import Undecodable, decode, page_sql
 from api.warm_copy import CopyUnreadable, parse_binary_fixed, parse_csv
 from tickarchive.tables import ColumnType, Table
 
@@ -89,9 +90,10 @@ def _binary_select(table: Table, columns: Sequence[str]) -> str:
 
 
 class WarmReader:
-    def __init__(self, pool: Pool, *, use_copy: bool = True) -> None:
+    def __init__(self, pool: Pool, *, use_copy: bool = True, use_columns: bool = True) -> None:
         self.pool = pool
         self.use_copy = use_copy
+        self.use_columns = use_columns
 
     def rows(
         self,
@@ -107,34 +109,53 @@ class WarmReader:
         fixed = match.column if match is not None and match.exact is not None else None
         fetch = frames.without_fixed(columns, fixed)
         order = _order(table, frames.order_keys(table, fixed))
+        exact = match.exact if match else None
+        columns_failed: Exception | None = None
+        if self.use_columns:
+            try:
+                row = self.pool.fetch(page_sql(table, fetch, where, order), [*params, limit], binary=True)[0]
+                frame = decode(table, fetch, frames.order_keys(table, fixed), row)
+            except (StoreUnavailable, Undecodable) as exc:
+                columns_failed = exc
+            else:
+                return frames.with_fixed(frame, columns, fixed, exact)
+        frame = self._copy_or_select(table, fetch, where, order, [*params, limit])
+        if columns_failed is not None:
+            log.warning("warm column page failed where COPY/SELECT works; not using it: %s", columns_failed)
+            self.use_columns = False
+        return frames.with_fixed(frame, columns, fixed, exact)
+
+    def _copy_or_select(
+        self, table: Table, fetch: Sequence[str], where: str, order: str, params: list[Any]
+    ) -> pl.DataFrame:
+        """The page by COPY (binary for fixed-width columns, else CSV) or a plain SELECT."""
         sql = f'SELECT {_select(table, fetch)} FROM "{table.name}" WHERE {where} ORDER BY {order} LIMIT %s'
         schema = frames.schema(table, fetch)
-        exact = match.exact if match else None
         copy_failed: Exception | None = None
         if self.use_copy and all(table.column(c).type in _BINARY_KIND for c in fetch):
             binary_sql = (
                 f'SELECT {_binary_select(table, fetch)} FROM "{table.name}" WHERE {where} ORDER BY {order} LIMIT %s'
             )
             try:
-                data = self.pool.copy_out(f"COPY ({binary_sql}) TO STDOUT (FORMAT binary)", [*params, limit])
+                data = self.pool.copy_out(f"COPY ({binary_sql}) TO STDOUT (FORMAT binary)", params)
                 fixed_frame = parse_binary_fixed(data, {c: _BINARY_KIND[table.column(c).type] for c in fetch})
             except StoreUnavailable as exc:
                 log.warning("warm binary COPY failed, trying CSV: %s", exc)
             else:
                 if fixed_frame is not None:
-                    return frames.with_fixed(fixed_frame, columns, fixed, exact)
+                    return fixed_frame
         if self.use_copy:
             try:
-                frame = parse_csv(self.pool.copy_out(f"COPY ({sql}) TO STDOUT (FORMAT csv)", [*params, limit]), schema)
+                frame = parse_csv(self.pool.copy_out(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params), schema)
             except (StoreUnavailable, CopyUnreadable) as exc:
                 copy_failed = exc
             else:
-                return frames.with_fixed(frame, columns, fixed, exact)
-        frame = frames.from_rows(self.pool.fetch(sql, [*params, limit], binary=True), schema)
+                return frame
+        frame = frames.from_rows(self.pool.fetch(sql, params, binary=True), schema)
         if copy_failed is not None:
             log.warning("warm COPY TO STDOUT failed where SELECT works; not using COPY: %s", copy_failed)
             self.use_copy = False
-        return frames.with_fixed(frame, columns, fixed, exact)
+        return frame
 
     def latest(
         self,

@@ -174,7 +174,7 @@ def test_warm_binary_csv_and_select_paths_agree(postgres_clean: WarmHandle) -> N
         for batch in events_to_arrow(QUOTES, quotes).to_batches():
             sink.insert(QUOTES, batch)
     pool = SpyPool("warm store", postgres_clean.reader_dsn, size=1, timeout_s=5)
-    copy, plain = WarmReader(pool), WarmReader(pool, use_copy=False)
+    copy, plain = WarmReader(pool, use_columns=False), WarmReader(pool, use_copy=False, use_columns=False)
     lo, hi = data.us(data.DAYS[0]), data.us(data.DAYS[1], 12)
     name = "ETH-30OCT26-3000-C"
     sent = sorted((q for q in quotes if q.instrument == name and lo <= q.ts_us < hi), key=lambda q: q.ts_us)
@@ -196,3 +196,71 @@ def test_warm_binary_csv_and_select_paths_agree(postgres_clean: WarmHandle) -> N
         ]
     finally:
         pool.close()
+
+
+def test_warm_column_pages_equal_plain_select_on_both_dialects(warm_store: WarmHandle) -> None:
+    quotes, trades = data.quotes(), data.trades()
+    # COPY FROM STDIN breaks the PGlite TimescaleDB test server's connection: INSERT there
+    with PostgresSink(warm_store.writer_dsn, use_copy=not warm_store.pglite) as sink:
+        for table, events in ((QUOTES, quotes), (TRADES, trades)):
+            for batch in events_to_arrow(table, events).to_batches():
+                sink.insert(table, batch)
+    pool = Pool("warm store", warm_store.reader_dsn, size=1, timeout_s=5)
+    fast, plain = WarmReader(pool, use_copy=False), WarmReader(pool, use_copy=False, use_columns=False)
+    lo, hi = data.us(data.DAYS[0]), data.us(data.DAYS[2], 12)
+    try:
+        for table in (QUOTES, TRADES):
+            for cols in (
+                ("ts", "instrument", "bid_price", "open_interest") if table is QUOTES else table.column_names,
+                table.column_names,
+            ):
+                for match, limit in (
+                    (instrument_match("ETH-30OCT26-3000-C"), 1000),
+                    (instrument_match("ETH-*"), 1000),
+                    (instrument_match("*-C"), 17),
+                    (None, 1000),
+                    (instrument_match("NO-SUCH"), 10),
+                ):
+                    a = fast.rows(table, cols, lo, hi, match, {}, limit)
+                    b = plain.rows(table, cols, lo, hi, match, {}, limit)
+                    assert a.schema == b.schema, (table.name, cols)
+                    assert a.equals(b, null_equal=True), (table.name, cols, match, limit)
+            assert fast.use_columns  # never fell back
+        name = "ETH-30OCT26-3000-C"
+        got = fast.rows(QUOTES, QUOTES.column_names, lo, hi, instrument_match(name), {}, 1000)
+        sent = sorted((q for q in quotes if q.instrument == name and lo <= q.ts_us < hi), key=lambda q: q.ts_us)
+        assert got.get_column("ts").to_list() == [q.ts_us for q in sent]
+        assert got.get_column("open_interest").to_list() == [q.open_interest for q in sent]  # None stays null
+        assert got.get_column("bid_iv").null_count() == len(sent)
+        t = fast.rows(TRADES, TRADES.column_names, lo, hi, None, {}, 1000)
+        assert t.get_column("block_trade_id").null_count() > 0  # NULL strings stay null, not ""
+        assert (
+            t.get_column("tick_direction").to_list()
+            == plain.rows(TRADES, TRADES.column_names, lo, hi, None, {}, 1000).get_column("tick_direction").to_list()
+        )
+    finally:
+        pool.close()
+
+
+def test_warm_column_page_decoding_checks_shape_and_order() -> None:
+    import numpy as np
+
+    from api.warm_columns import PG_EPOCH_US, Undecodable, decode
+
+    cols = ("ts", "bid_price", "underlying_index")
+    ts = np.array([3, 1, 2], dtype=">i8").tobytes()
+    px = np.array([0.5, np.nan, 1.5], dtype=">f8").tobytes()
+    lengths = np.array([1, -1, 2], dtype=">i4").tobytes()
+    row = (3, ts, px, lengths, b"abc")
+    got = decode(QUOTES, cols, ("ts",), row)  # out of order: sorted by the order keys
+    assert got.rows() == [(PG_EPOCH_US + 1, None, None), (PG_EPOCH_US + 2, 1.5, "bc"), (PG_EPOCH_US + 3, 0.5, "a")]
+    assert got.schema == pl.Schema(frames.schema(QUOTES, cols))
+    assert decode(QUOTES, cols, ("ts",), (0, None, None, None, None)).height == 0
+    for bad in (
+        (3, ts[:-1], px, lengths, b"abc"),
+        (3, ts, px, lengths, b"abcd"),
+        (3, ts, px),
+        (3, ts, px, lengths, b"abc", b""),
+    ):
+        with pytest.raises(Undecodable):
+            decode(QUOTES, cols, ("ts",), bad)
