@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet
 import pytest
 
 from api import frames
@@ -111,6 +112,9 @@ def test_pages_and_formats_round_trip(loaded: Api) -> None:
     pq = pl.read_parquet(io.BytesIO(r.content))
     assert pq.schema["ts"] == pl.Datetime("us", "UTC")
     assert pq.with_columns(pl.col("ts", "recv_ts").cast(pl.Int64)).equals(want)
+    meta = pyarrow.parquet.read_metadata(io.BytesIO(r.content))
+    assert "DELTA_BINARY_PACKED" in meta.row_group(0).column(0).encodings  # ts
+    assert meta.row_group(0).column(0).compression == "ZSTD"
 
     iso = loaded.get("/quotes", **Q, limit=1)["rows"][0]
     ms = loaded.get("/quotes", **Q, limit=1, time_format="epoch_ms")["rows"][0]
