@@ -11,7 +11,7 @@ from api.timefmt import iso
 from store.stack.handles import QuestDBHandle
 from tests.api import data
 from tests.api.conftest import Api
-from tickarchive.domain import Gap, GapKind, GapStatus, InstrumentEvent
+from tickarchive.domain import Event, Gap, GapKind, GapStatus, InstrumentEvent
 
 D1, D2, D3 = data.DAYS
 
@@ -86,7 +86,7 @@ def test_ohlcv_hot_matches_trades(loaded: Api) -> None:
 
 def test_instruments_gaps_coverage(loaded: Api, questdb_clean: QuestDBHandle) -> None:
     exp = data.us(dt.date(2026, 10, 30), 8)
-    events = [
+    events: list[Event] = [
         InstrumentEvent(
             "ETH-30OCT26-3000-C",
             data.us(D1, 1),
