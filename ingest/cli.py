@@ -175,7 +175,9 @@ def replay(
 
 
 def bench_normalize(
-    input: Annotated[Path, typer.Option("--input", help="replay-format file")],
+    input: Annotated[
+        Path | None, typer.Option("--input", help="replay-format file (default with --generate: a temporary one)")
+    ] = None,
     runs: Annotated[int, typer.Option(min=1, help="timed passes; figures are medians")] = 3,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="write frames, ticks, frames_per_s, ticks_per_s")
@@ -184,29 +186,35 @@ def bench_normalize(
     seed: Annotated[int, typer.Option(help="seed of --generate")] = 1,
 ) -> None:
     """Decode + normalize + ILP encoding on one core over a replay-format file."""
+    import tempfile
+
     from ingest.bench import bench_normalize as run
     from ingest.bench import load_frames
 
-    if generate is not None:
-        from ingest.synth import write_replay_file
+    if input is None and generate is None:
+        raise IngestError("give --input FILE, --generate N, or both")
+    with tempfile.TemporaryDirectory(prefix="tickarchive-bench-") as tmp:
+        path = Path(tmp) / "synthetic.replay" if input is None else input
+        if generate is not None:
+            from ingest.synth import write_replay_file
 
-        size = write_replay_file(input, generate, seed)
-        typer.echo(f"generated {generate} frames ({size} bytes) into {input}")
-    if not input.is_file():
-        raise IngestError(f"{input}: no such file (use --generate N to create one)")
-    frames = load_frames(input)
+            size = write_replay_file(path, generate, seed)
+            typer.echo(f"generated {generate} frames ({size} bytes) into {input or 'a temporary file'}")
+        if not path.is_file():
+            raise IngestError(f"{path}: no such file (use --generate N to create one)")
+        frames = load_frames(path)
     if not frames:
-        raise IngestError(f"{input}: no frames")
+        raise IngestError(f"{path}: no frames")
     result = run(frames, runs)
     from ingest import native
 
     if result.native:
-        path = "native fast path on (tickarchive_native; TICKARCHIVE_NATIVE=0 turns it off)"
+        which = "native fast path on (tickarchive_native; TICKARCHIVE_NATIVE=0 turns it off)"
     elif native.AVAILABLE:
-        path = "native fast path off (TICKARCHIVE_NATIVE=0): pure Python"
+        which = "native fast path off (TICKARCHIVE_NATIVE=0): pure Python"
     else:
-        path = "native fast path off (tickarchive_native not installed): pure Python"
-    typer.echo(path)
+        which = "native fast path off (tickarchive_native not installed): pure Python"
+    typer.echo(which)
     typer.echo(
         f"{result.frames} frames ({result.input_bytes / result.frames:.0f} B avg), {result.ticks} rows, "
         f"{runs} run(s): {result.frames_per_s:,.0f} frames/s, {result.ticks_per_s:,.0f} ticks/s "

@@ -951,6 +951,17 @@ fn encode(frame: &[u8], recv_ts_us: i64) -> Option<Encoded<'_>> {
     r.ok()
 }
 
+/// The arguments as `(bytes, i64)`, or `None` (never an exception): anything but `bytes`
+/// (a `str` text frame, `bytearray`, ...) and times outside `0..=i64::MAX` are left to Python.
+fn args<'a, 'py>(
+    frame: &'a Bound<'py, PyAny>,
+    recv_ts_us: &Bound<'py, PyAny>,
+) -> Option<(&'a [u8], i64)> {
+    let f = frame.cast::<PyBytes>().ok()?;
+    let ts = recv_ts_us.extract::<i64>().ok()?;
+    Some((f.as_bytes(), ts))
+}
+
 /// `encode_frame(frame: bytes, recv_ts_us: int) -> tuple | None`
 ///
 /// `(channel, table, payload, rows, instrument, ts_us, change_id, prev_change_id,
@@ -960,10 +971,10 @@ fn encode(frame: &[u8], recv_ts_us: i64) -> Option<Encoded<'_>> {
 #[pyfunction]
 fn encode_frame<'py>(
     py: Python<'py>,
-    frame: &[u8],
-    recv_ts_us: i64,
+    frame: &Bound<'py, PyAny>,
+    recv_ts_us: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let e = match encode(frame, recv_ts_us) {
+    let e = match args(frame, recv_ts_us).and_then(|(f, ts)| encode(f, ts)) {
         None => return Ok(None),
         Some(e) => e,
     };
@@ -1025,14 +1036,14 @@ fn set_types(
 #[pyfunction]
 fn fast_notification<'py>(
     py: Python<'py>,
-    frame: &[u8],
-    recv_ts_us: i64,
+    frame: &Bound<'py, PyAny>,
+    recv_ts_us: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let types = match TYPES.get(py) {
         None => return Ok(None),
         Some(t) => t,
     };
-    let e = match encode(frame, recv_ts_us) {
+    let e = match args(frame, recv_ts_us).and_then(|(f, ts)| encode(f, ts)) {
         None => return Ok(None),
         Some(e) => e,
     };

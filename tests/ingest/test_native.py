@@ -143,6 +143,26 @@ def test_raw_tuple_shape() -> None:
     assert n.book == BookIds("X-1", 5000, 9, 7, False)
 
 
+@native_on
+def test_odd_arguments_give_none_never_raise(ws_records) -> None:
+    import tickarchive_native
+
+    frame = next(r.frame for r in ws_records if r.frame.startswith(b'{"jsonrpc":"2.0","method":"subscription"'))
+    assert native.fast_notification(frame, 1) is not None
+    for f, ts in [
+        (frame.decode(), 1),
+        (bytearray(frame), 1),
+        (memoryview(frame), 1),
+        (None, 1),
+        (frame, -1),
+        (frame, 2**63),
+        (frame, 1.0),
+        (frame, None),
+    ]:
+        assert native.fast_notification(f, ts) is None  # type: ignore[arg-type]
+        assert tickarchive_native.encode_frame(f, ts) is None  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------------- (a) real captures
 
 
