@@ -13,7 +13,11 @@ the reference path::
 the environment has ``TICKARCHIVE_NATIVE=0`` (A/B benchmarks, fallback tests), read at
 import. When not enabled, ``fast_notification`` always returns ``None``.
 
-``frame`` must be ``bytes`` (what the journal and the WebSocket client give).
+``frame`` is ``bytes`` (what the journal holds); anything else (a ``str`` text frame,
+``bytearray``) or a time outside ``0..2**63`` also gives ``None``: it never raises.
+Measured per frame (one loaded core, synthetic 780-byte tickers / 300-byte books):
+``encode_frame`` 1.8 / 1.2 µs, ``fast_notification`` 1.9 / 1.4 µs, the same wrapper in
+Python (``_with_tuple``) 2.2 / 1.7 µs; ``parse_frame`` alone (no ILP) 3.2 / 2.9 µs.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ fast_notification: _FastNotification = _disabled
 """``fast_notification(frame, recv_ts_us)``: a ``Notification`` whose ``events`` are one
 ``EncodedRows`` (none for an empty book) and whose ``book`` is the ``BookIds`` of a book
 frame, or ``None`` (use ``parse_frame``). The extension builds the objects itself (no
-Python frame on the hot path: ~0.4 µs less per frame than ``_with_tuple``)."""
+Python frame on the hot path: ~0.3 µs less per frame than ``_with_tuple``)."""
 
 if _ext is not None:
     _ext.set_types(Notification, EncodedRows, BookIds)
