@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,7 +34,10 @@ class Pool:
         self._setup = tuple(setup)
         self._idle: queue.LifoQueue[psycopg.Connection[Row]] = queue.LifoQueue(maxsize=size)
         self._slots = threading.BoundedSemaphore(size)
+        self._size = size
         self._closed = False
+        self._pool_executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
 
     def _open(self) -> psycopg.Connection[Row]:
         conn = psycopg.connect(self._dsn, autocommit=True, prepare_threshold=None, connect_timeout=5)
@@ -42,8 +46,10 @@ class Pool:
         return conn
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Row]]:
-        if not self._slots.acquire(timeout=self._timeout_s):
+    def connection(self, *, slot_held: bool = False) -> Iterator[psycopg.Connection[Row]]:
+        """A connection for the block (``slot_held``: the caller already acquired a slot,
+        which is released at the end as usual)."""
+        if not slot_held and not self._slots.acquire(timeout=self._timeout_s):
             raise StoreUnavailable(f"{self.name}: all connections busy for {self._timeout_s:g} s")
         conn: psycopg.Connection[Row] | None = None
         try:
@@ -76,6 +82,39 @@ class Pool:
             cur = conn.cursor(binary=binary).execute(sql, params)
             return cur.fetchall() if cur.description is not None else []
 
+    def fetch_many(self, statements: Sequence[tuple[Any, Sequence[Any]]], *, binary: bool = False) -> list[list[Row]]:
+        """The rows of each statement, in order. Statements after the first run at the same
+        time on further connections as far as the pool has slots free right now (never
+        waiting for one: a busy pool runs them one after another on this thread)."""
+        if not statements:
+            return []
+        rest = list(statements[1:])
+        concurrent = []
+        while rest and self._slots.acquire(blocking=False):
+            concurrent.append(rest.pop(0))
+
+        def held(sql: Any, params: Sequence[Any]) -> list[Row]:
+            with self.connection(slot_held=True) as conn:
+                cur = conn.cursor(binary=binary).execute(sql, params)
+                return cur.fetchall() if cur.description is not None else []
+
+        futures = [self._executor().submit(held, sql, params) for sql, params in concurrent]
+        try:
+            first = [self.fetch(*statements[0], binary=binary)]
+            later = [self.fetch(sql, params, binary=binary) for sql, params in rest]
+        finally:
+            done = [f.exception() for f in futures]  # wait for every one before leaving
+        failed = next((e for e in done if e is not None), None)
+        if failed is not None:
+            raise failed
+        return [*first, *(f.result() for f in futures), *later]
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._pool_executor is None:
+                self._pool_executor = ThreadPoolExecutor(self._size, thread_name_prefix=f"pool-{self.name}")
+            return self._pool_executor
+
     def copy_out(self, sql: Any, params: Sequence[Any] | None = None) -> bytes:
         """The whole output of ``COPY (...) TO STDOUT``; psycopg binds ``params`` client-side
         (quoted and escaped by the driver: COPY takes no server-side parameters)."""
@@ -84,6 +123,8 @@ class Pool:
 
     def close(self) -> None:
         self._closed = True
+        if self._pool_executor is not None:
+            self._pool_executor.shutdown(wait=True)
         self.drain()
 
     def drain(self) -> None:

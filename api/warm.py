@@ -67,6 +67,13 @@ def _where(
 
 log = logging.getLogger(__name__)
 
+SPLIT_MIN_ROWS = 50_000
+"""Row pages of at least this limit are read as two halves at once (``WarmReader._column_page``).
+PostgreSQL spends ~0.1 µs per value producing the page (the ``*send`` functions): for a
+100k-row instrument-day of 5 doubles two backends finish in ~47 ms instead of ~66 ms on
+2 cores. The cost: when the first half alone fills the page, the second half was read for
+nothing (so small pages, the default 10,000 rows, are never split)."""
+
 _BINARY_KIND = {
     ColumnType.TIMESTAMP: "timestamptz",
     ColumnType.DOUBLE: "float8",
@@ -113,8 +120,7 @@ class WarmReader:
         columns_failed: Exception | None = None
         if self.use_columns:
             try:
-                row = self.pool.fetch(page_sql(table, fetch, where, order), [*params, limit], binary=True)[0]
-                frame = decode(table, fetch, frames.order_keys(table, fixed), row)
+                frame = self._column_page(table, fetch, lo_us, hi_us, match, eq, order, fixed, limit)
             except (StoreUnavailable, Undecodable) as exc:
                 columns_failed = exc
             else:
@@ -124,6 +130,34 @@ class WarmReader:
             log.warning("warm column page failed where COPY/SELECT works; not using it: %s", columns_failed)
             self.use_columns = False
         return frames.with_fixed(frame, columns, fixed, exact)
+
+    def _column_page(
+        self,
+        table: Table,
+        fetch: Sequence[str],
+        lo_us: int,
+        hi_us: int,
+        match: InstrumentMatch | None,
+        eq: Mapping[str, Any],
+        order: str,
+        fixed: str | None,
+        limit: int,
+    ) -> pl.DataFrame:
+        """The page via ``api.warm_columns``; a page of ``SPLIT_MIN_ROWS`` or more is read as
+        the two halves of [lo, hi), each with the page's limit, on two connections at once
+        (``Pool.fetch_many``: one after the other when the pool has no free slot), then
+        concatenated (the halves are disjoint and in time order) and cut to ``limit``."""
+        ranges = [(lo_us, hi_us)]
+        if limit >= SPLIT_MIN_ROWS and hi_us - lo_us >= 2:
+            mid = lo_us + (hi_us - lo_us) // 2
+            ranges = [(lo_us, mid), (mid, hi_us)]
+        statements = []
+        for lo, hi in ranges:
+            where, params = _where(lo, hi, match, eq)
+            statements.append((page_sql(table, fetch, where, order), [*params, limit]))
+        keys = frames.order_keys(table, fixed)
+        parts = [decode(table, fetch, keys, rows[0]) for rows in self.pool.fetch_many(statements, binary=True)]
+        return parts[0] if len(parts) == 1 else pl.concat(parts).head(limit)
 
     def _copy_or_select(
         self, table: Table, fetch: Sequence[str], where: str, order: str, params: list[Any]

@@ -9,8 +9,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from api import frames, inline
+from api import frames, inline, warm
 from api.chain import chain_regex
+from api.errors import StoreUnavailable
 from api.hot import HotReader, export_latest_sql, export_sql
 from api.hot_export import HotExport
 from api.params import InstrumentMatch, instrument_match
@@ -198,14 +199,21 @@ def test_warm_binary_csv_and_select_paths_agree(postgres_clean: WarmHandle) -> N
         pool.close()
 
 
-def test_warm_column_pages_equal_plain_select_on_both_dialects(warm_store: WarmHandle) -> None:
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "halves"])
+def test_warm_column_pages_equal_plain_select_on_both_dialects(
+    warm_store: WarmHandle, split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if split:  # every page read as two halves on two connections at once
+        if warm_store.pglite:
+            pytest.skip("the PGlite test server shares one backend: two connections at once hang")
+        monkeypatch.setattr(warm, "SPLIT_MIN_ROWS", 1)
     quotes, trades = data.quotes(), data.trades()
     # COPY FROM STDIN breaks the PGlite TimescaleDB test server's connection: INSERT there
     with PostgresSink(warm_store.writer_dsn, use_copy=not warm_store.pglite) as sink:
         for table, events in ((QUOTES, quotes), (TRADES, trades)):
             for batch in events_to_arrow(table, events).to_batches():
                 sink.insert(table, batch)
-    pool = Pool("warm store", warm_store.reader_dsn, size=1, timeout_s=5)
+    pool = Pool("warm store", warm_store.reader_dsn, size=2, timeout_s=5)
     fast, plain = WarmReader(pool, use_copy=False), WarmReader(pool, use_copy=False, use_columns=False)
     lo, hi = data.us(data.DAYS[0]), data.us(data.DAYS[2], 12)
     try:
@@ -264,3 +272,19 @@ def test_warm_column_page_decoding_checks_shape_and_order() -> None:
     ):
         with pytest.raises(Undecodable):
             decode(QUOTES, cols, ("ts",), bad)
+
+
+def test_pool_fetch_many_runs_on_free_connections_and_keeps_order(postgres_clean: WarmHandle) -> None:
+    statements = [("SELECT %s::int, pg_backend_pid(), pg_sleep(0.2)::text", [i]) for i in range(3)]
+    for size, backends in ((3, 3), (1, 1)):
+        pool = Pool("warm store", postgres_clean.reader_dsn, size=size, timeout_s=5)
+        try:
+            pool.fetch("SELECT 1")
+            rows = pool.fetch_many(statements)
+            assert [r[0][0] for r in rows] == [0, 1, 2]
+            assert len({r[0][1] for r in rows}) == backends  # a busy pool: one after another
+            with pytest.raises(StoreUnavailable):
+                pool.fetch_many([("SELECT 1", []), ("SELECT no_such_column", [])])
+            assert pool.fetch_many([("SELECT 2", [])]) == [[(2,)]]
+        finally:
+            pool.close()
