@@ -121,6 +121,7 @@ def decode(table: Table, columns: Sequence[str], order_keys: Sequence[str], row:
     if n == 0:
         return pl.DataFrame(schema=schema)
     out: list[pl.Series] = []
+    in_order = False  # strictly increasing ts (set when ts is decoded; every page has ts)
     i = 1
     try:
         for c in columns:
@@ -133,10 +134,10 @@ def decode(table: Table, columns: Sequence[str], order_keys: Sequence[str], row:
             i += 1
             if col.type is ColumnType.TIMESTAMP:
                 values = values + PG_EPOCH_US
-            s = pl.Series(c, values, dtype=schema[c])
-            if col.type is ColumnType.DOUBLE:
-                s = s.fill_nan(None)
-            elif col.nullable:
+            if col.type is ColumnType.TIMESTAMP and c == "ts":
+                in_order = n < 2 or bool((np.diff(values) > 0).all())
+            s = pl.Series(c, values, dtype=schema[c], nan_to_null=col.type is ColumnType.DOUBLE)
+            if col.type is not ColumnType.DOUBLE and col.nullable:
                 valid = _fixed(_buf(row[i]), "?", n)
                 i += 1
                 if not valid.all():
@@ -147,7 +148,6 @@ def decode(table: Table, columns: Sequence[str], order_keys: Sequence[str], row:
     if i != len(row):
         raise Undecodable(f"{len(row)} values, expected {i}")
     frame = pl.DataFrame(out)
-    ts = frame.get_column("ts")
-    if n > 1 and not bool((ts.diff().slice(1) > 0).all()):
+    if not in_order:
         frame = frame.sort(list(order_keys), maintain_order=True)
     return frame
