@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -51,6 +51,7 @@ from ingest.discovery import (
     connection_name,
     fetch_instruments,
 )
+from ingest.errors import JournalError
 from ingest.gaps import BackfillJob, GapLedger, downtime_gap
 from ingest.journal import Journal, JournalReader
 from ingest.metrics import CollectorMetrics
@@ -67,6 +68,7 @@ from ingest.session import (
     Subscribed,
     Unsubscribed,
 )
+from ingest.side_records import SIDE_CONNECTION, encode_side, is_side_record
 from store.ilp import EncodedRows
 from store.questdb_writer import QuestDBWriter, ilp_conf
 from tickarchive.domain import (
@@ -209,7 +211,7 @@ class Collector:
         conf = ilp_conf(self.endpoints.questdb_host, self.endpoints.questdb_http_port, s.writer.request_timeout_s)
         writer = QuestDBWriter(conf, s.writer, journal, self.metrics)
         self._writer = writer
-        self._ledger = GapLedger(writer.add_side, self._schedule_backfill, self.metrics)
+        self._ledger = GapLedger(self._journal_side, self._schedule_backfill, self.metrics)
         self._backfiller = Backfiller(
             self.endpoints.history_url,
             self.endpoints.questdb_http_url,
@@ -334,6 +336,24 @@ class Collector:
                 if added or removed:
                     log.info("reconcile: %d listed, %d gone", len(added), len(removed))
                 self._follow(added, removed)
+
+    def _journal_side(self, events: list[Any]) -> None:
+        """Rows the collector derives (gap rows, backfilled trades): journaled as a side
+        record (``ingest.side_records``), then offered like a frame's rows, so they are
+        replayed after a crash or an outage until QuestDB acknowledged them."""
+        if not events:
+            return
+        if not is_side_record(events):
+            self.writer.add_side(events)
+            return
+        j = self.journal
+        try:
+            seq = j.append(encode_side(events), j.last_recv_ts_us or now_us(), SIDE_CONNECTION)
+        except JournalError as exc:  # JournalFull included
+            log.error("journal: cannot write %d derived rows (%s); they are held in memory only", len(events), exc)
+            self.writer.add_side(events)
+            return
+        self.writer.offer(seq, events)
 
     def _journal_fetched(self, fetched: Sequence[object]) -> list[InstrumentEvent]:
         from ingest.discovery import FetchedInstruments
@@ -580,7 +600,7 @@ class Collector:
                     found = await bf.missing(Window.of_gap(gap, job.first_missing_seq, job.last_missing_seq))
                     trades = [t for t in found if (t.instrument, t.trade_id) not in inserted]
                     inserted.update((t.instrument, t.trade_id) for t in trades)
-                    self.writer.add_side(trades)
+                    self._journal_side(trades)
                     self.metrics.backfilled_trades.inc(len(trades))
                     self.ledger.update(backfilled(gap, len(trades)))
                     self.stats.backfills.append((f"{gap.kind.value} {gap.instrument} {gap.start_us}", len(trades)))

@@ -10,8 +10,11 @@ fix is applied to old data by replaying it. Outputs:
   per flush).
 
 Besides the market tables, replay re-derives the ``book_seq`` and ``trade_seq`` gaps
-visible in the frames (connection ``replay``); connection-level gaps (disconnects,
-stale, rejected) are session events that are not in the frames.
+visible in the frames (connection ``replay``). A journal export also holds the
+collector's side records (``ingest.side_records``): every gap row it wrote (disconnect,
+stale, downtime, rejected, and the sequence gaps with their final status) and the trades
+its backfills inserted; replay writes them as they are. Gaps are written once per key
+(start, instrument, kind), the last version read, a journaled one over a re-derived one.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from ingest.capture import CaptureRecord, read_capture
 from ingest.errors import ReplayError
 from ingest.normalize import Malformed, Notification, Response, events_of_response, parse_frame
 from ingest.sequence import BookSequence, TradeSequence
+from ingest.side_records import decode_side
 from store.ilp import IlpEncoder
 from tickarchive import rows
 from tickarchive import tables as t
-from tickarchive.domain import Event, TradeTick
+from tickarchive.domain import Event, Gap, TradeTick
 
 REPLAY_CONNECTION = "replay"
 OUTPUT_TABLES: tuple[t.Table, ...] = (*t.MARKET_TABLES, t.GAPS)
@@ -200,6 +204,17 @@ class Replayer:
         self._batches: dict[type, list[Event]] = {cls: [] for cls in rows.TABLE_OF_EVENT}
         self._books = BookSequence(REPLAY_CONNECTION)
         self._trades = TradeSequence(REPLAY_CONNECTION)
+        self._gaps: dict[tuple[int, str, str], Gap] = {}
+        """Gap rows by dedup key, written at ``finish`` (the last version of each)."""
+        self._journaled_gaps: set[tuple[int, str, str]] = set()
+
+    def _gap(self, g: Gap, journaled: bool) -> None:
+        key = (g.start_us, g.instrument, g.kind.value)
+        if journaled:
+            self._journaled_gaps.add(key)
+        elif key in self._journaled_gaps:
+            return  # the collector's own version (with its final status) wins
+        self._gaps[key] = g
 
     def _emit(self, events: Iterable[Event]) -> None:
         batches = self._batches
@@ -213,22 +228,30 @@ class Replayer:
     def feed(self, rec: CaptureRecord) -> None:
         st = self.stats
         st.frames += 1
+        side = decode_side(rec.frame)
+        if side is not None:
+            if not side:
+                st.malformed["invalid_side_record"] += 1
+                st.malformed_samples.setdefault("invalid_side_record", rec.frame[:200])
+            for ev in side:
+                if type(ev) is Gap:
+                    self._gap(ev, journaled=True)
+                else:
+                    self._emit((ev,))
+            return
         o = parse_frame(rec.frame, rec.recv_ts_us)
         if type(o) is Notification:
             self._emit(o.events)
-            gaps: list[Event] = []
             if o.book is not None:
                 g = self._books.check(o.book)
                 if g is not None:
-                    gaps.append(g)
+                    self._gap(g, journaled=False)
             elif o.channel.startswith("trades."):
                 for ev in o.events:
                     if type(ev) is TradeTick:
                         tg = self._trades.check(ev)
                         if tg is not None:
-                            gaps.append(tg.gap)
-            if gaps:
-                self._emit(gaps)
+                            self._gap(tg.gap, journaled=False)
         elif type(o) is Response:
             self._emit(events_of_response(o, rec.recv_ts_us))
         elif isinstance(o, Malformed):
@@ -236,6 +259,8 @@ class Replayer:
             st.malformed_samples.setdefault(o.key, o.sample)
 
     def finish(self) -> ReplayStats:
+        self._emit(self._gaps.values())
+        self._gaps = {}
         for cls, b in self._batches.items():
             if b:
                 self.sink.add(rows.TABLE_OF_EVENT[cls], b)

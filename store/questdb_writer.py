@@ -52,6 +52,7 @@ from ingest.journal import Journal
 from ingest.journal_format import Record
 from ingest.normalize import Notification, Response, events_of_response, parse_frame
 from ingest.pacing import Backoff
+from ingest.side_records import SIDE_CONNECTION, decode_side
 from store.errors import StoreError
 from store.ilp import EncodedRows, IlpEncoder
 from store.ilp_http import IlpHttpError, IlpHttpTransport
@@ -94,7 +95,10 @@ def ilp_conf(host: str, http_port: int, request_timeout_s: float) -> str:
 def events_of_record(rec: Record) -> list[Event]:
     """The events a journal record produces when read back (catch-up, restart): the same
     parsers as the live path (notifications; REST/WS responses holding instruments or
-    history trades); nothing for heartbeats, plain RPC replies or malformed frames."""
+    history trades; the collector's side records: gap rows, backfilled trades); nothing
+    for heartbeats, plain RPC replies or malformed frames."""
+    if rec.connection == SIDE_CONNECTION:
+        return decode_side(rec.frame) or []
     o = parse_frame(rec.frame, rec.recv_ts_us)
     if type(o) is Notification:
         return o.events
