@@ -175,7 +175,10 @@ class ApiSettings(_Section):
     questdb_user: str | None = Field(None, description="QuestDB read-only PG-wire user; default: questdb.user")
     questdb_password: str | None = Field(None, description="password of api.questdb_user")
     hot_http_export: bool = Field(True, description="hot row pages via QuestDB HTTP /exp?fmt=parquet (no VARCHAR)")
-    warm_copy: bool = Field(True, description="read warm row pages via COPY (SELECT ...) TO STDOUT (FORMAT csv)")
+    warm_copy: bool = Field(
+        True,
+        description="read warm row pages in bulk (per-column arrays, else COPY ... TO STDOUT); false: plain SELECT",
+    )
     health_heartbeat_max_age_s: float = Field(
         10.0, gt=0,
         description="/health: a collector heartbeat older than this is stale",
