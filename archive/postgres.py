@@ -197,7 +197,9 @@ _PG_TYPE = STAGING_PG_TYPE
 class PostgresSink:
     """``use_copy``: CSV (written by Arrow) ``COPY`` into a temporary table, then one
     ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; otherwise a single unnest INSERT
-    (for the PGlite TimescaleDB test server, where COPY FROM STDIN breaks the connection)."""
+    (for the PGlite TimescaleDB test server, where COPY FROM STDIN breaks the connection),
+    without server-side prepared statements (that server shares one backend between
+    connections, so psycopg's per-connection statement names collide)."""
 
     def __init__(self, dsn: str, *, use_copy: bool = True) -> None:
         self.dsn = dsn
@@ -205,7 +207,7 @@ class PostgresSink:
         self._staging: set[str] = set()
         self._partitions: set[tuple[str, dt.date]] = set()
         try:
-            self._conn = psycopg.connect(dsn, autocommit=True)
+            self._conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=5 if use_copy else None)
         except psycopg.Error as exc:
             raise SinkError(f"cannot connect to the warm store: {exc}") from exc
 
