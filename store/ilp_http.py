@@ -22,11 +22,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from dataclasses import dataclass
+from typing import NoReturn
 
 from store.errors import StoreError
 
 PROTOCOL_VERSION = 2
+IDLE_RECONNECT_S = 30.0
+"""A kept-alive connection idle longer than this is replaced before use."""
+_STALE = (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected)
+"""What a request on a connection the server closed while it sat idle fails with."""
 
 
 class IlpHttpError(StoreError):
@@ -60,6 +66,7 @@ class IlpHttpTransport:
     def __init__(self, target: IlpHttpTarget) -> None:
         self.target = target
         self._conn: http.client.HTTPConnection | None = None
+        self._last_used_s = 0.0
 
     @classmethod
     def from_conf(cls, conf: str) -> IlpHttpTransport:
@@ -89,22 +96,50 @@ class IlpHttpTransport:
         return conn
 
     def send(self, payload: bytes) -> None:
-        """POST one table's rows; return when QuestDB has committed them."""
+        """POST one table's rows; return when QuestDB has committed them.
+
+        A kept-alive connection the server has closed in the meantime (idle tables such
+        as ``instruments`` write every few minutes; QuestDB drops idle connections) shows
+        up as a broken pipe or a reset on its next request: that request is sent once more
+        on a fresh connection (a repeat is harmless: DEDUP keys) before it counts as failed.
+        Connections idle longer than ``IDLE_RECONNECT_S`` are not reused at all."""
         conn = self._conn
+        now = time.monotonic()
+        if conn is not None and now - self._last_used_s > IDLE_RECONNECT_S:
+            self.close()
+            conn = None
+        reused = conn is not None
         if conn is None:
             conn = self._conn = self._connect()
-        t = self.target
         try:
-            conn.request("POST", "/write", body=payload, headers={"Content-Type": "text/plain; charset=utf-8"})
-            resp = conn.getresponse()
-            body = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
+            status, body = self._post(conn, payload)
+        except _STALE as exc:
+            if not reused:
+                self._failed(exc)
             self.close()
-            raise IlpHttpError(f"ILP/HTTP request to {t.host}:{t.port} failed: {exc!r}") from exc
-        if resp.status in (200, 204):
+            conn = self._conn = self._connect()
+            try:
+                status, body = self._post(conn, payload)
+            except (OSError, http.client.HTTPException) as exc2:
+                self._failed(exc2)
+        except (OSError, http.client.HTTPException) as exc:
+            self._failed(exc)
+        self._last_used_s = time.monotonic()
+        if status in (200, 204):
             return
         self.close()
-        raise IlpHttpError(f"QuestDB refused the rows: HTTP {resp.status}: {_message(body)}")
+        raise IlpHttpError(f"QuestDB refused the rows: HTTP {status}: {_message(body)}")
+
+    @staticmethod
+    def _post(conn: http.client.HTTPConnection, payload: bytes) -> tuple[int, bytes]:
+        conn.request("POST", "/write", body=payload, headers={"Content-Type": "text/plain; charset=utf-8"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    def _failed(self, exc: BaseException) -> NoReturn:
+        self.close()
+        t = self.target
+        raise IlpHttpError(f"ILP/HTTP request to {t.host}:{t.port} failed: {exc!r}") from exc
 
     def close(self) -> None:
         conn = self._conn
