@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from loadtest.sim.config import INDEX_NAME
-from loadtest.sim.market import BookEvent, MarketModel, OptionState
+from loadtest.sim.market import BookEvent, MarketModel, OptionState, fround
 
 Record = tuple[Any, ...]
 
@@ -29,6 +29,7 @@ STATES = "instruments"
 
 HEARTBEAT_TEST_REQUEST = b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}'
 
+_dumps = orjson.dumps
 _prefixes: dict[str, bytes] = {}
 
 
@@ -48,35 +49,67 @@ def notification(channel: str, data: bytes) -> bytes:
     return notification_head(channel) + data + b"}}"
 
 
+def _literal(value: Any) -> bytes:
+    """``value`` as JSON, safe inside a ``%`` template."""
+    return orjson.dumps(value).replace(b"%", b"%%")
+
+
+def _static_template(st: OptionState) -> bytes:
+    """The ``%b`` template of ``_ticker_static`` with the per-instrument constants filled in."""
+    inst = st.inst
+    return (
+        b'{"underlying_price":%b,"underlying_index":'
+        + _literal(inst.expiry.underlying_index)
+        + b',"state":'
+        + _literal(inst.state)
+        + b',"settlement_price":'
+        + _literal(round(st.open_price, 8))
+        + b',"min_price":%b,"max_price":%b,"mark_price":%b,"mark_iv":%b,"interest_rate":0.0,"instrument_name":'
+        + _literal(inst.name)
+        + b',"index_price":%b,"greeks":{"vega":%b,"theta":%b,"rho":%b,"gamma":%b,"delta":%b},'
+        b'"estimated_delivery_price":%b,'
+    )
+
+
 def _ticker_static(model: MarketModel, st: OptionState) -> bytes:
     """The ticker fields that only change on a reprice, encoded once, without the closing
-    brace: ``ticker_data`` appends the fields that change between reprices."""
+    brace: ``ticker_data`` appends the fields that change between reprices.
+
+    The per-instrument constants sit in a template built once (``_static_template``);
+    the numbers are encoded by one ``orjson.dumps`` of a tuple (the same float
+    formatting as in an object; a JSON number never contains a comma) and split."""
     val = st.val
     inst = st.inst
-    mark = round(val.price_coin, 8)
+    key = (inst.state, st.open_price)
+    if st.tstatic_key != key:
+        st.tstatic_key = key
+        st.tstatic_tpl = _static_template(st)
+    mark = fround(val.price_coin, 1e8, 8)
     index = model.index_price
-    static = {
-        "underlying_price": st.forward,
-        "underlying_index": inst.expiry.underlying_index,
-        "state": inst.state,
-        "settlement_price": round(st.open_price, 8),
-        "min_price": max(0.0001, round(mark - 0.05 - mark * 0.5, 4)),
-        "max_price": round(mark + 0.05 + mark * 0.5, 4),
-        "mark_price": mark,
-        "mark_iv": st.mark_iv,
-        "interest_rate": 0.0,
-        "instrument_name": inst.name,
-        "index_price": index,
-        "greeks": {
-            "vega": round(val.vega, 5),
-            "theta": round(val.theta, 5),
-            "rho": round(val.rho, 5),
-            "gamma": round(val.gamma, 5),
-            "delta": round(val.delta, 5),
-        },
-        "estimated_delivery_price": index,
-    }
-    return orjson.dumps(static)[:-1] + b","
+    numbers = _dumps(
+        (
+            st.forward,
+            max(0.0001, fround(mark - 0.05 - mark * 0.5, 1e4, 4)),
+            fround(mark + 0.05 + mark * 0.5, 1e4, 4),
+            mark,
+            st.mark_iv,
+            index,
+            fround(val.vega, 1e5, 5),
+            fround(val.theta, 1e5, 5),
+            fround(val.rho, 1e5, 5),
+            fround(val.gamma, 1e5, 5),
+            fround(val.delta, 1e5, 5),
+            index,
+        )
+    )
+    return st.tstatic_tpl % tuple(numbers[1:-1].split(b","))
+
+
+_DYNAMIC = (
+    b'"stats":%b,"open_interest":%b,"last_price":%b,"bid_iv":%b,"best_bid_price":%b,"best_bid_amount":%b,'
+    b'"best_ask_price":%b,"best_ask_amount":%b,"ask_iv":%b,"timestamp":'
+)
+"""The fields of a ticker that change between reprices, then the timestamp's key."""
 
 
 def ticker_body(model: MarketModel, st: OptionState) -> bytes:
@@ -87,8 +120,8 @@ def ticker_body(model: MarketModel, st: OptionState) -> bytes:
     version = model.spot_version
     if st.val_version != version:
         model.ensure_priced(st)
-    key = (version, st.trade_seq, st.top)
-    if st.tbody_key == key:
+    top = st.top
+    if st.tbody_version == version and st.tbody_seq == st.trade_seq and st.tbody_top == top:
         return st.tbody
     if st.tcache is None or st.tcache_version != version:
         st.tcache = _ticker_static(model, st)
@@ -104,7 +137,8 @@ def ticker_body(model: MarketModel, st: OptionState) -> bytes:
             "low": st.low,
             "high": st.high,
         }
-    bid, bid_amount, ask, ask_amount = st.top
+        st.stats_json = _dumps(st.stats)
+    bid, bid_amount, ask, ask_amount = top
     bid_iv = ask_iv = 0.0
     if st.bids:
         if st.bid_iv_key != (bid, version):
@@ -116,21 +150,15 @@ def ticker_body(model: MarketModel, st: OptionState) -> bytes:
             st.ask_iv_key = (ask, version)
             st.ask_iv = model.iv_of(st, ask)
         ask_iv = st.ask_iv
-    dynamic = {
-        "stats": st.stats,
-        "open_interest": st.open_interest,
-        "last_price": last,
-        "bid_iv": bid_iv,
-        "best_bid_price": bid,
-        "best_bid_amount": bid_amount,
-        "best_ask_price": ask,
-        "best_ask_amount": ask_amount,
-        "ask_iv": ask_iv,
-    }
-    body = st.tcache + orjson.dumps(dynamic)[1:-1] + b',"timestamp":'
+    numbers = _dumps((st.open_interest, last, bid_iv, bid, bid_amount, ask, ask_amount, ask_iv))
+    body = st.tcache + _DYNAMIC % (st.stats_json, *numbers[1:-1].split(b","))
     st.tbody = body
-    st.tbody_key = key
-    st.tframe = notification_head(st.inst.ticker_100[0]) + body
+    st.tbody_version = version
+    st.tbody_seq = st.trade_seq
+    st.tbody_top = top
+    if not st.thead:
+        st.thead = notification_head(st.inst.ticker_100[0])
+    st.tframe = st.thead + body
     return body
 
 

@@ -69,17 +69,23 @@ class OptionState:
         "pb_book",
         "pb_ticker",
         "stats",
+        "stats_json",
         "stats_key",
         "targets",
         "targets_version",
         "tbody",
-        "tbody_key",
+        "tbody_seq",
+        "tbody_top",
+        "tbody_version",
         "tcache",
         "tcache_version",
         "tframe",
+        "thead",
         "ticker_event",
         "top",
         "trade_seq",
+        "tstatic_key",
+        "tstatic_tpl",
         "val",
         "val_version",
         "volume",
@@ -122,7 +128,15 @@ class OptionState:
         current by the model after every book change (``update_top``)."""
         self.tbody: bytes = b""
         """The ticker's ``data`` up to ``"timestamp":`` (see ``encode.ticker_body``)."""
-        self.tbody_key: tuple[int, int, tuple[float, float, float, float]] | None = None
+        self.tbody_version = -1
+        self.tbody_seq = -1
+        self.tbody_top: tuple[float, float, float, float] | None = None
+        """What ``tbody`` was built from: spot version, trade_seq, top of the book."""
+        self.tstatic_key: tuple[str, float] | None = None
+        self.tstatic_tpl = b""
+        """The ticker's reprice-time template (``encode._static_template``), per state."""
+        self.stats_json = b""
+        self.thead = b""
         self.tframe: bytes = b""
         """The ``ticker.{name}.100ms`` notification up to the timestamp (for ``tbody``)."""
         self.ticker_event = TickerEvent(self)
@@ -181,6 +195,37 @@ class _Pending:
     names: list[str] = field(default_factory=list)
 
 
+_exp = math.exp
+_log = math.log
+_sqrt = math.sqrt
+_erf = math.erf
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_MIN_T = black76.MIN_T_YEARS
+_Valuation = black76.Valuation
+_floor = math.floor
+
+
+def fround(x: float, scale: float, ndigits: int) -> float:
+    """``round(x, ndigits)`` (``scale = 10.0 ** ndigits``), bit for bit, about twice as fast.
+
+    ``round`` goes through a decimal string and back. Here ``r`` = the nearest integer to
+    ``x * scale``, and ``r / scale`` is the correctly rounded quotient, i.e. the double
+    nearest to the decimal ``r``e-``ndigits``, which is what ``round`` returns. That holds
+    whenever ``r`` is right: ``x * scale`` carries a rounding error far below 1e-4 for
+    ``|x * scale| < 1e9``, so a fraction within 1e-4 of one half (a possible tie or a
+    misrounding) falls back to ``round``, as do 0 (``round`` keeps the sign of -0.0),
+    NaN and large values."""
+    y = x * scale
+    if -1e9 < y < 1e9:
+        r = _floor(y + 0.5)
+        if r and -0.4999 < y - r < 0.4999:
+            return r / scale
+    return round(x, ndigits)
+
+
+_new_tuple = tuple.__new__
+
 _TICK_PRICES = [round(n * TICK_SIZE, 4) for n in range(40_001)]
 
 
@@ -220,9 +265,15 @@ class MarketModel:
         self.expiries: dict[int, Expiry] = {}
         self.active: list[OptionState] = []
         self._cum: list[float] = []
+        self._rows: list[tuple[OptionState, float, float]] = []
+        self._burst_rows: list[tuple[OptionState, float, float]] = []
+        """``active`` with each option's ticker and book emission probabilities per step
+        (normal, during bursts), rebuilt with them."""
         self._trade_carry = 0.0
         self._pending_trades: list[dict[str, Any]] = []
         self._deliveries: list[_Pending] = []
+        self._expiry_terms: dict[int, tuple[int, int, float, float, float, float, float]] = {}
+        """Expiry -> (sim_ms, spot_version, t_years, forward, atm vol, sqrt(t), rounded forward)."""
         self.locked = False
         """Platform maintenance: no market data is generated while True."""
         self._list_expiries(initial=True)
@@ -306,6 +357,8 @@ class MarketModel:
                         st.p_ticker = p
                     else:
                         st.p_book = p
+        self._rows = [(st, st.p_ticker, st.p_book) for st in self.active]
+        self._burst_rows = [(st, st.pb_ticker, st.pb_book) for st in self.active]
 
     def listed(self) -> list[Instrument]:
         """Instruments currently listed (open), in chain order."""
@@ -314,14 +367,58 @@ class MarketModel:
     # ---- pricing ---------------------------------------------------------------
 
     def _reprice(self, st: OptionState) -> None:
+        """Black-76 value and greeks at the current spot and simulated time.
+
+        The same arithmetic as ``black76.atm_term_vol``, ``smile_vol`` and ``black76``
+        (operation for operation, so the floats are bit-identical), with the per-expiry
+        terms (time, forward, ATM vol, square roots) computed once per step and expiry
+        and the zero-rate discount factor (exactly 1.0) left out."""
         inst = st.inst
-        t_years = max((inst.expiry_ms - self.sim_ms) / YEAR_MS, black76.MIN_T_YEARS)
-        forward = self.spot * math.exp(0.02 * t_years)
-        atm = black76.atm_term_vol(self.base_vol, t_years)
-        vol = black76.smile_vol(atm, forward, inst.strike, t_years, skew=-0.04, curvature=0.025)
-        st.val = black76.black76(forward, inst.strike, t_years, vol, inst.is_call)
-        st.mark_iv = round(vol * 100.0, 2)
-        st.forward = round(forward, 2)
+        expiry_ms = inst.expiry_ms
+        terms = self._expiry_terms.get(expiry_ms)
+        if terms is None or terms[0] != self.sim_ms or terms[1] != self.spot_version:
+            t_years = max((expiry_ms - self.sim_ms) / YEAR_MS, _MIN_T)
+            forward = self.spot * _exp(0.02 * t_years)
+            atm = self.base_vol * (1.0 + 0.25 * _exp(-t_years * 24.0))
+            sqrt_t = _sqrt(max(t_years, _MIN_T))
+            terms = (self.sim_ms, self.spot_version, t_years, forward, atm, sqrt_t, round(forward, 2))
+            self._expiry_terms[expiry_ms] = terms
+        _sim, _ver, t, forward, atm, sqrt_t, forward_2 = terms
+        strike = inst.strike
+        # smile_vol(atm, forward, strike, t, skew=-0.04, curvature=0.025)
+        k = _log(strike / forward) / sqrt_t
+        k = max(-4.0, min(4.0, k))
+        vol = max(0.15, min(3.0, atm + -0.04 * k + 0.025 * k * k))
+        # black76(forward, strike, t, vol, is_call) at rate 0 (t >= MIN_T_YEARS already)
+        sig_sqrt_t = vol * sqrt_t
+        d1 = (_log(forward / strike) + 0.5 * sig_sqrt_t * sig_sqrt_t) / sig_sqrt_t
+        d2 = d1 - sig_sqrt_t
+        pdf = _INV_SQRT_2PI * _exp(-0.5 * d1 * d1)
+        if inst.is_call:
+            nd1 = 0.5 * (1.0 + _erf(d1 / _SQRT2))
+            nd2 = 0.5 * (1.0 + _erf(d2 / _SQRT2))
+            usd = forward * nd1 - strike * nd2
+            delta = nd1
+            rho = strike * t * nd2 / 100.0
+        else:
+            nd1 = 0.5 * (1.0 + _erf(-d1 / _SQRT2))
+            nd2 = 0.5 * (1.0 + _erf(-d2 / _SQRT2))
+            usd = strike * nd2 - forward * nd1
+            delta = -nd1
+            rho = -strike * t * nd2 / 100.0
+        st.val = _new_tuple(  # = black76.Valuation(...), without the Python-level __new__
+            _Valuation,
+            (
+                max(usd, 0.0) / forward,
+                delta,
+                pdf / (forward * sig_sqrt_t),
+                forward * pdf * sqrt_t / 100.0,
+                -forward * pdf * vol / (2.0 * sqrt_t) / 365.0,
+                rho,
+            ),
+        )
+        st.mark_iv = fround(vol * 100.0, 100.0, 2)
+        st.forward = forward_2
         st.val_version = self.spot_version
 
     def ensure_priced(self, st: OptionState) -> None:
@@ -333,7 +430,7 @@ class MarketModel:
         vega_coin = st.val.vega / st.forward if st.forward else 0.0
         if vega_coin <= 1e-12:
             return st.mark_iv
-        return round(max(0.0, st.mark_iv + (price - st.val.price_coin) / vega_coin), 2)
+        return fround(max(0.0, st.mark_iv + (price - st.val.price_coin) / vega_coin), 100.0, 2)
 
     # ---- books -----------------------------------------------------------------
 
@@ -435,7 +532,7 @@ class MarketModel:
         prev = st.change_id
         st.change_id = prev + 1 + int(rand() * rand() * 400)
         st.book_ts_ms = self.now_ms
-        return BookEvent(st, st.change_id, prev, bids, asks)
+        return _new_tuple(BookEvent, (st, st.change_id, prev, bids, asks))  # = BookEvent(...), faster
 
     # ---- trades ----------------------------------------------------------------
 
@@ -519,7 +616,6 @@ class MarketModel:
         if step % self.index_steps == 0:
             events.append(IndexEvent(self.index_price))
 
-        burst = self._burst_factor() != 1.0
         min_steps = self.min_steps
         rand = rng.random
         version = self.spot_version
@@ -527,15 +623,13 @@ class MarketModel:
         reprice = self._reprice
         book_event = self._book_event
         due = step - min_steps  # a channel that last emitted at or before this step may emit
-        for st in self.active:
-            p = st.pb_ticker if burst else st.p_ticker
-            if p and st.last_ticker_step <= due and rand() < p:
+        for st, p_ticker, p_book in self._burst_rows if self._burst_factor() != 1.0 else self._rows:
+            if p_ticker and st.last_ticker_step <= due and rand() < p_ticker:
                 st.last_ticker_step = step
                 if st.val_version != version:
                     reprice(st)
                 emit(st.ticker_event)
-            p = st.pb_book if burst else st.p_book
-            if p and st.last_book_step <= due and rand() < p:
+            if p_book and st.last_book_step <= due and rand() < p_book:
                 st.last_book_step = step
                 if st.val_version != version:
                     reprice(st)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import random
 import re
 from typing import Any
 
-from loadtest.sim import SimConfig, encode
-from loadtest.sim.market import BookEvent, IndexEvent, MarketModel, StateEvent, TickerEvent, TradesEvent
+import orjson
+
+from loadtest.sim import SimConfig, black76, encode
+from loadtest.sim.chain import YEAR_MS
+from loadtest.sim.market import BookEvent, IndexEvent, MarketModel, StateEvent, TickerEvent, TradesEvent, fround
 
 from .conftest import START_MS
 
@@ -104,10 +109,110 @@ def test_cached_encodings_match_fresh_ones() -> None:
             assert st.top == (bid, st.bids.get(bid, 0.0), ask, st.asks.get(ask, 0.0))
             if isinstance(ev, TickerEvent):
                 cached = encode.ticker_data(model, st, now)
-                st.tbody_key = None
+                st.tbody_version = -1
+                st.tstatic_key = None
                 st.tcache = None
                 st.stats_key = (-1, -1)
                 st.bid_iv_key = st.ask_iv_key = (-1.0, -1)
                 assert cached == encode.ticker_data(model, st, now)
                 checked += 1
     assert checked > 10_000
+
+
+def _reference_ticker(model: MarketModel, st: Any, ts_ms: int) -> bytes:
+    """A ticker's ``data`` encoded the plain way: one dict, one ``orjson.dumps``."""
+    val = st.val
+    inst = st.inst
+    mark = round(val.price_coin, 8)
+    index = model.index_price
+    last = st.last_price if st.last_price is not None else 0.0
+    bid, bid_amount, ask, ask_amount = st.top
+    data = {
+        "underlying_price": st.forward,
+        "underlying_index": inst.expiry.underlying_index,
+        "state": inst.state,
+        "settlement_price": round(st.open_price, 8),
+        "min_price": max(0.0001, round(mark - 0.05 - mark * 0.5, 4)),
+        "max_price": round(mark + 0.05 + mark * 0.5, 4),
+        "mark_price": mark,
+        "mark_iv": st.mark_iv,
+        "interest_rate": 0.0,
+        "instrument_name": inst.name,
+        "index_price": index,
+        "greeks": {
+            "vega": round(val.vega, 5),
+            "theta": round(val.theta, 5),
+            "rho": round(val.rho, 5),
+            "gamma": round(val.gamma, 5),
+            "delta": round(val.delta, 5),
+        },
+        "estimated_delivery_price": index,
+        "stats": {
+            "volume_usd": round(st.volume * last * model.index_price, 2),
+            "volume": st.volume,
+            "price_change": round((last - st.open_price) / st.open_price * 100.0, 4) if st.open_price else 0.0,
+            "low": st.low,
+            "high": st.high,
+        },
+        "open_interest": st.open_interest,
+        "last_price": last,
+        "bid_iv": model.iv_of(st, bid) if st.bids else 0.0,
+        "best_bid_price": bid,
+        "best_bid_amount": bid_amount,
+        "best_ask_price": ask,
+        "best_ask_amount": ask_amount,
+        "ask_iv": model.iv_of(st, ask) if st.asks else 0.0,
+        "timestamp": ts_ms,
+    }
+    return orjson.dumps(data)
+
+
+def _reference_valuation(model: MarketModel, st: Any) -> tuple[Any, float, float]:
+    """What ``black76`` gives for the option now (the model inlines the same arithmetic)."""
+    inst = st.inst
+    t_years = max((inst.expiry_ms - model.sim_ms) / YEAR_MS, black76.MIN_T_YEARS)
+    forward = model.spot * math.exp(0.02 * t_years)
+    atm = black76.atm_term_vol(model.base_vol, t_years)
+    vol = black76.smile_vol(atm, forward, inst.strike, t_years, skew=-0.04, curvature=0.025)
+    return black76.black76(forward, inst.strike, t_years, vol, inst.is_call), round(vol * 100.0, 2), round(forward, 2)
+
+
+def test_templated_tickers_and_inlined_pricing_match_the_plain_code() -> None:
+    """The ticker templates and the model's inlined Black-76 give the very bytes and floats
+    of the straightforward code (dict + orjson, ``black76.black76``), lifecycle included."""
+    cfg = SimConfig(seed=9, start_ms=START_MS, instruments=150, rate_per_s=20_000, trades_per_s=100, time_scale=20000)
+    model = MarketModel(cfg, wall_start_ms=0)
+    inlined = model._reprice
+    repriced = 0
+
+    def reprice(st: Any) -> None:
+        nonlocal repriced
+        inlined(st)
+        assert (st.val, st.mark_iv, st.forward) == _reference_valuation(model, st)
+        repriced += 1
+
+    model._reprice = reprice  # type: ignore[method-assign]
+    checked = 0
+    for i in range(600):
+        now = 1_800_000_000_000 + i * 10
+        for ev in model.step(now):
+            if isinstance(ev, TickerEvent):
+                st = ev.state
+                assert encode.ticker_data(model, st, now) == _reference_ticker(model, st, now)
+                checked += 1
+    assert checked > 5_000
+    assert repriced > 5_000
+
+
+def test_fround_is_round() -> None:
+    """``market.fround`` gives ``round``'s floats bit for bit (the sign of zero included),
+    near halves, on ties, for tiny, huge and non-finite values."""
+    rng = random.Random(5)
+    values = [0.0, -0.0, 0.125, -0.125, 2.675, 1e-9, -1e-9, 5e-6, -5e-6, 1e12, -1e12, math.inf, -math.inf, math.nan]
+    values += [rng.uniform(-50.0, 50.0) * 10.0 ** rng.randint(-7, 4) for _ in range(100_000)]
+    values += [(n + 0.5) / 10.0**k for n in range(-2000, 2000) for k in (2, 4, 5, 8)]
+    for x in values:
+        for ndigits in (2, 4, 5, 8):
+            want = round(x, ndigits)
+            got = fround(x, 10.0**ndigits, ndigits)
+            assert repr(got) == repr(want), (x, ndigits)  # repr: -0.0 and nan included
