@@ -159,7 +159,7 @@ class Connection:
         }
 
 
-def _header(n: int) -> bytes:
+def ws_header(n: int) -> bytes:
     """Header of an unmasked, final text frame of ``n`` payload bytes (RFC 6455 5.2)."""
     if n < 126:
         return bytes((0x81, n))
@@ -168,14 +168,15 @@ def _header(n: int) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big")
 
 
-_HEADERS = [_header(n) for n in range(8192)]
+WS_HEADERS_UPTO = 8192
+WS_HEADERS = [ws_header(n) for n in range(WS_HEADERS_UPTO)]
 """Headers of the usual payload sizes, built once."""
 
 
 def ws_frame(payload: bytes) -> bytes:
     """``payload`` as one unmasked, final WebSocket text frame (header + payload)."""
     n = len(payload)
-    return (_HEADERS[n] if n < 8192 else _header(n)) + payload
+    return (WS_HEADERS[n] if n < WS_HEADERS_UPTO else ws_header(n)) + payload
 
 
 def ws_payload(wire: bytes) -> bytes:

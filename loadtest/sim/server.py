@@ -28,7 +28,15 @@ from loadtest.sim import sendlog as sl
 from loadtest.sim.catalog import MarketCatalog
 from loadtest.sim.channels import ChannelRule
 from loadtest.sim.config import CURRENCY, INDEX_NAME, SimConfig
-from loadtest.sim.connection import Connection, malformed_frames, wall_us, ws_frame
+from loadtest.sim.connection import (
+    WS_HEADERS,
+    WS_HEADERS_UPTO,
+    Connection,
+    malformed_frames,
+    wall_us,
+    ws_frame,
+    ws_header,
+)
 from loadtest.sim.faults import FaultRecord, FaultSpec
 from loadtest.sim.history import TradeHistory
 from loadtest.sim.market import BookEvent, Event, IndexEvent, MarketModel, StateEvent, TickerEvent, TradesEvent
@@ -370,19 +378,31 @@ class Simulator:
         published = 0
         agg2 = self._agg2_subscriptions > 0
         tail = encode.step_tail(now_ms)
+        ts_us = now_ms * 1000
         subscribers = subs.get
         ticker_frame = encode.ticker_frame
         book_frame = encode.book_change_frame
+        headers = WS_HEADERS
+        quotes = encode.QUOTES
+        book = encode.BOOK
+        # Inlined on the hot path: ws_frame, ticker_record / book_change_record and
+        # Connection.add_wire (its plain case; a pending extra_fields fault takes the call).
         for ev in events:
             if type(ev) is TickerEvent:
                 st = ev.state
                 for ch in st.inst.channels["ticker"] if agg2 else st.inst.ticker_100:
                     conns = subscribers(ch)
                     if conns:
-                        wire = ws_frame(ticker_frame(model, st, ch, tail))
-                        rec = encode.ticker_record(ch, st, now_ms)
+                        payload = ticker_frame(model, st, ch, tail)
+                        n = len(payload)
+                        wire = (headers[n] if n < WS_HEADERS_UPTO else ws_header(n)) + payload
+                        rec: encode.Record = (quotes, ch, st.inst.name, ts_us)
                         for c in conns:
-                            c.add_wire(wire, rec)
+                            if c.extra_fields_left:
+                                c.add_wire(wire, rec)
+                            else:
+                                c.wires.append(wire)
+                                c.recs.append(rec)
                         published += 1
             elif type(ev) is BookEvent:
                 inst = ev.state.inst
@@ -394,13 +414,27 @@ class Simulator:
                 for ch in inst.channels["book"] if agg2 else inst.book_100:
                     conns = subscribers(ch)
                     if conns:
-                        wire = ws_frame(book_frame(ch, ev, now_ms))
-                        rec = encode.book_change_record(ch, ev, now_ms)
+                        payload = book_frame(ch, ev, now_ms)
+                        n = len(payload)
+                        wire = (headers[n] if n < WS_HEADERS_UPTO else ws_header(n)) + payload
+                        rec = (
+                            book,
+                            ch,
+                            inst.name,
+                            ev.change_id,
+                            ev.prev_change_id,
+                            len(ev.bids) + len(ev.asks),
+                            False,
+                            ts_us,
+                        )
                         for c in conns:
                             if skip is not None and skip.conn in ("all", c.id):
-                                self.send_log.record(c.id, sl.SKIPPED, now_ms * 1000, [rec])
-                            else:
+                                self.send_log.record(c.id, sl.SKIPPED, ts_us, [rec])
+                            elif c.extra_fields_left:
                                 c.add_wire(wire, rec)
+                            else:
+                                c.wires.append(wire)
+                                c.recs.append(rec)
                         published += 1
             elif type(ev) is TradesEvent:
                 published += self._publish_trades(ev)
