@@ -141,13 +141,15 @@ def ticker_body(model: MarketModel, st: OptionState) -> bytes:
     bid, bid_amount, ask, ask_amount = top
     bid_iv = ask_iv = 0.0
     if st.bids:
-        if st.bid_iv_key != (bid, version):
-            st.bid_iv_key = (bid, version)
+        key = (bid, version)
+        if st.bid_iv_key != key:
+            st.bid_iv_key = key
             st.bid_iv = model.iv_of(st, bid)
         bid_iv = st.bid_iv
     if st.asks:
-        if st.ask_iv_key != (ask, version):
-            st.ask_iv_key = (ask, version)
+        key = (ask, version)
+        if st.ask_iv_key != key:
+            st.ask_iv_key = key
             st.ask_iv = model.iv_of(st, ask)
         ask_iv = st.ask_iv
     numbers = _dumps((st.open_interest, last, bid_iv, bid, bid_amount, ask, ask_amount, ask_iv))
