@@ -231,6 +231,9 @@ class ConnectionDriver:
                 batch.append((raw if isinstance(raw, bytes) else bytes(raw), now_us()))
             n += len(batch) - 1
             seq = await self._append_many(batch)
+            # no await until the whole batch is offered: another connection's records
+            # (later seqs) must not reach the writer between two of ours
+            send = False
             for frame, recv in batch:
                 self.frames += 1
                 self.last_frame_us = recv
@@ -239,8 +242,10 @@ class ConnectionDriver:
                     self._count(frame, recv, outs)
                 on_outputs(self, seq, outs)
                 seq += 1
-                if session.next_send_us(recv) == recv:
-                    await self._send_pending(ws)
+                if not send and session.next_send_us(recv) == recv:
+                    send = True
+            if send:
+                await self._send_pending(ws)
 
     async def _append_many(self, frames: list[tuple[bytes, int]]) -> int:
         """Journal the frames (seq of the first); on a full disk wait (back-pressure) and retry."""

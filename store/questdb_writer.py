@@ -135,6 +135,9 @@ class WriterStats:
     flushes: int = 0
     flush_errors: int = 0
     catch_up_entries: int = 0
+    out_of_order_offers: int = 0
+    """Offers whose seq was not the next one (a bug in the caller: the writer then reads
+    the journal instead, nothing is lost)."""
     stored_rows: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
@@ -205,6 +208,7 @@ class QuestDBWriter:
             return
         if seq != self.next_seq:
             log.warning("writer: offered seq %d, expected %d; catching up from the journal", seq, self.next_seq)
+            self.stats.out_of_order_offers += 1
             self.live = False
             return
         self.stats.offered_records += 1

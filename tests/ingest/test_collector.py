@@ -277,6 +277,7 @@ async def test_steady_state_every_row_once_with_exact_values(tmp_path: Path, que
         assert all(h[1] >= 2 for h in hb)
         assert stored_gaps(qdb) == []
         assert c.journal.acked_seq == c.journal.last_seq
+        assert c.writer.stats.out_of_order_offers == 0  # every record offered in journal order
         m = c.metrics.registry
         assert m.get_sample_value("tickarchive_stored_rows_total", {"table": "quotes"}) == len(quotes)
         assert m.get_sample_value("tickarchive_frames_total", {"connection": "c0", "channel": "trades"})
