@@ -62,6 +62,8 @@ from tickarchive.settings import WriterSettings
 log = logging.getLogger("tickarchive.writer")
 
 _CATCH_UP_ROWS = 5_000
+_REORDER_MAX = 4096
+"""Records ``offer`` holds while waiting for an earlier seq (see ``offer``)."""
 COMMIT_INTERVAL_S = 1.0
 """Checkpoint writes are throttled to one per this many seconds (see ``_commit``)."""
 """Rows encoded per catch-up step before the writer flushes and yields."""
@@ -167,6 +169,7 @@ class QuestDBWriter:
         self._oldest_ts: int | None = None
         self._newest_ts: int | None = None
         self._ticks_children: dict[str, Any] = {}
+        self._held: dict[int, Sequence[Event | EncodedRows]] = {}
         self.next_seq = journal.acked_seq + 1
         """The first journal record whose events are not in a buffer yet."""
         self.live = False
@@ -203,14 +206,36 @@ class QuestDBWriter:
 
     def offer(self, seq: int, events: Sequence[Event | EncodedRows]) -> None:
         """The events of journal record ``seq`` (possibly none). Ignored (and read back
-        from the journal later) unless the writer is live and ``seq`` is the next one."""
+        from the journal later) unless the writer is live.
+
+        Records are taken in seq order. A record offered ahead of its turn is held until
+        the ones before it arrive: a connection journals a batch of frames and then offers
+        them one by one, and a side record (a gap row) journaled while that batch is being
+        offered gets a later seq than the batch's rest. More than ``_REORDER_MAX`` held
+        records, or a seq already passed, and the writer reads the journal instead."""
         if not self.live:
             return
         if seq != self.next_seq:
+            held = self._held
+            if seq > self.next_seq and len(held) < _REORDER_MAX:
+                held[seq] = events
+                return
             log.warning("writer: offered seq %d, expected %d; catching up from the journal", seq, self.next_seq)
             self.stats.out_of_order_offers += 1
             self.live = False
+            held.clear()
             return
+        self._accept(seq, events)
+        held = self._held
+        while held and self.live:
+            nxt = held.pop(self.next_seq, None)
+            if nxt is None:
+                break
+            self._accept(self.next_seq, nxt)
+        if not self.live:
+            held.clear()
+
+    def _accept(self, seq: int, events: Sequence[Event | EncodedRows]) -> None:
         self.stats.offered_records += 1
         self.next_seq = seq + 1
         if events:

@@ -222,3 +222,26 @@ async def test_ack_lag_comes_from_live_market_rows_only(tmp_path: Path, questdb_
         assert await w.flush()
         assert metrics.registry.get_sample_value("tickarchive_ack_lag_seconds_count") == 2
         w.close()
+
+
+def test_a_record_offered_ahead_of_its_turn_waits_for_the_ones_before(tmp_path: Path) -> None:
+    """A side record journaled while a connection's batch is being offered comes in
+    ahead of the batch's rest: held, then taken in seq order; a seq already passed sends
+    the writer to the journal (nothing lost either way)."""
+    tick = IndexTick("eth_usd", 1_700_000_000_000_000, 1_700_000_000_100_000, 2000.0)
+    with Journal.open(tmp_path / "j") as j:
+        w = QuestDBWriter(ilp_conf("127.0.0.1", free_port(), 1.0), WriterSettings(), j)
+        w._catch_up_step()  # empty journal: live
+        for _ in range(4):
+            j.append(b"{}", 1, "c0")
+        w.offer(1, [tick])
+        w.offer(3, [tick])  # ahead: held
+        assert (w.next_seq, w.buffered_rows) == (2, 1)
+        w.offer(2, [tick])  # the missing one: 2 and the held 3 are taken
+        assert (w.next_seq, w.buffered_rows) == (4, 3)
+        assert w.stats.out_of_order_offers == 0
+        assert w.live
+        w.offer(2, [tick])  # already passed: a caller bug; the journal is read instead
+        assert not w.live
+        assert w.stats.out_of_order_offers == 1
+        w.close()
