@@ -551,12 +551,7 @@ class Journal:
         written) or ``JournalError``."""
         if self._size >= self.segment_bytes and self._size > 0:
             self._rotate()
-        conn = self._conn_cache.get(connection)
-        if conn is None:
-            conn = connection.encode()
-            if len(conn) > 255:
-                raise JournalError(f"connection id {connection!r} longer than 255 bytes")
-            self._conn_cache[connection] = conn
+        conn = self._conn_cache.get(connection) or self._connection_id(connection)
         seq = self._next_seq
         header = encode_header(seq, recv_ts_us, conn, frame)
         total = HEADER_SIZE + len(conn) + len(frame)
@@ -569,18 +564,7 @@ class Journal:
             if exc.errno in _FULL_ERRNOS:
                 raise JournalFull(f"journal disk full writing {self._active}: {exc.strerror}") from exc
             raise JournalError(f"cannot write journal segment {self._active}: {exc.strerror}") from exc
-        self._next_seq = seq + 1
-        self.last_recv_ts_us = recv_ts_us
-        self._size += total
-        self._end += total
-        st = self.stats
-        st.appended_records += 1
-        st.appended_bytes += total
-        if self._unsynced_since is None:
-            self._unsynced_since = time.monotonic()
-        if self._end - self._last_mark >= _MARK_EVERY_BYTES:
-            self._marks.append((seq, self._end))
-            self._last_mark = self._end
+        self._appended(seq + 1, recv_ts_us, 1, total)
         return seq
 
     def append_many(self, frames: Sequence[tuple[bytes, int]], connection: str) -> int:
@@ -595,12 +579,7 @@ class Journal:
             return self.append(frame, recv, connection)
         if self._size >= self.segment_bytes and self._size > 0:
             self._rotate()
-        conn = self._conn_cache.get(connection)
-        if conn is None:
-            conn = connection.encode()
-            if len(conn) > 255:
-                raise JournalError(f"connection id {connection!r} longer than 255 bytes")
-            self._conn_cache[connection] = conn
+        conn = self._conn_cache.get(connection) or self._connection_id(connection)
         first = seq = self._next_seq
         parts: list[bytes] = []
         total = 0
@@ -623,19 +602,32 @@ class Journal:
             if exc.errno in _FULL_ERRNOS:
                 raise JournalFull(f"journal disk full writing {self._active}: {exc.strerror}") from exc
             raise JournalError(f"cannot write journal segment {self._active}: {exc.strerror}") from exc
-        self._next_seq = seq
-        self.last_recv_ts_us = frames[-1][1]
-        self._size += total
-        self._end += total
+        self._appended(seq, frames[-1][1], len(frames), total)
+        return first
+
+    def _connection_id(self, connection: str) -> bytes:
+        """The encoded connection id (cached); at most 255 bytes."""
+        conn = connection.encode()
+        if len(conn) > 255:
+            raise JournalError(f"connection id {connection!r} longer than 255 bytes")
+        self._conn_cache[connection] = conn
+        return conn
+
+    def _appended(self, next_seq: int, last_recv_ts_us: int, records: int, nbytes: int) -> None:
+        """Account for ``records`` records (``nbytes`` on disk) just written, the last of
+        them seq ``next_seq - 1``."""
+        self._next_seq = next_seq
+        self.last_recv_ts_us = last_recv_ts_us
+        self._size += nbytes
+        self._end += nbytes
         st = self.stats
-        st.appended_records += len(frames)
-        st.appended_bytes += total
+        st.appended_records += records
+        st.appended_bytes += nbytes
         if self._unsynced_since is None:
             self._unsynced_since = time.monotonic()
         if self._end - self._last_mark >= _MARK_EVERY_BYTES:
-            self._marks.append((seq - 1, self._end))
+            self._marks.append((next_seq - 1, self._end))
             self._last_mark = self._end
-        return first
 
     def _write_rest(self, data: bytes, written: int) -> None:
         view = memoryview(data)

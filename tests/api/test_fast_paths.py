@@ -24,6 +24,15 @@ from tests.api import data
 from tickarchive.rows import events_to_arrow
 from tickarchive.tables import QUOTES, TRADES
 
+_PAGE_CASES: tuple[tuple[InstrumentMatch | None, int], ...] = (
+    (instrument_match("ETH-30OCT26-3000-C"), 1000),
+    (instrument_match("ETH-*"), 1000),
+    (instrument_match("*-C"), 17),
+    (None, 1000),
+    (instrument_match("NO-SUCH"), 10),
+)
+"""(instrument match, limit) of the row pages the fast read paths must answer exactly."""
+
 # -- inline literals (pure) -------------------------------------------------------------
 
 
@@ -121,13 +130,7 @@ def test_hot_export_equals_pg_wire(questdb_clean: QuestDBHandle) -> None:
     lo, hi = data.us(data.DAYS[0]), data.us(data.DAYS[2], 12)
     cols = tuple(c.name for c in QUOTES.columns)
     try:
-        for match, limit in (
-            (instrument_match("ETH-30OCT26-3000-C"), 1000),
-            (instrument_match("ETH-*"), 1000),
-            (instrument_match("*-C"), 17),
-            (None, 1000),
-            (instrument_match("NO-SUCH"), 10),
-        ):
+        for match, limit in _PAGE_CASES:
             a = fast.rows(QUOTES, cols, lo, hi, match, {}, limit)
             b = slow.rows(QUOTES, cols, lo, hi, match, {}, limit)
             assert a.schema == b.schema
@@ -222,13 +225,7 @@ def test_warm_column_pages_equal_plain_select_on_both_dialects(
                 ("ts", "instrument", "bid_price", "open_interest") if table is QUOTES else table.column_names,
                 table.column_names,
             ):
-                for match, limit in (
-                    (instrument_match("ETH-30OCT26-3000-C"), 1000),
-                    (instrument_match("ETH-*"), 1000),
-                    (instrument_match("*-C"), 17),
-                    (None, 1000),
-                    (instrument_match("NO-SUCH"), 10),
-                ):
+                for match, limit in _PAGE_CASES:
                     a = fast.rows(table, cols, lo, hi, match, {}, limit)
                     b = plain.rows(table, cols, lo, hi, match, {}, limit)
                     assert a.schema == b.schema, (table.name, cols)
