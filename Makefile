@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml store/pglite/package-lock.json
 
 # the native fast path (Rust, built by maturin through pip): cargo from PATH, else ~/.cargo/bin
 NATIVE_STAMP := $(VENV)/.native-installed
-$(NATIVE_STAMP): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml native/src/lib.rs native/tickarchive_native.pyi
+$(NATIVE_STAMP): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs) native/tickarchive_native.pyi
 	PATH="$$PATH:$$HOME/.cargo/bin" $(BIN)/pip install --quiet ./native
 	touch $(NATIVE_STAMP)
 

@@ -46,6 +46,7 @@ from typing import BinaryIO, Final
 from ingest.capture import format_line
 from ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
 from ingest.journal_format import (
+    ENCODE_RECORDS_NATIVE,
     HEADER,
     HEADER_SIZE,
     SEGMENT_SUFFIX,
@@ -580,29 +581,32 @@ class Journal:
         if self._size >= self.segment_bytes and self._size > 0:
             self._rotate()
         conn = self._conn_cache.get(connection) or self._connection_id(connection)
-        first = seq = self._next_seq
-        parts: list[bytes] = []
-        total = 0
-        fixed = HEADER_SIZE + len(conn)
-        for frame, recv in frames:
-            parts += (encode_header(seq, recv, conn, frame), conn, frame)
-            total += fixed + len(frame)
-            seq += 1
+        first = self._next_seq
+        parts: list[bytes]
+        if ENCODE_RECORDS_NATIVE is not None:
+            # one native call builds every record (header, CRC, connection, payload)
+            parts = [ENCODE_RECORDS_NATIVE(frames if type(frames) is list else list(frames), first, conn)]
+            total = len(parts[0])
+        else:
+            parts = []
+            total = 0
+            fixed = HEADER_SIZE + len(conn)
+            for seq, (frame, recv) in enumerate(frames, first):
+                parts += (encode_header(seq, recv, conn, frame), conn, frame)
+                total += fixed + len(frame)
         try:
-            written = 0
             for i in range(0, len(parts), _IOV_MAX):  # writev takes at most IOV_MAX buffers
                 chunk = parts[i : i + _IOV_MAX]
                 n = os.writev(self._fd, chunk)
                 want = sum(len(b) for b in chunk)
                 if n != want:
                     self._write_rest(b"".join(chunk), n)
-                written += want
         except OSError as exc:
             self._undo_partial()
             if exc.errno in _FULL_ERRNOS:
                 raise JournalFull(f"journal disk full writing {self._active}: {exc.strerror}") from exc
             raise JournalError(f"cannot write journal segment {self._active}: {exc.strerror}") from exc
-        self._appended(seq, frames[-1][1], len(frames), total)
+        self._appended(first + len(frames), frames[-1][1], len(frames), total)
         return first
 
     def _connection_id(self, connection: str) -> bytes:

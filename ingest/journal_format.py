@@ -22,8 +22,10 @@ fails.
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -59,6 +61,31 @@ def encode_header(seq: int, recv_ts_us: int, connection: bytes, frame: bytes) ->
 
 def encode_record(seq: int, recv_ts_us: int, connection: bytes, frame: bytes) -> bytes:
     return encode_header(seq, recv_ts_us, connection, frame) + connection + frame
+
+
+def _encode_records_py(frames: list[tuple[bytes, int]], first_seq: int, connection: bytes) -> bytes:
+    """The records of ``frames`` (``(payload, recv_ts_us)``), seqs from ``first_seq``,
+    concatenated (the reference for the native ``encode_records``)."""
+    return b"".join(encode_record(first_seq + i, recv, connection, frame) for i, (frame, recv) in enumerate(frames))
+
+
+def _native_encode_records() -> Callable[[list[tuple[bytes, int]], int, bytes], bytes] | None:
+    if os.environ.get("TICKARCHIVE_NATIVE", "1") == "0":
+        return None
+    try:
+        from tickarchive_native import encode_records
+    except ImportError:  # pragma: no cover - the extension is built by make install
+        return None
+    return encode_records
+
+
+ENCODE_RECORDS_NATIVE: Final = _native_encode_records()
+"""``tickarchive_native.encode_records`` (one call and one buffer for a batch: the
+header, CRC, connection and payload of each record, byte for byte ``encode_record``),
+or None without the extension or with ``TICKARCHIVE_NATIVE=0``."""
+
+encode_records: Final = ENCODE_RECORDS_NATIVE or _encode_records_py
+"""Concatenated records of a batch: native when available, else Python."""
 
 
 class BadRecord(Exception):

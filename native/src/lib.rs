@@ -1078,8 +1078,15 @@ fn fast_notification<'py>(
     ))
 }
 
+mod journal;
+mod sim;
+mod wsframe;
+
 #[pymodule]
 fn tickarchive_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    journal::register(m)?;
+    sim::register(m)?;
+    wsframe::register(m)?;
     m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(set_types, m)?)?;
     m.add_function(wrap_pyfunction!(fast_notification, m)?)?;

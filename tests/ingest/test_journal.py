@@ -7,11 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
+import ingest.journal
 from ingest.capture import read_capture
 from ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
 from ingest.journal import CHECKPOINT_FILE, Journal, JournalReader
-from ingest.journal_format import HEADER_SIZE, decode_at, encode_record
+from ingest.journal_format import ENCODE_RECORDS_NATIVE, HEADER_SIZE, _encode_records_py, decode_at, encode_record
 from tests.ingest.conftest import WS_CAPTURE
 
 
@@ -71,6 +74,54 @@ def test_append_many_writes_the_bytes_of_single_appends(tmp_path: Path, ws_recor
     with Journal.open(tmp_path / "big") as j:
         assert j.append_many(big, "c7") == 1
     assert [r.frame for r in JournalReader(tmp_path / "big").read_from(0)] == [f for f, _ in big]
+
+
+@pytest.mark.parametrize("path", ["native", "python"])
+def test_append_many_both_encoders_write_the_same_file(
+    tmp_path: Path, ws_records, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """``append_many`` through the native record encoder and through the Python one
+    writes the bytes of single appends (the native one is built by ``make install``:
+    its absence fails here rather than skipping)."""
+    assert ENCODE_RECORDS_NATIVE is not None or os.environ.get("TICKARCHIVE_NATIVE") == "0"
+    if path == "python":
+        monkeypatch.setattr(ingest.journal, "ENCODE_RECORDS_NATIVE", None)
+    frames = [(r.frame, r.recv_ts_us) for r in ws_records]
+    with Journal.open(tmp_path / "one") as j:
+        for f, t in frames:
+            j.append(f, t, "c3")
+    with Journal.open(tmp_path / "many") as j:
+        assert j.append_many(frames[:50], "c3") == 1
+        assert j.append_many(tuple(frames[50:]), "c3") == 51  # any sequence
+    assert (tmp_path / "one").joinpath(next(iter(os.listdir(tmp_path / "one")))).read_bytes() == (
+        tmp_path / "many"
+    ).joinpath(next(iter(os.listdir(tmp_path / "many")))).read_bytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    frames=hs.lists(hs.tuples(hs.binary(max_size=3000), hs.integers(-(2**63), 2**63 - 1)), min_size=1, max_size=40),
+    first=hs.integers(0, 2**64 - 1 - 64),
+    conn=hs.binary(max_size=255),
+)
+def test_native_encode_records_is_byte_identical(frames: list[tuple[bytes, int]], first: int, conn: bytes) -> None:
+    if ENCODE_RECORDS_NATIVE is None:
+        assert os.environ.get("TICKARCHIVE_NATIVE") == "0"
+        return
+    assert ENCODE_RECORDS_NATIVE(frames, first, conn) == _encode_records_py(frames, first, conn)
+
+
+def test_native_encode_records_rejects_what_it_cannot_write() -> None:
+    if ENCODE_RECORDS_NATIVE is None:
+        assert os.environ.get("TICKARCHIVE_NATIVE") == "0"
+        return
+    with pytest.raises(TypeError, match="bytes"):
+        ENCODE_RECORDS_NATIVE([("str", 1)], 1, b"c0")  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="tuples"):
+        ENCODE_RECORDS_NATIVE([[b"x", 1]], 1, b"c0")  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="255"):
+        ENCODE_RECORDS_NATIVE([(b"x", 1)], 1, b"c" * 256)
+    assert ENCODE_RECORDS_NATIVE([], 1, b"c0") == b""
 
 
 def test_append_many_on_a_full_disk_writes_nothing(tmp_path: Path) -> None:
