@@ -8,3 +8,58 @@ def fast_notification(frame: bytes, recv_ts_us: int, /) -> Any: ...
 
 # journal.rs
 def encode_records(frames: list[tuple[bytes, int]], first_seq: int, connection: bytes, /) -> bytes: ...
+
+# sim.rs
+class SimEngine:
+    def __init__(self, tick_prices: list[float], book_levels: int, seed: int, year_ms: float, min_t: float, /) -> None: ...
+    def add_option(
+        self,
+        name: str,
+        ticker_ch: str,
+        book_ch: str,
+        strike: float,
+        is_call: bool,
+        expiry_ms: int,
+        mid1: bytes,
+        mid2: bytes,
+        bids: list[tuple[float, float]],
+        asks: list[tuple[float, float]],
+        targets: tuple[list[float], list[float]],
+        targets_version: int,
+        change_id: int,
+        book_ts_ms: int,
+        stats: tuple[int, float, float, float, float, float, float],
+        last_steps: tuple[int, int],
+        /,
+    ) -> int: ...
+    def set_rows(
+        self, rows: list[tuple[int, float, float]], burst_rows: list[tuple[int, float, float]], /
+    ) -> None: ...
+    def set_trade(
+        self, id: int, trade_seq: int, last_price: float, volume: float, open_interest: float, low: float, high: float, /
+    ) -> None: ...
+    def set_book_ts(self, id: int, ts_ms: int, /) -> None: ...
+    def state(
+        self, id: int, /
+    ) -> tuple[
+        list[tuple[float, float]],
+        list[tuple[float, float]],
+        int,
+        int,
+        tuple[list[float], list[float]],
+        int,
+        tuple[int, int],
+    ]: ...
+    def step(
+        self,
+        step: int,
+        now_ms: int,
+        sim_ms: int,
+        spot: float,
+        base_vol: float,
+        spot_version: int,
+        index_price: float,
+        burst: bool,
+        min_steps: int,
+        /,
+    ) -> list[tuple[str, bytes, tuple[Any, ...]]]: ...
