@@ -259,7 +259,7 @@ async def pipeline_cost(n_clients: int = 1, steps: int = 600, rate: float = 100_
                     f0 = sum(c.frames_sent for c in conns)
                     cpu0 = time.process_time()
                 now_ms += sim.config.tick_ms
-                sim.publish_events(sim.model.step(now_ms), now_ms)
+                sim.step_and_publish(now_ms)
                 await asyncio.sleep(0)
             await asyncio.sleep(0)
             cpu = time.process_time() - cpu0

@@ -62,6 +62,7 @@ class OptionState:
         "last_ticker_step",
         "low",
         "mark_iv",
+        "nid",
         "open_interest",
         "open_price",
         "p_book",
@@ -141,6 +142,8 @@ class OptionState:
         """The ``ticker.{name}.100ms`` notification up to the timestamp (for ``tbody``)."""
         self.ticker_event = TickerEvent(self)
         """This option's ticker event (immutable, so built once)."""
+        self.nid = -1
+        """The option's id in the native engine (``MarketModel.native``), -1 if none."""
 
     def update_top(self) -> None:
         bids = self.bids
@@ -243,8 +246,15 @@ def _round_tick(price: float, up: bool) -> float:
 class MarketModel:
     """The whole simulated market. Not thread-safe; owned by the simulator's generator."""
 
-    def __init__(self, config: SimConfig, wall_start_ms: int) -> None:
+    def __init__(self, config: SimConfig, wall_start_ms: int, native: bool = False) -> None:
         self.config = config
+        self.native: Any = None
+        """With ``native``: the ``tickarchive_native.SimEngine`` that owns the options'
+        books and emission state once listed (see ``step_native``), else None."""
+        if native:
+            from loadtest.sim import native as _native
+
+            self.native = _native.new_engine(config, _TICK_PRICES)
         self.rng = random.Random(config.seed)
         self.start_sim_ms = config.start_ms if config.start_ms is not None else wall_start_ms
         self.sim_ms = self.start_sim_ms
@@ -359,6 +369,16 @@ class MarketModel:
                         st.p_book = p
         self._rows = [(st, st.p_ticker, st.p_book) for st in self.active]
         self._burst_rows = [(st, st.pb_ticker, st.pb_book) for st in self.active]
+        if self.native is not None:
+            from loadtest.sim import native as _native
+
+            for st in self.active:
+                if st.nid < 0:
+                    st.nid = _native.register(self.native, st)
+            self.native.set_rows(
+                [(st.nid, st.p_ticker, st.p_book) for st in self.active],
+                [(st.nid, st.pb_ticker, st.pb_book) for st in self.active],
+            )
 
     def listed(self) -> list[Instrument]:
         """Instruments currently listed (open), in chain order."""
@@ -647,6 +667,83 @@ class MarketModel:
             events.append(TradesEvent(self._pending_trades))
             self._pending_trades = []
         return events
+
+    def sync(self, st: OptionState) -> None:
+        """Bring ``st``'s book (and emission state) up to date from the native engine,
+        if it owns the option (a no-op otherwise)."""
+        if self.native is None or st.nid < 0:
+            return
+        bids, asks, st.change_id, st.book_ts_ms, targets, st.targets_version, last = self.native.state(st.nid)
+        st.bids = dict(bids)
+        st.asks = dict(asks)
+        st.targets = targets
+        st.last_ticker_step, st.last_book_step = last
+        st.update_top()
+
+    def set_book_ts(self, st: OptionState) -> None:
+        """After a snapshot set ``st.book_ts_ms`` (it was 0): tell the native engine."""
+        if self.native is not None and st.nid >= 0:
+            self.native.set_book_ts(st.nid, st.book_ts_ms)
+
+    def step_native(self, now_ms: int) -> tuple[list[Event], list[tuple[str, bytes, tuple[Any, ...]]]]:
+        """``step`` with the per-option loop in the native engine: the index walk,
+        listings, expiries, index and trade events here (the same draws from ``rng`` as
+        ``step``), the ticker and book notifications from ``SimEngine.step`` as
+        ``(channel, wire, record)`` (the ``.100ms`` channel's WebSocket frame and its
+        send-log record). Only with ``native``."""
+        cfg = self.config
+        native = self.native
+        assert native is not None
+        self.step_no += 1
+        step = self.step_no
+        self.now_ms = now_ms
+        self.sim_ms = self.start_sim_ms + int(step * cfg.tick_ms * cfg.time_scale)
+        events: list[Event] = []
+        rng = self.rng
+        if step % self.reprice_steps == 0:
+            dt_years = REPRICE_MS * cfg.time_scale / YEAR_MS
+            sigma = cfg.annual_vol
+            z = rng.gauss(0.0, 1.0)
+            self.spot *= math.exp(sigma * math.sqrt(dt_years) * z - 0.5 * sigma * sigma * dt_years)
+            self.base_vol = min(1.5, max(0.3, self.base_vol + rng.gauss(0.0, 0.002)))
+            self.index_price = round(self.spot, 2)
+            self.spot_version += 1
+        self._lifecycle(events)
+        if self.locked or not self.active:
+            return events, []
+        if step % self.index_steps == 0:
+            events.append(IndexEvent(self.index_price))
+        frames = native.step(
+            step,
+            now_ms,
+            self.sim_ms,
+            self.spot,
+            self.base_vol,
+            self.spot_version,
+            self.index_price,
+            self._burst_factor() != 1.0,
+            self.min_steps,
+        )
+        self._trade_carry += cfg.trades_per_s * self.tick_s
+        while self._trade_carry >= 1.0:
+            self._trade_carry -= 1.0
+            st = self._pick()
+            self.sync(st)
+            self.ensure_priced(st)
+            self._pending_trades.append(self._trade(st))
+            native.set_trade(
+                st.nid,
+                st.trade_seq,
+                st.last_price if st.last_price is not None else 0.0,
+                st.volume,
+                st.open_interest,
+                st.low,
+                st.high,
+            )
+        if step % self.trade_window_steps == 0 and self._pending_trades:
+            events.append(TradesEvent(self._pending_trades))
+            self._pending_trades = []
+        return events, frames
 
     def _lifecycle(self, events: list[Event]) -> None:
         """Expire instruments whose expiry passed, deliver them later, list new expiries."""

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from loadtest.errors import FaultSpecError, SimServerError
-from loadtest.sim import encode
+from loadtest.sim import encode, native
 from loadtest.sim import sendlog as sl
 from loadtest.sim.catalog import MarketCatalog
 from loadtest.sim.channels import ChannelRule
@@ -36,6 +36,7 @@ from loadtest.sim.connection import (
     wall_us,
     ws_frame,
     ws_header,
+    ws_payload,
 )
 from loadtest.sim.faults import FaultRecord, FaultSpec
 from loadtest.sim.history import TradeHistory
@@ -92,7 +93,7 @@ class Simulator:
             catalog = self.replay_catalog
         else:
             self.replay_catalog = None
-            self.model = MarketModel(self.config, self.started_wall_ms)
+            self.model = MarketModel(self.config, self.started_wall_ms, native=native.ENABLED)
             catalog = MarketCatalog(self.model)
         self.catalog = catalog
         self.api = PublicApi(catalog, self.history)
@@ -201,6 +202,7 @@ class Simulator:
                 sim_ms=self.model.sim_ms,
                 rate_per_s=self.model.config.rate_per_s,
                 min_interval_ms=self.model.min_steps * self.config.tick_ms,
+                native=self.model.native is not None,
             )
         else:
             out.update(replay_started=self.replay_started.is_set(), replay_done=self.replay_done.is_set())
@@ -312,7 +314,11 @@ class Simulator:
         st = model.states.get(name)
         if st is None:
             return
+        model.sync(st)
+        had_ts = st.book_ts_ms
         data, ts_ms = encode.book_snapshot(st, model.now_ms or time.time_ns() // 1_000_000)
+        if not had_ts:
+            model.set_book_ts(st)
         conn.add(encode.notification(ch, data), encode.book_snapshot_record(ch, st, ts_ms))
 
     async def _control(self, conn: Connection) -> None:
@@ -356,7 +362,7 @@ class Simulator:
             if now_ms <= last_ms:
                 now_ms = last_ms + 1
             last_ms = now_ms
-            self.publish_events(self._step(now_ms), now_ms)
+            self.step_and_publish(now_ms)
             next_t += tick
             delay = next_t - loop.time()
             if delay < -1.0:
@@ -369,6 +375,75 @@ class Simulator:
         assert self.model is not None
         self.steps += 1
         return self.model.step(now_ms)
+
+    def step_and_publish(self, now_ms: int) -> None:
+        """One generator step stamped ``now_ms``, published: with the native engine the
+        ticker and book notifications come ready-framed from ``MarketModel.step_native``."""
+        model = self.model
+        assert model is not None
+        if model.native is None:
+            self.publish_events(self._step(now_ms), now_ms)
+            return
+        self.steps += 1
+        events, frames = model.step_native(now_ms)
+        self.publish_frames(frames, now_ms)
+        self.publish_events(events, now_ms)
+
+    def publish_frames(self, frames: list[tuple[str, bytes, encode.Record]], now_ms: int) -> None:
+        """Fan out the native engine's ``(channel, wire, record)`` ticker and book
+        notifications (see ``publish_events`` for the flush)."""
+        published = 0
+        if self._agg2_subscriptions > 0 or self._skips_book:
+            for ch, wire, rec in frames:
+                published += self._publish_frame_slow(ch, wire, rec, now_ms)
+        else:
+            subscribers = self.subs.get
+            for ch, wire, rec in frames:
+                conns = subscribers(ch)
+                if conns:
+                    for c in conns:
+                        if c.extra_fields_left:
+                            c.add_wire(wire, rec)
+                        else:
+                            c.wires.append(wire)
+                            c.recs.append(rec)
+                    published += 1
+        self.frames_published += published
+
+    def _publish_frame_slow(self, ch: str, wire: bytes, rec: encode.Record, now_ms: int) -> int:
+        """One native frame with agg2 subscribers (the same data re-headed for the
+        instrument's other channels) or pending ``skip_book`` faults."""
+        assert self.model is not None
+        name = rec[2]
+        is_book = rec[0] == encode.BOOK
+        skip = None
+        if is_book and self._skips_book:
+            skip = next((s for s in self._skips_book if s.applies(name)), None)
+            if skip is not None:
+                skip.take(f"{name} change_id {rec[3]}")
+        channels: tuple[str, ...] = (ch,)
+        if self._agg2_subscriptions > 0:
+            st = self.model.states.get(name)
+            if st is not None:
+                channels = st.inst.channels["book" if is_book else "ticker"]
+        ts_us = now_ms * 1000
+        published = 0
+        for ch2 in channels:
+            conns = self.subs.get(ch2)
+            if not conns:
+                continue
+            wire2, rec2 = wire, rec
+            if ch2 != ch:
+                payload = ws_payload(wire)
+                wire2 = ws_frame(encode.notification_head(ch2) + payload[len(encode.notification_head(ch)) :])
+                rec2 = (rec[0], ch2, *rec[2:])
+            for c in conns:
+                if skip is not None and skip.conn in ("all", c.id):
+                    self.send_log.record(c.id, sl.SKIPPED, ts_us, [rec2])
+                else:
+                    c.add_wire(wire2, rec2)
+            published += 1
+        return published
 
     def publish_events(self, events: list[Event], now_ms: int) -> None:
         """Encode the events for their subscribers, log skips, flush every connection."""

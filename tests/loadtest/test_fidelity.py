@@ -15,9 +15,21 @@ import json
 from collections import defaultdict
 from typing import Any
 
+import pytest
+
 from loadtest.sim import SimConfig
+from loadtest.sim import native as sim_native
 
 from .conftest import REAL, client, running
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def hot_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every check runs on the native hot path (``SimEngine``) and the pure-Python one."""
+    if request.param == "native" and not sim_native.ENABLED:
+        pytest.skip("tickarchive_native.SimEngine not built (or TICKARCHIVE_NATIVE=0)")
+    monkeypatch.setattr(sim_native, "ENABLED", request.param == "native")
+    return str(request.param)
 
 
 def _jtype(v: Any) -> str:
