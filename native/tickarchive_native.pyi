@@ -63,3 +63,6 @@ class SimEngine:
         min_steps: int,
         /,
     ) -> list[tuple[str, bytes, tuple[Any, ...]]]: ...
+
+# wsframe.rs
+def ws_scan(buf: bytes, pos: int, out: list[bytes], /) -> int: ...
