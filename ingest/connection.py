@@ -34,6 +34,7 @@ from ingest.journal import Journal
 from ingest.metrics import CollectorMetrics, channel_label
 from ingest.pacing import Backoff, TokenBucket
 from ingest.session import DeribitSession, Output
+from ingest.wsfast import FastClientConnection
 from store.ilp import EncodedRows
 
 log = logging.getLogger("tickarchive.connection")
@@ -48,18 +49,6 @@ _LABEL_OF_TABLE: Final = {"quotes": "ticker", "book_changes": "book"}
 _LAGGED: Final = frozenset({"ticker", "book", "trades", "index"})
 _BATCH_MAX: Final = 256
 """Most frames journaled in one write (they are parsed right after, in order)."""
-
-
-def _message_ready(ws: ClientConnection) -> bool:
-    """True when ``ws.recv()`` would return a whole message without waiting. Reads
-    websockets' receive queue (``Assembler.frames``, websockets 14-17): a complete
-    (``fin``) frame at its head. Anything unexpected there answers False, and the loop
-    reads one message at a time."""
-    try:
-        q = ws.recv_messages.frames.queue
-        return bool(q) and bool(q[0].fin)
-    except AttributeError:
-        return False
 
 
 def now_us() -> int:
@@ -91,7 +80,7 @@ class ConnectionDriver:
         self._metrics = metrics
         self._gate = gate
         self._open_timeout_s = open_timeout_s
-        self._ws: ClientConnection | None = None
+        self._ws: FastClientConnection | None = None
         self._kick = asyncio.Event()
         self._reconnect_reason: str | None = None
         self.connects = 0
@@ -148,7 +137,9 @@ class ConnectionDriver:
                     ping_interval=20,
                     ping_timeout=20,
                     close_timeout=2,
+                    create_connection=FastClientConnection,
                 ) as ws:
+                    assert isinstance(ws, FastClientConnection)
                     self._ws = ws
                     self.connects += 1
                     if self.connects > 1 and m is not None:
@@ -173,7 +164,10 @@ class ConnectionDriver:
             delay = self._backoff.next_delay_s()
             log.warning(
                 "%s: connection to %s lost or refused (%s); reconnecting in %.1f s",
-                self.name, self.url, self.last_error or "closed", delay,
+                self.name,
+                self.url,
+                self.last_error or "closed",
+                delay,
             )
             await asyncio.sleep(delay)
 
@@ -184,7 +178,7 @@ class ConnectionDriver:
                 return
             await asyncio.sleep(max(limiter.wait_us(now_us()) / 1e6, 0.001))
 
-    async def _serve(self, ws: ClientConnection) -> bool:
+    async def _serve(self, ws: FastClientConnection) -> bool:
         """Until the socket closes; True if it carried data (the backoff resets)."""
         session = self.session
         session.connection_made(now_us())
@@ -205,7 +199,7 @@ class ConnectionDriver:
             self.last_error = self._reconnect_reason
         return self.frames - frames_before > 0 and bool(session.subscribed_channels or session.notifications)
 
-    async def _read(self, ws: ClientConnection) -> None:
+    async def _read(self, ws: FastClientConnection) -> None:
         session = self.session
         on_outputs = self._on_outputs
         gate = self._gate
@@ -219,16 +213,13 @@ class ConnectionDriver:
                 n = 0
                 if m is not None:
                     self._flush_counts()
-                # recv() returns buffered frames without suspending: under a backlog this
-                # loop would starve the fsync timer, the writer and the other connections
+                # recv_batch() returns buffered messages without suspending: under a
+                # backlog this loop would starve the fsync timer, the writer and the
+                # other connections
                 await asyncio.sleep(0)
-            raw = await ws.recv(decode=False)
-            batch = [(raw if isinstance(raw, bytes) else bytes(raw), now_us())]
-            # every whole message websockets has already received joins the batch: one
+            # every whole message already received (ingest/wsfast.py) is one batch: one
             # journal write for all of them, each journaled before any is parsed
-            while len(batch) < _BATCH_MAX and _message_ready(ws):
-                raw = await ws.recv(decode=False)  # returns at once: the message is there
-                batch.append((raw if isinstance(raw, bytes) else bytes(raw), now_us()))
+            batch = [(raw, now_us()) for raw in await ws.recv_batch(_BATCH_MAX)]
             n += len(batch) - 1
             seq = await self._append_many(batch)
             # no await until the whole batch is offered: another connection's records
