@@ -11,7 +11,9 @@ def encode_records(frames: list[tuple[bytes, int]], first_seq: int, connection: 
 
 # sim.rs
 class SimEngine:
-    def __init__(self, tick_prices: list[float], book_levels: int, seed: int, year_ms: float, min_t: float, /) -> None: ...
+    def __init__(
+        self, tick_prices: list[float], book_levels: int, seed: int, year_ms: float, min_t: float, /
+    ) -> None: ...
     def add_option(
         self,
         name: str,
@@ -32,11 +34,17 @@ class SimEngine:
         last_steps: tuple[int, int],
         /,
     ) -> int: ...
-    def set_rows(
-        self, rows: list[tuple[int, float, float]], burst_rows: list[tuple[int, float, float]], /
-    ) -> None: ...
+    def set_rows(self, rows: list[tuple[int, float, float]], burst_rows: list[tuple[int, float, float]], /) -> None: ...
     def set_trade(
-        self, id: int, trade_seq: int, last_price: float, volume: float, open_interest: float, low: float, high: float, /
+        self,
+        id: int,
+        trade_seq: int,
+        last_price: float,
+        volume: float,
+        open_interest: float,
+        low: float,
+        high: float,
+        /,
     ) -> None: ...
     def set_book_ts(self, id: int, ts_ms: int, /) -> None: ...
     def state(
