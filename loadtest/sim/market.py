@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from loadtest.sim import black76
+from loadtest.sim import native as _native
 from loadtest.sim.chain import (
     DAY_MS,
     TICK_SIZE,
@@ -252,8 +253,6 @@ class MarketModel:
         """With ``native``: the ``tickarchive_native.SimEngine`` that owns the options'
         books and emission state once listed (see ``step_native``), else None."""
         if native:
-            from loadtest.sim import native as _native
-
             self.native = _native.new_engine(config, _TICK_PRICES)
         self.rng = random.Random(config.seed)
         self.start_sim_ms = config.start_ms if config.start_ms is not None else wall_start_ms
@@ -370,8 +369,6 @@ class MarketModel:
         self._rows = [(st, st.p_ticker, st.p_book) for st in self.active]
         self._burst_rows = [(st, st.pb_ticker, st.pb_book) for st in self.active]
         if self.native is not None:
-            from loadtest.sim import native as _native
-
             for st in self.active:
                 if st.nid < 0:
                     st.nid = _native.register(self.native, st)
@@ -610,8 +607,11 @@ class MarketModel:
         self.min_steps = max(1, self.config.effective_min_interval_ms // self.config.tick_ms)
         self._rebuild_probs()
 
-    def step(self, now_ms: int) -> list[Event]:
-        """Advance one step stamped ``now_ms`` (must exceed the previous step's)."""
+    def _open_step(self, now_ms: int) -> tuple[int, list[Event], bool]:
+        """What a step does before its per-option loop (``step`` and ``step_native``
+        alike): count it, stamp it, walk the index, run the listings and expiries, emit
+        the index. ``(step, events, go_on)``; ``go_on`` is False when the platform is
+        locked or nothing is listed (the step ends there)."""
         cfg = self.config
         self.step_no += 1
         step = self.step_no
@@ -619,7 +619,6 @@ class MarketModel:
         self.sim_ms = self.start_sim_ms + int(step * cfg.tick_ms * cfg.time_scale)
         events: list[Event] = []
         rng = self.rng
-
         if step % self.reprice_steps == 0:
             dt_years = REPRICE_MS * cfg.time_scale / YEAR_MS
             sigma = cfg.annual_vol
@@ -628,16 +627,39 @@ class MarketModel:
             self.base_vol = min(1.5, max(0.3, self.base_vol + rng.gauss(0.0, 0.002)))
             self.index_price = round(self.spot, 2)
             self.spot_version += 1
-
         self._lifecycle(events)
         if self.locked or not self.active:
-            return events
-
+            return step, events, False
         if step % self.index_steps == 0:
             events.append(IndexEvent(self.index_price))
+        return step, events, True
 
+    def _close_step(self, step: int, events: list[Event]) -> None:
+        """What a step does after its per-option loop: draw this step's trades (with the
+        native engine, each traded option's book is read back first and its trade stats
+        handed over after), emit the trade window."""
+        cfg = self.config
+        native = self.native
+        self._trade_carry += cfg.trades_per_s * self.tick_s
+        while self._trade_carry >= 1.0:
+            self._trade_carry -= 1.0
+            st = self._pick()
+            self.sync(st)
+            self.ensure_priced(st)
+            self._pending_trades.append(self._trade(st))
+            if native is not None and st.nid >= 0:
+                native.set_trade(st.nid, *_native.trade_stats(st))
+        if step % self.trade_window_steps == 0 and self._pending_trades:
+            events.append(TradesEvent(self._pending_trades))
+            self._pending_trades = []
+
+    def step(self, now_ms: int) -> list[Event]:
+        """Advance one step stamped ``now_ms`` (must exceed the previous step's)."""
+        step, events, go_on = self._open_step(now_ms)
+        if not go_on:
+            return events
         min_steps = self.min_steps
-        rand = rng.random
+        rand = self.rng.random
         version = self.spot_version
         emit = events.append
         reprice = self._reprice
@@ -656,16 +678,7 @@ class MarketModel:
                 ev = book_event(st)
                 if ev is not None:
                     emit(ev)
-
-        self._trade_carry += cfg.trades_per_s * self.tick_s
-        while self._trade_carry >= 1.0:
-            self._trade_carry -= 1.0
-            st = self._pick()
-            self.ensure_priced(st)
-            self._pending_trades.append(self._trade(st))
-        if step % self.trade_window_steps == 0 and self._pending_trades:
-            events.append(TradesEvent(self._pending_trades))
-            self._pending_trades = []
+        self._close_step(step, events)
         return events
 
     def sync(self, st: OptionState) -> None:
@@ -691,28 +704,11 @@ class MarketModel:
         ``step``), the ticker and book notifications from ``SimEngine.step`` as
         ``(channel, wire, record)`` (the ``.100ms`` channel's WebSocket frame and its
         send-log record). Only with ``native``."""
-        cfg = self.config
         native = self.native
         assert native is not None
-        self.step_no += 1
-        step = self.step_no
-        self.now_ms = now_ms
-        self.sim_ms = self.start_sim_ms + int(step * cfg.tick_ms * cfg.time_scale)
-        events: list[Event] = []
-        rng = self.rng
-        if step % self.reprice_steps == 0:
-            dt_years = REPRICE_MS * cfg.time_scale / YEAR_MS
-            sigma = cfg.annual_vol
-            z = rng.gauss(0.0, 1.0)
-            self.spot *= math.exp(sigma * math.sqrt(dt_years) * z - 0.5 * sigma * sigma * dt_years)
-            self.base_vol = min(1.5, max(0.3, self.base_vol + rng.gauss(0.0, 0.002)))
-            self.index_price = round(self.spot, 2)
-            self.spot_version += 1
-        self._lifecycle(events)
-        if self.locked or not self.active:
+        step, events, go_on = self._open_step(now_ms)
+        if not go_on:
             return events, []
-        if step % self.index_steps == 0:
-            events.append(IndexEvent(self.index_price))
         frames = native.step(
             step,
             now_ms,
@@ -724,25 +720,7 @@ class MarketModel:
             self._burst_factor() != 1.0,
             self.min_steps,
         )
-        self._trade_carry += cfg.trades_per_s * self.tick_s
-        while self._trade_carry >= 1.0:
-            self._trade_carry -= 1.0
-            st = self._pick()
-            self.sync(st)
-            self.ensure_priced(st)
-            self._pending_trades.append(self._trade(st))
-            native.set_trade(
-                st.nid,
-                st.trade_seq,
-                st.last_price if st.last_price is not None else 0.0,
-                st.volume,
-                st.open_interest,
-                st.low,
-                st.high,
-            )
-        if step % self.trade_window_steps == 0 and self._pending_trades:
-            events.append(TradesEvent(self._pending_trades))
-            self._pending_trades = []
+        self._close_step(step, events)
         return events, frames
 
     def _lifecycle(self, events: list[Event]) -> None:

@@ -85,14 +85,23 @@ fn fround(x: f64, scale: f64) -> f64 {
     x
 }
 
-/// A float as JSON, formatted as Python's `repr` / orjson do (shortest round trip, a
-/// `.0` on integral values; exponent form below 1e-4 and from 1e16).
+/// A float as JSON: the digits of Python's `repr` / orjson (shortest round trip, a `.0`
+/// on integral values, exponent form below 1e-4 and from 1e16), but Rust's exponent
+/// spelling (`1e-5`, `1e16` where Python writes `1e-05`, `1e+16`): the same JSON number.
 #[inline]
 fn push_f(out: &mut Vec<u8>, x: f64) {
     if x.is_finite() {
         let _ = write!(out, "{x:?}");
     } else {
         out.extend_from_slice(b"null");
+    }
+}
+
+/// `key` then the number, for each pair: a run of JSON number fields.
+fn push_fields(out: &mut Vec<u8>, fields: &[(&[u8], f64)]) {
+    for &(key, x) in fields {
+        out.extend_from_slice(key);
+        push_f(out, x);
     }
 }
 
@@ -533,18 +542,17 @@ impl SimEngine {
         push_f(out, o.mark_iv);
         out.extend_from_slice(&o.mid2);
         push_f(out, index);
-        out.extend_from_slice(b",\"greeks\":{\"vega\":");
-        push_f(out, fround(v.vega, 1e5));
-        out.extend_from_slice(b",\"theta\":");
-        push_f(out, fround(v.theta, 1e5));
-        out.extend_from_slice(b",\"rho\":");
-        push_f(out, fround(v.rho, 1e5));
-        out.extend_from_slice(b",\"gamma\":");
-        push_f(out, fround(v.gamma, 1e5));
-        out.extend_from_slice(b",\"delta\":");
-        push_f(out, fround(v.delta, 1e5));
-        out.extend_from_slice(b"},\"estimated_delivery_price\":");
-        push_f(out, index);
+        push_fields(
+            out,
+            &[
+                (b",\"greeks\":{\"vega\":", fround(v.vega, 1e5)),
+                (b",\"theta\":", fround(v.theta, 1e5)),
+                (b",\"rho\":", fround(v.rho, 1e5)),
+                (b",\"gamma\":", fround(v.gamma, 1e5)),
+                (b",\"delta\":", fround(v.delta, 1e5)),
+                (b"},\"estimated_delivery_price\":", index),
+            ],
+        );
         let last = o.last_price;
         out.extend_from_slice(b",\"stats\":{\"volume_usd\":");
         push_f(out, fround(o.volume * last * index, 100.0));
@@ -565,22 +573,19 @@ impl SimEngine {
         let bid_iv = if o.bids.is_empty() { 0.0 } else { o.iv_of(bid) };
         let ask_iv = if o.asks.is_empty() { 0.0 } else { o.iv_of(ask) };
         let out = &mut o.tbody;
-        out.extend_from_slice(b"},\"open_interest\":");
-        push_f(out, o.open_interest);
-        out.extend_from_slice(b",\"last_price\":");
-        push_f(out, last);
-        out.extend_from_slice(b",\"bid_iv\":");
-        push_f(out, bid_iv);
-        out.extend_from_slice(b",\"best_bid_price\":");
-        push_f(out, bid);
-        out.extend_from_slice(b",\"best_bid_amount\":");
-        push_f(out, bid_amount);
-        out.extend_from_slice(b",\"best_ask_price\":");
-        push_f(out, ask);
-        out.extend_from_slice(b",\"best_ask_amount\":");
-        push_f(out, ask_amount);
-        out.extend_from_slice(b",\"ask_iv\":");
-        push_f(out, ask_iv);
+        push_fields(
+            out,
+            &[
+                (b"},\"open_interest\":", o.open_interest),
+                (b",\"last_price\":", last),
+                (b",\"bid_iv\":", bid_iv),
+                (b",\"best_bid_price\":", bid),
+                (b",\"best_bid_amount\":", bid_amount),
+                (b",\"best_ask_price\":", ask),
+                (b",\"best_ask_amount\":", ask_amount),
+                (b",\"ask_iv\":", ask_iv),
+            ],
+        );
         out.extend_from_slice(b",\"timestamp\":");
         o.tbody_key = Some(key);
     }
