@@ -22,12 +22,13 @@ fails.
 from __future__ import annotations
 
 import mmap
-import os
 import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
+
+from tickarchive import native_ext
 
 MAGIC: Final = b"TJ"
 VERSION: Final = 1
@@ -69,17 +70,9 @@ def _encode_records_py(frames: list[tuple[bytes, int]], first_seq: int, connecti
     return b"".join(encode_record(first_seq + i, recv, connection, frame) for i, (frame, recv) in enumerate(frames))
 
 
-def _native_encode_records() -> Callable[[list[tuple[bytes, int]], int, bytes], bytes] | None:
-    if os.environ.get("TICKARCHIVE_NATIVE", "1") == "0":
-        return None
-    try:
-        from tickarchive_native import encode_records
-    except ImportError:  # pragma: no cover - the extension is built by make install
-        return None
-    return encode_records
-
-
-ENCODE_RECORDS_NATIVE: Final = _native_encode_records()
+ENCODE_RECORDS_NATIVE: Final[Callable[[list[tuple[bytes, int]], int, bytes], bytes] | None] = native_ext.enabled(
+    "encode_records"
+)
 """``tickarchive_native.encode_records`` (one call and one buffer for a batch: the
 header, CRC, connection and payload of each record, byte for byte ``encode_record``),
 or None without the extension or with ``TICKARCHIVE_NATIVE=0``."""

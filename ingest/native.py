@@ -22,7 +22,6 @@ Python (``_with_tuple``) 2.2 / 1.7 µs; ``parse_frame`` alone (no ILP) 3.2 / 2.9
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Final
@@ -30,20 +29,17 @@ from typing import Any, Final
 from ingest.normalize import Notification
 from ingest.sequence import BookIds
 from store.ilp import EncodedRows
+from tickarchive import native_ext
 
 _Encoded = tuple[str, str, bytes, int, str, int, int | None, int | None, bool | None]
 _FastNotification = Callable[[bytes, int], Notification | None]
 
-_ext: ModuleType | None
-try:
-    import tickarchive_native as _ext
-except ImportError:  # pragma: no cover - exercised by the fallback tests
-    _ext = None
+_ext: ModuleType | None = native_ext.EXT
 
 AVAILABLE: Final = _ext is not None
-"""The extension module imported."""
+"""The extension imported."""
 
-ENABLED: Final = AVAILABLE and os.environ.get("TICKARCHIVE_NATIVE", "1") != "0"
+ENABLED: Final = AVAILABLE and not native_ext.SWITCHED_OFF
 """``AVAILABLE`` and not switched off with ``TICKARCHIVE_NATIVE=0``."""
 
 

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -59,6 +58,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.messages import Assembler
 from websockets.frames import BINARY, TEXT, Frame
 from websockets.protocol import CONNECTING, OPEN, Event
+
+from tickarchive import native_ext
 
 __all__ = ["SCAN", "FastClientConnection", "frame_end", "scan_simple"]
 
@@ -127,18 +128,7 @@ def frame_end(buf: bytes | bytearray, pos: int) -> int:
     return pos + h + ln
 
 
-def _native_scan() -> Callable[[bytes, int, list[bytes]], int] | None:
-    if os.environ.get("TICKARCHIVE_NATIVE", "1") == "0":
-        return None
-    try:
-        import tickarchive_native as ext
-    except ImportError:
-        return None
-    f = getattr(ext, "ws_scan", None)
-    return f if callable(f) else None
-
-
-SCAN: Final[Callable[[bytes, int, list[bytes]], int]] = _native_scan() or scan_simple
+SCAN: Final[Callable[[bytes, int, list[bytes]], int]] = native_ext.enabled("ws_scan") or scan_simple
 """The scanner in use (native when available)."""
 
 

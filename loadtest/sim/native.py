@@ -14,7 +14,6 @@ gives the same frames, but not the same frames as the pure-Python model.
 
 from __future__ import annotations
 
-import os
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,20 +22,20 @@ import orjson
 from loadtest.sim import black76
 from loadtest.sim.chain import YEAR_MS
 from loadtest.sim.config import SimConfig
+from tickarchive import native_ext
 
 if TYPE_CHECKING:
     from loadtest.sim.market import OptionState
 
-_ext: ModuleType | None
-try:
-    import tickarchive_native as _ext
-except ImportError:  # pragma: no cover - exercised when the extension is not built
-    _ext = None
+_ext: ModuleType | None = native_ext.EXT
 
 AVAILABLE: Final = _ext is not None and hasattr(_ext, "SimEngine")
 """The extension imported and has the simulator engine."""
 
-ENABLED: Final = AVAILABLE and os.environ.get("TICKARCHIVE_NATIVE", "1") != "0"
+SWITCHED_OFF: Final = native_ext.SWITCHED_OFF
+"""``TICKARCHIVE_NATIVE=0``: the native path deliberately off (A/B runs, fallback tests)."""
+
+ENABLED: Final = AVAILABLE and not SWITCHED_OFF
 """``AVAILABLE`` and not switched off with ``TICKARCHIVE_NATIVE=0``."""
 
 
@@ -48,6 +47,13 @@ def new_engine(config: SimConfig, tick_prices: list[float]) -> Any:
     return _ext.SimEngine(
         tick_prices, config.book_levels, config.seed & (2**64 - 1), float(YEAR_MS), black76.MIN_T_YEARS
     )
+
+
+def trade_stats(st: OptionState) -> tuple[int, float, float, float, float, float]:
+    """What the engine's tickers show of ``st``'s trading: trade_seq, last price (0.0
+    before the first trade), volume, open interest, low, high."""
+    last = st.last_price if st.last_price is not None else 0.0
+    return (st.trade_seq, last, st.volume, st.open_interest, st.low, st.high)
 
 
 def register(engine: Any, st: OptionState) -> int:
@@ -78,15 +84,7 @@ def register(engine: Any, st: OptionState) -> int:
         st.targets_version,
         st.change_id,
         st.book_ts_ms,
-        (
-            st.trade_seq,
-            st.last_price if st.last_price is not None else 0.0,
-            st.volume,
-            st.open_interest,
-            st.low,
-            st.high,
-            st.open_price,
-        ),
+        (*trade_stats(st), st.open_price),
         (st.last_ticker_step, st.last_book_step),
     )
     return nid

@@ -38,6 +38,7 @@ from ingest import synth, wsfast
 from ingest.capture import read_capture
 from ingest.wsfast import FastClientConnection, frame_end, scan_simple
 from tests.ingest.conftest import WS_CAPTURE
+from tickarchive import native_ext
 
 # ---- the byte stream -------------------------------------------------------------------
 
@@ -416,7 +417,8 @@ def test_scan_simple_and_frame_end(frames: list[tuple[int, bytes, bool, bool]], 
         p = end
     assert out == ref
     assert pos == p
-    native = wsfast._native_scan()
+    native = native_ext.enabled("ws_scan")
+    assert native is not None or native_ext.SWITCHED_OFF  # built by make install
     if native is not None:
         out2: list[bytes] = []
         assert native(buf, 0, out2) == pos
