@@ -18,13 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import routes_data, routes_ops
-from api.auth import KeyGuard
-from api.context import AppContext
-from api.errors import ApiError, RateLimited
-from api.metrics import ApiMetrics
-from api.output import JsonResponse
-from api.stores import Stores
+from tickarchive.api import routes_data, routes_ops
+from tickarchive.api.auth import KeyGuard
+from tickarchive.api.context import AppContext
+from tickarchive.api.errors import ApiError, RateLimited
+from tickarchive.api.metrics import ApiMetrics
+from tickarchive.api.output import JsonResponse
+from tickarchive.api.stores import Stores
 from tickarchive.settings import Settings
 
 log = logging.getLogger("api")

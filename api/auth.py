@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.errors import RateLimited, Unauthorized
+from tickarchive.api.errors import RateLimited, Unauthorized
 
 
 @dataclass(slots=True)

@@ -32,9 +32,9 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from archive import synthetic
-from archive.layout import Month
-from archive.postgres import PostgresSink
+from tickarchive.archive import synthetic
+from tickarchive.archive.layout import Month
+from tickarchive.archive.postgres import PostgresSink
 from tickarchive.domain import QuoteTick
 from tickarchive.settings import (
     ApiSettings,
@@ -71,7 +71,7 @@ def _ilp(conf: str, events: list[QuoteTick]) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         from questdb.ingress import Sender
 
-    from store.ilp import IlpEncoder
+    from tickarchive.store.ilp import IlpEncoder
 
     with Sender.from_conf(conf) as sender:
         enc = IlpEncoder(protocol_version=int(sender.protocol_version))
@@ -100,11 +100,11 @@ class BenchStack:
 @contextmanager
 def stack(rows: int = 100_000) -> Iterator[BenchStack]:
     """Private QuestDB and PostgreSQL loaded with the bench data (stopped and removed on exit)."""
-    from store import migrate
-    from store.stack.handles import QuestDBHandle
-    from store.stack.postgres import PostgresServer
-    from store.stack.procs import free_port
-    from store.stack.questdb import QuestDBServer
+    from tickarchive.store import migrate
+    from tickarchive.store.stack.handles import QuestDBHandle
+    from tickarchive.store.stack.postgres import PostgresServer
+    from tickarchive.store.stack.procs import free_port
+    from tickarchive.store.stack.questdb import QuestDBServer
 
     root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-api-"))
     qs = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port())
@@ -205,7 +205,7 @@ class _Served:
 
         import uvicorn
 
-        from store.stack.procs import free_port
+        from tickarchive.store.stack.procs import free_port
 
         self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
@@ -229,7 +229,7 @@ def run(rows: int = 100_000, repeat: int = 30, http: bool = False) -> None:
     import httpx
     from fastapi.testclient import TestClient
 
-    from api.app import create_app
+    from tickarchive.api.app import create_app
 
     with stack(rows) as st:
         app = create_app(st.settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from api.timefmt import dt_to_us
+from tickarchive.api.timefmt import dt_to_us
 
 _OPTION_RE = re.compile(r"^([A-Z0-9_]+)-(\d{1,2})([A-Z]{3})(\d{2})-([0-9d]+)-([CP])$")
 _MONTHS = {

@@ -16,7 +16,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         """Serve the query and health API (docs/api.md)."""
         import uvicorn
 
-        from api.app import create_app
+        from tickarchive.api.app import create_app
         from tickarchive.settings import load_settings
 
         settings = load_settings()
@@ -37,6 +37,6 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """p50/p95 latency: one instrument-day of quotes (hot, warm), a chain snapshot, a month of OHLCV."""
-        from api.bench import run
+        from tickarchive.api.bench import run
 
         run(rows=rows, repeat=repeat, http=http)

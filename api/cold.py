@@ -21,15 +21,15 @@ from typing import Any
 
 import polars as pl
 
-from api import frames
-from api.errors import StoreUnavailable
-from api.params import InstrumentMatch
-from archive import catalog
-from archive import manifest as mf
-from archive.errors import ArchiveError
-from archive.hashing import file_digests
-from archive.layout import Month
-from archive.target import Target
+from tickarchive.api import frames
+from tickarchive.api.errors import StoreUnavailable
+from tickarchive.api.params import InstrumentMatch
+from tickarchive.archive import catalog
+from tickarchive.archive import manifest as mf
+from tickarchive.archive.errors import ArchiveError
+from tickarchive.archive.hashing import file_digests
+from tickarchive.archive.layout import Month
+from tickarchive.archive.target import Target
 from tickarchive.tables import ColumnType, Table
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from api.auth import KeyGuard, presented_key
-from api.metrics import ApiMetrics
-from api.stores import Stores
+from tickarchive.api.auth import KeyGuard, presented_key
+from tickarchive.api.metrics import ApiMetrics
+from tickarchive.api.stores import Stores
 from tickarchive.settings import Settings
 
 

@@ -9,8 +9,8 @@ import datetime as dt
 
 import polars as pl
 
-from api.timefmt import US_PER_DAY, US_PER_S, day_start_us
-from api.warm import COVERAGE_SCHEMA
+from tickarchive.api.timefmt import US_PER_DAY, US_PER_S, day_start_us
+from tickarchive.api.warm import COVERAGE_SCHEMA
 
 
 def hot_day_rows(day: dt.date, table: str, raw: pl.DataFrame, gaps: pl.DataFrame, now_us: int) -> pl.DataFrame:

@@ -12,7 +12,7 @@ import base64
 import json
 from dataclasses import dataclass
 
-from api.errors import InvalidRequest
+from tickarchive.api.errors import InvalidRequest
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.errors import ApiError
-from api.stores import Stores
-from api.timefmt import US_PER_S, iso
+from tickarchive.api.errors import ApiError
+from tickarchive.api.stores import Stores
+from tickarchive.api.timefmt import US_PER_S, iso
 from tickarchive.tables import MARKET_TABLES
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import polars as pl
 
-from api import frames, inline, predicates
-from api.hot_export import ExportFailed, HotExport
-from api.params import InstrumentMatch
-from api.pool import Pool
-from api.timefmt import to_dt
+from tickarchive.api import frames, inline, predicates
+from tickarchive.api.hot_export import ExportFailed, HotExport
+from tickarchive.api.params import InstrumentMatch
+from tickarchive.api.pool import Pool
+from tickarchive.api.timefmt import to_dt
 from tickarchive.tables import ColumnType, Table
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from api.errors import ApiError
+from tickarchive.api.errors import ApiError
 
 MAX_ERROR_CHARS = 300
 

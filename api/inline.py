@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from api.errors import ApiError
+from tickarchive.api.errors import ApiError
 
 SAFE_TEXT_CHARS = "A-Za-z0-9_.*?^$+\\[\\]-"
 _SAFE_TEXT = re.compile(f"[{SAFE_TEXT_CHARS}]{{1,200}}")

@@ -18,10 +18,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from api.errors import ApiError
-from api.stores import Stores
-from archive import catalog
-from archive.errors import ArchiveError
+from tickarchive.api.errors import ApiError
+from tickarchive.api.stores import Stores
+from tickarchive.archive import catalog
+from tickarchive.archive.errors import ArchiveError
 from tickarchive.tables import ALL_TABLES
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi.responses import Response, StreamingResponse
 
-from api.errors import InvalidRequest
+from tickarchive.api.errors import InvalidRequest
 
 CHUNK_ROWS = 5000
 

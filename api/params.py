@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from api.errors import InvalidRequest
-from api.timefmt import US_PER_DAY
+from tickarchive.api.errors import InvalidRequest
+from tickarchive.api.timefmt import US_PER_DAY
 from tickarchive.tables import Table
 
 NAME_RE = re.compile(r"^[A-Z0-9_]+(-[A-Za-z0-9_]+)*$")

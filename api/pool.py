@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from api.errors import StoreUnavailable
+from tickarchive.api.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from api.params import InstrumentMatch
-from api.timefmt import to_dt
+from tickarchive.api.params import InstrumentMatch
+from tickarchive.api.timefmt import to_dt
 
 
 def plain(name: str) -> str:

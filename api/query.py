@@ -15,10 +15,10 @@ from typing import Any
 
 import polars as pl
 
-from api import frames
-from api.cursor import Cursor, next_cursor
-from api.params import InstrumentMatch
-from api.stores import Stores
+from tickarchive.api import frames
+from tickarchive.api.cursor import Cursor, next_cursor
+from tickarchive.api.params import InstrumentMatch
+from tickarchive.api.stores import Stores
 from tickarchive.tables import Table
 
 

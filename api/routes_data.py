@@ -14,20 +14,20 @@ import polars as pl
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api import chain as chainmod
-from api import coverage as cov
-from api import ohlcv as ohlcvmod
-from api import params as p
-from api import query
-from api.book import BookRow, reconstruct
-from api.context import Ctx, authorize
-from api.cursor import Cursor
-from api.errors import InvalidRequest, NotFound, ResultTooLarge
-from api.frames import time_columns
-from api.output import Format, JsonResponse, TimeFormat, choose, respond
-from api.tiers import Tier
-from api.timefmt import US_PER_DAY, US_PER_S, day_start_us, iso, parse_day, parse_time
-from api.warm import COVERAGE_SCHEMA
+from tickarchive.api import chain as chainmod
+from tickarchive.api import coverage as cov
+from tickarchive.api import ohlcv as ohlcvmod
+from tickarchive.api import params as p
+from tickarchive.api import query
+from tickarchive.api.book import BookRow, reconstruct
+from tickarchive.api.context import Ctx, authorize
+from tickarchive.api.cursor import Cursor
+from tickarchive.api.errors import InvalidRequest, NotFound, ResultTooLarge
+from tickarchive.api.frames import time_columns
+from tickarchive.api.output import Format, JsonResponse, TimeFormat, choose, respond
+from tickarchive.api.tiers import Tier
+from tickarchive.api.timefmt import US_PER_DAY, US_PER_S, day_start_us, iso, parse_day, parse_time
+from tickarchive.api.warm import COVERAGE_SCHEMA
 from tickarchive.tables import BOOK_CHANGES, GAPS, INSTRUMENTS, QUOTES, TRADES, Table
 
 router = APIRouter(dependencies=[Depends(authorize)])

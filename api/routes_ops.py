@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import health as healthmod
-from api.context import Ctx
-from api.output import JsonResponse
+from tickarchive.api import health as healthmod
+from tickarchive.api.context import Ctx
+from tickarchive.api.output import JsonResponse
 
 router = APIRouter()
 

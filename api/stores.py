@@ -19,16 +19,16 @@ from typing import Any, Protocol
 import polars as pl
 from psycopg.conninfo import make_conninfo
 
-from api.cold import ColdReader
-from api.errors import StoreUnavailable
-from api.hot import HotReader
-from api.hot_export import HotExport
-from api.params import InstrumentMatch
-from api.pool import Pool
-from api.tiers import Segment, Tier, days, plan
-from api.timefmt import day_start_us
-from archive.layout import Month
-from archive.target import open_target
+from tickarchive.api.cold import ColdReader
+from tickarchive.api.errors import StoreUnavailable
+from tickarchive.api.hot import HotReader
+from tickarchive.api.hot_export import HotExport
+from tickarchive.api.params import InstrumentMatch
+from tickarchive.api.pool import Pool
+from tickarchive.api.tiers import Segment, Tier, days, plan
+from tickarchive.api.timefmt import day_start_us
+from tickarchive.archive.layout import Month
+from tickarchive.archive.target import open_target
 from tickarchive.settings import PostgresSettings, Settings
 from tickarchive.tables import Table
 
@@ -110,7 +110,7 @@ class Stores:
             else None
         )
         self.hot = HotReader(self.qdb_pool, self.hot_export)
-        from api.warm import WarmReader
+        from tickarchive.api.warm import WarmReader
 
         self.warm = WarmReader(self.warm_pool, use_copy=a.warm_copy, use_columns=a.warm_copy)
         self.cold = ColdReader(open_target(settings.archive.target), settings.archive.cache_dir)

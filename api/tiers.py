@@ -21,8 +21,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.timefmt import US_PER_DAY, day_of, day_start_us
-from archive.layout import Month
+from tickarchive.api.timefmt import US_PER_DAY, day_of, day_start_us
+from tickarchive.archive.layout import Month
 
 
 class Tier(enum.StrEnum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from api.errors import InvalidRequest
+from tickarchive.api.errors import InvalidRequest
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 US_PER_S = 1_000_000

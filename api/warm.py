@@ -19,13 +19,13 @@ from typing import Any
 
 import polars as pl
 
-from api import frames, predicates
-from api.errors import StoreUnavailable
-from api.params import InstrumentMatch
-from api.pool import Pool
-from api.timefmt import to_dt
-from api.warm_columns import Undecodable, decode, page_sql
-from api.warm_copy import CopyUnreadable, parse_binary_fixed, parse_csv
+from tickarchive.api import frames, predicates
+from tickarchive.api.errors import StoreUnavailable
+from tickarchive.api.params import InstrumentMatch
+from tickarchive.api.pool import Pool
+from tickarchive.api.timefmt import to_dt
+from tickarchive.api.warm_columns import Undecodable, decode, page_sql
+from tickarchive.api.warm_copy import CopyUnreadable, parse_binary_fixed, parse_csv
 from tickarchive.tables import ColumnType, Table
 
 ROLLED_STATUSES = ("verified", "dropped", "delta_loading", "delta_verified", "delta_mismatch")

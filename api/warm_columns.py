@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from api import frames
+from tickarchive.api import frames
 from tickarchive.tables import ColumnType, Table
 
 PG_EPOCH_US = 946_684_800_000_000

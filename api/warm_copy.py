@@ -15,8 +15,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from api.errors import ApiError
-from api.hot_export import conform
+from tickarchive.api.errors import ApiError
+from tickarchive.api.hot_export import conform
 
 _ARROW: dict[Any, pa.DataType] = {
     pl.Int64: pa.int64(),

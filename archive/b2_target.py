@@ -19,8 +19,8 @@ from typing import Any
 from b2sdk.v2 import B2Api, InMemoryAccountInfo
 from b2sdk.v2.exception import B2Error, FileNotPresent, NonExistentBucket
 
-from archive.errors import IntegrityError, InvalidArgument, ObjectNotFound, TargetError
-from archive.target import Fetched, ObjectInfo
+from tickarchive.archive.errors import IntegrityError, InvalidArgument, ObjectNotFound, TargetError
+from tickarchive.archive.target import Fetched, ObjectInfo
 
 KEY_ID_ENV = "B2_APPLICATION_KEY_ID"
 KEY_ENV = "B2_APPLICATION_KEY"

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from archive import synthetic
-from archive.export import ExportOptions, export_month
-from archive.layout import Month
-from archive.local_target import LocalTarget
-from archive.memory import ArrowTableSource, CountingSink
-from archive.restore import restore_month
-from archive.verify import verify_month
+from tickarchive.archive import synthetic
+from tickarchive.archive.export import ExportOptions, export_month
+from tickarchive.archive.layout import Month
+from tickarchive.archive.local_target import LocalTarget
+from tickarchive.archive.memory import ArrowTableSource, CountingSink
+from tickarchive.archive.restore import restore_month
+from tickarchive.archive.verify import verify_month
 from tickarchive.tables import table as table_named
 
 BENCH_MONTH = Month(2026, 11)
@@ -81,7 +81,7 @@ def run_warm(
     """Against a real warm store (use a scratch database): load synthetic rows of a far-future
     month with ``PostgresSink`` (timed), export them with ``PostgresSource`` (timed), delete
     them, restore from the archive (timed), delete them again."""
-    from archive.postgres import PostgresSink, PostgresSource
+    from tickarchive.archive.postgres import PostgresSink, PostgresSource
 
     month = Month(2099, 1)
     out = []

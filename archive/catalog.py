@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from archive import layout
-from archive import manifest as mf
-from archive.errors import ObjectNotFound
-from archive.target import Target
+from tickarchive.archive import layout
+from tickarchive.archive import manifest as mf
+from tickarchive.archive.errors import ObjectNotFound
+from tickarchive.archive.target import Target
 
 
 def read_month_manifest(target: Target, table: str, month: layout.Month) -> mf.MonthManifest | None:

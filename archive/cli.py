@@ -17,16 +17,16 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from archive import catalog, layout, retention
-from archive.errors import ArchiveError, IntegrityError, InvalidArgument
-from archive.export import ExportOptions, export_month
-from archive.journal import archive_journal_day, check_journal_day, segments_by_day
-from archive.layout import Month
-from archive.restore import restore_month
-from archive.rich_progress import RichProgress
-from archive.source import ArchiveSource
-from archive.target import Target, open_target
-from archive.verify import check_month, forget_verified, record_verified
+from tickarchive.archive import catalog, layout, retention
+from tickarchive.archive.errors import ArchiveError, IntegrityError, InvalidArgument
+from tickarchive.archive.export import ExportOptions, export_month
+from tickarchive.archive.journal import archive_journal_day, check_journal_day, segments_by_day
+from tickarchive.archive.layout import Month
+from tickarchive.archive.restore import restore_month
+from tickarchive.archive.rich_progress import RichProgress
+from tickarchive.archive.source import ArchiveSource
+from tickarchive.archive.target import Target, open_target
+from tickarchive.archive.verify import check_month, forget_verified, record_verified
 from tickarchive.settings import Settings, load_settings
 from tickarchive.tables import MARKET_TABLES, Table
 from tickarchive.tables import table as table_named
@@ -73,7 +73,7 @@ def _options(settings: Settings, staging: Path | None, file_rows: int | None) ->
 
 def _warm_dsns(settings: Settings) -> tuple[str, str]:
     """(reader, writer) DSNs of the warm store."""
-    from store.stack.postgres import warm_dsns
+    from tickarchive.store.stack.postgres import warm_dsns
 
     dsns = warm_dsns(settings.postgres)
     return dsns.reader, dsns.writer
@@ -81,12 +81,12 @@ def _warm_dsns(settings: Settings) -> tuple[str, str]:
 
 def _source(settings: Settings, from_dir: Path | None, dsn: str | None) -> ArchiveSource:
     if from_dir is not None:
-        from archive.replay_source import ParquetDirSource
+        from tickarchive.archive.replay_source import ParquetDirSource
 
         if not from_dir.is_dir():
             raise InvalidArgument(f"--from-dir {from_dir}: not a directory")
         return ParquetDirSource(from_dir)
-    from archive.postgres import PostgresSource
+    from tickarchive.archive.postgres import PostgresSource
 
     return PostgresSource(dsn or _warm_dsns(settings)[0])
 
@@ -220,7 +220,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Load an archived month back into the warm store (idempotent)."""
-        from archive.postgres import PostgresSink
+        from tickarchive.archive.postgres import PostgresSink
 
         settings = _settings()
         m = Month.parse(month)
@@ -254,7 +254,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                 raise InvalidArgument("segment files need --day")
             groups = {layout.parse_day(day): list(segments)}
         else:
-            from ingest.journal import JournalReader
+            from tickarchive.ingest.journal import JournalReader
 
             reader = JournalReader(journal_dir or settings.paths.journal_dir)
             ready = [(s.path, s.first_ts_us) for s in reader.segments() if s.sealed and s.acked]
@@ -326,7 +326,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Export, verify and restore synthetic months; print rows/s and bytes per row."""
-        from archive import bench as bench_mod
+        from tickarchive.archive import bench as bench_mod
 
         settings = _settings()
         names = table or ["quotes", "trades", "book_changes"]

@@ -28,14 +28,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from archive import catalog, layout
-from archive import manifest as mf
-from archive.errors import ArchiveError, RefusedExport, RowCountMismatch
-from archive.local_target import LocalTarget
-from archive.parquet_files import SCHEMA_VERSION, MonthWriter, WrittenPart, schema_fingerprint, sort_columns
-from archive.progress import NO_PROGRESS, Progress
-from archive.source import ArchiveSource
-from archive.target import Target
+from tickarchive.archive import catalog, layout
+from tickarchive.archive import manifest as mf
+from tickarchive.archive.errors import ArchiveError, RefusedExport, RowCountMismatch
+from tickarchive.archive.local_target import LocalTarget
+from tickarchive.archive.parquet_files import SCHEMA_VERSION, MonthWriter, WrittenPart, schema_fingerprint, sort_columns
+from tickarchive.archive.progress import NO_PROGRESS, Progress
+from tickarchive.archive.source import ArchiveSource
+from tickarchive.archive.target import Target
 from tickarchive.settings import ArchiveSettings
 from tickarchive.tables import Table
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import zstandard
 
-from archive import catalog, layout
-from archive import manifest as mf
-from archive.errors import ArchiveError, IntegrityError, InvalidArgument, ObjectNotFound, TargetError
-from archive.hashing import CHUNK_BYTES, file_digests
-from archive.progress import NO_PROGRESS, Progress
-from archive.target import Target
+from tickarchive.archive import catalog, layout
+from tickarchive.archive import manifest as mf
+from tickarchive.archive.errors import ArchiveError, IntegrityError, InvalidArgument, ObjectNotFound, TargetError
+from tickarchive.archive.hashing import CHUNK_BYTES, file_digests
+from tickarchive.archive.progress import NO_PROGRESS, Progress
+from tickarchive.archive.target import Target
 
 
 @dataclass(frozen=True, slots=True)

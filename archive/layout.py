@@ -20,7 +20,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from archive.errors import InvalidArgument
+from tickarchive.archive.errors import InvalidArgument
 
 INDEX_KEY = "_index.json"
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")

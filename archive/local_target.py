@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from archive.errors import InvalidArgument, ObjectNotFound, TargetError
-from archive.target import Fetched, ObjectInfo
+from tickarchive.archive.errors import InvalidArgument, ObjectNotFound, TargetError
+from tickarchive.archive.target import Fetched, ObjectInfo
 
 
 class LocalTarget:

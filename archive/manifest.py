@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import msgspec
 
-from archive.errors import ManifestError
+from tickarchive.archive.errors import ManifestError
 
 _S = TypeVar("_S", bound=msgspec.Struct)
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from archive.layout import Month
-from archive.parquet_files import sort_table
 from tickarchive import rows
+from tickarchive.archive.layout import Month
+from tickarchive.archive.parquet_files import sort_table
 from tickarchive.tables import Table
 
 

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from archive import layout
-from archive.errors import ArchiveError, UnsortedInput
-from archive.hashing import Digests, file_digests
 from tickarchive import rows
+from tickarchive.archive import layout
+from tickarchive.archive.errors import ArchiveError, UnsortedInput
+from tickarchive.archive.hashing import Digests, file_digests
 from tickarchive.tables import Table
 
 SCHEMA_VERSION = 1

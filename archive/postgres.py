@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from archive.errors import SinkError, SourceError
-from archive.layout import Month
 from tickarchive import rows
+from tickarchive.archive.errors import SinkError, SourceError
+from tickarchive.archive.layout import Month
 from tickarchive.tables import STAGING_PG_TYPE, ColumnType, Table
 
 _PG_ARRAY: dict[ColumnType, str] = {k: f"{v}[]" for k, v in STAGING_PG_TYPE.items()}

@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from archive.errors import SourceError
-from archive.layout import Month
-from archive.parquet_files import sort_table
 from tickarchive import rows
+from tickarchive.archive.errors import SourceError
+from tickarchive.archive.layout import Month
+from tickarchive.archive.parquet_files import sort_table
 from tickarchive.tables import Table
 
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from archive import catalog, layout
-from archive.errors import ArchiveError, IntegrityError
-from archive.hashing import file_digests
-from archive.progress import NO_PROGRESS, Progress
-from archive.source import ArchiveSink
-from archive.target import Target
 from tickarchive import rows
+from tickarchive.archive import catalog, layout
+from tickarchive.archive.errors import ArchiveError, IntegrityError
+from tickarchive.archive.hashing import file_digests
+from tickarchive.archive.progress import NO_PROGRESS, Progress
+from tickarchive.archive.source import ArchiveSink
+from tickarchive.archive.target import Target
 from tickarchive.tables import Table
 
 BATCH_ROWS = 50_000

@@ -13,9 +13,9 @@ import enum
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
 
-from archive import catalog
-from archive.layout import Month
-from archive.target import Target
+from tickarchive.archive import catalog
+from tickarchive.archive.layout import Month
+from tickarchive.archive.target import Target
 
 
 class Verdict(enum.StrEnum):

@@ -15,7 +15,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichBars
 
-from archive.progress import Task
+from tickarchive.archive.progress import Task
 
 
 class _RichTask:

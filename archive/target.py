@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from archive.errors import InvalidArgument
+from tickarchive.archive.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from b2sdk.v2 import B2Api
@@ -66,7 +66,7 @@ class Target(Protocol):
 def open_target(url: str, *, b2_api: B2Api | None = None) -> Target:
     """The target named by ``url``: ``file://DIR``, a bare path, or ``b2://bucket/prefix``."""
     if url.startswith("b2://"):
-        from archive.b2_target import B2Target
+        from tickarchive.archive.b2_target import B2Target
 
         rest = url[len("b2://") :]
         bucket, _, prefix = rest.partition("/")
@@ -77,7 +77,7 @@ def open_target(url: str, *, b2_api: B2Api | None = None) -> Target:
         return B2Target(b2_api, bucket, prefix)
     if "://" in url and not url.startswith("file://"):
         raise InvalidArgument(f"unsupported archive target {url!r}: use file://DIR, a path or b2://bucket/prefix")
-    from archive.local_target import LocalTarget
+    from tickarchive.archive.local_target import LocalTarget
 
     path = url[len("file://") :] if url.startswith("file://") else url
     if not path:

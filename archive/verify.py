@@ -13,13 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from archive import catalog, layout
-from archive import manifest as mf
-from archive.errors import ArchiveError, IntegrityError, ObjectNotFound, TargetError
-from archive.hashing import file_digests
-from archive.parquet_files import SCHEMA_VERSION, read_summary
-from archive.progress import NO_PROGRESS, Progress
-from archive.target import Target
+from tickarchive.archive import catalog, layout
+from tickarchive.archive import manifest as mf
+from tickarchive.archive.errors import ArchiveError, IntegrityError, ObjectNotFound, TargetError
+from tickarchive.archive.hashing import file_digests
+from tickarchive.archive.parquet_files import SCHEMA_VERSION, read_summary
+from tickarchive.archive.progress import NO_PROGRESS, Progress
+from tickarchive.archive.target import Target
 
 
 @dataclass(frozen=True, slots=True)

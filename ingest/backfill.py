@@ -24,9 +24,9 @@ from typing import Any, Final
 
 import httpx
 
-from ingest.errors import IngestError
-from ingest.normalize import HistoryPage, parse_history_trades
 from tickarchive.domain import ALL_INSTRUMENTS, Gap, GapKind, GapStatus, TradeTick
+from tickarchive.ingest.errors import IngestError
+from tickarchive.ingest.normalize import HistoryPage, parse_history_trades
 
 log = logging.getLogger("tickarchive.backfill")
 
@@ -241,8 +241,8 @@ async def run_backfill(
     """The ``tickarchive backfill`` command: returns the trades inserted."""
     import warnings
 
-    from store.ilp import IlpEncoder
     from tickarchive.settings import load_settings
+    from tickarchive.store.ilp import IlpEncoder
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

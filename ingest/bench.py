@@ -24,10 +24,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest import native
-from ingest.capture import read_capture
-from ingest.normalize import Notification, parse_frame
-from store.ilp import EncodedRows, IlpEncoder
+from tickarchive.ingest import native
+from tickarchive.ingest.capture import read_capture
+from tickarchive.ingest.normalize import Notification, parse_frame
+from tickarchive.store.ilp import EncodedRows, IlpEncoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +152,7 @@ def bench_journal(
     for ``frames`` paced at ``rate_per_s`` with ``sync()`` every ``fsync_interval_ms``.
     The paced part is simulated without sleeping: batches of ``rate * interval`` records,
     each followed by one ``sync()``; the window reported adds the interval."""
-    from ingest.journal import Journal
+    from tickarchive.ingest.journal import Journal
 
     j = Journal.open(directory)
     try:

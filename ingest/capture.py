@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from ingest.errors import CaptureError
+from tickarchive.ingest.errors import CaptureError
 
 _MAX_KEPT_BAD_LINES: Final = 20
 

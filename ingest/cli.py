@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ingest.errors import IngestError, JournalError
+from tickarchive.ingest.errors import IngestError, JournalError
 
 _console = Console()
 
@@ -55,7 +55,7 @@ DirOption = Annotated[Path | None, typer.Option("--dir", help="journal directory
 
 def journal_ls(directory: DirOption = None) -> None:
     """List journal segments: records, seq and time range, size, sealed and acknowledged."""
-    from ingest.journal import JournalReader
+    from tickarchive.ingest.journal import JournalReader
 
     reader = JournalReader(_journal_dir(directory))
     segs = reader.segments()
@@ -80,7 +80,7 @@ def journal_ls(directory: DirOption = None) -> None:
 
 def journal_verify(directory: DirOption = None) -> None:
     """Check the CRC and sequence of every record of every segment (exit 1 on damage)."""
-    from ingest.journal import JournalReader
+    from tickarchive.ingest.journal import JournalReader
 
     report = JournalReader(_journal_dir(directory)).verify()
     for p in report.problems:
@@ -99,7 +99,7 @@ def journal_export(
     directory: DirOption = None,
 ) -> None:
     """Export raw frames as `<unix seconds>: <frame>` lines (the replay format)."""
-    from ingest.journal import JournalReader
+    from tickarchive.ingest.journal import JournalReader
 
     reader = JournalReader(_journal_dir(directory))
     start_us, end_us = _time_us(start, "--start"), _time_us(end, "--end")
@@ -127,7 +127,7 @@ def replay(
     ] = None,
 ) -> None:
     """Rebuild every table from raw frames with the collector's own parsers."""
-    from ingest.replay import ParquetSink, QuestDBSink, Sink, replay_files
+    from tickarchive.ingest.replay import ParquetSink, QuestDBSink, Sink, replay_files
 
     for f in files:
         if not f.is_file():
@@ -188,15 +188,15 @@ def bench_normalize(
     """Decode + normalize + ILP encoding on one core over a replay-format file."""
     import tempfile
 
-    from ingest.bench import bench_normalize as run
-    from ingest.bench import load_frames
+    from tickarchive.ingest.bench import bench_normalize as run
+    from tickarchive.ingest.bench import load_frames
 
     if input is None and generate is None:
         raise IngestError("give --input FILE, --generate N, or both")
     with tempfile.TemporaryDirectory(prefix="tickarchive-bench-") as tmp:
         path = Path(tmp) / "synthetic.replay" if input is None else input
         if generate is not None:
-            from ingest.synth import write_replay_file
+            from tickarchive.ingest.synth import write_replay_file
 
             size = write_replay_file(path, generate, seed)
             typer.echo(f"generated {generate} frames ({size} bytes) into {input or 'a temporary file'}")
@@ -206,7 +206,7 @@ def bench_normalize(
     if not frames:
         raise IngestError(f"{path}: no frames")
     result = run(frames, runs)
-    from ingest import native
+    from tickarchive.ingest import native
 
     if result.native:
         which = "native fast path on (tickarchive_native; TICKARCHIVE_NATIVE=0 turns it off)"
@@ -238,8 +238,8 @@ def bench_journal(
     import shutil
     import tempfile
 
-    from ingest.bench import bench_journal as run
-    from ingest.synth import frames as synth_frames
+    from tickarchive.ingest.bench import bench_journal as run
+    from tickarchive.ingest.synth import frames as synth_frames
     from tickarchive.settings import load_settings
 
     settings = load_settings()

@@ -42,35 +42,6 @@ from typing import Any, Final
 
 import httpx
 
-from ingest.backfill import Backfiller, BackfillError, Window, backfilled
-from ingest.connection import ConnectionDriver, now_us
-from ingest.discovery import (
-    ChannelPlan,
-    DiscoveryError,
-    InstrumentSet,
-    connection_name,
-    fetch_instruments,
-)
-from ingest.errors import JournalError
-from ingest.gaps import BackfillJob, GapLedger, downtime_gap
-from ingest.journal import Journal, JournalReader
-from ingest.metrics import CollectorMetrics
-from ingest.normalize import Malformed
-from ingest.pacing import Backoff, TokenBucket
-from ingest.session import (
-    DeribitSession,
-    GapDetected,
-    Output,
-    ReconnectRequired,
-    Rejected,
-    RpcFailed,
-    SessionConfig,
-    Subscribed,
-    Unsubscribed,
-)
-from ingest.side_records import SIDE_CONNECTION, encode_side, is_side_record
-from store.ilp import EncodedRows
-from store.questdb_writer import QuestDBWriter, ilp_conf
 from tickarchive.domain import (
     BookChange,
     ConnectionHeartbeat,
@@ -83,7 +54,36 @@ from tickarchive.domain import (
     QuoteTick,
     TradeTick,
 )
+from tickarchive.ingest.backfill import Backfiller, BackfillError, Window, backfilled
+from tickarchive.ingest.connection import ConnectionDriver, now_us
+from tickarchive.ingest.discovery import (
+    ChannelPlan,
+    DiscoveryError,
+    InstrumentSet,
+    connection_name,
+    fetch_instruments,
+)
+from tickarchive.ingest.errors import JournalError
+from tickarchive.ingest.gaps import BackfillJob, GapLedger, downtime_gap
+from tickarchive.ingest.journal import Journal, JournalReader
+from tickarchive.ingest.metrics import CollectorMetrics
+from tickarchive.ingest.normalize import Malformed
+from tickarchive.ingest.pacing import Backoff, TokenBucket
+from tickarchive.ingest.session import (
+    DeribitSession,
+    GapDetected,
+    Output,
+    ReconnectRequired,
+    Rejected,
+    RpcFailed,
+    SessionConfig,
+    Subscribed,
+    Unsubscribed,
+)
+from tickarchive.ingest.side_records import SIDE_CONNECTION, encode_side, is_side_record
 from tickarchive.settings import Settings
+from tickarchive.store.ilp import EncodedRows
+from tickarchive.store.questdb_writer import QuestDBWriter, ilp_conf
 
 log = logging.getLogger("tickarchive.collector")
 
@@ -356,7 +356,7 @@ class Collector:
         self.writer.offer(seq, events)
 
     def _journal_fetched(self, fetched: Sequence[object]) -> list[InstrumentEvent]:
-        from ingest.discovery import FetchedInstruments
+        from tickarchive.ingest.discovery import FetchedInstruments
 
         out: list[InstrumentEvent] = []
         for f in fetched:

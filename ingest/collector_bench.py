@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from ingest.errors import IngestError
+from tickarchive.ingest.errors import IngestError
 
 TA = str(Path(sys.executable).parent / "tickarchive")
 
@@ -36,11 +36,11 @@ def _frames_total(metrics_url: str) -> float:
 
 
 def run_bench(rate: float, seconds: float, instruments: int, connections: int, warmup_s: float = 5.0) -> None:
-    from store import migrate
-    from store.stack.handles import QuestDBHandle
-    from store.stack.procs import free_port
-    from store.stack.questdb import QuestDBServer
     from tickarchive.settings import PathsSettings, QuestDBSettings, load_settings
+    from tickarchive.store import migrate
+    from tickarchive.store.stack.handles import QuestDBHandle
+    from tickarchive.store.stack.procs import free_port
+    from tickarchive.store.stack.questdb import QuestDBServer
 
     settings = load_settings()
     tmp = Path(tempfile.mkdtemp(prefix="tickarchive-bench-collector-"))

@@ -43,8 +43,8 @@ def collect(
 ) -> None:
     import uvloop
 
-    from ingest.collector import Collector, Endpoints, run_until_signalled
-    from ingest.discovery import rest_url_of_ws
+    from tickarchive.ingest.collector import Collector, Endpoints, run_until_signalled
+    from tickarchive.ingest.discovery import rest_url_of_ws
     from tickarchive.settings import load_settings
 
     setup_logging(log_level)
@@ -79,7 +79,7 @@ def backfill(
 ) -> None:
     import asyncio
 
-    from ingest.backfill import run_backfill
+    from tickarchive.ingest.backfill import run_backfill
 
     setup_logging(log_level)
     if not (open_gaps or gap or (instrument and start and end)):
@@ -94,6 +94,6 @@ def bench_collector(
     instruments: Annotated[int, typer.Option()] = 400,
     connections: Annotated[int, typer.Option()] = 4,
 ) -> None:
-    from ingest.collector_bench import run_bench
+    from tickarchive.ingest.collector_bench import run_bench
 
     run_bench(rate=rate, seconds=seconds, instruments=instruments, connections=connections)

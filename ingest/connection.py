@@ -29,13 +29,13 @@ from typing import Any, Final
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ingest.errors import JournalFull
-from ingest.journal import Journal
-from ingest.metrics import CollectorMetrics, channel_label
-from ingest.pacing import Backoff, TokenBucket
-from ingest.session import DeribitSession, Output
-from ingest.wsfast import FastClientConnection
-from store.ilp import EncodedRows
+from tickarchive.ingest.errors import JournalFull
+from tickarchive.ingest.journal import Journal
+from tickarchive.ingest.metrics import CollectorMetrics, channel_label
+from tickarchive.ingest.pacing import Backoff, TokenBucket
+from tickarchive.ingest.session import DeribitSession, Output
+from tickarchive.ingest.wsfast import FastClientConnection
+from tickarchive.store.ilp import EncodedRows
 
 log = logging.getLogger("tickarchive.connection")
 

@@ -29,9 +29,9 @@ from typing import Final
 
 import httpx
 
-from ingest.errors import IngestError
-from ingest.normalize import Response, events_of_response, parse_frame
 from tickarchive.domain import InstrumentEvent
+from tickarchive.ingest.errors import IngestError
+from tickarchive.ingest.normalize import Response, events_of_response, parse_frame
 
 log = logging.getLogger("tickarchive.discovery")
 

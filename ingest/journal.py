@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from ingest.capture import format_line
-from ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
-from ingest.journal_format import (
+from tickarchive.ingest.capture import format_line
+from tickarchive.ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
+from tickarchive.ingest.journal_format import (
     ENCODE_RECORDS_NATIVE,
     HEADER,
     HEADER_SIZE,

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ingest.errors import IngestError
+from tickarchive.ingest.errors import IngestError
 
 CHANNELS: Final = (
     "ticker",

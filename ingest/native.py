@@ -26,10 +26,10 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Final
 
-from ingest.normalize import Notification
-from ingest.sequence import BookIds
-from store.ilp import EncodedRows
 from tickarchive import native_ext
+from tickarchive.ingest.normalize import Notification
+from tickarchive.ingest.sequence import BookIds
+from tickarchive.store.ilp import EncodedRows
 
 _Encoded = tuple[str, str, bytes, int, str, int, int | None, int | None, bool | None]
 _FastNotification = Callable[[bytes, int], Notification | None]

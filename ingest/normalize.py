@@ -74,8 +74,6 @@ from typing import Final
 
 import msgspec
 
-from ingest import wire
-from ingest.sequence import BookIds
 from tickarchive.domain import (
     BookAction,
     BookChange,
@@ -87,6 +85,8 @@ from tickarchive.domain import (
     TradeSource,
     TradeTick,
 )
+from tickarchive.ingest import wire
+from tickarchive.ingest.sequence import BookIds
 
 SAMPLE_BYTES: Final = 200
 """How much of a malformed frame ``Malformed.sample`` keeps."""

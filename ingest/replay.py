@@ -30,15 +30,15 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.capture import CaptureRecord, read_capture
-from ingest.errors import ReplayError
-from ingest.normalize import Malformed, Notification, Response, events_of_response, parse_frame
-from ingest.sequence import BookSequence, TradeSequence
-from ingest.side_records import decode_side
-from store.ilp import IlpEncoder
 from tickarchive import rows
 from tickarchive import tables as t
 from tickarchive.domain import Event, Gap, TradeTick
+from tickarchive.ingest.capture import CaptureRecord, read_capture
+from tickarchive.ingest.errors import ReplayError
+from tickarchive.ingest.normalize import Malformed, Notification, Response, events_of_response, parse_frame
+from tickarchive.ingest.sequence import BookSequence, TradeSequence
+from tickarchive.ingest.side_records import decode_side
+from tickarchive.store.ilp import IlpEncoder
 
 REPLAY_CONNECTION = "replay"
 OUTPUT_TABLES: tuple[t.Table, ...] = (*t.MARKET_TABLES, t.GAPS)

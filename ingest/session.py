@@ -71,11 +71,6 @@ from typing import Any, Final
 
 import msgspec
 
-from ingest import native
-from ingest.normalize import Heartbeat, Malformed, Notification, Response, parse_frame, parse_instruments
-from ingest.pacing import TokenBucket
-from ingest.sequence import BookSequence, TradeSequence
-from store.ilp import EncodedRows
 from tickarchive.domain import (
     ALL_INSTRUMENTS,
     Event,
@@ -85,6 +80,11 @@ from tickarchive.domain import (
     InstrumentEvent,
     TradeTick,
 )
+from tickarchive.ingest import native
+from tickarchive.ingest.normalize import Heartbeat, Malformed, Notification, Response, parse_frame, parse_instruments
+from tickarchive.ingest.pacing import TokenBucket
+from tickarchive.ingest.sequence import BookSequence, TradeSequence
+from tickarchive.store.ilp import EncodedRows
 
 TOO_MANY_REQUESTS: Final = 10028
 _SUBSCRIBE: Final = "public/subscribe"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from loadtest.errors import LoadtestError
+from tickarchive.loadtest.errors import LoadtestError
 
 MODES: Final = ("disconnects", "questdb-restart", "collector-kill", "stale", "malformed")
 QUESTDB_DOWN_S: Final = 20.0

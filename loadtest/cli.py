@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from loadtest.errors import SimConfigError
+from tickarchive.loadtest.errors import SimConfigError
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
@@ -19,9 +19,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     bench.command("sim", help="Frames/s the simulator delivers to 1 and to 4 clients over loopback.")(bench_sim)
     # the load harness (another module of this package) contributes its own commands
     try:
-        harness_cli = importlib.import_module("loadtest.harness_cli")
+        harness_cli = importlib.import_module("tickarchive.loadtest.harness_cli")
     except ModuleNotFoundError as exc:
-        if exc.name != "loadtest.harness_cli":
+        if exc.name != "tickarchive.loadtest.harness_cli":
             raise
     else:
         harness_cli.register(app, bench)
@@ -58,7 +58,7 @@ def sim(
         list[str] | None, typer.Option(help="KIND[:k=v,...][@SECONDS], repeatable; see docs/simulator.md")
     ] = None,
 ) -> None:
-    from loadtest.sim import SimConfig, parse_fault_spec
+    from tickarchive.loadtest.sim import SimConfig, parse_fault_spec
     from tickarchive.settings import load_settings
 
     settings = load_settings().simulator
@@ -94,7 +94,7 @@ def run_blocking(config: object, export_dir: Path | None) -> None:
     """Serve until SIGINT/SIGTERM, then flush (and export) the send log."""
     import uvloop
 
-    from loadtest.sim import SimConfig, Simulator
+    from tickarchive.loadtest.sim import SimConfig, Simulator
 
     assert isinstance(config, SimConfig)
 
@@ -125,7 +125,7 @@ def bench_sim(
     instruments: Annotated[int, typer.Option()] = 800,
     fanout: Annotated[bool, typer.Option(help="every client subscribes everything (else: shards)")] = False,
 ) -> None:
-    from loadtest.sim.bench import run_bench
+    from tickarchive.loadtest.sim.bench import run_bench
 
     counts = [int(c) for c in clients.split(",") if c.strip()]
     if not counts or min(counts) < 1:

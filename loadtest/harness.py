@@ -35,8 +35,8 @@ from typing import Any
 
 import psutil
 
-from loadtest import chaos
-from loadtest.harness_procs import (
+from tickarchive.loadtest import chaos
+from tickarchive.loadtest.harness_procs import (
     CollectorProcess,
     HarnessError,
     Metrics,
@@ -45,12 +45,12 @@ from loadtest.harness_procs import (
     questdb_export_csv,
     questdb_scalar,
 )
-from loadtest.latency import add_buckets, bucket_delta, max_bound, quantile
-from loadtest.reconcile import Reconciliation, reconcile, uncovered_disconnects
-from store import migrate
-from store.stack.procs import dir_size_bytes, free_port
-from store.stack.questdb import QuestDBServer
+from tickarchive.loadtest.latency import add_buckets, bucket_delta, max_bound, quantile
+from tickarchive.loadtest.reconcile import Reconciliation, reconcile, uncovered_disconnects
 from tickarchive.settings import PathsSettings, QuestDBSettings
+from tickarchive.store import migrate
+from tickarchive.store.stack.procs import dir_size_bytes, free_port
+from tickarchive.store.stack.questdb import QuestDBServer
 
 QUIESCE_RATE = 100.0
 """Ticker+book frames/s while the collector drains at the end of a run."""

@@ -35,8 +35,8 @@ def loadtest(
 ) -> None:
     from rich.console import Console
 
-    from loadtest.harness import LoadSpec, run
-    from loadtest.report import render
+    from tickarchive.loadtest.harness import LoadSpec, run
+    from tickarchive.loadtest.report import render
 
     console = Console()
     modes: list[str] = []
@@ -57,11 +57,11 @@ def loadtest(
     if json_path is not None:
         json_path.write_text(json.dumps(data, indent=2) + "\n")
     if plot is not None:
-        from loadtest.plot import plot_samples
+        from tickarchive.loadtest.plot import plot_samples
 
         plot_samples(result.samples, plot, f"tickarchive loadtest --rate {rate:g} --duration {duration:g}")
     if result.recon.lost or result.recon.uncovered_disconnects:
-        from loadtest.harness_procs import HarnessError
+        from tickarchive.loadtest.harness_procs import HarnessError
 
         raise HarnessError(
             f"{result.recon.lost} rows lost (no gap covers them), "

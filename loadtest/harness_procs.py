@@ -25,7 +25,7 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtest.errors import LoadtestError
+from tickarchive.loadtest.errors import LoadtestError
 
 CLI: tuple[str, ...] = (sys.executable, "-c", "from tickarchive.cli import main; main()")
 

@@ -6,7 +6,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtest.harness import Sample
+from tickarchive.loadtest.harness import Sample
 
 
 def _rolling(xs: Sequence[float], n: int) -> list[float]:

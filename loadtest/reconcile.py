@@ -27,7 +27,7 @@ from typing import Final
 
 import duckdb
 
-from loadtest.errors import LoadtestError
+from tickarchive.loadtest.errors import LoadtestError
 
 GAP_SLACK_US: Final = 50_000
 

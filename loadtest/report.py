@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 
-from loadtest.harness import Result
+from tickarchive.loadtest.harness import Result
 
 
 def render(r: Result) -> Group:

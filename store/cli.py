@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from store.stack.status import ActionResult, ComponentStatus, State
+from tickarchive.store.stack.status import ActionResult, ComponentStatus, State
 
 
 def _human_bytes(n: int | None) -> str:
@@ -53,8 +53,8 @@ def _status_table(rows: tuple[ComponentStatus, ...]) -> None:
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
-    from store.stack.stack import Stack
     from tickarchive.settings import load_settings
+    from tickarchive.store.stack.stack import Stack
 
     @app.command("up")
     def up(
@@ -97,7 +97,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         no_pglite: Annotated[bool, typer.Option("--no-pglite", help="skip the PGlite TimescaleDB test server")] = False,
     ) -> None:
         """Start-up, migrate and stop times of QuestDB, PostgreSQL and the PGlite TimescaleDB."""
-        from store.stack.bench import bench_stack
+        from tickarchive.store.stack.bench import bench_stack
 
         for t in bench_stack(include_pglite=not no_pglite):
             typer.echo(f"{t.server:<17} {t.step:<20} {t.seconds:7.2f} s")

@@ -35,9 +35,9 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store.errors import HotReadError
-from store.seal import US_PER_DAY, day_start_us, iso_us
 from tickarchive import rows
+from tickarchive.store.errors import HotReadError
+from tickarchive.store.seal import US_PER_DAY, day_start_us, iso_us
 from tickarchive.tables import ColumnType, Table
 
 BATCH_ROWS = 65_536

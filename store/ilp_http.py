@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import NoReturn
 
-from store.errors import StoreError
+from tickarchive.store.errors import StoreError
 
 PROTOCOL_VERSION = 2
 IDLE_RECONNECT_S = 30.0

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from archive import retention
-from archive.layout import Month
-from archive.progress import NO_PROGRESS, Progress
-from archive.restore import RestoreResult, restore_month
-from archive.target import Target
-from store.hot_export import HotStore
-from store.stack.status import Dialect
-from store.warm_load import WarmStore
+from tickarchive.archive import retention
+from tickarchive.archive.layout import Month
+from tickarchive.archive.progress import NO_PROGRESS, Progress
+from tickarchive.archive.restore import RestoreResult, restore_month
+from tickarchive.archive.target import Target
 from tickarchive.settings import Settings
+from tickarchive.store.hot_export import HotStore
+from tickarchive.store.stack.status import Dialect
+from tickarchive.store.warm_load import WarmStore
 from tickarchive.tables import GAPS, MARKET_TABLES, Table
 
 ARCHIVED_TABLES: tuple[Table, ...] = (*MARKET_TABLES, GAPS)
@@ -137,8 +137,8 @@ def detect_warm(dsn: str) -> tuple[Dialect, bool]:
     """(dialect recorded by the migrations, whether the server is the PGlite test server)."""
     import psycopg
 
-    from store.errors import WarmLoadError
-    from store.migrate import migrated_dialect
+    from tickarchive.store.errors import WarmLoadError
+    from tickarchive.store.migrate import migrated_dialect
 
     try:
         with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
@@ -160,7 +160,7 @@ def is_pglite_version(version: str) -> bool:
 
 def open_warm(settings: Settings, dsn: str | None = None) -> WarmStore:
     """The warm store as its owner (the rollover compresses chunks and refreshes aggregates)."""
-    from store.stack.postgres import warm_dsns
+    from tickarchive.store.stack.postgres import warm_dsns
 
     url = dsn or warm_dsns(settings.postgres).owner
     dialect, pglite = detect_warm(url)

@@ -47,17 +47,17 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ingest import native
-from ingest.journal import Journal
-from ingest.journal_format import Record
-from ingest.normalize import Notification, Response, events_of_response, parse_frame
-from ingest.pacing import Backoff
-from ingest.side_records import SIDE_CONNECTION, decode_side
-from store.errors import StoreError
-from store.ilp import EncodedRows, IlpEncoder
-from store.ilp_http import IlpHttpError, IlpHttpTransport
 from tickarchive.domain import BookChange, Event, IndexTick, QuoteTick, TradeSource, TradeTick
+from tickarchive.ingest import native
+from tickarchive.ingest.journal import Journal
+from tickarchive.ingest.journal_format import Record
+from tickarchive.ingest.normalize import Notification, Response, events_of_response, parse_frame
+from tickarchive.ingest.pacing import Backoff
+from tickarchive.ingest.side_records import SIDE_CONNECTION, decode_side
 from tickarchive.settings import WriterSettings
+from tickarchive.store.errors import StoreError
+from tickarchive.store.ilp import EncodedRows, IlpEncoder
+from tickarchive.store.ilp_http import IlpHttpError, IlpHttpTransport
 
 log = logging.getLogger("tickarchive.writer")
 

@@ -35,14 +35,14 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from archive.progress import NO_PROGRESS, Progress
-from store import seal
-from store.checksum import Checksum, ChecksumAccumulator, checksum_of
-from store.errors import NotSealed
-from store.hot_export import HotReader, HotStore
-from store.stack.status import Dialect
-from store.warm_load import LedgerRow, WarmStore
+from tickarchive.archive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import LifecycleSettings
+from tickarchive.store import seal
+from tickarchive.store.checksum import Checksum, ChecksumAccumulator, checksum_of
+from tickarchive.store.errors import NotSealed
+from tickarchive.store.hot_export import HotReader, HotStore
+from tickarchive.store.stack.status import Dialect
+from tickarchive.store.warm_load import LedgerRow, WarmStore
 from tickarchive.tables import ALL_TABLES, GAPS, QUOTES, TRADES, Table
 
 

@@ -22,14 +22,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from archive import synthetic
-from archive.layout import Month
-from store import migrate
-from store.hot_export import HotReader, HotStore
-from store.rollover import RolloverOptions, Step, run
-from store.seal import day_start_us
-from store.stack.status import Dialect
-from store.warm_load import WarmStore, day_bounds
+from tickarchive.archive import synthetic
+from tickarchive.archive.layout import Month
+from tickarchive.store import migrate
+from tickarchive.store.hot_export import HotReader, HotStore
+from tickarchive.store.rollover import RolloverOptions, Step, run
+from tickarchive.store.seal import day_start_us
+from tickarchive.store.stack.status import Dialect
+from tickarchive.store.warm_load import WarmStore, day_bounds
 from tickarchive.tables import GAPS, QUOTES, TRADES, ColumnType, Table
 
 with warnings.catch_warnings():
@@ -112,11 +112,11 @@ def _bench_warm(hot: HotStore, warm: WarmStore, tables: tuple[Table, ...], rows:
 
 
 def run_bench(quote_rows: int, *, timescaledb: bool, tsdb_rows: int, echo: Echo) -> None:
-    from store.stack.pglite import PGliteServer
-    from store.stack.postgres import PostgresServer
-    from store.stack.procs import free_port
-    from store.stack.questdb import QuestDBServer
     from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSettings
+    from tickarchive.store.stack.pglite import PGliteServer
+    from tickarchive.store.stack.postgres import PostgresServer
+    from tickarchive.store.stack.procs import free_port
+    from tickarchive.store.stack.questdb import QuestDBServer
 
     root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-rollover-"))
     servers: list[Any] = []
@@ -126,7 +126,7 @@ def run_bench(quote_rows: int, *, timescaledb: bool, tsdb_rows: int, echo: Echo)
         qdb = QuestDBServer(qs, root / "questdb", PathsSettings().cache_dir)
         qdb.up()
         servers.append(qdb)
-        from store.stack.handles import QuestDBHandle
+        from tickarchive.store.stack.handles import QuestDBHandle
 
         qh = QuestDBHandle(host=qs.host, http_port=qs.http_port, pg_port=qs.pg_port, health_port=qs.health_port,
                            root=root / "questdb", user=qs.user, password=qs.password)

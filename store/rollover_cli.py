@@ -17,13 +17,13 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from store.errors import RolloverError, VerificationMismatch
-from store.hot_export import HotReader
-from store.seal import US_PER_DAY
+from tickarchive.store.errors import RolloverError, VerificationMismatch
+from tickarchive.store.hot_export import HotReader
+from tickarchive.store.seal import US_PER_DAY
 
 if TYPE_CHECKING:
-    from store.rollover import RolloverReport
-    from store.warm_load import LedgerRow
+    from tickarchive.store.rollover import RolloverReport
+    from tickarchive.store.warm_load import LedgerRow
 
 err = Console(stderr=True)
 
@@ -66,10 +66,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         status: Annotated[bool, typer.Option("--status", help="print the rollover ledger and exit")] = False,
     ) -> None:
         """Move sealed days QuestDB → warm store, verify, record, then drop old hot partitions."""
-        from archive.rich_progress import RichProgress
-        from store import rollover as ro
-        from store.lifecycle import open_hot, open_warm
+        from tickarchive.archive.rich_progress import RichProgress
         from tickarchive.settings import load_settings
+        from tickarchive.store import rollover as ro
+        from tickarchive.store.lifecycle import open_hot, open_warm
         from tickarchive.tables import table as table_named
 
         settings = load_settings()
@@ -106,10 +106,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         dsn: Annotated[str | None, typer.Option("--dsn", help="warm-store DSN (owner); default: settings")] = None,
     ) -> None:
         """Drop warm months older than the retention whose archive verified."""
-        from archive.rich_progress import RichProgress
-        from archive.target import open_target
-        from store.lifecycle import open_warm, warm_retention
+        from tickarchive.archive.rich_progress import RichProgress
+        from tickarchive.archive.target import open_target
         from tickarchive.settings import load_settings
+        from tickarchive.store.lifecycle import open_warm, warm_retention
 
         settings = load_settings()
         day = _parse_day(today) if today else dt.datetime.now(dt.UTC).date()
@@ -134,7 +134,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         tsdb_rows: Annotated[int, typer.Option("--tsdb-rows", help="quote rows for the PGlite run")] = 100_000,
     ) -> None:
         """Rollover throughput and bytes per row on synthetic data (own temporary servers)."""
-        from store.rollover_bench import run_bench
+        from tickarchive.store.rollover_bench import run_bench
 
         run_bench(rows, timescaledb=timescaledb, tsdb_rows=tsdb_rows, echo=typer.echo)
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from store.errors import HotReadError
 from tickarchive.settings import LifecycleSettings
+from tickarchive.store.errors import HotReadError
 
 US_PER_MIN = 60_000_000
 US_PER_DAY = 86_400_000_000

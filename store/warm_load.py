@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from store.errors import WarmLoadError
-from store.stack.status import Dialect
 from tickarchive import rows
+from tickarchive.store.errors import WarmLoadError
+from tickarchive.store.stack.status import Dialect
 from tickarchive.tables import STAGING_PG_TYPE, ColumnType, Table
 
 _PG_STAGE = STAGING_PG_TYPE

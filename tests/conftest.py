@@ -68,15 +68,15 @@ from pathlib import Path
 
 import pytest
 
-from store import migrate
-from store.stack.handles import QuestDBHandle, WarmHandle
-from store.stack.pglite import PGliteServer
-from store.stack.postgres import PostgresServer
-from store.stack.procs import free_port
-from store.stack.questdb import QuestDBServer
-from store.stack.status import Dialect
 from tickarchive.errors import TickarchiveError
 from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSettings
+from tickarchive.store import migrate
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.store.stack.pglite import PGliteServer
+from tickarchive.store.stack.postgres import PostgresServer
+from tickarchive.store.stack.procs import free_port
+from tickarchive.store.stack.questdb import QuestDBServer
+from tickarchive.store.stack.status import Dialect
 
 
 @pytest.fixture(scope="session")

@@ -16,19 +16,19 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
-from archive.export import export_month
-from archive.layout import Month
-from archive.postgres import PostgresSource
-from archive.retention import Verdict
-from archive.target import open_target
-from archive.verify import verify_month
-from loadtest.sim import Simulator
-from store.hot_export import HotStore
-from store.lifecycle import ARCHIVED_TABLES, restore_to_warm, warm_retention
-from store.rollover import Action, RolloverOptions, Status, checksum_warm, run
-from store.stack.handles import QuestDBHandle, WarmHandle
-from store.warm_load import WarmStore
 from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
+from tickarchive.archive.export import export_month
+from tickarchive.archive.layout import Month
+from tickarchive.archive.postgres import PostgresSource
+from tickarchive.archive.retention import Verdict
+from tickarchive.archive.target import open_target
+from tickarchive.archive.verify import verify_month
+from tickarchive.loadtest.sim import Simulator
+from tickarchive.store.hot_export import HotStore
+from tickarchive.store.lifecycle import ARCHIVED_TABLES, restore_to_warm, warm_retention
+from tickarchive.store.rollover import Action, RolloverOptions, Status, checksum_warm, run
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.store.warm_load import WarmStore
 from tickarchive.tables import table as table_named
 
 

@@ -28,14 +28,14 @@ bench = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_h
 # Modules that contribute commands, each with ``register(app, bench)``. A module that
 # does not exist (yet) contributes nothing.
 _COMMAND_MODULES = (
-    "store.cli",
-    "store.rollover_cli",
-    "ingest.cli",
-    "ingest.collector_cli",
-    "loadtest.cli",
-    "loadtest.harness_cli",
-    "archive.cli",
-    "api.cli",
+    "tickarchive.store.cli",
+    "tickarchive.store.rollover_cli",
+    "tickarchive.ingest.cli",
+    "tickarchive.ingest.collector_cli",
+    "tickarchive.loadtest.cli",
+    "tickarchive.loadtest.harness_cli",
+    "tickarchive.archive.cli",
+    "tickarchive.api.cli",
     "tickarchive.demo",
     "tickarchive.ops_cli",
     "tickarchive.drill",

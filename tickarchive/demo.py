@@ -69,9 +69,9 @@ def demo(
     sim_port: Annotated[int | None, typer.Option(help="simulator port (default: simulator.port)")] = None,
     keep_stack: Annotated[bool, typer.Option(help="leave QuestDB/PostgreSQL running on exit")] = False,
 ) -> None:
-    from store.stack.stack import Stack
-    from store.stack.status import Action
     from tickarchive.settings import load_settings
+    from tickarchive.store.stack.stack import Stack
+    from tickarchive.store.stack.status import Action
 
     s = load_settings()
     typer.echo("demo: starting the local stack (QuestDB, PostgreSQL) ...")
@@ -100,7 +100,7 @@ def demo(
         collector = subprocess.Popen([TA, "collect", "--simulator", ws_url, "--journal-dir", str(journal)], text=True)
         procs.append(("collector", collector))
         api_url = None
-        if importlib.util.find_spec("api.cli") is not None:
+        if importlib.util.find_spec("tickarchive.api.cli") is not None:
             api = subprocess.Popen([TA, "api"], text=True)
             procs.append(("api", api))
             api_url = f"http://{s.api.host}:{s.api.port}"

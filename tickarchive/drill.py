@@ -44,26 +44,26 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from archive import catalog
-from archive.errors import ArchiveError
-from archive.journal import check_journal_day, restore_journal_day
-from archive.layout import Month
-from archive.progress import NO_PROGRESS, Progress
-from archive.target import Target, open_target
-from archive.verify import check_month
-from store import migrate
-from store.checksum import Checksum, GroupSum
-from store.errors import StoreError
-from store.hot_export import HotStore
-from store.lifecycle import ARCHIVED_TABLES, open_hot, open_warm
-from store.rollover import checksum_hot, checksum_warm
-from store.stack.postgres import PostgresServer
-from store.stack.procs import free_port
-from store.stack.questdb import QuestDBServer
-from store.stack.status import Dialect
-from store.warm_load import WarmStore
+from tickarchive.archive import catalog
+from tickarchive.archive.errors import ArchiveError
+from tickarchive.archive.journal import check_journal_day, restore_journal_day
+from tickarchive.archive.layout import Month
+from tickarchive.archive.progress import NO_PROGRESS, Progress
+from tickarchive.archive.target import Target, open_target
+from tickarchive.archive.verify import check_month
 from tickarchive.errors import TickarchiveError
 from tickarchive.settings import PostgresSettings, QuestDBSettings, Settings
+from tickarchive.store import migrate
+from tickarchive.store.checksum import Checksum, GroupSum
+from tickarchive.store.errors import StoreError
+from tickarchive.store.hot_export import HotStore
+from tickarchive.store.lifecycle import ARCHIVED_TABLES, open_hot, open_warm
+from tickarchive.store.rollover import checksum_hot, checksum_warm
+from tickarchive.store.stack.postgres import PostgresServer
+from tickarchive.store.stack.procs import free_port
+from tickarchive.store.stack.questdb import QuestDBServer
+from tickarchive.store.stack.status import Dialect
+from tickarchive.store.warm_load import WarmStore
 from tickarchive.tables import MARKET_TABLES, Table
 
 T = TypeVar("T")
@@ -325,7 +325,7 @@ def gather_journal(
         archived += len(restored)
     local = 0
     if local_dir is not None:
-        from ingest.journal import JournalReader
+        from tickarchive.ingest.journal import JournalReader
 
         have = {p.name for p in dest.iterdir()} if dest.exists() else set()
         dest.mkdir(parents=True, exist_ok=True)
@@ -344,8 +344,8 @@ def replay_journal(
     """``journal export`` of ``journal`` into ``frames``, then ``replay --questdb`` of it.
     One day of margin on each side: a frame received just before midnight may carry rows of
     the next day (the exchange timestamp is ``ts``)."""
-    from ingest.journal import JournalReader
-    from ingest.replay import QuestDBSink, replay_files
+    from tickarchive.ingest.journal import JournalReader
+    from tickarchive.ingest.replay import QuestDBSink, replay_files
 
     if not journal.exists():
         return {}
@@ -463,7 +463,7 @@ def run_drill(
             rebuilt_warm = stack.enter_context(_translate("fresh warm store", fresh.warm))
             with report.step("restore archive", progress) as s:
                 rows = 0
-                from store.lifecycle import restore_to_warm
+                from tickarchive.store.lifecycle import restore_to_warm
 
                 for t, m in months:
                     r = _translate(f"restore {t.name} {m}", functools.partial(
@@ -556,7 +556,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         """Rebuild a fresh stack from the archive + journal and compare checksums with the original."""
         from rich.console import Console
 
-        from archive.rich_progress import RichProgress
+        from tickarchive.archive.rich_progress import RichProgress
         from tickarchive.settings import load_settings
 
         settings = load_settings()

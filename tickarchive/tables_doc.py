@@ -185,7 +185,7 @@ _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\)", re.DOTALL)
 def warm_sql_columns(sql_dir: Path | None = None) -> dict[str, list[tuple[str, str, bool]]]:
     """table -> [(column, SQL type, nullable)] of ``WARM_TABLES`` from the plain-PostgreSQL migrations."""
     if sql_dir is None:
-        import store
+        import tickarchive.store as store
 
         sql_dir = Path(store.__file__).parent / "sql" / "postgres"
     out: dict[str, list[tuple[str, str, bool]]] = {}

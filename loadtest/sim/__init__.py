@@ -33,9 +33,9 @@ See docs/simulator.md.
 
 from __future__ import annotations
 
-from loadtest.sim.config import SimConfig
-from loadtest.sim.faults import FaultRecord, FaultSpec, parse_fault_spec
-from loadtest.sim.sendlog import SendLog
-from loadtest.sim.server import Simulator
+from tickarchive.loadtest.sim.config import SimConfig
+from tickarchive.loadtest.sim.faults import FaultRecord, FaultSpec, parse_fault_spec
+from tickarchive.loadtest.sim.sendlog import SendLog
+from tickarchive.loadtest.sim.server import Simulator
 
 __all__ = ["FaultRecord", "FaultSpec", "SendLog", "SimConfig", "Simulator", "parse_fault_spec"]

@@ -10,7 +10,7 @@ simulator process's CPU share and frames per simulator CPU-second: on a shared, 
 machine the first is bounded by the CPU the simulator gets, the second is its capacity
 per core.
 
-``python -m loadtest.sim.bench [CLIENTS] [STEPS]`` measures the in-process pipeline
+``python -m tickarchive.loadtest.sim.bench [CLIENTS] [STEPS]`` measures the in-process pipeline
 instead (``pipeline_cost``: generate, encode, frame, fan out, write to a null transport,
 log; no sockets, no kernel), the part of the per-frame cost this code controls.
 """
@@ -34,7 +34,7 @@ import httpx
 import orjson
 import psutil
 
-from loadtest.errors import SimServerError
+from tickarchive.loadtest.errors import SimServerError
 
 
 class _FrameCounter(asyncio.Protocol):
@@ -234,9 +234,9 @@ class _NullSocket:
 async def pipeline_cost(n_clients: int = 1, steps: int = 600, rate: float = 100_000.0) -> dict[str, float]:
     """CPU per frame of generate -> encode -> fan out -> write -> send log, with every
     ticker and book channel (plus trades and index) sharded over ``n_clients``."""
-    from loadtest.sim.config import SimConfig
-    from loadtest.sim.connection import Connection
-    from loadtest.sim.server import Simulator
+    from tickarchive.loadtest.sim.config import SimConfig
+    from tickarchive.loadtest.sim.connection import Connection
+    from tickarchive.loadtest.sim.server import Simulator
 
     with tempfile.TemporaryDirectory(prefix="tickarchive-simbench-") as tmp:
         sim = Simulator(SimConfig(seed=1, rate_per_s=rate, sendlog_dir=Path(tmp)))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtest.sim.config import CURRENCY
-from loadtest.sim.market import MarketModel
+from tickarchive.loadtest.sim.config import CURRENCY
+from tickarchive.loadtest.sim.market import MarketModel
 
 
 class MarketCatalog:

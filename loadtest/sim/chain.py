@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadtest.sim.config import CURRENCY, INDEX_NAME
+from tickarchive.loadtest.sim.config import CURRENCY, INDEX_NAME
 
 DAY_MS = 86_400_000
 EXPIRY_HOUR_UTC = 8

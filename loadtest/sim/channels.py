@@ -15,7 +15,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loadtest.sim.config import CURRENCY, INDEX_NAME
+from tickarchive.loadtest.sim.config import CURRENCY, INDEX_NAME
 
 PUBLIC_INTERVALS = ("100ms", "agg2")
 

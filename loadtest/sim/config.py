@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtest.errors import SimConfigError
-from loadtest.sim.faults import FaultSpec
+from tickarchive.loadtest.errors import SimConfigError
+from tickarchive.loadtest.sim.faults import FaultSpec
 
 CURRENCY = "ETH"
 INDEX_NAME = "eth_usd"

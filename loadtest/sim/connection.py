@@ -20,9 +20,9 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from loadtest.sim import sendlog as sl
-from loadtest.sim.encode import Record
-from loadtest.sim.rpc import Session
+from tickarchive.loadtest.sim import sendlog as sl
+from tickarchive.loadtest.sim.encode import Record
+from tickarchive.loadtest.sim.rpc import Session
 
 Batch = tuple[list[bytes], list[Record]]
 """WebSocket frames (header + payload) and the send-log records of the market data among them."""

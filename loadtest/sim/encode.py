@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from loadtest.sim.config import INDEX_NAME
-from loadtest.sim.market import BookEvent, MarketModel, OptionState, fround
+from tickarchive.loadtest.sim.config import INDEX_NAME
+from tickarchive.loadtest.sim.market import BookEvent, MarketModel, OptionState, fround
 
 Record = tuple[Any, ...]
 

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from loadtest.errors import FaultSpecError
+from tickarchive.loadtest.errors import FaultSpecError
 
 FAULT_KINDS = (
     "drop",

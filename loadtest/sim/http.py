@@ -32,13 +32,13 @@ import orjson
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from loadtest.errors import LoadtestError
-from loadtest.sim import encode
-from loadtest.sim.faults import FAULT_KINDS, FaultSpec
-from loadtest.sim.rpc import RpcError, now_us
+from tickarchive.loadtest.errors import LoadtestError
+from tickarchive.loadtest.sim import encode
+from tickarchive.loadtest.sim.faults import FAULT_KINDS, FaultSpec
+from tickarchive.loadtest.sim.rpc import RpcError, now_us
 
 if TYPE_CHECKING:
-    from loadtest.sim.server import Simulator
+    from tickarchive.loadtest.sim.server import Simulator
 
 
 def _response(status: int, body: bytes) -> Response:

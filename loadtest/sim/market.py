@@ -20,9 +20,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from loadtest.sim import black76
-from loadtest.sim import native as _native
-from loadtest.sim.chain import (
+from tickarchive.loadtest.sim import black76
+from tickarchive.loadtest.sim import native as _native
+from tickarchive.loadtest.sim.chain import (
     DAY_MS,
     TICK_SIZE,
     YEAR_MS,
@@ -32,7 +32,7 @@ from loadtest.sim.chain import (
     strikes_for,
     strikes_per_expiry,
 )
-from loadtest.sim.config import SimConfig
+from tickarchive.loadtest.sim.config import SimConfig
 
 REPRICE_MS = 100
 """The index moves (and options reprice) every 100 ms of wall time."""

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from loadtest.sim import black76
-from loadtest.sim.chain import YEAR_MS
-from loadtest.sim.config import SimConfig
 from tickarchive import native_ext
+from tickarchive.loadtest.sim import black76
+from tickarchive.loadtest.sim.chain import YEAR_MS
+from tickarchive.loadtest.sim.config import SimConfig
 
 if TYPE_CHECKING:
-    from loadtest.sim.market import OptionState
+    from tickarchive.loadtest.sim.market import OptionState
 
 _ext: ModuleType | None = native_ext.EXT
 

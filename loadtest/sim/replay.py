@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from loadtest.errors import ReplayFormatError
-from loadtest.sim.encode import BOOK, INDEX, QUOTES, STATES, TRADES, Record
+from tickarchive.loadtest.errors import ReplayFormatError
+from tickarchive.loadtest.sim.encode import BOOK, INDEX, QUOTES, STATES, TRADES, Record
 
 _PREFIX = re.compile(rb"^(\d+(?:\.\d+)?): ")
 _MONTHS = {

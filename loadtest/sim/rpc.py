@@ -28,11 +28,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from loadtest.errors import LoadtestError
-from loadtest.sim import encode
-from loadtest.sim.channels import ChannelRule, Verdict, judge
-from loadtest.sim.config import CURRENCY, INDEX_NAME, SimConfig
-from loadtest.sim.history import TradeHistory
+from tickarchive.loadtest.errors import LoadtestError
+from tickarchive.loadtest.sim import encode
+from tickarchive.loadtest.sim.channels import ChannelRule, Verdict, judge
+from tickarchive.loadtest.sim.config import CURRENCY, INDEX_NAME, SimConfig
+from tickarchive.loadtest.sim.history import TradeHistory
 
 API_VERSION = "1.2.26"
 MAX_HISTORY_COUNT = 1000

@@ -50,14 +50,14 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from loadtest.errors import SendLogError
-from loadtest.sim.encode import BOOK as BOOK
-from loadtest.sim.encode import INDEX as INDEX
-from loadtest.sim.encode import QUOTES as QUOTES
-from loadtest.sim.encode import STATES as STATES
-from loadtest.sim.encode import TRADES as TRADES
-from loadtest.sim.encode import Record
-from loadtest.sim.faults import FaultRecord
+from tickarchive.loadtest.errors import SendLogError
+from tickarchive.loadtest.sim.encode import BOOK as BOOK
+from tickarchive.loadtest.sim.encode import INDEX as INDEX
+from tickarchive.loadtest.sim.encode import QUOTES as QUOTES
+from tickarchive.loadtest.sim.encode import STATES as STATES
+from tickarchive.loadtest.sim.encode import TRADES as TRADES
+from tickarchive.loadtest.sim.encode import Record
+from tickarchive.loadtest.sim.faults import FaultRecord
 
 SENT = "sent"
 SILENCED = "silenced"

@@ -22,13 +22,13 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from loadtest.errors import FaultSpecError, SimServerError
-from loadtest.sim import encode, native
-from loadtest.sim import sendlog as sl
-from loadtest.sim.catalog import MarketCatalog
-from loadtest.sim.channels import ChannelRule
-from loadtest.sim.config import CURRENCY, INDEX_NAME, SimConfig
-from loadtest.sim.connection import (
+from tickarchive.loadtest.errors import FaultSpecError, SimServerError
+from tickarchive.loadtest.sim import encode, native
+from tickarchive.loadtest.sim import sendlog as sl
+from tickarchive.loadtest.sim.catalog import MarketCatalog
+from tickarchive.loadtest.sim.channels import ChannelRule
+from tickarchive.loadtest.sim.config import CURRENCY, INDEX_NAME, SimConfig
+from tickarchive.loadtest.sim.connection import (
     WS_HEADERS,
     WS_HEADERS_UPTO,
     Connection,
@@ -38,11 +38,19 @@ from loadtest.sim.connection import (
     ws_header,
     ws_payload,
 )
-from loadtest.sim.faults import FaultRecord, FaultSpec
-from loadtest.sim.history import TradeHistory
-from loadtest.sim.market import BookEvent, Event, IndexEvent, MarketModel, StateEvent, TickerEvent, TradesEvent
-from loadtest.sim.replay import CapturedFrame, ReplayCatalog, load_capture, replay_offsets
-from loadtest.sim.rpc import Catalog, PublicApi, Session
+from tickarchive.loadtest.sim.faults import FaultRecord, FaultSpec
+from tickarchive.loadtest.sim.history import TradeHistory
+from tickarchive.loadtest.sim.market import (
+    BookEvent,
+    Event,
+    IndexEvent,
+    MarketModel,
+    StateEvent,
+    TickerEvent,
+    TradesEvent,
+)
+from tickarchive.loadtest.sim.replay import CapturedFrame, ReplayCatalog, load_capture, replay_offsets
+from tickarchive.loadtest.sim.rpc import Catalog, PublicApi, Session
 
 WS_PATH = "/ws/api/v2"
 CLOSE_TIMEOUT_S = 2.0
@@ -225,7 +233,7 @@ class Simulator:
     # ---- HTTP -------------------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        from loadtest.sim.http import handle_http
+        from tickarchive.loadtest.sim.http import handle_http
 
         path = request.path.split("?", 1)[0]
         if path == WS_PATH and "upgrade" in request.headers.get("Connection", "").lower():

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from store import migrate
-from store.stack.pglite import PGliteServer
-from store.stack.postgres import PostgresServer
-from store.stack.procs import free_port
-from store.stack.questdb import QuestDBServer
-from store.stack.status import ActionResult
 from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSettings
+from tickarchive.store import migrate
+from tickarchive.store.stack.pglite import PGliteServer
+from tickarchive.store.stack.postgres import PostgresServer
+from tickarchive.store.stack.procs import free_port
+from tickarchive.store.stack.questdb import QuestDBServer
+from tickarchive.store.stack.status import ActionResult
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from store.stack.status import Dialect
 from tickarchive.settings import PostgresSettings, QuestDBSettings
+from tickarchive.store.stack.status import Dialect
 from tickarchive.tables import ALL_TABLES
 
 Row = tuple[Any, ...]

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from store.errors import JarError, ToolMissingError
+from tickarchive.store.errors import JarError, ToolMissingError
 
 GROUP = "org.questdb"
 ARTIFACT = "questdb"

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from store.errors import ToolMissingError
+from tickarchive.store.errors import ToolMissingError
 
 _VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
 

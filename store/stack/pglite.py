@@ -23,9 +23,9 @@ import psutil
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from store.errors import ServerStartError, StackError, ToolMissingError
-from store.stack import procs
-from store.stack.status import Action, ActionResult, ComponentStatus, Dialect, State
+from tickarchive.store.errors import ServerStartError, StackError, ToolMissingError
+from tickarchive.store.stack import procs
+from tickarchive.store.stack.status import Action, ActionResult, ComponentStatus, Dialect, State
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "pglite"
 

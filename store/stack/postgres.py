@@ -32,7 +32,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from store.errors import (
+from tickarchive.settings import PostgresSettings
+from tickarchive.store.errors import (
     DsnUnreachableError,
     MigrationError,
     ServerStartError,
@@ -40,10 +41,9 @@ from store.errors import (
     StoreError,
     ToolMissingError,
 )
-from store.migrate import connect, detect_dialect, migrated_dialect
-from store.stack import procs
-from store.stack.status import Action, ActionResult, ComponentStatus, Dialect, State
-from tickarchive.settings import PostgresSettings
+from tickarchive.store.migrate import connect, detect_dialect, migrated_dialect
+from tickarchive.store.stack import procs
+from tickarchive.store.stack.status import Action, ActionResult, ComponentStatus, Dialect, State
 
 PG_SYSTEM_USER = "tickarchive-pg"
 SUPERUSER = "postgres"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from store.errors import PortInUseError, ServerStopError, StackError
+from tickarchive.store.errors import PortInUseError, ServerStopError, StackError
 
 
 def env_name(setting: str) -> str:

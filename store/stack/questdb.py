@@ -26,12 +26,12 @@ from pathlib import Path
 import httpx
 import psutil
 
-from store.errors import ServerStartError, StackError
-from store.stack import procs
-from store.stack.jar import ensure_jar
-from store.stack.java import find_java
-from store.stack.status import Action, ActionResult, ComponentStatus, State
 from tickarchive.settings import QuestDBSettings
+from tickarchive.store.errors import ServerStartError, StackError
+from tickarchive.store.stack import procs
+from tickarchive.store.stack.jar import ensure_jar
+from tickarchive.store.stack.java import find_java
+from tickarchive.store.stack.status import Action, ActionResult, ComponentStatus, State
 
 
 def server_conf(s: QuestDBSettings) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from store import migrate
-from store.errors import StackError
-from store.stack.pglite import PGliteServer
-from store.stack.postgres import ExternalPostgres, PostgresServer
-from store.stack.questdb import QuestDBServer
-from store.stack.status import Action, ActionResult, ComponentStatus
 from tickarchive.errors import TickarchiveError
 from tickarchive.settings import Settings
+from tickarchive.store import migrate
+from tickarchive.store.errors import StackError
+from tickarchive.store.stack.pglite import PGliteServer
+from tickarchive.store.stack.postgres import ExternalPostgres, PostgresServer
+from tickarchive.store.stack.questdb import QuestDBServer
+from tickarchive.store.stack.status import Action, ActionResult, ComponentStatus
 
 TIMESCALEDB_TEST_PORT_OFFSET = 1
 """``up --timescaledb-test`` serves the PGlite TimescaleDB on postgres.port + 1."""

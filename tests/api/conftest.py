@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.stores import Stores
-from store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.api.app import create_app
+from tickarchive.api.stores import Stores
 from tickarchive.settings import ApiSettings, ArchiveSettings, Settings
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 
 
 def make_settings(questdb: QuestDBHandle, warm: WarmHandle, tmp: Path, **api: Any) -> Settings:

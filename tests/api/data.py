@@ -12,9 +12,9 @@ import random
 import warnings
 from collections.abc import Iterable, Sequence
 
-from store.ilp import IlpEncoder
-from store.stack.handles import QuestDBHandle
 from tickarchive.domain import BookAction, BookChange, ConnectionHeartbeat, Event, QuoteTick, Side, TradeTick
+from tickarchive.store.ilp import IlpEncoder
+from tickarchive.store.stack.handles import QuestDBHandle
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

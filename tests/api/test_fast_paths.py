@@ -9,19 +9,19 @@ from typing import Any
 import polars as pl
 import pytest
 
-from api import frames, inline, warm
-from api.chain import chain_regex
-from api.errors import StoreUnavailable
-from api.hot import HotReader, export_latest_sql, export_sql
-from api.hot_export import HotExport
-from api.params import InstrumentMatch, instrument_match
-from api.pool import Pool
-from api.warm import WarmReader
-from api.warm_copy import parse_binary_fixed, parse_csv
-from archive.postgres import PostgresSink
-from store.stack.handles import QuestDBHandle, WarmHandle
 from tests.api import data
+from tickarchive.api import frames, inline, warm
+from tickarchive.api.chain import chain_regex
+from tickarchive.api.errors import StoreUnavailable
+from tickarchive.api.hot import HotReader, export_latest_sql, export_sql
+from tickarchive.api.hot_export import HotExport
+from tickarchive.api.params import InstrumentMatch, instrument_match
+from tickarchive.api.pool import Pool
+from tickarchive.api.warm import WarmReader
+from tickarchive.api.warm_copy import parse_binary_fixed, parse_csv
+from tickarchive.archive.postgres import PostgresSink
 from tickarchive.rows import events_to_arrow
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.tables import QUOTES, TRADES
 
 _PAGE_CASES: tuple[tuple[InstrumentMatch | None, int], ...] = (
@@ -250,7 +250,7 @@ def test_warm_column_pages_equal_plain_select_on_both_dialects(
 def test_warm_column_page_decoding_checks_shape_and_order() -> None:
     import numpy as np
 
-    from api.warm_columns import PG_EPOCH_US, Undecodable, decode
+    from tickarchive.api.warm_columns import PG_EPOCH_US, Undecodable, decode
 
     cols = ("ts", "bid_price", "underlying_index")
     ts = np.array([3, 1, 2], dtype=">i8").tobytes()

@@ -14,12 +14,12 @@ import polars as pl
 import pyarrow.parquet
 import pytest
 
-from api import frames
-from api.auth import TokenBuckets
-from store.stack.handles import QuestDBHandle, WarmHandle
 from tests.api import data
 from tests.api.conftest import Api, make_settings
+from tickarchive.api import frames
+from tickarchive.api.auth import TokenBuckets
 from tickarchive.domain import ConnectionHeartbeat
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.tables import QUOTES
 
 Q = {"instrument": "ETH-30OCT26-3000-*", "start": "2026-10-05", "end": "2026-10-06"}

@@ -7,11 +7,11 @@ import datetime as dt
 
 import pytest
 
-from api.timefmt import iso
-from store.stack.handles import QuestDBHandle
 from tests.api import data
 from tests.api.conftest import Api
+from tickarchive.api.timefmt import iso
 from tickarchive.domain import Event, Gap, GapKind, GapStatus, InstrumentEvent
+from tickarchive.store.stack.handles import QuestDBHandle
 
 D1, D2, D3 = data.DAYS
 

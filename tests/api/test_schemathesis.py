@@ -11,11 +11,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from api.app import create_app
-from api.stores import Stores
-from store.stack.handles import QuestDBHandle, WarmHandle
 from tests.api import data
 from tests.api.conftest import make_settings
+from tickarchive.api.app import create_app
+from tickarchive.api.stores import Stores
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from api.timefmt import US_PER_S
-from archive.export import export_month
-from archive.layout import Month
-from archive.postgres import PostgresSink, PostgresSource
-from archive.restore import restore_month
-from archive.target import open_target
-from store.hot_export import HotReader, HotStore
-from store.rollover import RolloverOptions, run
-from store.stack.handles import QuestDBHandle, WarmHandle
-from store.warm_load import WarmStore
 from tests.api import data
 from tests.api.conftest import Api, make_settings
+from tickarchive.api.timefmt import US_PER_S
+from tickarchive.archive.export import export_month
+from tickarchive.archive.layout import Month
+from tickarchive.archive.postgres import PostgresSink, PostgresSource
+from tickarchive.archive.restore import restore_month
+from tickarchive.archive.target import open_target
+from tickarchive.store.hot_export import HotReader, HotStore
+from tickarchive.store.rollover import RolloverOptions, run
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.store.warm_load import WarmStore
 from tickarchive.tables import BOOK_CHANGES, QUOTES, TRADES
 
 D1, D2, D3 = data.DAYS

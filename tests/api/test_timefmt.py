@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from api.errors import InvalidRequest
-from api.params import interval_minutes
-from api.timefmt import parse_time
+from tickarchive.api.errors import InvalidRequest
+from tickarchive.api.params import interval_minutes
+from tickarchive.api.timefmt import parse_time
 
 T = 1_764_000_000  # 2025-11-24T16:00:00Z
 

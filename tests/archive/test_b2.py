@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from b2sdk.v2.exception import ServiceError
 
-from archive import catalog
-from archive.b2_target import B2Target, stored_sha1
-from archive.errors import IntegrityError, InvalidArgument, TargetError
-from archive.export import export_month
-from archive.memory import MemoryStore
-from archive.parquet_files import sort_table
-from archive.restore import restore_month
-from archive.target import ObjectInfo, open_target
-from archive.verify import verify_month
 from tests.archive.conftest import MONTH, OPTIONS, B2Env
+from tickarchive.archive import catalog
+from tickarchive.archive.b2_target import B2Target, stored_sha1
+from tickarchive.archive.errors import IntegrityError, InvalidArgument, TargetError
+from tickarchive.archive.export import export_month
+from tickarchive.archive.memory import MemoryStore
+from tickarchive.archive.parquet_files import sort_table
+from tickarchive.archive.restore import restore_month
+from tickarchive.archive.target import ObjectInfo, open_target
+from tickarchive.archive.verify import verify_month
 from tickarchive.tables import QUOTES, TRADES
 
 

@@ -9,11 +9,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from archive import catalog, synthetic
-from archive.cli import register
-from archive.layout import Month
-from archive.local_target import LocalTarget
-from store.stack.handles import WarmHandle
+from tickarchive.archive import catalog, synthetic
+from tickarchive.archive.cli import register
+from tickarchive.archive.layout import Month
+from tickarchive.archive.local_target import LocalTarget
+from tickarchive.store.stack.handles import WarmHandle
 
 OCT = Month(2026, 10)
 
@@ -133,7 +133,7 @@ def test_bench_archive_prints_figures(cli: tuple[typer.Typer, CliRunner]) -> Non
 def test_journal_command_archives_sealed_acknowledged_segments_by_day(
     cli: tuple[typer.Typer, CliRunner], tmp_path: Path
 ) -> None:
-    from ingest.journal import Journal, JournalReader
+    from tickarchive.ingest.journal import Journal, JournalReader
 
     app, runner = cli
     jdir = tmp_path / "journal"

@@ -11,17 +11,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from archive import catalog, layout
-from archive.errors import RefusedExport, RowCountMismatch, UnsortedInput
-from archive.export import export_month
-from archive.layout import Month
-from archive.local_target import LocalTarget
-from archive.memory import MemoryStore
-from archive.parquet_files import sort_table
-from archive.restore import restore_month
-from archive.verify import verify_month
 from tests.archive.conftest import MONTH, OPTIONS
 from tickarchive import rows
+from tickarchive.archive import catalog, layout
+from tickarchive.archive.errors import RefusedExport, RowCountMismatch, UnsortedInput
+from tickarchive.archive.export import export_month
+from tickarchive.archive.layout import Month
+from tickarchive.archive.local_target import LocalTarget
+from tickarchive.archive.memory import MemoryStore
+from tickarchive.archive.parquet_files import sort_table
+from tickarchive.archive.restore import restore_month
+from tickarchive.archive.verify import verify_month
 from tickarchive.tables import BOOK_CHANGES, QUOTES, TRADES, Table
 
 TABLES = (QUOTES, TRADES, BOOK_CHANGES)
@@ -207,7 +207,7 @@ def test_no_half_written_file_is_visible(store: MemoryStore, local: LocalTarget,
 
 
 def test_replay_output_source_across_months_sorted_by_index_name(tmp_path: Path, local: LocalTarget) -> None:
-    from archive.replay_source import ParquetDirSource
+    from tickarchive.archive.replay_source import ParquetDirSource
     from tickarchive.tables import INDEX_TICKS
 
     oct_end = Month(2026, 10).end_us

@@ -4,10 +4,10 @@ import datetime as dt
 
 import pytest
 
-from archive import layout
-from archive import manifest as mf
-from archive.errors import InvalidArgument, ManifestError
-from archive.layout import Month
+from tickarchive.archive import layout
+from tickarchive.archive import manifest as mf
+from tickarchive.archive.errors import InvalidArgument, ManifestError
+from tickarchive.archive.layout import Month
 
 
 def test_month_bounds_and_arithmetic() -> None:

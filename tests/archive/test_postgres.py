@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from archive import synthetic
-from archive.export import export_month
-from archive.local_target import LocalTarget
-from archive.parquet_files import sort_table
-from archive.postgres import PostgresSink, PostgresSource
-from archive.restore import restore_month
-from archive.verify import verify_month
-from store.stack.handles import WarmHandle
-from store.stack.status import Dialect
 from tests.archive.conftest import MONTH, OPTIONS
+from tickarchive.archive import synthetic
+from tickarchive.archive.export import export_month
+from tickarchive.archive.local_target import LocalTarget
+from tickarchive.archive.parquet_files import sort_table
+from tickarchive.archive.postgres import PostgresSink, PostgresSource
+from tickarchive.archive.restore import restore_month
+from tickarchive.archive.verify import verify_month
+from tickarchive.store.stack.handles import WarmHandle
+from tickarchive.store.stack.status import Dialect
 from tickarchive.tables import QUOTES, TRADES, Table
 
 

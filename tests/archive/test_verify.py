@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from archive import catalog
-from archive.errors import IntegrityError
-from archive.export import export_month
-from archive.local_target import LocalTarget
-from archive.memory import MemoryStore
-from archive.verify import check_month, verify_many, verify_month
 from tests.archive.conftest import MONTH, OPTIONS
+from tickarchive.archive import catalog
+from tickarchive.archive.errors import IntegrityError
+from tickarchive.archive.export import export_month
+from tickarchive.archive.local_target import LocalTarget
+from tickarchive.archive.memory import MemoryStore
+from tickarchive.archive.verify import check_month, verify_many, verify_month
 from tickarchive.tables import QUOTES, TRADES
 
 

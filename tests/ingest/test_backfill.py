@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from ingest.backfill import Backfiller, BackfillError, Window, parse_time_us, run_backfill
-from loadtest.sim import Simulator
-from store.ilp import IlpEncoder
-from store.stack.handles import QuestDBHandle
 from tests.ingest.test_collector import sim_config
 from tickarchive.domain import TradeSource, TradeTick
+from tickarchive.ingest.backfill import Backfiller, BackfillError, Window, parse_time_us, run_backfill
+from tickarchive.loadtest.sim import Simulator
+from tickarchive.store.ilp import IlpEncoder
+from tickarchive.store.stack.handles import QuestDBHandle
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -19,11 +19,10 @@ from typing import Any
 
 import orjson
 
-from ingest.collector import Collector, Endpoints
-from ingest.journal import JournalReader
-from ingest.metrics import CHANNELS
-from loadtest.sim import SimConfig, Simulator
-from store.stack.handles import QuestDBHandle
+from tickarchive.ingest.collector import Collector, Endpoints
+from tickarchive.ingest.journal import JournalReader
+from tickarchive.ingest.metrics import CHANNELS
+from tickarchive.loadtest.sim import SimConfig, Simulator
 from tickarchive.settings import (
     DeribitSettings,
     JournalSettings,
@@ -31,6 +30,7 @@ from tickarchive.settings import (
     WriterSettings,
     load_settings,
 )
+from tickarchive.store.stack.handles import QuestDBHandle
 
 INFLIGHT_US = 300_000
 """Gap bounds are receive times: the last frame before a fault can be *received* after the
@@ -366,8 +366,8 @@ class _ListSink:
 
 
 def replay_journal(journal_dir: Path) -> dict[str, list[Any]]:
-    from ingest.capture import CaptureRecord
-    from ingest.replay import Replayer
+    from tickarchive.ingest.capture import CaptureRecord
+    from tickarchive.ingest.replay import Replayer
 
     sink = _ListSink()
     rp = Replayer(sink)

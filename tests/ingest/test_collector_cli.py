@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from store.stack.procs import free_port
+from tickarchive.store.stack.procs import free_port
 
 TA = str(Path(sys.executable).parent / "tickarchive")
 

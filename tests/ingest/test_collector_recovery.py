@@ -17,14 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from ingest.journal import JournalReader
-from ingest.normalize import Notification, parse_frame
-from loadtest.sim import Simulator
-from store import migrate
-from store.ilp import TABLE_NAMES
-from store.stack.handles import QuestDBHandle
-from store.stack.procs import free_port
-from store.stack.questdb import QuestDBServer
 from tests.ingest.test_collector import (
     collector_settings,
     history_trades,
@@ -40,7 +32,15 @@ from tests.ingest.test_collector import (
 )
 from tickarchive.domain import QuoteTick
 from tickarchive.errors import TickarchiveError
+from tickarchive.ingest.journal import JournalReader
+from tickarchive.ingest.normalize import Notification, parse_frame
+from tickarchive.loadtest.sim import Simulator
 from tickarchive.settings import PathsSettings, QuestDBSettings
+from tickarchive.store import migrate
+from tickarchive.store.ilp import TABLE_NAMES
+from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.store.stack.procs import free_port
+from tickarchive.store.stack.questdb import QuestDBServer
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import httpx
 
-from ingest.discovery import ChannelPlan, InstrumentSet, fetch_instruments, rest_url_of_ws, shard_of
-from loadtest.sim import Simulator
 from tests.ingest.test_collector import sim_config
 from tickarchive.domain import InstrumentEvent
+from tickarchive.ingest.discovery import ChannelPlan, InstrumentSet, fetch_instruments, rest_url_of_ws, shard_of
+from tickarchive.loadtest.sim import Simulator
 from tickarchive.settings import DeribitSettings
 
 PLAN = ChannelPlan(("ETH",), ("option",), "100ms", 3, index_names=("eth_usd",))

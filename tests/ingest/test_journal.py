@@ -10,12 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-import ingest.journal
-from ingest.capture import read_capture
-from ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
-from ingest.journal import CHECKPOINT_FILE, Journal, JournalReader
-from ingest.journal_format import ENCODE_RECORDS_NATIVE, HEADER_SIZE, _encode_records_py, decode_at, encode_record
+import tickarchive.ingest.journal
 from tests.ingest.conftest import WS_CAPTURE
+from tickarchive.ingest.capture import read_capture
+from tickarchive.ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
+from tickarchive.ingest.journal import CHECKPOINT_FILE, Journal, JournalReader
+from tickarchive.ingest.journal_format import (
+    ENCODE_RECORDS_NATIVE,
+    HEADER_SIZE,
+    _encode_records_py,
+    decode_at,
+    encode_record,
+)
 
 
 def _fill(j: Journal, records) -> list[int]:
@@ -85,7 +91,7 @@ def test_append_many_both_encoders_write_the_same_file(
     its absence fails here rather than skipping)."""
     assert ENCODE_RECORDS_NATIVE is not None or os.environ.get("TICKARCHIVE_NATIVE") == "0"
     if path == "python":
-        monkeypatch.setattr(ingest.journal, "ENCODE_RECORDS_NATIVE", None)
+        monkeypatch.setattr(tickarchive.ingest.journal, "ENCODE_RECORDS_NATIVE", None)
     frames = [(r.frame, r.recv_ts_us) for r in ws_records]
     with Journal.open(tmp_path / "one") as j:
         for f, t in frames:
@@ -298,7 +304,7 @@ def test_ls_reports_counts_times_and_acks(tmp_path: Path, ws_records) -> None:
 _CHILD = """
 import sys, time
 from pathlib import Path
-from ingest.journal import Journal
+from tickarchive.ingest.journal import Journal
 j = Journal.open(Path(sys.argv[1]))
 for i in range(int(sys.argv[2])):
     j.append(b'{"n":%d}' % i, 1_700_000_000_000_000 + i, "c0")
@@ -331,7 +337,7 @@ def test_sigkill_after_append_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_last_record_time_without_scanning_everything(tmp_path: Path, ws_records) -> None:
-    from ingest.journal import JournalReader as Reader
+    from tickarchive.ingest.journal import JournalReader as Reader
 
     with Journal.open(tmp_path, segment_bytes=8192) as j:
         assert j.last_recv_ts_us is None

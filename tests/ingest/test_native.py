@@ -22,12 +22,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ingest import native
-from ingest.normalize import Notification, parse_frame
-from ingest.sequence import BookIds
-from store.ilp import EncodedRows, IlpEncoder
-from store.stack.handles import QuestDBHandle
 from tests.ingest.conftest import NAUTILUS, nautilus_frame
+from tickarchive.ingest import native
+from tickarchive.ingest.normalize import Notification, parse_frame
+from tickarchive.ingest.sequence import BookIds
+from tickarchive.store.ilp import EncodedRows, IlpEncoder
+from tickarchive.store.stack.handles import QuestDBHandle
 
 SWITCHED_OFF = os.environ.get("TICKARCHIVE_NATIVE") == "0"
 native_on = pytest.mark.skipif(SWITCHED_OFF, reason="TICKARCHIVE_NATIVE=0: native fast path switched off")
@@ -198,7 +198,7 @@ def test_nautilus_fixtures() -> None:
 
 @native_on
 def test_synthetic_bench_frames() -> None:
-    from ingest.synth import frames
+    from tickarchive.ingest.synth import frames
 
     n = 0
     for ts, frame in frames(4000, seed=3):
@@ -213,10 +213,10 @@ def test_synthetic_bench_frames() -> None:
 
 @native_on
 def test_loadtest_simulator_frames(tmp_path) -> None:
-    from loadtest.sim import SimConfig
-    from loadtest.sim import encode as enc
-    from loadtest.sim.connection import with_unknown_field
-    from loadtest.sim.market import BookEvent, MarketModel, TickerEvent
+    from tickarchive.loadtest.sim import SimConfig
+    from tickarchive.loadtest.sim import encode as enc
+    from tickarchive.loadtest.sim.connection import with_unknown_field
+    from tickarchive.loadtest.sim.market import BookEvent, MarketModel, TickerEvent
 
     cfg = SimConfig(
         seed=11,

@@ -10,14 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from ingest.errors import CaptureError
-from ingest.journal import Journal
-from ingest.replay import ParquetSink, events_to_arrow, replay_files
 from tests.ingest.conftest import REST_CAPTURE, WS_CAPTURE
 from tickarchive import rows
 from tickarchive import tables as t
 from tickarchive.cli import app
 from tickarchive.domain import BookAction, BookChange, QuoteTick, Side
+from tickarchive.ingest.errors import CaptureError
+from tickarchive.ingest.journal import Journal
+from tickarchive.ingest.replay import ParquetSink, events_to_arrow, replay_files
 
 runner = CliRunner()
 

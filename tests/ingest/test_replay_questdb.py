@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ingest.replay import QuestDBSink, replay_files
-from store.stack.handles import QuestDBHandle
 from tests.ingest.conftest import REST_CAPTURE, WS_CAPTURE
+from tickarchive.ingest.replay import QuestDBSink, replay_files
+from tickarchive.store.stack.handles import QuestDBHandle
 
 
 def test_replay_real_captures_into_questdb(questdb_clean: QuestDBHandle) -> None:

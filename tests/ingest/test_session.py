@@ -8,10 +8,12 @@ from typing import Any
 
 import msgspec
 
-from ingest.backfill import MARGIN_US, Window
-from ingest.normalize import Malformed
-from ingest.pacing import Backoff, TokenBucket
-from ingest.session import (
+from tests.ingest.conftest import REST_CAPTURE
+from tickarchive.domain import ALL_INSTRUMENTS, BookChange, Gap, GapKind, GapStatus, QuoteTick, TradeTick
+from tickarchive.ingest.backfill import MARGIN_US, Window
+from tickarchive.ingest.normalize import Malformed
+from tickarchive.ingest.pacing import Backoff, TokenBucket
+from tickarchive.ingest.session import (
     DeribitSession,
     GapDetected,
     InstrumentsReceived,
@@ -23,8 +25,6 @@ from ingest.session import (
     Unsubscribed,
     instrument_of_channel,
 )
-from tests.ingest.conftest import REST_CAPTURE
-from tickarchive.domain import ALL_INSTRUMENTS, BookChange, Gap, GapKind, GapStatus, QuoteTick, TradeTick
 
 S = 1_000_000  # µs per second
 T0 = 1_700_000_000 * S
@@ -458,7 +458,7 @@ def test_token_bucket() -> None:
 def test_backoff_delays_generator_matches_backoff() -> None:
     from itertools import islice
 
-    from ingest.pacing import backoff_delays
+    from tickarchive.ingest.pacing import backoff_delays
 
     got = list(islice(backoff_delays(1.0, 8.0, random.Random(3)), 6))
     b = Backoff(1.0, 8.0, random.Random(3))

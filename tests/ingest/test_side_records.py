@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.journal import Journal, JournalReader
-from ingest.side_records import SIDE_CONNECTION, SIDE_PREFIX, decode_side, encode_side, is_side_record
-from store.questdb_writer import events_of_record
 from tickarchive import domain as d
+from tickarchive.ingest.journal import Journal, JournalReader
+from tickarchive.ingest.side_records import SIDE_CONNECTION, SIDE_PREFIX, decode_side, encode_side, is_side_record
+from tickarchive.store.questdb_writer import events_of_record
 
 GAP = d.Gap(d.GapKind.DISCONNECT, "*", 1_795_000_000_000_000, None, "connection lost", "c1", d.GapStatus.OPEN)
 CLOSED = d.Gap(d.GapKind.TRADE_SEQ, "ETH-27DEC26-3000-C", 1_795_000_000_100_000, 1_795_000_000_200_000,

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.capture import read_capture
-from ingest.journal import Journal
-from ingest.metrics import CollectorMetrics
-from ingest.normalize import Notification, parse_frame
-from store.ilp_http import IlpHttpTransport
-from store.questdb_writer import QuestDBWriter, events_of_record, ilp_conf
-from store.stack.handles import QuestDBHandle
-from store.stack.procs import free_port
 from tests.ingest.conftest import WS_CAPTURE
 from tickarchive.domain import BookChange, Event, Gap, GapKind, GapStatus, IndexTick, QuoteTick, TradeSource, TradeTick
+from tickarchive.ingest.capture import read_capture
+from tickarchive.ingest.journal import Journal
+from tickarchive.ingest.metrics import CollectorMetrics
+from tickarchive.ingest.normalize import Notification, parse_frame
 from tickarchive.settings import WriterSettings
+from tickarchive.store.ilp_http import IlpHttpTransport
+from tickarchive.store.questdb_writer import QuestDBWriter, events_of_record, ilp_conf
+from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.store.stack.procs import free_port
 
 
 def _journal_capture(j: Journal) -> dict[type, int]:
@@ -130,7 +130,7 @@ async def test_a_failed_flush_keeps_the_rows_and_the_checkpoint(tmp_path: Path, 
 
 
 def events_of_record_from(frame: bytes, recv_ts_us: int) -> list[Event]:
-    from ingest.journal_format import Record
+    from tickarchive.ingest.journal_format import Record
 
     return events_of_record(Record(0, recv_ts_us, "c0", frame, "s", 0, 0))
 

@@ -34,11 +34,11 @@ from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 from websockets.uri import parse_uri
 
-from ingest import synth, wsfast
-from ingest.capture import read_capture
-from ingest.wsfast import FastClientConnection, frame_end, scan_simple
 from tests.ingest.conftest import WS_CAPTURE
 from tickarchive import native_ext
+from tickarchive.ingest import synth, wsfast
+from tickarchive.ingest.capture import read_capture
+from tickarchive.ingest.wsfast import FastClientConnection, frame_end, scan_simple
 
 # ---- the byte stream -------------------------------------------------------------------
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from ingest.wsfast import FastClientConnection
-from loadtest.sim import Simulator
-from store.stack.handles import QuestDBHandle
 from tests.ingest.test_collector import (
     INFLIGHT_US,
     collector_settings,
@@ -23,6 +20,9 @@ from tests.ingest.test_collector import (
     stored_quotes,
     wait_for,
 )
+from tickarchive.ingest.wsfast import FastClientConnection
+from tickarchive.loadtest.sim import Simulator
+from tickarchive.store.stack.handles import QuestDBHandle
 
 
 async def test_frames_flow_through_the_fast_path_and_closes_reconnect(

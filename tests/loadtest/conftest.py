@@ -14,7 +14,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from loadtest.sim import SimConfig, Simulator
+from tickarchive.loadtest.sim import SimConfig, Simulator
 
 START_MS = int(dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC).timestamp() * 1000)
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "deribit" / "real"

@@ -9,9 +9,17 @@ from typing import Any
 
 import orjson
 
-from loadtest.sim import SimConfig, black76, encode
-from loadtest.sim.chain import YEAR_MS
-from loadtest.sim.market import BookEvent, IndexEvent, MarketModel, StateEvent, TickerEvent, TradesEvent, fround
+from tickarchive.loadtest.sim import SimConfig, black76, encode
+from tickarchive.loadtest.sim.chain import YEAR_MS
+from tickarchive.loadtest.sim.market import (
+    BookEvent,
+    IndexEvent,
+    MarketModel,
+    StateEvent,
+    TickerEvent,
+    TradesEvent,
+    fround,
+)
 
 from .conftest import START_MS
 

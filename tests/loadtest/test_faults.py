@@ -11,9 +11,9 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from loadtest.errors import FaultSpecError
-from loadtest.sim import FaultSpec, SimConfig, parse_fault_spec
-from loadtest.sim import sendlog as sl
+from tickarchive.loadtest.errors import FaultSpecError
+from tickarchive.loadtest.sim import FaultSpec, SimConfig, parse_fault_spec
+from tickarchive.loadtest.sim import sendlog as sl
 
 from .conftest import Client, client, running
 

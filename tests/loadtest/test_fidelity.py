@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from loadtest.sim import SimConfig
-from loadtest.sim import native as sim_native
+from tickarchive.loadtest.sim import SimConfig
+from tickarchive.loadtest.sim import native as sim_native
 
 from .conftest import REAL, client, running
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtest.harness import LoadSpec, run
+from tickarchive.loadtest.harness import LoadSpec, run
 
 
 def test_disconnects_and_collector_kill_lose_nothing(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loadtest import chaos
-from loadtest.latency import bucket_delta, max_bound, quantile
-from loadtest.reconcile import reconcile, uncovered_disconnects
+from tickarchive.loadtest import chaos
+from tickarchive.loadtest.latency import bucket_delta, max_bound, quantile
+from tickarchive.loadtest.reconcile import reconcile, uncovered_disconnects
 
 I1 = "ETH-27DEC26-3000-C"
 I2 = "ETH-27DEC26-3200-P"

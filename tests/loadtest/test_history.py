@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from loadtest.sim import SimConfig
-from loadtest.sim.history import TradeHistory
+from tickarchive.loadtest.sim import SimConfig
+from tickarchive.loadtest.sim.history import TradeHistory
 
 from .conftest import client, running
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtest.sim import SimConfig
+from tickarchive.loadtest.sim import SimConfig
 
 from .conftest import START_MS, client, running
 

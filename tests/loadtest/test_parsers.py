@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.normalize import Heartbeat, Malformed, Notification, parse_frame
-from loadtest.sim import SimConfig
-from loadtest.sim import sendlog as sl
 from tickarchive.domain import BookChange, QuoteTick, TradeTick
+from tickarchive.ingest.normalize import Heartbeat, Malformed, Notification, parse_frame
+from tickarchive.loadtest.sim import SimConfig
+from tickarchive.loadtest.sim import sendlog as sl
 
 from .conftest import REAL, client, running
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from loadtest.sim import SimConfig
+from tickarchive.loadtest.sim import SimConfig
 
 from .conftest import START_MS, client, running
 

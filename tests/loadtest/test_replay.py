@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.errors import ReplayFormatError
-from loadtest.sim import SimConfig
-from loadtest.sim import sendlog as sl
-from loadtest.sim.replay import load_capture, parse_line, replay_offsets
+from tickarchive.loadtest.errors import ReplayFormatError
+from tickarchive.loadtest.sim import SimConfig
+from tickarchive.loadtest.sim import sendlog as sl
+from tickarchive.loadtest.sim.replay import load_capture, parse_line, replay_offsets
 
 from .conftest import REAL, client, running
 

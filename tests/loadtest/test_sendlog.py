@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 
-from loadtest.sim import SendLog, SimConfig
-from loadtest.sim import sendlog as sl
+from tickarchive.loadtest.sim import SendLog, SimConfig
+from tickarchive.loadtest.sim import sendlog as sl
 
 from .conftest import client, running
 

@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from loadtest.sim import encode
-from loadtest.sim import native as sim_native
-from loadtest.sim.config import SimConfig
-from loadtest.sim.connection import ws_payload
-from loadtest.sim.market import MarketModel, OptionState
+from tickarchive.loadtest.sim import encode
+from tickarchive.loadtest.sim import native as sim_native
+from tickarchive.loadtest.sim.config import SimConfig
+from tickarchive.loadtest.sim.connection import ws_payload
+from tickarchive.loadtest.sim.market import MarketModel, OptionState
 
 # a missing extension fails these tests (make install builds it); only a deliberate
 # TICKARCHIVE_NATIVE=0 skips them
@@ -180,7 +180,7 @@ def test_trades_update_the_engines_tickers() -> None:
 def test_switch_off() -> None:
     env = {**os.environ, "TICKARCHIVE_NATIVE": "0"}
     out = subprocess.run(
-        [sys.executable, "-c", "from loadtest.sim import native; print(native.AVAILABLE, native.ENABLED)"],
+        [sys.executable, "-c", "from tickarchive.loadtest.sim import native; print(native.AVAILABLE, native.ENABLED)"],
         env=env,
         capture_output=True,
         text=True,

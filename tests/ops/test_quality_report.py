@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from store.stack.handles import QuestDBHandle, WarmHandle
 from tests.ops import quality_data as data
 from tickarchive.quality.model import QualityReport
 from tickarchive.quality.report import build_report, write_report
 from tickarchive.quality.source import DaySource, choose_source
 from tickarchive.settings import Settings
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 
 NOW_US = data.NEXT_DAY + 3600 * data.S  # the report is made at 01:00 the next day
 

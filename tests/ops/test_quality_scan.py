@@ -128,10 +128,10 @@ def test_parse_day() -> None:
 
 
 def test_an_unreachable_warm_store_is_a_clear_error() -> None:
-    from store.stack.procs import free_port
     from tickarchive.quality.errors import SourceError
     from tickarchive.quality.source import choose_source
     from tickarchive.settings import PostgresSettings, Settings
+    from tickarchive.store.stack.procs import free_port
 
     port = free_port()
     settings = Settings(postgres=PostgresSettings(dsn=f"postgresql://u:p@127.0.0.1:{port}/tickarchive"))

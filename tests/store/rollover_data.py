@@ -12,7 +12,6 @@ import datetime as dt
 import warnings
 from collections.abc import Iterable
 
-from store.stack.handles import QuestDBHandle
 from tickarchive.domain import (
     BookAction,
     BookChange,
@@ -28,12 +27,13 @@ from tickarchive.domain import (
     TradeSource,
     TradeTick,
 )
+from tickarchive.store.stack.handles import QuestDBHandle
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from questdb.ingress import Sender
 
-from store.ilp import IlpEncoder
+from tickarchive.store.ilp import IlpEncoder
 
 DAYS = (dt.date(2026, 10, 5), dt.date(2026, 10, 6), dt.date(2026, 10, 7))
 CALL = "ETH-27DEC26-3000-C"

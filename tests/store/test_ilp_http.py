@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from store.ilp import IlpEncoder
-from store.ilp_http import IlpHttpError, IlpHttpTarget, IlpHttpTransport
-from store.questdb_writer import ilp_conf
-from store.stack.handles import QuestDBHandle
-from store.stack.procs import free_port
 from tickarchive import domain as d
+from tickarchive.store.ilp import IlpEncoder
+from tickarchive.store.ilp_http import IlpHttpError, IlpHttpTarget, IlpHttpTransport
+from tickarchive.store.questdb_writer import ilp_conf
+from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.store.stack.procs import free_port
 
 
 def test_target_from_the_writer_configuration() -> None:
@@ -107,7 +107,7 @@ def test_a_connection_the_server_dropped_is_replaced_without_an_error() -> None:
 
 
 def test_an_idle_connection_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import store.ilp_http as ilp_http
+    import tickarchive.store.ilp_http as ilp_http
 
     server = _OneShotServer(requests_per_connection=100)
     monkeypatch.setattr(ilp_http, "IDLE_RECONNECT_S", -1.0)

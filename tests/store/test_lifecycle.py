@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from archive.export import export_month
-from archive.layout import Month
-from archive.postgres import PostgresSource
-from archive.retention import Verdict
-from archive.target import open_target
-from archive.verify import verify_month
-from store.lifecycle import detect_warm, warm_months, warm_retention
-from store.stack.handles import WarmHandle
-from store.warm_load import WarmStore
 from tests.store import rollover_data as data
 from tickarchive import rows
+from tickarchive.archive.export import export_month
+from tickarchive.archive.layout import Month
+from tickarchive.archive.postgres import PostgresSource
+from tickarchive.archive.retention import Verdict
+from tickarchive.archive.target import open_target
+from tickarchive.archive.verify import verify_month
 from tickarchive.domain import TradeTick
+from tickarchive.store.lifecycle import detect_warm, warm_months, warm_retention
+from tickarchive.store.stack.handles import WarmHandle
+from tickarchive.store.warm_load import WarmStore
 from tickarchive.tables import QUOTES, TRADES
 
 AUG, SEP, OCT = dt.date(2025, 8, 14), dt.date(2025, 9, 3), dt.date(2026, 10, 6)

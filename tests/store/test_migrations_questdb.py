@@ -7,9 +7,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from store import migrate
-from store.stack.handles import QuestDBHandle
 from tickarchive import tables as t
+from tickarchive.store import migrate
+from tickarchive.store.stack.handles import QuestDBHandle
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -11,11 +11,11 @@ import datetime as dt
 import psycopg
 import pytest
 
-from store import migrate
-from store.errors import MigrationError
-from store.stack.handles import WarmHandle
-from store.stack.status import Action, Dialect, State
 from tickarchive import tables as t
+from tickarchive.store import migrate
+from tickarchive.store.errors import MigrationError
+from tickarchive.store.stack.handles import WarmHandle
+from tickarchive.store.stack.status import Action, Dialect, State
 
 PG_TYPE = {
     t.ColumnType.TIMESTAMP: "timestamp with time zone",
@@ -275,7 +275,7 @@ def test_an_edited_applied_migration_is_detected(postgres: WarmHandle) -> None:
 
 
 def test_status_reports_the_plain_dialect(postgres: WarmHandle) -> None:
-    from store.stack.postgres import ExternalPostgres
+    from tickarchive.store.stack.postgres import ExternalPostgres
 
     external = ExternalPostgres(postgres.settings())
     assert external.up().action is Action.EXTERNAL

@@ -9,11 +9,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from store.errors import NotSealed, VerificationMismatch
-from store.rollover_cli import register
-from store.stack.handles import QuestDBHandle, WarmHandle
 from tests.store import rollover_data as data
 from tickarchive.domain import TradeTick
+from tickarchive.store.errors import NotSealed, VerificationMismatch
+from tickarchive.store.rollover_cli import register
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 
 D5, D6, D7 = data.DAYS
 

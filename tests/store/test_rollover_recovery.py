@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from archive.export import export_month
-from archive.layout import Month
-from archive.postgres import PostgresSource
-from archive.target import open_target
-from store.hot_export import HotStore
-from store.rollover import Action, RolloverOptions, Status, Step, run
-from store.stack.handles import QuestDBHandle, WarmHandle
-from store.warm_load import WarmStore
 from tests.store import rollover_data as data
+from tickarchive.archive.export import export_month
+from tickarchive.archive.layout import Month
+from tickarchive.archive.postgres import PostgresSource
+from tickarchive.archive.target import open_target
 from tickarchive.domain import TradeSource, TradeTick
+from tickarchive.store.hot_export import HotStore
+from tickarchive.store.rollover import Action, RolloverOptions, Status, Step, run
+from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.store.warm_load import WarmStore
 from tickarchive.tables import GAPS, QUOTES, TRADES, Table
 
 D5, D6, D7 = data.DAYS
@@ -212,7 +212,7 @@ def test_crash_in_the_middle_of_a_load_then_rerun(
 ) -> None:
     """Batches of 16 rows; the process dies after the first batches were committed. The
     rerun sees a non-empty warm day, takes the staged ON CONFLICT path and completes."""
-    from store import hot_export
+    from tickarchive.store import hot_export
 
     monkeypatch.setattr(hot_export, "BATCH_ROWS", 16)
     data.write(questdb_clean, data.all_events([D6]))

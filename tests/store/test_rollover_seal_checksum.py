@@ -7,14 +7,14 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from store import seal
-from store.checksum import Checksum, GroupSum, checksum_of, row_hashes
-from store.hot_export import HotStore
-from store.stack.handles import QuestDBHandle
 from tests.store import rollover_data as data
 from tickarchive import rows
 from tickarchive.domain import Gap, GapKind, GapStatus
 from tickarchive.settings import LifecycleSettings
+from tickarchive.store import seal
+from tickarchive.store.checksum import Checksum, GroupSum, checksum_of, row_hashes
+from tickarchive.store.hot_export import HotStore
+from tickarchive.store.stack.handles import QuestDBHandle
 from tickarchive.tables import QUOTES, TRADES
 
 D = dt.date(2026, 10, 6)

@@ -19,13 +19,13 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from store.errors import PortInUseError, ServerStartError
-from store.stack.postgres import PostgresServer
-from store.stack.procs import PidFile, free_port, port_is_free
-from store.stack.questdb import QuestDBServer
-from store.stack.stack import Stack
-from store.stack.status import Action, Dialect, State
 from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSettings, Settings
+from tickarchive.store.errors import PortInUseError, ServerStartError
+from tickarchive.store.stack.postgres import PostgresServer
+from tickarchive.store.stack.procs import PidFile, free_port, port_is_free
+from tickarchive.store.stack.questdb import QuestDBServer
+from tickarchive.store.stack.stack import Stack
+from tickarchive.store.stack.status import Action, Dialect, State
 
 
 @pytest.fixture

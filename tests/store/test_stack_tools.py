@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from store.errors import DsnUnreachableError, JarError, ToolMissingError
-from store.stack import jar as jarmod
-from store.stack.handles import WarmHandle
-from store.stack.java import find_java, parse_java_major, required_java_major
-from store.stack.pglite import PGliteServer
-from store.stack.postgres import ExternalPostgres
-from store.stack.procs import PidFile, free_port
-from store.stack.status import Action, Dialect, State
 from tickarchive.settings import PostgresSettings, QuestDBSettings
+from tickarchive.store.errors import DsnUnreachableError, JarError, ToolMissingError
+from tickarchive.store.stack import jar as jarmod
+from tickarchive.store.stack.handles import WarmHandle
+from tickarchive.store.stack.java import find_java, parse_java_major, required_java_major
+from tickarchive.store.stack.pglite import PGliteServer
+from tickarchive.store.stack.postgres import ExternalPostgres
+from tickarchive.store.stack.procs import PidFile, free_port
+from tickarchive.store.stack.status import Action, Dialect, State
 
 PIN = QuestDBSettings()
 

@@ -99,14 +99,14 @@ class DaySource:
 
 
 def hot_source(settings: Settings) -> DaySource:
-    from store.migrate import questdb_dsn
+    from tickarchive.store.migrate import questdb_dsn
 
     q = settings.questdb
     return DaySource("hot", questdb_dsn(q.host, q.pg_port, q.user, q.password), f"hot (QuestDB {q.host}:{q.pg_port})")
 
 
 def warm_source(settings: Settings) -> DaySource:
-    from store.stack.postgres import warm_dsns
+    from tickarchive.store.stack.postgres import warm_dsns
 
     dsn = warm_dsns(settings.postgres).reader
     info = conninfo_to_dict(dsn)
