@@ -33,9 +33,9 @@ from tickarchive.archive import manifest as mf
 from tickarchive.archive.errors import ArchiveError, RefusedExport, RowCountMismatch
 from tickarchive.archive.local_target import LocalTarget
 from tickarchive.archive.parquet_files import SCHEMA_VERSION, MonthWriter, WrittenPart, schema_fingerprint, sort_columns
-from tickarchive.archive.progress import NO_PROGRESS, Progress
 from tickarchive.archive.source import ArchiveSource
 from tickarchive.archive.target import Target
+from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import ArchiveSettings
 from tickarchive.tables import Table
 

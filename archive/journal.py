@@ -26,8 +26,8 @@ from tickarchive.archive import catalog, layout
 from tickarchive.archive import manifest as mf
 from tickarchive.archive.errors import ArchiveError, IntegrityError, InvalidArgument, ObjectNotFound, TargetError
 from tickarchive.archive.hashing import CHUNK_BYTES, file_digests
-from tickarchive.archive.progress import NO_PROGRESS, Progress
 from tickarchive.archive.target import Target
+from tickarchive.progress import NO_PROGRESS, Progress
 
 
 @dataclass(frozen=True, slots=True)

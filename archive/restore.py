@@ -17,9 +17,9 @@ from tickarchive import rows
 from tickarchive.archive import catalog, layout
 from tickarchive.archive.errors import ArchiveError, IntegrityError
 from tickarchive.archive.hashing import file_digests
-from tickarchive.archive.progress import NO_PROGRESS, Progress
 from tickarchive.archive.source import ArchiveSink
 from tickarchive.archive.target import Target
+from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.tables import Table
 
 BATCH_ROWS = 50_000

@@ -18,8 +18,8 @@ from tickarchive.archive import manifest as mf
 from tickarchive.archive.errors import ArchiveError, IntegrityError, ObjectNotFound, TargetError
 from tickarchive.archive.hashing import file_digests
 from tickarchive.archive.parquet_files import SCHEMA_VERSION, read_summary
-from tickarchive.archive.progress import NO_PROGRESS, Progress
 from tickarchive.archive.target import Target
+from tickarchive.progress import NO_PROGRESS, Progress
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,13 @@
-"""Trade backfill from the history API (``history.deribit.com``; the simulator in tests).
+"""Trade backfill: re-fetch from the venue's trade history the trades a gap may have lost.
 
-``get_last_trades_by_instrument_and_time`` (one instrument: ``trade_seq`` gaps) and
-``get_last_trades_by_currency_and_time`` (a whole connection or the whole collector:
-``disconnect``, ``stale``, ``downtime`` windows), pages of at most 1000 in ascending
-order, following ``has_more`` by advancing the start timestamp (trades sharing the
-boundary millisecond are de-duplicated by trade id).
-
-Only trades **not already stored** are inserted (``source = backfill``): re-sending a
-stored trade would make the DEDUP upsert flip its ``source`` from ``ws`` to
-``backfill``. "Stored" is read from QuestDB (``/exec``) after the writer acknowledged
-the journal up to the gap's end and QuestDB applied its WAL, so the set is exact.
-Quotes and book changes have no history: their gaps stay ``unrecoverable``.
+The venue's history client (``Venue.history_trades``) returns every trade of a window
+(one instrument for a ``trade_seq`` gap; every instrument of the configured currencies
+and kinds for ``disconnect``, ``stale``, ``downtime`` windows). Only trades **not already
+stored** are inserted (``source = backfill``): re-sending a stored trade would make the
+DEDUP upsert flip its ``source`` from ``ws`` to ``backfill``. "Stored" is read from
+QuestDB (``/exec``) after the writer acknowledged the journal up to the gap's end and
+QuestDB applied its WAL, so the set is exact. Quotes and book changes have no history:
+their gaps stay ``unrecoverable``.
 """
 
 from __future__ import annotations
@@ -18,19 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 
 from tickarchive.domain import ALL_INSTRUMENTS, Gap, GapKind, GapStatus, TradeTick
+from tickarchive.errors import VenueUnavailable
 from tickarchive.ingest.errors import IngestError
-from tickarchive.ingest.normalize import HistoryPage, parse_history_trades
+from tickarchive.venue import TradeWindow, Venue
 
-log = logging.getLogger("tickarchive.backfill")
+log = logging.getLogger(__name__)
 
-PAGE: Final = 1000
 MARGIN_US: Final = 2_000_000
 """Widening of a connection-level window on both sides: trades in flight around the
 last/first frame are re-checked (those already stored are skipped)."""
@@ -40,96 +35,39 @@ class BackfillError(IngestError):
     """The history API or QuestDB could not be read for a backfill."""
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """What to re-fetch: one instrument (or ``*`` = every instrument of the configured
-    currencies and kinds) between two exchange times (µs, inclusive)."""
-
-    instrument: str
-    start_us: int
-    end_us: int
-    first_seq: int | None = None
-    last_seq: int | None = None
-
-    @classmethod
-    def of_gap(cls, gap: Gap, first_seq: int | None = None, last_seq: int | None = None) -> Window:
-        end = gap.end_us if gap.end_us is not None else time.time_ns() // 1000
-        if gap.kind is GapKind.TRADE_SEQ and gap.instrument != ALL_INSTRUMENTS:
-            return cls(gap.instrument, gap.start_us, end, first_seq, last_seq)
-        return cls(gap.instrument, gap.start_us - MARGIN_US, end + MARGIN_US, first_seq, last_seq)
+def window_of_gap(gap: Gap, first_seq: int | None = None, last_seq: int | None = None) -> TradeWindow:
+    """The trades a gap may have lost: a ``trade_seq`` gap's instrument and bounds; a
+    connection-level window widened by ``MARGIN_US`` on both sides."""
+    end = gap.end_us if gap.end_us is not None else time.time_ns() // 1000
+    if gap.kind is GapKind.TRADE_SEQ and gap.instrument != ALL_INSTRUMENTS:
+        return TradeWindow(gap.instrument, gap.start_us, end, first_seq, last_seq)
+    return TradeWindow(gap.instrument, gap.start_us - MARGIN_US, end + MARGIN_US, first_seq, last_seq)
 
 
 class Backfiller:
-    """History API client + QuestDB "already stored" check. One per collector."""
+    """The venue's history + QuestDB's "already stored" check. One per collector."""
 
     def __init__(
         self,
-        history_url: str,
+        venue: Venue,
         questdb_http_url: str,
-        currencies: Iterable[str],
-        kinds: Iterable[str],
         timeout_s: float = 30.0,
         metrics: Any | None = None,
     ) -> None:
-        self.history_url = history_url.rstrip("/")
+        self.venue = venue
         self.questdb_url = questdb_http_url.rstrip("/")
-        self.currencies = tuple(currencies)
-        self.kinds = tuple(kinds)
         self.metrics = metrics
         self._client = httpx.AsyncClient(timeout=timeout_s)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    # ---- history API ----------------------------------------------------------------
-
-    async def _page(self, method: str, params: dict[str, Any]) -> HistoryPage:
-        url = f"{self.history_url}/public/{method}"
+    async def history(self, window: TradeWindow) -> list[TradeTick]:
+        """Every trade of the window from the venue's history (legs expanded), by trade id."""
         try:
-            r = await self._client.get(url, params=params)
-        except httpx.HTTPError as exc:
-            raise BackfillError(f"history API {url} unreachable: {exc}") from exc
-        if r.status_code != 200:
-            raise BackfillError(f"history API {url} answered HTTP {r.status_code}: {r.text[:200]}")
-        page = parse_history_trades(r.content, time.time_ns() // 1000)
-        if not isinstance(page, HistoryPage):
-            raise BackfillError(f"history API {url}: unreadable page ({page.detail})")
-        return page
-
-    async def history(self, window: Window) -> list[TradeTick]:
-        """Every trade of the window from the history API (legs expanded), by trade id."""
-        if window.instrument != ALL_INSTRUMENTS:
-            targets: list[tuple[str, dict[str, Any]]] = [
-                ("get_last_trades_by_instrument_and_time", {"instrument_name": window.instrument})
-            ]
-        else:
-            targets = [
-                ("get_last_trades_by_currency_and_time", {"currency": c, "kind": k})
-                for c in self.currencies
-                for k in self.kinds
-            ]
-        seen: dict[tuple[str, str], TradeTick] = {}
-        for method, base in targets:
-            start_ms = window.start_us // 1000
-            end_ms = -(-window.end_us // 1000)
-            while True:
-                params = {**base, "start_timestamp": start_ms, "end_timestamp": end_ms}
-                params.update(count=PAGE, sorting="asc")
-                page = await self._page(method, params)
-                for t in page.trades:
-                    seen.setdefault((t.instrument, t.trade_id), t)
-                if not page.has_more or not page.trades:
-                    break
-                last_ms = page.trades[-1].ts_us // 1000
-                if last_ms <= start_ms:
-                    log.warning("backfill: over %d trades in one ms at %d; skipping ahead", PAGE, start_ms)
-                    last_ms = start_ms + 1
-                start_ms = last_ms
-        out = list(seen.values())
-        if window.first_seq is not None and window.last_seq is not None:
-            lo, hi = window.first_seq, window.last_seq
-            out = [t for t in out if lo <= t.trade_seq <= hi or t.instrument != window.instrument]
-        return out
+            return await self.venue.history_trades(self._client, window)
+        except VenueUnavailable as exc:
+            raise BackfillError(str(exc)) from exc
 
     # ---- QuestDB ----------------------------------------------------------------------
 
@@ -161,7 +99,7 @@ class Backfiller:
                 raise BackfillError(f"QuestDB did not apply the WAL of {table} within {timeout_s:g} s")
             await asyncio.sleep(0.05)
 
-    async def stored(self, window: Window) -> set[tuple[str, str]]:
+    async def stored(self, window: TradeWindow) -> set[tuple[str, str]]:
         """(instrument, trade_id) of the trades QuestDB holds in the window."""
         where = f"ts BETWEEN cast({window.start_us} AS timestamp) AND cast({window.end_us} AS timestamp)"
         if window.instrument != ALL_INSTRUMENTS:
@@ -170,7 +108,7 @@ class Backfiller:
         rows = await self._exec(f"SELECT instrument, trade_id FROM trades WHERE {where}")
         return {(str(r[0]), str(r[1])) for r in rows}
 
-    async def missing(self, window: Window) -> list[TradeTick]:
+    async def missing(self, window: TradeWindow) -> list[TradeTick]:
         """Trades of the window that QuestDB does not hold (what a backfill inserts)."""
         hist = await self.history(window)
         if not hist:
@@ -248,19 +186,23 @@ async def run_backfill(
         warnings.simplefilter("ignore", DeprecationWarning)
         from questdb.ingress import IngressError, Sender
 
+    from tickarchive import venues
+
     s = load_settings()
+    if history_url is not None:
+        s = s.model_copy(update={"deribit": s.deribit.model_copy(update={"history_url": history_url})})
     qdb = f"http://{s.questdb.host}:{s.questdb.http_port}"
-    bf = Backfiller(history_url or s.deribit.history_url, qdb, s.deribit.currencies, s.deribit.kinds)
+    bf = Backfiller(venues.load(s), qdb)
     total = 0
     try:
-        jobs: list[tuple[Window, Gap | None]] = []
+        jobs: list[tuple[TradeWindow, Gap | None]] = []
         if open_gaps or gap_ts:
             for g in await stored_gaps(bf, open_gaps, parse_time_us(gap_ts) if gap_ts else None):
-                jobs.append((Window.of_gap(g), g))
+                jobs.append((window_of_gap(g), g))
             if not jobs:
                 log.info("backfill: no matching gap")
         if instrument and start and end:
-            jobs.append((Window(instrument, parse_time_us(start), parse_time_us(end)), None))
+            jobs.append((TradeWindow(instrument, parse_time_us(start), parse_time_us(end)), None))
         conf = f"http::addr={s.questdb.host}:{s.questdb.http_port};auto_flush=off;retry_timeout=10000;"
         with Sender.from_conf(conf) as sender:
             for window, gap in jobs:

@@ -2,7 +2,7 @@
 
 Reads a replay-format file into memory first (not timed), then, per run, pushes every
 frame through the collector's per-frame function,
-``ingest.native.fast_notification(frame, ts) or parse_frame(frame, ts)``: ticker and book
+``tickarchive.venues.deribit.native.fast_notification(frame, ts) or parse_frame(frame, ts)``: ticker and book
 frames come out of the native extension already as ILP bytes (``EncodedRows``, appended to
 a per-table list and joined at each hand-over), every other event goes through
 ``store.ilp.IlpEncoder`` (protocol v2 buffers, handed over with ``take()`` every
@@ -24,10 +24,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tickarchive.ingest import native
+from tickarchive.domain import EncodedRows
 from tickarchive.ingest.capture import read_capture
-from tickarchive.ingest.normalize import Notification, parse_frame
-from tickarchive.store.ilp import EncodedRows, IlpEncoder
+from tickarchive.store.ilp import IlpEncoder
+from tickarchive.venues.deribit import native
+from tickarchive.venues.deribit.normalize import Notification, parse_frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class BenchResult:
     wall_frames_per_s: float
     input_bytes: int
     native: bool = False
-    """The native fast path ran (``ingest.native.ENABLED``)."""
+    """The native fast path ran (``tickarchive.venues.deribit.native.ENABLED``)."""
 
     def as_json(self) -> dict[str, float | int]:
         return {

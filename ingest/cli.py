@@ -127,7 +127,11 @@ def replay(
     ] = None,
 ) -> None:
     """Rebuild every table from raw frames with the collector's own parsers."""
+    from tickarchive import venues
     from tickarchive.ingest.replay import ParquetSink, QuestDBSink, Sink, replay_files
+    from tickarchive.settings import load_settings
+
+    settings = load_settings()
 
     for f in files:
         if not f.is_file():
@@ -135,9 +139,7 @@ def replay(
     sink: Sink
     if questdb:
         if questdb_conf is None:
-            from tickarchive.settings import load_settings
-
-            q = load_settings().questdb
+            q = settings.questdb
             questdb_conf = f"http::addr={q.host}:{q.http_port};"
         sink = QuestDBSink(questdb_conf)
         target = questdb_conf
@@ -163,7 +165,7 @@ def replay(
             done[path] = read
             progress.update(task, completed=sum(done.values()))
 
-        stats = replay_files(files, sink, on_progress)
+        stats = replay_files(files, sink, venues.load(settings), on_progress)
     typer.echo(f"replayed {stats.frames} frames from {stats.files} file(s) into {target}")
     for name, n in stats.rows.items():
         typer.echo(f"  {name}: {n} rows")
@@ -196,7 +198,7 @@ def bench_normalize(
     with tempfile.TemporaryDirectory(prefix="tickarchive-bench-") as tmp:
         path = Path(tmp) / "synthetic.replay" if input is None else input
         if generate is not None:
-            from tickarchive.ingest.synth import write_replay_file
+            from tickarchive.venues.deribit.synth import write_replay_file
 
             size = write_replay_file(path, generate, seed)
             typer.echo(f"generated {generate} frames ({size} bytes) into {input or 'a temporary file'}")
@@ -206,7 +208,7 @@ def bench_normalize(
     if not frames:
         raise IngestError(f"{path}: no frames")
     result = run(frames, runs)
-    from tickarchive.ingest import native
+    from tickarchive.venues.deribit import native
 
     if result.native:
         which = "native fast path on (tickarchive_native; TICKARCHIVE_NATIVE=0 turns it off)"
@@ -239,8 +241,8 @@ def bench_journal(
     import tempfile
 
     from tickarchive.ingest.bench import bench_journal as run
-    from tickarchive.ingest.synth import frames as synth_frames
     from tickarchive.settings import load_settings
+    from tickarchive.venues.deribit.synth import frames as synth_frames
 
     settings = load_settings()
     interval = fsync_interval_ms if fsync_interval_ms is not None else settings.journal.fsync_interval_ms

@@ -1,20 +1,22 @@
-"""The collector: every Deribit frame journaled, normalized, stored in QuestDB, gap-aware.
+"""The collector: every venue frame journaled, normalized, stored in QuestDB, gap-aware.
 
-One asyncio ``TaskGroup`` (on uvloop when run from the CLI) owns every task:
+The collector drives a venue adapter (``tickarchive.venue.Venue``, loaded from
+``collector.venue``) and never imports one. One asyncio ``TaskGroup`` (on uvloop when run
+from the CLI) owns every task:
 
-* ``discovery``   ``get_instruments`` over REST (journaled, connection ``rest``), the
-                  channel plan sharded over ``deribit.connections`` connections, then a
-                  periodic reconcile (``deribit.reconcile_interval_s``); listings and
-                  expiries in between arrive on ``instrument.state.{kind}.{currency}``;
-* ``c0..cN-1``    one ``ConnectionDriver`` per connection (``ingest.connection``):
-                  journal first, then the sans-I/O session, then ``on_outputs`` here;
-* ``writer``      ``store.questdb_writer.QuestDBWriter``: flush timer, transactions,
+* ``discovery``   the venue's instrument lists over REST (journaled, connection ``rest``),
+                  the venue's channel plan sharded over its connections, then a
+                  periodic reconcile (``ConnectionPolicy.reconcile_interval_s``); listings
+                  and expiries in between arrive as ``InstrumentEvent``s;
+* ``c0..cN-1``    one ``ConnectionDriver`` per connection (``tickarchive.ingest.connection``):
+                  journal first, then the venue's sans-I/O session, then ``on_outputs``;
+* ``writer``      ``tickarchive.store.questdb_writer.QuestDBWriter``: flush timer, transactions,
                   checkpoint, catch-up from the journal;
 * ``fsync``       ``journal.sync()`` every ``journal.fsync_interval_ms``;
 * ``heartbeat``   a ``collector_heartbeats`` row per connection per second, gap and
                   disk gauges, the free-space gate (back-pressure below
                   ``journal.min_free_bytes``);
-* ``backfill``    a bounded queue of trade backfills (``ingest.backfill``) for closed
+* ``backfill``    a bounded queue of trade backfills (``tickarchive.ingest.backfill``) for closed
                   ``disconnect``/``stale``/``trade_seq``/``downtime`` gaps.
 
 Start-up: open the journal (torn tail repaired), replay what QuestDB has not
@@ -35,16 +37,18 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 
+from tickarchive import venues
 from tickarchive.domain import (
     BookChange,
     ConnectionHeartbeat,
+    EncodedRows,
     Event,
     Gap,
     GapKind,
@@ -54,38 +58,33 @@ from tickarchive.domain import (
     QuoteTick,
     TradeTick,
 )
-from tickarchive.ingest.backfill import Backfiller, BackfillError, Window, backfilled
+from tickarchive.errors import VenueUnavailable
+from tickarchive.ingest.backfill import Backfiller, BackfillError, backfilled, window_of_gap
 from tickarchive.ingest.connection import ConnectionDriver, now_us
-from tickarchive.ingest.discovery import (
-    ChannelPlan,
-    DiscoveryError,
-    InstrumentSet,
-    connection_name,
-    fetch_instruments,
-)
 from tickarchive.ingest.errors import JournalError
 from tickarchive.ingest.gaps import BackfillJob, GapLedger, downtime_gap
+from tickarchive.ingest.instruments import InstrumentSet
 from tickarchive.ingest.journal import Journal, JournalReader
 from tickarchive.ingest.metrics import CollectorMetrics
-from tickarchive.ingest.normalize import Malformed
-from tickarchive.ingest.pacing import Backoff, TokenBucket
-from tickarchive.ingest.session import (
-    DeribitSession,
+from tickarchive.ingest.side_records import SIDE_CONNECTION, decode_side, encode_side, is_side_record
+from tickarchive.pacing import Backoff, TokenBucket
+from tickarchive.settings import Settings
+from tickarchive.store.questdb_writer import QuestDBWriter, RecordView, Rows, ilp_conf
+from tickarchive.venue import (
+    FetchedInstruments,
     GapDetected,
+    Malformed,
     Output,
     ReconnectRequired,
     Rejected,
     RpcFailed,
-    SessionConfig,
+    Session,
     Subscribed,
     Unsubscribed,
+    Venue,
 )
-from tickarchive.ingest.side_records import SIDE_CONNECTION, encode_side, is_side_record
-from tickarchive.settings import Settings
-from tickarchive.store.ilp import EncodedRows
-from tickarchive.store.questdb_writer import QuestDBWriter, ilp_conf
 
-log = logging.getLogger("tickarchive.collector")
+log = logging.getLogger(__name__)
 
 REST_CONNECTION: Final = "rest"
 UNREACHABLE_HINT: Final = "`make demo` runs the same pipeline offline against the local simulator"
@@ -95,23 +94,23 @@ _BACKFILL_ATTEMPTS: Final = 6
 _RESUBSCRIBE_AFTER_S: Final = 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    """Where the collector reads and writes (defaults from the settings)."""
+def connection_name(i: int) -> str:
+    """The id of connection ``i`` (journal records, gap rows, metrics): ``c0``, ``c1``, ..."""
+    return f"c{i}"
 
-    ws_url: str
-    rest_url: str
-    history_url: str
-    questdb_host: str
-    questdb_http_port: int
 
-    @classmethod
-    def from_settings(cls, s: Settings) -> Endpoints:
-        return cls(s.deribit.ws_url, s.deribit.rest_url, s.deribit.history_url, s.questdb.host, s.questdb.http_port)
+def record_decoder(venue: Venue) -> Callable[[RecordView], Rows]:
+    """How the writer reads a journal record back (catch-up, restart): the collector's side
+    records (gap rows, backfilled trades) as they were written, anything else through the
+    venue's parsers (``Venue.rows_of_frame``, native fast path included)."""
+    rows_of_frame = venue.rows_of_frame
 
-    @property
-    def questdb_http_url(self) -> str:
-        return f"http://{self.questdb_host}:{self.questdb_http_port}"
+    def decode(rec: RecordView) -> Rows:
+        if rec.connection == SIDE_CONNECTION:
+            return decode_side(rec.frame) or []
+        return rows_of_frame(rec.frame, rec.recv_ts_us)
+
+    return decode
 
 
 @dataclass(slots=True)
@@ -132,21 +131,22 @@ class Collector:
     def __init__(
         self,
         settings: Settings,
-        endpoints: Endpoints | None = None,
+        venue: Venue | None = None,
         journal_dir: Path | None = None,
         metrics: CollectorMetrics | None = None,
         serve_metrics: bool = True,
     ) -> None:
         self.settings = settings
-        self.endpoints = endpoints or Endpoints.from_settings(settings)
+        self.venue = venue if venue is not None else venues.load(settings)
+        self.questdb_http_url = f"http://{settings.questdb.host}:{settings.questdb.http_port}"
         self.journal_dir = journal_dir or settings.paths.journal_dir
         self.metrics = metrics or CollectorMetrics()
         self.serve_metrics = serve_metrics
-        self.plan = ChannelPlan.from_settings(settings.deribit)
-        self.instruments = InstrumentSet(self.plan)
+        self.plan = self.venue.plan
+        self.instruments = InstrumentSet(self.plan, self.venue.live_states)
         self.stats = CollectorStats()
         self.drivers: list[ConnectionDriver] = []
-        self.sessions: list[DeribitSession] = []
+        self.sessions: list[Session] = []
         self.started = asyncio.Event()
         """Set once discovery succeeded and the connection tasks run."""
         self._journal: Journal | None = None
@@ -166,9 +166,10 @@ class Collector:
         """connection → (when, refused channels): a refused subscription is asked again."""
         self._malformed_logged: set[str] = set()
         self._rpc_logged: collections.Counter[str] = collections.Counter()
-        self._subscribe_limiter = TokenBucket(settings.deribit.subscribe_rate_per_s, 5.0, now_us())
+        policy = self.venue.policy
+        self._subscribe_limiter = TokenBucket(policy.subscribe_rate_per_s, 5.0, now_us())
         self._reconnect_limiter = TokenBucket(
-            settings.deribit.reconnects_per_s, max(1.0, settings.deribit.reconnects_per_s), now_us()
+            policy.reconnects_per_s, max(1.0, policy.reconnects_per_s), now_us()
         )
         self.backfill_idle = asyncio.Event()
         self.backfill_idle.set()
@@ -208,17 +209,11 @@ class Collector:
                 "journal: torn tail of %s repaired (%d bytes cut: %s); %d records kept",
                 r.segment, r.cut_bytes, r.reason, r.kept_records,
             )
-        conf = ilp_conf(self.endpoints.questdb_host, self.endpoints.questdb_http_port, s.writer.request_timeout_s)
-        writer = QuestDBWriter(conf, s.writer, journal, self.metrics)
+        conf = ilp_conf(s.questdb.host, s.questdb.http_port, s.writer.request_timeout_s)
+        writer = QuestDBWriter(conf, s.writer, journal, record_decoder(self.venue), self.metrics)
         self._writer = writer
         self._ledger = GapLedger(self._journal_side, self._schedule_backfill, self.metrics)
-        self._backfiller = Backfiller(
-            self.endpoints.history_url,
-            self.endpoints.questdb_http_url,
-            s.deribit.currencies,
-            s.deribit.kinds,
-            metrics=self.metrics,
-        )
+        self._backfiller = Backfiller(self.venue, self.questdb_http_url, metrics=self.metrics)
         log.info(
             "collector: journal %s (next seq %d, acknowledged up to %d: %d records to replay)",
             self.journal_dir, journal.next_seq, journal.acked_seq, journal.backlog_records,
@@ -288,7 +283,7 @@ class Collector:
             self.ledger.record(end, journal_seq=seq or self.journal.last_seq)
 
     async def _last_heartbeat_us(self) -> int | None:
-        url = f"{self.endpoints.questdb_http_url}/exec"
+        url = f"{self.questdb_http_url}/exec"
         try:
             async with httpx.AsyncClient(timeout=3.0) as client:
                 r = await client.get(url, params={"query": "SELECT max(ts) FROM collector_heartbeats"})
@@ -306,18 +301,18 @@ class Collector:
             return None
 
     async def _discovery_loop(self) -> None:
-        s = self.settings.deribit
+        s = self.venue.policy
         backoff = Backoff(s.reconnect_min_s, s.reconnect_max_s)
         async with httpx.AsyncClient(timeout=10.0) as client:
             while True:
                 try:
-                    fetched = await fetch_instruments(client, self.endpoints.rest_url, s.currencies, s.kinds)
+                    fetched = await self.venue.fetch_instruments(client)
                     break
-                except DiscoveryError as exc:
+                except VenueUnavailable as exc:
                     delay = backoff.next_delay_s()
                     log.warning(
-                        "Deribit is unreachable (%s); retrying in %.1f s. No internet here? %s.",
-                        exc, delay, UNREACHABLE_HINT,
+                        "%s is unreachable (%s); retrying in %.1f s. No internet here? %s.",
+                        self.venue.display_name, exc, delay, UNREACHABLE_HINT,
                     )
                     await asyncio.sleep(delay)
             listed = self._journal_fetched(fetched)
@@ -328,8 +323,8 @@ class Collector:
             while True:
                 await asyncio.sleep(s.reconcile_interval_s)
                 try:
-                    fetched = await fetch_instruments(client, self.endpoints.rest_url, s.currencies, s.kinds)
-                except DiscoveryError as exc:
+                    fetched = await self.venue.fetch_instruments(client)
+                except VenueUnavailable as exc:
                     log.warning("reconcile: get_instruments failed (%s); retry in %.0f s", exc, s.reconcile_interval_s)
                     continue
                 added, removed = self.instruments.reconcile(self._journal_fetched(fetched))
@@ -355,29 +350,27 @@ class Collector:
             return
         self.writer.offer(seq, events)
 
-    def _journal_fetched(self, fetched: Sequence[object]) -> list[InstrumentEvent]:
-        from tickarchive.ingest.discovery import FetchedInstruments
-
+    def _journal_fetched(self, fetched: Sequence[FetchedInstruments]) -> list[InstrumentEvent]:
         out: list[InstrumentEvent] = []
         for f in fetched:
-            assert isinstance(f, FetchedInstruments)
             seq = self.journal.append(f.body, f.recv_ts_us, REST_CONNECTION)
             self.writer.offer(seq, f.events)
             out.extend(f.events)
         return out
 
     def _start_connections(self) -> None:
-        s = self.settings.deribit
+        s = self.venue.policy
         layout = self.plan.layout(self.instruments.live_names())
         assert self._tg is not None
         for i, channels in enumerate(layout):
-            session = DeribitSession(SessionConfig.from_settings(s, connection_name(i)), self._subscribe_limiter)
+            session = self.venue.new_session(connection_name(i), self._subscribe_limiter)
             session.subscribe(channels)
             if s.liquid_instruments:  # only instruments a session actually receives are watched
                 session.mark_liquid(s.liquid_instruments)
             driver = ConnectionDriver(
                 session,
-                self.endpoints.ws_url,
+                self.venue.ws_url,
+                self.venue.channel_label,
                 self.journal,
                 self._on_outputs,
                 self._reconnect_limiter,
@@ -597,7 +590,7 @@ class Collector:
                 while left:
                     job = left[0]
                     gap = job.gap
-                    found = await bf.missing(Window.of_gap(gap, job.first_missing_seq, job.last_missing_seq))
+                    found = await bf.missing(window_of_gap(gap, job.first_missing_seq, job.last_missing_seq))
                     trades = [t for t in found if (t.instrument, t.trade_id) not in inserted]
                     inserted.update((t.instrument, t.trade_id) for t in trades)
                     self._journal_side(trades)

@@ -43,8 +43,8 @@ def collect(
 ) -> None:
     import uvloop
 
-    from tickarchive.ingest.collector import Collector, Endpoints, run_until_signalled
-    from tickarchive.ingest.discovery import rest_url_of_ws
+    from tickarchive import venues
+    from tickarchive.ingest.collector import Collector, run_until_signalled
     from tickarchive.settings import load_settings
 
     setup_logging(log_level)
@@ -56,11 +56,7 @@ def collect(
         updates["metrics"] = settings.metrics.model_copy(update={"port": metrics_port})
     if updates:
         settings = settings.model_copy(update=updates)
-    endpoints = Endpoints.from_settings(settings)
-    if simulator is not None:
-        rest = rest_url_of_ws(simulator)
-        endpoints = Endpoints(simulator, rest, rest, endpoints.questdb_host, endpoints.questdb_http_port)
-    collector = Collector(settings, endpoints, journal_dir)
+    collector = Collector(settings, venues.load(settings, ws_url=simulator), journal_dir)
     uvloop.run(run_until_signalled(collector))
 
 

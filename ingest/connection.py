@@ -1,4 +1,4 @@
-"""The thin asyncio driver of one ``DeribitSession`` over ``websockets`` (on uvloop).
+"""The thin asyncio driver of one venue ``Session`` (``tickarchive.venue``) over ``websockets`` (on uvloop).
 
 Per connection (``c0``, ``c1``, ...), forever until cancelled:
 
@@ -29,15 +29,15 @@ from typing import Any, Final
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from tickarchive.domain import EncodedRows
 from tickarchive.ingest.errors import JournalFull
 from tickarchive.ingest.journal import Journal
-from tickarchive.ingest.metrics import CollectorMetrics, channel_label
-from tickarchive.ingest.pacing import Backoff, TokenBucket
-from tickarchive.ingest.session import DeribitSession, Output
+from tickarchive.ingest.metrics import CollectorMetrics
 from tickarchive.ingest.wsfast import FastClientConnection
-from tickarchive.store.ilp import EncodedRows
+from tickarchive.pacing import Backoff, TokenBucket
+from tickarchive.venue import Output, Session
 
-log = logging.getLogger("tickarchive.connection")
+log = logging.getLogger(__name__)
 
 _YIELD_EVERY = 32
 """Frames read before the receive loop yields to the event loop."""
@@ -60,8 +60,9 @@ class ConnectionDriver:
 
     def __init__(
         self,
-        session: DeribitSession,
+        session: Session,
         url: str,
+        channel_label: Callable[[bytes], str],
         journal: Journal,
         on_outputs: OnOutputs,
         reconnect_limiter: TokenBucket,
@@ -73,6 +74,7 @@ class ConnectionDriver:
         self.session = session
         self.name = session.connection
         self.url = url
+        self._channel_label = channel_label
         self.journal = journal
         self._on_outputs = on_outputs
         self._limiter = reconnect_limiter
@@ -253,7 +255,7 @@ class ConnectionDriver:
     def _count(self, frame: bytes, recv_us: int, outs: Sequence[Output]) -> None:
         first = outs[0] if outs else None
         # the native path's rows name their table, which names the channel
-        label = _LABEL_OF_TABLE[first.table] if type(first) is EncodedRows else channel_label(frame)
+        label = _LABEL_OF_TABLE[first.table] if type(first) is EncodedRows else self._channel_label(frame)
         u = self._uncounted
         u[label] = u.get(label, 0) + 1
         if first is not None and label in _LAGGED:

@@ -6,7 +6,7 @@ from the file system, ``pyarrow`` errors, ...) are translated at the boundary th
 them, with the original chained as ``__cause__``.
 
 Malformed *frames* are not exceptions: the normalizer returns a ``Malformed`` outcome
-(``ingest.normalize``) so that one bad frame never stops the collector.
+(``tickarchive.venues.deribit.normalize``) so that one bad frame never stops the collector.
 """
 
 from __future__ import annotations

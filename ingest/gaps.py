@@ -1,6 +1,6 @@
 """Gap bookkeeping: every gap row the collector writes, and what happens next.
 
-The session (``ingest.session``) *detects* gaps; this module keeps the ledger: open gaps
+The session (``tickarchive.venues.deribit.session``) *detects* gaps; this module keeps the ledger: open gaps
 (metrics ``tickarchive_open_gaps`` / ``tickarchive_max_open_gap_seconds``), the rows
 written to the ``gaps`` table (a re-write with the same ``ts, instrument, kind`` updates
 the row through its dedup key), and the gaps that need a trade backfill.

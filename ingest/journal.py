@@ -38,7 +38,7 @@ import mmap
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -307,7 +307,7 @@ class JournalReader:
                     offset += rec.size
                     yield rec
 
-    def read_from(self, seq: int = 0) -> Iterator[Record]:
+    def read_from(self, seq: int = 0) -> Generator[Record, None, None]:
         """Records with ``record.seq >= seq``, in order, CRC-checked, up to the current end
         (segments rotated while iterating are followed)."""
         next_seq = seq
@@ -736,7 +736,7 @@ class Journal:
 
     # -- reading and archiving --------------------------------------------------------
 
-    def read_from(self, seq: int) -> Iterator[Record]:
+    def read_from(self, seq: int) -> Generator[Record, None, None]:
         """Records from ``seq`` on (see ``JournalReader.read_from``)."""
         return self._reader.read_from(seq)
 

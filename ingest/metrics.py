@@ -103,32 +103,6 @@ class LagHistogram(Collector):
         yield fam
 
 
-def channel_label(frame: bytes) -> str:
-    """The ``channel`` label of a raw frame, from a cheap look at its bytes."""
-    i = frame.find(b'"channel":"')
-    if i >= 0:
-        j = i + 11
-        head = frame[j : j + 24]
-        if head.startswith(b"ticker.") or head.startswith(b"quote."):
-            return "ticker"
-        if head.startswith(b"book."):
-            return "book"
-        if head.startswith(b"trades."):
-            return "trades"
-        if head.startswith(b"deribit_price_index."):
-            return "index"
-        if head.startswith(b"instrument."):
-            return "instrument_state"
-        if head.startswith(b"platform_state"):
-            return "platform_state"
-        return "other"
-    if b'"method":"heartbeat"' in frame:
-        return "heartbeat"
-    if b'"id":' in frame or b'"result":' in frame or b'"error":' in frame:
-        return "rpc"
-    return "other"
-
-
 class CollectorMetrics:
     """Every collector metric of the contract, on ``self.registry``."""
 

@@ -1,6 +1,6 @@
 """Replay: raw frames (journal export or a recorded capture) → every table, again.
 
-The same parsers as the live collector (``ingest.normalize.parse_frame``), so a parser
+The same parsers as the live collector (``tickarchive.venues.deribit.normalize.parse_frame``), so a parser
 fix is applied to old data by replaying it. Outputs:
 
 * ``ParquetSink(directory)``: ``DIR/<table>.parquet`` per table with
@@ -32,13 +32,12 @@ import pyarrow.parquet as pq
 
 from tickarchive import rows
 from tickarchive import tables as t
-from tickarchive.domain import Event, Gap, TradeTick
+from tickarchive.domain import Event, Gap
 from tickarchive.ingest.capture import CaptureRecord, read_capture
 from tickarchive.ingest.errors import ReplayError
-from tickarchive.ingest.normalize import Malformed, Notification, Response, events_of_response, parse_frame
-from tickarchive.ingest.sequence import BookSequence, TradeSequence
 from tickarchive.ingest.side_records import decode_side
 from tickarchive.store.ilp import IlpEncoder
+from tickarchive.venue import ReplayDecoder, Venue
 
 REPLAY_CONNECTION = "replay"
 OUTPUT_TABLES: tuple[t.Table, ...] = (*t.MARKET_TABLES, t.GAPS)
@@ -197,13 +196,12 @@ class ReplayStats:
 class Replayer:
     """Feeds records through the parsers into a sink, batching rows per table."""
 
-    def __init__(self, sink: Sink, batch_rows: int = 100_000) -> None:
+    def __init__(self, sink: Sink, decoder: ReplayDecoder, batch_rows: int = 100_000) -> None:
         self.sink = sink
+        self._decoder = decoder
         self.stats = ReplayStats()
         self._batch_rows = batch_rows
         self._batches: dict[type, list[Event]] = {cls: [] for cls in rows.TABLE_OF_EVENT}
-        self._books = BookSequence(REPLAY_CONNECTION)
-        self._trades = TradeSequence(REPLAY_CONNECTION)
         self._gaps: dict[tuple[int, str, str], Gap] = {}
         """Gap rows by dedup key, written at ``finish`` (the last version of each)."""
         self._journaled_gaps: set[tuple[int, str, str]] = set()
@@ -239,24 +237,15 @@ class Replayer:
                 else:
                     self._emit((ev,))
             return
-        o = parse_frame(rec.frame, rec.recv_ts_us)
-        if type(o) is Notification:
-            self._emit(o.events)
-            if o.book is not None:
-                g = self._books.check(o.book)
-                if g is not None:
-                    self._gap(g, journaled=False)
-            elif o.channel.startswith("trades."):
-                for ev in o.events:
-                    if type(ev) is TradeTick:
-                        tg = self._trades.check(ev)
-                        if tg is not None:
-                            self._gap(tg.gap, journaled=False)
-        elif type(o) is Response:
-            self._emit(events_of_response(o, rec.recv_ts_us))
-        elif isinstance(o, Malformed):
-            st.malformed[o.key] += 1
-            st.malformed_samples.setdefault(o.key, o.sample)
+        d = self._decoder.decode(rec.frame, rec.recv_ts_us)
+        if d.events:
+            self._emit(d.events)
+        for g in d.gaps:
+            self._gap(g, journaled=False)
+        bad = d.malformed
+        if bad is not None:
+            st.malformed[bad.key] += 1
+            st.malformed_samples.setdefault(bad.key, bad.sample)
 
     def finish(self) -> ReplayStats:
         self._emit(self._gaps.values())
@@ -272,13 +261,14 @@ class Replayer:
 def replay_files(
     paths: Sequence[Path],
     sink: Sink,
+    venue: Venue,
     on_progress: Callable[[Path, int], None] | None = None,
     batch_rows: int = 100_000,
 ) -> ReplayStats:
     """Replay every file in order into ``sink``. ``on_progress(path, bytes_read)`` is
     called every few thousand lines. Raises ``CaptureError``/``ReplayError``; the sink
     is aborted (no partial output) on any error."""
-    rp = Replayer(sink, batch_rows)
+    rp = Replayer(sink, venue.replay_decoder(REPLAY_CONNECTION), batch_rows)
     try:
         for path in paths:
             capture, records = read_capture(path)

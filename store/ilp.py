@@ -40,7 +40,6 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 from msgspec.structs import astuple
 
@@ -51,6 +50,7 @@ with warnings.catch_warnings():
 from tickarchive.domain import (
     BookChange,
     ConnectionHeartbeat,
+    EncodedRows,
     Event,
     Gap,
     IndexTick,
@@ -63,22 +63,6 @@ from tickarchive.tables import ColumnType, Table
 
 DEFAULT_PROTOCOL_VERSION = 2
 
-
-class EncodedRows(msgspec.Struct, frozen=True, gc=False):
-    """Rows of one table already encoded as ILP protocol-v2 lines: what the native fast
-    path (``ingest.native``) makes of a ticker or book frame, instead of domain events.
-
-    ``payload`` is byte-identical to ``encode`` applied to the events the reference
-    parser (``ingest.normalize.parse_frame``) makes of the same frame with protocol
-    version 2 (``tests/ingest/test_native.py``). ``instrument`` and ``ts_us`` (exchange
-    time of the frame) are what the session and the writer read off an event.
-    """
-
-    table: str
-    payload: bytes
-    rows: int
-    instrument: str
-    ts_us: int
 
 _at: Callable[[int], Any] = TimestampMicros
 """``Buffer.row(at=...)`` accepts TimestampMicros at runtime; the stubs only list nanos."""

@@ -8,7 +8,7 @@ request committed. A request holding the rows of one table is one transaction โ€
 contract the writer relies on (DESIGN.md ยง5).
 
 Why not ``questdb.ingress.Sender``: the Sender only sends its own ``Buffer`` objects,
-and the native fast path (``ingest.native``) hands the writer rows that are already
+and the native fast path (``tickarchive.venues.deribit.native``) hands the writer rows that are already
 ILP bytes. Everything else (``Buffer`` rows, protocol version 2 with binary doubles)
 is byte-identical to what the Sender would send (``store.ilp``); the Sender is still
 used by the one-shot loaders (replay, backfill).

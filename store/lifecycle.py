@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 
 from tickarchive.archive import retention
 from tickarchive.archive.layout import Month
-from tickarchive.archive.progress import NO_PROGRESS, Progress
 from tickarchive.archive.restore import RestoreResult, restore_month
 from tickarchive.archive.target import Target
+from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import Settings
 from tickarchive.store.hot_export import HotStore
 from tickarchive.store.stack.status import Dialect

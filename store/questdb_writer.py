@@ -1,10 +1,11 @@
 """The collector's QuestDB writer: journal positions in, acknowledged rows out.
 
-ILP over HTTP (``store.ilp_http``: one ``POST /write`` per table, keep-alive), the
-writer's own per-table encoder (``store.ilp.IlpEncoder``: ``Buffer`` rows and the native
-fast path's pre-encoded ``EncodedRows``), its own flush timer and row threshold, and
+ILP over HTTP (``tickarchive.store.ilp_http``: one ``POST /write`` per table, keep-alive), the
+writer's own per-table encoder (``tickarchive.store.ilp.IlpEncoder``: ``Buffer`` rows and
+a venue's pre-encoded ``EncodedRows``), its own flush timer and row threshold, and
 **one transaction per table per flush**. The contract with the journal
-(DESIGN.md §5):
+(docs/journal.md), which the writer sees only through ``JournalView`` and a ``decode``
+function (the collector's: side records, else the venue's ``rows_of_frame``):
 
 * Every journal record is *offered* once, in seq order, with the events it produced
   (``offer(seq, events)``; records without events too, so positions stay contiguous).
@@ -21,8 +22,8 @@ fast path's pre-encoded ``EncodedRows``), its own flush timer and row threshold,
   accepting rows; the sockets keep being read and journaled.
 * Past ``writer.max_buffered_rows`` the writer stops taking offers (*catch-up mode*):
   what it did not take is in the journal, and it reads it back from there
-  (``Journal.read_from``) once QuestDB accepts rows again, parsing frames with the same
-  parsers, until it reaches the journal's end and turns live again. Start-up is the same
+  (``JournalView.read_from``) once QuestDB accepts rows again, decoding each record with
+  ``decode`` (the live path's parsers), until it reaches the journal's end and turns live again. Start-up is the same
   path: the writer starts in catch-up mode at ``acked_seq + 1`` and DEDUP keys absorb
   the overlap with rows already stored.
 
@@ -47,34 +48,54 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tickarchive.domain import BookChange, Event, IndexTick, QuoteTick, TradeSource, TradeTick
-from tickarchive.ingest import native
-from tickarchive.ingest.journal import Journal
-from tickarchive.ingest.journal_format import Record
-from tickarchive.ingest.normalize import Notification, Response, events_of_response, parse_frame
-from tickarchive.ingest.pacing import Backoff
-from tickarchive.ingest.side_records import SIDE_CONNECTION, decode_side
+from tickarchive.domain import BookChange, EncodedRows, Event, IndexTick, QuoteTick, TradeSource, TradeTick
+from tickarchive.pacing import Backoff
 from tickarchive.settings import WriterSettings
-from tickarchive.store.errors import StoreError
-from tickarchive.store.ilp import EncodedRows, IlpEncoder
+from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.ilp_http import IlpHttpError, IlpHttpTransport
 
-log = logging.getLogger("tickarchive.writer")
+log = logging.getLogger(__name__)
 
 _CATCH_UP_ROWS = 5_000
+"""Rows encoded per catch-up step before the writer flushes and yields."""
 _REORDER_MAX = 4096
 """Records ``offer`` holds while waiting for an earlier seq (see ``offer``)."""
 COMMIT_INTERVAL_S = 1.0
 """Checkpoint writes are throttled to one per this many seconds (see ``_commit``)."""
-"""Rows encoded per catch-up step before the writer flushes and yields."""
+
+Rows = Sequence[Event | EncodedRows]
 
 
-class WriterError(StoreError):
-    """The QuestDB writer cannot be configured or has been used after close."""
+class RecordView(Protocol):
+    """A journal record as the writer reads it back (``tickarchive.ingest.journal.Record``)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def recv_ts_us(self) -> int: ...
+    @property
+    def connection(self) -> str: ...
+    @property
+    def frame(self) -> bytes: ...
+
+
+class JournalView(Protocol):
+    """What the writer needs of the journal (``tickarchive.ingest.journal.Journal``): its
+    positions, the checkpoint, and reading records back from a position."""
+
+    @property
+    def acked_seq(self) -> int: ...
+    @property
+    def next_seq(self) -> int: ...
+    @property
+    def backlog_bytes(self) -> int: ...
+
+    def commit(self, seq: int) -> None: ...
+    def read_from(self, seq: int) -> Generator[RecordView, None, None]: ...
 
 
 class _Metrics(Protocol):
-    """The part of ``ingest.metrics.CollectorMetrics`` the writer updates."""
+    """The part of ``tickarchive.ingest.metrics.CollectorMetrics`` the writer updates."""
 
     stored_rows: Any
     ticks: Any
@@ -92,31 +113,6 @@ def ilp_conf(host: str, http_port: int, request_timeout_s: float) -> str:
         f"http::addr={host}:{http_port};auto_flush=off;retry_timeout=0;"
         f"request_timeout={int(request_timeout_s * 1000)};protocol_version=2;"
     )
-
-
-def events_of_record(rec: Record) -> list[Event]:
-    """The events a journal record produces when read back (catch-up, restart): the same
-    parsers as the live path (notifications; REST/WS responses holding instruments or
-    history trades; the collector's side records: gap rows, backfilled trades); nothing
-    for heartbeats, plain RPC replies or malformed frames."""
-    if rec.connection == SIDE_CONNECTION:
-        return decode_side(rec.frame) or []
-    o = parse_frame(rec.frame, rec.recv_ts_us)
-    if type(o) is Notification:
-        return o.events
-    if type(o) is Response:
-        return events_of_response(o, rec.recv_ts_us)
-    return []
-
-
-def rows_of_record(rec: Record) -> Sequence[Event | EncodedRows]:
-    """``events_of_record`` for the writer: ticker and book frames through the native
-    fast path when it is there (``EncodedRows``, the same bytes), the rest as events."""
-    if native.ENABLED:
-        n = native.fast_notification(rec.frame, rec.recv_ts_us)
-        if n is not None:
-            return n.events
-    return events_of_record(rec)
 
 
 @dataclass(slots=True)
@@ -151,13 +147,15 @@ class QuestDBWriter:
         self,
         conf: str,
         settings: WriterSettings,
-        journal: Journal,
+        journal: JournalView,
+        decode: Callable[[RecordView], Rows],
         metrics: _Metrics | None = None,
         transport_factory: Callable[[str], IlpHttpTransport] | None = None,
     ) -> None:
         self.conf = conf
         self.settings = settings
         self.journal = journal
+        self._decode = decode
         self.metrics = metrics
         self._factory = transport_factory or IlpHttpTransport.from_conf
         self._senders: dict[str, IlpHttpTransport] = {}
@@ -182,7 +180,7 @@ class QuestDBWriter:
         self._failing_since: float | None = None
         self._last_error = ""
         self._closed = False
-        self._reader: Generator[Record, None, None] | None = None
+        self._reader: Generator[RecordView, None, None] | None = None
         self._acked_upto = journal.acked_seq
         self._committed_at = 0.0
 
@@ -290,13 +288,11 @@ class QuestDBWriter:
         budget = min(room, _CATCH_UP_ROWS)
         it = self._reader
         if it is None:
-            fresh = j.read_from(self.next_seq)
-            assert isinstance(fresh, Generator)
-            self._reader = it = fresh
+            self._reader = it = j.read_from(self.next_seq)
         for rec in it:
             if rec.seq < self.next_seq:
                 continue
-            events = rows_of_record(rec)
+            events = self._decode(rec)
             if events:
                 self._encode(events)
             self.next_seq = rec.seq + 1

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from tickarchive.archive.progress import NO_PROGRESS, Progress
+from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import LifecycleSettings
 from tickarchive.store import seal
 from tickarchive.store.checksum import Checksum, ChecksumAccumulator, checksum_of

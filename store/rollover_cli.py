@@ -66,7 +66,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         status: Annotated[bool, typer.Option("--status", help="print the rollover ledger and exit")] = False,
     ) -> None:
         """Move sealed days QuestDB → warm store, verify, record, then drop old hot partitions."""
-        from tickarchive.archive.rich_progress import RichProgress
+        from tickarchive.rich_progress import RichProgress
         from tickarchive.settings import load_settings
         from tickarchive.store import rollover as ro
         from tickarchive.store.lifecycle import open_hot, open_warm
@@ -106,8 +106,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         dsn: Annotated[str | None, typer.Option("--dsn", help="warm-store DSN (owner); default: settings")] = None,
     ) -> None:
         """Drop warm months older than the retention whose archive verified."""
-        from tickarchive.archive.rich_progress import RichProgress
         from tickarchive.archive.target import open_target
+        from tickarchive.rich_progress import RichProgress
         from tickarchive.settings import load_settings
         from tickarchive.store.lifecycle import open_warm, warm_retention
 

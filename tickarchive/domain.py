@@ -1,6 +1,6 @@
 """Domain types: the market concepts every part of tickarchive speaks.
 
-Parsers (``ingest.normalize``) turn raw Deribit frames into these; the QuestDB writer,
+Parsers (``tickarchive.venues.deribit.normalize``) turn raw Deribit frames into these; the QuestDB writer,
 the rollover, the archive and the API consume them or the tables they map to
 (``tickarchive.tables``).
 
@@ -197,6 +197,23 @@ class ConnectionHeartbeat(msgspec.Struct, frozen=True, gc=False):
     frames_total: int
     last_frame_us: int | None
     journal_backlog_bytes: int
+
+
+class EncodedRows(msgspec.Struct, frozen=True, gc=False):
+    """Rows of one table already encoded as QuestDB ILP protocol-v2 lines: what a venue's
+    native fast path (``tickarchive.venues.deribit.native``) makes of a ticker or book frame, instead of domain events.
+
+    ``payload`` is byte-identical to ``encode`` applied to the events the reference
+    parser (``parse_frame``) makes of the same frame with protocol
+    version 2 (``tests/venues/deribit/test_native.py``). ``instrument`` and ``ts_us`` (exchange
+    time of the frame) are what the session and the writer read off an event.
+    """
+
+    table: str
+    payload: bytes
+    rows: int
+    instrument: str
+    ts_us: int
 
 
 Event = QuoteTick | TradeTick | BookChange | IndexTick | InstrumentEvent | Gap | ConnectionHeartbeat

@@ -44,14 +44,15 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from tickarchive import venues
 from tickarchive.archive import catalog
 from tickarchive.archive.errors import ArchiveError
 from tickarchive.archive.journal import check_journal_day, restore_journal_day
 from tickarchive.archive.layout import Month
-from tickarchive.archive.progress import NO_PROGRESS, Progress
 from tickarchive.archive.target import Target, open_target
 from tickarchive.archive.verify import check_month
 from tickarchive.errors import TickarchiveError
+from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import PostgresSettings, QuestDBSettings, Settings
 from tickarchive.store import migrate
 from tickarchive.store.checksum import Checksum, GroupSum
@@ -65,6 +66,7 @@ from tickarchive.store.stack.questdb import QuestDBServer
 from tickarchive.store.stack.status import Dialect
 from tickarchive.store.warm_load import WarmStore
 from tickarchive.tables import MARKET_TABLES, Table
+from tickarchive.venue import Venue
 
 T = TypeVar("T")
 
@@ -339,7 +341,7 @@ def gather_journal(
 
 
 def replay_journal(
-    journal: Path, frames: Path, conf: str, lo: dt.datetime, hi: dt.datetime, progress: Progress
+    journal: Path, frames: Path, conf: str, lo: dt.datetime, hi: dt.datetime, progress: Progress, venue: Venue
 ) -> dict[str, int]:
     """``journal export`` of ``journal`` into ``frames``, then ``replay --questdb`` of it.
     One day of margin on each side: a frame received just before midnight may carry rows of
@@ -369,7 +371,7 @@ def replay_journal(
 
     try:
         stats = _translate("replay into the fresh QuestDB",
-                           lambda: replay_files([frames], QuestDBSink(conf), on_progress=on_progress))
+                           lambda: replay_files([frames], QuestDBSink(conf), venue, on_progress=on_progress))
     finally:
         task.done()
     return stats.rows
@@ -475,7 +477,7 @@ def run_drill(
                 s.detail = f"{archived} archived segments ({len(days)} days), {local} local segments"
             with report.step("replay journal", progress) as s:
                 replayed = replay_journal(workdir / "journal", workdir / "journal.frames", fresh.ilp_conf, lo, hi,
-                                          progress)
+                                          progress, venues.load(settings))
                 rebuilt_hot = stack.enter_context(_translate("fresh QuestDB", fresh.hot))
                 _translate("fresh QuestDB: apply WAL", lambda: rebuilt_hot.wait_applied(timeout_s=300))
                 s.detail = f"{sum(replayed.values()):,} rows"
@@ -556,7 +558,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         """Rebuild a fresh stack from the archive + journal and compare checksums with the original."""
         from rich.console import Console
 
-        from tickarchive.archive.rich_progress import RichProgress
+        from tickarchive.rich_progress import RichProgress
         from tickarchive.settings import load_settings
 
         settings = load_settings()

@@ -1,6 +1,6 @@
 """The ``tickarchive_native`` extension (the Rust crate in ``native/``, built by
 ``make install``), found once for every module that has a native fast path: the
-collector's parser (``ingest.native``), its WebSocket scanner (``ingest.wsfast``), the
+collector's parser (``tickarchive.venues.deribit.native``), its WebSocket scanner (``ingest.wsfast``), the
 journal's record encoder (``ingest.journal_format``) and the simulator's step
 (``loadtest.sim.native``). Each keeps a pure-Python path of its own.
 

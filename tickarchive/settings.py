@@ -95,6 +95,12 @@ class PostgresSettings(_Section):
     start_timeout_s: float = Field(30.0, gt=0, description="how long `up` waits for PostgreSQL")
 
 
+class CollectorSettings(_Section):
+    """Which venue the collector reads (an adapter package ``tickarchive.venues.<venue>``)."""
+
+    venue: str = Field("deribit", pattern=r"^[a-z][a-z0-9_]*$", description="venue adapter to collect from")
+
+
 class DeribitSettings(_Section):
     """What to collect from Deribit and how (endpoints, channels, sharding, limits, watchdogs)."""
 
@@ -229,6 +235,7 @@ class Settings(BaseSettings):
 
     paths: PathsSettings = PathsSettings()
     questdb: QuestDBSettings = QuestDBSettings()
+    collector: CollectorSettings = CollectorSettings()
     postgres: PostgresSettings = PostgresSettings()
     deribit: DeribitSettings = DeribitSettings()
     journal: JournalSettings = JournalSettings()

@@ -1,4 +1,4 @@
-//! Native fast path of `ingest.normalize`: one Deribit `ticker.*` or `book.*.*`
+//! Native fast path of `tickarchive.venues.deribit.normalize`: one Deribit `ticker.*` or `book.*.*`
 //! notification (raw bytes) → the QuestDB ILP protocol-v2 lines that
 //! `store.ilp.IlpEncoder(2)` writes for the events `parse_frame` makes of it.
 //!
@@ -6,8 +6,8 @@
 //! byte-identical to the reference (Python) path; whenever it is not certain of that, it
 //! returns `None` and the caller uses the reference path. It never raises on any bytes.
 //!
-//! What it mirrors (`ingest/normalize.py` `_fast`, `quote_from_wire`, `book_from_wire`,
-//! `ingest/wire.py`, `store/ilp.py` `_quote`/`_book`):
+//! What it mirrors (`venues/deribit/normalize.py` `_fast`, `quote_from_wire`, `book_from_wire`,
+//! `venues/deribit/wire.py`, `store/ilp.py` `_quote`/`_book`):
 //! * family chosen by the first raw `"channel":"` occurrence (`ticker.` / `book.`),
 //!   whatever the decoded channel then is; `method` must equal `subscription`; a book
 //!   channel must have exactly two dots;
@@ -998,8 +998,8 @@ fn encode_frame<'py>(
     Ok(Some(t.into_any()))
 }
 
-/// The Python types `fast_notification` builds: `ingest.normalize.Notification`,
-/// `store.ilp.EncodedRows`, `ingest.sequence.BookIds` (given by `set_types`).
+/// The Python types `fast_notification` builds: `tickarchive.venues.deribit.normalize.Notification`,
+/// `store.ilp.EncodedRows`, `tickarchive.venues.deribit.sequence.BookIds` (given by `set_types`).
 struct Types {
     notification: Py<PyAny>,
     encoded_rows: Py<PyAny>,
@@ -1029,7 +1029,7 @@ fn set_types(
 
 /// `fast_notification(frame: bytes, recv_ts_us: int) -> Notification | None`
 ///
-/// `encode_frame` wrapped as `ingest.native` documents it, without a Python frame:
+/// `encode_frame` wrapped as `tickarchive.venues.deribit.native` documents it, without a Python frame:
 /// `Notification(channel, [EncodedRows(table, payload, rows, instrument, ts_us)], book)`
 /// (events `[]` for an empty book; `book` is `BookIds(...)` for books, `None` for tickers).
 /// `None` also before `set_types` was called.

@@ -11,10 +11,13 @@ import pytest
 
 from tests.ingest.test_collector import sim_config
 from tickarchive.domain import TradeSource, TradeTick
-from tickarchive.ingest.backfill import Backfiller, BackfillError, Window, parse_time_us, run_backfill
+from tickarchive.ingest.backfill import Backfiller, BackfillError, parse_time_us, run_backfill
 from tickarchive.loadtest.sim import Simulator
+from tickarchive.settings import Settings
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.venue import TradeWindow as Window
+from tickarchive.venues import deribit
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -59,7 +62,7 @@ async def test_missing_trades_pages_and_skips_what_is_stored(
                 sender.flush(buf, transactional=True)
         qdb.wait_for_rows("trades", len(stored))
 
-        bf = Backfiller(sim.http_url, qdb.http_url, ["ETH"], ["option"])
+        bf = Backfiller(deribit.build(Settings(), ws_url=sim.ws_url), qdb.http_url)
         try:
             await bf.wait_wal()
             missing = await bf.missing(Window("*", start_us, end_us))

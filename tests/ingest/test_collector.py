@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from tickarchive.ingest.collector import Collector, Endpoints
+from tickarchive.ingest.collector import Collector
 from tickarchive.ingest.journal import JournalReader
 from tickarchive.ingest.metrics import CHANNELS
 from tickarchive.loadtest.sim import SimConfig, Simulator
@@ -31,6 +31,7 @@ from tickarchive.settings import (
     load_settings,
 )
 from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.venues import deribit
 
 INFLIGHT_US = 300_000
 """Gap bounds are receive times: the last frame before a fault can be *received* after the
@@ -83,8 +84,16 @@ async def wait_for(pred: Callable[[], bool], timeout_s: float, what: str) -> Non
         await asyncio.sleep(0.02)
 
 
-def endpoints(sim: Simulator, qdb: QuestDBHandle) -> Endpoints:
-    return Endpoints(sim.ws_url, sim.http_url, sim.http_url, qdb.host, qdb.http_port)
+def against(settings: Settings, qdb: QuestDBHandle) -> Settings:
+    """``settings`` writing into ``qdb``."""
+    q = settings.questdb.model_copy(update={"host": qdb.host, "http_port": qdb.http_port})
+    return settings.model_copy(update={"questdb": q})
+
+
+def collector_of(settings: Settings, sim: Simulator, qdb: QuestDBHandle, journal_dir: Path) -> Collector:
+    """A collector reading ``sim`` (the Deribit adapter pointed at it) into ``qdb``."""
+    return Collector(against(settings, qdb), deribit.build(settings, ws_url=sim.ws_url), journal_dir,
+                     serve_metrics=False)
 
 
 @asynccontextmanager
@@ -93,7 +102,7 @@ async def running(
 ) -> AsyncIterator[Collector]:
     """A collector running against ``sim``; stopped cleanly (SIGTERM path) on exit."""
     stop = asyncio.Event()
-    c = Collector(settings, endpoints(sim, qdb), journal_dir, serve_metrics=False)
+    c = collector_of(settings, sim, qdb, journal_dir)
     task = asyncio.create_task(c.run(stop))
     try:
         await wait_for(lambda: task.done() or c.all_subscribed(), 15, "all channels subscribed")
@@ -370,7 +379,7 @@ def replay_journal(journal_dir: Path) -> dict[str, list[Any]]:
     from tickarchive.ingest.replay import Replayer
 
     sink = _ListSink()
-    rp = Replayer(sink)
+    rp = Replayer(sink, deribit.build(Settings()).replay_decoder("replay"))
     for i, rec in enumerate(JournalReader(journal_dir).read_from(0)):
         rp.feed(CaptureRecord(rec.recv_ts_us, rec.frame, i))
     rp.finish()

@@ -33,7 +33,6 @@ from tests.ingest.test_collector import (
 from tickarchive.domain import QuoteTick
 from tickarchive.errors import TickarchiveError
 from tickarchive.ingest.journal import JournalReader
-from tickarchive.ingest.normalize import Notification, parse_frame
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.settings import PathsSettings, QuestDBSettings
 from tickarchive.store import migrate
@@ -41,6 +40,7 @@ from tickarchive.store.ilp import TABLE_NAMES
 from tickarchive.store.stack.handles import QuestDBHandle
 from tickarchive.store.stack.procs import free_port
 from tickarchive.store.stack.questdb import QuestDBServer
+from tickarchive.venues.deribit.normalize import Notification, parse_frame
 
 
 @pytest.fixture

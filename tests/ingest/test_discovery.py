@@ -8,9 +8,10 @@ import httpx
 
 from tests.ingest.test_collector import sim_config
 from tickarchive.domain import InstrumentEvent
-from tickarchive.ingest.discovery import ChannelPlan, InstrumentSet, fetch_instruments, rest_url_of_ws, shard_of
+from tickarchive.ingest.instruments import InstrumentSet
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.settings import DeribitSettings
+from tickarchive.venues.deribit.discovery import LIVE_STATES, ChannelPlan, fetch_instruments, rest_url_of_ws, shard_of
 
 PLAN = ChannelPlan(("ETH",), ("option",), "100ms", 3, index_names=("eth_usd",))
 
@@ -44,7 +45,7 @@ def _ev(name: str, state: str, kind: str | None = "option") -> InstrumentEvent:
 
 
 def test_instrument_set_follows_listings_and_expiries() -> None:
-    s = InstrumentSet(PLAN)
+    s = InstrumentSet(PLAN, LIVE_STATES)
     added, removed = s.reconcile([_ev("A", "open"), _ev("B", "open"), _ev("F", "open", kind="future")])
     assert (added, removed) == (["A", "B"], [])  # a future is not a configured kind
     assert s.on_state(_ev("C", "open", kind=None)) == (["C"], [])  # instrument.state carries no kind

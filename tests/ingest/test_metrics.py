@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from tickarchive.ingest.metrics import _LAG_BUCKETS, CollectorMetrics, channel_label
+from tickarchive.ingest.metrics import _LAG_BUCKETS, CollectorMetrics
+from tickarchive.venues.deribit.adapter import channel_label
 
 
 def test_lag_histogram_exposes_the_same_samples_as_a_client_histogram() -> None:

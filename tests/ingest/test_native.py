@@ -1,4 +1,4 @@
-"""The native fast path (``ingest.native``, crate ``native/``) gives exactly what the
+"""The native fast path (``tickarchive.venues.deribit.native``, crate ``native/``) gives exactly what the
 reference path gives: for every ticker/book frame it accepts, the ILP bytes of the
 events ``parse_frame`` makes of it (``IlpEncoder(2)``, row by row), the same row count,
 instrument, exchange time, channel and ``BookIds``. Where it returns ``None`` the caller
@@ -23,11 +23,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.ingest.conftest import NAUTILUS, nautilus_frame
-from tickarchive.ingest import native
-from tickarchive.ingest.normalize import Notification, parse_frame
-from tickarchive.ingest.sequence import BookIds
-from tickarchive.store.ilp import EncodedRows, IlpEncoder
+from tickarchive.domain import EncodedRows
+from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.venues.deribit import native
+from tickarchive.venues.deribit.normalize import Notification, parse_frame
+from tickarchive.venues.deribit.sequence import BookIds
 
 SWITCHED_OFF = os.environ.get("TICKARCHIVE_NATIVE") == "0"
 native_on = pytest.mark.skipif(SWITCHED_OFF, reason="TICKARCHIVE_NATIVE=0: native fast path switched off")
@@ -198,7 +199,7 @@ def test_nautilus_fixtures() -> None:
 
 @native_on
 def test_synthetic_bench_frames() -> None:
-    from tickarchive.ingest.synth import frames
+    from tickarchive.venues.deribit.synth import frames
 
     n = 0
     for ts, frame in frames(4000, seed=3):

@@ -18,12 +18,16 @@ from tickarchive.domain import BookAction, BookChange, QuoteTick, Side
 from tickarchive.ingest.errors import CaptureError
 from tickarchive.ingest.journal import Journal
 from tickarchive.ingest.replay import ParquetSink, events_to_arrow, replay_files
+from tickarchive.settings import Settings
+from tickarchive.venues import deribit
+
+DERIBIT = deribit.build(Settings())
 
 runner = CliRunner()
 
 
 def test_replay_real_captures_to_parquet(tmp_path: Path) -> None:
-    stats = replay_files([WS_CAPTURE, REST_CAPTURE], ParquetSink(tmp_path / "out"), batch_rows=50)
+    stats = replay_files([WS_CAPTURE, REST_CAPTURE], ParquetSink(tmp_path / "out"), DERIBIT, batch_rows=50)
     assert stats.frames == 140
     assert stats.malformed == {}
     assert stats.rows == {
@@ -97,7 +101,7 @@ def test_replay_rederives_sequence_gaps_and_counts_malformed(tmp_path: Path) -> 
         b'"timestamp":1700000000400,"price":0.1,"amount":1.0,"direction":"buy"}]}}',
     ]
     f.write_bytes(b"\n".join(lines) + b"\n")
-    stats = replay_files([f], ParquetSink(tmp_path / "o"))
+    stats = replay_files([f], ParquetSink(tmp_path / "o"), DERIBIT)
     assert stats.malformed == {"invalid_json": 1}
     assert stats.unreadable_lines == 1
     assert stats.rows["gaps"] == 2
@@ -111,7 +115,7 @@ def test_replay_rederives_sequence_gaps_and_counts_malformed(tmp_path: Path) -> 
 
 def test_unreadable_input_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match="cannot read"):
-        replay_files([tmp_path / "missing.txt"], ParquetSink(tmp_path / "o"))
+        replay_files([tmp_path / "missing.txt"], ParquetSink(tmp_path / "o"), DERIBIT)
     assert not any((tmp_path / "o").glob("*.parquet"))  # nothing half-written
     result = runner.invoke(app, ["replay", str(tmp_path / "missing.txt"), "--to", str(tmp_path / "o")])
     assert result.exit_code != 0
@@ -168,7 +172,7 @@ def test_cli_bench_normalize_generates_and_writes_json(tmp_path: Path) -> None:
     assert got["frames"] == 2000
     assert got["ticks"] > 2000
     # the synthetic stream is well-formed: nothing malformed, chains unbroken
-    stats = replay_files([inp], ParquetSink(tmp_path / "o"))
+    stats = replay_files([inp], ParquetSink(tmp_path / "o"), DERIBIT)
     assert stats.malformed == {}
     assert stats.rows["gaps"] == 0
     assert stats.rows["quotes"] > 1000

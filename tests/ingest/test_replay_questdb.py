@@ -6,14 +6,18 @@ import datetime as dt
 
 from tests.ingest.conftest import REST_CAPTURE, WS_CAPTURE
 from tickarchive.ingest.replay import QuestDBSink, replay_files
+from tickarchive.settings import Settings
 from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.venues import deribit
+
+DERIBIT = deribit.build(Settings())
 
 
 def test_replay_real_captures_into_questdb(questdb_clean: QuestDBHandle) -> None:
     sink = QuestDBSink(questdb_clean.ilp_conf, flush_rows=100)
     # QuestDB 9.3.4 negotiates the newest ILP protocol over HTTP (v3; binary doubles since v2)
     assert sink._encoder.protocol_version >= 2
-    stats = replay_files([WS_CAPTURE, REST_CAPTURE], sink)
+    stats = replay_files([WS_CAPTURE, REST_CAPTURE], sink, DERIBIT)
     assert stats.rows == {"quotes": 89, "book_changes": 149, "instruments": 1017}
     questdb_clean.wait_for_rows("quotes", 89)
     questdb_clean.wait_for_rows("book_changes", 149)
@@ -61,7 +65,7 @@ def test_replay_real_captures_into_questdb(questdb_clean: QuestDBHandle) -> None
     (n_eth,) = questdb_clean.query("SELECT count() FROM instruments WHERE base_currency = 'ETH' AND kind = 'option'")
     assert n_eth == (418,)
     # replaying the same input again changes nothing (DEDUP UPSERT KEYS)
-    replay_files([WS_CAPTURE], QuestDBSink(questdb_clean.ilp_conf))
+    replay_files([WS_CAPTURE], QuestDBSink(questdb_clean.ilp_conf), DERIBIT)
     questdb_clean.wait_for_wal()
     assert questdb_clean.count("quotes") == 89
     assert questdb_clean.count("book_changes") == 149

@@ -10,21 +10,19 @@ import msgspec
 
 from tests.ingest.conftest import REST_CAPTURE
 from tickarchive.domain import ALL_INSTRUMENTS, BookChange, Gap, GapKind, GapStatus, QuoteTick, TradeTick
-from tickarchive.ingest.backfill import MARGIN_US, Window
-from tickarchive.ingest.normalize import Malformed
-from tickarchive.ingest.pacing import Backoff, TokenBucket
-from tickarchive.ingest.session import (
-    DeribitSession,
+from tickarchive.ingest.backfill import MARGIN_US, window_of_gap
+from tickarchive.pacing import Backoff, TokenBucket
+from tickarchive.venue import (
     GapDetected,
     InstrumentsReceived,
+    Malformed,
     ReconnectRequired,
     Rejected,
     RpcFailed,
-    SessionConfig,
     Subscribed,
     Unsubscribed,
-    instrument_of_channel,
 )
+from tickarchive.venues.deribit.session import DeribitSession, SessionConfig, instrument_of_channel
 
 S = 1_000_000  # µs per second
 T0 = 1_700_000_000 * S
@@ -295,7 +293,7 @@ def test_reconnect_gap_keeps_trade_seq_and_resets_books() -> None:
     )
     # the backfill re-fetches from the gap start (minus its margin), so a trade at the
     # exchange ts of the last frame read is inside the window
-    window = Window.of_gap(closed[0].gap)
+    window = window_of_gap(closed[0].gap)
     assert (window.instrument, window.start_us, window.end_us) == (
         ALL_INSTRUMENTS,
         T0 + 2 * S - 300_000 - MARGIN_US,
@@ -458,7 +456,7 @@ def test_token_bucket() -> None:
 def test_backoff_delays_generator_matches_backoff() -> None:
     from itertools import islice
 
-    from tickarchive.ingest.pacing import backoff_delays
+    from tickarchive.pacing import backoff_delays
 
     got = list(islice(backoff_delays(1.0, 8.0, random.Random(3)), 6))
     b = Backoff(1.0, 8.0, random.Random(3))

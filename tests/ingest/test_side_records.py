@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from tickarchive import domain as d
+from tickarchive.ingest.collector import record_decoder
 from tickarchive.ingest.journal import Journal, JournalReader
 from tickarchive.ingest.side_records import SIDE_CONNECTION, SIDE_PREFIX, decode_side, encode_side, is_side_record
-from tickarchive.store.questdb_writer import events_of_record
+from tickarchive.settings import Settings
+from tickarchive.venues import deribit
 
 GAP = d.Gap(d.GapKind.DISCONNECT, "*", 1_795_000_000_000_000, None, "connection lost", "c1", d.GapStatus.OPEN)
 CLOSED = d.Gap(d.GapKind.TRADE_SEQ, "ETH-27DEC26-3000-C", 1_795_000_000_100_000, 1_795_000_000_200_000,
@@ -44,5 +46,6 @@ def test_the_writer_reads_side_records_back_from_the_journal(tmp_path: Path) -> 
         j.append(encode_side([GAP, TRADE]), 5, SIDE_CONNECTION)
     recs = list(JournalReader(tmp_path).read_from(0))
     assert [r.connection for r in recs] == ["c0", SIDE_CONNECTION]
-    assert events_of_record(recs[0]) == []
-    assert events_of_record(recs[1]) == [GAP, TRADE]
+    decode = record_decoder(deribit.build(Settings()))
+    assert list(decode(recs[0])) == []
+    assert list(decode(recs[1])) == [GAP, TRADE]

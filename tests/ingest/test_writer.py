@@ -8,14 +8,17 @@ from pathlib import Path
 from tests.ingest.conftest import WS_CAPTURE
 from tickarchive.domain import BookChange, Event, Gap, GapKind, GapStatus, IndexTick, QuoteTick, TradeSource, TradeTick
 from tickarchive.ingest.capture import read_capture
+from tickarchive.ingest.collector import record_decoder
 from tickarchive.ingest.journal import Journal
 from tickarchive.ingest.metrics import CollectorMetrics
-from tickarchive.ingest.normalize import Notification, parse_frame
-from tickarchive.settings import WriterSettings
+from tickarchive.settings import Settings, WriterSettings
 from tickarchive.store.ilp_http import IlpHttpTransport
-from tickarchive.store.questdb_writer import QuestDBWriter, events_of_record, ilp_conf
+from tickarchive.store.questdb_writer import QuestDBWriter, ilp_conf
 from tickarchive.store.stack.handles import QuestDBHandle
 from tickarchive.store.stack.procs import free_port
+from tickarchive.venues import deribit
+from tickarchive.venues.deribit.adapter import events_of_frame
+from tickarchive.venues.deribit.normalize import Notification, parse_frame
 
 
 def _journal_capture(j: Journal) -> dict[type, int]:
@@ -36,7 +39,7 @@ async def test_start_up_replays_the_journal_from_the_checkpoint(tmp_path: Path, 
     conf = ilp_conf(qdb.host, qdb.http_port, 10.0)
     with Journal.open(tmp_path / "j") as j:
         counts = _journal_capture(j)
-        w = QuestDBWriter(conf, WriterSettings(flush_rows=50), j)
+        w = QuestDBWriter(conf, WriterSettings(flush_rows=50), j, DECODE)
         assert not w.live
         assert w.next_seq == 1
         while not w.live:  # what the writer task does at start-up
@@ -78,7 +81,7 @@ async def test_start_up_replays_the_journal_from_the_checkpoint(tmp_path: Path, 
 
     # a restart with nothing new replays nothing; a crash before commit replays the overlap
     with Journal.open(tmp_path / "j") as j:
-        w = QuestDBWriter(conf, WriterSettings(), j)
+        w = QuestDBWriter(conf, WriterSettings(), j, DECODE)
         w._catch_up_step()
         assert w.live
         assert w.stats.caught_up_records == 0
@@ -98,7 +101,7 @@ async def test_a_failed_flush_keeps_the_rows_and_the_checkpoint(tmp_path: Path, 
 
     settings = WriterSettings(retry_min_s=0.01, retry_max_s=0.02)
     with Journal.open(tmp_path / "j") as j:
-        w = QuestDBWriter(good, settings, j, transport_factory=factory)
+        w = QuestDBWriter(good, settings, j, DECODE, transport_factory=factory)
         w._catch_up_step()  # empty journal: live at once
         assert w.live
         _, records = read_capture(WS_CAPTURE)
@@ -130,9 +133,10 @@ async def test_a_failed_flush_keeps_the_rows_and_the_checkpoint(tmp_path: Path, 
 
 
 def events_of_record_from(frame: bytes, recv_ts_us: int) -> list[Event]:
-    from tickarchive.ingest.journal_format import Record
+    return events_of_frame(frame, recv_ts_us)
 
-    return events_of_record(Record(0, recv_ts_us, "c0", frame, "s", 0, 0))
+
+DECODE = record_decoder(deribit.build(Settings()))
 
 
 async def test_tables_flush_concurrently_and_a_failed_table_alone_is_resent(
@@ -154,7 +158,7 @@ async def test_tables_flush_concurrently_and_a_failed_table_alone_is_resent(
     settings = WriterSettings(retry_min_s=0.01, retry_max_s=0.02)
     metrics = CollectorMetrics()
     with Journal.open(tmp_path / "j") as j:
-        w = QuestDBWriter(good, settings, j, metrics, transport_factory=factory)
+        w = QuestDBWriter(good, settings, j, DECODE, metrics, transport_factory=factory)
         w._catch_up_step()
         counts: dict[str, int] = {}
         _, records = read_capture(WS_CAPTURE)
@@ -197,7 +201,7 @@ async def test_ack_lag_comes_from_live_market_rows_only(tmp_path: Path, questdb_
     metrics = CollectorMetrics()
     t0 = 1_763_000_000_000_000  # µs
     with Journal.open(tmp_path / "j") as j:
-        w = QuestDBWriter(ilp_conf(qdb.host, qdb.http_port, 5.0), WriterSettings(), j, metrics)
+        w = QuestDBWriter(ilp_conf(qdb.host, qdb.http_port, 5.0), WriterSettings(), j, DECODE, metrics)
         w._catch_up_step()
         w.add_side([Gap(GapKind.DISCONNECT, "*", t0 - 600_000_000, t0, "connection lost", "c0", GapStatus.OPEN)])
         w.add_side(
@@ -230,7 +234,7 @@ def test_a_record_offered_ahead_of_its_turn_waits_for_the_ones_before(tmp_path: 
     the writer to the journal (nothing lost either way)."""
     tick = IndexTick("eth_usd", 1_700_000_000_000_000, 1_700_000_000_100_000, 2000.0)
     with Journal.open(tmp_path / "j") as j:
-        w = QuestDBWriter(ilp_conf("127.0.0.1", free_port(), 1.0), WriterSettings(), j)
+        w = QuestDBWriter(ilp_conf("127.0.0.1", free_port(), 1.0), WriterSettings(), j, DECODE)
         w._catch_up_step()  # empty journal: live
         for _ in range(4):
             j.append(b"{}", 1, "c0")

@@ -5,7 +5,7 @@ the event loop's own transport): a plain ``ClientConnection`` and a
 ``FastClientConnection``. Both perform the real opening handshake (the 101 response
 comes from websockets' ``ServerProtocol``) and are then fed the *same* server byte
 stream cut at the *same* random points (hypothesis): real Deribit capture frames and
-synthetic frames (``ingest.synth``), 126/127 length forms, pings, pongs, fragmented
+synthetic frames (``tickarchive.venues.deribit.synth``), 126/127 length forms, pings, pongs, fragmented
 messages, and an ending: a close frame, EOF, EOF inside a frame, or a protocol error
 (RSV bit, masked frame, bad opcode). Checked equal: the messages, in order; what each
 client wrote back (pongs, the close echo/close 1002), frame by frame; how the stream
@@ -36,9 +36,10 @@ from websockets.uri import parse_uri
 
 from tests.ingest.conftest import WS_CAPTURE
 from tickarchive import native_ext
-from tickarchive.ingest import synth, wsfast
+from tickarchive.ingest import wsfast
 from tickarchive.ingest.capture import read_capture
 from tickarchive.ingest.wsfast import FastClientConnection, frame_end, scan_simple
+from tickarchive.venues.deribit import synth
 
 # ---- the byte stream -------------------------------------------------------------------
 

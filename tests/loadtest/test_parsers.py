@@ -1,4 +1,4 @@
-"""The project's parser (``ingest.normalize``) reads real and simulated frames the same
+"""The project's parser (``tickarchive.venues.deribit.normalize``) reads real and simulated frames the same
 way, and what it extracts from the simulator's frames is exactly the send log."""
 
 from __future__ import annotations
@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from tickarchive.domain import BookChange, QuoteTick, TradeTick
-from tickarchive.ingest.normalize import Heartbeat, Malformed, Notification, parse_frame
 from tickarchive.loadtest.sim import SimConfig
 from tickarchive.loadtest.sim import sendlog as sl
+from tickarchive.venue import Malformed
+from tickarchive.venues.deribit.normalize import Heartbeat, Notification, parse_frame
 
 from .conftest import REAL, client, running
 

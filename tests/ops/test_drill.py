@@ -26,7 +26,6 @@ from tickarchive.archive.export import export_month
 from tickarchive.archive.journal import archive_journal_day
 from tickarchive.archive.layout import Month
 from tickarchive.archive.postgres import PostgresSource
-from tickarchive.archive.progress import NO_PROGRESS
 from tickarchive.archive.target import open_target
 from tickarchive.drill import (
     ORIGINAL_HOT,
@@ -40,6 +39,7 @@ from tickarchive.drill import (
 )
 from tickarchive.ingest.journal import JournalReader
 from tickarchive.loadtest.sim import Simulator
+from tickarchive.progress import NO_PROGRESS
 from tickarchive.settings import JournalSettings, PathsSettings, PostgresSettings, Settings
 from tickarchive.store.hot_export import HotStore
 from tickarchive.store.lifecycle import ARCHIVED_TABLES

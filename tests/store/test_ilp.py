@@ -12,8 +12,8 @@ from tickarchive import domain as d
 from tickarchive import rows
 from tickarchive import tables as t
 from tickarchive.ingest.bench import load_frames
-from tickarchive.ingest.normalize import Notification, parse_frame
 from tickarchive.store.ilp import BATCHED, TABLE_NAMES, IlpEncoder, encode, encode_batch
+from tickarchive.venues.deribit.normalize import Notification, parse_frame
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -258,7 +258,7 @@ def test_a_value_the_batch_path_cannot_take_falls_back_to_the_row_path() -> None
 def test_encoded_rows_ride_after_the_buffer_rows_in_one_request_body() -> None:
     """Pre-encoded rows (the native fast path's output) are taken as they are: after the
     rows encoded from events, in the order added, counted with their own row counts."""
-    from tickarchive.store.ilp import EncodedRows
+    from tickarchive.domain import EncodedRows
 
     ref = IlpEncoder(protocol_version=2)
     ref.add(FULL[0])

@@ -1,7 +1,7 @@
 """msgspec structs for Deribit's JSON-RPC wire format (decoding only).
 
 These mirror what Deribit sends, not what we store: the normalizer
-(``ingest.normalize``) turns them into ``tickarchive.domain`` events. Every field the
+(``tickarchive.venues.deribit.normalize``) turns them into ``tickarchive.domain`` events. Every field the
 normalizer does not need is simply absent here, so msgspec skips it without building
 Python objects; unknown fields never fail decoding (they stay in the journal).
 

@@ -55,7 +55,7 @@ session signals:
 * ``InstrumentsReceived(request_id, currency, kind, instruments)``: a ``get_instruments``
   answer (the discovery code diffs it and writes the rows it wants);
 * ``RpcFailed(request_id, method, code, message)``: any other error response;
-* ``Malformed`` (from ``ingest.normalize``): a frame that could not be understood.
+* ``Malformed`` (from ``tickarchive.venues.deribit.normalize``): a frame that could not be understood.
 
 State across reconnects: the desired channel set, trade_seq tracking (so a trade gap
 across a reconnect is detected) and the liquid-instrument set survive; book chains, the
@@ -73,18 +73,26 @@ import msgspec
 
 from tickarchive.domain import (
     ALL_INSTRUMENTS,
-    Event,
     Gap,
     GapKind,
     GapStatus,
-    InstrumentEvent,
     TradeTick,
 )
-from tickarchive.ingest import native
-from tickarchive.ingest.normalize import Heartbeat, Malformed, Notification, Response, parse_frame, parse_instruments
-from tickarchive.ingest.pacing import TokenBucket
-from tickarchive.ingest.sequence import BookSequence, TradeSequence
-from tickarchive.store.ilp import EncodedRows
+from tickarchive.pacing import TokenBucket
+from tickarchive.venue import (
+    GapDetected,
+    InstrumentsReceived,
+    Malformed,
+    Output,
+    ReconnectRequired,
+    Rejected,
+    RpcFailed,
+    Subscribed,
+    Unsubscribed,
+)
+from tickarchive.venues.deribit import native
+from tickarchive.venues.deribit.normalize import Heartbeat, Notification, Response, parse_frame, parse_instruments
+from tickarchive.venues.deribit.sequence import BookSequence, TradeSequence
 
 TOO_MANY_REQUESTS: Final = 10028
 _SUBSCRIBE: Final = "public/subscribe"
@@ -113,52 +121,6 @@ class SessionConfig:
             stale_connection_s=deribit.stale_connection_s,
             stale_instrument_s=deribit.stale_instrument_s,
         )
-
-
-# ---------------------------------------------------------------------------- signals
-
-
-class Subscribed(msgspec.Struct, frozen=True, gc=False):
-    channels: tuple[str, ...]
-
-
-class Unsubscribed(msgspec.Struct, frozen=True, gc=False):
-    channels: tuple[str, ...]
-
-
-class Rejected(msgspec.Struct, frozen=True, gc=False):
-    channels: tuple[str, ...]
-    reason: str
-
-
-class GapDetected(msgspec.Struct, frozen=True, gc=False):
-    gap: Gap
-    first_missing_seq: int | None = None
-    last_missing_seq: int | None = None
-
-
-class ReconnectRequired(msgspec.Struct, frozen=True, gc=False):
-    reason: str
-
-
-class InstrumentsReceived(msgspec.Struct, frozen=True, gc=False):
-    request_id: int
-    currency: str
-    kind: str | None
-    instruments: list[InstrumentEvent]
-
-
-class RpcFailed(msgspec.Struct, frozen=True, gc=False):
-    request_id: int | str | None
-    method: str
-    code: int
-    message: str
-
-
-Signal = Subscribed | Unsubscribed | Rejected | GapDetected | ReconnectRequired | InstrumentsReceived | RpcFailed
-Output = Event | EncodedRows | Signal | Malformed
-"""``EncodedRows``: a ticker or book frame's rows as ILP bytes, from the native fast path
-(``ingest.native``) — the writer takes them as they are."""
 
 
 # ---------------------------------------------------------------------------- helpers

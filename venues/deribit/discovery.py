@@ -5,16 +5,13 @@
   Each response body is returned raw so the collector journals it (connection ``rest``)
   before parsing, exactly like a WebSocket frame; replay and catch-up read the same
   instrument rows back from it.
-* ``ChannelPlan`` says which channels exist (DESIGN.md §3): per instrument
+* ``ChannelPlan`` says which channels exist (docs/collector.md): per instrument
   ``ticker.{I}.{interval}`` and ``book.{I}.{interval}``; per currency × kind
   ``trades.{kind}.{currency}.{interval}`` and ``instrument.state.{kind}.{currency}``;
   ``deribit_price_index.{index}`` and ``platform_state``. Instruments are sharded over
   ``deribit.connections`` connections by a stable hash of the name (a listing always
   lands on the same connection; ticker and book of one instrument share it, so a book
   resubscribe touches one session). Global channels ride on connection 0.
-* ``InstrumentSet`` follows listings and expiries: ``instrument.state`` notifications
-  between reconciles, and ``diff`` of a periodic ``get_instruments`` against what is
-  followed.
 """
 
 from __future__ import annotations
@@ -24,28 +21,21 @@ import logging
 import time
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import httpx
 
 from tickarchive.domain import InstrumentEvent
-from tickarchive.ingest.errors import IngestError
-from tickarchive.ingest.normalize import Response, events_of_response, parse_frame
+from tickarchive.venue import FetchedInstruments
+from tickarchive.venues.deribit.errors import DiscoveryError
+from tickarchive.venues.deribit.normalize import Response, events_of_response, parse_frame
 
 log = logging.getLogger("tickarchive.discovery")
 
 LIVE_STATES: Final = frozenset({"open", "created", "started", "locked", "halted"})
 """States whose instruments stay subscribed (locked/halted are temporary)."""
 GLOBAL_SHARD: Final = 0
-
-
-class DiscoveryError(IngestError):
-    """``get_instruments`` could not be fetched or read."""
-
-
-def connection_name(i: int) -> str:
-    return f"c{i}"
 
 
 def shard_of(instrument: str, connections: int) -> int:
@@ -110,77 +100,6 @@ class ChannelPlan:
         for name in sorted(instruments):
             shards[self.shard(name)].extend(self.instrument_channels(name))
         return shards
-
-
-@dataclass(slots=True)
-class InstrumentSet:
-    """The instruments followed, by name (latest description or state seen)."""
-
-    plan: ChannelPlan
-    known: dict[str, InstrumentEvent] = field(default_factory=dict)
-
-    def live_names(self) -> set[str]:
-        return {n for n, e in self.known.items() if e.state in LIVE_STATES}
-
-    def counts_by_kind(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for e in self.known.values():
-            if e.state in LIVE_STATES:
-                k = e.kind or "unknown"
-                out[k] = out.get(k, 0) + 1
-        return out
-
-    def wanted(self, e: InstrumentEvent) -> bool:
-        kind_ok = e.kind is None or e.kind in self.plan.kinds
-        cur = e.base_currency
-        cur_ok = cur is None or cur in self.plan.currencies or not self.plan.currencies
-        return kind_ok and cur_ok
-
-    def reconcile(self, listed: Sequence[InstrumentEvent]) -> tuple[list[str], list[str]]:
-        """A fresh ``get_instruments`` answer (non-expired) → (added, removed) names."""
-        before = self.live_names()
-        fresh = {e.instrument: e for e in listed if self.wanted(e) and e.state in LIVE_STATES}
-        added = sorted(set(fresh) - before)
-        removed = sorted(before - set(fresh))
-        for name, e in fresh.items():
-            self.known[name] = e
-        for name in removed:
-            old = self.known[name]
-            self.known[name] = InstrumentEvent(old.instrument, old.ts_us, old.recv_ts_us, "inactive", kind=old.kind)
-        return added, removed
-
-    def on_state(self, e: InstrumentEvent) -> tuple[list[str], list[str]]:
-        """An ``instrument.state`` notification → (added, removed) names."""
-        old = self.known.get(e.instrument)
-        was_live = old is not None and old.state in LIVE_STATES
-        now_live = e.state in LIVE_STATES
-        if old is None:
-            self.known[e.instrument] = e
-        else:
-            self.known[e.instrument] = InstrumentEvent(
-                old.instrument,
-                e.ts_us,
-                e.recv_ts_us,
-                e.state,
-                kind=old.kind or e.kind,
-                base_currency=old.base_currency,
-            )
-        if now_live and not was_live:
-            return [e.instrument], []
-        if was_live and not now_live:
-            return [], [e.instrument]
-        return [], []
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedInstruments:
-    """One ``get_instruments`` REST answer: the raw body (to journal) and its rows."""
-
-    currency: str
-    kind: str
-    body: bytes
-    recv_ts_us: int
-    events: list[InstrumentEvent]
 
 
 def instruments_of_body(body: bytes, recv_ts_us: int) -> list[InstrumentEvent]:

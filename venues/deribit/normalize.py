@@ -12,7 +12,7 @@ Public entry points (none of them raises on bad input):
     * ``Heartbeat(type)``: ``method == "heartbeat"`` (``type`` is ``heartbeat`` or
       ``test_request``; the session answers the latter);
     * ``Response(id, result, error, server_us)``: a JSON-RPC response, ``result`` left raw
-      for whoever sent the request (``ingest.session``) to decode;
+      for whoever sent the request (``tickarchive.venues.deribit.session``) to decode;
     * ``Malformed(kind, detail, sample)``: anything else. ``kind`` is a short stable
       string (``invalid_json``, ``unexpected_shape``, ``unknown_channel``,
       ``invalid_data:<family>``) so the caller counts and logs once per kind.
@@ -68,7 +68,6 @@ Mapping decisions (DESIGN.md §3, §4)
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from typing import Final
 
@@ -85,11 +84,9 @@ from tickarchive.domain import (
     TradeSource,
     TradeTick,
 )
-from tickarchive.ingest import wire
-from tickarchive.ingest.sequence import BookIds
-
-SAMPLE_BYTES: Final = 200
-"""How much of a malformed frame ``Malformed.sample`` keeps."""
+from tickarchive.venue import SAMPLE_BYTES, Malformed, MalformedKind
+from tickarchive.venues.deribit import wire
+from tickarchive.venues.deribit.sequence import BookIds
 
 
 class Notification(msgspec.Struct, gc=False):
@@ -115,28 +112,6 @@ class Response(msgspec.Struct, frozen=True, gc=False):
     error: wire.RpcErrorWire | None
     server_us: int | None
     """Deribit's ``usOut`` (server send time, µs) when present."""
-
-
-class MalformedKind(enum.StrEnum):
-    INVALID_JSON = "invalid_json"
-    UNEXPECTED_SHAPE = "unexpected_shape"
-    UNKNOWN_CHANNEL = "unknown_channel"
-    INVALID_DATA = "invalid_data"
-
-
-class Malformed(msgspec.Struct, frozen=True, gc=False):
-    """A frame the normalizer could not turn into anything; it stays in the journal."""
-
-    kind: MalformedKind
-    family: str
-    """Channel family (``ticker``, ``book``, ...) or ``""`` when unknown."""
-    detail: str
-    sample: bytes
-
-    @property
-    def key(self) -> str:
-        """The counter/log key: ``kind`` or ``kind:family``."""
-        return f"{self.kind.value}:{self.family}" if self.family else self.kind.value
 
 
 Outcome = Notification | Heartbeat | Response | Malformed

@@ -1,4 +1,4 @@
-"""A ``Progress`` (see ``archive.progress``) drawn with rich progress bars on stderr."""
+"""A ``Progress`` (see ``tickarchive.progress``) drawn with rich progress bars on stderr."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichBars
 
-from tickarchive.archive.progress import Task
+from tickarchive.progress import Task
 
 
 class _RichTask:

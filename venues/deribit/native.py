@@ -2,7 +2,7 @@
 
 ``tickarchive_native.encode_frame`` (crate ``native/``) turns one such notification
 straight into the QuestDB ILP protocol-v2 lines that ``store.ilp.IlpEncoder(2)`` writes
-for the events ``ingest.normalize.parse_frame`` makes of the same frame, byte for byte
+for the events ``tickarchive.venues.deribit.normalize.parse_frame`` makes of the same frame, byte for byte
 (``tests/ingest/test_native.py``), plus the few facts the session needs. Anything else,
 and anything it is not certain to reproduce exactly, gives ``None``: the caller then uses
 the reference path::
@@ -27,9 +27,9 @@ from types import ModuleType
 from typing import Any, Final
 
 from tickarchive import native_ext
-from tickarchive.ingest.normalize import Notification
-from tickarchive.ingest.sequence import BookIds
-from tickarchive.store.ilp import EncodedRows
+from tickarchive.domain import EncodedRows
+from tickarchive.venues.deribit.normalize import Notification
+from tickarchive.venues.deribit.sequence import BookIds
 
 _Encoded = tuple[str, str, bytes, int, str, int, int | None, int | None, bool | None]
 _FastNotification = Callable[[bytes, int], Notification | None]

@@ -1,0 +1,160 @@
+"""``DeribitVenue``: the Deribit adapter behind ``tickarchive.venue.Venue``.
+
+It binds the settings (``deribit.*``) to the pieces of this package: the channel plan
+(``discovery.ChannelPlan``), one sans-I/O ``session.DeribitSession`` per connection,
+instrument discovery over REST, the history API (``history``), the reference parsers
+(``normalize``) with the native fast path (``native``) for journal read-back, and a
+replay decoder that re-derives the book and trade sequence gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+
+import httpx
+
+from tickarchive.domain import EncodedRows, Event, Gap, TradeTick
+from tickarchive.settings import DeribitSettings, Settings
+from tickarchive.venue import ConnectionPolicy, Decoded, FetchedInstruments, Malformed, Rows, TradeWindow
+from tickarchive.venues.deribit import native
+from tickarchive.venues.deribit.discovery import LIVE_STATES, ChannelPlan, fetch_instruments, rest_url_of_ws
+from tickarchive.venues.deribit.history import history_trades
+from tickarchive.venues.deribit.normalize import Notification, Response, events_of_response, parse_frame
+from tickarchive.venues.deribit.sequence import BookSequence, TradeSequence
+from tickarchive.venues.deribit.session import DeribitSession, SessionConfig
+
+if TYPE_CHECKING:
+    from tickarchive.pacing import TokenBucket
+
+NAME: Final = "deribit"
+_NOTHING: Final[list[Event]] = []
+
+
+def events_of_frame(frame: bytes, recv_ts_us: int) -> list[Event]:
+    """The reference parser's events of one frame: notifications; responses holding
+    instruments or history trades; nothing for heartbeats, RPC replies, malformed frames."""
+    o = parse_frame(frame, recv_ts_us)
+    if type(o) is Notification:
+        return o.events
+    if type(o) is Response:
+        return events_of_response(o, recv_ts_us)
+    return _NOTHING
+
+
+def rows_of_frame(frame: bytes, recv_ts_us: int) -> Sequence[Event | EncodedRows]:
+    """``events_of_frame`` with ticker and book frames through the native fast path when it
+    is there (``EncodedRows``: the same bytes)."""
+    if native.ENABLED:
+        n = native.fast_notification(frame, recv_ts_us)
+        if n is not None:
+            return n.events
+    return events_of_frame(frame, recv_ts_us)
+
+
+class ReplayDecoder:
+    """Reference decoding for replay, with the sequence gaps the frames reveal."""
+
+    def __init__(self, connection: str) -> None:
+        self._books = BookSequence(connection)
+        self._trades = TradeSequence(connection)
+
+    def decode(self, frame: bytes, recv_ts_us: int) -> Decoded:
+        o = parse_frame(frame, recv_ts_us)
+        if type(o) is Notification:
+            gaps: list[Gap] = []
+            if o.book is not None:
+                g = self._books.check(o.book)
+                if g is not None:
+                    gaps.append(g)
+            elif o.channel.startswith("trades."):
+                for ev in o.events:
+                    if type(ev) is TradeTick:
+                        tg = self._trades.check(ev)
+                        if tg is not None:
+                            gaps.append(tg.gap)
+            return Decoded(o.events, gaps)
+        if type(o) is Response:
+            return Decoded(events_of_response(o, recv_ts_us), [])
+        if isinstance(o, Malformed):
+            return Decoded(_NOTHING, [], o)
+        return Decoded(_NOTHING, [])
+
+
+def channel_label(frame: bytes) -> str:
+    """The ``channel`` label of a raw frame, from a cheap look at its bytes."""
+    i = frame.find(b'"channel":"')
+    if i >= 0:
+        j = i + 11
+        head = frame[j : j + 24]
+        if head.startswith(b"ticker.") or head.startswith(b"quote."):
+            return "ticker"
+        if head.startswith(b"book."):
+            return "book"
+        if head.startswith(b"trades."):
+            return "trades"
+        if head.startswith(b"deribit_price_index."):
+            return "index"
+        if head.startswith(b"instrument."):
+            return "instrument_state"
+        if head.startswith(b"platform_state"):
+            return "platform_state"
+        return "other"
+    if b'"method":"heartbeat"' in frame:
+        return "heartbeat"
+    if b'"id":' in frame or b'"result":' in frame or b'"error":' in frame:
+        return "rpc"
+    return "other"
+
+
+class DeribitVenue:
+    """See the module docstring. ``ws_url`` overrides ``deribit.ws_url`` (a simulator):
+    the REST and history endpoints are then derived from it."""
+
+    name: Final = NAME
+    display_name: Final = "Deribit"
+    live_states: Final = LIVE_STATES
+
+    def __init__(self, settings: DeribitSettings, ws_url: str | None = None) -> None:
+        self.settings = settings
+        if ws_url is None:
+            self.ws_url = settings.ws_url
+            self.rest_url = settings.rest_url
+            self.history_url = settings.history_url
+        else:
+            self.ws_url = ws_url
+            self.rest_url = self.history_url = rest_url_of_ws(ws_url)
+        self.plan = ChannelPlan.from_settings(settings)
+        self.policy = ConnectionPolicy(
+            subscribe_rate_per_s=settings.subscribe_rate_per_s,
+            reconnects_per_s=settings.reconnects_per_s,
+            reconnect_min_s=settings.reconnect_min_s,
+            reconnect_max_s=settings.reconnect_max_s,
+            reconcile_interval_s=settings.reconcile_interval_s,
+            liquid_instruments=tuple(settings.liquid_instruments),
+        )
+
+    def new_session(self, connection: str, subscribe_limiter: TokenBucket | None) -> DeribitSession:
+        return DeribitSession(SessionConfig.from_settings(self.settings, connection), subscribe_limiter)
+
+    async def fetch_instruments(self, client: httpx.AsyncClient) -> list[FetchedInstruments]:
+        s = self.settings
+        return await fetch_instruments(client, self.rest_url, s.currencies, s.kinds)
+
+    async def history_trades(self, client: httpx.AsyncClient, window: TradeWindow) -> list[TradeTick]:
+        s = self.settings
+        return await history_trades(client, self.history_url, s.currencies, s.kinds, window)
+
+    def rows_of_frame(self, frame: bytes, recv_ts_us: int) -> Rows:
+        return rows_of_frame(frame, recv_ts_us)
+
+    def replay_decoder(self, connection: str) -> ReplayDecoder:
+        return ReplayDecoder(connection)
+
+    def channel_label(self, frame: bytes) -> str:
+        return channel_label(frame)
+
+
+def build(settings: Settings, ws_url: str | None = None) -> DeribitVenue:
+    """The adapter for ``settings.deribit`` (``ws_url``: collect from a simulator there)."""
+    return DeribitVenue(settings.deribit, ws_url)
