@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tickarchive.domain import EncodedRows
-from tickarchive.ingest.capture import read_capture
+from tickarchive.ingest.journal.capture import read_capture
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.venues.deribit import native
 from tickarchive.venues.deribit.normalize import Notification, parse_frame

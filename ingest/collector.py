@@ -65,8 +65,8 @@ from tickarchive.ingest.errors import JournalError
 from tickarchive.ingest.gaps import BackfillJob, GapLedger, downtime_gap
 from tickarchive.ingest.instruments import InstrumentSet
 from tickarchive.ingest.journal import Journal, JournalReader
+from tickarchive.ingest.journal.side import SIDE_CONNECTION, decode_side, encode_side, is_side_record
 from tickarchive.ingest.metrics import CollectorMetrics
-from tickarchive.ingest.side_records import SIDE_CONNECTION, decode_side, encode_side, is_side_record
 from tickarchive.pacing import Backoff, TokenBucket
 from tickarchive.settings import Settings
 from tickarchive.store.questdb_writer import QuestDBWriter, RecordView, Rows, ilp_conf
@@ -334,7 +334,7 @@ class Collector:
 
     def _journal_side(self, events: list[Any]) -> None:
         """Rows the collector derives (gap rows, backfilled trades): journaled as a side
-        record (``ingest.side_records``), then offered like a frame's rows, so they are
+        record (``tickarchive.ingest.journal.side``), then offered like a frame's rows, so they are
         replayed after a crash or an outage until QuestDB acknowledged them."""
         if not events:
             return

@@ -11,7 +11,7 @@ fix is applied to old data by replaying it. Outputs:
 
 Besides the market tables, replay re-derives the ``book_seq`` and ``trade_seq`` gaps
 visible in the frames (connection ``replay``). A journal export also holds the
-collector's side records (``ingest.side_records``): every gap row it wrote (disconnect,
+collector's side records (``tickarchive.ingest.journal.side``): every gap row it wrote (disconnect,
 stale, downtime, rejected, and the sequence gaps with their final status) and the trades
 its backfills inserted; replay writes them as they are. Gaps are written once per key
 (start, instrument, kind), the last version read, a journaled one over a re-derived one.
@@ -33,9 +33,9 @@ import pyarrow.parquet as pq
 from tickarchive import rows
 from tickarchive import tables as t
 from tickarchive.domain import Event, Gap
-from tickarchive.ingest.capture import CaptureRecord, read_capture
 from tickarchive.ingest.errors import ReplayError
-from tickarchive.ingest.side_records import decode_side
+from tickarchive.ingest.journal.capture import CaptureRecord, read_capture
+from tickarchive.ingest.journal.side import decode_side
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.venue import ReplayDecoder, Venue
 

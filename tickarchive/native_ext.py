@@ -1,7 +1,7 @@
 """The ``tickarchive_native`` extension (the Rust crate in ``native/``, built by
 ``make install``), found once for every module that has a native fast path: the
 collector's parser (``tickarchive.venues.deribit.native``), its WebSocket scanner (``ingest.wsfast``), the
-journal's record encoder (``ingest.journal_format``) and the simulator's step
+journal's record encoder (``tickarchive.ingest.journal.format``) and the simulator's step
 (``loadtest.sim.native``). Each keeps a pure-Python path of its own.
 
 ``TICKARCHIVE_NATIVE=0`` in the environment (read at import) switches every native path

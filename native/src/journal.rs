@@ -1,4 +1,4 @@
-//! Journal records in one buffer: `ingest.journal_format`'s layout (header, connection
+//! Journal records in one buffer: `tickarchive.ingest.journal.format`'s layout (header, connection
 //! id, payload) for a batch of frames of one connection, so `Journal.append_many` makes
 //! one call and one `write` instead of a header, a CRC and three buffers per frame.
 

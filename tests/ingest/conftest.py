@@ -18,7 +18,7 @@ def nautilus_frame(name: str) -> bytes:
 
 @pytest.fixture(scope="session")
 def ws_records():
-    from tickarchive.ingest.capture import read_capture
+    from tickarchive.ingest.journal.capture import read_capture
 
     _, records = read_capture(WS_CAPTURE)
     return list(records)

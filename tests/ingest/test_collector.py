@@ -375,7 +375,7 @@ class _ListSink:
 
 
 def replay_journal(journal_dir: Path) -> dict[str, list[Any]]:
-    from tickarchive.ingest.capture import CaptureRecord
+    from tickarchive.ingest.journal.capture import CaptureRecord
     from tickarchive.ingest.replay import Replayer
 
     sink = _ListSink()

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-import tickarchive.ingest.journal
+import tickarchive.ingest.journal.writer
 from tests.ingest.conftest import WS_CAPTURE
-from tickarchive.ingest.capture import read_capture
 from tickarchive.ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
 from tickarchive.ingest.journal import CHECKPOINT_FILE, Journal, JournalReader
-from tickarchive.ingest.journal_format import (
+from tickarchive.ingest.journal.capture import read_capture
+from tickarchive.ingest.journal.format import (
     ENCODE_RECORDS_NATIVE,
     HEADER_SIZE,
     _encode_records_py,
@@ -91,7 +91,7 @@ def test_append_many_both_encoders_write_the_same_file(
     its absence fails here rather than skipping)."""
     assert ENCODE_RECORDS_NATIVE is not None or os.environ.get("TICKARCHIVE_NATIVE") == "0"
     if path == "python":
-        monkeypatch.setattr(tickarchive.ingest.journal, "ENCODE_RECORDS_NATIVE", None)
+        monkeypatch.setattr(tickarchive.ingest.journal.writer, "ENCODE_RECORDS_NATIVE", None)
     frames = [(r.frame, r.recv_ts_us) for r in ws_records]
     with Journal.open(tmp_path / "one") as j:
         for f, t in frames:

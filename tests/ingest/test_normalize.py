@@ -21,7 +21,7 @@ from tickarchive.domain import (
     TradeSource,
     TradeTick,
 )
-from tickarchive.ingest.capture import CaptureRecord, read_capture
+from tickarchive.ingest.journal.capture import CaptureRecord, read_capture
 from tickarchive.venues.deribit import normalize as n
 
 

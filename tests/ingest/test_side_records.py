@@ -9,7 +9,7 @@ import pytest
 from tickarchive import domain as d
 from tickarchive.ingest.collector import record_decoder
 from tickarchive.ingest.journal import Journal, JournalReader
-from tickarchive.ingest.side_records import SIDE_CONNECTION, SIDE_PREFIX, decode_side, encode_side, is_side_record
+from tickarchive.ingest.journal.side import SIDE_CONNECTION, SIDE_PREFIX, decode_side, encode_side, is_side_record
 from tickarchive.settings import Settings
 from tickarchive.venues import deribit
 

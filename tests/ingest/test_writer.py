@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tests.ingest.conftest import WS_CAPTURE
 from tickarchive.domain import BookChange, Event, Gap, GapKind, GapStatus, IndexTick, QuoteTick, TradeSource, TradeTick
-from tickarchive.ingest.capture import read_capture
 from tickarchive.ingest.collector import record_decoder
 from tickarchive.ingest.journal import Journal
+from tickarchive.ingest.journal.capture import read_capture
 from tickarchive.ingest.metrics import CollectorMetrics
 from tickarchive.settings import Settings, WriterSettings
 from tickarchive.store.ilp_http import IlpHttpTransport

@@ -37,7 +37,7 @@ from websockets.uri import parse_uri
 from tests.ingest.conftest import WS_CAPTURE
 from tickarchive import native_ext
 from tickarchive.ingest import wsfast
-from tickarchive.ingest.capture import read_capture
+from tickarchive.ingest.journal.capture import read_capture
 from tickarchive.ingest.wsfast import FastClientConnection, frame_end, scan_simple
 from tickarchive.venues.deribit import synth
 

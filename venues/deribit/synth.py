@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from tickarchive.ingest.capture import format_line
+from tickarchive.ingest.journal.capture import format_line
 
 _EXPIRIES = ("25NOV26", "26NOV26", "27NOV26", "4DEC26", "25DEC26", "26MAR27")
 

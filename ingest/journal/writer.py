@@ -34,79 +34,43 @@ import errno
 import fcntl
 import itertools
 import json
-import mmap
 import os
 import stat
 import time
-from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
-from tickarchive.ingest.capture import format_line
 from tickarchive.ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
-from tickarchive.ingest.journal_format import (
+from tickarchive.ingest.journal.files import (
+    CHECKPOINT_FILE,
+    LOCK_FILE,
+    RecoveryReport,
+    SegmentInfo,
+    fsync_dir,
+    is_zeros,
+    last_offset,
+    list_segments,
+    map_segment,
+    read_checkpoint,
+    scan_valid,
+)
+from tickarchive.ingest.journal.format import (
     ENCODE_RECORDS_NATIVE,
-    HEADER,
     HEADER_SIZE,
-    SEGMENT_SUFFIX,
-    BadRecord,
     Record,
-    decode_at,
     encode_header,
     first_seq_of,
     peek_seq,
     segment_name,
 )
+from tickarchive.ingest.journal.reader import JournalReader
 
-CHECKPOINT_FILE: Final = "checkpoint.json"
-LOCK_FILE: Final = "writer.lock"
 _MARK_EVERY_BYTES: Final = 256 * 1024
 _IOV_MAX: Final = 999
 """Buffers per ``writev`` call (a multiple of 3 below Linux's IOV_MAX of 1024)."""
 _FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-# ---------------------------------------------------------------------------- reports
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentInfo:
-    name: str
-    path: Path
-    records: int
-    first_seq: int | None
-    last_seq: int | None
-    first_ts_us: int | None
-    last_ts_us: int | None
-    bytes: int
-    sealed: bool
-    """Not the newest segment: nothing will be appended to it any more."""
-    acked: bool
-    """Every record is acknowledged (``last_seq <= acked_seq``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RecoveryReport:
-    """What ``Journal.open`` cut from a torn tail."""
-
-    segment: str
-    kept_records: int
-    kept_bytes: int
-    cut_bytes: int
-    reason: str
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    segments: int = 0
-    records: int = 0
-    bytes: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 @dataclass(slots=True)
@@ -122,263 +86,6 @@ class JournalStats:
     """Age of the oldest unsynced append when the last ``sync()`` made it durable."""
     window_seconds_max: float = 0.0
     rotations: int = 0
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def _list_segments(directory: Path) -> list[Path]:
-    try:
-        names = sorted(p for p in os.listdir(directory) if p.endswith(SEGMENT_SUFFIX))
-    except FileNotFoundError:
-        raise JournalError(f"journal directory {directory} does not exist") from None
-    except OSError as exc:
-        raise JournalError(f"cannot list journal directory {directory}: {exc.strerror}") from exc
-    return [directory / n for n in names]
-
-
-def _read_checkpoint(directory: Path) -> int:
-    path = directory / CHECKPOINT_FILE
-    try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return 0
-    except (OSError, ValueError) as exc:
-        raise JournalError(f"unreadable checkpoint {path}: {exc}") from exc
-    seq = data.get("acked_seq") if isinstance(data, dict) else None
-    if not isinstance(seq, int) or seq < 0:
-        raise JournalError(f"checkpoint {path} has no valid acked_seq: {data!r}")
-    return seq
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _map(path: Path) -> mmap.mmap | None:
-    """A read-only map of ``path`` (``None`` when empty)."""
-    try:
-        with path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size == 0:
-                return None
-            return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
-    except FileNotFoundError:
-        return None  # removed by the archive job meanwhile
-    except OSError as exc:
-        raise JournalError(f"cannot read journal segment {path}: {exc.strerror}") from exc
-
-
-def _is_zeros(buf: mmap.mmap, start: int) -> bool:
-    view = memoryview(buf)[start:]
-    try:
-        return not any(view.tobytes())
-    finally:
-        view.release()
-
-
-def _scan_valid(buf: mmap.mmap, name: str) -> tuple[int, int, BadRecord | None]:
-    """(records, end offset of the last whole record, the problem after it)."""
-    offset = 0
-    count = 0
-    size = len(buf)
-    while offset < size:
-        try:
-            rec = decode_at(buf, offset, name)
-        except BadRecord as bad:
-            return count, offset, bad
-        offset += rec.size
-        count += 1
-    return count, offset, None
-
-
-# ---------------------------------------------------------------------------- reader
-
-
-class JournalReader:
-    """Read-only access to a journal directory (safe next to a running writer)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-        if not self.directory.is_dir():
-            raise JournalError(f"journal directory {self.directory} does not exist")
-
-    @property
-    def acked_seq(self) -> int:
-        """Highest record seq acknowledged by QuestDB (0 = none)."""
-        return _read_checkpoint(self.directory)
-
-    def segment_paths(self) -> list[Path]:
-        return _list_segments(self.directory)
-
-    def segments(self) -> list[SegmentInfo]:
-        """Every segment with its record count, seq and time range (header scan)."""
-        paths = self.segment_paths()
-        acked = self.acked_seq
-        out = []
-        for i, path in enumerate(paths):
-            buf = _map(path)
-            records = 0
-            first = last = first_ts = last_ts = None
-            size = 0
-            if buf is not None:
-                with buf:
-                    size = len(buf)
-                    offset = 0
-                    while offset + HEADER_SIZE <= size:
-                        _m, _v, conn_len, length, seq, ts, _c = HEADER.unpack_from(buf, offset)
-                        step = HEADER_SIZE + conn_len + length
-                        if _m != b"TJ" or offset + step > size:
-                            break
-                        if first is None:
-                            first, first_ts = seq, ts
-                        last, last_ts = seq, ts
-                        records += 1
-                        offset += step
-            sealed = i < len(paths) - 1
-            out.append(
-                SegmentInfo(
-                    name=path.name,
-                    path=path,
-                    records=records,
-                    first_seq=first,
-                    last_seq=last,
-                    first_ts_us=first_ts,
-                    last_ts_us=last_ts,
-                    bytes=size,
-                    sealed=sealed,
-                    acked=last is None or last <= acked,
-                )
-            )
-        return out
-
-    def last_record_ts_us(self) -> int | None:
-        """Receive time of the newest whole record (``None``: empty journal). Scans only
-        the newest non-empty segment, so it is cheap on a large journal (start-up
-        ``downtime`` gaps)."""
-        for path in reversed(self.segment_paths()):
-            buf = _map(path)
-            if buf is None:
-                continue
-            with buf:
-                last: int | None = None
-                offset = 0
-                size = len(buf)
-                while offset + HEADER_SIZE <= size:
-                    magic, _v, conn_len, length, _seq, ts, _c = HEADER.unpack_from(buf, offset)
-                    step = HEADER_SIZE + conn_len + length
-                    if magic != b"TJ" or offset + step > size:
-                        break
-                    last = ts
-                    offset += step
-                if last is not None:
-                    return last
-        return None
-
-    def _read_pass(self, start_seq: int) -> Iterator[Record]:
-        paths = self.segment_paths()
-        firsts = [first_seq_of(p.name) for p in paths]
-        i = max(bisect.bisect_right(firsts, start_seq) - 1, 0)
-        for j in range(i, len(paths)):
-            path = paths[j]
-            last_segment = j == len(paths) - 1
-            buf = _map(path)
-            if buf is None:
-                continue
-            with buf:
-                offset = 0
-                size = len(buf)
-                while offset < size:
-                    if offset + HEADER_SIZE <= size and buf[offset : offset + 2] == b"TJ":
-                        seq, step = peek_seq(buf, offset)
-                        if seq < start_seq and offset + step <= size:
-                            offset += step
-                            continue
-                    try:
-                        rec = decode_at(buf, offset, path.name)
-                    except BadRecord as bad:
-                        if last_segment and bad.torn:
-                            return  # a record being written right now, or a torn tail
-                        raise JournalCorrupt(f"{path}: record at offset {offset}: {bad.reason}") from None
-                    offset += rec.size
-                    yield rec
-
-    def read_from(self, seq: int = 0) -> Generator[Record, None, None]:
-        """Records with ``record.seq >= seq``, in order, CRC-checked, up to the current end
-        (segments rotated while iterating are followed)."""
-        next_seq = seq
-        while True:
-            progressed = False
-            for rec in self._read_pass(next_seq):
-                if rec.seq < next_seq:
-                    continue
-                progressed = True
-                next_seq = rec.seq + 1
-                yield rec
-            if not progressed:
-                return
-
-    def verify(self) -> VerifyReport:
-        """Check every record of every segment: magic, version, length, CRC, seq order."""
-        report = VerifyReport()
-        prev_last: int | None = None
-        paths = self.segment_paths()
-        for i, path in enumerate(paths):
-            report.segments += 1
-            buf = _map(path)
-            if buf is None:
-                continue
-            with buf:
-                report.bytes += len(buf)
-                offset = 0
-                expected = first_seq_of(path.name)
-                while offset < len(buf):
-                    try:
-                        rec = decode_at(buf, offset, path.name)
-                    except BadRecord as bad:
-                        where = "torn tail" if bad.torn and i == len(paths) - 1 else "corrupt record"
-                        report.problems.append(f"{path.name}: {where} at offset {offset}: {bad.reason}")
-                        break
-                    if rec.seq != expected:
-                        report.problems.append(
-                            f"{path.name}: record at offset {offset} has seq {rec.seq}, expected {expected}"
-                        )
-                    expected = rec.seq + 1
-                    offset += rec.size
-                    report.records += 1
-                if prev_last is not None and first_seq_of(path.name) != prev_last + 1:
-                    report.problems.append(
-                        f"{path.name}: starts at seq {first_seq_of(path.name)}, previous segment ended at {prev_last}"
-                    )
-                prev_last = expected - 1
-        return report
-
-    def export(
-        self,
-        out: BinaryIO,
-        start_us: int | None = None,
-        end_us: int | None = None,
-        connection: str | None = None,
-        from_seq: int = 0,
-    ) -> int:
-        """Write records received in ``[start_us, end_us)`` (optionally of one connection)
-        in the replay format (``<unix seconds>: <frame>``); return how many."""
-        n = 0
-        for rec in self.read_from(from_seq):
-            ts = rec.recv_ts_us
-            if start_us is not None and ts < start_us:
-                continue
-            if end_us is not None and ts >= end_us:
-                continue
-            if connection is not None and rec.connection != connection:
-                continue
-            out.write(format_line(ts, rec.frame))
-            n += 1
-        return n
 
 
 # ---------------------------------------------------------------------------- writer
@@ -450,8 +157,8 @@ class Journal:
 
     @classmethod
     def _open_locked(cls, directory: Path, segment_bytes: int, lock_fd: int) -> Journal:
-        acked = _read_checkpoint(directory)
-        paths = _list_segments(directory)
+        acked = read_checkpoint(directory)
+        paths = list_segments(directory)
         recovery = None
         last_seq = 0
         if paths:
@@ -461,7 +168,7 @@ class Journal:
         if not paths:
             active = directory / segment_name(next_seq)
             active.touch()
-            _fsync_dir(directory)
+            fsync_dir(directory)
             paths = [active]
         active = paths[-1]
         sizes = [p.stat().st_size for p in paths]
@@ -472,16 +179,16 @@ class Journal:
     @staticmethod
     def _repair_tail(path: Path) -> tuple[RecoveryReport | None, int]:
         """Truncate a torn tail of the newest segment; return the report and its last seq."""
-        buf = _map(path)
+        buf = map_segment(path)
         if buf is None:
             return None, 0
         with buf:
-            count, good_end, bad = _scan_valid(buf, path.name)
-            last_seq = peek_seq(buf, _last_offset(buf, good_end))[0] if count else 0
+            count, good_end, bad = scan_valid(buf, path.name)
+            last_seq = peek_seq(buf, last_offset(buf, good_end))[0] if count else 0
             if bad is None:
                 return None, last_seq
             size = len(buf)
-            if not (bad.torn or _is_zeros(buf, good_end)):
+            if not (bad.torn or is_zeros(buf, good_end)):
                 raise JournalCorrupt(
                     f"{path}: record at offset {good_end} is damaged ({bad.reason}) and followed by "
                     f"{size - good_end} bytes that are not a torn tail; not truncating. "
@@ -505,7 +212,7 @@ class Journal:
         if i < 0:
             return 0
         base = sum(sizes[:i])
-        buf = _map(paths[i])
+        buf = map_segment(paths[i])
         if buf is None:
             return base
         with buf:
@@ -653,7 +360,7 @@ class Journal:
         new = self.directory / segment_name(self._next_seq)
         try:
             self._fd = os.open(new, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             self._fd = os.open(self._active, os.O_WRONLY | os.O_APPEND)
             if exc.errno in _FULL_ERRNOS:
@@ -707,7 +414,7 @@ class Journal:
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             if exc.errno in _FULL_ERRNOS:
                 raise JournalFull(f"journal disk full writing checkpoint: {exc.strerror}") from exc
@@ -749,7 +456,7 @@ class Journal:
         The last seq of a sealed segment is the next segment's first seq - 1 (file names),
         so this needs no scan.
         """
-        paths = _list_segments(self.directory)
+        paths = list_segments(self.directory)
         out = []
         for path, nxt in itertools.pairwise(paths):
             if path == self._active:
@@ -766,7 +473,7 @@ class Journal:
             raise JournalError(f"{path} is not sealed and fully acknowledged; refusing to remove it")
         try:
             Path(path).unlink()
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             raise JournalError(f"cannot remove {path}: {exc.strerror}") from exc
 
@@ -788,13 +495,3 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _last_offset(buf: mmap.mmap, good_end: int) -> int:
-    """Offset of the last whole record before ``good_end``."""
-    offset = 0
-    last = 0
-    while offset < good_end:
-        last = offset
-        offset += peek_seq(buf, offset)[1]
-    return last
