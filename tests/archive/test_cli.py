@@ -10,9 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from tickarchive.archive import catalog, synthetic
-from tickarchive.archive.cli import register
 from tickarchive.archive.layout import Month
 from tickarchive.archive.local_target import LocalTarget
+from tickarchive.cli.archive import register
 from tickarchive.store.stack.handles import WarmHandle
 
 OCT = Month(2026, 10)
@@ -21,9 +21,7 @@ OCT = Month(2026, 10)
 @pytest.fixture
 def cli() -> tuple[typer.Typer, CliRunner]:
     app = typer.Typer()
-    bench = typer.Typer()
-    register(app, bench)
-    app.add_typer(bench, name="bench")
+    register(app)
     return app, CliRunner()
 
 
@@ -122,9 +120,10 @@ def test_restore_into_postgres(
     assert manifest.total_rows == 1200
 
 
-def test_bench_archive_prints_figures(cli: tuple[typer.Typer, CliRunner]) -> None:
-    app, runner = cli
-    r = runner.invoke(app, ["bench", "archive", "--rows", "3000", "--table", "trades"])
+def test_bench_archive_prints_figures() -> None:
+    from tickarchive.cli import bench
+
+    r = CliRunner().invoke(bench.app, ["archive", "--rows", "3000", "--table", "trades"])
     assert r.exit_code == 0, r.output
     assert "bytes/row" in r.output
     assert "3,000" in r.output

@@ -199,7 +199,7 @@ def test_nautilus_fixtures() -> None:
 
 @native_on
 def test_synthetic_bench_frames() -> None:
-    from tickarchive.venues.deribit.synth import frames
+    from tickarchive.bench.deribit_frames import frames
 
     n = 0
     for ts, frame in frames(4000, seed=3):

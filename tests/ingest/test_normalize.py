@@ -475,7 +475,7 @@ def test_any_json_data_on_any_channel_never_raises(channel: str, data: object) -
 
 
 def test_one_pass_and_general_routes_agree(ws_records: list[CaptureRecord]) -> None:
-    from tickarchive.venues.deribit.synth import frames
+    from tickarchive.bench.deribit_frames import frames
 
     samples = [(r.recv_ts_us, r.frame) for r in ws_records] + list(frames(3000, seed=5))
     samples += [

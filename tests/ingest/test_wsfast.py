@@ -5,7 +5,7 @@ the event loop's own transport): a plain ``ClientConnection`` and a
 ``FastClientConnection``. Both perform the real opening handshake (the 101 response
 comes from websockets' ``ServerProtocol``) and are then fed the *same* server byte
 stream cut at the *same* random points (hypothesis): real Deribit capture frames and
-synthetic frames (``tickarchive.venues.deribit.synth``), 126/127 length forms, pings, pongs, fragmented
+synthetic frames (``tickarchive.bench.deribit_frames``), 126/127 length forms, pings, pongs, fragmented
 messages, and an ending: a close frame, EOF, EOF inside a frame, or a protocol error
 (RSV bit, masked frame, bad opcode). Checked equal: the messages, in order; what each
 client wrote back (pongs, the close echo/close 1002), frame by frame; how the stream

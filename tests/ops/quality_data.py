@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from questdb import Sender, TimestampMicros
 
-from tickarchive.quality.model import GapRow, QuoteRow, TradeRow
+from tickarchive.ops.quality.model import GapRow, QuoteRow, TradeRow
 
 DAY = dt.date(2026, 11, 20)
 A = "ETH-27DEC26-4000-C"

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from tickarchive.tables import ALL_TABLES
-from tickarchive.tables_doc import data_dictionary_markdown, unit
+from tickarchive.ops.data_dictionary import data_dictionary_markdown, unit
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -58,7 +58,7 @@ def test_runbook_cites_only_tests_that_exist() -> None:
 
 
 def test_warm_store_tables_are_documented_from_their_sql() -> None:
-    from tickarchive.tables_doc import WARM_TABLES, warm_sql_columns
+    from tickarchive.ops.data_dictionary import WARM_TABLES, warm_sql_columns
 
     columns = warm_sql_columns()
     assert set(columns) == set(WARM_TABLES)

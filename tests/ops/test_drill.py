@@ -27,7 +27,9 @@ from tickarchive.archive.journal import archive_journal_day
 from tickarchive.archive.layout import Month
 from tickarchive.archive.postgres import PostgresSource
 from tickarchive.archive.target import open_target
-from tickarchive.drill import (
+from tickarchive.ingest.journal import JournalReader
+from tickarchive.loadtest.sim import Simulator
+from tickarchive.ops.drill import (
     ORIGINAL_HOT,
     ORIGINAL_WARM,
     REBUILT_HOT,
@@ -37,12 +39,10 @@ from tickarchive.drill import (
     fresh_stack,
     run_drill,
 )
-from tickarchive.ingest.journal import JournalReader
-from tickarchive.loadtest.sim import Simulator
+from tickarchive.ops.lifecycle import ARCHIVED_TABLES
 from tickarchive.progress import NO_PROGRESS
 from tickarchive.settings import JournalSettings, PathsSettings, PostgresSettings, Settings
 from tickarchive.store.hot_export import HotStore
-from tickarchive.store.lifecycle import ARCHIVED_TABLES
 from tickarchive.store.rollover import RolloverOptions, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.store.warm_load import WarmStore

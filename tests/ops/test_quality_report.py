@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.ops import quality_data as data
-from tickarchive.quality.model import QualityReport
-from tickarchive.quality.report import build_report, write_report
-from tickarchive.quality.source import DaySource, choose_source
+from tickarchive.ops.quality.model import QualityReport
+from tickarchive.ops.quality.report import build_report, write_report
+from tickarchive.ops.quality.source import DaySource, choose_source
 from tickarchive.settings import Settings
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from tickarchive.quality.errors import DayError
-from tickarchive.quality.model import GapRow, QuoteRow, TradeRow
-from tickarchive.quality.report import parse_day
-from tickarchive.quality.scan import (
+from tickarchive.ops.quality.errors import DayError
+from tickarchive.ops.quality.model import GapRow, QuoteRow, TradeRow
+from tickarchive.ops.quality.report import parse_day
+from tickarchive.ops.quality.scan import (
     MAX_EXAMPLES,
     OrderError,
     QuoteScanner,
@@ -128,8 +128,8 @@ def test_parse_day() -> None:
 
 
 def test_an_unreachable_warm_store_is_a_clear_error() -> None:
-    from tickarchive.quality.errors import SourceError
-    from tickarchive.quality.source import choose_source
+    from tickarchive.ops.quality.errors import SourceError
+    from tickarchive.ops.quality.source import choose_source
     from tickarchive.settings import PostgresSettings, Settings
     from tickarchive.store.stack.procs import free_port
 

@@ -11,7 +11,7 @@ import pytest
 from tickarchive import domain as d
 from tickarchive import rows
 from tickarchive import tables as t
-from tickarchive.ingest.bench import load_frames
+from tickarchive.bench.normalize import load_frames
 from tickarchive.store.ilp import BATCHED, TABLE_NAMES, IlpEncoder, encode, encode_batch
 from tickarchive.venues.deribit.normalize import Notification, parse_frame
 

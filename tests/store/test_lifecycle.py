@@ -17,7 +17,7 @@ from tickarchive.archive.retention import Verdict
 from tickarchive.archive.target import open_target
 from tickarchive.archive.verify import verify_month
 from tickarchive.domain import TradeTick
-from tickarchive.store.lifecycle import detect_warm, warm_months, warm_retention
+from tickarchive.ops.lifecycle import detect_warm, warm_months, warm_retention
 from tickarchive.store.stack.handles import WarmHandle
 from tickarchive.store.warm_load import WarmStore
 from tickarchive.tables import QUOTES, TRADES

@@ -10,9 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from tests.store import rollover_data as data
+from tickarchive.cli.rollover import register
 from tickarchive.domain import TradeTick
 from tickarchive.store.errors import NotSealed, VerificationMismatch
-from tickarchive.store.rollover_cli import register
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 
 D5, D6, D7 = data.DAYS
@@ -25,9 +25,8 @@ def cli(monkeypatch: pytest.MonkeyPatch, questdb_clean: QuestDBHandle, postgres_
     monkeypatch.setenv("TICKARCHIVE_QUESTDB__PG_PORT", str(questdb_clean.pg_port))
     monkeypatch.setenv("TICKARCHIVE_QUESTDB__HTTP_PORT", str(questdb_clean.http_port))
     monkeypatch.setenv("TICKARCHIVE_POSTGRES__DSN", postgres_clean.owner_dsn)
-    app, bench = typer.Typer(), typer.Typer()
-    register(app, bench)
-    app.add_typer(bench, name="bench")
+    app = typer.Typer()
+    register(app)
     return app, CliRunner()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from tickarchive.quality.model import US_PER_HOUR, QualityReport, day_start_us
+from tickarchive.ops.quality.model import US_PER_HOUR, QualityReport, day_start_us
 
 COVERAGE_PNG = "coverage.png"
 GAPS_PNG = "gaps.png"

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     report = typer.Typer(help="Reports: daily data quality, the data dictionary.", no_args_is_help=True)
     app.add_typer(report, name="report")
 
@@ -24,9 +24,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         ] = 5.0,
     ) -> None:
         """Data-quality report of one day: HTML + PNG plots + report.json. Checks flag rows, never drop them."""
-        from tickarchive.quality.errors import QualityError
-        from tickarchive.quality.report import build_report, parse_day, write_report
-        from tickarchive.quality.source import choose_source
+        from tickarchive.ops.quality.errors import QualityError
+        from tickarchive.ops.quality.report import build_report, parse_day, write_report
+        from tickarchive.ops.quality.source import choose_source
         from tickarchive.settings import load_settings
 
         if source not in ("auto", "hot", "warm"):
@@ -47,21 +47,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         )
         typer.echo(str(files.html))
 
-    @bench.command("quality")
-    def bench_quality(
-        quotes: Annotated[int, typer.Option("--quotes", min=1, help="synthetic quotes")] = 1_000_000,
-        trades: Annotated[int, typer.Option("--trades", min=1, help="synthetic trades")] = 200_000,
-    ) -> None:
-        """Rows/s of the quality report's scanners (one core, no database): the report's CPU floor."""
-        from tickarchive.quality.bench import run
-
-        f = run(quotes, trades)
-        typer.echo(f"quality scan: {f.quotes:,} quotes at {f.quotes_per_s:,.0f} rows/s, "
-                   f"{f.trades:,} trades at {f.trades_per_s:,.0f} rows/s (800 instruments)")
-
     @report.command("data-dictionary")
     def data_dictionary() -> None:
         """Print the data dictionary in Markdown (the source of docs/data-dictionary.md)."""
-        from tickarchive.tables_doc import data_dictionary_markdown
+        from tickarchive.ops.data_dictionary import data_dictionary_markdown
 
         typer.echo(data_dictionary_markdown(), nl=False)

@@ -4,7 +4,7 @@
 2. the Deribit-compatible simulator (``tickarchive sim``, a subprocess);
 3. the collector against it (``tickarchive collect --simulator URL``, a subprocess,
    journal under ``<paths.local_dir>/journal-demo`` so it never mixes with a live run);
-4. the API (``tickarchive api``) when ``api/cli.py`` exists;
+4. the API (``tickarchive api``) when ``tickarchive/cli/api.py`` exists;
 
 then prints where to look and waits. Ctrl-C (or SIGTERM) stops every process it started,
 in reverse order (SIGTERM, then SIGKILL after a grace period), and the stack too if the
@@ -32,7 +32,7 @@ class DemoError(TickarchiveError):
     """A part of the demo could not start."""
 
 
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     app.command("demo", help="Stack + simulator + collector (+ API), offline; Ctrl-C stops everything.")(demo)
 
 
@@ -100,7 +100,7 @@ def demo(
         collector = subprocess.Popen([TA, "collect", "--simulator", ws_url, "--journal-dir", str(journal)], text=True)
         procs.append(("collector", collector))
         api_url = None
-        if importlib.util.find_spec("tickarchive.api.cli") is not None:
+        if importlib.util.find_spec("tickarchive.cli.api") is not None:
             api = subprocess.Popen([TA, "api"], text=True)
             procs.append(("api", api))
             api_url = f"http://{s.api.host}:{s.api.port}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tickarchive.quality.model import (
+from tickarchive.ops.quality.model import (
     US_PER_HOUR,
     CheckResult,
     Completeness,

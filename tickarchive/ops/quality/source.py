@@ -16,8 +16,8 @@ from typing import Any, Literal
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from tickarchive.quality.errors import SourceError
-from tickarchive.quality.model import US_PER_DAY, GapRow, QuoteRow, TradeRow, day_start_us, iso_us
+from tickarchive.ops.quality.errors import SourceError
+from tickarchive.ops.quality.model import US_PER_DAY, GapRow, QuoteRow, TradeRow, day_start_us, iso_us
 from tickarchive.settings import Settings
 
 Tier = Literal["hot", "warm"]

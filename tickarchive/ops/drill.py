@@ -10,7 +10,7 @@ server loss, then proves the rebuild holds the same rows as the original:
 2. **start fresh stack**: QuestDB + PostgreSQL (throw-away servers that die with this
    process), migrated;
 3. **restore archive**: every archived month of the archived tables into the fresh warm
-   store (``store.lifecycle.restore_to_warm``, what ``archive restore`` does);
+   store (``tickarchive.ops.lifecycle.restore_to_warm``, what ``archive restore`` does);
 4. **restore journal**: every archived journal day decompressed into ``WORKDIR/journal``
    (``archive.journal.restore_journal_day``), plus each local journal segment the archive
    does not hold yet (the days after the last archived one);
@@ -52,13 +52,13 @@ from tickarchive.archive.layout import Month
 from tickarchive.archive.target import Target, open_target
 from tickarchive.archive.verify import check_month
 from tickarchive.errors import TickarchiveError
+from tickarchive.ops.lifecycle import ARCHIVED_TABLES, open_hot, open_warm
 from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import PostgresSettings, QuestDBSettings, Settings
 from tickarchive.store import migrate
 from tickarchive.store.checksum import Checksum, GroupSum
 from tickarchive.store.errors import StoreError
 from tickarchive.store.hot_export import HotStore
-from tickarchive.store.lifecycle import ARCHIVED_TABLES, open_hot, open_warm
 from tickarchive.store.rollover import checksum_hot, checksum_warm
 from tickarchive.store.stack.postgres import PostgresServer
 from tickarchive.store.stack.procs import free_port
@@ -465,7 +465,7 @@ def run_drill(
             rebuilt_warm = stack.enter_context(_translate("fresh warm store", fresh.warm))
             with report.step("restore archive", progress) as s:
                 rows = 0
-                from tickarchive.store.lifecycle import restore_to_warm
+                from tickarchive.ops.lifecycle import restore_to_warm
 
                 for t, m in months:
                     r = _translate(f"restore {t.name} {m}", functools.partial(
@@ -536,7 +536,7 @@ def print_report(report: DrillReport, console: object) -> None:
         console.print(f"[green]drill OK[/]: {len(report.checks)} table-days identical; total {report.total_s:.1f} s")
 
 
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     @app.command("drill")
     def drill_cmd(
         archive: Annotated[str | None, typer.Option(

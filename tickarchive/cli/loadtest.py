@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     app.command(
         "loadtest",
         help="Drive simulator -> collector -> QuestDB at --rate for --duration, optional chaos; reconcile.",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from tickarchive.quality.model import US_PER_DAY, QuoteRow, TradeRow
-from tickarchive.quality.scan import QuoteScanner, TradeScanner
+from tickarchive.ops.quality.model import US_PER_DAY, QuoteRow, TradeRow
+from tickarchive.ops.quality.scan import QuoteScanner, TradeScanner
 
 T0 = 1_795_132_800_000_000  # 2026-11-20T00:00:00Z
 

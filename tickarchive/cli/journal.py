@@ -1,9 +1,7 @@
-"""``tickarchive journal ls|verify|export``, ``tickarchive replay`` and
-``tickarchive bench normalize``."""
+"""``tickarchive journal ls|verify|export`` and ``tickarchive replay``."""
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,97 +174,10 @@ def replay(
         typer.secho(f"  malformed {key}: {n} frame(s), e.g. {sample}", fg=typer.colors.YELLOW)
 
 
-def bench_normalize(
-    input: Annotated[
-        Path | None, typer.Option("--input", help="replay-format file (default with --generate: a temporary one)")
-    ] = None,
-    runs: Annotated[int, typer.Option(min=1, help="timed passes; figures are medians")] = 3,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="write frames, ticks, frames_per_s, ticks_per_s")
-    ] = None,
-    generate: Annotated[int | None, typer.Option(help="first write this many synthetic frames to --input")] = None,
-    seed: Annotated[int, typer.Option(help="seed of --generate")] = 1,
-) -> None:
-    """Decode + normalize + ILP encoding on one core over a replay-format file."""
-    import tempfile
-
-    from tickarchive.ingest.bench import bench_normalize as run
-    from tickarchive.ingest.bench import load_frames
-
-    if input is None and generate is None:
-        raise IngestError("give --input FILE, --generate N, or both")
-    with tempfile.TemporaryDirectory(prefix="tickarchive-bench-") as tmp:
-        path = Path(tmp) / "synthetic.replay" if input is None else input
-        if generate is not None:
-            from tickarchive.venues.deribit.synth import write_replay_file
-
-            size = write_replay_file(path, generate, seed)
-            typer.echo(f"generated {generate} frames ({size} bytes) into {input or 'a temporary file'}")
-        if not path.is_file():
-            raise IngestError(f"{path}: no such file (use --generate N to create one)")
-        frames = load_frames(path)
-    if not frames:
-        raise IngestError(f"{path}: no frames")
-    result = run(frames, runs)
-    from tickarchive.venues.deribit import native
-
-    if result.native:
-        which = "native fast path on (tickarchive_native; TICKARCHIVE_NATIVE=0 turns it off)"
-    elif native.AVAILABLE:
-        which = "native fast path off (TICKARCHIVE_NATIVE=0): pure Python"
-    else:
-        which = "native fast path off (tickarchive_native not installed): pure Python"
-    typer.echo(which)
-    typer.echo(
-        f"{result.frames} frames ({result.input_bytes / result.frames:.0f} B avg), {result.ticks} rows, "
-        f"{runs} run(s): {result.frames_per_s:,.0f} frames/s, {result.ticks_per_s:,.0f} ticks/s "
-        f"(median CPU time of one core; runs {min(result.runs_s):.3f}-{max(result.runs_s):.3f} s; "
-        f"wall clock {result.wall_frames_per_s:,.0f} frames/s)"
-    )
-    if json_out is not None:
-        json_out.write_text(json.dumps(result.as_json(), indent=2) + "\n")
-
-
-def bench_journal(
-    frames: Annotated[int, typer.Option(min=1, help="synthetic frames to append")] = 100_000,
-    rate: Annotated[float, typer.Option(help="frames/s of the paced part (fsync window)")] = 5000.0,
-    fsync_interval_ms: Annotated[int | None, typer.Option(help="default: journal.fsync_interval_ms")] = None,
-    directory: Annotated[
-        Path | None,
-        typer.Option("--dir", help="scratch directory on the journal's disk (default: under paths.local_dir)"),
-    ] = None,
-) -> None:
-    """Journal append throughput, fsync cost and the receive → fsync window."""
-    import shutil
-    import tempfile
-
-    from tickarchive.ingest.bench import bench_journal as run
-    from tickarchive.settings import load_settings
-    from tickarchive.venues.deribit.synth import frames as synth_frames
-
-    settings = load_settings()
-    interval = fsync_interval_ms if fsync_interval_ms is not None else settings.journal.fsync_interval_ms
-    parent = directory if directory is not None else settings.paths.local_dir
-    parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-journal-", dir=parent))
-    try:
-        data = [f for _, f in synth_frames(frames)]
-        r = run(scratch, data, rate, interval)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    typer.echo(
-        f"{r.records} records ({r.bytes / r.records:.0f} B avg): append {r.append_per_s:,.0f} records/s "
-        f"({r.append_us:.2f} us each); fsync of {interval} ms at {rate:g} frames/s: median "
-        f"{r.fsync_ms_median:.2f} ms, max {r.fsync_ms_max:.2f} ms; receive -> fsync window <= {r.window_ms_max:.1f} ms"
-    )
-
-
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     journal = typer.Typer(help="Inspect, check and export the raw-frame journal.", no_args_is_help=True)
     journal.command("ls")(journal_ls)
     journal.command("verify")(journal_verify)
     journal.command("export")(journal_export)
     app.add_typer(journal, name="journal")
     app.command("replay")(replay)
-    bench.command("normalize")(bench_normalize)
-    bench.command("journal")(bench_journal)

@@ -52,7 +52,7 @@ def _status_table(rows: tuple[ComponentStatus, ...]) -> None:
     console.print(table)
 
 
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     from tickarchive.settings import load_settings
     from tickarchive.store.stack.stack import Stack
 
@@ -92,12 +92,3 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             what = "applied " + ", ".join(f"V{v:03d}" for v in m.applied) if m.applied else "up to date"
             typer.echo(f"migrations {m.target}: {what} (at V{m.current:03d})")
 
-    @bench.command("stack")
-    def bench_stack_cmd(
-        no_pglite: Annotated[bool, typer.Option("--no-pglite", help="skip the PGlite TimescaleDB test server")] = False,
-    ) -> None:
-        """Start-up, migrate and stop times of QuestDB, PostgreSQL and the PGlite TimescaleDB."""
-        from tickarchive.store.stack.bench import bench_stack
-
-        for t in bench_stack(include_pglite=not no_pglite):
-            typer.echo(f"{t.server:<17} {t.step:<20} {t.seconds:7.2f} s")

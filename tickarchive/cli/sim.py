@@ -1,9 +1,8 @@
-"""``tickarchive sim ...`` and ``tickarchive bench sim``."""
+"""``tickarchive sim``: the Deribit-compatible simulator."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import signal
 import sys
 from pathlib import Path
@@ -14,17 +13,8 @@ import typer
 from tickarchive.loadtest.errors import SimConfigError
 
 
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     app.command("sim", help="Run the Deribit-compatible simulator (prints 'ready ws://...' when listening).")(sim)
-    bench.command("sim", help="Frames/s the simulator delivers to 1 and to 4 clients over loopback.")(bench_sim)
-    # the load harness (another module of this package) contributes its own commands
-    try:
-        harness_cli = importlib.import_module("tickarchive.loadtest.harness_cli")
-    except ModuleNotFoundError as exc:
-        if exc.name != "tickarchive.loadtest.harness_cli":
-            raise
-    else:
-        harness_cli.register(app, bench)
 
 
 def sim(
@@ -118,16 +108,3 @@ def run_blocking(config: object, export_dir: Path | None) -> None:
     uvloop.run(main())
 
 
-def bench_sim(
-    seconds: Annotated[float, typer.Option(help="measurement time per client count")] = 10.0,
-    clients: Annotated[str, typer.Option(help="comma-separated client counts")] = "1,4",
-    rate: Annotated[float, typer.Option(help="simulator rate (ticker+book per second)")] = 100_000.0,
-    instruments: Annotated[int, typer.Option()] = 800,
-    fanout: Annotated[bool, typer.Option(help="every client subscribes everything (else: shards)")] = False,
-) -> None:
-    from tickarchive.loadtest.sim.bench import run_bench
-
-    counts = [int(c) for c in clients.split(",") if c.strip()]
-    if not counts or min(counts) < 1:
-        raise SimConfigError("--clients must list positive integers")
-    run_bench(seconds=seconds, client_counts=counts, rate=rate, instruments=instruments, fanout=fanout)

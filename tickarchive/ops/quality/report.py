@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tickarchive.quality import plots
-from tickarchive.quality.errors import DayError, QualityError
-from tickarchive.quality.html import render_html
-from tickarchive.quality.model import US_PER_DAY, GapRow, QualityReport, QuoteRow, TradeRow, day_start_us
-from tickarchive.quality.scan import QuoteScanner, TradeScanner, clip_gaps, reconcile_volume
+from tickarchive.ops.quality import plots
+from tickarchive.ops.quality.errors import DayError, QualityError
+from tickarchive.ops.quality.html import render_html
+from tickarchive.ops.quality.model import US_PER_DAY, GapRow, QualityReport, QuoteRow, TradeRow, day_start_us
+from tickarchive.ops.quality.scan import QuoteScanner, TradeScanner, clip_gaps, reconcile_volume
 
 DEFAULT_VOLUME_TOLERANCE_PCT = 5.0
 

@@ -1,13 +1,11 @@
-"""The ``tickarchive`` command.
-
-Each package contributes its subcommands through ``<package>.cli.register(app, bench)``;
-``bench`` is the shared ``tickarchive bench ...`` group. A ``TickarchiveError`` is
-printed as one line on stderr with exit status 1.
+"""The ``tickarchive`` command: the root app, the ``config`` group, and every command group
+registered explicitly below (a module that is missing is an import error, never a
+silently absent command). A ``TickarchiveError`` is printed as one line on stderr with
+exit status 1.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -23,24 +21,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-bench = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
-
-# Modules that contribute commands, each with ``register(app, bench)``. A module that
-# does not exist (yet) contributes nothing.
-_COMMAND_MODULES = (
-    "tickarchive.store.cli",
-    "tickarchive.store.rollover_cli",
-    "tickarchive.ingest.cli",
-    "tickarchive.ingest.collector_cli",
-    "tickarchive.loadtest.cli",
-    "tickarchive.loadtest.harness_cli",
-    "tickarchive.archive.cli",
-    "tickarchive.api.cli",
-    "tickarchive.demo",
-    "tickarchive.ops_cli",
-    "tickarchive.drill",
-)
-
 
 @app.callback()
 def _root(
@@ -93,16 +73,23 @@ def config_reference() -> None:
 
 
 def _register_all() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # not written yet
-            raise
-        module.register(app, bench)
-    if bench.registered_commands or bench.registered_groups:
-        app.add_typer(bench, name="bench")
+    from tickarchive.cli import (
+        api,
+        archive,
+        bench,
+        collect,
+        journal,
+        loadtest,
+        report,
+        rollover,
+        sim,
+        stack,
+    )
+    from tickarchive.ops import demo, drill
+
+    for module in (stack, rollover, journal, collect, sim, loadtest, archive, api, demo, report, drill):
+        module.register(app)
+    app.add_typer(bench.app, name="bench")
 
 
 _register_all()

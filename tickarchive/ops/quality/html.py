@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
-from tickarchive.quality import plots
-from tickarchive.quality.model import CheckResult, QualityReport, iso_us
+from tickarchive.ops.quality import plots
+from tickarchive.ops.quality.model import CheckResult, QualityReport, iso_us
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}

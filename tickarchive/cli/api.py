@@ -1,4 +1,4 @@
-"""``tickarchive api`` (serve with uvicorn) and ``tickarchive bench api``."""
+"""``tickarchive api``: serve the API with uvicorn."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     @app.command("api")
     def api_cmd(
         host: Annotated[str | None, typer.Option("--host", help="listen address (default api.host)")] = None,
@@ -28,15 +28,3 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             access_log=False,
         )
 
-    @bench.command("api")
-    def bench_api(
-        rows: Annotated[int, typer.Option("--rows", help="quotes in the instrument-day")] = 100_000,
-        repeat: Annotated[int, typer.Option("--repeat", help="requests per measured query")] = 30,
-        http: Annotated[
-            bool, typer.Option("--http", help="over loopback HTTP to uvicorn (httpx) instead of in-process")
-        ] = False,
-    ) -> None:
-        """p50/p95 latency: one instrument-day of quotes (hot, warm), a chain snapshot, a month of OHLCV."""
-        from tickarchive.api.bench import run
-
-        run(rows=rows, repeat=repeat, http=http)

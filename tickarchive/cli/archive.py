@@ -1,4 +1,4 @@
-"""``tickarchive archive ...`` and ``tickarchive bench archive``.
+"""``tickarchive archive ...``.
 
 Sources and sinks: ``export`` reads the warm store (``postgres.dsn`` or the local stack's
 reader role) unless ``--from-dir DIR`` names replay output (``DIR/<table>.parquet``);
@@ -106,7 +106,7 @@ def _report_problems(exc: IntegrityError) -> None:
         err.print(f"  [red]{p}[/]")
 
 
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     group = typer.Typer(help="The Parquet archive (cold tier): export, verify, restore, ls.", no_args_is_help=True)
 
     @group.command("ls")
@@ -315,59 +315,3 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
     app.add_typer(group, name="archive")
 
-    @bench.command("archive")
-    def bench_archive(
-        rows: Annotated[int, typer.Option("--rows", help="rows per table")] = 1_000_000,
-        table: TablesOpt = None,
-        work_dir: Annotated[Path | None, typer.Option("--work-dir", help="scratch directory")] = None,
-        dsn: Annotated[
-            str | None,
-            typer.Option("--dsn", help="also measure load/export/restore against this warm store (scratch DB!)"),
-        ] = None,
-    ) -> None:
-        """Export, verify and restore synthetic months; print rows/s and bytes per row."""
-        from tickarchive.archive import bench as bench_mod
-
-        settings = _settings()
-        names = table or ["quotes", "trades", "book_changes"]
-        options = ExportOptions.from_settings(settings.archive)
-        if dsn is not None:
-            warm = bench_mod.run_warm(dsn, names, rows, options, work_dir)
-            w = RichTable(title="archive bench against the warm store (month 2099-01, deleted afterwards)")
-            for col in ("table", "rows", "bytes/row", "load rows/s", "export rows/s", "restore rows/s"):
-                w.add_column(col, justify="right")
-            for wr in warm:
-                w.add_row(
-                    wr.table,
-                    f"{wr.rows:,}",
-                    f"{wr.bytes / wr.rows:.1f}" if wr.rows else "-",
-                    f"{wr.per_s(wr.load_s):,.0f}",
-                    f"{wr.per_s(wr.export_s):,.0f}",
-                    f"{wr.per_s(wr.restore_s):,.0f}",
-                )
-            _out().print(w)
-        results = bench_mod.run(names, rows, options, work_dir)
-        t = RichTable(title=f"archive bench: zstd({options.zstd_level}), row groups of {options.row_group_rows:,} rows")
-        for col in (
-            "table",
-            "rows",
-            "files",
-            "size",
-            "bytes/row",
-            "export rows/s",
-            "verify rows/s",
-            "restore-read rows/s",
-        ):
-            t.add_column(col, justify="right")
-        for r in results:
-            t.add_row(
-                r.table,
-                f"{r.rows:,}",
-                str(r.files),
-                _fmt_bytes(r.bytes),
-                f"{r.bytes_per_row:.1f}",
-                f"{r.per_s(r.export_s):,.0f}",
-                f"{r.per_s(r.verify_s):,.0f}",
-                f"{r.per_s(r.restore_s):,.0f}",
-            )
-        _out().print(t)

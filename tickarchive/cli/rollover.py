@@ -1,4 +1,4 @@
-"""``tickarchive rollover``, ``tickarchive warm-retention`` and ``tickarchive bench rollover``.
+"""``tickarchive rollover`` and ``tickarchive warm-retention``.
 
 ``rollover`` moves every sealed day QuestDB still holds into the warm store (or only
 ``--day``), verifies it, records it in ``rollover_ledger`` and drops QuestDB partitions
@@ -53,7 +53,7 @@ def _parse_now(text: str | None) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     @app.command("rollover")
     def rollover_cmd(
         day: Annotated[str | None, typer.Option("--day", help="only this UTC day (YYYY-MM-DD); must be sealed")] = None,
@@ -66,10 +66,10 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         status: Annotated[bool, typer.Option("--status", help="print the rollover ledger and exit")] = False,
     ) -> None:
         """Move sealed days QuestDB → warm store, verify, record, then drop old hot partitions."""
+        from tickarchive.ops.lifecycle import open_hot, open_warm
         from tickarchive.rich_progress import RichProgress
         from tickarchive.settings import load_settings
         from tickarchive.store import rollover as ro
-        from tickarchive.store.lifecycle import open_hot, open_warm
         from tickarchive.tables import table as table_named
 
         settings = load_settings()
@@ -107,9 +107,9 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     ) -> None:
         """Drop warm months older than the retention whose archive verified."""
         from tickarchive.archive.target import open_target
+        from tickarchive.ops.lifecycle import open_warm, warm_retention
         from tickarchive.rich_progress import RichProgress
         from tickarchive.settings import load_settings
-        from tickarchive.store.lifecycle import open_warm, warm_retention
 
         settings = load_settings()
         day = _parse_day(today) if today else dt.datetime.now(dt.UTC).date()
@@ -124,20 +124,6 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             done = "dropped" if o.dropped else ("would drop" if o.verdict.value == "drop" else "-")
             t.add_row(o.table, str(o.month), o.verdict.value, "-" if o.rows < 0 else f"{o.rows:,}", done)
         _out().print(t)
-
-    @bench.command("rollover")
-    def bench_rollover_cmd(
-        rows: Annotated[int, typer.Option("--rows", help="quote rows (trades get rows/20)")] = 1_000_000,
-        timescaledb: Annotated[
-            bool, typer.Option("--timescaledb/--no-timescaledb", help="also load the PGlite TimescaleDB")
-        ] = True,
-        tsdb_rows: Annotated[int, typer.Option("--tsdb-rows", help="quote rows for the PGlite run")] = 100_000,
-    ) -> None:
-        """Rollover throughput and bytes per row on synthetic data (own temporary servers)."""
-        from tickarchive.store.rollover_bench import run_bench
-
-        run_bench(rows, timescaledb=timescaledb, tsdb_rows=tsdb_rows, echo=typer.echo)
-
 
 def _print_ledger(rows: list[LedgerRow]) -> None:
     t = RichTable(title="rollover_ledger")

@@ -1,4 +1,4 @@
-"""``tickarchive collect``, ``tickarchive backfill`` and ``tickarchive bench collector``."""
+"""``tickarchive collect`` and ``tickarchive backfill``."""
 
 from __future__ import annotations
 
@@ -22,12 +22,9 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def register(app: typer.Typer, bench: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     app.command("collect", help="Collect every configured Deribit channel into the journal and QuestDB.")(collect)
     app.command("backfill", help="Re-fetch missed trades from the history API for gaps or a time range.")(backfill)
-    bench.command("collector", help="CPU and RSS of the collector at a given frame rate against the simulator.")(
-        bench_collector
-    )
 
 
 def collect(
@@ -84,12 +81,3 @@ def backfill(
     typer.echo(f"backfill: {n} trades inserted")
 
 
-def bench_collector(
-    rate: Annotated[float, typer.Option(help="simulator ticker+book frames per second")] = 5000.0,
-    seconds: Annotated[float, typer.Option(help="measurement time")] = 20.0,
-    instruments: Annotated[int, typer.Option()] = 400,
-    connections: Annotated[int, typer.Option()] = 4,
-) -> None:
-    from tickarchive.ingest.collector_bench import run_bench
-
-    run_bench(rate=rate, seconds=seconds, instruments=instruments, connections=connections)

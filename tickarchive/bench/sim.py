@@ -10,7 +10,7 @@ simulator process's CPU share and frames per simulator CPU-second: on a shared, 
 machine the first is bounded by the CPU the simulator gets, the second is its capacity
 per core.
 
-``python -m tickarchive.loadtest.sim.bench [CLIENTS] [STEPS]`` measures the in-process pipeline
+``python -m tickarchive.bench.sim [CLIENTS] [STEPS]`` measures the in-process pipeline
 instead (``pipeline_cost``: generate, encode, frame, fan out, write to a null transport,
 log; no sockets, no kernel), the part of the per-frame cost this code controls.
 """

@@ -1,0 +1,250 @@
+"""``tickarchive bench ...``: every benchmark command, registered in one place.
+
+Each command runs one module of ``tickarchive.bench`` and prints its figures; the docs
+quote them with the command that printed them (docs/performance.md, docs/api.md, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table as RichTable
+
+from tickarchive.archive.export import ExportOptions
+from tickarchive.cli.archive import TablesOpt, _fmt_bytes, _out, _settings
+from tickarchive.ingest.errors import IngestError
+from tickarchive.loadtest.errors import SimConfigError
+
+app = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
+
+
+def bench_normalize(
+    input: Annotated[
+        Path | None, typer.Option("--input", help="replay-format file (default with --generate: a temporary one)")
+    ] = None,
+    runs: Annotated[int, typer.Option(min=1, help="timed passes; figures are medians")] = 3,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write frames, ticks, frames_per_s, ticks_per_s")
+    ] = None,
+    generate: Annotated[int | None, typer.Option(help="first write this many synthetic frames to --input")] = None,
+    seed: Annotated[int, typer.Option(help="seed of --generate")] = 1,
+) -> None:
+    """Decode + normalize + ILP encoding on one core over a replay-format file."""
+    import tempfile
+
+    from tickarchive.bench.normalize import bench_normalize as run
+    from tickarchive.bench.normalize import load_frames
+
+    if input is None and generate is None:
+        raise IngestError("give --input FILE, --generate N, or both")
+    with tempfile.TemporaryDirectory(prefix="tickarchive-bench-") as tmp:
+        path = Path(tmp) / "synthetic.replay" if input is None else input
+        if generate is not None:
+            from tickarchive.bench.deribit_frames import write_replay_file
+
+            size = write_replay_file(path, generate, seed)
+            typer.echo(f"generated {generate} frames ({size} bytes) into {input or 'a temporary file'}")
+        if not path.is_file():
+            raise IngestError(f"{path}: no such file (use --generate N to create one)")
+        frames = load_frames(path)
+    if not frames:
+        raise IngestError(f"{path}: no frames")
+    result = run(frames, runs)
+    from tickarchive.venues.deribit import native
+
+    if result.native:
+        which = "native fast path on (tickarchive_native; TICKARCHIVE_NATIVE=0 turns it off)"
+    elif native.AVAILABLE:
+        which = "native fast path off (TICKARCHIVE_NATIVE=0): pure Python"
+    else:
+        which = "native fast path off (tickarchive_native not installed): pure Python"
+    typer.echo(which)
+    typer.echo(
+        f"{result.frames} frames ({result.input_bytes / result.frames:.0f} B avg), {result.ticks} rows, "
+        f"{runs} run(s): {result.frames_per_s:,.0f} frames/s, {result.ticks_per_s:,.0f} ticks/s "
+        f"(median CPU time of one core; runs {min(result.runs_s):.3f}-{max(result.runs_s):.3f} s; "
+        f"wall clock {result.wall_frames_per_s:,.0f} frames/s)"
+    )
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.as_json(), indent=2) + "\n")
+
+
+def bench_journal(
+    frames: Annotated[int, typer.Option(min=1, help="synthetic frames to append")] = 100_000,
+    rate: Annotated[float, typer.Option(help="frames/s of the paced part (fsync window)")] = 5000.0,
+    fsync_interval_ms: Annotated[int | None, typer.Option(help="default: journal.fsync_interval_ms")] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="scratch directory on the journal's disk (default: under paths.local_dir)"),
+    ] = None,
+) -> None:
+    """Journal append throughput, fsync cost and the receive → fsync window."""
+    import shutil
+    import tempfile
+
+    from tickarchive.bench.deribit_frames import frames as synth_frames
+    from tickarchive.bench.normalize import bench_journal as run
+    from tickarchive.settings import load_settings
+
+    settings = load_settings()
+    interval = fsync_interval_ms if fsync_interval_ms is not None else settings.journal.fsync_interval_ms
+    parent = directory if directory is not None else settings.paths.local_dir
+    parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-journal-", dir=parent))
+    try:
+        data = [f for _, f in synth_frames(frames)]
+        r = run(scratch, data, rate, interval)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    typer.echo(
+        f"{r.records} records ({r.bytes / r.records:.0f} B avg): append {r.append_per_s:,.0f} records/s "
+        f"({r.append_us:.2f} us each); fsync of {interval} ms at {rate:g} frames/s: median "
+        f"{r.fsync_ms_median:.2f} ms, max {r.fsync_ms_max:.2f} ms; receive -> fsync window <= {r.window_ms_max:.1f} ms"
+    )
+
+
+def bench_collector(
+    rate: Annotated[float, typer.Option(help="simulator ticker+book frames per second")] = 5000.0,
+    seconds: Annotated[float, typer.Option(help="measurement time")] = 20.0,
+    instruments: Annotated[int, typer.Option()] = 400,
+    connections: Annotated[int, typer.Option()] = 4,
+) -> None:
+    from tickarchive.bench.collector import run_bench
+
+    run_bench(rate=rate, seconds=seconds, instruments=instruments, connections=connections)
+
+
+def bench_sim(
+    seconds: Annotated[float, typer.Option(help="measurement time per client count")] = 10.0,
+    clients: Annotated[str, typer.Option(help="comma-separated client counts")] = "1,4",
+    rate: Annotated[float, typer.Option(help="simulator rate (ticker+book per second)")] = 100_000.0,
+    instruments: Annotated[int, typer.Option()] = 800,
+    fanout: Annotated[bool, typer.Option(help="every client subscribes everything (else: shards)")] = False,
+) -> None:
+    from tickarchive.bench.sim import run_bench
+
+    counts = [int(c) for c in clients.split(",") if c.strip()]
+    if not counts or min(counts) < 1:
+        raise SimConfigError("--clients must list positive integers")
+    run_bench(seconds=seconds, client_counts=counts, rate=rate, instruments=instruments, fanout=fanout)
+
+
+@app.command("api")
+def bench_api(
+    rows: Annotated[int, typer.Option("--rows", help="quotes in the instrument-day")] = 100_000,
+    repeat: Annotated[int, typer.Option("--repeat", help="requests per measured query")] = 30,
+    http: Annotated[
+        bool, typer.Option("--http", help="over loopback HTTP to uvicorn (httpx) instead of in-process")
+    ] = False,
+) -> None:
+    """p50/p95 latency: one instrument-day of quotes (hot, warm), a chain snapshot, a month of OHLCV."""
+    from tickarchive.bench.api import run
+
+    run(rows=rows, repeat=repeat, http=http)
+
+
+@app.command("archive")
+def bench_archive(
+    rows: Annotated[int, typer.Option("--rows", help="rows per table")] = 1_000_000,
+    table: TablesOpt = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="scratch directory")] = None,
+    dsn: Annotated[
+        str | None,
+        typer.Option("--dsn", help="also measure load/export/restore against this warm store (scratch DB!)"),
+    ] = None,
+) -> None:
+    """Export, verify and restore synthetic months; print rows/s and bytes per row."""
+    from tickarchive.bench import archive as bench_mod
+
+    settings = _settings()
+    names = table or ["quotes", "trades", "book_changes"]
+    options = ExportOptions.from_settings(settings.archive)
+    if dsn is not None:
+        warm = bench_mod.run_warm(dsn, names, rows, options, work_dir)
+        w = RichTable(title="archive bench against the warm store (month 2099-01, deleted afterwards)")
+        for col in ("table", "rows", "bytes/row", "load rows/s", "export rows/s", "restore rows/s"):
+            w.add_column(col, justify="right")
+        for wr in warm:
+            w.add_row(
+                wr.table,
+                f"{wr.rows:,}",
+                f"{wr.bytes / wr.rows:.1f}" if wr.rows else "-",
+                f"{wr.per_s(wr.load_s):,.0f}",
+                f"{wr.per_s(wr.export_s):,.0f}",
+                f"{wr.per_s(wr.restore_s):,.0f}",
+            )
+        _out().print(w)
+    results = bench_mod.run(names, rows, options, work_dir)
+    t = RichTable(title=f"archive bench: zstd({options.zstd_level}), row groups of {options.row_group_rows:,} rows")
+    for col in (
+        "table",
+        "rows",
+        "files",
+        "size",
+        "bytes/row",
+        "export rows/s",
+        "verify rows/s",
+        "restore-read rows/s",
+    ):
+        t.add_column(col, justify="right")
+    for r in results:
+        t.add_row(
+            r.table,
+            f"{r.rows:,}",
+            str(r.files),
+            _fmt_bytes(r.bytes),
+            f"{r.bytes_per_row:.1f}",
+            f"{r.per_s(r.export_s):,.0f}",
+            f"{r.per_s(r.verify_s):,.0f}",
+            f"{r.per_s(r.restore_s):,.0f}",
+        )
+    _out().print(t)
+
+
+@app.command("rollover")
+def bench_rollover_cmd(
+    rows: Annotated[int, typer.Option("--rows", help="quote rows (trades get rows/20)")] = 1_000_000,
+    timescaledb: Annotated[
+        bool, typer.Option("--timescaledb/--no-timescaledb", help="also load the PGlite TimescaleDB")
+    ] = True,
+    tsdb_rows: Annotated[int, typer.Option("--tsdb-rows", help="quote rows for the PGlite run")] = 100_000,
+) -> None:
+    """Rollover throughput and bytes per row on synthetic data (own temporary servers)."""
+    from tickarchive.bench.rollover import run_bench
+
+    run_bench(rows, timescaledb=timescaledb, tsdb_rows=tsdb_rows, echo=typer.echo)
+
+
+@app.command("quality")
+def bench_quality(
+    quotes: Annotated[int, typer.Option("--quotes", min=1, help="synthetic quotes")] = 1_000_000,
+    trades: Annotated[int, typer.Option("--trades", min=1, help="synthetic trades")] = 200_000,
+) -> None:
+    """Rows/s of the quality report's scanners (one core, no database): the report's CPU floor."""
+    from tickarchive.bench.quality import run
+
+    f = run(quotes, trades)
+    typer.echo(f"quality scan: {f.quotes:,} quotes at {f.quotes_per_s:,.0f} rows/s, "
+               f"{f.trades:,} trades at {f.trades_per_s:,.0f} rows/s (800 instruments)")
+
+
+@app.command("stack")
+def bench_stack_cmd(
+    no_pglite: Annotated[bool, typer.Option("--no-pglite", help="skip the PGlite TimescaleDB test server")] = False,
+) -> None:
+    """Start-up, migrate and stop times of QuestDB, PostgreSQL and the PGlite TimescaleDB."""
+    from tickarchive.bench.stack import bench_stack
+
+    for t in bench_stack(include_pglite=not no_pglite):
+        typer.echo(f"{t.server:<17} {t.step:<20} {t.seconds:7.2f} s")
+
+
+app.command("normalize")(bench_normalize)
+app.command("journal")(bench_journal)
+app.command("collector", help="CPU and RSS of the collector at a given frame rate against the simulator.")(
+    bench_collector
+)
+app.command("sim", help="Frames/s the simulator delivers to 1 and to 4 clients over loopback.")(bench_sim)
