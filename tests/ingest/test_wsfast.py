@@ -36,10 +36,10 @@ from websockets.uri import parse_uri
 
 from tests.ingest.conftest import WS_CAPTURE
 from tickarchive import native_ext
+from tickarchive.bench import deribit_frames as synth
 from tickarchive.ingest import wsfast
 from tickarchive.ingest.journal.capture import read_capture
 from tickarchive.ingest.wsfast import FastClientConnection, frame_end, scan_simple
-from tickarchive.venues.deribit import synth
 
 # ---- the byte stream -------------------------------------------------------------------
 

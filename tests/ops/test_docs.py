@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from tickarchive.tables import ALL_TABLES
 from tickarchive.ops.data_dictionary import data_dictionary_markdown, unit
+from tickarchive.tables import ALL_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
