@@ -2,7 +2,7 @@
 
 Timestamps are selected as ``cast(col AS long)`` (µs since the epoch). Table and column
 names come from ``tickarchive.tables`` (never from a request); every value is a bind
-parameter — except on the fast path for row pages: ``HotExport`` (HTTP ``/exp``, no bind
+parameter — except on the fast path for row pages: ``QuestDBHttp`` (HTTP ``/exp``, no bind
 parameters) with the values rendered by ``api.inline`` from validated inputs, used when no
 fetched column is VARCHAR or BOOLEAN and no extra equality filter applies; anything else,
 or a failed export, goes over the PG wire.
@@ -17,10 +17,11 @@ from typing import Any
 import polars as pl
 
 from tickarchive.api import frames, inline, predicates
-from tickarchive.api.hot_export import ExportFailed, HotExport
 from tickarchive.api.params import InstrumentMatch
 from tickarchive.api.pool import Pool
 from tickarchive.api.timefmt import to_dt
+from tickarchive.store.errors import ExportFailed
+from tickarchive.store.questdb_http import QuestDBHttp
 from tickarchive.tables import ColumnType, Table
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def _where(
 
 def _export_select(columns: Sequence[str]) -> str:
     """Columns as stored: /exp writes a TIMESTAMP column as Parquet ``timestamp[us, UTC]``
-    straight from the column's pages (``HotExport`` turns it into integer µs). A computed
+    straight from the column's pages (``QuestDBHttp`` turns it into integer µs). A computed
     column such as ``cast(ts AS long)`` takes QuestDB 9.3.4's row-by-row export instead:
     3x slower for a 100k-row instrument-day (75 vs 24 ms here)."""
     return ", ".join(columns)
@@ -92,7 +93,7 @@ def export_latest_sql(
 
 
 class HotReader:
-    def __init__(self, pool: Pool, export: HotExport | None = None) -> None:
+    def __init__(self, pool: Pool, export: QuestDBHttp | None = None) -> None:
         self.pool = pool
         self.export = export
 

@@ -22,7 +22,6 @@ from psycopg.conninfo import make_conninfo
 from tickarchive.api.cold import ColdReader
 from tickarchive.api.errors import StoreUnavailable
 from tickarchive.api.hot import HotReader
-from tickarchive.api.hot_export import HotExport
 from tickarchive.api.params import InstrumentMatch
 from tickarchive.api.pool import Pool
 from tickarchive.api.tiers import Segment, Tier, days, plan
@@ -30,6 +29,7 @@ from tickarchive.api.timefmt import day_start_us
 from tickarchive.archive.layout import Month
 from tickarchive.archive.target import open_target
 from tickarchive.settings import PostgresSettings, Settings
+from tickarchive.store.questdb_http import QuestDBHttp
 from tickarchive.tables import Table
 
 
@@ -105,7 +105,7 @@ class Stores:
         user = a.questdb_user or q.user
         password = a.questdb_password or q.password
         self.hot_export = (
-            HotExport(f"http://{q.host}:{q.http_port}", (user, password) if user and password else None, 60.0)
+            QuestDBHttp(f"http://{q.host}:{q.http_port}", (user, password) if user and password else None, 60.0)
             if a.hot_http_export
             else None
         )

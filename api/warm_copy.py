@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from tickarchive.api.errors import ApiError
-from tickarchive.api.hot_export import conform
+from tickarchive.store.questdb_http import conform
 
 _ARROW: dict[Any, pa.DataType] = {
     pl.Int64: pa.int64(),

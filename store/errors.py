@@ -56,6 +56,10 @@ class HotReadError(RolloverError):
     """Reading a day out of QuestDB (PG wire or /exp) failed."""
 
 
+class ExportFailed(StoreError):
+    """QuestDB's HTTP ``/exp`` did not deliver a readable result."""
+
+
 class WarmLoadError(RolloverError):
     """Loading into, or reading back from, the warm store failed."""
 

@@ -40,7 +40,7 @@ from tickarchive.settings import LifecycleSettings
 from tickarchive.store import seal
 from tickarchive.store.checksum import Checksum, ChecksumAccumulator, checksum_of
 from tickarchive.store.errors import NotSealed
-from tickarchive.store.hot_export import HotReader, HotStore
+from tickarchive.store.hot import HotReader, HotStore
 from tickarchive.store.stack.status import Dialect
 from tickarchive.store.warm_load import LedgerRow, WarmStore
 from tickarchive.tables import ALL_TABLES, GAPS, QUOTES, TRADES, Table

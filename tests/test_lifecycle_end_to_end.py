@@ -25,7 +25,7 @@ from tickarchive.archive.target import open_target
 from tickarchive.archive.verify import verify_month
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.ops.lifecycle import ARCHIVED_TABLES, restore_to_warm, warm_retention
-from tickarchive.store.hot_export import HotStore
+from tickarchive.store.hot import HotStore
 from tickarchive.store.rollover import Action, RolloverOptions, Status, checksum_warm, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.store.warm_load import WarmStore

@@ -14,13 +14,13 @@ from tickarchive.api import frames, inline, warm
 from tickarchive.api.chain import chain_regex
 from tickarchive.api.errors import StoreUnavailable
 from tickarchive.api.hot import HotReader, export_latest_sql, export_sql
-from tickarchive.api.hot_export import HotExport
 from tickarchive.api.params import InstrumentMatch, instrument_match
 from tickarchive.api.pool import Pool
 from tickarchive.api.warm import WarmReader
 from tickarchive.api.warm_copy import parse_binary_fixed, parse_csv
 from tickarchive.archive.postgres import PostgresSink
 from tickarchive.rows import events_to_arrow
+from tickarchive.store.questdb_http import QuestDBHttp
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.tables import QUOTES, TRADES
 
@@ -125,7 +125,7 @@ def test_warm_copy_output_parses_on_both_dialects(warm_store: WarmHandle) -> Non
 def test_hot_export_equals_pg_wire(questdb_clean: QuestDBHandle) -> None:
     data.write(questdb_clean, data.all_events())
     pool = Pool("QuestDB", questdb_clean.pg_dsn, size=1, timeout_s=5)
-    export = HotExport(questdb_clean.http_url, None, 30)
+    export = QuestDBHttp(questdb_clean.http_url, None, 30)
     fast, slow = HotReader(pool, export), HotReader(pool)
     lo, hi = data.us(data.DAYS[0]), data.us(data.DAYS[2], 12)
     cols = tuple(c.name for c in QUOTES.columns)

@@ -19,7 +19,7 @@ from tickarchive.archive.layout import Month
 from tickarchive.archive.postgres import PostgresSink, PostgresSource
 from tickarchive.archive.restore import restore_month
 from tickarchive.archive.target import open_target
-from tickarchive.store.hot_export import HotReader, HotStore
+from tickarchive.store.hot import HotReader, HotStore
 from tickarchive.store.rollover import RolloverOptions, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.store.warm_load import WarmStore

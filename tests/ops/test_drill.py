@@ -42,7 +42,7 @@ from tickarchive.ops.drill import (
 from tickarchive.ops.lifecycle import ARCHIVED_TABLES
 from tickarchive.progress import NO_PROGRESS
 from tickarchive.settings import JournalSettings, PathsSettings, PostgresSettings, Settings
-from tickarchive.store.hot_export import HotStore
+from tickarchive.store.hot import HotStore
 from tickarchive.store.rollover import RolloverOptions, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.store.warm_load import WarmStore

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.store import rollover_data as data
-from tickarchive.store.hot_export import HotReader, HotStore
+from tickarchive.store.hot import HotReader, HotStore
 from tickarchive.store.rollover import Action, RolloverOptions, Status, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.store.warm_load import WarmStore

@@ -15,7 +15,7 @@ from tickarchive.archive.layout import Month
 from tickarchive.archive.postgres import PostgresSource
 from tickarchive.archive.target import open_target
 from tickarchive.domain import TradeSource, TradeTick
-from tickarchive.store.hot_export import HotStore
+from tickarchive.store.hot import HotStore
 from tickarchive.store.rollover import Action, RolloverOptions, Status, Step, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.store.warm_load import WarmStore
@@ -212,7 +212,7 @@ def test_crash_in_the_middle_of_a_load_then_rerun(
 ) -> None:
     """Batches of 16 rows; the process dies after the first batches were committed. The
     rerun sees a non-empty warm day, takes the staged ON CONFLICT path and completes."""
-    from tickarchive.store import hot_export
+    from tickarchive.store import hot as hot_export
 
     monkeypatch.setattr(hot_export, "BATCH_ROWS", 16)
     data.write(questdb_clean, data.all_events([D6]))

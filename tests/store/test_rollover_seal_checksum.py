@@ -13,7 +13,7 @@ from tickarchive.domain import Gap, GapKind, GapStatus
 from tickarchive.settings import LifecycleSettings
 from tickarchive.store import seal
 from tickarchive.store.checksum import Checksum, GroupSum, checksum_of, row_hashes
-from tickarchive.store.hot_export import HotStore
+from tickarchive.store.hot import HotStore
 from tickarchive.store.stack.handles import QuestDBHandle
 from tickarchive.tables import QUOTES, TRADES
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 from tickarchive.archive import synthetic
 from tickarchive.archive.layout import Month
 from tickarchive.store import migrate
-from tickarchive.store.hot_export import HotReader, HotStore
+from tickarchive.store.hot import HotReader, HotStore
 from tickarchive.store.rollover import RolloverOptions, Step, run
 from tickarchive.store.seal import day_start_us
 from tickarchive.store.stack.status import Dialect

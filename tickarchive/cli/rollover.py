@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from tickarchive.store.errors import RolloverError, VerificationMismatch
-from tickarchive.store.hot_export import HotReader
+from tickarchive.store.hot import HotReader
 from tickarchive.store.seal import US_PER_DAY
 
 if TYPE_CHECKING:

@@ -58,7 +58,7 @@ from tickarchive.settings import PostgresSettings, QuestDBSettings, Settings
 from tickarchive.store import migrate
 from tickarchive.store.checksum import Checksum, GroupSum
 from tickarchive.store.errors import StoreError
-from tickarchive.store.hot_export import HotStore
+from tickarchive.store.hot import HotStore
 from tickarchive.store.rollover import checksum_hot, checksum_warm
 from tickarchive.store.stack.postgres import PostgresServer
 from tickarchive.store.stack.procs import free_port

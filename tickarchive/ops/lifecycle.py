@@ -25,7 +25,7 @@ from tickarchive.archive.restore import RestoreResult, restore_month
 from tickarchive.archive.target import Target
 from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import Settings
-from tickarchive.store.hot_export import HotStore
+from tickarchive.store.hot import HotStore
 from tickarchive.store.stack.status import Dialect
 from tickarchive.store.warm_load import WarmStore
 from tickarchive.tables import GAPS, MARKET_TABLES, Table

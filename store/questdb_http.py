@@ -1,19 +1,25 @@
-"""Hot-tier row pages through QuestDB's HTTP ``GET /exp?fmt=parquet`` (thin I/O).
+"""The one QuestDB HTTP read client: ``GET /exp?fmt=parquet`` (thin I/O).
 
-Reading 100k rows over the PG wire costs ~1-2 µs per value in Python (decoding into
-Python objects, then building the frame); ``/exp`` returns the result as one Parquet file
-that Arrow decodes in C++ (several times faster). ``/exp`` takes no bind parameters:
-``api.hot`` builds its SQL only from validated values rendered by ``api.inline``, and
-uses it only for columns without VARCHAR (QuestDB 9.3.4 exports a VARCHAR column whose
-values are all <= 9 bytes as NULLs; see store/hot_export.py) or BOOLEAN.
+Reading many rows over the PG wire costs ~1-2 µs per value in Python; ``/exp`` returns a
+query's result as one Parquet file that Arrow decodes in C++ (several times faster).
+Two uses:
 
-A QuestDB error answer or an unreadable body raises ``ExportFailed``; ``api.hot`` then
-answers the same query over the PG wire.
+* ``frame(sql, schema)``: a result small enough for memory as a polars DataFrame with
+  exactly the given columns and dtypes (the API's hot row pages);
+* ``to_file(sql, path)``: a result streamed to a file, never held whole (the rollover's
+  day export, ``tickarchive.store.hot``).
+
+``/exp`` takes no bind parameters: callers build SQL only from validated values. QuestDB
+9.3.4 exports a VARCHAR column whose values are all <= 9 bytes as NULLs (pinned by
+``tests/store/test_rollover.py``), so callers use it only for tables and columns without
+VARCHAR. An error answer, an unreachable server or an unreadable body raises
+``ExportFailed``.
 """
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,16 +27,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tickarchive.api.errors import ApiError
+from tickarchive.store.errors import ExportFailed
 
 MAX_ERROR_CHARS = 300
+CHUNK_BYTES = 1 << 20
 
 
-class ExportFailed(ApiError):
-    """QuestDB's /exp did not deliver a readable result."""
-
-
-class HotExport:
+class QuestDBHttp:
     """A keep-alive HTTP client for one QuestDB server's ``/exp``."""
 
     def __init__(self, base_url: str, auth: tuple[str, str] | None, timeout_s: float) -> None:
@@ -53,6 +56,19 @@ class HotExport:
         except (pa.ArrowException, OSError, KeyError) as exc:
             raise ExportFailed(f"QuestDB /exp returned unreadable Parquet: {exc}") from exc
         return conform(pl.from_arrow(table), schema)
+
+    def to_file(self, sql: str, path: Path) -> None:
+        """Stream the Parquet result of ``sql`` into ``path``."""
+        params = {"query": sql, "fmt": "parquet"}
+        try:
+            with self._http.stream("GET", f"{self.base_url}/exp", params=params) as r, path.open("wb") as f:
+                if r.status_code != 200:
+                    r.read()
+                    raise ExportFailed(f"/exp answered {r.status_code}: {r.text[:MAX_ERROR_CHARS]}")
+                for chunk in r.iter_bytes(CHUNK_BYTES):
+                    f.write(chunk)
+        except (httpx.HTTPError, OSError) as exc:
+            raise ExportFailed(f"/exp?fmt=parquet failed: {exc}") from exc
 
     def close(self) -> None:
         self._http.close()

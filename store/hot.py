@@ -17,7 +17,8 @@ Two ways to stream one (table, day) as Arrow batches in the schema of
   (``tests/store/test_rollover.py`` pins it), so it is never used for VARCHAR tables
   by default.
 
-``tickarchive bench rollover`` measures both; see docs/lifecycle.md for the figures.
+``tickarchive bench rollover`` measures both; see docs/lifecycle.md for the figures. The
+HTTP side is ``tickarchive.store.questdb_http`` (the one ``/exp`` client).
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tickarchive import rows
-from tickarchive.store.errors import HotReadError
+from tickarchive.store.errors import ExportFailed, HotReadError
+from tickarchive.store.questdb_http import QuestDBHttp
 from tickarchive.store.seal import US_PER_DAY, day_start_us, iso_us
 from tickarchive.tables import ColumnType, Table
 
@@ -87,7 +88,7 @@ class HotStore:
         self.pg_dsn = pg_dsn
         self.http_url = http_url.rstrip("/")
         self._auth = (user, password) if user and password else None
-        self._http = httpx.Client(auth=self._auth, timeout=600)
+        self._http = QuestDBHttp(self.http_url, self._auth, timeout_s=600)
         try:
             self.conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(pg_dsn, autocommit=True)
         except psycopg.Error as exc:
@@ -177,19 +178,10 @@ class HotStore:
         schema = rows.arrow_schema(table)
         with tempfile.TemporaryDirectory(prefix="tickarchive-exp-") as tmp:
             path = Path(tmp) / f"{table.name}.parquet"
-            params = {"query": self._select(table, day, micros=False), "fmt": "parquet"}
             try:
-                with (
-                    self._http.stream("GET", f"{self.http_url}/exp", params=params) as r,
-                    path.open("wb") as f,
-                ):
-                    if r.status_code != 200:
-                        r.read()
-                        raise HotReadError(f"{table.name} {day}: /exp answered {r.status_code}: {r.text[:300]}")
-                    for chunk in r.iter_bytes(1 << 20):
-                        f.write(chunk)
-            except (httpx.HTTPError, OSError) as exc:
-                raise HotReadError(f"{table.name} {day}: /exp?fmt=parquet failed: {exc}") from exc
+                self._http.to_file(self._select(table, day, micros=False), path)
+            except ExportFailed as exc:
+                raise HotReadError(f"{table.name} {day}: {exc}") from exc
             try:
                 pf = pq.ParquetFile(path)
                 for b in pf.iter_batches(batch_size=BATCH_ROWS, columns=list(schema.names)):
