@@ -28,8 +28,8 @@ from tickarchive.archive import catalog
 from tickarchive.archive import manifest as mf
 from tickarchive.archive.errors import ArchiveError
 from tickarchive.archive.hashing import file_digests
-from tickarchive.archive.layout import Month
 from tickarchive.archive.target import Target
+from tickarchive.months import Month
 from tickarchive.tables import ColumnType, Table
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tickarchive.api.timefmt import US_PER_DAY, day_of, day_start_us
-from tickarchive.archive.layout import Month
+from tickarchive.months import Month
 
 
 class Tier(enum.StrEnum):

@@ -9,9 +9,10 @@ from tickarchive.archive import layout
 from tickarchive.archive import manifest as mf
 from tickarchive.archive.errors import ObjectNotFound
 from tickarchive.archive.target import Target
+from tickarchive.months import Month
 
 
-def read_month_manifest(target: Target, table: str, month: layout.Month) -> mf.MonthManifest | None:
+def read_month_manifest(target: Target, table: str, month: Month) -> mf.MonthManifest | None:
     key = layout.manifest_key(table, month)
     try:
         data = target.get_bytes(key)
@@ -53,7 +54,7 @@ def index_month_entry(manifest: mf.MonthManifest) -> mf.IndexMonth:
         rows=manifest.total_rows,
         files=len(manifest.files),
         bytes=manifest.total_bytes,
-        manifest=layout.manifest_key(manifest.table, layout.Month.parse(manifest.month)),
+        manifest=layout.manifest_key(manifest.table, Month.parse(manifest.month)),
         created_at=manifest.created_at,
     )
 
@@ -102,7 +103,7 @@ def rebuild_index(target: Target, now: dt.datetime) -> mf.Index:
     return index
 
 
-def read_verified(target: Target, table: str, month: layout.Month) -> mf.VerifiedRecord | None:
+def read_verified(target: Target, table: str, month: Month) -> mf.VerifiedRecord | None:
     key = layout.verified_key(table, month)
     try:
         data = target.get_bytes(key)
@@ -111,7 +112,7 @@ def read_verified(target: Target, table: str, month: layout.Month) -> mf.Verifie
     return mf.decode(data, mf.VerifiedRecord, f"{target.url}{key}")
 
 
-def is_verified(target: Target, table: str, month: layout.Month) -> bool:
+def is_verified(target: Target, table: str, month: Month) -> bool:
     """True when the current manifest of (table, month) is the one the last verify passed."""
     manifest = read_month_manifest(target, table, month)
     record = read_verified(target, table, month)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tickarchive.errors import TickarchiveError
+from tickarchive.errors import InvalidValue, TickarchiveError
 
 
 class ArchiveError(TickarchiveError):
     """Base of every archive error."""
 
 
-class InvalidArgument(ArchiveError):
+class InvalidArgument(ArchiveError, InvalidValue):
     """A month, day, table name or target URL that cannot be used."""
 
 

@@ -35,6 +35,7 @@ from tickarchive.archive.local_target import LocalTarget
 from tickarchive.archive.parquet_files import SCHEMA_VERSION, MonthWriter, WrittenPart, schema_fingerprint, sort_columns
 from tickarchive.archive.source import ArchiveSource
 from tickarchive.archive.target import Target
+from tickarchive.months import Month
 from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import ArchiveSettings
 from tickarchive.tables import Table
@@ -62,7 +63,7 @@ class ExportOptions:
 @dataclass(frozen=True, slots=True)
 class ExportResult:
     table: str
-    month: layout.Month
+    month: Month
     status: str
     """``exported`` or ``up-to-date``."""
     manifest: mf.MonthManifest
@@ -89,7 +90,7 @@ def export_month(
     source: ArchiveSource,
     target: Target,
     table: Table,
-    month: layout.Month,
+    month: Month,
     options: ExportOptions = ExportOptions(),
     *,
     progress: Progress = NO_PROGRESS,
@@ -128,7 +129,7 @@ def export_month(
 def _write_parts(
     source: ArchiveSource,
     table: Table,
-    month: layout.Month,
+    month: Month,
     staging: Path,
     generation: int,
     options: ExportOptions,
@@ -187,7 +188,7 @@ def _upload(target: Target, parts: list[WrittenPart], progress: Progress, what: 
 
 def _manifest(
     table: Table,
-    month: layout.Month,
+    month: Month,
     generation: int,
     parts: list[WrittenPart],
     source_rows: int,
@@ -228,7 +229,7 @@ def _manifest(
     )
 
 
-def _remove_stale(target: Target, table: str, month: layout.Month, manifest: mf.MonthManifest) -> None:
+def _remove_stale(target: Target, table: str, month: Month, manifest: mf.MonthManifest) -> None:
     keep = {f.path for f in manifest.files}
     for obj in list(target.list(layout.month_dir(table, month))):
         if obj.key not in keep:
@@ -241,7 +242,7 @@ def export_months(
     source: ArchiveSource,
     target: Target,
     tables: list[Table],
-    months: list[layout.Month],
+    months: list[Month],
     options: ExportOptions = ExportOptions(),
     *,
     progress: Progress = NO_PROGRESS,

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tickarchive import rows
-from tickarchive.archive.layout import Month
 from tickarchive.archive.parquet_files import sort_table
+from tickarchive.months import Month
 from tickarchive.tables import Table
 
 

@@ -24,6 +24,7 @@ from tickarchive import rows
 from tickarchive.archive import layout
 from tickarchive.archive.errors import ArchiveError, UnsortedInput
 from tickarchive.archive.hashing import Digests, file_digests
+from tickarchive.months import Month
 from tickarchive.tables import Table
 
 SCHEMA_VERSION = 1
@@ -75,7 +76,7 @@ class MonthWriter:
     def __init__(
         self,
         table: Table,
-        month: layout.Month,
+        month: Month,
         staging: Path,
         *,
         generation: int,

@@ -28,7 +28,7 @@ from psycopg import sql
 
 from tickarchive import rows
 from tickarchive.archive.errors import SinkError, SourceError
-from tickarchive.archive.layout import Month
+from tickarchive.months import Month
 from tickarchive.tables import STAGING_PG_TYPE, ColumnType, Table
 
 _PG_ARRAY: dict[ColumnType, str] = {k: f"{v}[]" for k, v in STAGING_PG_TYPE.items()}

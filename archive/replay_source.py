@@ -15,8 +15,8 @@ import pyarrow.dataset as ds
 
 from tickarchive import rows
 from tickarchive.archive.errors import SourceError
-from tickarchive.archive.layout import Month
 from tickarchive.archive.parquet_files import sort_table
+from tickarchive.months import Month
 from tickarchive.tables import Table
 
 

@@ -14,11 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tickarchive import rows
-from tickarchive.archive import catalog, layout
+from tickarchive.archive import catalog
 from tickarchive.archive.errors import ArchiveError, IntegrityError
 from tickarchive.archive.hashing import file_digests
 from tickarchive.archive.source import ArchiveSink
 from tickarchive.archive.target import Target
+from tickarchive.months import Month
 from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.tables import Table
 
@@ -28,7 +29,7 @@ BATCH_ROWS = 50_000
 @dataclass(frozen=True, slots=True)
 class RestoreResult:
     table: str
-    month: layout.Month
+    month: Month
     rows_read: int
     rows_inserted: int
     rows_in_sink: int
@@ -38,7 +39,7 @@ def restore_month(
     target: Target,
     sink: ArchiveSink,
     table: Table,
-    month: layout.Month,
+    month: Month,
     *,
     progress: Progress = NO_PROGRESS,
     batch_rows: int = BATCH_ROWS,

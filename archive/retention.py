@@ -14,8 +14,8 @@ from collections.abc import Iterable, Set
 from dataclasses import dataclass
 
 from tickarchive.archive import catalog
-from tickarchive.archive.layout import Month
 from tickarchive.archive.target import Target
+from tickarchive.months import Month
 
 
 class Verdict(enum.StrEnum):

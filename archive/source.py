@@ -16,7 +16,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from tickarchive.archive.layout import Month
+from tickarchive.months import Month
 from tickarchive.tables import Table
 
 

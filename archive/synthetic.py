@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from tickarchive import rows
-from tickarchive.archive.layout import Month
+from tickarchive.months import Month
 from tickarchive.tables import BOOK_CHANGES, QUOTES, TRADES, Table
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")

@@ -19,13 +19,14 @@ from tickarchive.archive.errors import ArchiveError, IntegrityError, ObjectNotFo
 from tickarchive.archive.hashing import file_digests
 from tickarchive.archive.parquet_files import SCHEMA_VERSION, read_summary
 from tickarchive.archive.target import Target
+from tickarchive.months import Month
 from tickarchive.progress import NO_PROGRESS, Progress
 
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     table: str
-    month: layout.Month
+    month: Month
     files: int
     rows: int
     bytes: int
@@ -37,7 +38,7 @@ class VerifyResult:
         return not self.problems
 
 
-def check_month(target: Target, table: str, month: layout.Month, *, progress: Progress = NO_PROGRESS) -> VerifyResult:
+def check_month(target: Target, table: str, month: Month, *, progress: Progress = NO_PROGRESS) -> VerifyResult:
     """Every problem of one archived month (empty ``problems`` = verified); raises nothing
     for bad data, only ``ManifestError``/``TargetError`` when the target cannot be read."""
     manifest = catalog.read_month_manifest(target, table, month)
@@ -70,7 +71,7 @@ def check_month(target: Target, table: str, month: layout.Month, *, progress: Pr
     )
 
 
-def _check_file(target: Target, entry: mf.FileEntry, month: layout.Month) -> list[str]:
+def _check_file(target: Target, entry: mf.FileEntry, month: Month) -> list[str]:
     name = entry.path
     try:
         with target.fetch(name) as fetched:
@@ -115,7 +116,7 @@ def _check_file(target: Target, entry: mf.FileEntry, month: layout.Month) -> lis
 def verify_month(
     target: Target,
     table: str,
-    month: layout.Month,
+    month: Month,
     *,
     progress: Progress = NO_PROGRESS,
     now: dt.datetime | None = None,
@@ -129,7 +130,7 @@ def verify_month(
     return result
 
 
-def forget_verified(target: Target, table: str, month: layout.Month) -> None:
+def forget_verified(target: Target, table: str, month: Month) -> None:
     """Remove the verify record of a month that just failed: an archive known to be bad
     must not count as verified (the warm tier keeps the month)."""
     target.delete(layout.verified_key(table, month))
@@ -152,7 +153,7 @@ def record_verified(target: Target, result: VerifyResult, *, now: dt.datetime | 
 
 def verify_many(
     target: Target,
-    selection: list[tuple[str, layout.Month]],
+    selection: list[tuple[str, Month]],
     *,
     progress: Progress = NO_PROGRESS,
     now: dt.datetime | None = None,

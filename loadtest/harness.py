@@ -48,7 +48,7 @@ from tickarchive.loadtest.harness_procs import (
 from tickarchive.loadtest.latency import add_buckets, bucket_delta, max_bound, quantile
 from tickarchive.loadtest.reconcile import Reconciliation, reconcile, uncovered_disconnects
 from tickarchive.settings import PathsSettings, QuestDBSettings
-from tickarchive.store import migrate
+from tickarchive.store.stack import ephemeral
 from tickarchive.store.stack.procs import dir_size_bytes, free_port
 from tickarchive.store.stack.questdb import QuestDBServer
 
@@ -157,9 +157,7 @@ class _Run:
             shutil.rmtree(d)
         d.mkdir(parents=True)
         self.dir = d
-        self.qs = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port())
-        self.questdb = QuestDBServer(self.qs, d / "questdb", PathsSettings().cache_dir, ephemeral=True)
-        self.http = f"http://{self.qs.host}:{self.qs.http_port}"
+        self._qdb: ephemeral.EphemeralQuestDB | None = None
         self.sim = SimProcess(spec.rate, spec.instruments, spec.trades_per_s, d / "sendlog", d / "sim.log", spec.seed)
         extra = {"TICKARCHIVE_JOURNAL__MIN_FREE_BYTES": str(64 * 1024 * 1024)}
         if spec.flush_interval_ms is not None:
@@ -188,12 +186,22 @@ class _Run:
 
     # ---- set-up ---------------------------------------------------------------------
 
+    @property
+    def questdb(self) -> QuestDBServer:
+        assert self._qdb is not None, "QuestDB not started"
+        return self._qdb.server
+
+    @property
+    def qs(self) -> QuestDBSettings:
+        return self.questdb.settings
+
+    @property
+    def http(self) -> str:
+        return self.questdb.http_url
+
     def start(self) -> None:
+        self._qdb = ephemeral.start_questdb(self.dir / "questdb", PathsSettings().cache_dir)
         self.echo(f"loadtest: QuestDB on {self.http} ({self.dir / 'questdb'})")
-        self.questdb.up()
-        migrate.migrate_questdb(
-            f"host={self.qs.host} port={self.qs.pg_port} user={self.qs.user} password={self.qs.password} dbname=qdb"
-        )
         self.sim.start()
         self.echo(f"loadtest: simulator {self.sim.ws_url} at {self.spec.rate:g} ticker+book frames/s")
         self.collector = CollectorProcess(
@@ -461,7 +469,8 @@ class _Run:
         if self.collector is not None:
             self.collector.stop()
         self.sim.stop()
-        self.questdb.down()
+        if self._qdb is not None:
+            self._qdb.server.down()
 
 
 def run(spec: LoadSpec, echo: Any = print) -> Result:

@@ -1,11 +1,12 @@
 """Session fixtures: real servers for every test that asks for one.
 
 Each server starts lazily (only when a test of the session requests it), once per
-session, on FREE loopback ports under a temporary directory, is migrated, and is stopped
-at the end by the PID the fixture started. A server that cannot start FAILS the tests
+session, through ``tickarchive.store.stack.ephemeral`` (free loopback ports, re-chosen if
+another process takes one first; migrated), and is stopped at the end by the PID the
+fixture started. A server that cannot start FAILS the tests
 that need it with its log tail (never a skip: CI must have java, node and the wheel).
 
-Fixtures (all handles are frozen dataclasses from ``store.stack.handles``):
+Fixtures (all handles are frozen dataclasses from ``tickarchive.store.stack.handles``):
 
 ``questdb`` (session) -> ``QuestDBHandle``
     QuestDB 9.3.4, migrated (all tables of ``tickarchive.tables``: WAL, PARTITION BY DAY,
@@ -69,34 +70,22 @@ from pathlib import Path
 import pytest
 
 from tickarchive.errors import TickarchiveError
-from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSettings
-from tickarchive.store import migrate
+from tickarchive.settings import PathsSettings
+from tickarchive.store.stack import ephemeral
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
-from tickarchive.store.stack.pglite import PGliteServer
-from tickarchive.store.stack.postgres import PostgresServer
-from tickarchive.store.stack.procs import free_port
-from tickarchive.store.stack.questdb import QuestDBServer
-from tickarchive.store.stack.status import Dialect
 
 
 @pytest.fixture(scope="session")
 def questdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuestDBHandle]:
     root = tmp_path_factory.mktemp("questdb")
-    settings = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port())
-    server = QuestDBServer(settings, root, PathsSettings().cache_dir, ephemeral=True)
     try:
-        server.up()
+        q = ephemeral.start_questdb(root, PathsSettings().cache_dir)
     except TickarchiveError as exc:
         pytest.fail(f"QuestDB test server did not start: {exc}", pytrace=False)
     try:
-        handle = QuestDBHandle(
-            host=settings.host, http_port=settings.http_port, pg_port=settings.pg_port,
-            health_port=settings.health_port, root=root, user=settings.user, password=settings.password,
-        )
-        migrate.migrate_questdb(handle.pg_dsn)
-        yield handle
+        yield q.handle
     finally:
-        server.down()
+        q.server.down()
 
 
 @pytest.fixture
@@ -110,22 +99,15 @@ def postgres() -> Iterator[WarmHandle]:
     # Not under pytest's 0700 basetemp: as root, PostgreSQL runs as tickarchive-pg and must
     # reach its directory. mkdtemp gives a private dir in /tmp that the server then owns.
     root = Path(tempfile.mkdtemp(prefix="tickarchive-test-pg-"))
-    settings = PostgresSettings(port=free_port())
-    server = PostgresServer(settings, root, ephemeral=True)  # no fsync, dies with this process
     try:
         try:
-            server.up()
+            w = ephemeral.start_postgres(root)  # no fsync, dies with this process
         except TickarchiveError as exc:
             pytest.fail(f"PostgreSQL test server did not start: {exc}", pytrace=False)
         try:
-            dsns = server.dsns
-            migrate.migrate_warm(dsns.owner, "postgres")
-            yield WarmHandle(
-                dialect=Dialect.POSTGRES, host=settings.host, port=settings.port, database=settings.database,
-                owner_dsn=dsns.owner, writer_dsn=dsns.writer, reader_dsn=dsns.reader, root=root,
-            )
+            yield w.handle
         finally:
-            server.down()
+            w.server.down()
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -139,19 +121,14 @@ def postgres_clean(postgres: WarmHandle) -> WarmHandle:
 @pytest.fixture(scope="session")
 def timescaledb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmHandle]:
     root = tmp_path_factory.mktemp("pglite")
-    server = PGliteServer("127.0.0.1", free_port(), root, ephemeral=True)
     try:
-        server.up()
+        w = ephemeral.start_timescaledb(root)
     except TickarchiveError as exc:
         pytest.fail(f"TimescaleDB (PGlite) test server did not start: {exc}", pytrace=False)
     try:
-        migrate.migrate_warm(server.dsn, "timescaledb")
-        yield WarmHandle(
-            dialect=Dialect.TIMESCALEDB, host=server.host, port=server.port, database="postgres",
-            owner_dsn=server.dsn, writer_dsn=server.dsn, reader_dsn=server.dsn, root=root, pglite=True,
-        )
+        yield w.handle
     finally:
-        server.down()
+        w.server.down()
 
 
 @pytest.fixture

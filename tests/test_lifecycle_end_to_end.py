@@ -18,12 +18,12 @@ from pathlib import Path
 
 from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
 from tickarchive.archive.export import export_month
-from tickarchive.archive.layout import Month
 from tickarchive.archive.postgres import PostgresSource
 from tickarchive.archive.retention import Verdict
 from tickarchive.archive.target import open_target
 from tickarchive.archive.verify import verify_month
 from tickarchive.loadtest.sim import Simulator
+from tickarchive.months import Month
 from tickarchive.ops.lifecycle import ARCHIVED_TABLES, restore_to_warm, warm_retention
 from tickarchive.store.hot import HotStore
 from tickarchive.store.rollover import Action, RolloverOptions, Status, checksum_warm, run

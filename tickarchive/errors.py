@@ -7,6 +7,7 @@ line and exits non-zero; anything else is a bug and keeps its traceback::
 
     TickarchiveError
     ├── SettingsError            tickarchive.settings: a setting is missing or invalid
+    ├── InvalidValue             a month, day or name that cannot be used (also a ValueError)
     ├── VenueError               a venue adapter (tickarchive.venues.<name>.errors)
     │   └── VenueUnavailable     the exchange cannot be reached or read (retried)
     ├── IngestError              tickarchive.ingest.errors (journal, collector, replay)
@@ -22,6 +23,11 @@ from __future__ import annotations
 
 class TickarchiveError(Exception):
     """An expected failure with a message an operator can act on."""
+
+
+class InvalidValue(TickarchiveError, ValueError):
+    """A value given by an operator or read from a file cannot be used (a month, a day, a
+    name); the message says what was expected."""
 
 
 class VenueError(TickarchiveError):

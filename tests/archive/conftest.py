@@ -10,9 +10,9 @@ from b2sdk.v2 import B2Api, B2HttpApiConfig, InMemoryAccountInfo, InMemoryCache,
 from tickarchive.archive import synthetic
 from tickarchive.archive.b2_target import B2Target
 from tickarchive.archive.export import ExportOptions
-from tickarchive.archive.layout import Month
 from tickarchive.archive.local_target import LocalTarget
 from tickarchive.archive.memory import MemoryStore
+from tickarchive.months import Month
 from tickarchive.tables import BOOK_CHANGES, QUOTES, TRADES
 
 MONTH = Month(2026, 11)

@@ -10,9 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from tickarchive.archive import catalog, synthetic
-from tickarchive.archive.layout import Month
 from tickarchive.archive.local_target import LocalTarget
 from tickarchive.cli.archive import register
+from tickarchive.months import Month
 from tickarchive.store.stack.handles import WarmHandle
 
 OCT = Month(2026, 10)

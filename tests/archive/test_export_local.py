@@ -16,12 +16,12 @@ from tickarchive import rows
 from tickarchive.archive import catalog, layout
 from tickarchive.archive.errors import RefusedExport, RowCountMismatch, UnsortedInput
 from tickarchive.archive.export import export_month
-from tickarchive.archive.layout import Month
 from tickarchive.archive.local_target import LocalTarget
 from tickarchive.archive.memory import MemoryStore
 from tickarchive.archive.parquet_files import sort_table
 from tickarchive.archive.restore import restore_month
 from tickarchive.archive.verify import verify_month
+from tickarchive.months import Month
 from tickarchive.tables import BOOK_CHANGES, QUOTES, TRADES, Table
 
 TABLES = (QUOTES, TRADES, BOOK_CHANGES)

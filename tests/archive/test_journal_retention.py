@@ -13,11 +13,11 @@ from tickarchive.archive import catalog, layout
 from tickarchive.archive.errors import IntegrityError
 from tickarchive.archive.export import export_month
 from tickarchive.archive.journal import archive_journal_day, check_journal_day, restore_journal_day, verify_journal_day
-from tickarchive.archive.layout import Month
 from tickarchive.archive.local_target import LocalTarget
 from tickarchive.archive.memory import MemoryStore
 from tickarchive.archive.retention import Verdict, decide, oldest_kept_month, verified_pairs
 from tickarchive.archive.verify import verify_month
+from tickarchive.months import Month
 from tickarchive.tables import TRADES
 
 REAL = Path(__file__).parents[1] / "fixtures" / "deribit" / "real"

@@ -7,7 +7,8 @@ import pytest
 from tickarchive.archive import layout
 from tickarchive.archive import manifest as mf
 from tickarchive.archive.errors import InvalidArgument, ManifestError
-from tickarchive.archive.layout import Month
+from tickarchive.errors import InvalidValue
+from tickarchive.months import Month
 
 
 def test_month_bounds_and_arithmetic() -> None:
@@ -23,7 +24,7 @@ def test_month_bounds_and_arithmetic() -> None:
 
 @pytest.mark.parametrize("text", ["2026-13", "2026-1", "26-11", "2026/11", ""])
 def test_bad_months_are_rejected(text: str) -> None:
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidValue, match="expected YYYY-MM"):
         Month.parse(text)
 
 

@@ -34,9 +34,9 @@ from tickarchive.domain import QuoteTick
 from tickarchive.errors import TickarchiveError
 from tickarchive.ingest.journal import JournalReader
 from tickarchive.loadtest.sim import Simulator
-from tickarchive.settings import PathsSettings, QuestDBSettings
-from tickarchive.store import migrate
+from tickarchive.settings import PathsSettings
 from tickarchive.store.ilp import TABLE_NAMES
+from tickarchive.store.stack import ephemeral
 from tickarchive.store.stack.handles import QuestDBHandle
 from tickarchive.store.stack.procs import free_port
 from tickarchive.store.stack.questdb import QuestDBServer
@@ -45,18 +45,14 @@ from tickarchive.venues.deribit.normalize import Notification, parse_frame
 
 @pytest.fixture
 def own_questdb(tmp_path: Path) -> Iterator[tuple[QuestDBServer, QuestDBHandle]]:
-    s = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port(), heap_mb=512)
-    server = QuestDBServer(s, tmp_path / "qdb", PathsSettings().cache_dir)
     try:
-        server.up()
+        q = ephemeral.start_questdb(tmp_path / "qdb", PathsSettings().cache_dir, heap_mb=512)
     except TickarchiveError as exc:
         pytest.fail(f"QuestDB did not start: {exc}", pytrace=False)
-    handle = QuestDBHandle(s.host, s.http_port, s.pg_port, s.health_port, tmp_path / "qdb")
     try:
-        migrate.migrate_questdb(handle.pg_dsn)
-        yield server, handle
+        yield q.server, q.handle
     finally:
-        server.down()
+        q.server.down()
 
 
 async def test_questdb_killed_and_restarted_mid_run_loses_nothing(

@@ -11,12 +11,12 @@ import pytest
 from tests.store import rollover_data as data
 from tickarchive import rows
 from tickarchive.archive.export import export_month
-from tickarchive.archive.layout import Month
 from tickarchive.archive.postgres import PostgresSource
 from tickarchive.archive.retention import Verdict
 from tickarchive.archive.target import open_target
 from tickarchive.archive.verify import verify_month
 from tickarchive.domain import TradeTick
+from tickarchive.months import Month
 from tickarchive.ops.lifecycle import detect_warm, warm_months, warm_retention
 from tickarchive.store.stack.handles import WarmHandle
 from tickarchive.store.warm_load import WarmStore

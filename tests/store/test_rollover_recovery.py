@@ -11,10 +11,10 @@ import pytest
 
 from tests.store import rollover_data as data
 from tickarchive.archive.export import export_month
-from tickarchive.archive.layout import Month
 from tickarchive.archive.postgres import PostgresSource
 from tickarchive.archive.target import open_target
 from tickarchive.domain import TradeSource, TradeTick
+from tickarchive.months import Month
 from tickarchive.store.hot import HotStore
 from tickarchive.store.rollover import Action, RolloverOptions, Status, Step, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle

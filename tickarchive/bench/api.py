@@ -16,6 +16,7 @@ query, tier routing and serialization, not the network) and prints p50/p95.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import statistics
@@ -33,15 +34,14 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from tickarchive.archive import synthetic
-from tickarchive.archive.layout import Month
 from tickarchive.archive.postgres import PostgresSink
 from tickarchive.domain import QuoteTick
+from tickarchive.months import Month
 from tickarchive.settings import (
     ApiSettings,
     ArchiveSettings,
     PathsSettings,
     PostgresSettings,
-    QuestDBSettings,
     Settings,
 )
 from tickarchive.tables import QUOTES, TRADES
@@ -100,29 +100,18 @@ class BenchStack:
 @contextmanager
 def stack(rows: int = 100_000) -> Iterator[BenchStack]:
     """Private QuestDB and PostgreSQL loaded with the bench data (stopped and removed on exit)."""
-    from tickarchive.store import migrate
-    from tickarchive.store.stack.handles import QuestDBHandle
-    from tickarchive.store.stack.postgres import PostgresServer
-    from tickarchive.store.stack.procs import free_port
-    from tickarchive.store.stack.questdb import QuestDBServer
+    from tickarchive.store.stack import ephemeral
 
     root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-api-"))
-    qs = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port())
-    ps = PostgresSettings(port=free_port())
-    qdb = QuestDBServer(qs, root / "questdb", PathsSettings().cache_dir)
     pg_root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-api-pg-"))  # PostgreSQL takes it over
-    pg = PostgresServer(ps, pg_root)
-    try:
+    with contextlib.ExitStack() as servers:
+        servers.callback(shutil.rmtree, pg_root, ignore_errors=True)
+        servers.callback(shutil.rmtree, root, ignore_errors=True)
         out.print("starting QuestDB and PostgreSQL ...")
-        (root / "questdb").mkdir()
-        qdb.up()
-        pg.up()
-        handle = QuestDBHandle(
-            host=qs.host, http_port=qs.http_port, pg_port=qs.pg_port, health_port=qs.health_port, root=root / "questdb"
-        )
-        migrate.migrate_questdb(handle.pg_dsn)
+        eq = servers.enter_context(ephemeral.questdb(root / "questdb", PathsSettings().cache_dir, ephemeral=False))
+        ew = servers.enter_context(ephemeral.postgres(pg_root, ephemeral=False))
+        qs, pg, handle = eq.settings, ew.server, eq.handle
         dsns = pg.dsns
-        migrate.migrate_warm(dsns.owner, "postgres")
 
         out.print(
             f"loading {rows:,} quotes of one instrument (hot and warm), a 300-option chain, a month of trades ..."
@@ -165,11 +154,6 @@ def stack(rows: int = 100_000) -> Iterator[BenchStack]:
             api=ApiSettings(),
         )
         yield BenchStack(settings, instrument, trade_instrument, pg.superuser_dsn())
-    finally:
-        qdb.down()
-        pg.down()
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(pg_root, ignore_errors=True)
 
 
 def cases(st: BenchStack, rows: int) -> list[tuple[str, str, dict[str, Any]]]:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from tickarchive.archive import synthetic
 from tickarchive.archive.export import ExportOptions, export_month
-from tickarchive.archive.layout import Month
 from tickarchive.archive.local_target import LocalTarget
 from tickarchive.archive.memory import ArrowTableSource, CountingSink
 from tickarchive.archive.restore import restore_month
 from tickarchive.archive.verify import verify_month
+from tickarchive.months import Month
 from tickarchive.tables import table as table_named
 
 BENCH_MONTH = Month(2026, 11)

@@ -36,9 +36,8 @@ def _frames_total(metrics_url: str) -> float:
 
 
 def run_bench(rate: float, seconds: float, instruments: int, connections: int, warmup_s: float = 5.0) -> None:
-    from tickarchive.settings import PathsSettings, QuestDBSettings, load_settings
-    from tickarchive.store import migrate
-    from tickarchive.store.stack.handles import QuestDBHandle
+    from tickarchive.settings import PathsSettings, load_settings
+    from tickarchive.store.stack import ephemeral
     from tickarchive.store.stack.procs import free_port
     from tickarchive.store.stack.questdb import QuestDBServer
 
@@ -47,12 +46,10 @@ def run_bench(rate: float, seconds: float, instruments: int, connections: int, w
     qs = settings.questdb
     own: QuestDBServer | None = None
     if not QuestDBServer(qs, tmp / "unused", PathsSettings().cache_dir).healthy():
-        qs = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port())
-        own = QuestDBServer(qs, tmp / "questdb", PathsSettings().cache_dir)
-        print(f"starting a throw-away QuestDB on {qs.host}:{qs.http_port} ...", flush=True)
-        own.up()
-        h = QuestDBHandle(qs.host, qs.http_port, qs.pg_port, qs.health_port, tmp / "questdb")
-        migrate.migrate_questdb(h.pg_dsn)
+        print("starting a throw-away QuestDB ...", flush=True)
+        own = ephemeral.start_questdb(tmp / "questdb", PathsSettings().cache_dir, ephemeral=False).server
+        qs = own.settings
+        print(f"throw-away QuestDB on {qs.host}:{qs.http_port}", flush=True)
     sim = subprocess.Popen(
         [TA, "sim", "--port", "0", "--rate", str(rate), "--instruments", str(instruments)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

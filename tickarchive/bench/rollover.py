@@ -23,8 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from tickarchive.archive import synthetic
-from tickarchive.archive.layout import Month
-from tickarchive.store import migrate
+from tickarchive.months import Month
 from tickarchive.store.hot import HotReader, HotStore
 from tickarchive.store.rollover import RolloverOptions, Step, run
 from tickarchive.store.seal import day_start_us
@@ -112,32 +111,22 @@ def _bench_warm(hot: HotStore, warm: WarmStore, tables: tuple[Table, ...], rows:
 
 
 def run_bench(quote_rows: int, *, timescaledb: bool, tsdb_rows: int, echo: Echo) -> None:
-    from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSettings
-    from tickarchive.store.stack.pglite import PGliteServer
-    from tickarchive.store.stack.postgres import PostgresServer
-    from tickarchive.store.stack.procs import free_port
-    from tickarchive.store.stack.questdb import QuestDBServer
+    from tickarchive.settings import PathsSettings
+    from tickarchive.store.stack import ephemeral
 
     root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-rollover-"))
     servers: list[Any] = []
     cleanup: list[Path] = [root]
     try:
-        qs = QuestDBSettings(http_port=free_port(), pg_port=free_port(), health_port=free_port())
-        qdb = QuestDBServer(qs, root / "questdb", PathsSettings().cache_dir)
-        qdb.up()
-        servers.append(qdb)
-        from tickarchive.store.stack.handles import QuestDBHandle
-
-        qh = QuestDBHandle(host=qs.host, http_port=qs.http_port, pg_port=qs.pg_port, health_port=qs.health_port,
-                           root=root / "questdb", user=qs.user, password=qs.password)
-        migrate.migrate_questdb(qh.pg_dsn)
+        eq = ephemeral.start_questdb(root / "questdb", PathsSettings().cache_dir, ephemeral=False)
+        servers.append(eq.server)
+        qh = eq.handle
         # its own private dir directly in /tmp: as root, PostgreSQL runs as another user (see tests/conftest.py)
         pg_root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-pg-"))
         cleanup.append(pg_root)
-        pg = PostgresServer(PostgresSettings(port=free_port()), pg_root)
-        pg.up()
-        servers.append(pg)
-        migrate.migrate_warm(pg.dsns.owner, "postgres")
+        ew = ephemeral.start_postgres(pg_root, ephemeral=False)
+        servers.append(ew.server)
+        pg = ew.server
 
         m = Month(DAY.year, DAY.month)
         data = {"quotes": synthetic.quotes(quote_rows, m), "trades": synthetic.trades(max(quote_rows // 20, 1), m)}
@@ -163,10 +152,9 @@ def run_bench(quote_rows: int, *, timescaledb: bool, tsdb_rows: int, echo: Echo)
                 _bench_warm(hot, warm, (TRADES, QUOTES), rows, echo, "postgres")
             if timescaledb:
                 small = min(tsdb_rows, quote_rows)
-                pgl = PGliteServer("127.0.0.1", free_port(), root / "pglite")
-                pgl.up()
-                servers.append(pgl)
-                migrate.migrate_warm(pgl.dsn, "timescaledb")
+                et = ephemeral.start_timescaledb(root / "pglite", ephemeral=False)
+                servers.append(et.server)
+                pgl = et.server
                 # PGlite (~50k rows/s) gets a smaller day: move the first `small` quotes to 2026-10-03
                 day3 = dt.date(2026, 10, 3)
                 sub = data["quotes"].slice(0, small)

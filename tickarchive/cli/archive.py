@@ -21,11 +21,11 @@ from tickarchive.archive import catalog, layout, retention
 from tickarchive.archive.errors import ArchiveError, IntegrityError, InvalidArgument
 from tickarchive.archive.export import ExportOptions, export_month
 from tickarchive.archive.journal import archive_journal_day, check_journal_day, segments_by_day
-from tickarchive.archive.layout import Month
 from tickarchive.archive.restore import restore_month
 from tickarchive.archive.source import ArchiveSource
 from tickarchive.archive.target import Target, open_target
 from tickarchive.archive.verify import check_month, forget_verified, record_verified
+from tickarchive.months import Month
 from tickarchive.rich_progress import RichProgress
 from tickarchive.settings import Settings, load_settings
 from tickarchive.tables import MARKET_TABLES, Table

@@ -48,20 +48,20 @@ from tickarchive import venues
 from tickarchive.archive import catalog
 from tickarchive.archive.errors import ArchiveError
 from tickarchive.archive.journal import check_journal_day, restore_journal_day
-from tickarchive.archive.layout import Month
 from tickarchive.archive.target import Target, open_target
 from tickarchive.archive.verify import check_month
 from tickarchive.errors import TickarchiveError
+from tickarchive.months import Month
 from tickarchive.ops.lifecycle import ARCHIVED_TABLES, open_hot, open_warm
 from tickarchive.progress import NO_PROGRESS, Progress
-from tickarchive.settings import PostgresSettings, QuestDBSettings, Settings
+from tickarchive.settings import Settings
 from tickarchive.store import migrate
 from tickarchive.store.checksum import Checksum, GroupSum
 from tickarchive.store.errors import StoreError
 from tickarchive.store.hot import HotStore
 from tickarchive.store.rollover import checksum_hot, checksum_warm
+from tickarchive.store.stack import ephemeral
 from tickarchive.store.stack.postgres import PostgresServer
-from tickarchive.store.stack.procs import free_port
 from tickarchive.store.stack.questdb import QuestDBServer
 from tickarchive.store.stack.status import Dialect
 from tickarchive.store.warm_load import WarmStore
@@ -272,48 +272,27 @@ class FreshStack:
         return WarmStore(self.postgres.dsns.owner, Dialect.POSTGRES)
 
 
-def _wait_sql(dsn: str, what: str, timeout_s: float) -> None:
-    """Wait until ``dsn`` answers ``SELECT 1``: QuestDB reports healthy on its health port
-    a moment before its PG-wire port serves queries (seen on a loaded machine)."""
-    import psycopg
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-                conn.execute("SELECT 1")
-            return
-        except psycopg.Error as exc:
-            if time.monotonic() > deadline:
-                raise DrillError(f"{what}: PG wire not answering after {timeout_s:g} s: {exc}") from exc
-            time.sleep(0.2)
+def _stop_quietly(server: QuestDBServer | PostgresServer) -> None:
+    """``down()`` of a server that never started is a no-op; one that cannot be stopped
+    must not hide the drill's own outcome."""
+    with contextlib.suppress(TickarchiveError):
+        server.down()
 
 
 @contextlib.contextmanager
 def fresh_stack(workdir: Path, cache_dir: Path) -> Iterator[FreshStack]:
-    """A new QuestDB and PostgreSQL on free loopback ports under ``workdir``, migrated; both
-    are stopped (by the PIDs started here) on exit, and die with the calling thread if it
-    ends first."""
-    host = "127.0.0.1"
-    qs = QuestDBSettings(host=host, http_port=free_port(host), pg_port=free_port(host), health_port=free_port(host))
-    q = QuestDBServer(qs, workdir / "questdb", cache_dir, ephemeral=True)
-    p = PostgresServer(PostgresSettings(host=host, port=free_port(host)), workdir / "postgres", ephemeral=True)
-    servers: tuple[QuestDBServer | PostgresServer, ...] = (q, p)
-    try:
+    """A new QuestDB and PostgreSQL on free loopback ports under ``workdir``, migrated
+    (``tickarchive.store.stack.ephemeral``); both are stopped (by the PIDs started here) on
+    exit, and die with the calling thread if it ends first."""
+    with contextlib.ExitStack() as servers:
         # One after the other, from the calling thread: the servers get SIGTERM when the
         # thread that started them ends (PR_SET_PDEATHSIG is per thread), so never from a
         # short-lived worker thread.
-        for server in servers:
-            _translate(f"fresh {server.name}", server.up)
-        qdsn = migrate.questdb_dsn(qs.host, qs.pg_port, qs.user, qs.password)
-        _wait_sql(qdsn, "fresh QuestDB", qs.start_timeout_s)
-        _translate("fresh QuestDB: migrate", lambda: migrate.migrate_questdb(qdsn))
-        _translate("fresh PostgreSQL: migrate", lambda: migrate.migrate_warm(p.dsns.owner, "postgres"))
+        q = _translate("fresh QuestDB", lambda: ephemeral.start_questdb(workdir / "questdb", cache_dir)).server
+        servers.callback(_stop_quietly, q)
+        p = _translate("fresh PostgreSQL", lambda: ephemeral.start_postgres(workdir / "postgres")).server
+        servers.callback(_stop_quietly, p)
         yield FreshStack(q, p)
-    finally:
-        for server in reversed(servers):  # down() of a server that never started is a no-op
-            with contextlib.suppress(TickarchiveError):
-                server.down()
 
 
 def gather_journal(

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tickarchive.archive import retention
-from tickarchive.archive.layout import Month
 from tickarchive.archive.restore import RestoreResult, restore_month
 from tickarchive.archive.target import Target
+from tickarchive.months import Month
 from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import Settings
 from tickarchive.store.hot import HotStore
