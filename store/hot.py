@@ -34,8 +34,10 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
+from psycopg.conninfo import make_conninfo
 
 from tickarchive import rows
+from tickarchive.settings import Settings
 from tickarchive.store.errors import ExportFailed, HotReadError
 from tickarchive.store.questdb_http import QuestDBHttp
 from tickarchive.store.seal import US_PER_DAY, day_start_us, iso_us
@@ -188,3 +190,10 @@ class HotStore:
                     yield _conform(table, schema, list(b.columns))
             except (pa.ArrowException, OSError) as exc:
                 raise HotReadError(f"{table.name} {day}: unreadable Parquet from /exp: {exc}") from exc
+
+
+def open_hot(settings: Settings) -> HotStore:
+    """The QuestDB of the settings (PG wire as ``questdb.user``, HTTP for ``/exp``)."""
+    q = settings.questdb
+    dsn = make_conninfo(host=q.host, port=q.pg_port, user=q.user, password=q.password, dbname="qdb", sslmode="disable")
+    return HotStore(dsn, f"http://{q.host}:{q.http_port}", user=q.user, password=q.password)

@@ -28,8 +28,8 @@ from typing import Literal
 
 import psycopg
 
+from tickarchive.store.dialect import Dialect
 from tickarchive.store.errors import DsnUnreachableError, MigrationError
-from tickarchive.store.stack.status import Dialect
 
 Target = Literal["questdb", "timescaledb", "postgres"]
 _FILE = re.compile(r"^V(\d{3})__([a-z0-9_]+)\.sql$")

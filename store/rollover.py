@@ -39,10 +39,10 @@ from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import LifecycleSettings
 from tickarchive.store import seal
 from tickarchive.store.checksum import Checksum, ChecksumAccumulator, checksum_of
+from tickarchive.store.dialect import Dialect
 from tickarchive.store.errors import NotSealed
 from tickarchive.store.hot import HotReader, HotStore
-from tickarchive.store.stack.status import Dialect
-from tickarchive.store.warm_load import LedgerRow, WarmStore
+from tickarchive.store.warm import LedgerRow, WarmStore
 from tickarchive.tables import ALL_TABLES, GAPS, QUOTES, TRADES, Table
 
 
@@ -288,7 +288,7 @@ def _table_day(r: _Run, table: Table, day: dt.date, p: _Plan, skip_rollups: bool
     keys: set[tuple[object, ...]] = set()
     streamed = 0
     task = r.progress.task(f"{day} {table.name}: QuestDB → warm", hot_rows, "rows")
-    fresh = hot_rows > 0 and r.warm.count(table, day) == 0
+    fresh = hot_rows > 0 and r.warm.count_day(table, day) == 0
     if hot_rows:
         for batch in r.hot.batches(table, day, r.options.reader):
             acc.add(batch)
@@ -312,11 +312,11 @@ def _table_day(r: _Run, table: Table, day: dt.date, p: _Plan, skip_rollups: bool
     r.warm.fill_coverage(table, day)
     clock.start(Step.VERIFY)
     r.hook(Step.VERIFY, table, day)
-    warm_rows = r.warm.count(table, day)
+    warm_rows = r.warm.count_day(table, day)
     problems: list[str] = []
     if delta:
         assert ledger is not None
-        matched = _matching(table, r.warm.batches(table, day, ts_in=hot_ts), keys) if hot_ts else []
+        matched = _matching(table, r.warm.day_batches(table, day, ts_in=hot_ts), keys) if hot_ts else []
         warm_sum = checksum_of(table, matched)
         problems += hot_sum.differences(warm_sum)
         before = ledger.rows_warm or 0
@@ -324,7 +324,7 @@ def _table_day(r: _Run, table: Table, day: dt.date, p: _Plan, skip_rollups: bool
             problems.append(f"warm rows fell from {before} to {warm_rows}")
         status = Status.DELTA_MISMATCH if problems else Status.DELTA_VERIFIED
     else:
-        warm_sum = checksum_of(table, r.warm.batches(table, day))
+        warm_sum = checksum_of(table, r.warm.day_batches(table, day))
         if streamed != hot_rows:
             problems.append(f"QuestDB counted {hot_rows} rows but the export streamed {streamed}")
         if warm_rows != streamed:
@@ -404,4 +404,4 @@ def checksum_hot(hot: HotStore, table: Table, day: dt.date, reader: HotReader = 
 
 
 def checksum_warm(warm: WarmStore, table: Table, day: dt.date) -> Checksum:
-    return checksum_of(table, warm.batches(table, day))
+    return checksum_of(table, warm.day_batches(table, day))

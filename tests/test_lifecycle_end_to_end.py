@@ -18,7 +18,6 @@ from pathlib import Path
 
 from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
 from tickarchive.archive.export import export_month
-from tickarchive.archive.postgres import PostgresSource
 from tickarchive.archive.retention import Verdict
 from tickarchive.archive.target import open_target
 from tickarchive.archive.verify import verify_month
@@ -28,7 +27,7 @@ from tickarchive.ops.lifecycle import ARCHIVED_TABLES, restore_to_warm, warm_ret
 from tickarchive.store.hot import HotStore
 from tickarchive.store.rollover import Action, RolloverOptions, Status, checksum_warm, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
-from tickarchive.store.warm_load import WarmStore
+from tickarchive.store.warm import WarmStore
 from tickarchive.tables import table as table_named
 
 
@@ -88,17 +87,17 @@ async def test_simulator_to_restore_identical_rows(
         # 3. archive the month, verify it
         target = open_target(str(tmp_path / "lake"))
         archived = sorted({t for t, _ in present} & {t.name for t in ARCHIVED_TABLES})
-        source = PostgresSource(warm_store.reader_dsn)
-        for t in archived:
-            result = export_month(source, target, table_named(t), month)
-            assert result.manifest.total_rows == before[(t, d)].rows
-            verify_month(target, t, month)
+        with WarmStore.open(warm_store.reader_dsn) as source:
+            for t in archived:
+                result = export_month(source, target, table_named(t), month)
+                assert result.manifest.total_rows == before[(t, d)].rows
+                verify_month(target, t, month)
 
         # 4. a year later the warm month may go: it verified
         out = warm_retention(warm, target, month.plus(13).first_day, 12)
         assert {(o.table, o.verdict) for o in out if o.month == month} == {(t, Verdict.DROP) for t in archived}
         for t in archived:
-            assert warm.count(table_named(t), d) == 0
+            assert warm.count_day(table_named(t), d) == 0
 
         # 5. restore: the very same rows come back
         warm.forget_partitions()

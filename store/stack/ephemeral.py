@@ -29,13 +29,14 @@ import psycopg
 
 from tickarchive.settings import PostgresSettings, QuestDBSettings
 from tickarchive.store import migrate
+from tickarchive.store.dialect import Dialect
 from tickarchive.store.errors import PortInUseError, ServerStartError, StackError
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.store.stack.pglite import PGliteServer
 from tickarchive.store.stack.postgres import PostgresServer
 from tickarchive.store.stack.procs import free_port
 from tickarchive.store.stack.questdb import QuestDBServer
-from tickarchive.store.stack.status import ActionResult, Dialect
+from tickarchive.store.stack.status import ActionResult
 
 log = logging.getLogger(__name__)
 

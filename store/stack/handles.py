@@ -15,7 +15,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from tickarchive.settings import PostgresSettings, QuestDBSettings
-from tickarchive.store.stack.status import Dialect
+from tickarchive.store.dialect import Dialect
 from tickarchive.tables import ALL_TABLES
 
 Row = tuple[Any, ...]

@@ -23,9 +23,10 @@ import psutil
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from tickarchive.store.dialect import Dialect
 from tickarchive.store.errors import ServerStartError, StackError, ToolMissingError
 from tickarchive.store.stack import procs
-from tickarchive.store.stack.status import Action, ActionResult, ComponentStatus, Dialect, State
+from tickarchive.store.stack.status import Action, ActionResult, ComponentStatus, State
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "pglite"
 

@@ -33,6 +33,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from tickarchive.settings import PostgresSettings
+from tickarchive.store.dialect import Dialect, WarmDsns, warm_dsns
 from tickarchive.store.errors import (
     DsnUnreachableError,
     MigrationError,
@@ -43,34 +44,12 @@ from tickarchive.store.errors import (
 )
 from tickarchive.store.migrate import connect, detect_dialect, migrated_dialect
 from tickarchive.store.stack import procs
-from tickarchive.store.stack.status import Action, ActionResult, ComponentStatus, Dialect, State
+from tickarchive.store.stack.status import Action, ActionResult, ComponentStatus, State
 
 PG_SYSTEM_USER = "tickarchive-pg"
 SUPERUSER = "postgres"
 READ_GROUP = "tickarchive_read"
 WRITE_GROUP = "tickarchive_write"
-
-
-@dataclass(frozen=True, slots=True)
-class WarmDsns:
-    owner: str
-    """Schema owner: migrations, refreshing continuous aggregates."""
-    writer: str
-    """Loads (rollover)."""
-    reader: str
-    """Read-only (API)."""
-
-
-def warm_dsns(s: PostgresSettings) -> WarmDsns:
-    if s.dsn is not None:
-        return WarmDsns(s.dsn, s.dsn, s.reader_dsn or s.dsn)
-
-    def dsn(role: str) -> str:
-        return make_conninfo(
-            host=s.host, port=s.port, user=role, password=s.password, dbname=s.database, sslmode="disable"
-        )
-
-    return WarmDsns(dsn(s.owner_role), dsn(s.writer_role), s.reader_dsn or dsn(s.reader_role))
 
 
 def pg_bin_dir() -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from tickarchive.store.dialect import Dialect
+
 
 class State(enum.StrEnum):
     UP = "up"
@@ -15,11 +17,6 @@ class State(enum.StrEnum):
     """Not managed by us (an external DSN) and reachable."""
     UNREACHABLE = "unreachable"
     """Not managed by us and not reachable."""
-
-
-class Dialect(enum.StrEnum):
-    TIMESCALEDB = "timescaledb"
-    POSTGRES = "postgres"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ from tickarchive.api.params import InstrumentMatch, instrument_match
 from tickarchive.api.pool import Pool
 from tickarchive.api.warm import WarmReader
 from tickarchive.api.warm_copy import parse_binary_fixed, parse_csv
-from tickarchive.archive.postgres import PostgresSink
 from tickarchive.rows import events_to_arrow
 from tickarchive.store.questdb_http import QuestDBHttp
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.store.warm import WarmStore
 from tickarchive.tables import QUOTES, TRADES
 
 _PAGE_CASES: tuple[tuple[InstrumentMatch | None, int], ...] = (
@@ -174,7 +174,7 @@ class SpyPool(Pool):
 
 def test_warm_binary_csv_and_select_paths_agree(postgres_clean: WarmHandle) -> None:
     quotes = data.quotes()
-    with PostgresSink(postgres_clean.writer_dsn) as sink:
+    with WarmStore.open(postgres_clean.writer_dsn) as sink:
         for batch in events_to_arrow(QUOTES, quotes).to_batches():
             sink.insert(QUOTES, batch)
     pool = SpyPool("warm store", postgres_clean.reader_dsn, size=1, timeout_s=5)
@@ -209,8 +209,9 @@ def test_warm_column_pages_equal_plain_select_on_both_dialects(
     if split:  # every page read as two halves (on two connections at once where the pool has two)
         monkeypatch.setattr(warm, "SPLIT_MIN_ROWS", 1)
     quotes, trades = data.quotes(), data.trades()
-    # COPY FROM STDIN breaks the PGlite TimescaleDB test server's connection: INSERT there
-    with PostgresSink(warm_store.writer_dsn, use_copy=not warm_store.pglite) as sink:
+    # COPY FROM STDIN breaks the PGlite TimescaleDB test server's connection: the warm store
+    # inserts there (WarmStore.open sees the PGlite server)
+    with WarmStore.open(warm_store.writer_dsn) as sink:
         for table, events in ((QUOTES, quotes), (TRADES, trades)):
             for batch in events_to_arrow(table, events).to_batches():
                 sink.insert(table, batch)

@@ -15,14 +15,13 @@ from tests.api import data
 from tests.api.conftest import Api, make_settings
 from tickarchive.api.timefmt import US_PER_S
 from tickarchive.archive.export import export_month
-from tickarchive.archive.postgres import PostgresSink, PostgresSource
 from tickarchive.archive.restore import restore_month
 from tickarchive.archive.target import open_target
 from tickarchive.months import Month
 from tickarchive.store.hot import HotReader, HotStore
 from tickarchive.store.rollover import RolloverOptions, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
-from tickarchive.store.warm_load import WarmStore
+from tickarchive.store.warm import WarmStore
 from tickarchive.tables import BOOK_CHANGES, QUOTES, TRADES
 
 D1, D2, D3 = data.DAYS
@@ -110,8 +109,9 @@ def test_identical_rows_hot_warm_cold_restored(
 
     # Archive October from the warm store, drop the warm month: day 1 is now read from Parquet.
     target = open_target(str(tmp_path / "lake"))
-    for t in TABLES:
-        export_month(PostgresSource(warm_store.owner_dsn), target, t, Month(2026, 10))
+    with WarmStore.open(warm_store.owner_dsn) as source:
+        for t in TABLES:
+            export_month(source, target, t, Month(2026, 10))
     for t in TABLES:  # what warm retention does once the month's archive is verified
         if warm_store.pglite:
             warm_store.query(f"SELECT drop_chunks('{t.name}', older_than => timestamptz '2026-11-01')")
@@ -126,11 +126,11 @@ def test_identical_rows_hot_warm_cold_restored(
     assert cold == hot
 
     # Restore the month into the warm store: read from warm again, still identical.
-    # (Plain PostgreSQL only: archive.postgres.PostgresSink's INSERT kills the PGlite test
+    # (Plain PostgreSQL only: the warm store's INSERT kills the PGlite test
     # server's connection after drop_chunks; reported to the archive owner.)
     if warm_store.pglite:
         return
-    with PostgresSink(warm_store.writer_dsn) as sink:
+    with WarmStore.open(warm_store.writer_dsn) as sink:
         for t in TABLES:
             restore_month(target, sink, t, Month(2026, 10))
     assert [s.tier.value for s in api.stores.segments(QUOTES, data.us(D1), data.us(D3))] == ["warm", "hot"]

@@ -15,15 +15,15 @@ from tickarchive.archive import synthetic
 from tickarchive.archive.export import export_month
 from tickarchive.archive.local_target import LocalTarget
 from tickarchive.archive.parquet_files import sort_table
-from tickarchive.archive.postgres import PostgresSink, PostgresSource
 from tickarchive.archive.restore import restore_month
 from tickarchive.archive.verify import verify_month
+from tickarchive.store.dialect import Dialect
 from tickarchive.store.stack.handles import WarmHandle
-from tickarchive.store.stack.status import Dialect
+from tickarchive.store.warm import WarmStore
 from tickarchive.tables import QUOTES, TRADES, Table
 
 
-def _read_back(source: PostgresSource, table: Table) -> pa.Table:
+def _read_back(source: WarmStore, table: Table) -> pa.Table:
     return pa.Table.from_batches(list(source.batches(table, MONTH)), schema=None).combine_chunks()
 
 
@@ -36,22 +36,20 @@ def _with_empty_string(trades: pa.Table) -> pa.Table:
     return trades.set_column(i, trades.schema.field(i), pa.array(col, pa.string()))
 
 
-def _copy_in(handle: WarmHandle) -> bool:
-    """COPY FROM STDIN breaks the PGlite TimescaleDB test server's connection."""
-    return handle.dialect is Dialect.POSTGRES
-
-
 def test_warm_store_round_trip(warm_store: WarmHandle, tmp_path: Path) -> None:
     data = {
         QUOTES: synthetic.quotes(1500, MONTH, n_instruments=30, span_days=2.0),
         TRADES: _with_empty_string(synthetic.trades(400, MONTH, n_instruments=30, span_days=2.0)),
     }
-    with PostgresSink(warm_store.writer_dsn, use_copy=_copy_in(warm_store)) as sink:
+    # COPY FROM STDIN breaks the PGlite TimescaleDB test server's connection: WarmStore.open
+    # sees the PGlite server and inserts there
+    with WarmStore.open(warm_store.writer_dsn) as sink:
+        assert sink.copy is (warm_store.dialect is Dialect.POSTGRES)
         for table, rows in data.items():
             assert sink.insert(table, rows.to_batches()[0]) == rows.num_rows
             assert sink.insert(table, rows.to_batches()[0]) == 0  # dedup keys absorb a repeat
-    source = PostgresSource(warm_store.reader_dsn)
-    cursor_source = PostgresSource(warm_store.reader_dsn, batch_rows=400, use_copy=False)
+    source = WarmStore.open(warm_store.reader_dsn)
+    cursor_source = WarmStore.open(warm_store.reader_dsn, export_batch_rows=400, export_copy=False)
     assert source.months(QUOTES) == [MONTH]
     assert len(list(source.batches(QUOTES, MONTH))) == 1  # COPY output parsed in blocks, not rows
     target = LocalTarget(tmp_path / "lake")
@@ -65,7 +63,7 @@ def test_warm_store_round_trip(warm_store: WarmHandle, tmp_path: Path) -> None:
         verify_month(target, table.name, MONTH)
 
     warm_store.truncate_all()
-    with PostgresSink(warm_store.writer_dsn, use_copy=_copy_in(warm_store)) as sink:
+    with WarmStore.open(warm_store.writer_dsn) as sink:
         for table, rows in data.items():
             r = restore_month(target, sink, table, MONTH)
             assert (r.rows_read, r.rows_inserted, r.rows_in_sink) == (rows.num_rows,) * 3
@@ -73,13 +71,15 @@ def test_warm_store_round_trip(warm_store: WarmHandle, tmp_path: Path) -> None:
             assert (again.rows_inserted, again.rows_in_sink) == (0, rows.num_rows)
     for table, rows in data.items():
         assert _read_back(source, table).equals(sort_table(table, rows).combine_chunks())
+    source.close()
+    cursor_source.close()
 
 
 def test_a_table_with_no_rows_that_month_exports_an_empty_month(postgres_clean: WarmHandle, tmp_path: Path) -> None:
-    source = PostgresSource(postgres_clean.reader_dsn)
-    assert list(source.batches(TRADES, MONTH)) == []
-    target = LocalTarget(tmp_path / "lake")
-    result = export_month(source, target, TRADES, MONTH, OPTIONS)
+    with WarmStore.open(postgres_clean.reader_dsn) as source:
+        assert list(source.batches(TRADES, MONTH)) == []
+        target = LocalTarget(tmp_path / "lake")
+        result = export_month(source, target, TRADES, MONTH, OPTIONS)
     assert result.manifest.total_rows == 0
     assert result.manifest.files == ()
     verify_month(target, TRADES.name, MONTH)

@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
 from tickarchive.archive.export import export_month
 from tickarchive.archive.journal import archive_journal_day
-from tickarchive.archive.postgres import PostgresSource
 from tickarchive.archive.target import open_target
 from tickarchive.ingest.journal import JournalReader
 from tickarchive.loadtest.sim import Simulator
@@ -45,7 +44,7 @@ from tickarchive.settings import JournalSettings, PathsSettings, PostgresSetting
 from tickarchive.store.hot import HotStore
 from tickarchive.store.rollover import RolloverOptions, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
-from tickarchive.store.warm_load import WarmStore
+from tickarchive.store.warm import WarmStore
 from tickarchive.tables import MARKET_TABLES
 
 
@@ -81,10 +80,10 @@ async def _build_original(tmp_path: Path, qdb: QuestDBHandle, warm: WarmHandle) 
         assert report.ok, report.problems
     lake = tmp_path / "lake"
     target = open_target(str(lake))
-    source = PostgresSource(warm.reader_dsn)
-    for t in ARCHIVED_TABLES:
-        if source.count_rows(t, Month.of(d)):
-            export_month(source, target, t, Month.of(d))
+    with WarmStore.open(warm.reader_dsn) as source:
+        for t in ARCHIVED_TABLES:
+            if source.count_rows(t, Month.of(d)):
+                export_month(source, target, t, Month.of(d))
     segments = [s.path for s in JournalReader(journal).segments() if s.records]
     assert len(segments) >= 3, segments
     archive_journal_day(target, d, segments[:-1])

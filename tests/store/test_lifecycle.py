@@ -11,15 +11,14 @@ import pytest
 from tests.store import rollover_data as data
 from tickarchive import rows
 from tickarchive.archive.export import export_month
-from tickarchive.archive.postgres import PostgresSource
 from tickarchive.archive.retention import Verdict
 from tickarchive.archive.target import open_target
 from tickarchive.archive.verify import verify_month
 from tickarchive.domain import TradeTick
 from tickarchive.months import Month
-from tickarchive.ops.lifecycle import detect_warm, warm_months, warm_retention
+from tickarchive.ops.lifecycle import warm_retention
 from tickarchive.store.stack.handles import WarmHandle
-from tickarchive.store.warm_load import WarmStore
+from tickarchive.store.warm import WarmStore, detect
 from tickarchive.tables import QUOTES, TRADES
 
 AUG, SEP, OCT = dt.date(2025, 8, 14), dt.date(2025, 9, 3), dt.date(2026, 10, 6)
@@ -42,11 +41,11 @@ def _load(warm: WarmStore, day: dt.date) -> None:
 def test_warm_retention_drops_only_verified_old_months(warm: WarmStore, warm_store: WarmHandle, tmp_path: Path) -> None:
     for day in (AUG, SEP, OCT):
         _load(warm, day)
-    assert warm_months(warm, TRADES) == [Month(2025, 8), Month(2025, 9), Month(2026, 10)]
+    assert warm.stored_months(TRADES) == [Month(2025, 8), Month(2025, 9), Month(2026, 10)]
     target = open_target(str(tmp_path / "lake"))
-    source = PostgresSource(warm_store.reader_dsn)
-    for m in (Month(2025, 8), Month(2025, 9)):
-        assert export_month(source, target, TRADES, m).manifest.total_rows == 5
+    with WarmStore.open(warm_store.reader_dsn) as source:
+        for m in (Month(2025, 8), Month(2025, 9)):
+            assert export_month(source, target, TRADES, m).manifest.total_rows == 5
     verify_month(target, "trades", Month(2025, 8))  # September is archived but never verified
 
     dry = warm_retention(warm, target, TODAY, 12, tables=(TRADES, QUOTES), dry_run=True)
@@ -64,7 +63,7 @@ def test_warm_retention_drops_only_verified_old_months(warm: WarmStore, warm_sto
     assert [(o.table, str(o.month)) for o in done if o.dropped] == [("trades", "2025-08")]
     assert warm_store.query("SELECT count(*) FROM trades")[0][0] == 10
     assert warm_store.query("SELECT count(*) FROM quotes")[0][0] == 30
-    assert warm_months(warm, TRADES) == [Month(2025, 9), Month(2026, 10)]
+    assert warm.stored_months(TRADES) == [Month(2025, 9), Month(2026, 10)]
     # the retention horizon is 12 months: on 2026-09-30, August 2025 was still kept
     for batch in rows.events_to_arrow(TRADES, data.trades_of(AUG)).to_batches():
         assert warm.load(TRADES, batch, AUG) == 5
@@ -74,7 +73,7 @@ def test_warm_retention_drops_only_verified_old_months(warm: WarmStore, warm_sto
 
 
 def test_detect_warm_dialect(warm_store: WarmHandle) -> None:
-    assert detect_warm(warm_store.owner_dsn) == (warm_store.dialect, warm_store.pglite)
+    assert detect(warm_store.owner_dsn) == (warm_store.dialect, warm_store.pglite)
 
 
 def test_compression_and_late_insert_into_a_compressed_day(warm: WarmStore, warm_store: WarmHandle) -> None:
@@ -93,4 +92,4 @@ def test_compression_and_late_insert_into_a_compressed_day(warm: WarmStore, warm
         assert [p for _, _, p in warm.compression(TRADES, OCT)] == [True]  # partially compressed
         warm.compress_day(TRADES, OCT)
         assert [(c, p) for _, c, p in warm.compression(TRADES, OCT)] == [(True, False)]
-    assert warm.count(TRADES, OCT) == 6
+    assert warm.count_day(TRADES, OCT) == 6

@@ -13,9 +13,10 @@ import pytest
 
 from tickarchive import tables as t
 from tickarchive.store import migrate
+from tickarchive.store.dialect import Dialect
 from tickarchive.store.errors import MigrationError
 from tickarchive.store.stack.handles import WarmHandle
-from tickarchive.store.stack.status import Action, Dialect, State
+from tickarchive.store.stack.status import Action, State
 
 PG_TYPE = {
     t.ColumnType.TIMESTAMP: "timestamp with time zone",

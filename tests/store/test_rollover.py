@@ -11,7 +11,7 @@ from tests.store import rollover_data as data
 from tickarchive.store.hot import HotReader, HotStore
 from tickarchive.store.rollover import Action, RolloverOptions, Status, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
-from tickarchive.store.warm_load import WarmStore
+from tickarchive.store.warm import WarmStore
 from tickarchive.tables import GAPS, QUOTES, TRADES
 
 D5, D6, D7 = data.DAYS

@@ -11,14 +11,13 @@ import pytest
 
 from tests.store import rollover_data as data
 from tickarchive.archive.export import export_month
-from tickarchive.archive.postgres import PostgresSource
 from tickarchive.archive.target import open_target
 from tickarchive.domain import TradeSource, TradeTick
 from tickarchive.months import Month
 from tickarchive.store.hot import HotStore
 from tickarchive.store.rollover import Action, RolloverOptions, Status, Step, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
-from tickarchive.store.warm_load import WarmStore
+from tickarchive.store.warm import WarmStore
 from tickarchive.tables import GAPS, QUOTES, TRADES, Table
 
 D5, D6, D7 = data.DAYS
@@ -156,7 +155,7 @@ def test_late_trade_before_and_after_the_hot_drop_then_archive_reexport(
     assert r2.ok
     assert {(d.table, d.dropped) for d in r2.drops} == {("gaps", True), ("trades", True), ("quotes", True)}
     target = open_target(str(tmp_path / "lake"))
-    source = PostgresSource(warm_store.reader_dsn)
+    source = WarmStore.open(warm_store.reader_dsn)
     first = export_month(source, target, TRADES, Month(2026, 10))
     assert (first.manifest.total_rows, first.manifest.generation) == (6, 0)
     # 3. a trade backfilled for D6 after the drop: QuestDB holds D6 again (one row)
@@ -185,6 +184,7 @@ def test_late_trade_before_and_after_the_hot_drop_then_archive_reexport(
     assert r4.ok
     assert (o4.action, o4.inserted, o4.rows_warm) == (Action.DELTA, 0, 7)
     assert warm_store.query("SELECT count(*) FROM trades")[0][0] == 7
+    source.close()
 
 
 def test_dry_run_changes_nothing(

@@ -20,12 +20,13 @@ import pytest
 from typer.testing import CliRunner
 
 from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSettings, Settings
+from tickarchive.store.dialect import Dialect
 from tickarchive.store.errors import PortInUseError, ServerStartError
 from tickarchive.store.stack.postgres import PostgresServer
 from tickarchive.store.stack.procs import PidFile, free_port, port_is_free
 from tickarchive.store.stack.questdb import QuestDBServer
 from tickarchive.store.stack.stack import Stack
-from tickarchive.store.stack.status import Action, Dialect, State
+from tickarchive.store.stack.status import Action, State
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tickarchive.settings import PostgresSettings, QuestDBSettings
+from tickarchive.store.dialect import Dialect
 from tickarchive.store.errors import DsnUnreachableError, JarError, ToolMissingError
 from tickarchive.store.stack import jar as jarmod
 from tickarchive.store.stack.handles import WarmHandle
@@ -16,7 +17,7 @@ from tickarchive.store.stack.java import find_java, parse_java_major, required_j
 from tickarchive.store.stack.pglite import PGliteServer
 from tickarchive.store.stack.postgres import ExternalPostgres
 from tickarchive.store.stack.procs import PidFile, free_port
-from tickarchive.store.stack.status import Action, Dialect, State
+from tickarchive.store.stack.status import Action, State
 
 PIN = QuestDBSettings()
 

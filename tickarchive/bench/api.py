@@ -34,7 +34,6 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from tickarchive.archive import synthetic
-from tickarchive.archive.postgres import PostgresSink
 from tickarchive.domain import QuoteTick
 from tickarchive.months import Month
 from tickarchive.settings import (
@@ -101,6 +100,7 @@ class BenchStack:
 def stack(rows: int = 100_000) -> Iterator[BenchStack]:
     """Private QuestDB and PostgreSQL loaded with the bench data (stopped and removed on exit)."""
     from tickarchive.store.stack import ephemeral
+    from tickarchive.store.warm import WarmStore
 
     root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-api-"))
     pg_root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-api-pg-"))  # PostgreSQL takes it over
@@ -124,7 +124,7 @@ def stack(rows: int = 100_000) -> Iterator[BenchStack]:
         warm_day = synthetic.quotes(rows, Month(2026, 9), seed=1, n_instruments=1, span_days=1.0)
         month_trades = synthetic.trades(30 * 2000, Month(2026, 8), seed=2, n_instruments=1, span_days=31.0)
         trade_instrument = month_trades.column("instrument")[0].as_py()
-        with PostgresSink(dsns.owner) as sink:
+        with WarmStore.open(dsns.owner) as sink:
             for batch in warm_day.to_batches(50_000):
                 sink.insert(QUOTES, batch)
             for batch in month_trades.to_batches(50_000):

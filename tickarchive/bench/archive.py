@@ -79,15 +79,15 @@ def run_warm(
     dsn: str, tables: Sequence[str], rows: int, options: ExportOptions, work_dir: Path | None = None, seed: int = 7
 ) -> list[WarmBenchRow]:
     """Against a real warm store (use a scratch database): load synthetic rows of a far-future
-    month with ``PostgresSink`` (timed), export them with ``PostgresSource`` (timed), delete
-    them, restore from the archive (timed), delete them again."""
-    from tickarchive.archive.postgres import PostgresSink, PostgresSource
+    month into the warm store (timed), export them (timed), delete them, restore from the
+    archive (timed), delete them again (``tickarchive.store.warm.WarmStore``: source and sink)."""
+    from tickarchive.store.warm import WarmStore
 
     month = Month(2099, 1)
     out = []
-    with tempfile.TemporaryDirectory(prefix="tickarchive-bench-", dir=work_dir) as tmp, PostgresSink(dsn) as sink:
+    with tempfile.TemporaryDirectory(prefix="tickarchive-bench-", dir=work_dir) as tmp, WarmStore.open(dsn) as sink:
         target = LocalTarget(Path(tmp) / "lake")
-        source = PostgresSource(dsn)
+        source = sink
         for name in tables:
             table = table_named(name)
             data = synthetic.GENERATORS[name](rows, month, seed=seed, span_days=3.0)

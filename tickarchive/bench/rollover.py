@@ -24,11 +24,11 @@ import pyarrow as pa
 
 from tickarchive.archive import synthetic
 from tickarchive.months import Month
+from tickarchive.store.dialect import Dialect
 from tickarchive.store.hot import HotReader, HotStore
 from tickarchive.store.rollover import RolloverOptions, Step, run
 from tickarchive.store.seal import day_start_us
-from tickarchive.store.stack.status import Dialect
-from tickarchive.store.warm_load import WarmStore, day_bounds
+from tickarchive.store.warm import WarmStore, day_bounds
 from tickarchive.tables import GAPS, QUOTES, TRADES, ColumnType, Table
 
 with warnings.catch_warnings():

@@ -9,6 +9,7 @@ mismatch.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 from typing import Annotated
@@ -73,22 +74,22 @@ def _options(settings: Settings, staging: Path | None, file_rows: int | None) ->
 
 def _warm_dsns(settings: Settings) -> tuple[str, str]:
     """(reader, writer) DSNs of the warm store."""
-    from tickarchive.store.stack.postgres import warm_dsns
+    from tickarchive.store.dialect import warm_dsns
 
     dsns = warm_dsns(settings.postgres)
     return dsns.reader, dsns.writer
 
 
-def _source(settings: Settings, from_dir: Path | None, dsn: str | None) -> ArchiveSource:
+def _source(stack: contextlib.ExitStack, settings: Settings, from_dir: Path | None, dsn: str | None) -> ArchiveSource:
     if from_dir is not None:
         from tickarchive.archive.replay_source import ParquetDirSource
 
         if not from_dir.is_dir():
             raise InvalidArgument(f"--from-dir {from_dir}: not a directory")
         return ParquetDirSource(from_dir)
-    from tickarchive.archive.postgres import PostgresSource
+    from tickarchive.store.warm import WarmStore
 
-    return PostgresSource(dsn or _warm_dsns(settings)[0])
+    return stack.enter_context(WarmStore.open(dsn or _warm_dsns(settings)[0]))
 
 
 def _fmt_bytes(n: int) -> str:
@@ -164,9 +165,9 @@ def register(app: typer.Typer) -> None:
         if m >= Month.of(dt.datetime.now(dt.UTC).date()):
             raise InvalidArgument(f"month {m} is not closed yet")
         tgt = _target(target, settings)
-        source = _source(settings, from_dir, dsn)
         options = _options(settings, staging, file_rows)
-        with RichProgress() as progress:
+        with contextlib.ExitStack() as stack, RichProgress() as progress:
+            source = _source(stack, settings, from_dir, dsn)
             for t in _tables(table):
                 r = export_month(source, tgt, t, m, options, progress=progress, force=force)
                 mf = r.manifest
@@ -220,12 +221,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Load an archived month back into the warm store (idempotent)."""
-        from tickarchive.archive.postgres import PostgresSink
+        from tickarchive.store.warm import WarmStore
 
         settings = _settings()
         m = Month.parse(month)
         tgt = _target(target, settings)
-        with PostgresSink(dsn or _warm_dsns(settings)[1]) as sink, RichProgress() as progress:
+        with WarmStore.open(dsn or _warm_dsns(settings)[1]) as sink, RichProgress() as progress:
             for t in _tables(table):
                 if catalog.read_month_manifest(tgt, t.name, m) is None:
                     if table:

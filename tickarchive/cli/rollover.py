@@ -23,7 +23,7 @@ from tickarchive.store.seal import US_PER_DAY
 
 if TYPE_CHECKING:
     from tickarchive.store.rollover import RolloverReport
-    from tickarchive.store.warm_load import LedgerRow
+    from tickarchive.store.warm import LedgerRow
 
 err = Console(stderr=True)
 
@@ -66,10 +66,11 @@ def register(app: typer.Typer) -> None:
         status: Annotated[bool, typer.Option("--status", help="print the rollover ledger and exit")] = False,
     ) -> None:
         """Move sealed days QuestDB → warm store, verify, record, then drop old hot partitions."""
-        from tickarchive.ops.lifecycle import open_hot, open_warm
         from tickarchive.rich_progress import RichProgress
         from tickarchive.settings import load_settings
         from tickarchive.store import rollover as ro
+        from tickarchive.store.hot import open_hot
+        from tickarchive.store.warm import open_warm
         from tickarchive.tables import table as table_named
 
         settings = load_settings()
@@ -107,9 +108,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Drop warm months older than the retention whose archive verified."""
         from tickarchive.archive.target import open_target
-        from tickarchive.ops.lifecycle import open_warm, warm_retention
+        from tickarchive.ops.lifecycle import warm_retention
         from tickarchive.rich_progress import RichProgress
         from tickarchive.settings import load_settings
+        from tickarchive.store.warm import open_warm
 
         settings = load_settings()
         day = _parse_day(today) if today else dt.datetime.now(dt.UTC).date()

@@ -52,19 +52,19 @@ from tickarchive.archive.target import Target, open_target
 from tickarchive.archive.verify import check_month
 from tickarchive.errors import TickarchiveError
 from tickarchive.months import Month
-from tickarchive.ops.lifecycle import ARCHIVED_TABLES, open_hot, open_warm
+from tickarchive.ops.lifecycle import ARCHIVED_TABLES
 from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import Settings
 from tickarchive.store import migrate
 from tickarchive.store.checksum import Checksum, GroupSum
+from tickarchive.store.dialect import Dialect
 from tickarchive.store.errors import StoreError
-from tickarchive.store.hot import HotStore
+from tickarchive.store.hot import HotStore, open_hot
 from tickarchive.store.rollover import checksum_hot, checksum_warm
 from tickarchive.store.stack import ephemeral
 from tickarchive.store.stack.postgres import PostgresServer
 from tickarchive.store.stack.questdb import QuestDBServer
-from tickarchive.store.stack.status import Dialect
-from tickarchive.store.warm_load import WarmStore
+from tickarchive.store.warm import WarmStore, open_warm
 from tickarchive.tables import MARKET_TABLES, Table
 from tickarchive.venue import Venue
 

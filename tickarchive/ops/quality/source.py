@@ -106,7 +106,7 @@ def hot_source(settings: Settings) -> DaySource:
 
 
 def warm_source(settings: Settings) -> DaySource:
-    from tickarchive.store.stack.postgres import warm_dsns
+    from tickarchive.store.dialect import warm_dsns
 
     dsn = warm_dsns(settings.postgres).reader
     info = conninfo_to_dict(dsn)

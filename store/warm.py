@@ -1,21 +1,31 @@
-"""The warm store side of the rollover: load, compress, rollups, coverage, read back, ledger.
+"""The warm-store gateway: every read and write of the warm store goes through ``WarmStore``.
 
-One class for both dialects (``store/sql/postgres`` and ``store/sql/timescaledb``):
+One class for both dialects (``store/sql/postgres`` and ``store/sql/timescaledb``,
+``tickarchive.store.dialect``), used by the rollover, the archive (it is the archive's
+``ArchiveSource`` and ``ArchiveSink``: ``tickarchive.archive.source``), the lifecycle jobs,
+the drill and the benchmarks:
 
-* **load**: plain PostgreSQL streams each batch with ``COPY ... FROM STDIN (FORMAT csv)``
-  (Arrow's CSV writer: shortest round-trip doubles, quoted strings, empty = NULL) into
-  a temporary staging table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``;
-  TimescaleDB on the PGlite test server (no ``COPY FROM STDIN``) uses one multi-row
-  ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`` per batch; a real
-  TimescaleDB server may take COPY too (``copy=True``). Either way the unique
-  dedup-key indexes make every load idempotent. One transaction per batch.
+* **load** a day (rollover) or **insert** any batch (archive restore: split by UTC day).
+  Plain PostgreSQL streams each batch with ``COPY ... FROM STDIN (FORMAT csv)`` (Arrow's
+  CSV writer: shortest round-trip doubles, quoted strings, empty = NULL) into a temporary
+  staging table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; TimescaleDB on the
+  PGlite test server (no ``COPY FROM STDIN``) uses one multi-row ``INSERT ... SELECT FROM
+  unnest(arrays) ON CONFLICT DO NOTHING`` per batch; a real TimescaleDB server may take
+  COPY too (``copy=True``). Either way the unique dedup-key indexes make every load
+  idempotent. One transaction per batch; daily partitions are made first (plain dialect).
 * **compress** (TimescaleDB): ``compress_chunk`` on the day's chunk (segment by
   instrument, order by ts, per the schema); a late insert makes it partially compressed
   and the next compress finishes it.
 * **rollups**: ``CALL refresh_continuous_aggregate`` (TimescaleDB) or
   ``tickarchive_refresh_rollups`` (plain), for the day's window.
 * **coverage_daily**: replaced for (day, table) in one transaction.
-* **read back**: the day's rows as Arrow batches (for the content checksum).
+* **read back** a day (the rollover's content checksum) or **export** a month (the
+  archive): a month streams through ``COPY (SELECT ...) TO STDOUT`` parsed by Arrow's CSV
+  reader, ordered by ``(segment_by COLLATE "C", ts)`` (byte order, what the archive
+  writer checks), timestamps as integer microseconds so nothing is re-zoned.
+* **retention**: the months a table holds storage for, and dropping one (chunks or
+  daily partitions).
+* **ledger**: ``rollover_ledger`` rows.
 
 Every psycopg error becomes ``WarmLoadError``.
 """
@@ -24,24 +34,33 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 
 from tickarchive import rows
+from tickarchive.months import Month
+from tickarchive.settings import Settings
+from tickarchive.store.dialect import Dialect, is_pglite_version, warm_dsns
 from tickarchive.store.errors import WarmLoadError
-from tickarchive.store.stack.status import Dialect
+from tickarchive.store.migrate import migrated_dialect
 from tickarchive.tables import STAGING_PG_TYPE, ColumnType, Table
 
 _PG_STAGE = STAGING_PG_TYPE
 _PG_ARRAY: dict[ColumnType, str] = {k: f"{v}[]" for k, v in STAGING_PG_TYPE.items()}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 READ_BATCH_ROWS = 50_000
+EXPORT_BATCH_ROWS = 50_000
+"""Rows per fetch of a month's export through a server-side cursor (``export_copy=False``)."""
+_PART_RE: Final = re.compile(r"_(\d{4})(\d{2})(\d{2})$")
+"""Daily partition names of the plain dialect: ``<table>_YYYYMMDD``."""
 GAP_KINDS = ("disconnect", "trade_seq", "stale", "downtime", "book_seq", "rejected")
 """Gap kinds counted in coverage_daily.gap_seconds (every kind: each is time without full data)."""
 ROLLUPS: dict[str, str] = {"trades": "trades_1m", "quotes": "quotes_1m"}
@@ -68,16 +87,56 @@ def _from_micros(ident: sql.Composable) -> sql.Composable:
     return sql.SQL("timestamptz 'epoch' + {} * interval '1 microsecond'").format(ident)
 
 
-class WarmStore:
-    """A connection to the warm store (owner role: it compresses and refreshes rollups)."""
+def _month_bounds(m: Month) -> tuple[dt.datetime, dt.datetime]:
+    return _EPOCH + dt.timedelta(microseconds=m.start_us), _EPOCH + dt.timedelta(microseconds=m.end_us)
 
-    def __init__(self, dsn: str, dialect: Dialect, *, pglite: bool = False, copy: bool | None = None) -> None:
+
+def detect(dsn: str) -> tuple[Dialect, bool]:
+    """(dialect recorded by the migrations, whether the server is the PGlite test server)."""
+    try:
+        with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+            dialect = migrated_dialect(conn)
+            row = conn.execute("SELECT version()").fetchone()
+    except psycopg.Error as exc:
+        raise WarmLoadError(f"cannot reach the warm store: {exc}") from exc
+    if dialect is None:
+        raise WarmLoadError("the warm store is not migrated: run `tickarchive migrate` first")
+    version = str(row[0]) if row else ""
+    return dialect, is_pglite_version(version)
+
+
+def open_warm(settings: Settings, dsn: str | None = None) -> WarmStore:
+    """The warm store of the settings as its owner (the rollover compresses chunks and
+    refreshes aggregates), or ``dsn``; the dialect is read from the migrations."""
+    return WarmStore.open(dsn or warm_dsns(settings.postgres).owner)
+
+
+class WarmStore:
+    """A connection to the warm store. ``WarmStore.open(dsn)`` finds the dialect; the owner
+    role may do everything, the writer loads, the reader exports and reads back.
+
+    ``copy``: load through COPY (default on plain PostgreSQL, never on PGlite);
+    ``export_copy``: export months through ``COPY ... TO STDOUT`` (default), else a
+    server-side cursor of ``EXPORT_BATCH_ROWS`` rows per fetch."""
+
+    def __init__(
+        self,
+        dsn: str,
+        dialect: Dialect,
+        *,
+        pglite: bool = False,
+        copy: bool | None = None,
+        export_copy: bool = True,
+        export_batch_rows: int = EXPORT_BATCH_ROWS,
+    ) -> None:
         self.dsn = dsn
         self.dialect = dialect
         self.pglite = pglite
         self.copy = (dialect is Dialect.POSTGRES) if copy is None else copy
         if pglite:
             self.copy = False
+        self.export_copy = export_copy
+        self.export_batch_rows = export_batch_rows
         try:
             self.conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
                 dsn, autocommit=True, prepare_threshold=None if pglite else 5
@@ -85,6 +144,14 @@ class WarmStore:
         except psycopg.Error as exc:
             raise WarmLoadError(f"cannot connect to the warm store: {exc}") from exc
         self._partitions: set[tuple[str, dt.date]] = set()
+        self.inserted_days: set[tuple[str, dt.date]] = set()
+        """(table, day) of every row ``insert`` loaded (restore compresses them afterwards)."""
+
+    @classmethod
+    def open(cls, dsn: str, **kwargs: Any) -> WarmStore:
+        """Connect to ``dsn`` with the dialect its migrations recorded."""
+        dialect, pglite = detect(dsn)
+        return cls(dsn, dialect, pglite=pglite, **kwargs)
 
     def close(self) -> None:
         self.conn.close()
@@ -299,7 +366,7 @@ class WarmStore:
 
     # -- read back -------------------------------------------------------------------------
 
-    def count(self, table: Table, day: dt.date) -> int:
+    def count_day(self, table: Table, day: dt.date) -> int:
         lo, hi = day_bounds(day)
         q = sql.SQL("SELECT count(*) FROM {} WHERE ts >= %s AND ts < %s").format(sql.Identifier(table.name))
         return int(self._exec(q, (lo, hi), f"count {table.name} {day}")[0][0])
@@ -312,7 +379,9 @@ class WarmStore:
             for c in table.columns
         )
 
-    def batches(self, table: Table, day: dt.date, *, ts_in: Iterable[int] | None = None) -> Iterator[pa.RecordBatch]:
+    def day_batches(
+        self, table: Table, day: dt.date, *, ts_in: Iterable[int] | None = None
+    ) -> Iterator[pa.RecordBatch]:
         """The day's rows as Arrow batches; with ``ts_in`` only rows at those timestamps (µs)."""
         lo, hi = day_bounds(day)
         q = sql.SQL("SELECT {} FROM {} WHERE ts >= %s AND ts < %s").format(
@@ -384,6 +453,124 @@ class WarmStore:
             ]
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
+    # -- the archive's source and sink -------------------------------------------------------
+
+    def insert(self, table: Table, batch: pa.RecordBatch) -> int:
+        """``ArchiveSink.insert``: rows not already present (by dedup key), split by UTC day so
+        each day's partition exists first; returns the rows inserted."""
+        if batch.num_rows == 0:
+            return 0
+        schema = rows.arrow_schema(table)
+        batch = batch.select(schema.names).cast(schema)
+        days = pc.cast(batch.column("ts"), pa.date32())
+        inserted = 0
+        for day in sorted(set(days.to_pylist())):
+            part = batch.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+            inserted += self.load(table, part, day)
+            self.inserted_days.add((table.name, day))
+        return inserted
+
+    def count_rows(self, table: Table, month: Month) -> int:
+        """Rows of ``table`` in ``month``."""
+        lo, hi = _month_bounds(month)
+        q = sql.SQL("SELECT count(*) FROM {} WHERE ts >= %s AND ts < %s").format(sql.Identifier(table.name))
+        return int(self._exec(q, (lo, hi), f"count {table.name} {month}")[0][0])
+
+    def batches(self, table: Table, month: Month) -> Iterator[pa.RecordBatch]:
+        """``ArchiveSource.batches``: the month's rows ordered by ``(segment_by, ts)`` in
+        byte order, on a connection of their own (the export may interleave other calls)."""
+        schema = rows.arrow_schema(table)
+        q = sql.SQL('SELECT {} FROM {} WHERE ts >= %s AND ts < %s ORDER BY {} COLLATE "C", ts').format(
+            self._select_list(table), sql.Identifier(table.name), sql.Identifier(table.segment_by)
+        )
+        params = _month_bounds(month)
+        try:
+            # a transaction of its own: a server-side cursor lives in one
+            with psycopg.connect(self.dsn, prepare_threshold=None) as conn:
+                if self.export_copy:
+                    yield from _copy_batches(conn, table, schema, q, params)
+                    return
+                with conn.cursor(name=f"archive_{table.name}") as cur:
+                    cur.itersize = self.export_batch_rows
+                    cur.execute(q, params)
+                    while chunk := cur.fetchmany(self.export_batch_rows):
+                        yield _to_batch(table, schema, chunk)
+        except psycopg.Error as exc:
+            raise WarmLoadError(f"{table.name} {month}: export failed: {exc}") from exc
+        except pa.ArrowInvalid as exc:
+            raise WarmLoadError(f"{table.name} {month}: unexpected COPY output: {exc}") from exc
+
+    def months(self, table: Table) -> list[Month]:
+        """``ArchiveSource.months``: months in which ``table`` has rows, ascending."""
+        q = sql.SQL("SELECT min(ts), max(ts) FROM {}").format(sql.Identifier(table.name))
+        exists = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ts >= %s AND ts < %s)").format(
+            sql.Identifier(table.name)
+        )
+        row = self._exec(q, None, f"{table.name}: months")
+        if not row or row[0][0] is None:
+            return []
+        m = Month.of(row[0][0].astimezone(dt.UTC).date())
+        last = Month.of(row[0][1].astimezone(dt.UTC).date())
+        out = []
+        while m <= last:
+            hit = self._exec(exists, _month_bounds(m), f"{table.name} {m}: any rows")
+            if hit and hit[0][0]:
+                out.append(m)
+            m = m.plus(1)
+        return out
+
+    def delete_month(self, table: Table, month: Month) -> int:
+        """Delete a month's rows (benchmarks and tests on scratch databases)."""
+        q = sql.SQL("DELETE FROM {} WHERE ts >= %s AND ts < %s").format(sql.Identifier(table.name))
+        try:
+            return max(self.conn.execute(q, _month_bounds(month), prepare=False).rowcount, 0)
+        except psycopg.Error as exc:
+            raise WarmLoadError(f"{table.name} {month}: delete failed: {exc}") from exc
+
+    # -- retention --------------------------------------------------------------------------
+
+    def _partitions_of(self, table: Table) -> list[tuple[str, dt.date]]:
+        found = self._exec(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass",
+            (table.name,),
+            f"{table.name}: list partitions",
+        )
+        out = []
+        for (name,) in found:
+            m = _PART_RE.search(str(name))
+            if m:
+                out.append((str(name), dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))))
+        return sorted(out, key=lambda p: p[1])
+
+    def stored_months(self, table: Table) -> list[Month]:
+        """Months of ``table`` the warm store holds storage for (chunks or daily partitions),
+        whether or not they hold rows."""
+        if self.dialect is Dialect.TIMESCALEDB:
+            found = self._exec(
+                "SELECT DISTINCT (range_start AT TIME ZONE 'UTC')::date FROM timescaledb_information.chunks "
+                "WHERE hypertable_name = %s",
+                (table.name,),
+                f"{table.name}: list chunks",
+            )
+            return sorted({Month.of(r[0]) for r in found})
+        return sorted({Month.of(d) for _, d in self._partitions_of(table)})
+
+    def drop_month(self, table: Table, month: Month) -> None:
+        """Drop a month's storage: its chunks (TimescaleDB) or daily partitions (plain)."""
+        lo, hi = _month_bounds(month)
+        if self.dialect is Dialect.TIMESCALEDB:
+            self._exec(
+                "SELECT drop_chunks(%s::regclass, older_than => %s::timestamptz, newer_than => %s::timestamptz)",
+                (table.name, hi, lo),
+                f"{table.name} {month}: drop_chunks",
+            )
+            return
+        for name, day in self._partitions_of(table):
+            if Month.of(day) == month:
+                self._exec(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)), None, f"drop {name}")
+        self.forget_partitions()
+
     # -- ledger ----------------------------------------------------------------------------
 
     def ledger(self, day: dt.date, table: str) -> LedgerRow | None:
@@ -420,3 +607,80 @@ class WarmStore:
             (status, day, table),
             "ledger status",
         )
+
+
+class _CopyStream(io.RawIOBase):
+    """A readable file over a psycopg ``Copy`` (for Arrow's streaming CSV reader)."""
+
+    def __init__(self, copy: psycopg.Copy) -> None:
+        self._copy = copy
+        self._pending = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def is_empty(self) -> bool:
+        """True when the COPY produced no bytes at all (reads ahead one message)."""
+        if not self._pending:
+            self._pending += self._copy.read()
+        return not self._pending
+
+    def readinto(self, b: Any) -> int:
+        """Fill ``b`` completely unless the stream ends (COPY yields one row per message;
+        short reads would make Arrow parse row-sized blocks)."""
+        view = memoryview(b).cast("B")
+        want = len(view)
+        pending = self._pending
+        read = self._copy.read
+        while len(pending) < want:
+            chunk = read()
+            if not chunk:
+                break
+            pending += chunk
+        n = min(want, len(pending))
+        view[:n] = pending[:n]
+        del pending[:n]
+        return n
+
+
+def _copy_batches(
+    conn: psycopg.Connection[tuple[Any, ...]],
+    table: Table,
+    schema: pa.Schema,
+    query: sql.Composable,
+    params: tuple[dt.datetime, dt.datetime],
+) -> Iterator[pa.RecordBatch]:
+    """``COPY (query) TO STDOUT (FORMAT csv)`` streamed through Arrow's CSV reader."""
+    types = {
+        c.name: (pa.int64() if c.type is ColumnType.TIMESTAMP else schema.field(c.name).type) for c in table.columns
+    }
+    read = pacsv.ReadOptions(column_names=list(schema.names), use_threads=False, block_size=1 << 22)
+    convert = pacsv.ConvertOptions(
+        column_types=types,
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
+    copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+    with conn.cursor() as cur, cur.copy(copy_sql, params) as copy:
+        stream = _CopyStream(copy)
+        if stream.is_empty():
+            return  # no rows that month: Arrow refuses an empty CSV
+        reader = pacsv.open_csv(stream, read_options=read, convert_options=convert)
+        for batch in reader:
+            yield pa.RecordBatch.from_arrays(
+                [col.cast(f.type) for col, f in zip(batch.columns, schema, strict=True)], schema=schema
+            )
+
+
+def _to_batch(table: Table, schema: pa.Schema, chunk: list[tuple[Any, ...]]) -> pa.RecordBatch:
+    columns = list(zip(*chunk, strict=True))
+    arrays = []
+    for i, field in enumerate(schema):
+        if table.columns[i].type is ColumnType.TIMESTAMP:
+            arrays.append(pa.array(columns[i], pa.int64()).cast(field.type))
+        else:
+            arrays.append(pa.array(columns[i], field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
