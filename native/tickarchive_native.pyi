@@ -3,7 +3,9 @@ from typing import Any
 def encode_frame(
     frame: bytes, recv_ts_us: int, /
 ) -> tuple[str, str, bytes, int, str, int, int | None, int | None, bool | None] | None: ...
-def set_types(notification: type, encoded_rows: type, book_ids: type, /) -> None: ...
+def set_types(notification: type, encoded_rows: type, book_ids: type, /) -> None:
+    """Raises TypeError when a class's ``__struct_fields__`` differ from the order the
+    native parser builds it with."""
 def fast_notification(frame: bytes, recv_ts_us: int, /) -> Any: ...
 
 # journal.rs

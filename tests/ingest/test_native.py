@@ -679,3 +679,25 @@ def test_payload_accepted_by_questdb(questdb_clean: QuestDBHandle, ws_records) -
         ][0]
         == 16
     )
+
+
+def test_the_classes_the_native_parser_builds_are_checked_against_its_field_order() -> None:
+    """The extension builds ``Notification``, ``EncodedRows`` and ``BookIds`` with positional
+    arguments: a class whose fields were reordered (or renamed) is refused at registration."""
+    import msgspec
+
+    ext = native.native_ext.EXT
+    assert ext is not None
+
+    class EncodedRowsReordered(msgspec.Struct):
+        payload: bytes
+        table: str
+        rows: int
+        instrument: str
+        ts_us: int
+
+    with pytest.raises(TypeError, match=r'EncodedRowsReordered has fields \["payload", "table"'):
+        ext.set_types(Notification, EncodedRowsReordered, BookIds)
+    with pytest.raises(AttributeError):  # not a msgspec struct at all
+        ext.set_types(Notification, EncodedRows, dict)
+    ext.set_types(Notification, EncodedRows, BookIds)  # the real ones pass
