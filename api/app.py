@@ -27,7 +27,7 @@ from tickarchive.api.output import JsonResponse
 from tickarchive.api.stores import Stores
 from tickarchive.settings import Settings
 
-log = logging.getLogger("api")
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """Query and health API over the three tiers of tickarchive (QuestDB hot,
 TimescaleDB/PostgreSQL warm, Parquet cold). See docs/api.md."""

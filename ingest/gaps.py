@@ -5,7 +5,7 @@ The session (``tickarchive.venues.deribit.session``) *detects* gaps; this module
 written to the ``gaps`` table (a re-write with the same ``ts, instrument, kind`` updates
 the row through its dedup key), and the gaps that need a trade backfill.
 
-Statuses (DESIGN.md §6):
+Statuses (docs/collector.md, "Gaps"):
 
 * ``open``: still going, or closed and waiting for its backfill;
 * ``resolved``: closed, nothing was lost that could be recovered (a refused subscription
@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from tickarchive.domain import ALL_INSTRUMENTS, Gap, GapKind, GapStatus
 
-log = logging.getLogger("tickarchive.gaps")
+log = logging.getLogger(__name__)
 
 BACKFILL_KINDS: Final = frozenset({GapKind.DISCONNECT, GapKind.STALE, GapKind.TRADE_SEQ, GapKind.DOWNTIME})
 """Gaps whose trades the history API can restore (``stale`` only for a whole connection)."""

@@ -5,7 +5,7 @@ QuestDB's ILP/HTTP endpoint is ``POST /write``: the body is ILP lines, the answe
 ``204 No Content`` once the rows are committed, or a 4xx/5xx with a JSON error
 (``{"code": ..., "message": ..., "line": ..., "errorId": ...}``) and nothing of the
 request committed. A request holding the rows of one table is one transaction — the
-contract the writer relies on (DESIGN.md §5).
+contract the writer relies on (docs/journal.md).
 
 Why not ``questdb.ingress.Sender``: the Sender only sends its own ``Buffer`` objects,
 and the native fast path (``tickarchive.venues.deribit.native``) hands the writer rows that are already

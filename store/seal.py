@@ -1,4 +1,4 @@
-"""The sealing rule of DESIGN.md §7: when a UTC day may leave the hot store.
+"""The sealing rule (docs/lifecycle.md): when a UTC day may leave the hot store.
 
 Day D is *sealed* at time ``now`` when all three hold:
 

@@ -66,6 +66,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,13 @@ def warm_store(request: pytest.FixtureRequest) -> WarmHandle:
     handle: WarmHandle = request.getfixturevalue(request.param)
     handle.truncate_all()
     return handle
+
+
+@pytest.fixture(scope="session")
+def ws_records() -> list[Any]:
+    """The records of the real 2021 WebSocket capture (``tests.real.WS_CAPTURE``)."""
+    from tests.real import WS_CAPTURE
+    from tickarchive.ingest.journal.capture import read_capture
+
+    _, records = read_capture(WS_CAPTURE)
+    return list(records)

@@ -1,4 +1,4 @@
-"""The tables of DESIGN.md §4: one description shared by every tier.
+"""The tables (docs/data-dictionary.md): one description shared by every tier.
 
 The hot store (QuestDB), the warm store (TimescaleDB or plain PostgreSQL), the Parquet
 archive and the API all use these names, columns and dedup keys. The migrations in

@@ -1,4 +1,4 @@
-"""Reading (and writing) the replay line format of DESIGN.md §9.
+"""Reading (and writing) the replay line format (docs/journal.md, "Commands").
 
 One raw Deribit frame per line, optionally prefixed by its receive time:
 ``<unix seconds>: <frame>`` (seconds with up to microsecond decimals). This is what

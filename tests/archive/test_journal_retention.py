@@ -9,6 +9,7 @@ import pytest
 import zstandard
 
 from tests.archive.conftest import MONTH, OPTIONS, B2Env
+from tests.real import REAL
 from tickarchive.archive import catalog, layout
 from tickarchive.archive.errors import IntegrityError
 from tickarchive.archive.export import export_month
@@ -20,7 +21,6 @@ from tickarchive.archive.verify import verify_month
 from tickarchive.months import Month
 from tickarchive.tables import TRADES
 
-REAL = Path(__file__).parents[1] / "fixtures" / "deribit" / "real"
 DAY = dt.date(2026, 11, 3)
 
 

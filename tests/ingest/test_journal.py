@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 import tickarchive.ingest.journal.writer
-from tests.ingest.conftest import WS_CAPTURE
+from tests.real import WS_CAPTURE
 from tickarchive.ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
 from tickarchive.ingest.journal import CHECKPOINT_FILE, Journal, JournalReader
 from tickarchive.ingest.journal.capture import read_capture

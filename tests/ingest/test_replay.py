@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from tests.ingest.conftest import REST_CAPTURE, WS_CAPTURE
+from tests.real import REST_CAPTURE, WS_CAPTURE
 from tickarchive import rows
 from tickarchive import tables as t
 from tickarchive.cli import app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.ingest.conftest import REST_CAPTURE, WS_CAPTURE
+from tests.real import REST_CAPTURE, WS_CAPTURE
 from tickarchive.ingest.replay import QuestDBSink, replay_files
 from tickarchive.settings import Settings
 from tickarchive.store.stack.handles import QuestDBHandle

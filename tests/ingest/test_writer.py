@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.ingest.conftest import WS_CAPTURE
+from tests.real import WS_CAPTURE
 from tickarchive.domain import BookChange, Event, Gap, GapKind, GapStatus, IndexTick, QuoteTick, TradeSource, TradeTick
 from tickarchive.ingest.collector import record_decoder
 from tickarchive.ingest.journal import Journal

@@ -34,7 +34,7 @@ from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 from websockets.uri import parse_uri
 
-from tests.ingest.conftest import WS_CAPTURE
+from tests.real import WS_CAPTURE
 from tickarchive import native_ext
 from tickarchive.bench import deribit_frames as synth
 from tickarchive.ingest import wsfast

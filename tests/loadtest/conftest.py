@@ -17,7 +17,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from tickarchive.loadtest.sim import SimConfig, Simulator
 
 START_MS = int(dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC).timestamp() * 1000)
-REAL = Path(__file__).resolve().parents[1] / "fixtures" / "deribit" / "real"
 
 
 def base_config(tmp_path: Path, **overrides: Any) -> SimConfig:

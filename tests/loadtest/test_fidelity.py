@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from tests.real import REAL
 from tickarchive.loadtest.sim import SimConfig
 from tickarchive.loadtest.sim import native as sim_native
 
-from .conftest import REAL, client, running
+from .conftest import client, running
 
 
 @pytest.fixture(autouse=True, params=["native", "python"])

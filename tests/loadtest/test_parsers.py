@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.real import REAL
 from tickarchive.domain import BookChange, QuoteTick, TradeTick
 from tickarchive.loadtest.sim import SimConfig
 from tickarchive.loadtest.sim import sendlog as sl
 from tickarchive.venue import Malformed
 from tickarchive.venues.deribit.normalize import Heartbeat, Notification, parse_frame
 
-from .conftest import REAL, client, running
+from .conftest import client, running
 
 
 def _populated(obj: Any) -> frozenset[str]:

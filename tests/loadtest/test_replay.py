@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.real import REAL
 from tickarchive.loadtest.errors import ReplayFormatError
 from tickarchive.loadtest.sim import SimConfig
 from tickarchive.loadtest.sim import sendlog as sl
 from tickarchive.loadtest.sim.replay import load_capture, parse_line, replay_offsets
 
-from .conftest import REAL, client, running
+from .conftest import client, running
 
 CAPTURE = REAL / "cryptofeed_2021-07-22_DERIBIT.ws.1.0"
 

@@ -17,12 +17,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
+from tests.real import WS_CAPTURE
 from tickarchive.cli import app
 from tickarchive.ingest.journal import Journal
 from tickarchive.ingest.journal.capture import read_capture
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 
-CAPTURE = Path(__file__).parents[1] / "fixtures" / "deribit" / "real" / "cryptofeed_2021-07-22_DERIBIT.ws.1.0"
+CAPTURE = WS_CAPTURE
 
 
 def _journal_capture(directory: Path) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 from typing import Any
 
+from tests.real import NAUTILUS
 from tickarchive import tables as t
 from tickarchive.store import migrate
 from tickarchive.store.stack.handles import QuestDBHandle
@@ -15,7 +15,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from questdb.ingress import Sender, TimestampMicros, TimestampNanos
 
-REAL = Path(__file__).resolve().parents[1] / "fixtures" / "deribit" / "real" / "nautilus"
+REAL = NAUTILUS
 QUESTDB_TYPE = {
     t.ColumnType.TIMESTAMP: "TIMESTAMP",
     t.ColumnType.SYMBOL: "SYMBOL",

@@ -31,7 +31,7 @@ from tickarchive.venue import FetchedInstruments
 from tickarchive.venues.deribit.errors import DiscoveryError
 from tickarchive.venues.deribit.normalize import Response, events_of_response, parse_frame
 
-log = logging.getLogger("tickarchive.discovery")
+log = logging.getLogger(__name__)
 
 LIVE_STATES: Final = frozenset({"open", "created", "started", "locked", "halted"})
 """States whose instruments stay subscribed (locked/halted are temporary)."""

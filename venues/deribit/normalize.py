@@ -35,7 +35,7 @@ everything else, and anything that does not validate on that path, goes through 
 general two-pass route (envelope with raw ``data``, then the family decoder), which is
 also the one that classifies errors. Both routes give identical results.
 
-Mapping decisions (DESIGN.md §3, §4)
+Mapping decisions (docs/collector.md, docs/data-dictionary.md)
 -------------------------------------
 * Times: Deribit milliseconds × 1000 = ``ts_us``; ``recv_ts_us`` is passed in.
 * Ticker: an empty book side (price 0 or null, or amount 0 or null) becomes ``None`` for

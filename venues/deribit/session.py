@@ -14,7 +14,7 @@ Driver loop (sketch)::
     session.connection_made(now_us())
     send_all(session.data_to_send(now_us()))         # set_heartbeat + subscribe batches
     for each received frame:
-        seq = journal.append(frame, recv_us, "c0")   # journal first (DESIGN.md §5)
+        seq = journal.append(frame, recv_us, "c0")   # journal first (docs/journal.md)
         for out in session.receive_frame(frame, recv_us):
             ...                                      # domain events → writer; signals → act
         send_all(session.data_to_send(now_us()))     # public/test replies, resubscribes

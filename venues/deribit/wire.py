@@ -9,7 +9,7 @@ Decoding is two-staged: ``Envelope`` reads the JSON-RPC envelope and keeps ``dat
 ``result`` as ``msgspec.Raw`` (a zero-copy slice of the frame); the channel prefix then
 picks the typed decoder for ``data``. The envelope pass only skips over ``data``.
 
-Types are deliberately lenient where Deribit is known to be loose (DESIGN.md §3):
+Types are deliberately lenient where Deribit is known to be loose (docs/collector.md):
 ``underlying_index`` may be a string or a number, ``estimated_delivery_price`` may be the
 string ``"expired"``, ``trade_id`` is sometimes a number in old data, numeric fields may
 be ``null``.

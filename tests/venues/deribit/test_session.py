@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from tests.ingest.conftest import REST_CAPTURE
+from tests.real import REST_CAPTURE
 from tickarchive.domain import ALL_INSTRUMENTS, BookChange, Gap, GapKind, GapStatus, QuoteTick, TradeTick
 from tickarchive.ingest.backfill import MARGIN_US, window_of_gap
 from tickarchive.pacing import Backoff, TokenBucket

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.ingest.conftest import REST_CAPTURE, nautilus_frame
+from tests.real import REST_CAPTURE, nautilus_frame
 from tickarchive.domain import (
     BookAction,
     BookChange,

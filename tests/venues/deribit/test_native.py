@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.ingest.conftest import NAUTILUS, nautilus_frame
+from tests.real import NAUTILUS, nautilus_frame
 from tickarchive.domain import EncodedRows
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.stack.handles import QuestDBHandle
