@@ -4,6 +4,20 @@ Everything the archive raises on purpose derives from ``ArchiveError`` (itself a
 ``TickarchiveError``, so the CLI prints it as one line and exits non-zero). Foreign
 errors (``OSError``, b2sdk, psycopg, pyarrow) are translated where they cross into
 this package.
+
+The tree (each class's docstring says when it is raised)::
+
+    TickarchiveError
+    └── ArchiveError
+        ├── InvalidArgument
+        ├── TargetError
+        │   └── ObjectNotFound
+        ├── ManifestError
+        ├── UnsortedInput
+        ├── SourceError
+        ├── RefusedExport
+        └── IntegrityError
+            └── RowCountMismatch
 """
 
 from __future__ import annotations
@@ -44,9 +58,6 @@ class UnsortedInput(ArchiveError):
 class SourceError(ArchiveError):
     """The source the archive exports from failed."""
 
-
-class SinkError(ArchiveError):
-    """The sink a restore loads into failed."""
 
 
 class RefusedExport(ArchiveError):

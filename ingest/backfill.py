@@ -21,7 +21,7 @@ import httpx
 
 from tickarchive.domain import ALL_INSTRUMENTS, Gap, GapKind, GapStatus, TradeTick
 from tickarchive.errors import VenueUnavailable
-from tickarchive.ingest.errors import IngestError
+from tickarchive.ingest.errors import BackfillError
 from tickarchive.venue import TradeWindow, Venue
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 MARGIN_US: Final = 2_000_000
 """Widening of a connection-level window on both sides: trades in flight around the
 last/first frame are re-checked (those already stored are skipped)."""
-
-
-class BackfillError(IngestError):
-    """The history API or QuestDB could not be read for a backfill."""
 
 
 def window_of_gap(gap: Gap, first_seq: int | None = None, last_seq: int | None = None) -> TradeWindow:

@@ -59,9 +59,9 @@ from tickarchive.domain import (
     TradeTick,
 )
 from tickarchive.errors import VenueUnavailable
-from tickarchive.ingest.backfill import Backfiller, BackfillError, backfilled, window_of_gap
+from tickarchive.ingest.backfill import Backfiller, backfilled, window_of_gap
 from tickarchive.ingest.connection import ConnectionDriver, now_us
-from tickarchive.ingest.errors import JournalError
+from tickarchive.ingest.errors import BackfillError, JournalError
 from tickarchive.ingest.gaps import BackfillJob, GapLedger, downtime_gap
 from tickarchive.ingest.instruments import InstrumentSet
 from tickarchive.ingest.journal import Journal, JournalReader

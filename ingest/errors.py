@@ -7,6 +7,18 @@ them, with the original chained as ``__cause__``.
 
 Malformed *frames* are not exceptions: the normalizer returns a ``Malformed`` outcome
 (``tickarchive.venues.deribit.normalize``) so that one bad frame never stops the collector.
+
+The tree (each class's docstring says when it is raised)::
+
+    TickarchiveError
+    └── IngestError
+        ├── JournalError
+        │   ├── JournalFull
+        │   ├── JournalCorrupt
+        │   └── JournalLocked
+        ├── CaptureError
+        ├── ReplayError
+        └── BackfillError
 """
 
 from __future__ import annotations
@@ -49,3 +61,7 @@ class CaptureError(IngestError):
 
 class ReplayError(IngestError):
     """Replay could not write its output (Parquet directory, QuestDB)."""
+
+
+class BackfillError(IngestError):
+    """The history API or QuestDB could not be read for a backfill."""

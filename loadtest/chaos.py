@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from tickarchive.loadtest.errors import LoadtestError
+from tickarchive.loadtest.errors import ChaosError
 
 MODES: Final = ("disconnects", "questdb-restart", "collector-kill", "stale", "malformed")
 QUESTDB_DOWN_S: Final = 20.0
@@ -14,10 +14,6 @@ MALFORMED_EVERY_S: Final = 5.0
 STALE_CONNECTION_S: Final = 5.0
 """The collector's ``deribit.stale_connection_s`` in a ``stale`` run (default 15 s)."""
 SILENCE_S: Final = 8.0
-
-
-class ChaosError(LoadtestError):
-    """An unknown chaos mode or one the run cannot honour."""
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -36,9 +36,9 @@ from typing import Any
 import psutil
 
 from tickarchive.loadtest import chaos
+from tickarchive.loadtest.errors import HarnessError
 from tickarchive.loadtest.harness_procs import (
     CollectorProcess,
-    HarnessError,
     Metrics,
     SimProcess,
     proc_usage,

@@ -25,7 +25,7 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from tickarchive.loadtest.errors import LoadtestError
+from tickarchive.loadtest.errors import HarnessError
 
 CLI: tuple[str, ...] = (sys.executable, "-c", "from tickarchive.cli import main; main()")
 
@@ -36,10 +36,6 @@ def _http() -> httpx.Client:
     builds a client, and with it an SSL context, per call: that was ~70 % of the
     harness's own CPU (~7 % of a core at 1 sample/s), taken from the box under test."""
     return httpx.Client(trust_env=False)
-
-
-class HarnessError(LoadtestError):
-    """The load harness could not start, drive or read one of its processes."""
 
 
 def _spawn(

@@ -27,13 +27,9 @@ from typing import Final
 
 import duckdb
 
-from tickarchive.loadtest.errors import LoadtestError
+from tickarchive.loadtest.errors import ReconcileError
 
 GAP_SLACK_US: Final = 50_000
-
-
-class ReconcileError(LoadtestError):
-    """An input of the reconciliation is missing or unreadable."""
 
 
 @dataclass(frozen=True, slots=True)

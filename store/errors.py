@@ -4,7 +4,27 @@ Everything the store raises on purpose derives from ``StoreError`` (itself a
 ``TickarchiveError``: the CLI prints it as one line and exits 1). Foreign errors
 (OSError, subprocess, psycopg, httpx) are translated into these at the boundary.
 
-Other store modules add their own subclasses of ``StoreError`` here.
+Every store module raises only these (none defines its own).
+
+The tree (each class's docstring says when it is raised)::
+
+    TickarchiveError
+    └── StoreError
+        ├── StackError
+        │   ├── ToolMissingError
+        │   ├── JarError
+        │   ├── PortInUseError
+        │   ├── ServerStartError
+        │   ├── ServerStopError
+        │   └── DsnUnreachableError
+        ├── MigrationError
+        ├── RolloverError
+        │   ├── HotReadError
+        │   ├── WarmLoadError
+        │   ├── VerificationMismatch
+        │   └── NotSealed
+        ├── ExportFailed
+        └── IlpHttpError
 """
 
 from __future__ import annotations
@@ -70,3 +90,7 @@ class VerificationMismatch(RolloverError):
 
 class NotSealed(RolloverError):
     """A day asked for explicitly is not sealed yet (the message says why)."""
+
+
+class IlpHttpError(StoreError):
+    """A request was not acknowledged: transport failure or QuestDB refused the rows."""

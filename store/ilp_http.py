@@ -26,17 +26,13 @@ import time
 from dataclasses import dataclass
 from typing import NoReturn
 
-from tickarchive.store.errors import StoreError
+from tickarchive.store.errors import IlpHttpError
 
 PROTOCOL_VERSION = 2
 IDLE_RECONNECT_S = 30.0
 """A kept-alive connection idle longer than this is replaced before use."""
 _STALE = (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected)
 """What a request on a connection the server closed while it sat idle fails with."""
-
-
-class IlpHttpError(StoreError):
-    """A request was not acknowledged: transport failure or QuestDB refused the rows."""
 
 
 @dataclass(frozen=True, slots=True)

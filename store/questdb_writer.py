@@ -51,8 +51,9 @@ from typing import Any, Protocol
 from tickarchive.domain import BookChange, EncodedRows, Event, IndexTick, QuoteTick, TradeSource, TradeTick
 from tickarchive.pacing import Backoff
 from tickarchive.settings import WriterSettings
+from tickarchive.store.errors import IlpHttpError
 from tickarchive.store.ilp import IlpEncoder
-from tickarchive.store.ilp_http import IlpHttpError, IlpHttpTransport
+from tickarchive.store.ilp_http import IlpHttpTransport
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ its boundary; its docstring draws its tree. The CLI prints a ``TickarchiveError`
 line and exits non-zero; anything else is a bug and keeps its traceback::
 
     TickarchiveError
-    ├── SettingsError            tickarchive.settings: a setting is missing or invalid
+    ├── SettingsError            a setting is missing or invalid (tickarchive.settings)
     ├── InvalidValue             a month, day or name that cannot be used (also a ValueError)
     ├── VenueError               a venue adapter (tickarchive.venues.<name>.errors)
     │   └── VenueUnavailable     the exchange cannot be reached or read (retried)
@@ -23,6 +23,10 @@ from __future__ import annotations
 
 class TickarchiveError(Exception):
     """An expected failure with a message an operator can act on."""
+
+
+class SettingsError(TickarchiveError):
+    """A setting is missing or invalid. The message names the setting."""
 
 
 class InvalidValue(TickarchiveError, ValueError):

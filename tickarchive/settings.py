@@ -24,13 +24,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from tickarchive.errors import TickarchiveError
+from tickarchive.errors import SettingsError
 
 CONFIG_ENV = "TICKARCHIVE_CONFIG"
-
-
-class SettingsError(TickarchiveError):
-    """A setting is missing or invalid. The message names the setting."""
 
 
 class _Section(BaseModel):

@@ -32,10 +32,10 @@ import orjson
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from tickarchive.loadtest.errors import LoadtestError
+from tickarchive.loadtest.errors import LoadtestError, RpcError
 from tickarchive.loadtest.sim import encode
 from tickarchive.loadtest.sim.faults import FAULT_KINDS, FaultSpec
-from tickarchive.loadtest.sim.rpc import RpcError, now_us
+from tickarchive.loadtest.sim.rpc import now_us
 
 if TYPE_CHECKING:
     from tickarchive.loadtest.sim.server import Simulator

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from tickarchive.loadtest.errors import LoadtestError
+from tickarchive.loadtest.errors import RpcError
 from tickarchive.loadtest.sim import encode
 from tickarchive.loadtest.sim.channels import ChannelRule, Verdict, judge
 from tickarchive.loadtest.sim.config import CURRENCY, INDEX_NAME, SimConfig
@@ -36,16 +36,6 @@ from tickarchive.loadtest.sim.history import TradeHistory
 
 API_VERSION = "1.2.26"
 MAX_HISTORY_COUNT = 1000
-
-
-class RpcError(LoadtestError):
-    """A JSON-RPC error reply (not a failure of the simulator)."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{code} {message}")
-        self.code = code
-        self.message = message
-        self.data = data
 
 
 def invalid_params(param: str, reason: str) -> RpcError:

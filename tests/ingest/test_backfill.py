@@ -11,7 +11,8 @@ import pytest
 
 from tests.ingest.test_collector import sim_config
 from tickarchive.domain import TradeSource, TradeTick
-from tickarchive.ingest.backfill import Backfiller, BackfillError, parse_time_us, run_backfill
+from tickarchive.ingest.backfill import Backfiller, parse_time_us, run_backfill
+from tickarchive.ingest.errors import BackfillError
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.settings import Settings
 from tickarchive.store.ilp import IlpEncoder

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tickarchive import domain as d
+from tickarchive.store.errors import IlpHttpError
 from tickarchive.store.ilp import IlpEncoder
-from tickarchive.store.ilp_http import IlpHttpError, IlpHttpTarget, IlpHttpTransport
+from tickarchive.store.ilp_http import IlpHttpTarget, IlpHttpTransport
 from tickarchive.store.questdb_writer import ilp_conf
 from tickarchive.store.stack.handles import QuestDBHandle
 from tickarchive.store.stack.procs import free_port

@@ -61,7 +61,7 @@ def loadtest(
 
         plot_samples(result.samples, plot, f"tickarchive loadtest --rate {rate:g} --duration {duration:g}")
     if result.recon.lost or result.recon.uncovered_disconnects:
-        from tickarchive.loadtest.harness_procs import HarnessError
+        from tickarchive.loadtest.errors import HarnessError
 
         raise HarnessError(
             f"{result.recon.lost} rows lost (no gap covers them), "

@@ -23,13 +23,9 @@ from typing import IO, Annotated
 
 import typer
 
-from tickarchive.errors import TickarchiveError
+from tickarchive.ops.errors import DemoError
 
 TA = str(Path(sys.executable).parent / "tickarchive")
-
-
-class DemoError(TickarchiveError):
-    """A part of the demo could not start."""
 
 
 def register(app: typer.Typer) -> None:

@@ -52,6 +52,7 @@ from tickarchive.archive.target import Target, open_target
 from tickarchive.archive.verify import check_month
 from tickarchive.errors import TickarchiveError
 from tickarchive.months import Month
+from tickarchive.ops.errors import DrillError
 from tickarchive.ops.lifecycle import ARCHIVED_TABLES
 from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import Settings
@@ -75,10 +76,6 @@ ORIGINAL_WARM = "original warm"
 REBUILT_WARM = "rebuilt warm (archive)"
 REBUILT_HOT = "rebuilt hot (journal)"
 COMPARED_TABLES: tuple[Table, ...] = MARKET_TABLES
-
-
-class DrillError(TickarchiveError):
-    """The drill could not run to the end (a server, the archive or the journal failed)."""
 
 
 # ---------------------------------------------------------------------------- comparison (pure)

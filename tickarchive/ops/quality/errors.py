@@ -1,15 +1,15 @@
-"""Errors of the quality report."""
+"""Errors of the quality report (drawn in ``tickarchive.ops.errors``)."""
 
 from __future__ import annotations
 
-from tickarchive.errors import TickarchiveError
+from tickarchive.ops.errors import OpsError
 
 
-class QualityError(TickarchiveError):
+class QualityError(OpsError):
     """The quality report could not be produced."""
 
 
-class SourceError(QualityError):
+class QualitySourceError(QualityError):
     """A store could not be read (connection refused, bad SQL, missing table)."""
 
 

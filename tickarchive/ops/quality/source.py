@@ -16,7 +16,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from tickarchive.ops.quality.errors import SourceError
+from tickarchive.ops.quality.errors import QualitySourceError
 from tickarchive.ops.quality.model import US_PER_DAY, GapRow, QuoteRow, TradeRow, day_start_us, iso_us
 from tickarchive.settings import Settings
 
@@ -55,14 +55,14 @@ class DaySource:
         try:
             return psycopg.connect(self.dsn, autocommit=True, prepare_threshold=self.prepare_threshold)
         except psycopg.Error as exc:
-            raise SourceError(f"{self.label}: cannot connect: {exc}".strip()) from None
+            raise QualitySourceError(f"{self.label}: cannot connect: {exc}".strip()) from None
 
     def _stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
         with self._connect() as conn:
             try:
                 yield from conn.cursor().stream(sql)
             except psycopg.Error as exc:
-                raise SourceError(f"{self.label}: query failed: {exc}".strip()) from None
+                raise QualitySourceError(f"{self.label}: query failed: {exc}".strip()) from None
 
     @staticmethod
     def _window(day: dt.date) -> str:
@@ -121,7 +121,7 @@ def ledger_statuses(warm: DaySource, day: dt.date) -> dict[str, str]:
                 "SELECT table_name, status FROM rollover_ledger WHERE day = %s", (day,)
             ).fetchall()
         except psycopg.Error as exc:
-            raise SourceError(f"{warm.label}: cannot read rollover_ledger: {exc}".strip()) from None
+            raise QualitySourceError(f"{warm.label}: cannot read rollover_ledger: {exc}".strip()) from None
     return {str(t): str(s) for t, s in rows}
 
 
