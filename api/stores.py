@@ -26,7 +26,7 @@ from tickarchive.api.params import InstrumentMatch
 from tickarchive.api.pool import Pool
 from tickarchive.api.tiers import Segment, Tier, days, plan
 from tickarchive.api.timefmt import day_start_us
-from tickarchive.archive.target import open_target
+from tickarchive.archive.targets import open_target
 from tickarchive.months import Month
 from tickarchive.settings import PostgresSettings, Settings
 from tickarchive.store.questdb_http import QuestDBHttp

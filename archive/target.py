@@ -12,12 +12,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
-
-from tickarchive.archive.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from b2sdk.v2 import B2Api
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,25 +56,3 @@ class Target(Protocol):
         ...
 
     def delete(self, key: str) -> None: ...
-
-
-def open_target(url: str, *, b2_api: B2Api | None = None) -> Target:
-    """The target named by ``url``: ``file://DIR``, a bare path, or ``b2://bucket/prefix``."""
-    if url.startswith("b2://"):
-        from tickarchive.archive.b2_target import B2Target
-
-        rest = url[len("b2://") :]
-        bucket, _, prefix = rest.partition("/")
-        if not bucket:
-            raise InvalidArgument(f"invalid B2 target {url!r}: expected b2://bucket/prefix")
-        if b2_api is None:
-            return B2Target.from_env(bucket, prefix)
-        return B2Target(b2_api, bucket, prefix)
-    if "://" in url and not url.startswith("file://"):
-        raise InvalidArgument(f"unsupported archive target {url!r}: use file://DIR, a path or b2://bucket/prefix")
-    from tickarchive.archive.local_target import LocalTarget
-
-    path = url[len("file://") :] if url.startswith("file://") else url
-    if not path:
-        raise InvalidArgument("empty archive target path")
-    return LocalTarget(Path(path))

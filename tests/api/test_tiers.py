@@ -16,7 +16,7 @@ from tests.api.conftest import Api, make_settings
 from tickarchive.api.timefmt import US_PER_S
 from tickarchive.archive.export import export_month
 from tickarchive.archive.restore import restore_month
-from tickarchive.archive.target import open_target
+from tickarchive.archive.targets import open_target
 from tickarchive.months import Month
 from tickarchive.store.hot import HotReader, HotStore
 from tickarchive.store.rollover import RolloverOptions, run

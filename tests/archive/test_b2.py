@@ -16,7 +16,8 @@ from tickarchive.archive.export import export_month
 from tickarchive.archive.memory import MemoryStore
 from tickarchive.archive.parquet_files import sort_table
 from tickarchive.archive.restore import restore_month
-from tickarchive.archive.target import ObjectInfo, open_target
+from tickarchive.archive.target import ObjectInfo
+from tickarchive.archive.targets import open_target
 from tickarchive.archive.verify import verify_month
 from tickarchive.tables import QUOTES, TRADES
 

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
 from tickarchive.archive.export import export_month
 from tickarchive.archive.journal import archive_journal_day
-from tickarchive.archive.target import open_target
+from tickarchive.archive.targets import open_target
 from tickarchive.ingest.journal import JournalReader
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.months import Month

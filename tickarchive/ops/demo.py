@@ -13,7 +13,6 @@ demo started it.
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import IO, Annotated
 
 import typer
 
+from tickarchive import native_ext
 from tickarchive.ops.errors import DemoError
 
 TA = str(Path(sys.executable).parent / "tickarchive")
@@ -95,19 +95,17 @@ def demo(
         journal = s.paths.local_dir / "journal-demo"
         collector = subprocess.Popen([TA, "collect", "--simulator", ws_url, "--journal-dir", str(journal)], text=True)
         procs.append(("collector", collector))
-        api_url = None
-        if importlib.util.find_spec("tickarchive.cli.api") is not None:
-            api = subprocess.Popen([TA, "api"], text=True)
-            procs.append(("api", api))
-            api_url = f"http://{s.api.host}:{s.api.port}"
+        api = subprocess.Popen([TA, "api"], text=True)
+        procs.append(("api", api))
+        api_url = f"http://{s.api.host}:{s.api.port}"
         q = s.questdb
         http = ws_url.replace("ws://", "http://").replace("/ws/api/v2", "")
         typer.echo("")
         typer.echo("tickarchive demo is running (Ctrl-C stops everything it started):")
+        typer.echo(f"  parsing           {native_ext.status()}")
         typer.echo(f"  QuestDB console   http://{q.host}:{q.http_port}/   (try: SELECT * FROM quotes LIMIT 10)")
         typer.echo(f"  metrics           http://{s.metrics.host}:{s.metrics.port}/metrics")
-        if api_url is not None:
-            typer.echo(f"  API               {api_url}/docs   health: {api_url}/health")
+        typer.echo(f"  API               {api_url}/docs   health: {api_url}/health")
         typer.echo(f"  simulator         {ws_url}   control: {http}/control/status")
         typer.echo(f"  inject a fault    curl '{http}/control/fault/drop'   (then look at the gaps table)")
         typer.echo(f"  journal           {journal}   (tickarchive journal ls {journal})")

@@ -48,7 +48,8 @@ from tickarchive import venues
 from tickarchive.archive import catalog
 from tickarchive.archive.errors import ArchiveError
 from tickarchive.archive.journal import check_journal_day, restore_journal_day
-from tickarchive.archive.target import Target, open_target
+from tickarchive.archive.target import Target
+from tickarchive.archive.targets import open_target
 from tickarchive.archive.verify import check_month
 from tickarchive.errors import TickarchiveError
 from tickarchive.months import Month
