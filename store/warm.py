@@ -51,6 +51,7 @@ from tickarchive.settings import Settings
 from tickarchive.store.dialect import Dialect, is_pglite_version, warm_dsns
 from tickarchive.store.errors import WarmLoadError
 from tickarchive.store.migrate import migrated_dialect
+from tickarchive.store.warm_csv import batch_of_rows, copy_out_batches
 from tickarchive.tables import STAGING_PG_TYPE, ColumnType, Table
 
 _PG_STAGE = STAGING_PG_TYPE
@@ -397,7 +398,10 @@ class WarmStore:
             for c, f in zip(table.columns, schema, strict=True)
         ]
         if self.copy:
-            yield from self._copy_out(table, schema, types, q, params)
+            try:
+                yield from copy_out_batches(self.conn, table, schema, q, params)
+            except psycopg.Error as exc:
+                raise WarmLoadError(f"{table.name}: read-back (COPY TO) failed: {exc}") from exc
             return
         try:
             with self.conn.cursor(binary=True) as cur:
@@ -412,46 +416,6 @@ class WarmStore:
                     yield pa.RecordBatch.from_arrays(arrays, schema=schema)
         except psycopg.Error as exc:
             raise WarmLoadError(f"{table.name} {day}: read-back failed: {exc}") from exc
-
-    def _copy_out(
-        self, table: Table, schema: pa.Schema, types: list[pa.DataType], q: sql.Composable, params: list[Any]
-    ) -> Iterator[pa.RecordBatch]:
-        """Read back with ``COPY (query) TO STDOUT (FORMAT csv)`` parsed by Arrow (plain PostgreSQL).
-
-        PostgreSQL prints doubles with the shortest exact representation (extra_float_digits
-        = 1, the default), so values round-trip; NULL is an unquoted empty field, an empty
-        string a quoted one.
-        """
-        names = [c.name for c in table.columns]
-        copy = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(q)
-        buf = io.BytesIO()
-        try:
-            with self.conn.cursor() as cur, cur.copy(copy, params) as cp:
-                for chunk in cp:
-                    buf.write(chunk)
-        except psycopg.Error as exc:
-            raise WarmLoadError(f"{table.name}: read-back (COPY TO) failed: {exc}") from exc
-        if buf.tell() == 0:
-            return
-        buf.seek(0)
-        reader = pacsv.open_csv(
-            buf,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict(zip(names, types, strict=True)),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-                true_values=["t"],
-                false_values=["f"],
-            ),
-        )
-        for b in reader:
-            arrays = [
-                a.cast(f.type) if c.type is ColumnType.TIMESTAMP else a
-                for a, c, f in zip(b.columns, table.columns, schema, strict=True)
-            ]
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     # -- the archive's source and sink -------------------------------------------------------
 
@@ -488,13 +452,13 @@ class WarmStore:
             # a transaction of its own: a server-side cursor lives in one
             with psycopg.connect(self.dsn, prepare_threshold=None) as conn:
                 if self.export_copy:
-                    yield from _copy_batches(conn, table, schema, q, params)
+                    yield from copy_out_batches(conn, table, schema, q, params)
                     return
                 with conn.cursor(name=f"archive_{table.name}") as cur:
                     cur.itersize = self.export_batch_rows
                     cur.execute(q, params)
                     while chunk := cur.fetchmany(self.export_batch_rows):
-                        yield _to_batch(table, schema, chunk)
+                        yield batch_of_rows(table, schema, chunk)
         except psycopg.Error as exc:
             raise WarmLoadError(f"{table.name} {month}: export failed: {exc}") from exc
         except pa.ArrowInvalid as exc:
@@ -607,80 +571,3 @@ class WarmStore:
             (status, day, table),
             "ledger status",
         )
-
-
-class _CopyStream(io.RawIOBase):
-    """A readable file over a psycopg ``Copy`` (for Arrow's streaming CSV reader)."""
-
-    def __init__(self, copy: psycopg.Copy) -> None:
-        self._copy = copy
-        self._pending = bytearray()
-
-    def readable(self) -> bool:
-        return True
-
-    def is_empty(self) -> bool:
-        """True when the COPY produced no bytes at all (reads ahead one message)."""
-        if not self._pending:
-            self._pending += self._copy.read()
-        return not self._pending
-
-    def readinto(self, b: Any) -> int:
-        """Fill ``b`` completely unless the stream ends (COPY yields one row per message;
-        short reads would make Arrow parse row-sized blocks)."""
-        view = memoryview(b).cast("B")
-        want = len(view)
-        pending = self._pending
-        read = self._copy.read
-        while len(pending) < want:
-            chunk = read()
-            if not chunk:
-                break
-            pending += chunk
-        n = min(want, len(pending))
-        view[:n] = pending[:n]
-        del pending[:n]
-        return n
-
-
-def _copy_batches(
-    conn: psycopg.Connection[tuple[Any, ...]],
-    table: Table,
-    schema: pa.Schema,
-    query: sql.Composable,
-    params: tuple[dt.datetime, dt.datetime],
-) -> Iterator[pa.RecordBatch]:
-    """``COPY (query) TO STDOUT (FORMAT csv)`` streamed through Arrow's CSV reader."""
-    types = {
-        c.name: (pa.int64() if c.type is ColumnType.TIMESTAMP else schema.field(c.name).type) for c in table.columns
-    }
-    read = pacsv.ReadOptions(column_names=list(schema.names), use_threads=False, block_size=1 << 22)
-    convert = pacsv.ConvertOptions(
-        column_types=types,
-        null_values=[""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-        true_values=["t"],
-        false_values=["f"],
-    )
-    copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
-    with conn.cursor() as cur, cur.copy(copy_sql, params) as copy:
-        stream = _CopyStream(copy)
-        if stream.is_empty():
-            return  # no rows that month: Arrow refuses an empty CSV
-        reader = pacsv.open_csv(stream, read_options=read, convert_options=convert)
-        for batch in reader:
-            yield pa.RecordBatch.from_arrays(
-                [col.cast(f.type) for col, f in zip(batch.columns, schema, strict=True)], schema=schema
-            )
-
-
-def _to_batch(table: Table, schema: pa.Schema, chunk: list[tuple[Any, ...]]) -> pa.RecordBatch:
-    columns = list(zip(*chunk, strict=True))
-    arrays = []
-    for i, field in enumerate(schema):
-        if table.columns[i].type is ColumnType.TIMESTAMP:
-            arrays.append(pa.array(columns[i], pa.int64()).cast(field.type))
-        else:
-            arrays.append(pa.array(columns[i], field.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
