@@ -28,15 +28,14 @@ from tickarchive.archive.targets import open_target
 from tickarchive.ingest.journal import JournalReader
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.months import Month
-from tickarchive.ops.drill import (
+from tickarchive.ops.drill import DrillOptions, run_drill
+from tickarchive.ops.drill_steps import (
     ORIGINAL_HOT,
     ORIGINAL_WARM,
     REBUILT_HOT,
     REBUILT_WARM,
-    DrillOptions,
     compare_day,
     fresh_stack,
-    run_drill,
 )
 from tickarchive.ops.lifecycle import ARCHIVED_TABLES
 from tickarchive.progress import NO_PROGRESS

@@ -78,6 +78,7 @@ def _register_all() -> None:
         archive,
         bench,
         collect,
+        drill,
         journal,
         loadtest,
         report,
@@ -85,7 +86,7 @@ def _register_all() -> None:
         sim,
         stack,
     )
-    from tickarchive.ops import demo, drill
+    from tickarchive.ops import demo
 
     for module in (stack, rollover, journal, collect, sim, loadtest, archive, api, demo, report, drill):
         module.register(app)
