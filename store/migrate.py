@@ -58,7 +58,7 @@ class MigrationReport:
 
 
 def load_migrations(target: Target) -> tuple[Migration, ...]:
-    folder = resources.files("store") / "sql" / target
+    folder = resources.files("tickarchive.store") / "sql" / target
     found: list[Migration] = []
     for entry in folder.iterdir():
         m = _FILE.match(entry.name)

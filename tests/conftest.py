@@ -62,7 +62,9 @@ PostgreSQL ~1 s (initdb included), PGlite ~4 s; several times that on a loaded m
 
 from __future__ import annotations
 
+import importlib.abc
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +76,23 @@ from tickarchive.errors import TickarchiveError
 from tickarchive.settings import PathsSettings
 from tickarchive.store.stack import ephemeral
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
+
+
+class _BareFolderImports(importlib.abc.MetaPathFinder):
+    """The repository's top-level folders are subpackages of ``tickarchive``
+    (docs/architecture.md, "One namespace"). pytest puts the repository root on sys.path, so
+    ``import store`` would work here and nowhere else (an installed tickarchive has no
+    ``store``): refuse it, so such a reference fails the tests instead of a user's run."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.split(".")[0] in BARE_FOLDERS:
+            raise ImportError(f"import tickarchive.{name}, not {name!r}: {name.split('.')[0]}/ is a subpackage")
+        return None
+
+
+BARE_FOLDERS = frozenset({"ingest", "store", "archive", "api", "loadtest", "venues"})
+sys.meta_path.insert(0, _BareFolderImports())
+
 
 
 @pytest.fixture(scope="session")
