@@ -33,6 +33,7 @@ replayed at the next start.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import logging
@@ -65,11 +66,15 @@ from tickarchive.ingest.errors import BackfillError, JournalError
 from tickarchive.ingest.gaps import BackfillJob, GapLedger, downtime_gap
 from tickarchive.ingest.instruments import InstrumentSet
 from tickarchive.ingest.journal import Journal, JournalReader
+from tickarchive.ingest.journal.capture import format_line
+from tickarchive.ingest.journal.files import Damage
 from tickarchive.ingest.journal.side import SIDE_CONNECTION, decode_side, encode_side, is_side_record
 from tickarchive.ingest.metrics import CollectorMetrics
+from tickarchive.ingest.quarantine import Quarantine, quarantine_dir
 from tickarchive.pacing import Backoff, TokenBucket
 from tickarchive.settings import Settings
-from tickarchive.store.questdb_writer import QuestDBWriter, RecordView, Rows, ilp_conf
+from tickarchive.store.ilp import row_bytes
+from tickarchive.store.questdb_writer import QuestDBWriter, RecordView, Refused, Rows, ilp_conf
 from tickarchive.venue import (
     FetchedInstruments,
     GapDetected,
@@ -150,6 +155,7 @@ class Collector:
         self.started = asyncio.Event()
         """Set once discovery succeeded and the connection tasks run."""
         self._journal: Journal | None = None
+        self._quarantine: Quarantine | None = None
         self._writer: QuestDBWriter | None = None
         self._ledger: GapLedger | None = None
         self._backfiller: Backfiller | None = None
@@ -201,16 +207,28 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        journal = Journal.open(self.journal_dir, s.journal.segment_bytes)
+        quarantine = self._quarantine = Quarantine(
+            quarantine_dir(self.journal_dir), s.journal.quarantine_max_bytes,
+            on_item=lambda reason: self.metrics.quarantined.labels(reason=reason).inc(),
+        )
+        journal = Journal.open(self.journal_dir, s.journal.segment_bytes, on_damage=self._journal_damaged)
         self._journal = journal
         if journal.recovery is not None:
             r = journal.recovery
-            log.warning(
-                "journal: torn tail of %s repaired (%d bytes cut: %s); %d records kept",
-                r.segment, r.cut_bytes, r.reason, r.kept_records,
-            )
+            if r.cut_bytes:
+                log.warning(
+                    "journal: torn tail of %s repaired (%d bytes cut: %s); %d records kept",
+                    r.segment, r.cut_bytes, r.reason, r.kept_records,
+                )
+            for d in r.damage:
+                log.error(
+                    "journal: %s holds a damaged region at offset %d (%d bytes: %s); skipped, copied to %s",
+                    d.segment, d.offset, d.size, d.reason, quarantine.directory,
+                )
         conf = ilp_conf(s.questdb.host, s.questdb.http_port, s.writer.request_timeout_s)
-        writer = QuestDBWriter(conf, s.writer, journal, record_decoder(self.venue), self.metrics)
+        writer = QuestDBWriter(
+            conf, s.writer, journal, record_decoder(self.venue), self.metrics, on_refused=self._refused
+        )
         self._writer = writer
         self._ledger = GapLedger(self._journal_side, self._schedule_backfill, self.metrics)
         self._backfiller = Backfiller(self.venue, self.questdb_http_url, metrics=self.metrics)
@@ -449,6 +467,7 @@ class Collector:
             key = o.key
             self.stats.malformed[key] += 1
             self.metrics.malformed.labels(kind=key).inc()
+            self._set_aside_malformed(driver.name, seq, o)
             if key not in self._malformed_logged:
                 self._malformed_logged.add(key)
                 log.warning(
@@ -479,6 +498,59 @@ class Collector:
             n = self._rpc_logged[k]
             if n & (n - 1) == 0:  # 1st, 2nd, 4th, 8th, ...
                 log.warning("%s: %s failed: %d %s (%d times)", driver.name, o.method, o.code, o.message, n)
+
+    # ---- the quarantine -----------------------------------------------------------------
+
+    @property
+    def quarantine(self) -> Quarantine:
+        assert self._quarantine is not None, "collector not running"
+        return self._quarantine
+
+    def _journal_damaged(self, segment: Path, damage: Damage) -> None:
+        """A damaged region of the journal (at start-up or met by a read): copied aside."""
+        if self.quarantine.journal_damage(segment, damage) is not None and not damage.tail:
+            lost = damage.lost_seqs
+            log.error(
+                "journal: damaged region in %s at offset %d (%d bytes: %s)%s; skipped, copied to %s",
+                damage.segment, damage.offset, damage.size, damage.reason,
+                f", records {lost[0]}..{lost[1]} lost" if lost else "", self.quarantine.directory,
+            )
+
+    def _set_aside_malformed(self, connection: str, seq: int, bad: Malformed) -> None:
+        frame = bad.sample
+        if seq:
+            for rec in self.journal.read_from(seq):
+                frame = rec.frame  # the whole frame (the sample is its first 200 bytes)
+                break
+        self.quarantine.add(
+            f"malformed:{bad.key}", f"{connection} seq {seq}: {bad.detail[:300]}",
+            format_line(self.journal.last_recv_ts_us or now_us(), frame), (seq, seq) if seq else None,
+        )
+
+    def _refused(self, refused: Refused) -> None:
+        """Rows the writer set aside: with their raw frames, found again in the journal."""
+        lo, hi = refused.seqs
+        decode = record_decoder(self.venue)
+        wanted_rows = {row for row, _msg in refused.rows}
+        wanted_events = [ev for ev, _why in refused.events]
+        frames: list[bytes] = []
+        for rec in self.journal.read_from(lo):
+            if rec.seq > hi:
+                break
+            rows = decode(rec)
+            if _holds(rows, wanted_rows, wanted_events):
+                frames.append(format_line(rec.recv_ts_us, rec.frame))
+        why = refused.rows[0][1] if refused.rows else refused.events[0][1]
+        count = len(refused.rows) or len(refused.events)
+        self.quarantine.add(
+            f"{refused.kind}:{refused.table}",
+            f"{count} row(s) of journal records {lo}..{hi}: {why.splitlines()[0][:300]}",
+            b"".join(frames),
+            refused.seqs,
+            rows=[base64.b64encode(r).decode() for r, _m in refused.rows][:100],
+            events=[repr(e)[:500] for e in wanted_events][:100],
+            frames=len(frames),
+        )
 
     # ---- timers -------------------------------------------------------------------------
 
@@ -634,3 +706,18 @@ async def run_until_signalled(collector: Collector) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.remove_signal_handler(sig)
+
+
+def _holds(rows: Rows, wanted_rows: set[bytes], wanted_events: list[Event]) -> bool:
+    """A journal record's rows include one of the refused ILP rows or events."""
+    if wanted_events and any(r in wanted_events for r in rows):
+        return True
+    if not wanted_rows:
+        return False
+    for r in rows:
+        if type(r) is EncodedRows:
+            if any(w in r.payload for w in wanted_rows):
+                return True
+        elif row_bytes(r) in wanted_rows:  # type: ignore[arg-type]
+            return True
+    return False

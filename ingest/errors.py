@@ -14,7 +14,6 @@ The tree (each class's docstring says when it is raised)::
     └── IngestError
         ├── JournalError
         │   ├── JournalFull
-        │   ├── JournalCorrupt
         │   └── JournalLocked
         ├── CaptureError
         ├── ReplayError
@@ -42,13 +41,6 @@ class JournalFull(JournalError):
     back-pressure (stop reading sockets) and an alert, never a silent drop.
     """
 
-
-class JournalCorrupt(JournalError):
-    """A record in the middle of a segment fails its length or CRC check.
-
-    A torn *tail* (a crash while appending) is repaired automatically on open; damage
-    followed by valid data is not, because truncating would lose good records.
-    """
 
 
 class JournalLocked(JournalError):

@@ -162,6 +162,13 @@ class CollectorMetrics:
             "tickarchive_backfilled_trades", "trades inserted from the history API", registry=r
         )
         self.backfill_errors = Counter("tickarchive_backfill_errors", "failed backfill attempts", registry=r)
+        self.quarantined = Counter(
+            "tickarchive_quarantined",
+            "items set aside instead of stored (journal damage, malformed frames, refused rows)",
+            ["reason"],
+            registry=r,
+        )
+        self.quarantined.labels(reason="journal_damage")  # exported at 0 from the start
         self._frame_children: dict[tuple[str, str], Counter] = {}
 
     def frame_counter(self, connection: str, channel: str) -> Counter:

@@ -93,4 +93,19 @@ class NotSealed(RolloverError):
 
 
 class IlpHttpError(StoreError):
-    """A request was not acknowledged: transport failure or QuestDB refused the rows."""
+    """A request was not acknowledged: transport failure or QuestDB refused the rows.
+
+    ``status`` is QuestDB's HTTP status (None: no answer: unreachable, timed out, reset);
+    ``line`` the 1-based line of the request QuestDB names in its error, when it does."""
+
+    def __init__(self, message: str, status: int | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.line = line
+
+    @property
+    def rejects_rows(self) -> bool:
+        """QuestDB answered that it will never accept (some of) these rows: a malformed or
+        ill-typed row (400, 422) or a request too large to take at once (413). Anything
+        else (5xx, no answer, 401/403: a configuration error) is worth retrying."""
+        return self.status in (400, 413, 422)

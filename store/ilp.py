@@ -320,6 +320,9 @@ BATCHED: tuple[type, ...] = (QuoteTick, TradeTick)
 ``Buffer.dataframe`` saves the most per row. (Book changes and index ticks have too few
 columns: measured, the batch path costs them as much per row as ``Buffer.row``.)"""
 
+_UNENCODABLE: tuple[type[Exception], ...] = (ValueError, OverflowError, TypeError, IngressError)
+"""What the client raises for a value it cannot write."""
+
 BATCH_MIN_ROWS = 4096
 """Below this many pending rows of a table, ``IlpEncoder`` uses the row path: a batch has
 a fixed cost of ~1.5–4 ms (building the pandas frame, the client planning its column
@@ -349,9 +352,16 @@ class IlpEncoder:
 
     ``rows`` counts the rows added since the last ``take``/``clear``, per table. Not
     thread-safe; a writer that flushes in a thread hands over buffers with ``take()`` first.
+
+    An event the client cannot write (a timestamp below 0 or past 2**63 - 1 µs, an integer
+    past 64 bits) never raises out of the encoder and never leaves half a row behind: it is
+    left out and listed in ``unencodable`` (event, reason) for the caller to set aside;
+    ``take_unencodable`` hands the list over.
     """
 
-    __slots__ = ("_buffers", "_dispatch", "_pending", "_raw", "batch_min_rows", "protocol_version", "rows")
+    __slots__ = (
+        "_buffers", "_dispatch", "_pending", "_raw", "batch_min_rows", "protocol_version", "rows", "unencodable",
+    )
 
     def __init__(self, protocol_version: int = DEFAULT_PROTOCOL_VERSION, batch_min_rows: int = BATCH_MIN_ROWS) -> None:
         self.protocol_version = protocol_version
@@ -362,6 +372,7 @@ class IlpEncoder:
         self._raw: dict[str, list[bytes]] = {}
         """Pre-encoded ``EncodedRows`` payloads per table, appended after the buffer's rows."""
         self._dispatch: dict[type, tuple[str, Callable[[Any], object]]] = {}
+        self.unencodable: list[tuple[Event, str]] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -378,12 +389,7 @@ class IlpEncoder:
                 self._dispatch[cls] = (name, _row_sink(self._buffers[name], fn))
 
     def add(self, event: Event | EncodedRows) -> None:
-        if type(event) is EncodedRows:
-            self._add_encoded(event)
-            return
-        name, sink = self._dispatch[type(event)]
-        sink(event)
-        self.rows[name] += 1
+        self.add_all((event,))
 
     def _add_encoded(self, e: EncodedRows) -> int:
         if e.rows:
@@ -417,7 +423,11 @@ class IlpEncoder:
                     run = 0
                 name, sink = dispatch[cls]
                 last = cls
-            sink(ev)
+            try:
+                sink(ev)
+            except _UNENCODABLE as exc:  # nothing of the row was written (the client checks first)
+                self.unencodable.append((ev, f"{type(exc).__name__}: {exc}"))  # type: ignore[arg-type]
+                continue
             run += 1
         if run:
             rows[name] += run
@@ -431,20 +441,32 @@ class IlpEncoder:
                 continue
             buf = self._buffers[name]
             if len(events) < self.batch_min_rows:
-                for ev in events:
-                    encode(buf, ev)
-                events.clear()
+                self._encode_rows(buf, name, events)
                 continue
             try:
                 encode_batch(buf, events)
-            except (pa.ArrowException, IngressError, TypeError, ValueError):
-                # An event the batch path cannot take (a value of the wrong type, which
-                # domain events never hold): the row path gives what it always gave —
-                # the row, or the client's error for that row.
-                for ev in events:
-                    encode(buf, ev)
+            except (pa.ArrowException, OverflowError, IngressError, TypeError, ValueError):
+                # An event the batch path cannot take (a value out of range): the row path
+                # writes every other row and sets that one aside. A batch that failed
+                # wrote nothing (one call on a fresh frame).
+                self._encode_rows(buf, name, events)
             finally:
                 events.clear()
+
+    def _encode_rows(self, buf: Buffer, name: str, events: list[Any]) -> None:
+        for ev in events:
+            try:
+                encode(buf, ev)
+            except _UNENCODABLE as exc:
+                self.unencodable.append((ev, f"{type(exc).__name__}: {exc}"))
+                self.rows[name] -= 1
+        events.clear()
+
+    def take_unencodable(self) -> list[tuple[Event, str]]:
+        """The events left out since the last call, with why."""
+        out = self.unencodable
+        self.unencodable = []
+        return out
 
     @property
     def total_rows(self) -> int:
@@ -495,3 +517,59 @@ def _row_sink(buf: Buffer, fn: Callable[[Buffer, Any], None]) -> Callable[[Any],
         fn(buf, event)
 
     return sink
+
+
+_BINARY_WIDTH = {16: 8}
+"""ILP v2 binary field types the writer produces and their payload widths (16 = f64)."""
+
+
+def split_rows(body: bytes) -> list[bytes]:
+    """The rows of an ILP request body, each with its ``\\n``: a row ends at a newline that
+    is neither escaped, inside a quoted string, nor inside a binary field's payload (a v2
+    binary double may hold the byte 0x0A). Used to isolate a row QuestDB refused; the
+    inverse of concatenation (tested on every row shape the writer produces)."""
+    rows: list[bytes] = []
+    n = len(body)
+    i = 0
+    start = 0
+    in_fields = False  # after the first unescaped space of the row
+    while i < n:
+        c = body[i]
+        if c == 0x5C:  # backslash escapes the next byte (measurement, tags, field names)
+            i += 2
+            continue
+        if c == 0x0A:
+            rows.append(body[start : i + 1])
+            i += 1
+            start = i
+            in_fields = False
+            continue
+        if c == 0x20 and not in_fields:
+            in_fields = True
+            i += 1
+            continue
+        if in_fields and c == 0x3D:  # '=': a field value follows
+            i += 1
+            if i < n and body[i] == 0x3D:  # '==': binary value: type byte, fixed payload
+                width = _BINARY_WIDTH.get(body[i + 1]) if i + 1 < n else None
+                if width is None:
+                    raise ValueError(f"unknown ILP binary field type at byte {i + 1}")
+                i += 2 + width
+                continue
+            if i < n and body[i] == 0x22:  # '"': a string, with backslash escapes
+                i += 1
+                while i < n and body[i] != 0x22:
+                    i += 2 if body[i] == 0x5C else 1
+                i += 1
+            continue
+        i += 1
+    if start < n:
+        rows.append(body[start:])
+    return rows
+
+
+def row_bytes(event: Event) -> bytes:
+    """The ILP row of one event, alone (protocol v2, as the writer sends it)."""
+    buf = Buffer(protocol_version=DEFAULT_PROTOCOL_VERSION)
+    encode(buf, event)
+    return bytes(buf)

@@ -124,7 +124,7 @@ class IlpHttpTransport:
         if status in (200, 204):
             return
         self.close()
-        raise IlpHttpError(f"QuestDB refused the rows: HTTP {status}: {_message(body)}")
+        raise IlpHttpError(f"QuestDB refused the rows: HTTP {status}: {_message(body)}", status, _line(body))
 
     @staticmethod
     def _post(conn: http.client.HTTPConnection, payload: bytes) -> tuple[int, bytes]:
@@ -157,3 +157,12 @@ def _message(body: bytes) -> str:
             parts.append(f"errorId {doc['errorId']}")
         return ", ".join(p for p in parts if p)
     return str(doc)[:300]
+
+
+def _line(body: bytes) -> int | None:
+    """The ``line`` QuestDB's JSON error names (1-based), if any."""
+    try:
+        line = json.loads(body).get("line")
+    except (ValueError, AttributeError):
+        return None
+    return line if isinstance(line, int) and line > 0 else None

@@ -50,10 +50,12 @@ from typing import Any, Protocol
 
 from tickarchive.domain import BookChange, EncodedRows, Event, IndexTick, QuoteTick, TradeSource, TradeTick
 from tickarchive.pacing import Backoff
+from tickarchive.rows import TABLE_OF_EVENT
 from tickarchive.settings import WriterSettings
 from tickarchive.store.errors import IlpHttpError
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.ilp_http import IlpHttpTransport
+from tickarchive.store.isolate import isolate, row_level
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,9 @@ _CATCH_UP_ROWS = 5_000
 """Rows encoded per catch-up step before the writer flushes and yields."""
 _REORDER_MAX = 4096
 """Records ``offer`` holds while waiting for an earlier seq (see ``offer``)."""
+SUSPECT_ROUNDS = 3
+"""Rounds a table of only rows QuestDB refuses alone with a 500 is retried before they are
+set aside (a 500 may be the server failing: see ``tickarchive.store.isolate``)."""
 COMMIT_INTERVAL_S = 1.0
 """Checkpoint writes are throttled to one per this many seconds (see ``_commit``)."""
 
@@ -116,8 +121,25 @@ def ilp_conf(host: str, http_port: int, request_timeout_s: float) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """What the writer sets aside instead of storing (the collector quarantines it):
+
+    * ``rejected``: rows QuestDB refuses (``rows``: each ILP row with QuestDB's message);
+    * ``unencodable``: events the encoder cannot write (``events``: each with why).
+
+    ``seqs``: the journal records they came from (one record, or the batch's range)."""
+
+    kind: str
+    table: str
+    seqs: tuple[int, int]
+    rows: tuple[tuple[bytes, str], ...] = ()
+    events: tuple[tuple[Event, str], ...] = ()
+
+
 @dataclass(slots=True)
 class _Batch:
+    from_seq: int
     upto_seq: int
     tables: dict[str, tuple[bytes, int]]
     """table -> (request body, rows)"""
@@ -125,6 +147,8 @@ class _Batch:
     """Exchange ts of the batch's oldest live market row (``None``: none in the batch)."""
     newest_ts_us: int | None
     rows: int
+    rounds: dict[str, int] = field(default_factory=dict)
+    """table -> isolations that ended in a retry (a table of only suspect rows)."""
 
 
 @dataclass(slots=True)
@@ -138,6 +162,8 @@ class WriterStats:
     """Offers whose seq was not the next one (a bug in the caller: the writer then reads
     the journal instead, nothing is lost)."""
     stored_rows: collections.Counter[str] = field(default_factory=collections.Counter)
+    refused_rows: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Rows set aside (``rejected:<table>``, ``unencodable:<table>``)."""
 
 
 class QuestDBWriter:
@@ -152,11 +178,13 @@ class QuestDBWriter:
         decode: Callable[[RecordView], Rows],
         metrics: _Metrics | None = None,
         transport_factory: Callable[[str], IlpHttpTransport] | None = None,
+        on_refused: Callable[[Refused], None] | None = None,
     ) -> None:
         self.conf = conf
         self.settings = settings
         self.journal = journal
         self._decode = decode
+        self._on_refused = on_refused
         self.metrics = metrics
         self._factory = transport_factory or IlpHttpTransport.from_conf
         self._senders: dict[str, IlpHttpTransport] = {}
@@ -183,6 +211,7 @@ class QuestDBWriter:
         self._closed = False
         self._reader: Generator[RecordView, None, None] | None = None
         self._acked_upto = journal.acked_seq
+        self._batch_from = journal.acked_seq + 1
         self._committed_at = 0.0
 
     # ---- feeding (synchronous, event loop) ------------------------------------------
@@ -238,7 +267,7 @@ class QuestDBWriter:
         self.stats.offered_records += 1
         self.next_seq = seq + 1
         if events:
-            self._encode(events)
+            self._encode(events, seq)
             if self.buffered_rows >= self.settings.max_buffered_rows:
                 log.warning(
                     "writer: %d rows buffered (writer.max_buffered_rows); reading the journal instead of memory",
@@ -253,10 +282,14 @@ class QuestDBWriter:
         """Rows not derived from a journal record (gaps, heartbeats, backfills)."""
         evs = list(events)
         if evs:
-            self._encode(evs)
+            self._encode(evs, None)
 
-    def _encode(self, events: Sequence[Event | EncodedRows]) -> None:
-        n = self._enc.add_all(events)
+    def _encode(self, events: Sequence[Event | EncodedRows], seq: int | None) -> None:
+        enc = self._enc
+        n = enc.add_all(events)
+        if enc.unencodable:  # a value the client cannot write: that row alone is set aside
+            at = seq if seq is not None else self.next_seq - 1
+            self._refuse_events(enc.take_unencodable(), (at, at))
         self._buffered += n
         # ack-lag bounds from live market rows only; a frame's events are of one kind and
         # (near) one time, so its first and last event stand for it
@@ -295,7 +328,7 @@ class QuestDBWriter:
                 continue
             events = self._decode(rec)
             if events:
-                self._encode(events)
+                self._encode(events, rec.seq)
             self.next_seq = rec.seq + 1
             self.stats.caught_up_records += 1
             budget -= len(events) + 1
@@ -320,7 +353,14 @@ class QuestDBWriter:
         if not self._buffered:
             return
         tables = self._enc.take_payloads()
-        self._pending.append(_Batch(self.next_seq - 1, tables, self._oldest_ts, self._newest_ts, self._buffered))
+        upto = self.next_seq - 1
+        seqs = (min(self._batch_from, upto), upto)
+        self._batch_from = upto + 1
+        late = self._enc.take_unencodable()  # rows of batched tables are encoded when taken
+        if late:
+            self._refuse_events(late, seqs)
+            self._buffered -= len(late)
+        self._pending.append(_Batch(seqs[0], upto, tables, self._oldest_ts, self._newest_ts, self._buffered))
         self._pending_rows += self._buffered
         self._buffered = 0
         self._oldest_ts = None
@@ -346,15 +386,56 @@ class QuestDBWriter:
         for s in senders:
             s.close()
 
-    async def _flush_table(self, name: str, body: bytes) -> tuple[str, float | str]:
-        """One table's transaction: (table, seconds taken) or (table, error message)."""
+    async def _send(self, name: str, body: bytes) -> None:
+        sender = self._get_sender(name)
+        await asyncio.to_thread(sender.send, body)
+
+    async def _flush_table(self, b: _Batch, name: str, body: bytes) -> tuple[str, float | str]:
+        """One table's transaction: (table, seconds taken) or (table, error message). Rows
+        QuestDB refuses are isolated and set aside (``tickarchive.store.isolate``); the
+        table then counts as acknowledged."""
         t0 = time.monotonic()
         try:
-            sender = self._get_sender(name)
-            await asyncio.to_thread(sender.send, body)
+            await self._send(name, body)
         except IlpHttpError as exc:
-            return name, str(exc)
+            if not row_level(exc):
+                return name, str(exc)
+            res = await isolate(body, exc, lambda part: self._send(name, part))
+            bad = res.bad
+            if res.retry is not None:
+                rounds = b.rounds[name] = b.rounds.get(name, 0) + 1
+                if not res.suspects or rounds < SUSPECT_ROUNDS:
+                    return name, str(res.retry)
+                bad = [*bad, *res.suspects]  # refused alone, round after round: set aside
+            if bad:
+                self._refuse_rows(name, bad, (b.from_seq, b.upto_seq))
+                _body, n = b.tables[name]
+                b.tables[name] = (_body, n - len(bad))
+                b.rows -= len(bad)
         return name, time.monotonic() - t0
+
+    def _refuse_rows(self, table: str, rows: Sequence[tuple[bytes, str]], seqs: tuple[int, int]) -> None:
+        self.stats.refused_rows[f"rejected:{table}"] += len(rows)
+        self._pending_rows -= len(rows)
+        log.error(
+            "writer: QuestDB refuses %d %s row(s) of journal records %d..%d (%s); set aside, everything else stored",
+            len(rows), table, seqs[0], seqs[1], rows[0][1].splitlines()[0][:200],
+        )
+        if self._on_refused is not None:
+            self._on_refused(Refused("rejected", table, seqs, rows=tuple(rows)))
+
+    def _refuse_events(self, events: Sequence[tuple[Event, str]], seqs: tuple[int, int]) -> None:
+        by_table: dict[str, list[tuple[Event, str]]] = {}
+        for ev, why in events:
+            by_table.setdefault(TABLE_OF_EVENT[type(ev)].name, []).append((ev, why))
+        for table, evs in by_table.items():
+            self.stats.refused_rows[f"unencodable:{table}"] += len(evs)
+            log.error(
+                "writer: %d %s row(s) of journal records %d..%d cannot be encoded (%s); set aside",
+                len(evs), table, seqs[0], seqs[1], evs[0][1],
+            )
+            if self._on_refused is not None:
+                self._on_refused(Refused("unencodable", table, seqs, events=tuple(evs)))
 
     async def flush(self) -> bool:
         """Send every buffered row; True when nothing is left unacknowledged."""
@@ -364,7 +445,7 @@ class QuestDBWriter:
             b = self._pending[0]
             # every table of the batch at once, each its own transaction on its own sender
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(self._flush_table(name, body)) for name, (body, _n) in b.tables.items()]
+                tasks = [tg.create_task(self._flush_table(b, name, body)) for name, (body, _n) in b.tables.items()]
             results = [t.result() for t in tasks]
             failures: list[tuple[str, str]] = []
             for name, res in results:

@@ -138,6 +138,10 @@ class JournalSettings(_Section):
     segment_bytes: int = Field(64 * 1024 * 1024, ge=4096, description="rotate a segment past this size")
     fsync_interval_ms: int = Field(200, ge=1, description="fsync the open segment at least this often")
     min_free_bytes: int = Field(512 * 1024 * 1024, ge=0, description="back-pressure below this much free disk")
+    quarantine_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=0,
+        description="bytes the quarantine keeps (journal damage, refused frames); past it items are only listed",
+    )
 
 
 class WriterSettings(_Section):

@@ -1,43 +1,49 @@
 """``JournalReader``: the read-only side of a journal directory (no lock, no repair):
 ``segments``, ``read_from``, ``verify``, ``export``. The ``journal`` CLI commands use it, so
-they can run next to a live collector (docs/journal.md)."""
+they can run next to a live collector (docs/journal.md).
+
+Damage never stops a reader: a record that fails its checks is skipped by resynchronising
+on the next valid record (``files.scan``), and the damaged region is handed to
+``on_damage`` (the collector quarantines it and counts it) once per reader. The only bytes
+passed over silently are the newest segment's incomplete tail: a record being written
+right now, or a torn tail the writer cuts at its next start.
+"""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from tickarchive.ingest.errors import JournalCorrupt, JournalError
+from tickarchive.ingest.errors import JournalError
 from tickarchive.ingest.journal.capture import format_line
 from tickarchive.ingest.journal.files import (
+    Damage,
+    Entry,
     SegmentInfo,
     VerifyReport,
     list_segments,
     map_segment,
     read_checkpoint,
+    scan,
+    walk,
 )
-from tickarchive.ingest.journal.format import (
-    HEADER,
-    HEADER_SIZE,
-    BadRecord,
-    Record,
-    decode_at,
-    first_seq_of,
-    peek_seq,
-)
+from tickarchive.ingest.journal.format import BadRecord, Record, decode_at, first_seq_of
 
-# ---------------------------------------------------------------------------- reader
+OnDamage = Callable[[Path, Damage], None]
+"""Called with the segment's path and the damaged region it holds."""
 
 
 class JournalReader:
     """Read-only access to a journal directory (safe next to a running writer)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, on_damage: OnDamage | None = None) -> None:
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise JournalError(f"journal directory {self.directory} does not exist")
+        self._on_damage = on_damage
+        self._reported: set[tuple[str, int]] = set()
 
     @property
     def acked_seq(self) -> int:
@@ -47,8 +53,21 @@ class JournalReader:
     def segment_paths(self) -> list[Path]:
         return list_segments(self.directory)
 
+    def already_reported(self, damage: Damage) -> None:
+        """Damage someone else reported (the writer, at open): not reported again."""
+        self._reported.add((damage.segment, damage.offset))
+
+    def _damaged(self, path: Path, damage: Damage) -> None:
+        key = (damage.segment, damage.offset)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        if self._on_damage is not None:
+            self._on_damage(path, damage)
+
     def segments(self) -> list[SegmentInfo]:
-        """Every segment with its record count, seq and time range (header scan)."""
+        """Every segment with its record count, seq and time range (header scan; damaged
+        regions are stepped over, not counted)."""
         paths = self.segment_paths()
         acked = self.acked_seq
         out = []
@@ -60,17 +79,13 @@ class JournalReader:
             if buf is not None:
                 with buf:
                     size = len(buf)
-                    offset = 0
-                    while offset + HEADER_SIZE <= size:
-                        _m, _v, conn_len, length, seq, ts, _c = HEADER.unpack_from(buf, offset)
-                        step = HEADER_SIZE + conn_len + length
-                        if _m != b"TJ" or offset + step > size:
-                            break
+                    for item in walk(buf, path.name, first_seq_of(path.name)):
+                        if isinstance(item, Damage):
+                            continue
                         if first is None:
-                            first, first_ts = seq, ts
-                        last, last_ts = seq, ts
+                            first, first_ts = item.seq, item.recv_ts_us
+                        last, last_ts = item.seq, item.recv_ts_us
                         records += 1
-                        offset += step
             sealed = i < len(paths) - 1
             out.append(
                 SegmentInfo(
@@ -98,15 +113,9 @@ class JournalReader:
                 continue
             with buf:
                 last: int | None = None
-                offset = 0
-                size = len(buf)
-                while offset + HEADER_SIZE <= size:
-                    magic, _v, conn_len, length, _seq, ts, _c = HEADER.unpack_from(buf, offset)
-                    step = HEADER_SIZE + conn_len + length
-                    if magic != b"TJ" or offset + step > size:
-                        break
-                    last = ts
-                    offset += step
+                for item in walk(buf, path.name, first_seq_of(path.name)):
+                    if isinstance(item, Entry):
+                        last = item.recv_ts_us
                 if last is not None:
                     return last
         return None
@@ -122,26 +131,34 @@ class JournalReader:
             if buf is None:
                 continue
             with buf:
-                offset = 0
-                size = len(buf)
-                while offset < size:
-                    if offset + HEADER_SIZE <= size and buf[offset : offset + 2] == b"TJ":
-                        seq, step = peek_seq(buf, offset)
-                        if seq < start_seq and offset + step <= size:
-                            offset += step
-                            continue
-                    try:
-                        rec = decode_at(buf, offset, path.name)
-                    except BadRecord as bad:
-                        if last_segment and bad.torn:
+                items: Iterator[Entry | Damage] = walk(buf, path.name, firsts[j])
+                for item in items:
+                    if isinstance(item, Damage):
+                        if item.tail and last_segment:
                             return  # a record being written right now, or a torn tail
-                        raise JournalCorrupt(f"{path}: record at offset {offset}: {bad.reason}") from None
-                    offset += rec.size
+                        self._damaged(path, item)
+                        continue
+                    if item.seq < start_seq:
+                        continue
+                    try:
+                        rec = decode_at(buf, item.offset, path.name)
+                    except BadRecord:
+                        # the header held together, the payload does not: check every
+                        # record from here on, resynchronising past the damage
+                        for checked in scan(buf, path.name, item.offset, item.seq - 1):
+                            if isinstance(checked, Damage):
+                                if checked.tail and last_segment:
+                                    return
+                                self._damaged(path, checked)
+                            elif checked.seq >= start_seq:
+                                yield checked
+                        break
                     yield rec
 
     def read_from(self, seq: int = 0) -> Generator[Record, None, None]:
         """Records with ``record.seq >= seq``, in order, CRC-checked, up to the current end
-        (segments rotated while iterating are followed)."""
+        (segments rotated while iterating are followed; damaged regions are skipped and
+        reported to ``on_damage``)."""
         next_seq = seq
         while True:
             progressed = False
@@ -155,7 +172,8 @@ class JournalReader:
                 return
 
     def verify(self) -> VerifyReport:
-        """Check every record of every segment: magic, version, length, CRC, seq order."""
+        """Check every record of every segment (magic, version, length, CRC, seq order)
+        and report every damaged region with its offset, size and the seqs it held."""
         report = VerifyReport()
         prev_last: int | None = None
         paths = self.segment_paths()
@@ -164,23 +182,27 @@ class JournalReader:
             buf = map_segment(path)
             if buf is None:
                 continue
+            newest = i == len(paths) - 1
             with buf:
                 report.bytes += len(buf)
-                offset = 0
                 expected = first_seq_of(path.name)
-                while offset < len(buf):
-                    try:
-                        rec = decode_at(buf, offset, path.name)
-                    except BadRecord as bad:
-                        where = "torn tail" if bad.torn and i == len(paths) - 1 else "corrupt record"
-                        report.problems.append(f"{path.name}: {where} at offset {offset}: {bad.reason}")
-                        break
-                    if rec.seq != expected:
+                for item in scan(buf, path.name, 0, first_seq_of(path.name) - 1):
+                    if isinstance(item, Damage):
+                        where = "torn tail" if item.tail and newest else "damaged region"
+                        lost = item.lost_seqs
+                        held = f", records {lost[0]}..{lost[1]} lost" if lost else ""
                         report.problems.append(
-                            f"{path.name}: record at offset {offset} has seq {rec.seq}, expected {expected}"
+                            f"{path.name}: {where} at offset {item.offset}, {item.size} bytes: {item.reason}{held}"
                         )
-                    expected = rec.seq + 1
-                    offset += rec.size
+                        report.damage.append(item)
+                        if item.resumed_seq is not None:
+                            expected = item.resumed_seq
+                        continue
+                    if item.seq != expected:
+                        report.problems.append(
+                            f"{path.name}: record at offset {item.offset} has seq {item.seq}, expected {expected}"
+                        )
+                    expected = item.seq + 1
                     report.records += 1
                 if prev_last is not None and first_seq_of(path.name) != prev_last + 1:
                     report.problems.append(

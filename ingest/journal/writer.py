@@ -42,19 +42,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tickarchive.ingest.errors import JournalCorrupt, JournalError, JournalFull, JournalLocked
+from tickarchive.ingest.errors import JournalError, JournalFull, JournalLocked
 from tickarchive.ingest.journal.files import (
     CHECKPOINT_FILE,
     LOCK_FILE,
+    Damage,
     RecoveryReport,
     SegmentInfo,
     fsync_dir,
-    is_zeros,
-    last_offset,
     list_segments,
     map_segment,
     read_checkpoint,
-    scan_valid,
+    scan,
+    walk,
 )
 from tickarchive.ingest.journal.format import (
     ENCODE_RECORDS_NATIVE,
@@ -62,10 +62,9 @@ from tickarchive.ingest.journal.format import (
     Record,
     encode_header,
     first_seq_of,
-    peek_seq,
     segment_name,
 )
-from tickarchive.ingest.journal.reader import JournalReader
+from tickarchive.ingest.journal.reader import JournalReader, OnDamage
 
 _MARK_EVERY_BYTES: Final = 256 * 1024
 _IOV_MAX: Final = 999
@@ -106,12 +105,15 @@ class Journal:
         active_size: int,
         base_offset: int,
         acked_offset: int,
+        on_damage: OnDamage | None = None,
     ) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
         self.recovery = recovery
         self.stats = JournalStats()
-        self._reader = JournalReader(directory)
+        self._reader = JournalReader(directory, on_damage)
+        for known in recovery.damage if recovery is not None else ():
+            self._reader.already_reported(known)
         self._lock_fd = lock_fd
         self._next_seq = next_seq
         self._acked_seq = acked_seq
@@ -132,11 +134,16 @@ class Journal:
     # -- opening --------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, segment_bytes: int = 64 * 1024 * 1024) -> Journal:
-        """Open (creating if needed) ``directory`` for writing, repairing a torn tail.
+    def open(
+        cls, directory: Path, segment_bytes: int = 64 * 1024 * 1024, on_damage: OnDamage | None = None
+    ) -> Journal:
+        """Open (creating if needed) ``directory`` for writing, repairing the newest segment:
+        a torn tail (nothing valid after the first bad byte) is cut; a damaged region with
+        valid records after it is kept in place and skipped by every reader. Either is
+        handed to ``on_damage`` first (the collector copies the bytes aside and counts
+        them), and so is any damage a read meets later (``read_from``).
 
-        Raises ``JournalLocked`` if another process writes it, ``JournalCorrupt`` if a
-        record in the middle of a segment is damaged (nothing is cut then).
+        Raises ``JournalLocked`` if another process writes it.
         """
         directory = Path(directory)
         try:
@@ -150,20 +157,20 @@ class Journal:
             os.close(lock_fd)
             raise JournalLocked(f"journal {directory} is being written by another process") from None
         try:
-            return cls._open_locked(directory, segment_bytes, lock_fd)
+            return cls._open_locked(directory, segment_bytes, lock_fd, on_damage)
         except BaseException:
             os.close(lock_fd)
             raise
 
     @classmethod
-    def _open_locked(cls, directory: Path, segment_bytes: int, lock_fd: int) -> Journal:
+    def _open_locked(cls, directory: Path, segment_bytes: int, lock_fd: int, on_damage: OnDamage | None) -> Journal:
         acked = read_checkpoint(directory)
         paths = list_segments(directory)
         recovery = None
         last_seq = 0
         if paths:
             # an empty newest segment (a crash right after rotation) continues at its name
-            recovery, last_seq = cls._repair_tail(paths[-1])
+            recovery, last_seq = cls._recover(paths[-1], on_damage)
         next_seq = max(last_seq + 1, acked + 1, first_seq_of(paths[-1].name) if paths else 1)
         if not paths:
             active = directory / segment_name(next_seq)
@@ -174,33 +181,51 @@ class Journal:
         sizes = [p.stat().st_size for p in paths]
         base = sum(sizes[:-1])
         acked_offset = cls._offset_after(paths, sizes, acked)
-        return cls(directory, segment_bytes, lock_fd, recovery, next_seq, acked, active, sizes[-1], base, acked_offset)
+        return cls(
+            directory, segment_bytes, lock_fd, recovery, next_seq, acked, active, sizes[-1], base, acked_offset,
+            on_damage,
+        )
 
     @staticmethod
-    def _repair_tail(path: Path) -> tuple[RecoveryReport | None, int]:
-        """Truncate a torn tail of the newest segment; return the report and its last seq."""
+    def _recover(path: Path, on_damage: OnDamage | None) -> tuple[RecoveryReport | None, int]:
+        """Scan the newest segment: cut a torn tail, keep (and report) damage followed by
+        valid records; return the report and the segment's last seq."""
         buf = map_segment(path)
         if buf is None:
             return None, 0
         with buf:
-            count, good_end, bad = scan_valid(buf, path.name)
-            last_seq = peek_seq(buf, last_offset(buf, good_end))[0] if count else 0
-            if bad is None:
-                return None, last_seq
+            count = 0
+            last_seq = 0
+            kept_end = 0
+            damage: list[Damage] = []
+            tail: Damage | None = None
+            for item in scan(buf, path.name, 0, first_seq_of(path.name) - 1):
+                if isinstance(item, Damage):
+                    if on_damage is not None:
+                        on_damage(path, item)  # copied aside before anything is cut
+                    if item.tail:
+                        tail = item
+                    else:
+                        damage.append(item)
+                    continue
+                count += 1
+                last_seq = item.seq
+                kept_end = item.offset + item.size
             size = len(buf)
-            if not (bad.torn or is_zeros(buf, good_end)):
-                raise JournalCorrupt(
-                    f"{path}: record at offset {good_end} is damaged ({bad.reason}) and followed by "
-                    f"{size - good_end} bytes that are not a torn tail; not truncating. "
-                    "Inspect with `tickarchive journal verify`."
-                )
-        try:
-            with path.open("r+b") as f:
-                f.truncate(good_end)
-                os.fsync(f.fileno())
-        except OSError as exc:
-            raise JournalError(f"cannot truncate torn tail of {path}: {exc.strerror}") from exc
-        return RecoveryReport(path.name, count, good_end, size - good_end, bad.reason), last_seq
+        if tail is None and not damage:
+            return None, last_seq
+        cut = 0
+        if tail is not None:
+            cut = size - tail.offset
+            try:
+                with path.open("r+b") as f:
+                    f.truncate(tail.offset)
+                    os.fsync(f.fileno())
+            except OSError as exc:
+                raise JournalError(f"cannot truncate torn tail of {path}: {exc.strerror}") from exc
+            kept_end = tail.offset
+        reason = tail.reason if tail is not None else damage[0].reason
+        return RecoveryReport(path.name, count, kept_end, cut, reason, tuple(damage)), last_seq
 
     @staticmethod
     def _offset_after(paths: list[Path], sizes: list[int], seq: int) -> int:
@@ -217,11 +242,13 @@ class Journal:
             return base
         with buf:
             offset = 0
-            while offset + HEADER_SIZE <= len(buf):
-                s, step = peek_seq(buf, offset)
-                if s > seq:
+            for item in walk(buf, paths[i].name, firsts[i]):
+                if isinstance(item, Damage):
+                    offset = item.offset + item.size
+                    continue
+                if item.seq > seq:
                     break
-                offset += step
+                offset = item.offset + item.size
             return base + offset
 
     # -- writing --------------------------------------------------------------------

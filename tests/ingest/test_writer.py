@@ -6,14 +6,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.real import WS_CAPTURE
-from tickarchive.domain import BookChange, Event, Gap, GapKind, GapStatus, IndexTick, QuoteTick, TradeSource, TradeTick
+from tickarchive.domain import (
+    BookChange,
+    EncodedRows,
+    Event,
+    Gap,
+    GapKind,
+    GapStatus,
+    IndexTick,
+    QuoteTick,
+    TradeSource,
+    TradeTick,
+)
 from tickarchive.ingest.collector import record_decoder
 from tickarchive.ingest.journal import Journal
 from tickarchive.ingest.journal.capture import read_capture
+from tickarchive.ingest.journal.files import Damage
+from tickarchive.ingest.journal.format import decode_at
 from tickarchive.ingest.metrics import CollectorMetrics
 from tickarchive.settings import Settings, WriterSettings
 from tickarchive.store.ilp_http import IlpHttpTransport
-from tickarchive.store.questdb_writer import QuestDBWriter, ilp_conf
+from tickarchive.store.questdb_writer import QuestDBWriter, Refused, ilp_conf
 from tickarchive.store.stack.handles import QuestDBHandle
 from tickarchive.store.stack.procs import free_port
 from tickarchive.venues import deribit
@@ -249,3 +262,146 @@ def test_a_record_offered_ahead_of_its_turn_waits_for_the_ones_before(tmp_path: 
         assert not w.live
         assert w.stats.out_of_order_offers == 1
         w.close()
+
+
+def _index_row(ts_us: int, price: str = "1.5") -> bytes:
+    return f"index_ticks,index_name=eth_usd recv_ts={ts_us}t,price={price} {ts_us}t\n".encode()
+
+
+async def test_rows_questdb_refuses_are_set_aside_and_everything_else_flows(
+    tmp_path: Path, questdb_clean: QuestDBHandle
+) -> None:
+    """Finding 3 of issue #14: a batch QuestDB refuses because of one row (a 400: a value of
+    the wrong type) was retried without end and every later batch waited behind it. The row
+    is isolated and handed over with QuestDB's message; the rest of the batch, and every
+    later batch, is stored; the checkpoint moves on."""
+    qdb = questdb_clean
+    t0 = 1_763_000_000_000_000
+    refused: list[Refused] = []
+    with Journal.open(tmp_path / "j") as j:
+        w = QuestDBWriter(ilp_conf(qdb.host, qdb.http_port, 5.0), WriterSettings(), j, DECODE,
+                          on_refused=refused.append)
+        w._catch_up_step()
+        good = [_index_row(t0 + i) for i in range(50)]
+        bad = _index_row(t0 + 25, price='"abc"')  # QuestDB: cast error, HTTP 400
+        for i, row in enumerate([*good[:25], bad, *good[25:]]):
+            seq = j.append(b"{}", t0 + i, "c0")
+            w.offer(seq, [EncodedRows("index_ticks", row, 1, "eth_usd", t0 + i)])
+        assert await w.flush()
+        assert w.acked_seq == j.last_seq  # nothing left behind the refused row
+        later = j.append(b"{}", t0 + 100, "c0")
+        w.offer(later, [EncodedRows("index_ticks", _index_row(t0 + 100), 1, "eth_usd", t0 + 100)])
+        assert await w.flush()
+        assert w.acked_seq == later
+        w.close()
+    ((r,),) = [refused]
+    assert (r.kind, r.table, r.seqs) == ("rejected", "index_ticks", (1, 51))
+    ((row, message),) = r.rows
+    assert row == bad
+    assert "HTTP 400" in message
+    assert "cast error" in message
+    assert w.stats.refused_rows == {"rejected:index_ticks": 1}
+    qdb.wait_for_wal()
+    assert qdb.count("index_ticks") == 51  # 50 of the batch + the later one
+
+
+async def test_a_row_past_year_9999_is_set_aside_even_though_questdb_answers_500(
+    tmp_path: Path, questdb_clean: QuestDBHandle
+) -> None:
+    """QuestDB answers 500 ("write error ... designated timestamp") for a row past year
+    9999: a 500 that names a line is isolated like a 400, and the row is set aside once
+    QuestDB acknowledged the others; alone in its batch, after a few rounds."""
+    qdb = questdb_clean
+    t0 = 1_763_000_000_000_000
+    far = 253_402_300_800_000_000  # 10000-01-01
+    refused: list[Refused] = []
+    settings = WriterSettings(retry_min_s=0.01, retry_max_s=0.02)
+    with Journal.open(tmp_path / "j") as j:
+        w = QuestDBWriter(ilp_conf(qdb.host, qdb.http_port, 5.0), settings, j, DECODE, on_refused=refused.append)
+        w._catch_up_step()
+        for i, ts in enumerate([t0, far, t0 + 2]):
+            w.offer(j.append(b"{}", t0 + i, "c0"), [EncodedRows("index_ticks", _index_row(ts), 1, "eth_usd", ts)])
+        assert await w.flush()
+        assert [r.rows[0][0] for r in refused] == [_index_row(far)]
+        assert "HTTP 500" in refused[0].rows[0][1]
+        # alone in its batch: retried (the server might be failing), then set aside
+        w.offer(j.append(b"{}", t0 + 9, "c0"), [EncodedRows("index_ticks", _index_row(far + 1), 1, "eth_usd", far)])
+        rounds = 0
+        while not await w.flush():
+            rounds += 1
+            assert rounds < 10
+        assert rounds == 2  # SUSPECT_ROUNDS: the third round sets it aside
+        assert [r.rows[0][0] for r in refused] == [_index_row(far), _index_row(far + 1)]
+        assert w.acked_seq == j.last_seq
+        w.close()
+    qdb.wait_for_wal()
+    assert qdb.count("index_ticks") == 2
+
+
+async def test_a_value_the_encoder_cannot_write_is_set_aside_not_raised(
+    tmp_path: Path, questdb_clean: QuestDBHandle
+) -> None:
+    """Finding 4 of issue #14: a frame whose values the Python encoder cannot write (a
+    negative timestamp, an integer past 64 bits) raised out of ``offer``/``flush`` and
+    ended the collector; on restart the same record killed it again. The row is set aside
+    with its record's seq; the rest flows, live and on read-back from the journal."""
+    qdb = questdb_clean
+    t0 = 1_763_000_000_000_000
+    refused: list[Refused] = []
+    poison_index = IndexTick("eth_usd", -5, t0, 1.0)
+    poison_quote = QuoteTick("ETH-X", 10**19, t0, bid_price=0.1)  # a batched table: encoded at take
+    good = [IndexTick("eth_usd", t0 + i, t0 + i, 2.0) for i in range(3)]
+    with Journal.open(tmp_path / "j") as j:
+        w = QuestDBWriter(ilp_conf(qdb.host, qdb.http_port, 5.0), WriterSettings(), j, DECODE,
+                          on_refused=refused.append)
+        w._catch_up_step()
+        w.offer(j.append(b"{}", t0, "c0"), [good[0], poison_index, good[1]])
+        w.offer(j.append(b"{}", t0 + 1, "c0"), [poison_quote])
+        w.offer(j.append(b"{}", t0 + 2, "c0"), [good[2]])
+        assert await w.flush()
+        assert w.acked_seq == 3
+        w.close()
+    assert [(r.kind, r.table, r.seqs, [e for e, _ in r.events]) for r in refused] == [
+        ("unencodable", "index_ticks", (1, 1), [poison_index]),
+        ("unencodable", "quotes", (1, 3), [poison_quote]),
+    ]
+    assert "non-negative" in refused[0].events[0][1]
+    qdb.wait_for_wal()
+    assert qdb.count("index_ticks") == 3
+
+
+async def test_catch_up_reads_through_a_damaged_sealed_segment(tmp_path: Path, questdb_clean: QuestDBHandle) -> None:
+    """Finding 4 of issue #14 (second half): a corrupt sealed segment met during the
+    writer's catch-up raised out of the catch-up loop, a total ingest outage. The damaged
+    record is skipped and reported; every other record of the journal reaches QuestDB."""
+    qdb = questdb_clean
+    _, records = read_capture(WS_CAPTURE)
+    recs = list(records)
+    with Journal.open(tmp_path / "j", segment_bytes=16_384) as j:
+        for r in recs:
+            j.append(r.frame, r.recv_ts_us, "c0")
+    segs = sorted((tmp_path / "j").glob("*.tjl"))
+    assert len(segs) >= 3
+    victim = segs[1]  # sealed
+    data = bytearray(victim.read_bytes())
+    second = decode_at(bytes(data), 0, victim.name).size  # the segment's second record
+    data[second + 40] ^= 0xFF  # a byte of its payload: its CRC fails
+    victim.write_bytes(bytes(data))
+    damaged: list[Damage] = []
+    with Journal.open(tmp_path / "j", segment_bytes=16_384, on_damage=lambda _p, d: damaged.append(d)) as j:
+        w = QuestDBWriter(ilp_conf(qdb.host, qdb.http_port, 10.0), WriterSettings(flush_rows=50), j, DECODE)
+        while not w.live:
+            w._catch_up_step()
+            assert await w.flush()
+        assert w.acked_seq == j.last_seq
+        w.close()
+    ((d,),) = [damaged]
+    assert d.segment == victim.name
+    assert d.lost_seqs is not None
+    assert d.lost_seqs[0] == d.lost_seqs[1]  # exactly one record lost
+    lost = recs[d.lost_seqs[0] - 1]
+    expected_quotes = sum(
+        1 for r in recs if r is not lost and b'"channel":"ticker.' in r.frame
+    )
+    qdb.wait_for_wal()
+    assert qdb.count("quotes") == expected_quotes

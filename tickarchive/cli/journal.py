@@ -174,10 +174,36 @@ def replay(
         typer.secho(f"  malformed {key}: {n} frame(s), e.g. {sample}", fg=typer.colors.YELLOW)
 
 
+def quarantine_ls(directory: DirOption = None) -> None:
+    """List what the collector set aside: journal damage, malformed frames, rows QuestDB refused."""
+    from tickarchive.ingest.quarantine import quarantine_dir, read_items
+
+    qdir = quarantine_dir(_journal_dir(directory))
+    items = list(read_items(qdir))
+    if not items:
+        typer.echo(f"quarantine {qdir}: empty")
+        return
+    table = Table(title=f"quarantine {qdir} ({len(items)} items)")
+    for col in ("n", "at (UTC)", "reason", "seqs", "bytes", "kept", "detail"):
+        table.add_column(col, overflow="fold")
+    for i in items:
+        seqs = "-" if i.seqs is None else (str(i.seqs[0]) if i.seqs[0] == i.seqs[1] else f"{i.seqs[0]}..{i.seqs[1]}")
+        table.add_row(str(i.n), _iso(i.at_us), i.reason, seqs, str(i.size), "yes" if i.kept else "no", i.detail)
+    _console.print(table)
+    by_reason: dict[str, int] = {}
+    for i in items:
+        by_reason[i.reason] = by_reason.get(i.reason, 0) + 1
+    typer.echo("by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())))
+    typer.echo(f"the bytes of item N are {qdir}/N.bin (raw journal bytes, or frames in the replay format)")
+
+
 def register(app: typer.Typer) -> None:
     journal = typer.Typer(help="Inspect, check and export the raw-frame journal.", no_args_is_help=True)
     journal.command("ls")(journal_ls)
     journal.command("verify")(journal_verify)
     journal.command("export")(journal_export)
+    quarantine = typer.Typer(help="What the collector set aside instead of storing.", no_args_is_help=True)
+    quarantine.command("ls")(quarantine_ls)
+    journal.add_typer(quarantine, name="quarantine")
     app.add_typer(journal, name="journal")
     app.command("replay")(replay)
