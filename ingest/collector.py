@@ -63,7 +63,7 @@ from tickarchive.errors import VenueUnavailable
 from tickarchive.ingest.backfill import Backfiller, backfilled, window_of_gap
 from tickarchive.ingest.connection import ConnectionDriver, now_us
 from tickarchive.ingest.errors import BackfillError, JournalError
-from tickarchive.ingest.gaps import BackfillJob, GapLedger, downtime_gap
+from tickarchive.ingest.gaps import COLLECTOR_CONNECTION, BackfillJob, GapLedger, downtime_gap
 from tickarchive.ingest.instruments import InstrumentSet
 from tickarchive.ingest.journal import Journal, JournalReader
 from tickarchive.ingest.journal.capture import format_line
@@ -165,7 +165,7 @@ class Collector:
         self._gate = asyncio.Event()
         self._gate.set()
         self._stopping = False
-        self._downtime: Gap | None = None
+        self._downtime: list[Gap] = []
         self._windows: collections.deque[float] = collections.deque(maxlen=100_000)
         """Receive-to-fsync windows of the fsync timer (the shutdown log gives percentiles)."""
         self._retry_subscribe: dict[str, tuple[float, set[str]]] = {}
@@ -278,28 +278,51 @@ class Collector:
     # ---- start-up ----------------------------------------------------------------------
 
     async def _downtime_gap(self) -> None:
+        """Gaps for the time the previous run ended until data flows again: one per
+        exchange connection of the previous run, from where its journaled data ended
+        (``_journaled_ends``), else one for the whole collector from its last heartbeat
+        row. They stay open until every connection is subscribed again."""
         journal = self.journal
-        last: int | None = None
-        for seg in reversed(JournalReader(self.journal_dir).segments()):
-            if seg.last_ts_us is not None:
-                last = seg.last_ts_us
-                break
-        source = "last journaled frame"
-        if last is None:
+        now = now_us()
+        starts = self._journaled_ends()
+        cause = "collector not running (since the last journaled frame of {conn} of the previous run)"
+        if not starts:
             last = await self._last_heartbeat_us()
-            source = "last heartbeat row"
-        gap = downtime_gap(last, now_us(), f"collector not running (since the {source} of the previous run)")
-        if gap is not None:
-            # open until every connection is subscribed again: that is when data flows
-            self._downtime = Gap(gap.kind, gap.instrument, gap.start_us, None, gap.cause, gap.connection, gap.status)
-            self.ledger.record(self._downtime, journal_seq=journal.last_seq)
+            starts = {COLLECTOR_CONNECTION: last} if last is not None else {}
+            cause = "collector not running (since the last heartbeat row of the previous run)"
+        for conn, start in sorted(starts.items()):
+            gap = downtime_gap(start, now, cause.format(conn=conn), conn)
+            if gap is not None:
+                open_gap = Gap(gap.kind, gap.instrument, gap.start_us, None, gap.cause, gap.connection, gap.status)
+                self._downtime.append(open_gap)
+                self.ledger.record(open_gap, journal_seq=journal.last_seq)
+
+    def _journaled_ends(self) -> dict[str, int]:
+        """Per exchange connection of the previous run, where its journaled data ended: the
+        earlier of the receive time and the exchange time of its last journaled frame.
+        Frames in flight when the collector died (in the socket, never journaled) were sent
+        after that frame, so they carry exchange times from about its exchange time on; a
+        gap from its receive time would miss them when the receive lag is long (a loaded
+        machine). Per connection, because each socket has a backlog of its own."""
+        out: dict[str, int] = {}
+        for conn, rec in JournalReader(self.journal_dir).last_per_connection().items():
+            if conn in (REST_CONNECTION, SIDE_CONNECTION):
+                continue
+            start = rec.recv_ts_us
+            for row in self.venue.rows_of_frame(rec.frame, rec.recv_ts_us):
+                ts = getattr(row, "ts_us", None)
+                if isinstance(ts, int) and 0 < ts < start:
+                    start = ts
+            out[conn] = start
+        return out
 
     def _close_downtime(self, seq: int) -> None:
-        g = self._downtime
-        if g is not None and self.all_subscribed():
-            self._downtime = None
-            end = Gap(g.kind, g.instrument, g.start_us, now_us(), g.cause, g.connection, GapStatus.OPEN)
-            self.ledger.record(end, journal_seq=seq or self.journal.last_seq)
+        if self._downtime and self.all_subscribed():
+            end = now_us()
+            for g in self._downtime:
+                closed = Gap(g.kind, g.instrument, g.start_us, end, g.cause, g.connection, GapStatus.OPEN)
+                self.ledger.record(closed, journal_seq=seq or self.journal.last_seq)
+            self._downtime = []
 
     async def _last_heartbeat_us(self) -> int | None:
         url = f"{self.questdb_http_url}/exec"
@@ -476,7 +499,7 @@ class Collector:
                     driver.name, key, o.detail[:200], seq, o.sample,
                 )
         elif t is Subscribed or t is Unsubscribed:
-            if self._downtime is not None:
+            if self._downtime:
                 self._close_downtime(seq)
             self.metrics.subscribed_channels.labels(connection=driver.name).set(
                 len(driver.session.subscribed_channels)

@@ -45,8 +45,13 @@ def needs_backfill(gap: Gap) -> bool:
     return gap.status is GapStatus.OPEN
 
 
-def key_of(gap: Gap) -> tuple[int, str, str]:
-    return gap.start_us, gap.instrument, gap.kind.value
+GapKey = tuple[int, str, str, str]
+"""(start, instrument, kind, connection): the gaps table's dedup key."""
+
+
+def key_of(gap: Gap) -> GapKey:
+    """The gap's identity: the gaps table's dedup key (start, instrument, kind, connection)."""
+    return gap.start_us, gap.instrument, gap.kind.value, gap.connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +77,7 @@ class GapLedger:
         self._emit = emit
         self._schedule = schedule
         self._metrics = metrics
-        self.open: dict[tuple[int, str, str], Gap] = {}
+        self.open: dict[GapKey, Gap] = {}
         self.history: list[Gap] = []
         """Every gap row written, in order (the last version of a key is the current one)."""
         self._max_history = 10_000
@@ -136,19 +141,21 @@ class GapLedger:
             m.open_gaps.labels(kind=k).set(counts[k])
             m.max_open_gap.labels(kind=k).set(oldest[k])
 
-    def current(self) -> dict[tuple[int, str, str], Gap]:
+    def current(self) -> dict[GapKey, Gap]:
         """The latest version of every gap written (bounded by ``history``)."""
-        out: dict[tuple[int, str, str], Gap] = {}
+        out: dict[GapKey, Gap] = {}
         for g in self.history:
             out[key_of(g)] = g
         return out
 
 
-def downtime_gap(last_seen_us: int | None, now_us: int, cause: str) -> Gap | None:
+def downtime_gap(
+    last_seen_us: int | None, now_us: int, cause: str, connection: str = COLLECTOR_CONNECTION
+) -> Gap | None:
     """The gap for the time the collector was not running (None on a first start)."""
     if last_seen_us is None or last_seen_us >= now_us:
         return None
-    return Gap(GapKind.DOWNTIME, ALL_INSTRUMENTS, last_seen_us, now_us, cause, COLLECTOR_CONNECTION, GapStatus.OPEN)
+    return Gap(GapKind.DOWNTIME, ALL_INSTRUMENTS, last_seen_us, now_us, cause, connection, GapStatus.OPEN)
 
 
 def with_status(gap: Gap, status: GapStatus, cause: str | None = None) -> Gap:

@@ -202,17 +202,22 @@ class Replayer:
         self.stats = ReplayStats()
         self._batch_rows = batch_rows
         self._batches: dict[type, list[Event]] = {cls: [] for cls in rows.TABLE_OF_EVENT}
-        self._gaps: dict[tuple[int, str, str], Gap] = {}
-        """Gap rows by dedup key, written at ``finish`` (the last version of each)."""
+        self._gaps: dict[tuple[int, str, str, str], Gap] = {}
+        """Gap rows by dedup key (start, instrument, kind, connection), written at ``finish``
+        (the last version of each)."""
         self._journaled_gaps: set[tuple[int, str, str]] = set()
 
     def _gap(self, g: Gap, journaled: bool) -> None:
-        key = (g.start_us, g.instrument, g.kind.value)
+        seen = (g.start_us, g.instrument, g.kind.value)
         if journaled:
-            self._journaled_gaps.add(key)
-        elif key in self._journaled_gaps:
-            return  # the collector's own version (with its final status) wins
-        self._gaps[key] = g
+            if seen not in self._journaled_gaps:
+                self._journaled_gaps.add(seen)
+                # the collector's own version (its connection, its final status) replaces
+                # the one replay re-derived from the frames (connection ``replay``)
+                self._gaps.pop((*seen, REPLAY_CONNECTION), None)
+        elif seen in self._journaled_gaps:
+            return
+        self._gaps[(*seen, g.connection)] = g
 
     def _emit(self, events: Iterable[Event]) -> None:
         batches = self._batches

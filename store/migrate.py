@@ -175,8 +175,9 @@ def migrated_dialect(conn: psycopg.Connection[tuple[object, ...]]) -> Dialect | 
     return Dialect(str(row[0])) if row else None
 
 
-def migrate_warm(dsn: str, forced_dialect: str = "auto") -> MigrationReport:
-    """Migrate the warm store at ``dsn`` (connect as the schema owner)."""
+def migrate_warm(dsn: str, forced_dialect: str = "auto", upto: int | None = None) -> MigrationReport:
+    """Migrate the warm store at ``dsn`` (connect as the schema owner); ``upto``: stop after
+    that version (upgrade tests start from an older schema)."""
     with connect(dsn) as conn:
         try:
             dialect = detect_dialect(conn, forced_dialect)
@@ -186,7 +187,7 @@ def migrate_warm(dsn: str, forced_dialect: str = "auto") -> MigrationReport:
                     f"the warm store was migrated with the {recorded} dialect but {dialect} was chosen; "
                     f"set TICKARCHIVE_POSTGRES__DIALECT={recorded}"
                 )
-            migrations = load_migrations(dialect.value)
+            migrations = tuple(m for m in load_migrations(dialect.value) if upto is None or m.version <= upto)
             conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
             try:
                 conn.execute(

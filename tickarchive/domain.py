@@ -175,7 +175,8 @@ class Gap(msgspec.Struct, frozen=True, gc=False):
 
     ``instrument`` is an instrument name or ``ALL_INSTRUMENTS`` for a whole connection or
     the whole collector. ``end_us`` is ``None`` while the gap is still open. Re-writing a
-    gap with the same (``start_us``, ``instrument``, ``kind``) updates it (dedup key).
+    gap with the same (``start_us``, ``instrument``, ``kind``, ``connection``) updates it
+    (the gaps table's dedup key).
     """
 
     kind: GapKind

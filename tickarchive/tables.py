@@ -210,7 +210,7 @@ GAPS = Table(
     name="gaps",
     doc="Windows in which data may be missing: start (ts), end, instruments, kind, cause, status.",
     segment_by="instrument",
-    dedup_keys=("ts", "instrument", "kind"),
+    dedup_keys=("ts", "instrument", "kind", "connection"),
     columns=(
         _c("ts", T.TIMESTAMP, "gap start", False),
         _c("end_ts", T.TIMESTAMP, "gap end; NULL while open"),

@@ -120,6 +120,22 @@ class JournalReader:
                     return last
         return None
 
+    def last_per_connection(self) -> dict[str, Record]:
+        """The newest whole record of each connection found in the newest non-empty segment
+        (start-up: where each connection's data ended before a crash)."""
+        for path in reversed(self.segment_paths()):
+            buf = map_segment(path)
+            if buf is None:
+                continue
+            with buf:
+                last: dict[str, Record] = {}
+                for item in scan(buf, path.name, 0, first_seq_of(path.name) - 1):
+                    if isinstance(item, Record):
+                        last[item.connection] = item
+                if last:
+                    return last
+        return {}
+
     def _read_pass(self, start_seq: int) -> Iterator[Record]:
         paths = self.segment_paths()
         firsts = [first_seq_of(p.name) for p in paths]

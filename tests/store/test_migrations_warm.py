@@ -63,11 +63,14 @@ def test_each_table_has_a_unique_index_on_its_dedup_key(warm_store: WarmHandle) 
 
 def test_second_migration_run_applies_nothing(warm_store: WarmHandle) -> None:
     report = migrate.migrate_warm(warm_store.owner_dsn, warm_store.dialect.value)
+    files = migrate.load_migrations(warm_store.dialect.value)  # type: ignore[arg-type]
     assert report.applied == ()
-    assert report.current == 4
+    assert report.current == files[-1].version
     ledger = warm_store.query("SELECT version, name, dialect FROM schema_migrations ORDER BY version")
     d = warm_store.dialect.value
-    assert ledger == [(1, "tables", d), (2, "rollups", d), (3, "bookkeeping", d), (4, "grants", d)]
+    assert ledger == [(m.version, m.name, d) for m in files]
+    assert ledger[:5] == [(1, "tables", d), (2, "rollups", d), (3, "bookkeeping", d), (4, "grants", d),
+                          (5, "gaps_key", d)]
 
 
 TRADES = [
@@ -293,3 +296,41 @@ def test_status_reports_the_plain_dialect(postgres: WarmHandle) -> None:
         "migrated with the postgres dialect but postgres.dialect=timescaledb; "
         "set TICKARCHIVE_POSTGRES__DIALECT=postgres"
     )
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "timescaledb"])
+def test_the_gaps_key_upgrade_keeps_every_row_and_then_tells_connections_apart(
+    dialect: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """V005 on a warm store that already holds gaps (TimescaleDB: in a compressed chunk):
+    nothing is lost, and afterwards two gaps that differ only by connection are two rows
+    (issue #14, finding 10)."""
+    import tempfile
+    from pathlib import Path
+
+    from tickarchive.store.stack import ephemeral
+
+    root = Path(tempfile.mkdtemp(prefix="tickarchive-test-upgrade-")) if dialect == "postgres" else (
+        tmp_path_factory.mktemp("upgrade"))
+    start = ephemeral.start_postgres if dialect == "postgres" else ephemeral.start_timescaledb
+    w = start(root, run_migrations=False)
+    try:
+        dsn = w.handle.owner_dsn
+        migrate.migrate_warm(dsn, dialect, upto=4)
+        insert = ("INSERT INTO gaps (ts, end_ts, instrument, kind, cause, connection, status) "
+                  "VALUES (%s, %s, '*', 'disconnect', 'connection lost', %s, 'open') ON CONFLICT DO NOTHING")
+        with w.handle.connect() as conn:
+            if dialect == "postgres":
+                conn.execute("SELECT tickarchive_ensure_partition('gaps'::regclass, %s)", (DAY,))
+            conn.execute(insert, (_at(9, 0, 0), _at(9, 0, 1), "c0"))
+            conn.execute(insert, (_at(9, 0, 0), _at(9, 0, 1), "c1"))  # the old key: refused silently
+            if dialect == "timescaledb":
+                conn.execute("SELECT compress_chunk(c) FROM show_chunks('gaps') c")
+        assert w.handle.query("SELECT connection FROM gaps") == [("c0",)]
+        assert migrate.migrate_warm(dsn, dialect).applied == (5,)
+        with w.handle.connect() as conn:
+            conn.execute(insert, (_at(9, 0, 0), _at(9, 0, 1), "c1"))
+            conn.execute(insert, (_at(9, 0, 0), _at(9, 0, 1), "c1"))  # the same gap again: one row
+        assert sorted(w.handle.query("SELECT connection FROM gaps")) == [("c0",), ("c1",)]
+    finally:
+        w.server.down()
