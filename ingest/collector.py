@@ -123,8 +123,9 @@ class CollectorStats:
     malformed: collections.Counter[str] = field(default_factory=collections.Counter)
     rejected: int = 0
     rpc_failures: int = 0
-    backfills: list[tuple[str, int]] = field(default_factory=list)
-    """(gap key text, trades inserted) per finished backfill."""
+    backfills: collections.deque[tuple[str, int]] = field(default_factory=lambda: collections.deque(maxlen=1000))
+    """(gap key text, trades inserted) of the last finished backfills (bounded:
+    ``collector.backfill_history_max``; the gaps table keeps every one)."""
     backfill_failures: int = 0
     listings: int = 0
     expiries: int = 0
@@ -149,7 +150,7 @@ class Collector:
         self.serve_metrics = serve_metrics
         self.plan = self.venue.plan
         self.instruments = InstrumentSet(self.plan, self.venue.live_states)
-        self.stats = CollectorStats()
+        self.stats = CollectorStats(backfills=collections.deque(maxlen=settings.collector.backfill_history_max))
         self.drivers: list[ConnectionDriver] = []
         self.sessions: list[Session] = []
         self.started = asyncio.Event()
@@ -419,6 +420,7 @@ class Collector:
                 Backoff(s.reconnect_min_s, s.reconnect_max_s),
                 self.metrics,
                 self._gate,
+                max_frame_bytes=self.settings.collector.max_frame_bytes,
             )
             self.sessions.append(session)
             self.drivers.append(driver)

@@ -70,6 +70,7 @@ class ConnectionDriver:
         metrics: CollectorMetrics | None = None,
         gate: asyncio.Event | None = None,
         open_timeout_s: float = 10.0,
+        max_frame_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.session = session
         self.name = session.connection
@@ -82,6 +83,7 @@ class ConnectionDriver:
         self._metrics = metrics
         self._gate = gate
         self._open_timeout_s = open_timeout_s
+        self._max_frame_bytes = max_frame_bytes
         self._ws: FastClientConnection | None = None
         self._kick = asyncio.Event()
         self._reconnect_reason: str | None = None
@@ -134,7 +136,7 @@ class ConnectionDriver:
                 async with connect(
                     self.url,
                     open_timeout=self._open_timeout_s,
-                    max_size=None,
+                    max_size=self._max_frame_bytes,
                     compression=None,
                     ping_interval=20,
                     ping_timeout=20,

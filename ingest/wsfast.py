@@ -20,7 +20,9 @@ the common case only:
   connection exactly as before);
 * an incomplete frame at the end of a read stays in our own buffer until the rest
   arrives, so websockets' parser only ever sees whole frames and stays at a frame
-  boundary;
+  boundary; a frame whose header declares more than ``max_size`` is never buffered: it
+  goes to websockets, which refuses it (``PayloadTooBig``, close code 1009), so memory is
+  bounded by ``max_size`` (``protocol.max_message_size``) whatever a peer sends;
 * once the state is not OPEN (closing, closed, failed) every byte goes to websockets
   for the rest of the connection;
 * during the handshake websockets gets the bytes up to the end of the HTTP response
@@ -278,6 +280,12 @@ class FastClientConnection(ClientConnection):
                     break
             end = frame_end(buf, pos)
             if end < 0 or end > n:  # incomplete: keep it for the next read
+                limit = protocol.max_message_size
+                if limit is not None and end - pos > limit + 14:
+                    # larger than max_size: never buffered; websockets' parser refuses it
+                    # from its header (PayloadTooBig, close 1009) and the connection ends
+                    self._go_slow(buf[pos:])
+                    break
                 self._tail += buf[pos:]
                 self._need = end - pos if end > 0 else n - pos + 1
                 break

@@ -100,6 +100,13 @@ class CollectorSettings(_Section):
     """Which venue the collector reads (an adapter package ``tickarchive.venues.<venue>``)."""
 
     venue: str = Field("deribit", pattern=r"^[a-z][a-z0-9_]*$", description="venue adapter to collect from")
+    max_frame_bytes: int = Field(
+        32 * 1024 * 1024, ge=65536,
+        description="largest WebSocket message accepted; a larger one closes the connection (1009) and opens a gap",
+    )
+    backfill_history_max: int = Field(
+        1000, ge=1, description="finished backfills kept in memory for status and logs (the gaps table keeps all)"
+    )
 
 
 class DeribitSettings(_Section):

@@ -205,15 +205,17 @@ class Outcome:
         self.closed: tuple[str, int | None, int | None, str] | None = None
         self.written: list[tuple[Opcode, bytes, bool]] = []
         self.fast_frames = 0
+        self.held = 0
+        """Most bytes of a partial frame the fast path held at once."""
 
 
-async def drive(fast: bool, stream: bytes, cuts: Sequence[int], batch: int) -> Outcome:
+async def drive(fast: bool, stream: bytes, cuts: Sequence[int], batch: int, max_size: int | None = None) -> Outcome:
     """Handshake, feed ``stream`` (starting with the 101 response) cut at ``cuts``,
     close the server side, read until ConnectionClosed."""
     loop = asyncio.get_running_loop()
     ours, theirs = socket.socketpair()
     theirs.setblocking(False)
-    protocol = ClientProtocol(parse_uri("ws://127.0.0.1:1/ws/api/v2"), max_size=None)
+    protocol = ClientProtocol(parse_uri("ws://127.0.0.1:1/ws/api/v2"), max_size=max_size)
     cls = FastClientConnection if fast else ClientConnection
     _, conn = await loop.create_connection(lambda: cls(protocol, ping_interval=None, close_timeout=2), sock=ours)
     handshake = asyncio.create_task(conn.handshake())
@@ -226,8 +228,11 @@ async def drive(fast: bool, stream: bytes, cuts: Sequence[int], batch: int) -> O
     response = server.accept(request).serialize()
     data = response + stream
     edges = [0, *sorted(set(c for c in cuts if 0 < c < len(data))), len(data)]
+    held = 0
     for a, b in itertools.pairwise(edges):
         conn.data_received(data[a:b])
+        if isinstance(conn, FastClientConnection):
+            held = max(held, len(conn._tail))
     await handshake
     out = Outcome()
 
@@ -265,6 +270,7 @@ async def drive(fast: bool, stream: bytes, cuts: Sequence[int], batch: int) -> O
     out.written = parse_written(bytes(written))
     if isinstance(conn, FastClientConnection):
         out.fast_frames = conn.fast_frames
+        out.held = held
     return out
 
 
@@ -272,9 +278,12 @@ def expected_messages(kinds: list[tuple[str, Any]]) -> list[bytes]:
     return [p for k, p in kinds if k not in ("ping", "pong")]
 
 
-def run_both(stream: bytes, cuts: Sequence[int], batch: int = 256) -> tuple[Outcome, Outcome]:
+def run_both(
+    stream: bytes, cuts: Sequence[int], batch: int = 256, max_size: int | None = None
+) -> tuple[Outcome, Outcome]:
     async def both() -> tuple[Outcome, Outcome]:
-        return await drive(False, stream, cuts, batch), await drive(True, stream, cuts, batch)
+        return (await drive(False, stream, cuts, batch, max_size),
+                await drive(True, stream, cuts, batch, max_size))
 
     return asyncio.run(both())
 
@@ -429,3 +438,21 @@ def test_scan_simple_and_frame_end(frames: list[tuple[int, bytes, bool, bool]], 
             b: list[bytes] = []
             assert native(buf, start, a) == scan_simple(buf, start, b)
             assert a == b
+
+
+def test_a_frame_past_max_size_is_refused_from_its_header_never_buffered() -> None:
+    """Finding 8 of issue #14: the fast path kept a partial frame with no size limit, so a
+    peer declaring a huge frame grew the collector's memory without bound. Past
+    ``max_size`` the frame goes to websockets, which refuses it from its header (close
+    1009): the messages before it are delivered, and the fast path never holds more than
+    ``max_size`` of it."""
+    limit = 64 * 1024
+    before = ser(Frame(TEXT, real_frames()[0]))
+    huge = struct.pack("!BBQ", 0x81, 127, 1 << 30) + b"x" * (4 * limit)  # declares 1 GB, sends 256 KB
+    cuts = list(range(0, len(before) + len(huge), 4096))  # arrives in many reads
+    plain, fast = run_both(before + huge, cuts, max_size=limit)
+    assert fast.messages == plain.messages == [real_frames()[0]]
+    assert fast.closed == plain.closed
+    assert plain.closed is not None
+    assert plain.closed[2] == 1009  # we sent "message too big"
+    assert fast.held <= limit
