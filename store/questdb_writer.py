@@ -27,6 +27,16 @@ function (the collector's: side records, else the venue's ``rows_of_frame``):
   path: the writer starts in catch-up mode at ``acked_seq + 1`` and DEDUP keys absorb
   the overlap with rows already stored.
 
+Durability: QuestDB acknowledges a commit once it is in its WAL files, which survives a
+crash of QuestDB (the page cache outlives the process) but, in its default commit mode
+(``questdb.commit_mode = nosync``), not an OS crash or a power loss, which can cost the
+commits of the last ~30 s (the kernel's write-back delay). So at every start the writer
+reads back from the journal not only what is unacknowledged but also what was
+acknowledged within ``writer.replay_window_s`` before the checkpoint (60 s by default);
+DEDUP keys make the repeat harmless. ``questdb.commit_mode = sync`` makes every commit
+durable before it is acknowledged instead, at a cost ``tickarchive bench durability``
+measures (docs/journal.md).
+
 Everything runs on the collector's event loop except the blocking HTTP request
 (``asyncio.to_thread``, which releases the GIL on network I/O).
 
@@ -98,6 +108,7 @@ class JournalView(Protocol):
 
     def commit(self, seq: int) -> None: ...
     def read_from(self, seq: int) -> Generator[RecordView, None, None]: ...
+    def replay_start(self, window_us: int) -> int: ...
 
 
 class _Metrics(Protocol):
@@ -197,8 +208,12 @@ class QuestDBWriter:
         self._newest_ts: int | None = None
         self._ticks_children: dict[str, Any] = {}
         self._held: dict[int, Sequence[Event | EncodedRows]] = {}
-        self.next_seq = journal.acked_seq + 1
-        """The first journal record whose events are not in a buffer yet."""
+        self.next_seq = journal.replay_start(int(settings.replay_window_s * 1e6))
+        """The first journal record whose events are not in a buffer yet: at start, the
+        records acknowledged within ``writer.replay_window_s`` before the checkpoint are
+        read back too (see the module docstring, "Durability")."""
+        self.replayed_records = journal.acked_seq + 1 - self.next_seq
+        """Records before the checkpoint read back at start (the safety window)."""
         self.live = False
         """True: taking offers; False: reading the journal (start-up, after falling behind)."""
         self.stats = WriterStats()
@@ -211,7 +226,7 @@ class QuestDBWriter:
         self._closed = False
         self._reader: Generator[RecordView, None, None] | None = None
         self._acked_upto = journal.acked_seq
-        self._batch_from = journal.acked_seq + 1
+        self._batch_from = self.next_seq
         self._committed_at = 0.0
 
     # ---- feeding (synchronous, event loop) ------------------------------------------

@@ -73,6 +73,9 @@ class QuestDBSettings(_Section):
     start_timeout_s: float = Field(60.0, gt=0, description="how long `up` waits for QuestDB to be healthy")
     user: str = Field("admin", description="PG wire user")
     password: str = Field("quest", description="PG wire password")
+    commit_mode: Literal["nosync", "async", "sync"] = Field(
+        "nosync", description="cairo.commit.mode of the local QuestDB: when a commit is flushed to disk"
+    )
 
 
 class PostgresSettings(_Section):
@@ -160,6 +163,11 @@ class WriterSettings(_Section):
     retry_min_s: float = Field(0.2, gt=0, description="first retry delay after a failed flush")
     retry_max_s: float = Field(10.0, gt=0, description="retry delay cap")
     request_timeout_s: float = Field(30.0, gt=0, description="ILP/HTTP request timeout")
+    replay_window_s: float = Field(
+        60.0, ge=0,
+        description="at start, re-send what was acknowledged this long before the checkpoint "
+        "(QuestDB's page cache after an OS crash or power loss; docs/journal.md)",
+    )
 
 
 class MetricsSettings(_Section):

@@ -120,6 +120,38 @@ class JournalReader:
                     return last
         return None
 
+    def replay_start(self, seq: int, window_us: int) -> int:
+        """The first seq to read back so that every record received within ``window_us``
+        before record ``seq`` is read again (``seq + 1`` when the window is 0 or nothing of
+        the journal is that old: records before the oldest segment are gone). A header
+        walk of the segments back from ``seq``; cheap next to reading them back."""
+        if window_us <= 0 or seq <= 0:
+            return seq + 1
+        paths = self.segment_paths()
+        firsts = [first_seq_of(p.name) for p in paths]
+        i = bisect.bisect_right(firsts, seq) - 1
+        if i < 0:
+            return seq + 1
+        at: int | None = None  # receive time of record seq
+        start = seq + 1
+        for j in range(i, -1, -1):
+            buf = map_segment(paths[j])
+            if buf is None:
+                continue
+            with buf:
+                entries = [e for e in walk(buf, paths[j].name, firsts[j]) if isinstance(e, Entry) and e.seq <= seq]
+            if not entries:
+                continue
+            if at is None:
+                at = entries[-1].recv_ts_us
+            since = at - window_us
+            inside = [e.seq for e in entries if e.recv_ts_us >= since]
+            if inside:
+                start = min(start, inside[0])
+            if entries[0].recv_ts_us < since:
+                break  # the window starts in this segment
+        return start
+
     def last_per_connection(self) -> dict[str, Record]:
         """The newest whole record of each connection found in the newest non-empty segment
         (start-up: where each connection's data ended before a crash)."""

@@ -470,6 +470,11 @@ class Journal:
 
     # -- reading and archiving --------------------------------------------------------
 
+    def replay_start(self, window_us: int) -> int:
+        """Where a writer starting now reads back from: the records acknowledged within
+        ``window_us`` before the checkpoint again (see ``JournalReader.replay_start``)."""
+        return self._reader.replay_start(self._acked_seq, window_us)
+
     def read_from(self, seq: int) -> Generator[Record, None, None]:
         """Records from ``seq`` on (see ``JournalReader.read_from``)."""
         return self._reader.read_from(seq)

@@ -51,6 +51,7 @@ def server_conf(s: QuestDBSettings) -> str:
             "line.udp.enabled=false",
             "line.http.enabled=true",
             "telemetry.enabled=false",
+            f"cairo.commit.mode={s.commit_mode}",
             f"shared.network.worker.count={w}",
             f"shared.query.worker.count={w}",
             f"shared.write.worker.count={w}",
