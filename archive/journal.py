@@ -179,6 +179,12 @@ def check_journal_day(target: Target, day: dt.date, *, progress: Progress = NO_P
     return problems
 
 
+def check_segment(target: Target, seg: mf.JournalSegment) -> list[str]:
+    """Every problem of one archived segment: fetched, its stored bytes hashed, decoded and
+    the result hashed against the manifest (empty = verified)."""
+    return _check_segment(target, seg)
+
+
 def _check_segment(target: Target, seg: mf.JournalSegment) -> list[str]:
     try:
         with target.fetch(seg.path) as fetched:

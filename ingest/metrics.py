@@ -28,6 +28,7 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tickarchive.ingest.errors import IngestError
+from tickarchive.ingest.journal.files import disk_usage
 
 CHANNELS: Final = (
     "ticker",
@@ -158,6 +159,16 @@ class CollectorMetrics:
         self.malformed = Counter("tickarchive_malformed_frames", "frames not understood", ["kind"], registry=r)
         self.disk_free = Gauge("tickarchive_disk_free_bytes", "free bytes on the journal volume", ["path"], registry=r)
         self.disk_total = Gauge("tickarchive_disk_total_bytes", "size of the journal volume", ["path"], registry=r)
+        self.journal_disk = Gauge(
+            "tickarchive_journal_disk_bytes",
+            "bytes the journal's segments occupy (falls when 'journal prune' deletes archived ones)",
+            registry=r,
+        )
+        self.journal_oldest_segment = Gauge(
+            "tickarchive_journal_oldest_segment_timestamp_seconds",
+            "last modification of the oldest journal segment (unix seconds): how far back the local journal reaches",
+            registry=r,
+        )
         self.backfilled_trades = Counter(
             "tickarchive_backfilled_trades", "trades inserted from the history API", registry=r
         )
@@ -187,6 +198,10 @@ class CollectorMetrics:
             raise IngestError(f"cannot stat the journal volume {path}: {exc.strerror}") from exc
         self.disk_free.labels(path=str(path)).set(usage.free)
         self.disk_total.labels(path=str(path)).set(usage.total)
+        journal_bytes, oldest = disk_usage(path)
+        self.journal_disk.set(journal_bytes)
+        if oldest is not None:
+            self.journal_oldest_segment.set(oldest)
         return usage.free, usage.total
 
     def serve(self, host: str, port: int) -> None:

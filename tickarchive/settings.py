@@ -152,6 +152,15 @@ class JournalSettings(_Section):
         256 * 1024 * 1024, ge=0,
         description="bytes the quarantine keeps (journal damage, refused frames); past it items are only listed",
     )
+    retain_days: float = Field(
+        3.0, ge=0,
+        description="'journal prune' keeps archived, verified segments this long after their newest record "
+        "(fast local replays); it never deletes a segment that is not archived and verified",
+    )
+    retain_max_bytes: int = Field(
+        64 * 1024**3, ge=0,
+        description="past this size 'journal prune' deletes archived, verified segments sooner, oldest first",
+    )
 
 
 class WriterSettings(_Section):

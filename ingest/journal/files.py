@@ -3,6 +3,8 @@ reader and the writer give about them (docs/journal.md)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import mmap
 import os
@@ -26,6 +28,7 @@ from tickarchive.ingest.journal.format import (
 
 CHECKPOINT_FILE: Final = "checkpoint.json"
 LOCK_FILE: Final = "writer.lock"
+RETENTION_LOCK_FILE: Final = "retention.lock"
 
 
 # ---------------------------------------------------------------------------- reports
@@ -86,6 +89,25 @@ def list_segments(directory: Path) -> list[Path]:
     return [directory / n for n in names]
 
 
+def disk_usage(directory: Path) -> tuple[int, float | None]:
+    """Bytes the segments occupy and the modification time of the oldest one (unix
+    seconds; ``None`` without segments). A listing and a stat per file: cheap enough for a
+    metric refreshed every few seconds."""
+    total = 0
+    oldest: float | None = None
+    for path in list_segments(directory):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue  # pruned meanwhile
+        except OSError as exc:
+            raise JournalError(f"cannot stat {path}: {exc.strerror}") from exc
+        total += st.st_size
+        if oldest is None:
+            oldest = st.st_mtime
+    return total, oldest
+
+
 def read_checkpoint(directory: Path) -> int:
     path = directory / CHECKPOINT_FILE
     try:
@@ -98,6 +120,22 @@ def read_checkpoint(directory: Path) -> int:
     if not isinstance(seq, int) or seq < 0:
         raise JournalError(f"checkpoint {path} has no valid acked_seq: {data!r}")
     return seq
+
+
+@contextlib.contextmanager
+def retention_lock(directory: Path) -> Iterator[None]:
+    """Held by the writer while it lists and opens the segments at start-up, and by the
+    pruning job (``tickarchive journal prune``) only around each deletion, so neither sees
+    a file vanish under it. Blocking: each side holds it for milliseconds."""
+    try:
+        fd = os.open(directory / RETENTION_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise JournalError(f"cannot open {directory / RETENTION_LOCK_FILE}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -70,38 +70,36 @@ class JournalReader:
         regions are stepped over, not counted)."""
         paths = self.segment_paths()
         acked = self.acked_seq
-        out = []
-        for i, path in enumerate(paths):
-            buf = map_segment(path)
-            records = 0
-            first = last = first_ts = last_ts = None
-            size = 0
-            if buf is not None:
-                with buf:
-                    size = len(buf)
-                    for item in walk(buf, path.name, first_seq_of(path.name)):
-                        if isinstance(item, Damage):
-                            continue
-                        if first is None:
-                            first, first_ts = item.seq, item.recv_ts_us
-                        last, last_ts = item.seq, item.recv_ts_us
-                        records += 1
-            sealed = i < len(paths) - 1
-            out.append(
-                SegmentInfo(
-                    name=path.name,
-                    path=path,
-                    records=records,
-                    first_seq=first,
-                    last_seq=last,
-                    first_ts_us=first_ts,
-                    last_ts_us=last_ts,
-                    bytes=size,
-                    sealed=sealed,
-                    acked=last is None or last <= acked,
-                )
-            )
-        return out
+        return [self.segment_info(path, i < len(paths) - 1, acked) for i, path in enumerate(paths)]
+
+    def segment_info(self, path: Path, sealed: bool, acked_seq: int) -> SegmentInfo:
+        """One segment's record count, seq and time range (a header scan of that file)."""
+        buf = map_segment(path)
+        records = 0
+        first = last = first_ts = last_ts = None
+        size = 0
+        if buf is not None:
+            with buf:
+                size = len(buf)
+                for item in walk(buf, path.name, first_seq_of(path.name)):
+                    if isinstance(item, Damage):
+                        continue
+                    if first is None:
+                        first, first_ts = item.seq, item.recv_ts_us
+                    last, last_ts = item.seq, item.recv_ts_us
+                    records += 1
+        return SegmentInfo(
+            name=path.name,
+            path=path,
+            records=records,
+            first_seq=first,
+            last_seq=last,
+            first_ts_us=first_ts,
+            last_ts_us=last_ts,
+            bytes=size,
+            sealed=sealed,
+            acked=last is None or last <= acked_seq,
+        )
 
     def last_record_ts_us(self) -> int | None:
         """Receive time of the newest whole record (``None``: empty journal). Scans only

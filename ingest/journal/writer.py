@@ -17,7 +17,8 @@ recovery. In short:
 * ``read_from(seq)`` iterates records from ``seq`` on (catch-up after a QuestDB outage,
   replay at start-up from ``acked_seq + 1``).
 * ``archivable_segments()`` lists sealed segments whose every record is acknowledged:
-  the archive job may ship and then ``remove_segment`` them.
+  the archive job ships them; ``tickarchive journal prune`` (``ops.journal_retention``)
+  deletes them once archived, verified and past local retention.
 * ``JournalFull`` is raised on ENOSPC/EDQUOT (nothing written, retry later) and by
   ``check_free_space``.
 
@@ -53,6 +54,7 @@ from tickarchive.ingest.journal.files import (
     list_segments,
     map_segment,
     read_checkpoint,
+    retention_lock,
     scan,
     walk,
 )
@@ -157,7 +159,8 @@ class Journal:
             os.close(lock_fd)
             raise JournalLocked(f"journal {directory} is being written by another process") from None
         try:
-            return cls._open_locked(directory, segment_bytes, lock_fd, on_damage)
+            with retention_lock(directory):
+                return cls._open_locked(directory, segment_bytes, lock_fd, on_damage)
         except BaseException:
             os.close(lock_fd)
             raise

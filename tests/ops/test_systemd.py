@@ -115,15 +115,17 @@ def test_archive_unit_exports_and_verifies_the_previous_month() -> None:
         assert out.split() == ["archive", verb, "--month", previous]
 
 
-def test_journal_archive_unit_ships_yesterday() -> None:
-    lines = [ln for ln in (SYSTEMD / "tickarchive-journal-archive.service").read_text().splitlines()
-             if ln.startswith("ExecStart=")]
+def test_journal_archive_unit_ships_verifies_then_prunes() -> None:
+    lines = [ln.removeprefix("ExecStart=") for ln in (SYSTEMD / "tickarchive-journal-archive.service").read_text()
+             .splitlines() if ln.startswith("ExecStart=")]
+    assert len(lines) == 3
+    assert lines[0] == f"{TICKARCHIVE} archive journal"  # every day not shipped yet
     yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
-    for line, argv in zip(lines, (["archive", "journal"], ["archive", "verify-journal"]), strict=True):
-        script = _unescape(line.removeprefix("ExecStart=")).replace(f"exec {TICKARCHIVE}", "echo")
-        script = script.removeprefix("/bin/sh -c '").removesuffix("'")
-        out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=True).stdout
-        assert out.split() == [*argv, "--day", yesterday]
+    script = _unescape(lines[1]).replace(f"exec {TICKARCHIVE}", "echo")
+    script = script.removeprefix("/bin/sh -c '").removesuffix("'")
+    out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["archive", "verify-journal", "--day", yesterday]
+    assert lines[2] == f"{TICKARCHIVE} journal prune"
 
 
 def test_job_command_lines_parse() -> None:
@@ -140,6 +142,7 @@ def test_job_command_lines_parse() -> None:
         (["warm-retention", "--help"], "--dry-run"),
         (["archive", "journal", "--help"], "--day"),
         (["archive", "verify-journal", "--help"], "--day"),
+        (["journal", "prune", "--help"], "--dry-run"),
         (["collect", "--help"], "--journal-dir"),
         (["api", "--help"], "--port"),
     ):

@@ -197,11 +197,56 @@ def quarantine_ls(directory: DirOption = None) -> None:
     typer.echo(f"the bytes of item N are {qdir}/N.bin (raw journal bytes, or frames in the replay format)")
 
 
+def journal_prune(
+    target: Annotated[
+        str | None, typer.Option("--target", help="the archive: file://DIR, a path or b2://bucket/prefix")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be deleted, delete nothing")] = False,
+    directory: DirOption = None,
+) -> None:
+    """Delete the oldest journal segments that are acknowledged, archived, verified against
+    the archive and past local retention (journal.retain_days / journal.retain_max_bytes).
+    Exit 1 when a segment that should have gone by now is not in the archive."""
+    from tickarchive.archive.targets import open_target
+    from tickarchive.ops.journal_retention import RetentionPolicy, SegmentFate, prune_journal
+    from tickarchive.settings import load_settings
+
+    settings = load_settings()
+    policy = RetentionPolicy(
+        retain_days=settings.journal.retain_days,
+        retain_max_bytes=settings.journal.retain_max_bytes,
+        replay_window_s=settings.writer.replay_window_s,
+    )
+    tgt = open_target(target or settings.archive.target)
+
+    def show(s: SegmentFate) -> None:
+        detail = f" ({s.detail})" if s.detail else ""
+        typer.echo(f"{s.name}  {s.bytes:>14,} bytes  newest {_iso(s.last_ts_us)}  {s.fate.value}{detail}")
+
+    report = prune_journal(_journal_dir(directory), tgt, policy, dry_run=dry_run, on_segment=show)
+    freed = sum(s.bytes for s in report.deleted)
+    verb = "would free" if dry_run else "freed"
+    typer.echo(
+        f"{len(report.deleted)} segment(s), {verb} {freed:,} bytes; journal {report.bytes_after:,} bytes "
+        f"(journal.retain_max_bytes {report.retain_max_bytes:,})"
+    )
+    blocked = report.blocked
+    if blocked is not None:
+        typer.secho(
+            f"{blocked.name} is past local retention but {blocked.fate.value.removeprefix('kept: ')}: "
+            "run 'tickarchive archive journal' and 'tickarchive archive verify-journal' (docs/runbook.md)",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     journal = typer.Typer(help="Inspect, check and export the raw-frame journal.", no_args_is_help=True)
     journal.command("ls")(journal_ls)
     journal.command("verify")(journal_verify)
     journal.command("export")(journal_export)
+    journal.command("prune")(journal_prune)
     quarantine = typer.Typer(help="What the collector set aside instead of storing.", no_args_is_help=True)
     quarantine.command("ls")(quarantine_ls)
     journal.add_typer(quarantine, name="quarantine")

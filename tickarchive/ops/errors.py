@@ -4,6 +4,7 @@
     └── OpsError
         ├── DemoError            a part of the demo could not start
         ├── DrillError           the recovery drill could not run to the end
+        ├── JournalRetentionError  journal prune could not read the journal or the archive
         └── QualityError         tickarchive.ops.quality.errors: the quality report
             ├── QualitySourceError   a store could not be read
             └── DayError             --day is not a day
@@ -23,6 +24,10 @@ class OpsError(TickarchiveError):
 
 class DemoError(OpsError):
     """A part of the demo could not start."""
+
+
+class JournalRetentionError(OpsError):
+    """``journal prune`` could not read the journal or the archive, or delete a segment."""
 
 
 class DrillError(OpsError):
