@@ -3,8 +3,10 @@
 Order of work, so that a crash anywhere leaves a state the next run completes:
 
 1. Count the source rows. If the target already holds a manifest for the month whose
-   source count equals the current one and whose files are all present (size, and SHA-1
-   where the target keeps one), there is nothing to do.
+   source count equals the current one, whose files are all present (size, and SHA-1
+   where the target keeps one) and whose content checksum equals the source's (a read
+   of the month: a row updated under its dedup key keeps the count), there is nothing
+   to do.
 2. Write the month's Parquet parts into a private staging directory; the rows written
    must equal the source count, else ``RowCountMismatch`` and nothing is uploaded.
 3. Upload the data files (skipping any already present with the same size and SHA-1,
@@ -13,9 +15,10 @@ Order of work, so that a crash anywhere leaves a state the next run completes:
 5. Update the index, then delete objects in the month's directory that the manifest does
    not list (parts of an older generation, leftovers).
 
-A month whose source grew (late trades backfilled after the archive) is exported again as
-the next *generation* (``part-g1-0000.parquet``...): the old files stay valid until the
-new manifest replaces the old one. A source with fewer rows than the archive (e.g. the
+A month whose source grew (late trades backfilled after the archive) or changed (a gap
+closed after the export) is exported again as the next *generation*
+(``part-g1-0000.parquet``...): the old files stay valid until the new manifest replaces
+the old one. A source with fewer rows than the archive (e.g. the
 warm month was already dropped) is refused unless forced.
 """
 
@@ -38,6 +41,7 @@ from tickarchive.archive.target import Target
 from tickarchive.months import Month
 from tickarchive.progress import NO_PROGRESS, Progress
 from tickarchive.settings import ArchiveSettings
+from tickarchive.store.checksum import ChecksumAccumulator, checksum_of
 from tickarchive.tables import Table
 
 
@@ -102,7 +106,9 @@ def export_month(
     when = now or _utcnow()
     generation = 0
     if existing is not None:
-        same = existing.source_rows == source_rows
+        same = existing.source_rows == source_rows and (
+            existing.content_checksum is None or existing.content_checksum == source_checksum(source, table, month)
+        )
         if same and not force and files_present(target, existing):
             catalog.record_month(target, existing, when)
             return ExportResult(table.name, month, "up-to-date", existing, 0, 0)
@@ -117,9 +123,9 @@ def export_month(
     if staging_root is not None:
         staging_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tickarchive-export-", dir=staging_root) as tmp:
-        parts = _write_parts(source, table, month, Path(tmp), generation, options, source_rows, progress)
+        parts, checksum = _write_parts(source, table, month, Path(tmp), generation, options, source_rows, progress)
         uploaded, skipped = _upload(target, parts, progress, f"{table.name} {month}")
-        manifest = _manifest(table, month, generation, parts, source_rows, options, when)
+        manifest = _manifest(table, month, generation, parts, source_rows, options, when, checksum)
         target.put_bytes(layout.manifest_key(table.name, month), mf.encode(manifest))
     catalog.record_month(target, manifest, when)
     _remove_stale(target, table.name, month, manifest)
@@ -135,8 +141,10 @@ def _write_parts(
     options: ExportOptions,
     source_rows: int,
     progress: Progress,
-) -> list[WrittenPart]:
+) -> tuple[list[WrittenPart], str]:
+    """The month's parts and the content checksum of the rows written into them."""
     task = progress.task(f"write {table.name} {month}", source_rows, "rows")
+    checksum = ChecksumAccumulator(table)
     try:
         with MonthWriter(
             table,
@@ -149,6 +157,7 @@ def _write_parts(
         ) as writer:
             for batch in source.batches(table, month):
                 writer.write(batch)
+                checksum.add(batch)
                 task.advance(batch.num_rows)
             parts = writer.finish()
     except (OSError, pa.ArrowException) as exc:
@@ -161,7 +170,12 @@ def _write_parts(
             f"{table.name} {month}: wrote {written} rows but the source counted {source_rows}; nothing published",
             [f"{p.key}: {p.rows} rows" for p in parts],
         )
-    return parts
+    return parts, checksum.result().hex()
+
+
+def source_checksum(source: ArchiveSource, table: Table, month: Month) -> str:
+    """The content checksum of the source's rows of ``month`` (a read of the month)."""
+    return checksum_of(table, source.batches(table, month)).hex()
 
 
 def _upload(target: Target, parts: list[WrittenPart], progress: Progress, what: str) -> tuple[int, int]:
@@ -194,6 +208,7 @@ def _manifest(
     source_rows: int,
     options: ExportOptions,
     when: dt.datetime,
+    content_checksum: str,
 ) -> mf.MonthManifest:
     files = tuple(
         mf.FileEntry(
@@ -226,6 +241,7 @@ def _manifest(
         max_ts_us=max(maxs) if maxs else None,
         source_rows=source_rows,
         created_at=mf.iso(when),
+        content_checksum=content_checksum,
     )
 
 

@@ -53,6 +53,11 @@ class MonthManifest(msgspec.Struct, frozen=True, kw_only=True):
     source_rows: int
     """Row count the source reported for this month; equal to ``total_rows``."""
     created_at: str
+    content_checksum: str | None = None
+    """Order-independent checksum of every column of every row written, 16 hex digits
+    (``tickarchive.store.checksum``, the rollover's definition); ``archive verify``
+    recomputes it from the files and warm retention compares the warm month with it.
+    ``None`` in manifests written before it existed."""
 
 
 class JournalSegment(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,7 +3,10 @@
 A pure decision for the rollover job: a (table, month) of the warm tier may be dropped
 only when the whole month is older than ``warm_retention_months`` (its last day is more
 than that many months before today) **and** its archive has verified (see
-``archive.catalog.is_verified`` / ``verified_pairs``).
+``archive.catalog.is_verified`` / ``verified_pairs``). The job that acts on a ``DROP``
+(``tickarchive.ops.lifecycle.warm_retention``) also compares the warm month's row count
+and content checksum with the archive's first, and exports the month again when they
+differ.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ class Verdict(enum.StrEnum):
     DROP = "drop"
     KEEP_RECENT = "keep: within retention"
     KEEP_UNVERIFIED = "keep: archive not verified"
+    REEXPORT = "re-export, verify, then drop"
+    """(dry run) old and verified, but the warm rows differ from the archive's."""
+    KEEP_DIFFERS = "keep: warm rows differ from the archive"
+    """The re-export or its verify failed, or rows kept arriving: nothing dropped."""
 
 
 @dataclass(frozen=True, slots=True, order=True)

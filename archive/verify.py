@@ -2,7 +2,9 @@
 
 Per file: present, size, SHA-256, SHA-1 (and the SHA-1 the target itself recorded, on
 B2), readable as Parquet, row count and ts range. Per month: the files add up to the
-manifest's totals and equal the source count it was checked against. Every problem is
+manifest's totals and equal the source count it was checked against, and every row,
+decoded, gives the manifest's content checksum (``store.checksum``; manifests from before
+it have none). Every problem is
 collected (one line each, naming the file) and raised together as ``IntegrityError``.
 A month that passes gets a verify record (``_verified/...``), which the warm-retention
 decision relies on.
@@ -12,6 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tickarchive.archive import catalog, layout
 from tickarchive.archive import manifest as mf
@@ -21,6 +27,8 @@ from tickarchive.archive.parquet_files import SCHEMA_VERSION, read_summary
 from tickarchive.archive.target import Target
 from tickarchive.months import Month
 from tickarchive.progress import NO_PROGRESS, Progress
+from tickarchive.store.checksum import ChecksumAccumulator
+from tickarchive.tables import table as table_named
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +61,21 @@ def check_month(target: Target, table: str, month: Month, *, progress: Progress 
             f"{layout.manifest_key(table, month)}: files hold {total} rows, manifest total {manifest.total_rows}, "
             f"source {manifest.source_rows}"
         )
+    checksum = ChecksumAccumulator(table_named(table)) if manifest.content_checksum is not None else None
     task = progress.task(f"verify {table} {month}", manifest.total_bytes, "bytes")
     try:
         for entry in manifest.files:
-            problems.extend(_check_file(target, entry, month))
+            problems.extend(_check_file(target, entry, month, checksum))
             task.advance(entry.bytes)
     finally:
         task.done()
+    if checksum is not None and not problems:
+        got = checksum.result().hex()
+        if got != manifest.content_checksum:
+            problems.append(
+                f"{layout.manifest_key(table, month)}: the rows give content checksum {got}, "
+                f"manifest {manifest.content_checksum}"
+            )
     return VerifyResult(
         table,
         month,
@@ -71,7 +87,9 @@ def check_month(target: Target, table: str, month: Month, *, progress: Progress 
     )
 
 
-def _check_file(target: Target, entry: mf.FileEntry, month: Month) -> list[str]:
+def _check_file(
+    target: Target, entry: mf.FileEntry, month: Month, checksum: ChecksumAccumulator | None
+) -> list[str]:
     name = entry.path
     try:
         with target.fetch(name) as fetched:
@@ -90,6 +108,8 @@ def _check_file(target: Target, entry: mf.FileEntry, month: Month) -> list[str]:
                 return problems  # a corrupt file need not be decoded
             try:
                 summary = read_summary(fetched.path)
+                if checksum is not None:
+                    _add_rows(fetched.path, checksum)
             except ArchiveError as exc:
                 return [f"{name}: {exc}"]
     except ObjectNotFound:
@@ -111,6 +131,14 @@ def _check_file(target: Target, entry: mf.FileEntry, month: Month) -> list[str]:
     if summary.schema_version != SCHEMA_VERSION:
         problems.append(f"{name}: schema version {summary.schema_version}, expected {SCHEMA_VERSION}")
     return problems
+
+
+def _add_rows(path: Path, checksum: ChecksumAccumulator) -> None:
+    try:
+        for batch in pq.ParquetFile(str(path)).iter_batches(batch_size=262_144):
+            checksum.add(batch)
+    except (pa.ArrowException, OSError) as exc:
+        raise ArchiveError(f"unreadable Parquet: {exc}") from None
 
 
 def verify_month(

@@ -186,6 +186,23 @@ def test_late_rows_make_a_new_generation_and_old_parts_go(store: MemoryStore, lo
     assert back.table(TRADES).filter(pa.compute.equal(back.table(TRADES)["source"], "backfill")).num_rows == 1
 
 
+def test_rows_changed_under_their_key_make_a_new_generation(store: MemoryStore, local: LocalTarget) -> None:
+    """Same row count, other content (a row upserted after the export): the manifest's
+    content checksum no longer matches the source, so the month is exported again."""
+    first = export_month(store, local, TRADES, MONTH, OPTIONS).manifest
+    assert first.content_checksum is not None
+    data = store.table(TRADES)
+    amount = data["amount"].to_pylist()
+    amount[0] += 1.0
+    changed = MemoryStore()
+    changed.insert(TRADES, data.set_column(data.schema.get_field_index("amount"), "amount", pa.array(amount)))
+    assert export_month(store, local, TRADES, MONTH, OPTIONS).status == "up-to-date"
+    result = export_month(changed, local, TRADES, MONTH, OPTIONS)
+    assert (result.status, result.manifest.generation, result.manifest.total_rows) == ("exported", 1, 900)
+    assert result.manifest.content_checksum != first.content_checksum
+    verify_month(local, "trades", MONTH)
+
+
 def test_fewer_source_rows_than_the_archive_is_refused(store: MemoryStore, local: LocalTarget) -> None:
     export_month(store, local, TRADES, MONTH, OPTIONS)
     with pytest.raises(RefusedExport, match="source has 0 rows, the archive 900"):

@@ -42,6 +42,28 @@ def test_flipped_byte_fails_naming_the_file(store: MemoryStore, local: LocalTarg
     ]
 
 
+def test_rows_that_do_not_give_the_manifest_checksum_fail(store: MemoryStore, local: LocalTarget) -> None:
+    """Every row is decoded and checksummed: a manifest whose content checksum is not the
+    rows' (a writer bug, a manifest from another export) fails verify."""
+    import msgspec
+
+    from tickarchive.archive import layout
+    from tickarchive.archive import manifest as mf
+
+    export_month(store, local, TRADES, MONTH, OPTIONS)
+    good = catalog.read_month_manifest(local, "trades", MONTH)
+    assert good is not None
+    assert good.content_checksum is not None
+    wrong = "0" * 16 if good.content_checksum != "0" * 16 else "1" * 16
+    tampered = msgspec.structs.replace(good, content_checksum=wrong)
+    local.put_bytes(layout.manifest_key("trades", MONTH), mf.encode(tampered))
+    result = check_month(local, "trades", MONTH)
+    assert result.problems == (
+        f"_manifests/table=trades/month=2026-11.json: the rows give content checksum {good.content_checksum}, "
+        f"manifest {wrong}",
+    )
+
+
 def test_missing_file_and_missing_manifest_are_reported(store: MemoryStore, local: LocalTarget) -> None:
     export_month(store, local, QUOTES, MONTH, OPTIONS)
     export_month(store, local, TRADES, MONTH, OPTIONS)

@@ -89,7 +89,8 @@ def test_archived_verified_old_segments_go_and_nothing_is_lost(tmp_path: Path, w
         assert j.append(b'{"x":1}', NOW_US, "c0") == 137
     # a second run has nothing more to delete
     again = prune_journal(journal, target, _policy(), now_us=NOW_US)
-    assert again.deleted == () and again.segments[0].fate is Fate.KEPT_RETENTION
+    assert again.deleted == ()
+    assert again.segments[0].fate is Fate.KEPT_RETENTION
 
 
 def test_a_segment_not_in_the_archive_stays_and_so_does_everything_after_it(tmp_path: Path, ws_records) -> None:
@@ -166,7 +167,7 @@ def test_unacknowledged_segments_and_the_replay_window_stay(tmp_path: Path, ws_r
     assert last_deleted.last_seq is not None
     assert last_deleted.last_seq < start
     assert report2.segments[len(report2.deleted)].fate is Fate.KEPT_REPLAY_WINDOW
-    assert [r.seq for r in JournalReader(journal2).read_from(start)][0] == start
+    assert next(r.seq for r in JournalReader(journal2).read_from(start)) == start
 
 
 def test_past_retain_max_bytes_young_segments_go_oldest_first(tmp_path: Path, ws_records) -> None:

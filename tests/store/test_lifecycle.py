@@ -93,3 +93,58 @@ def test_compression_and_late_insert_into_a_compressed_day(warm: WarmStore, warm
         warm.compress_day(TRADES, OCT)
         assert [(c, p) for _, c, p in warm.compression(TRADES, OCT)] == [(True, False)]
     assert warm.count_day(TRADES, OCT) == 6
+
+
+def test_warm_retention_never_drops_a_row_the_archive_lacks(
+    warm: WarmStore, warm_store: WarmHandle, tmp_path: Path
+) -> None:
+    """A trade backfilled into a month after it was exported and verified: the warm month
+    no longer equals the archive, so retention exports it again (a new generation),
+    verifies that, and only then drops; the archive holds the late trade."""
+    import pyarrow.parquet as pq
+
+    from tickarchive.archive import catalog
+
+    _load(warm, AUG)
+    target = open_target(str(tmp_path / "lake"))
+    with WarmStore.open(warm_store.reader_dsn) as source:
+        assert export_month(source, target, TRADES, Month(2025, 8)).manifest.total_rows == 5
+    verify_month(target, "trades", Month(2025, 8))
+    late = TradeTick(instrument=data.PUT, ts_us=data.us(AUG, 20), recv_ts_us=data.us(AUG, 20, 0, 1),
+                     trade_id="LATE-AUG", trade_seq=99, price=0.02, amount=3.0, direction="buy")
+    assert warm.load(TRADES, rows.events_to_arrow(TRADES, [late]).to_batches()[0], AUG) == 1
+
+    done = warm_retention(warm, target, TODAY, 12, tables=(TRADES,))
+
+    manifest = catalog.read_month_manifest(target, "trades", Month(2025, 8))
+    assert manifest is not None
+    archived = [t for f in manifest.files for t in pq.read_table(tmp_path / "lake" / f.path)["trade_id"].to_pylist()]
+    assert "LATE-AUG" in archived
+    assert (manifest.total_rows, manifest.generation) == (6, 1)
+    assert [(str(o.month), o.dropped, o.reexported) for o in done] == [("2025-08", True, True)]
+    assert warm_store.query("SELECT count(*) FROM trades")[0][0] == 0
+
+
+def test_warm_retention_keeps_a_month_whose_rows_changed_in_place(
+    warm: WarmStore, warm_store: WarmHandle, tmp_path: Path
+) -> None:
+    """Same row count, other content (a row updated under its dedup key, e.g. a gap that
+    was closed after the export): the checksum differs, so the month is exported again
+    before it is dropped."""
+    from tickarchive.archive import catalog
+
+    _load(warm, AUG)
+    target = open_target(str(tmp_path / "lake"))
+    with WarmStore.open(warm_store.reader_dsn) as source:
+        first = export_month(source, target, TRADES, Month(2025, 8)).manifest
+    verify_month(target, "trades", Month(2025, 8))
+    warm_store.query("UPDATE trades SET amount = amount + 1 WHERE trade_id = (SELECT min(trade_id) FROM trades)")
+
+    done = warm_retention(warm, target, TODAY, 12, tables=(TRADES,))
+
+    manifest = catalog.read_month_manifest(target, "trades", Month(2025, 8))
+    assert manifest is not None
+    assert manifest.generation == 1  # exported again before the drop
+    assert manifest.total_rows == first.total_rows
+    assert manifest.content_checksum != first.content_checksum
+    assert [(str(o.month), o.dropped, o.reexported) for o in done] == [("2025-08", True, True)]

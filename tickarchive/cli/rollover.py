@@ -107,6 +107,7 @@ def register(app: typer.Typer) -> None:
         dsn: Annotated[str | None, typer.Option("--dsn", help="warm-store DSN (owner); default: settings")] = None,
     ) -> None:
         """Drop warm months older than the retention whose archive verified."""
+        from tickarchive.archive.export import ExportOptions
         from tickarchive.archive.targets import open_target
         from tickarchive.ops.lifecycle import warm_retention
         from tickarchive.rich_progress import RichProgress
@@ -118,13 +119,15 @@ def register(app: typer.Typer) -> None:
         tgt = open_target(target or settings.archive.target)
         with open_warm(settings, dsn) as warm, RichProgress() as progress:
             out = warm_retention(warm, tgt, day, settings.lifecycle.warm_retention_months, dry_run=dry_run,
-                                 progress=progress)
+                                 progress=progress, export_options=ExportOptions.from_settings(settings.archive))
         t = RichTable(title=f"warm retention on {day} ({settings.lifecycle.warm_retention_months} months)")
-        for col in ("table", "month", "decision", "rows", "done"):
-            t.add_column(col)
+        for col in ("table", "month", "decision", "rows", "done", "detail"):
+            t.add_column(col, overflow="fold")
         for o in out:
             done = "dropped" if o.dropped else ("would drop" if o.verdict.value == "drop" else "-")
-            t.add_row(o.table, str(o.month), o.verdict.value, "-" if o.rows < 0 else f"{o.rows:,}", done)
+            if o.reexported:
+                done = f"exported again, {done}"
+            t.add_row(o.table, str(o.month), o.verdict.value, "-" if o.rows < 0 else f"{o.rows:,}", done, o.detail)
         _out().print(t)
 
 def _print_ledger(rows: list[LedgerRow]) -> None:
