@@ -12,10 +12,10 @@ dialects. (The same path with rows from a real capture is covered by the tests o
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
 
+from tests.ingest.conditions import until_stored
 from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
 from tickarchive.archive.export import export_month
 from tickarchive.archive.retention import Verdict
@@ -43,7 +43,7 @@ async def test_simulator_to_restore_identical_rows(
         Simulator(sim_config(tmp_path, instruments=20, rate_per_s=800.0)) as sim,
         running(collector_settings(connections=2), sim, qdb, tmp_path / "journal") as c,
     ):
-        await asyncio.sleep(3.0)
+        await until_stored(c, quotes=1000, trades=5, book_changes=200, index_ticks=5, instruments=20)
         await quiesce(sim, c)
     qdb.wait_for_wal()
     d = dt.datetime.now(dt.UTC).date()

@@ -150,7 +150,7 @@ async def test_collector_sigkilled_and_restarted_loses_no_journaled_frame(
         first = await _spawn_collector(sim, qdb, journal)
         assert first.stderr is not None
         await _wait_line(first.stderr, r"c1: connected", 30, seen)
-        await asyncio.sleep(1.5)
+        await wait_for(lambda: JournalReader(journal).acked_seq >= 300, 60, "300 acknowledged records")
         first.send_signal(signal.SIGKILL)  # no flush, no checkpoint, maybe a torn record
         assert await first.wait() == -signal.SIGKILL
         killed_at = JournalReader(journal).segments()[-1].last_ts_us
@@ -161,15 +161,21 @@ async def test_collector_sigkilled_and_restarted_loses_no_journaled_frame(
                 ts = [e.ts_us for e in o.events] if type(o) is Notification else []
                 ends[conn] = min([rec.recv_ts_us, *ts])
         acked_before = JournalReader(journal).acked_seq
-        await asyncio.sleep(0.5)  # the market moves on while nobody listens
+        last_before = JournalReader(journal).segments()[-1].last_seq
+        assert killed_at is not None
+        assert last_before is not None
+        # the market moves on while nobody listens: a trade happens that only the backfill can bring
+        await wait_for(lambda: any(t["timestamp"] * 1000 > killed_at for t in history_trades(sim).values()), 60,
+                       "a trade while the collector is down")
 
         second = await _spawn_collector(sim, qdb, journal)
         assert second.stderr is not None
         await _wait_line(second.stderr, r"c1: connected", 30, seen)
-        await asyncio.sleep(1.0)
+        await wait_for(lambda: JournalReader(journal).acked_seq > last_before + 200, 60,
+                       "200 records of the second run acknowledged")
         sim.inject("maintenance", seconds=600)
-        await _wait_line(second.stderr, r"backfill: downtime", 30, seen)
-        await asyncio.sleep(1.0)
+        for _ in ends:  # one downtime gap, and one backfill, per connection of the first run
+            await _wait_line(second.stderr, r"backfill: downtime", 60, seen)
         second.send_signal(signal.SIGTERM)
         tail = (await second.stderr.read()).decode(errors="replace")
         assert await second.wait() == 0  # a clean stop

@@ -219,8 +219,7 @@ async def drive(fast: bool, stream: bytes, cuts: Sequence[int], batch: int, max_
     cls = FastClientConnection if fast else ClientConnection
     _, conn = await loop.create_connection(lambda: cls(protocol, ping_interval=None, close_timeout=2), sock=ours)
     handshake = asyncio.create_task(conn.handshake())
-    await asyncio.sleep(0)
-    request_bytes = await loop.sock_recv(theirs, 65536)
+    request_bytes = await loop.sock_recv(theirs, 65536)  # waits for the handshake task to write it
     server = ServerProtocol()
     server.receive_data(request_bytes)
     [request] = server.events_received()
@@ -255,9 +254,8 @@ async def drive(fast: bool, stream: bytes, cuts: Sequence[int], batch: int, max_
             )
 
     reader = asyncio.create_task(read())
-    await asyncio.sleep(0.01)
     written = bytearray(request_bytes)
-    written += drain(theirs)  # what the client wrote so far
+    written += drain(theirs)  # what the client wrote so far (the rest is read after the close)
     theirs.shutdown(socket.SHUT_WR)  # the server closes TCP (EOF to the client)
     async with asyncio.timeout(5):
         await reader
@@ -359,16 +357,15 @@ def test_ready_queue_is_bounded_by_pausing_the_transport() -> None:
         protocol = ClientProtocol(parse_uri("ws://127.0.0.1:1/"), max_size=None)
         _, conn = await loop.create_connection(lambda: FastClientConnection(protocol, ping_interval=None), sock=ours)
         hs = asyncio.create_task(conn.handshake())
-        await asyncio.sleep(0.01)
+        theirs.setblocking(False)
         server = ServerProtocol()
-        server.receive_data(theirs.recv(65536))
+        server.receive_data(await loop.sock_recv(theirs, 65536))  # waits for the handshake task to write it
         [request] = server.events_received()
         assert isinstance(request, Request)
         theirs.sendall(server.accept(request).serialize())
         await hs
         frame = ser(Frame(TEXT, b"m" * 100))
         n = 20 * wsfast.READY_HIGH
-        theirs.setblocking(False)
         sent = 0
         payload = frame * 1000
         # the client stops reading: the server's sends eventually block (kernel buffers full)
@@ -379,7 +376,10 @@ def test_ready_queue_is_bounded_by_pausing_the_transport() -> None:
             except BlockingIOError:
                 break
             await asyncio.sleep(0.001)
-        await asyncio.sleep(0.1)
+        for _ in range(10_000):  # the client reads until its ready queue is full and pauses
+            if conn._reading_paused:
+                break
+            await asyncio.sleep(0.001)
         # bounded: at most one read (256 KiB) beyond the high-water mark
         assert wsfast.READY_HIGH < len(conn.ready) <= wsfast.READY_HIGH + 262_144 // len(frame) + 1
         assert conn._reading_paused

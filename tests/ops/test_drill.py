@@ -21,6 +21,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.ingest.conditions import until_stored
 from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
 from tickarchive.archive.export import export_month
 from tickarchive.archive.journal import archive_journal_day
@@ -66,7 +67,7 @@ async def _build_original(tmp_path: Path, qdb: QuestDBHandle, warm: WarmHandle) 
         Simulator(sim_config(tmp_path, instruments=12, rate_per_s=600.0)) as sim,
         running(settings, sim, qdb, journal) as c,
     ):
-        await asyncio.sleep(2.0)
+        await until_stored(c, quotes=600, trades=5, book_changes=100, index_ticks=3, instruments=12)
         await quiesce(sim, c)
     qdb.wait_for_wal()
     d = qdb.query("SELECT cast(min(ts) AS date) FROM quotes")[0][0].date()
