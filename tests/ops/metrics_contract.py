@@ -29,6 +29,9 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
     "tickarchive_disk_total_bytes": ("gauge", frozenset({"path"})),
     "tickarchive_backfilled_trades_total": ("counter", frozenset()),
     "tickarchive_backfill_errors_total": ("counter", frozenset()),
+    "tickarchive_quarantined_total": ("counter", frozenset({"reason"})),
+    "tickarchive_journal_disk_bytes": ("gauge", frozenset()),
+    "tickarchive_journal_oldest_segment_timestamp_seconds": ("gauge", frozenset()),
     # API
     "tickarchive_rollover_last_success_timestamp_seconds": ("gauge", frozenset()),
     "tickarchive_rollover_last_day_timestamp_seconds": ("gauge", frozenset()),
