@@ -35,7 +35,9 @@ def test_promtool_check_config() -> None:
 
 def test_promtool_check_rules() -> None:
     out = _run(_tool("promtool"), "check", "rules", "alerts.yml", cwd=PROM)
-    assert "SUCCESS: 10 rules found" in out
+    rules = (PROM / "alerts.yml").read_text().count("- alert: ")
+    assert rules >= 10
+    assert f"SUCCESS: {rules} rules found" in out
 
 
 def test_promtool_test_rules() -> None:
