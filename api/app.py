@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tickarchive.api import routes_data, routes_ops
+from tickarchive.api import routes_data, routes_ops, routes_products
 from tickarchive.api.auth import KeyGuard
 from tickarchive.api.context import AppContext
 from tickarchive.api.errors import ApiError, RateLimited
@@ -72,6 +72,7 @@ def create_app(settings: Settings, stores: Stores | None = None) -> FastAPI:
     )
     app.include_router(routes_ops.router)
     app.include_router(routes_data.router)
+    app.include_router(routes_products.router)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:

@@ -1,0 +1,333 @@
+"""The product endpoints (docs/api.md, "Products"): ``/chain/snapshots``, ``/surface``,
+``/book/snapshots``, ``/options_chain`` (Tardis CSV) and ``/condition``.
+
+The products themselves are computed by ``tickarchive.products`` (pure); here they read
+stored ticks through ``StoresSource``, the ``TickSource`` over the tier router: each day
+of a range comes from the one tier that holds it (QuestDB, the warm store or the Parquet
+archive), exactly as ``/quotes`` reads it. Results larger than ``api.max_rows`` are a
+413 (use ``tickarchive export`` for long ranges: it writes files window by window).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any
+
+import polars as pl
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from tickarchive.api import params as p
+from tickarchive.api import query
+from tickarchive.api.context import Ctx, authorize
+from tickarchive.api.cursor import Cursor
+from tickarchive.api.errors import InvalidRequest, ResultTooLarge
+from tickarchive.api.output import Format, TimeFormat, choose, respond
+from tickarchive.api.params import InstrumentMatch
+from tickarchive.api.stores import Stores
+from tickarchive.api.tiers import Tier, days
+from tickarchive.api.timefmt import US_PER_DAY, US_PER_S, day_start_us, iso, parse_time
+from tickarchive.products import book as bookmod
+from tickarchive.products import build, chain, condition, surface, tardis
+from tickarchive.products.chain import Basis
+from tickarchive.products.errors import InvalidProductRequest
+from tickarchive.products.instruments import chain_regex
+from tickarchive.products.timegrid import count_instants, parse_interval
+from tickarchive.tables import BOOK_CHANGES, GAPS, QUOTES, TRADES
+
+router = APIRouter(dependencies=[Depends(authorize)])
+
+GAP_LOOKBACK_US = 7 * US_PER_DAY
+"""Gaps that started up to this long before a range and are still open in it are read too."""
+PAGE_ROWS = 500_000
+
+TimeQ = Annotated[str | None, Query(description="ISO-8601 time (naive = UTC) or epoch s/ms/µs", max_length=40)]
+FormatQ = Annotated[str | None, Query(description="json (default), ndjson, csv or parquet; else the Accept header")]
+TimeFormatQ = Annotated[TimeFormat, Query(description="iso (default), epoch_us or epoch_ms")]
+CurrencyQ = Annotated[str, Query(description="ETH, BTC, ...", max_length=16)]
+BasisQ = Annotated[
+    Basis, Query(description="exchange (quote ts <= at, default) or receive (recv_ts <= at: what was known live)")
+]
+MaxAgeQ = Annotated[
+    int | None,
+    Query(description="leave out options whose last quote is older than this (default api.chain_lookback_s)"),
+]
+
+
+class StoresSource:
+    """``tickarchive.products.source.TickSource`` over every tier of ``stores``."""
+
+    def __init__(self, stores: Stores, page_rows: int = PAGE_ROWS) -> None:
+        self.stores = stores
+        self.page_rows = page_rows
+
+    def _all(
+        self, table: Any, columns: Sequence[str], lo_us: int, hi_us: int, match: InstrumentMatch | None
+    ) -> pl.DataFrame:
+        parts = []
+        cursor: Cursor | None = None
+        while True:
+            page = query.rows(self.stores, table, columns, lo_us, hi_us, match, {}, self.page_rows, cursor)
+            if page.frame.height:
+                parts.append(page.frame)
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+        if not parts:
+            from tickarchive.api.frames import schema
+
+            return pl.DataFrame(schema=schema(table, columns))
+        return pl.concat(parts) if len(parts) > 1 else parts[0]
+
+    def quotes(self, currency: str, columns: Sequence[str], lo_us: int, hi_us: int) -> pl.DataFrame:
+        cols = tuple(c for c in QUOTES.column_names if c in set(columns))
+        match = InstrumentMatch("instrument", regex=chain_regex(currency))
+        return self._all(QUOTES, cols, lo_us, hi_us, match)
+
+    def book_changes(self, instrument: str, lo_us: int, hi_us: int) -> pl.DataFrame:
+        match = InstrumentMatch("instrument", exact=instrument)
+        return self._all(BOOK_CHANGES, BOOK_CHANGES.column_names, lo_us, hi_us, match)
+
+    def last_book_snapshot(self, instrument: str, lo_us: int, at_us: int) -> int | None:
+        return query.last_snapshot_ts(self.stores, BOOK_CHANGES, instrument, lo_us, at_us)
+
+    def gaps(self, lo_us: int, hi_us: int) -> pl.DataFrame:
+        g = self._all(GAPS, GAPS.column_names, lo_us - GAP_LOOKBACK_US, hi_us, None)
+        return g.filter(pl.col("end_ts").is_null() | (pl.col("end_ts") > lo_us))
+
+
+def _collect(frames: Iterator[pl.DataFrame], max_rows: int, what: str, schema: dict[str, Any]) -> pl.DataFrame:
+    parts: list[pl.DataFrame] = []
+    n = 0
+    try:
+        for f in frames:
+            n += f.height
+            if n > max_rows:
+                raise ResultTooLarge(
+                    f"{what} has more than api.max_rows ({max_rows}) rows; narrow the range, lengthen the interval, "
+                    "or use `tickarchive export`"
+                )
+            parts.append(f)
+    except InvalidProductRequest as exc:
+        raise InvalidRequest(str(exc)) from None
+    return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+
+
+def _range(start: str | None, end: str | None, at: str | None, max_span_days: int) -> tuple[int, int, bool]:
+    """(start, end, single instant?) from ``start``+``end`` or ``at``."""
+    if at is not None:
+        if start is not None or end is not None:
+            raise InvalidRequest("parameters 'at', 'start', 'end': give either at, or start and end")
+        at_us = parse_time("at", at)
+        return at_us, at_us + 1, True
+    if start is None or end is None:
+        raise InvalidRequest("parameters 'start' and 'end' (or 'at') are required")
+    lo, hi = parse_time("start", start), parse_time("end", end)
+    p.time_range(lo, hi, max_span_days)
+    return lo, hi, False
+
+
+def _interval(text: str, name: str = "interval", min_us: int = 1000) -> int:
+    try:
+        return parse_interval(text, name, min_us)
+    except InvalidProductRequest as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _chain_spec(
+    ctx: Ctx, currency: str, start: str | None, end: str | None, at: str | None, interval: str, max_age_s: int | None,
+    basis: Basis, values: tuple[str, ...],
+) -> build.ChainSpec:
+    a = ctx.settings.api
+    cur = p.currency(currency)
+    lo, hi, single = _range(start, end, at, a.max_span_days)
+    step = 1 if single else _interval(interval, min_us=US_PER_S)
+    if count_instants(lo, hi, step) > a.max_rows:
+        raise ResultTooLarge(f"more than api.max_rows ({a.max_rows}) instants; lengthen the interval")
+    age = a.chain_lookback_s if max_age_s is None else max_age_s
+    if not 1 <= age <= a.chain_max_lookback_s:
+        raise InvalidRequest(f"parameter 'max_age_s': must be between 1 and {a.chain_max_lookback_s}")
+    try:
+        return build.ChainSpec(cur, lo, hi, step, age * US_PER_S, basis, values)
+    except InvalidProductRequest as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _meta(spec: build.ChainSpec, interval: str) -> dict[str, Any]:
+    return {
+        "currency": spec.currency,
+        "start": iso(spec.start_us),
+        "end": iso(spec.end_us),
+        "interval": interval if spec.interval_us > 1 else None,
+        "basis": spec.basis.value,
+        "max_age_s": spec.max_age_us // US_PER_S,
+    }
+
+
+@router.get("/chain/snapshots", summary="The option chain at fixed instants: last quote per option as of each")
+def chain_snapshots(
+    ctx: Ctx,
+    request: Request,
+    currency: CurrencyQ,
+    start: TimeQ = None,
+    end: TimeQ = None,
+    at: TimeQ = None,
+    interval: Annotated[str, Query(description="1s, 1m, 1h, 1d (end of day), ...", max_length=10)] = "1m",
+    max_age_s: MaxAgeQ = None,
+    basis: BasisQ = Basis.EXCHANGE,
+    columns: Annotated[str | None, Query(description="comma-separated quote columns", max_length=2000)] = None,
+    format: FormatQ = None,
+    time_format: TimeFormatQ = TimeFormat.ISO,
+) -> Response:
+    values = chain.VALUE_COLUMNS if not columns else tuple(c.strip() for c in columns.split(",") if c.strip())
+    spec = _chain_spec(ctx, currency, start, end, at, interval, max_age_s, basis, values)
+    out = choose(format, request.headers.get("accept"))
+    frame = _collect(
+        build.chain_snapshots(StoresSource(ctx.stores), spec), ctx.settings.api.max_rows, "the chain",
+        chain.snapshot_schema(spec.values),
+    )
+    return respond(frame, chain.TIME_COLUMNS, out, time_format, name=f"chain-{spec.currency}",
+                   meta=_meta(spec, interval))
+
+
+@router.get("/surface", summary="Implied-volatility surface per expiry at fixed instants, from the exchange's IVs")
+def surface_route(
+    ctx: Ctx,
+    request: Request,
+    currency: CurrencyQ,
+    start: TimeQ = None,
+    end: TimeQ = None,
+    at: TimeQ = None,
+    interval: Annotated[str, Query(description="1m, 1h, 1d, ...", max_length=10)] = "1h",
+    level: Annotated[str, Query(description="expiries (ATM, 25-delta RR/BF, term structure) or points")] = "expiries",
+    max_age_s: MaxAgeQ = None,
+    basis: BasisQ = Basis.EXCHANGE,
+    format: FormatQ = None,
+    time_format: TimeFormatQ = TimeFormat.ISO,
+) -> Response:
+    lvl = p.one_of("level", level, ("expiries", "points"))
+    assert lvl is not None
+    spec = _chain_spec(ctx, currency, start, end, at, interval, max_age_s, basis, surface.SNAPSHOT_VALUES)
+    out = choose(format, request.headers.get("accept"))
+    schema = surface.EXPIRIES_SCHEMA if lvl == "expiries" else surface.POINTS_SCHEMA
+    frame = _collect(build.surfaces(StoresSource(ctx.stores), spec, lvl), ctx.settings.api.max_rows, "the surface",
+                     schema)
+    meta = {**_meta(spec, interval), "level": lvl}
+    return respond(frame, surface.TIME_COLUMNS, out, time_format, name=f"surface-{spec.currency}-{lvl}", meta=meta)
+
+
+@router.get("/book/snapshots", summary="Top-N order book of one instrument every X ms, from snapshots + changes")
+def book_snapshots(
+    ctx: Ctx,
+    request: Request,
+    instrument: Annotated[str, Query(description="instrument name (no pattern)", max_length=64)],
+    start: TimeQ = None,
+    end: TimeQ = None,
+    interval: Annotated[str, Query(description="100ms, 1s, 1m, ...", max_length=10)] = "100ms",
+    depth: Annotated[int, Query(ge=1, le=1000, description="levels per side, best first")] = 25,
+    only_changed: Annotated[bool, Query(description="only instants whose top N changed (Tardis's rows)")] = False,
+    lookback_s: Annotated[
+        int | None, Query(description="how far before start to look for a snapshot (default api.book_lookback_s)")
+    ] = None,
+    format: Annotated[
+        str | None, Query(description="json (default), ndjson, csv, parquet, or tardis (book_snapshot_N CSV)")
+    ] = None,
+    time_format: TimeFormatQ = TimeFormat.ISO,
+) -> Response:
+    a = ctx.settings.api
+    match = p.instrument_match(instrument)
+    if match.is_pattern or match.exact is None:
+        raise InvalidRequest("parameter 'instrument': /book/snapshots takes one instrument name, not a pattern")
+    lo, hi, _ = _range(start, end, None, a.max_span_days)
+    step = _interval(interval)
+    if count_instants(lo, hi, step) > a.max_rows:
+        raise ResultTooLarge(f"more than api.max_rows ({a.max_rows}) instants; lengthen the interval")
+    lb = a.book_lookback_s if lookback_s is None else lookback_s
+    if not 1 <= lb <= 31 * 86400:
+        raise InvalidRequest("parameter 'lookback_s': must be between 1 and 2678400 (31 days)")
+    as_tardis = format == "tardis"
+    out = Format.CSV if as_tardis else choose(format, request.headers.get("accept"))
+    try:
+        spec = build.BookSpec(match.exact, lo, hi, step, depth, lb * US_PER_S, only_changed)
+    except InvalidProductRequest as exc:
+        raise InvalidRequest(str(exc)) from None
+    frame = _collect(build.book_snapshots(StoresSource(ctx.stores), spec), a.max_rows, "the book",
+                     build.book_schema(depth))
+    if as_tardis:
+        body = tardis.csv_bytes(tardis.book_snapshots(frame, depth))
+        name = f"deribit_book_snapshot_{depth}_{interval}_{match.exact}.csv"
+        return Response(body, media_type="text/csv; charset=utf-8",
+                        headers={"X-Row-Count": str(frame.height), "Content-Disposition": f'inline; filename="{name}"'})
+    meta = {"instrument": match.exact, "start": iso(lo), "end": iso(hi), "interval": interval, "depth": depth}
+    return respond(frame, bookmod.TIME_COLUMNS, out, time_format, name=f"book-{match.exact}", meta=meta)
+
+
+@router.get("/options_chain", summary="Tardis-compatible options_chain CSV of every quote of a currency's options")
+def options_chain(
+    ctx: Ctx,
+    currency: CurrencyQ,
+    start: Annotated[str, Query(description="ISO-8601 or epoch; by exchange time", max_length=40)],
+    end: Annotated[str, Query(description="ISO-8601 or epoch (exclusive)", max_length=40)],
+) -> Response:
+    a = ctx.settings.api
+    cur = p.currency(currency)
+    lo, hi = parse_time("start", start), parse_time("end", end)
+    p.time_range(lo, hi, 1)
+    frame = _collect(build.options_chain(StoresSource(ctx.stores), cur, lo, hi), a.max_rows, "the options chain",
+                     {c: pl.Null() for c in tardis.OPTIONS_CHAIN_COLUMNS})
+    if frame.height:
+        frame = frame.sort("local_timestamp", "symbol", "timestamp")
+    body = tardis.csv_bytes(frame if frame.height else pl.DataFrame(schema=dict.fromkeys(
+        tardis.OPTIONS_CHAIN_COLUMNS, pl.String)))
+    name = f"deribit_options_chain_{iso(lo)[:10]}_OPTIONS.csv"
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"X-Row-Count": str(frame.height), "Content-Disposition": f'inline; filename="{name}"'})
+
+
+def _day_rows(stores: Stores, table: Any, tiers: dict[dt.date, Tier], first: dt.date, last: dt.date) -> pl.DataFrame:
+    """``day``, ``instrument``, ``rows`` of ``table``: rolled-over days from the warm
+    ``coverage_daily`` (written by the rollover), days still in QuestDB counted there."""
+    warm = stores.warm.coverage_daily([table.name], first, last, None).select("day", "instrument", "rows")
+    parts = [warm.filter(~pl.col("day").is_in([d for d, t in tiers.items() if t is Tier.HOT]))]
+    for d, tier in tiers.items():
+        if tier is not Tier.HOT:
+            continue
+        lo = day_start_us(d)
+        raw = stores.hot.coverage(table, lo, lo + US_PER_DAY, None)
+        if raw.height:
+            parts.append(raw.select(pl.lit(d).alias("day"), pl.col("instrument"), pl.col("rows").cast(pl.Int64)))
+    return pl.concat(parts, how="vertical_relaxed") if parts else warm
+
+
+@router.get("/condition", summary="Per day and table: available, degraded (gaps), missing or pending")
+def condition_route(
+    ctx: Ctx,
+    request: Request,
+    start: Annotated[str, Query(description="first day (YYYY-MM-DD) or time", max_length=40)],
+    end: Annotated[str, Query(description="end (exclusive; a day YYYY-MM-DD or a time)", max_length=40)],
+    table: Annotated[str | None, Query(description="quotes, trades or book_changes (default: all three)")] = None,
+    format: FormatQ = None,
+    time_format: TimeFormatQ = TimeFormat.ISO,
+) -> Response:
+    a = ctx.settings.api
+    lo, hi = parse_time("start", start), parse_time("end", end)
+    p.time_range(lo, hi, a.max_span_days)
+    by_name = {"quotes": QUOTES, "trades": TRADES, "book_changes": BOOK_CHANGES}
+    chosen = p.one_of("table", table, tuple(by_name))
+    tables = [chosen] if chosen else list(by_name)
+    out = choose(format, request.headers.get("accept"))
+    ds = days(lo, hi)
+    first, last = ds[0], ds[-1]
+    now = int(time.time() * US_PER_S)
+    gaps = StoresSource(ctx.stores).gaps(day_start_us(first), day_start_us(last) + US_PER_DAY)
+    parts = []
+    for name in tables:
+        tbl = by_name[name]
+        tiers = ctx.stores.day_tiers(tbl, first, last)
+        sealed = {d for d, t in tiers.items() if t is not Tier.HOT}
+        rows = _day_rows(ctx.stores, tbl, tiers, first, last)
+        parts.append(condition.classify(name, ds, sealed, rows, gaps, now))
+    frame = pl.concat(parts).sort("day", "table_name").with_columns(pl.col("day").cast(pl.String))
+    return respond(frame, (), out, time_format, name="condition")
