@@ -79,6 +79,7 @@ def _register_all() -> None:
         bench,
         collect,
         drill,
+        export,
         journal,
         loadtest,
         report,
@@ -88,7 +89,7 @@ def _register_all() -> None:
     )
     from tickarchive.ops import demo
 
-    for module in (stack, rollover, journal, collect, sim, loadtest, archive, api, demo, report, drill):
+    for module in (stack, rollover, journal, collect, sim, loadtest, archive, export, api, demo, report, drill):
         module.register(app)
     app.add_typer(bench.app, name="bench")
 
