@@ -16,6 +16,7 @@ The tree (each class's docstring says when it is raised)::
         ├── UnsortedInput
         ├── SourceError
         ├── RefusedExport
+        ├── LakeError
         └── IntegrityError
             └── RowCountMismatch
 """
@@ -79,3 +80,8 @@ class IntegrityError(ArchiveError):
 
 class RowCountMismatch(IntegrityError):
     """The rows written do not equal the rows the source reported."""
+
+
+class LakeError(ArchiveError):
+    """The Iceberg catalog or a table over the archive cannot be opened, read or committed
+    to, or a registered snapshot does not hold exactly the manifest's files and rows."""

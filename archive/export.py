@@ -20,6 +20,12 @@ closed after the export) is exported again as the next *generation*
 (``part-g1-0000.parquet``...): the old files stay valid until the new manifest replaces
 the old one. A source with fewer rows than the archive (e.g. the
 warm month was already dropped) is refused unless forced.
+
+With ``keep_superseded`` (the Iceberg lake is on: ``lake.enabled``, see
+``archive.iceberg``) earlier generations are versions the lake's older snapshots still
+read: a forced re-export (a month re-derived from the raw journal) always becomes a new
+generation, and step 5 deletes only files of the current generation's name space that
+the manifest does not list, never an earlier generation's.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ class ExportOptions:
     """Rows per Parquet file before the next part starts."""
     staging_dir: Path | None = None
     """Where parts are written before upload; None = the system temp directory."""
+    keep_superseded: bool = False
+    """Keep earlier generations' files (time travel in the Iceberg lake) and make every
+    forced re-export a new generation."""
 
     @classmethod
     def from_settings(cls, settings: ArchiveSettings) -> ExportOptions:
@@ -117,7 +126,9 @@ def export_month(
                 f"{table.name} {month}: source has {source_rows} rows, the archive {existing.total_rows}; "
                 "refusing to replace it with less (was the warm month dropped?). Use --force to override."
             )
-        generation = existing.generation if same else existing.generation + 1
+        generation = existing.generation if same and not (force and options.keep_superseded) else (
+            existing.generation + 1
+        )
 
     staging_root = options.staging_dir
     if staging_root is not None:
@@ -128,7 +139,7 @@ def export_month(
         manifest = _manifest(table, month, generation, parts, source_rows, options, when, checksum)
         target.put_bytes(layout.manifest_key(table.name, month), mf.encode(manifest))
     catalog.record_month(target, manifest, when)
-    _remove_stale(target, table.name, month, manifest)
+    _remove_stale(target, table.name, month, manifest, options.keep_superseded)
     return ExportResult(table.name, month, "exported", manifest, uploaded, skipped)
 
 
@@ -245,9 +256,26 @@ def _manifest(
     )
 
 
-def _remove_stale(target: Target, table: str, month: Month, manifest: mf.MonthManifest) -> None:
+def _generation_of(key: str) -> int | None:
+    """The generation in a part's name (``part-0000`` = 0, ``part-g2-0000`` = 2)."""
+    name = key.rsplit("/", 1)[-1]
+    if not (name.startswith("part-") and name.endswith(".parquet")):
+        return None
+    rest = name[len("part-") : -len(".parquet")]
+    if rest.startswith("g") and "-" in rest:
+        gen = rest[1:].split("-", 1)[0]
+        return int(gen) if gen.isdigit() else None
+    return 0 if rest.isdigit() else None
+
+
+def _remove_stale(
+    target: Target, table: str, month: Month, manifest: mf.MonthManifest, keep_superseded: bool = False
+) -> None:
     keep = {f.path for f in manifest.files}
     for obj in list(target.list(layout.month_dir(table, month))):
+        gen = _generation_of(obj.key)
+        if keep_superseded and gen is not None and gen < manifest.generation:
+            continue  # an earlier version: the lake's older snapshots read it
         if obj.key not in keep:
             target.delete(obj.key)
     if isinstance(target, LocalTarget):

@@ -245,6 +245,31 @@ class ArchiveSettings(_Section):
     staging_dir: Path = Field(Path(".local/archive-staging"), description="where export writes parts before upload")
 
 
+class LakeSettings(_Section):
+    """The archive as Apache Iceberg tables (docs/archive.md, "The lake as tables")."""
+
+    enabled: bool = Field(
+        False,
+        description="register every exported month as an Iceberg snapshot and keep superseded generations' files",
+    )
+    catalog_name: str = Field(
+        "tickarchive", pattern=r"^[a-z][a-z0-9_]*$", description="Iceberg catalog name (Spark's must be the same)"
+    )
+    namespace: str = Field("tickarchive", pattern=r"^[a-z][a-z0-9_]*$", description="Iceberg namespace of the tables")
+    catalog_dsn: str | None = Field(
+        None, description="PostgreSQL holding the catalog; default: the warm store, as its schema owner"
+    )
+    catalog_schema: str = Field(
+        "iceberg_catalog", pattern=r"^[a-z][a-z0-9_]*$", description="PostgreSQL schema of the catalog tables"
+    )
+    warehouse: str | None = Field(None, description="where table metadata goes; default: <archive.target>/_iceberg")
+    s3_endpoint: str | None = Field(
+        None, description="S3 endpoint for a b2:// target, e.g. https://s3.us-west-004.backblazeb2.com"
+    )
+    s3_region: str = Field("us-west-004", description="S3 region of s3_endpoint")
+    spark_java_home: Path | None = Field(None, description="Java 17 or 21 for Spark; default: JAVA_HOME or java on PATH")
+
+
 class SimulatorSettings(_Section):
     """The Deribit-compatible simulator (`tickarchive sim`)."""
 
@@ -273,6 +298,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     archive: ArchiveSettings = ArchiveSettings()
+    lake: LakeSettings = LakeSettings()
     simulator: SimulatorSettings = SimulatorSettings()
 
     @classmethod

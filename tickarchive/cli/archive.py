@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -33,6 +33,12 @@ from tickarchive.settings import Settings, load_settings
 from tickarchive.tables import MARKET_TABLES, Table
 from tickarchive.tables import table as table_named
 
+if TYPE_CHECKING:
+    from tickarchive.archive.iceberg import Lake
+
+CatalogDsnOpt = Annotated[
+    str | None, typer.Option("--catalog-dsn", help="PostgreSQL of the Iceberg catalog (default: lake settings)")
+]
 DEFAULT_TABLES = (*(t.name for t in MARKET_TABLES), "gaps")
 
 TargetOpt = Annotated[str | None, typer.Option("--target", help="file://DIR, a path, or b2://bucket/prefix")]
@@ -70,7 +76,15 @@ def _options(settings: Settings, staging: Path | None, file_rows: int | None) ->
         row_group_rows=base.row_group_rows,
         file_rows=file_rows or base.file_rows,
         staging_dir=staging or base.staging_dir or settings.paths.local_dir / "archive-staging",
+        keep_superseded=settings.lake.enabled,
     )
+
+
+def _lake(settings: Settings, target: str | None, dsn: str | None = None) -> Lake:
+    from tickarchive.archive.iceberg import Lake
+    from tickarchive.archive.lake import LakeConfig
+
+    return Lake(LakeConfig.from_settings(settings, target, dsn))
 
 
 def _warm_dsns(settings: Settings) -> tuple[str, str]:
@@ -159,19 +173,29 @@ def register(app: typer.Typer) -> None:
         staging: Annotated[Path | None, typer.Option("--staging-dir", help="where parts are written first")] = None,
         file_rows: Annotated[int | None, typer.Option("--file-rows", help="rows per Parquet file")] = None,
         force: Annotated[bool, typer.Option("--force", help="re-export even if the archive is up to date")] = False,
+        note: Annotated[
+            str, typer.Option("--note", help="why (kept in the lake's snapshot, e.g. 're-derived: parser fix')")
+        ] = "",
     ) -> None:
-        """Export a closed month (idempotent: an up-to-date month is left alone)."""
+        """Export a closed month (idempotent: an up-to-date month is left alone).
+
+        With lake.enabled each exported month is registered in the Iceberg lake as a new
+        snapshot, and superseded generations are kept for time travel."""
         settings = _settings()
         m = Month.parse(month)
         if m >= Month.of(dt.datetime.now(dt.UTC).date()):
             raise InvalidArgument(f"month {m} is not closed yet")
         tgt = _target(target, settings)
         options = _options(settings, staging, file_rows)
+        lake = _lake(settings, target) if settings.lake.enabled else None
         with contextlib.ExitStack() as stack, RichProgress() as progress:
             source = _source(stack, settings, from_dir, dsn)
             for t in _tables(table):
                 r = export_month(source, tgt, t, m, options, progress=progress, force=force)
                 mf = r.manifest
+                if lake is not None:
+                    reg = lake.register(mf, note)
+                    progress.note(f"{r.table} {m}: lake {reg.status} (snapshot {reg.snapshot_id})")
                 progress.note(
                     f"{r.table} {m}: {r.status}, {mf.total_rows:,} rows in {len(mf.files)} files "
                     f"({_fmt_bytes(mf.total_bytes)}; uploaded {r.uploaded}, skipped {r.skipped})"
@@ -314,6 +338,64 @@ def register(app: typer.Typer) -> None:
         )
         for d in decisions:
             _out().print(f"{d.table:<22} {d.month}  {d.verdict.value}")
+
+    @group.command("register")
+    def register_cmd(
+        table: TablesOpt = None,
+        month: Annotated[str | None, typer.Option("--month", help="only this month (YYYY-MM)")] = None,
+        target: TargetOpt = None,
+        note: Annotated[str, typer.Option("--note", help="kept in the snapshots' summaries")] = "",
+        dsn: CatalogDsnOpt = None,
+    ) -> None:
+        """Register archived months as Iceberg tables (idempotent; a new generation = a new snapshot)."""
+        settings = _settings()
+        tgt = _target(target, settings)
+        lake = _lake(settings, target, dsn)
+        index = catalog.rebuild_index(tgt, dt.datetime.now(dt.UTC))
+        wanted = set(table or [])
+        picked = [e for e in index.months if (not wanted or e.table in wanted) and (month is None or e.month == month)]
+        if not picked:
+            raise ArchiveError(f"nothing archived at {tgt.url} matches the selection")
+        for e in picked:
+            m = catalog.read_month_manifest(tgt, e.table, Month.parse(e.month))
+            if m is None:
+                continue
+            reg = lake.register(m, note)
+            _out().print(f"{reg.table:<13} {reg.month}  {reg.status:<10} snapshot {reg.snapshot_id}  "
+                         f"{reg.rows:,} rows in {reg.files} files")
+
+    @group.command("versions")
+    def versions_cmd(
+        table: TablesOpt = None,
+        month: Annotated[str | None, typer.Option("--month", help="only snapshots registering this month")] = None,
+        target: TargetOpt = None,
+        dsn: CatalogDsnOpt = None,
+    ) -> None:
+        """List the lake's versions: every Iceberg snapshot, which month and generation it registered."""
+        settings = _settings()
+        lake = _lake(settings, target, dsn)
+        names = table or lake.tables()
+        t = RichTable(title=f"Iceberg snapshots in {settings.lake.catalog_name}.{settings.lake.namespace}")
+        for col in ("table", "snapshot", "committed (UTC)", "operation", "month", "gen", "+rows", "-rows", "rows",
+                    "manifest", "note"):
+            t.add_column(col, justify="right" if col in ("gen", "+rows", "-rows", "rows") else "left")
+        for name in names:
+            for v in lake.versions(name, str(Month.parse(month)) if month else None):
+                t.add_row(
+                    name,
+                    f"{v.snapshot_id}{' *' if v.current else ''}",
+                    v.committed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    v.operation,
+                    v.month or "",
+                    "" if v.generation is None else str(v.generation),
+                    f"{v.added_rows:,}",
+                    f"{v.deleted_rows:,}",
+                    f"{v.total_rows:,}",
+                    (v.manifest_sha256 or "")[:12],
+                    v.note,
+                )
+        _out().print(t)
+        _out().print("* = current snapshot; older ones stay readable (Spark: VERSION AS OF <snapshot>)")
 
     app.add_typer(group, name="archive")
 
