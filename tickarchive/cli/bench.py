@@ -204,6 +204,18 @@ def bench_archive(
     _out().print(t)
 
 
+@app.command("products")
+def bench_products(
+    rows: Annotated[int, typer.Option("--rows", help="quotes in the day of the chain (800 options)")] = 1_000_000,
+    lake_rows: Annotated[int, typer.Option("--lake-rows", help="quotes in the lake's month")] = 3_000_000,
+    spark: Annotated[bool, typer.Option("--spark/--no-spark", help="also time Spark (starts a JVM)")] = True,
+) -> None:
+    """Chain snapshots/s over a day per tier, surface time per instant, Spark/DuckDB/polars on a lake month."""
+    from tickarchive.bench.products import run
+
+    run(rows=rows, lake_rows=lake_rows, spark=spark)
+
+
 @app.command("rollover")
 def bench_rollover_cmd(
     rows: Annotated[int, typer.Option("--rows", help="quote rows (trades get rows/20)")] = 1_000_000,
