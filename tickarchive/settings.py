@@ -267,7 +267,9 @@ class LakeSettings(_Section):
         None, description="S3 endpoint for a b2:// target, e.g. https://s3.us-west-004.backblazeb2.com"
     )
     s3_region: str = Field("us-west-004", description="S3 region of s3_endpoint")
-    spark_java_home: Path | None = Field(None, description="Java 17 or 21 for Spark; default: JAVA_HOME or java on PATH")
+    spark_java_home: Path | None = Field(
+        None, description="Java 17 or 21 for Spark; default: JAVA_HOME or java on PATH"
+    )
 
 
 class SimulatorSettings(_Section):
