@@ -40,7 +40,7 @@ from tickarchive.products import build, surface
 from tickarchive.settings import ApiSettings, ArchiveSettings, PathsSettings, PostgresSettings, Settings
 from tickarchive.tables import QUOTES
 
-out = Console()
+out = Console() if Console().is_terminal else Console(width=160)
 US_PER_S = 1_000_000
 US_PER_DAY = 86_400 * US_PER_S
 DAYS = {"hot": "2026-10-02", "warm": "2026-09-02", "cold": "2026-08-02"}
@@ -210,6 +210,7 @@ def lake_figures(settings: Settings, root: Path, dsn: str, spark: bool) -> list[
         [files]).fetchall())
     results.append(("duckdb (read_parquet of pyiceberg's plan)", plan_s, c, a, int(n[0])))
 
+    os.environ.setdefault("POLARS_ICEBERG_PLANNER", "pyiceberg")  # (no polars-iceberg plugin installed)
     t0 = time.perf_counter()
     lf = pl.scan_iceberg(tbl)
     start_s = time.perf_counter() - t0
