@@ -14,6 +14,7 @@ line and exits non-zero; anything else is a bug and keeps its traceback::
     ├── StoreError               tickarchive.store.errors (stack, migrations, writer, rollover)
     ├── ArchiveError             tickarchive.archive.errors
     ├── ApiError                 tickarchive.api.errors
+    ├── ProductError             tickarchive.products.errors
     ├── LoadtestError            tickarchive.loadtest.errors
     └── OpsError                 tickarchive.ops.errors (drill, quality report, demo)
 """
