@@ -181,7 +181,8 @@ def chain_snapshots(
     format: FormatQ = None,
     time_format: TimeFormatQ = TimeFormat.ISO,
 ) -> Response:
-    values = chain.VALUE_COLUMNS if not columns else tuple(c.strip() for c in columns.split(",") if c.strip())
+    values = chain.VALUE_COLUMNS if not columns else tuple(dict.fromkeys(c.strip() for c in columns.split(",")
+                                                                         if c.strip()))
     spec = _chain_spec(ctx, currency, start, end, at, interval, max_age_s, basis, values)
     out = choose(format, request.headers.get("accept"))
     frame = _collect(

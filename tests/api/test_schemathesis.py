@@ -57,5 +57,6 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
 
         run()
     assert sorted(paths) == sorted(
-        ["/health", "/metrics", "/quotes", "/trades", "/gaps", "/chain", "/book", "/ohlcv", "/instruments", "/coverage"]
+        ["/health", "/metrics", "/quotes", "/trades", "/gaps", "/chain", "/book", "/ohlcv", "/instruments", "/coverage",
+         "/chain/snapshots", "/surface", "/book/snapshots", "/options_chain", "/condition"]
     )

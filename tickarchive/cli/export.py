@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
 
         stores = _stores()
         try:
-            values = tuple(c.strip() for c in columns.split(",") if c.strip()) if columns else None
+            values = tuple(dict.fromkeys(c.strip() for c in columns.split(",") if c.strip())) if columns else None
             spec = _spec(currency, start, end, interval, max_age_s, basis, values, stores)
             n = write_frames(build.chain_snapshots(StoresSource(stores), spec), out, chain.TIME_COLUMNS,
                              chain.snapshot_schema(spec.values), time_format)
