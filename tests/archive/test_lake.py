@@ -81,7 +81,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_versions_read_by_spark_duckdb_and_polars(postgres: WarmHandle, tmp_path: Path) -> None:
+def test_versions_read_by_spark_duckdb_and_polars(
+    postgres: WarmHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLARS_ICEBERG_PLANNER", "pyiceberg")  # no polars-iceberg plugin: plan with pyiceberg
     root = tmp_path / "lake"
     target = LocalTarget(root)
     cfg = _config(postgres, root, f"lake_{uuid.uuid4().hex[:8]}")
