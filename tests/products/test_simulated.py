@@ -1,4 +1,6 @@
-"""The products end to end on simulated data: simulator → collector → QuestDB → API.
+"""The products end to end on simulated data: simulator → collector → QuestDB → API, then
+the same products from the warm store (after the real rollover) and from the Parquet
+archive (warm month dropped): identical in every tier.
 
 Every value is checked against values computed independently of the archive: which
 quote is the last one as of each instant comes from the simulator's send log (what it
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import io
 import math
 from pathlib import Path
@@ -35,10 +38,17 @@ from tests.ingest.test_collector import (
     wait_for,
 )
 from tickarchive.api.timefmt import iso
+from tickarchive.archive.export import export_month
+from tickarchive.archive.targets import open_target
 from tickarchive.ingest.journal import JournalReader
 from tickarchive.loadtest.sim import Simulator
+from tickarchive.months import Month
 from tickarchive.products.instruments import EXPIRY_HOUR_UTC
+from tickarchive.store.hot import HotReader, HotStore
+from tickarchive.store.rollover import RolloverOptions, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.store.warm import WarmStore
+from tickarchive.tables import BOOK_CHANGES, GAPS, QUOTES
 
 S = 1_000_000
 MAX_AGE_S = 30
@@ -47,8 +57,6 @@ _MONTHS = {m: i + 1 for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "J
 
 
 def expiry_us(name: str) -> int:
-    import datetime as dt
-
     d = name.split("-")[1]
     day, mon, yy = int(d[:-5]), _MONTHS[d[-5:-2]], int(d[-2:])
     t = dt.datetime(2000 + yy, mon, day, EXPIRY_HOUR_UTC, tzinfo=dt.UTC)
@@ -146,6 +154,54 @@ def surface_of(chain: dict[str, dict[str, Any]]) -> dict[int, dict[str, float | 
     return out
 
 
+def products(api: Api, start: int, end: int, book_inst: str) -> dict[str, Any]:
+    common = {"currency": "ETH", "start": iso(start), "end": iso(end), "time_format": "epoch_us"}
+    return {
+        "chain": api.get("/chain/snapshots", interval="1s", max_age_s=MAX_AGE_S, **common)["rows"],
+        "surface": api.get("/surface", interval="1s", max_age_s=MAX_AGE_S, **common)["rows"],
+        "book": api.get("/book/snapshots", instrument=book_inst, start=iso(start), end=iso(end), interval="20ms",
+                        depth=5, time_format="epoch_us")["rows"],
+        "tardis": api.client.get("/options_chain", params={"currency": "ETH", "start": iso(start),
+                                                           "end": iso(end)}).text,
+    }
+
+
+def _day(us: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(microseconds=us)
+
+
+def roll_and_archive(
+    api: Api, qdb: QuestDBHandle, warm: WarmHandle, tmp_path: Path, start: int, end: int
+) -> list[Any]:
+    """The real rollover of the run's day(s), with time moved to 01:00 the next day (the
+    collector's heartbeat at 00:05 that day, written here, is the evidence the journal was
+    shipped past midnight)."""
+    last = _day(end)
+    nxt = last + dt.timedelta(days=1)
+    qdb.query("INSERT INTO collector_heartbeats (ts, connection, connected, subscribed_channels, frames_total, "
+              f"journal_backlog_bytes) VALUES ('{nxt.isoformat()}T00:05:00.000000Z', 'c0', true, 3, 1, 0)")
+    qdb.wait_for_wal()
+    now = int(dt.datetime(nxt.year, nxt.month, nxt.day, 1, tzinfo=dt.UTC).timestamp()) * S
+    with HotStore(qdb.pg_dsn, qdb.http_url) as h, WarmStore(warm.owner_dsn, warm.dialect) as w:
+        report = run(h, w, now, RolloverOptions(reader=HotReader.PG))
+        assert report.ok, report.problems
+    return api.stores.segments(QUOTES, start, end)
+
+
+def to_cold(api: Api, warm: WarmHandle, tmp_path: Path, start: int, end: int) -> list[Any]:
+    """Archive the month, drop it from the warm store (what retention does once verified)."""
+    month = Month.of(_day(start))
+    target = open_target(str(tmp_path / "lake"))
+    with WarmStore.open(warm.owner_dsn) as source:
+        for t in (QUOTES, BOOK_CHANGES, GAPS):
+            export_month(source, target, t, month)
+    for t in (QUOTES, BOOK_CHANGES, GAPS):
+        warm.query(f"DELETE FROM {t.name} WHERE ts >= %s AND ts < %s", (
+            dt.datetime.fromtimestamp(month.start_us / S, dt.UTC), dt.datetime.fromtimestamp(month.end_us / S, dt.UTC)))
+    api.stores.cold.forget()
+    return api.stores.segments(QUOTES, start, end)
+
+
 async def test_products_from_the_simulator_equal_independent_values(
     tmp_path: Path, questdb_clean: QuestDBHandle, postgres_clean: WarmHandle
 ) -> None:
@@ -173,13 +229,13 @@ async def test_products_from_the_simulator_equal_independent_values(
     start, end = -(-first // S) * S, (last // S + 2) * S
     api = Api(make_settings(qdb, postgres_clean, tmp_path))
     try:
-        common = {"currency": "ETH", "start": iso(start), "end": iso(end), "time_format": "epoch_us"}
-        chain = api.get("/chain/snapshots", interval="1s", max_age_s=MAX_AGE_S, **common)["rows"]
-        surface = api.get("/surface", interval="1s", max_age_s=MAX_AGE_S, **common)["rows"]
-        book = api.get("/book/snapshots", instrument=book_inst, start=iso(start), end=iso(end), interval="20ms",
-                       depth=5, time_format="epoch_us")["rows"]
-        tardis_csv = api.client.get("/options_chain", params={"currency": "ETH", "start": iso(start),
-                                                              "end": iso(end)}).text
+        hot = products(api, start, end, book_inst)
+        chain, surface, book, tardis_csv = hot["chain"], hot["surface"], hot["book"], hot["tardis"]
+        # the same products once the day is rolled over (warm) and then archived (cold)
+        assert [s.tier.value for s in roll_and_archive(api, qdb, postgres_clean, tmp_path, start, end)] == ["warm"]
+        assert products(api, start, end, book_inst) == hot
+        assert [s.tier.value for s in to_cold(api, postgres_clean, tmp_path, start, end)] == ["cold"]
+        assert products(api, start, end, book_inst) == hot
     finally:
         api.close()
 
