@@ -83,12 +83,13 @@ def ensure_jar(cache_dir: Path, jar: MavenJar, repo_url: str = MAVEN_CENTRAL, ti
     url = jar.url(repo_url)
     h = hashlib.sha1()
     try:
-        with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=True) as r, tmp.open("wb") as f:
+        with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=True) as r:
             if r.status_code != 200:
                 raise LakeError(f"{url} answered HTTP {r.status_code}")
-            for chunk in r.iter_bytes(CHUNK_BYTES):
-                h.update(chunk)
-                f.write(chunk)
+            with tmp.open("wb") as f:
+                for chunk in r.iter_bytes(CHUNK_BYTES):
+                    h.update(chunk)
+                    f.write(chunk)
     except (httpx.HTTPError, OSError) as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
