@@ -276,12 +276,9 @@ def options_chain(
     cur = p.currency(currency)
     lo, hi = parse_time("start", start), parse_time("end", end)
     p.time_range(lo, hi, 1)
-    frame = _collect(build.options_chain(StoresSource(ctx.stores), cur, lo, hi), a.max_rows, "the options chain",
-                     {c: pl.Null() for c in tardis.OPTIONS_CHAIN_COLUMNS})
-    if frame.height:
-        frame = frame.sort("local_timestamp", "symbol", "timestamp")
-    body = tardis.csv_bytes(frame if frame.height else pl.DataFrame(schema=dict.fromkeys(
-        tardis.OPTIONS_CHAIN_COLUMNS, pl.String)))
+    empty = dict.fromkeys(tardis.OPTIONS_CHAIN_COLUMNS, pl.String())
+    frame = _collect(build.options_chain(StoresSource(ctx.stores), cur, lo, hi), a.max_rows, "the options chain", empty)
+    body = tardis.csv_bytes(frame.sort("local_timestamp", "symbol", "timestamp") if frame.height else frame)
     name = f"deribit_options_chain_{iso(lo)[:10]}_OPTIONS.csv"
     return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"X-Row-Count": str(frame.height), "Content-Disposition": f'inline; filename="{name}"'})
