@@ -171,8 +171,20 @@ def session(
 ) -> SparkSession:
     """A local Spark (``local[cores]``, bound to loopback) with the lake's catalog."""
     jars = ensure_jars(cache_dir, repo_url)
-    os.environ["JAVA_HOME"] = str(find_java_home(java_home))
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    env = {"JAVA_HOME": str(find_java_home(java_home)), "SPARK_LOCAL_IP": "127.0.0.1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # read when the JVM is launched (getOrCreate), then restored
+    try:
+        return _build(config, jars, app_name, cores)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _build(config: LakeConfig, jars: list[Path], app_name: str, cores: int) -> SparkSession:
     from pyspark.sql import SparkSession
 
     builder: Any = SparkSession.builder.master(f"local[{cores}]").appName(app_name)
