@@ -97,9 +97,17 @@ def _register_all() -> None:
 _register_all()
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """The ``tickarchive`` entry point: every error is a message, never a traceback.
+
+    A usage error (unknown command or option, missing or malformed value) is one or two
+    lines from ``tickarchive.cli.usage`` with exit status 2; a ``TickarchiveError`` is
+    ``error: ...`` with exit status 1."""
+    from tickarchive.cli.usage import PROG, explain
+
+    argv = list(sys.argv[1:] if args is None else args)
     try:
-        app(standalone_mode=False)
+        app(argv, prog_name=PROG, standalone_mode=False)
     except TickarchiveError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(1)
@@ -108,10 +116,8 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors carry their own exit codes
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # typer/click usage errors (they carry their exit codes)
+        if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+            for line in explain(exc, argv, typer.main.get_command(app)):
+                typer.echo(line, err=True)
+        sys.exit(getattr(exc, "exit_code", 2))

@@ -42,7 +42,7 @@ CatalogDsnOpt = Annotated[
 DEFAULT_TABLES = (*(t.name for t in MARKET_TABLES), "gaps")
 
 TargetOpt = Annotated[str | None, typer.Option("--target", help="file://DIR, a path, or b2://bucket/prefix")]
-MonthOpt = Annotated[str, typer.Option("--month", help="month to work on, YYYY-MM")]
+MonthOpt = Annotated[str, typer.Option("--month", metavar="YYYY-MM", help="month to work on, e.g. 2026-11")]
 TablesOpt = Annotated[list[str] | None, typer.Option("--table", help="table (repeatable); default: all market tables")]
 
 err = Console(stderr=True)

@@ -90,7 +90,9 @@ def journal_verify(directory: DirOption = None) -> None:
 
 
 def journal_export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="output file in the replay format ('-' = stdout)")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="FILE", help="output file in the replay format ('-' = stdout)")
+    ],
     start: Annotated[str | None, typer.Option(help="first receive time (unix seconds or ISO-8601, UTC)")] = None,
     end: Annotated[str | None, typer.Option(help="end receive time, exclusive")] = None,
     connection: Annotated[str | None, typer.Option(help="only this connection id")] = None,
@@ -117,7 +119,9 @@ def journal_export(
 
 
 def replay(
-    files: Annotated[list[Path], typer.Argument(help="replay-format files (journal exports, captures, .zst)")],
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE", help="replay-format files (journal exports, captures, .zst)")
+    ],
     to: Annotated[Path | None, typer.Option("--to", help="output directory: DIR/<table>.parquet")] = None,
     questdb: Annotated[bool, typer.Option("--questdb", help="write into QuestDB over ILP/HTTP instead")] = False,
     questdb_conf: Annotated[

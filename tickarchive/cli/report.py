@@ -14,8 +14,12 @@ def register(app: typer.Typer) -> None:
 
     @report.command("quality")
     def quality(
-        day: Annotated[str, typer.Option("--day", help="UTC day: YYYY-MM-DD, today or yesterday")],
-        out: Annotated[Path, typer.Option("--out", help="directory; the report goes to OUT/<day>/index.html")],
+        day: Annotated[
+            str, typer.Option("--day", metavar="YYYY-MM-DD", help="UTC day: YYYY-MM-DD, today or yesterday")
+        ],
+        out: Annotated[
+            Path, typer.Option("--out", metavar="DIR", help="directory; the report goes to OUT/<day>/index.html")
+        ],
         source: Annotated[
             str, typer.Option("--source", help="auto (warm store if the rollover ledger has the day), hot or warm")
         ] = "auto",

@@ -108,7 +108,7 @@ def demo(
         typer.echo(f"  API               {api_url}/docs   health: {api_url}/health")
         typer.echo(f"  simulator         {ws_url}   control: {http}/control/status")
         typer.echo(f"  inject a fault    curl '{http}/control/fault/drop'   (then look at the gaps table)")
-        typer.echo(f"  journal           {journal}   (tickarchive journal ls {journal})")
+        typer.echo(f"  journal           {journal}   (tickarchive journal ls --dir {journal})")
         typer.echo("")
         while not stop_requested:
             for name, p in procs:
