@@ -1,29 +1,35 @@
 """Settings: frozen, typed, validated at start-up.
 
 Sources, highest priority first:
-1. environment variables ``TICKARCHIVE_<SECTION>__<FIELD>`` (e.g. ``TICKARCHIVE_QUESTDB__HTTP_PORT=9000``);
+1. environment variables ``TICKARCHIVE_<SECTION>__<FIELD>`` (e.g. ``TICKARCHIVE_QUESTDB__HTTP_PORT=9000``;
+   a list as ``ETH,BTC`` or JSON ``["ETH","BTC"]``);
 2. a TOML file named by ``TICKARCHIVE_CONFIG`` (or ``--config`` on the CLI), with one
    table per section (``[questdb]``, ``[deribit]``, ...);
 3. the defaults below.
 
 Every field is documented in ``docs/configuration.md`` (a test keeps the two in step).
 Units are part of field names (``_s``, ``_ms``, ``_bytes``, ``_days``).
+
+A bad setting is reported with the source it came from (the environment variable, or the
+file and line) in plain words (``tickarchive.settings_sources``).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from tickarchive import settings_sources as sources
 from tickarchive.errors import SettingsError
 
 CONFIG_ENV = "TICKARCHIVE_CONFIG"
@@ -34,6 +40,8 @@ class _Section(BaseModel):
 
 
 Port = int
+StrList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(sources.split_list)]
+"""A list of names; from the environment as ``ETH,BTC`` or JSON ``["ETH","BTC"]``."""
 
 
 def _port(default: int, doc: str) -> Any:
@@ -120,20 +128,20 @@ class DeribitSettings(_Section):
     history_url: str = Field(
         "https://history.deribit.com/api/v2", description="trade history endpoint used for backfills"
     )
-    currencies: tuple[str, ...] = Field(("ETH",), description="currencies to collect")
-    kinds: tuple[str, ...] = Field(("option",), description="instrument kinds: option, future, spot, ...")
+    currencies: StrList = Field(("ETH",), description="currencies to collect")
+    kinds: StrList = Field(("option",), description="instrument kinds: option, future, spot, ...")
     interval: Literal["100ms", "agg2", "raw"] = Field("100ms", description="channel interval (raw needs auth)")
     ticker: bool = Field(True, description="subscribe ticker.{instrument}.{interval}")
     book: bool = Field(True, description="subscribe book.{instrument}.{interval}")
     trades: bool = Field(True, description="subscribe trades.{kind}.{currency}.{interval}")
-    index_names: tuple[str, ...] = Field(("eth_usd",), description="deribit_price_index channels")
+    index_names: StrList = Field(("eth_usd",), description="deribit_price_index channels")
     connections: int = Field(4, ge=1, le=30, description="WebSocket connections to shard channels over")
     channels_per_request: int = Field(250, ge=1, le=500, description="channels per public/subscribe call")
     subscribe_rate_per_s: float = Field(3.0, gt=0, description="public/subscribe calls per second, all connections")
     heartbeat_interval_s: int = Field(10, ge=10, description="public/set_heartbeat interval (Deribit minimum 10)")
     stale_connection_s: float = Field(15.0, gt=0, description="reconnect when a subscribed socket is silent this long")
     stale_instrument_s: float = Field(10.0, gt=0, description="gap when a liquid instrument is silent this long")
-    liquid_instruments: tuple[str, ...] = Field(
+    liquid_instruments: StrList = Field(
         (), description="instruments whose silence for stale_instrument_s is a stale gap (exact names)"
     )
     reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect backoff")
@@ -192,7 +200,7 @@ class ApiSettings(_Section):
     host: str = Field("127.0.0.1", description="API listen address")
     port: Port = _port(18000, "API listen port")
     max_rows: int = Field(1_000_000, ge=1, description="largest result a query may return")
-    api_keys_sha256: tuple[str, ...] = Field((), description="SHA-256 hex digests of accepted API keys; empty = open")
+    api_keys_sha256: StrList = Field((), description="SHA-256 hex digests of accepted API keys; empty = open")
     rate_limit_per_min: int = Field(600, ge=1, description="requests per minute per API key")
     rate_limit_burst: int = Field(60, ge=1, description="requests a key may make at once (token bucket size)")
     default_limit: int = Field(10_000, ge=1, description="rows per page when a query gives no limit")
@@ -322,8 +330,19 @@ class Settings(BaseSettings):
 _config_file_override: str | None = None
 
 
+def _fields() -> dict[str, set[str]]:
+    out = {}
+    for name, info in Settings.model_fields.items():
+        model = info.annotation
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
+        out[name] = set(model.model_fields)
+    return out
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings, or raise ``SettingsError`` with one line per bad setting.
+    """Build the settings, or raise ``SettingsError`` with one line per bad setting, each
+    naming where the value came from (environment variable, or config file and line).
 
     ``config_file`` takes precedence over ``TICKARCHIVE_CONFIG``."""
     global _config_file_override
@@ -332,17 +351,25 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     path = os.environ.get(CONFIG_ENV)
     if config_file is None and path and not Path(path).is_file():
         raise SettingsError(f"{CONFIG_ENV}={path}: no such file")
-    _config_file_override = str(config_file) if config_file is not None else None
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            env = "TICKARCHIVE_" + "__".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"setting {loc} ({env}): {err['msg']} (got {err.get('input')!r})")
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
-    except ValueError as exc:  # malformed TOML or env JSON
-        raise SettingsError(f"invalid settings: {exc}") from None
-    finally:
-        _config_file_override = None
+    chosen = config_file if config_file is not None else (Path(path) if path else None)
+    toml = None
+    if chosen is not None:
+        try:
+            toml, _ = sources.TomlFile.read(chosen)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+    fields = _fields()
+    problems = sources.unknown_env(fields, os.environ)
+    if not problems:
+        _config_file_override = str(config_file) if config_file is not None else None
+        try:
+            return Settings(**overrides)
+        except ValidationError as exc:
+            problems = sources.explain(exc.errors(), fields, toml, os.environ)
+        except ValueError as exc:  # a whole section given as malformed JSON in the environment
+            problems = [sources.explain_decode_error(str(exc))]
+        finally:
+            _config_file_override = None
+    if len(problems) == 1:
+        raise SettingsError(problems[0])
+    raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))

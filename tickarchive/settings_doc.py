@@ -18,7 +18,8 @@ Every setting of tickarchive, generated from `tickarchive/settings.py`
 Settings come from, highest priority first:
 
 1. environment variables `TICKARCHIVE_<SECTION>__<FIELD>` — e.g.
-   `TICKARCHIVE_QUESTDB__HTTP_PORT=9000`; lists as JSON: `TICKARCHIVE_DERIBIT__CURRENCIES='["ETH","BTC"]'`;
+   `TICKARCHIVE_QUESTDB__HTTP_PORT=9000`; a list comma-separated, `TICKARCHIVE_DERIBIT__CURRENCIES=ETH,BTC`,
+   or as JSON, `TICKARCHIVE_DERIBIT__CURRENCIES='["ETH","BTC"]'`;
 2. a TOML file named by `TICKARCHIVE_CONFIG` or `tickarchive --config FILE`, one table per section:
 
    ```toml
@@ -33,8 +34,11 @@ Settings come from, highest priority first:
 3. the defaults below.
 
 Settings are validated at start-up; a bad value stops the command with one line per bad
-setting naming it, e.g. `setting questdb.http_port (TICKARCHIVE_QUESTDB__HTTP_PORT): Input should
-be less than or equal to 65535 (got '99999')`. `tickarchive config check` validates without doing
+setting naming where it came from and what is wrong, e.g.
+`environment variable TICKARCHIVE_API__PORT: api.port = '99999' must be at most 65535` or
+`/etc/tickarchive/tickarchive.toml line 4: questdb.http_port = 'abc' must be a whole number`; a
+file that is not valid TOML is named with the line and column of the mistake, and an unknown
+setting or section is named with the closest known one. `tickarchive config check` validates without doing
 anything else; `tickarchive config show` prints the effective settings (passwords hidden).
 Units are part of field names: `_s` seconds, `_ms` milliseconds, `_min` minutes, `_bytes`, `_mb`
 mebibytes, `_days`, `_months`, `_per_s` per second.
