@@ -65,6 +65,11 @@ class RefusedExport(ArchiveError):
     """An export that would replace a good archive with less data."""
 
 
+class EmptyMonth(RefusedExport):
+    """An export of a month the source holds no rows of, in any table: nothing to archive
+    (an empty archive must never pass for an archived, verified month)."""
+
+
 class IntegrityError(ArchiveError):
     """Stored data does not match what was expected (hashes, row counts, ts ranges).
 

@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from tickarchive.archive import catalog, layout
 from tickarchive.archive import manifest as mf
-from tickarchive.archive.errors import ArchiveError, RefusedExport, RowCountMismatch
+from tickarchive.archive.errors import ArchiveError, EmptyMonth, RefusedExport, RowCountMismatch
 from tickarchive.archive.local_target import LocalTarget
 from tickarchive.archive.parquet_files import SCHEMA_VERSION, MonthWriter, WrittenPart, schema_fingerprint, sort_columns
 from tickarchive.archive.source import ArchiveSource
@@ -280,6 +280,22 @@ def _remove_stale(
             target.delete(obj.key)
     if isinstance(target, LocalTarget):
         target.remove_temporaries(layout.month_dir(table, month))
+
+
+def refuse_empty_month(source: ArchiveSource, tables: list[Table], month: Month) -> dict[str, int]:
+    """The source's row count of each table for ``month``; ``EmptyMonth`` when all are 0.
+
+    One table without rows in a month that has data (no gaps that month, say) is exported
+    as an empty manifest (``total_rows`` 0), which ``archive ls`` and ``verify`` show as
+    *empty*. A month with no rows at all is refused: it is not in the source (not rolled
+    over yet, or already dropped), and an archive of nothing must not look archived."""
+    counts = {t.name: source.count_rows(t, month) for t in tables}
+    if not any(counts.values()):
+        raise EmptyMonth(
+            f"{month}: the source holds no rows of {', '.join(counts)} in that month; nothing to archive "
+            "(days reach the warm store through `tickarchive rollover` once sealed)"
+        )
+    return counts
 
 
 def export_months(

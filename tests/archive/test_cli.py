@@ -166,3 +166,41 @@ def test_journal_command_archives_sealed_acknowledged_segments_by_day(
     assert "up-to-date" in r.output
     r = runner.invoke(app, ["archive", "verify-journal", "--target", str(lake)])
     assert r.exit_code == 0, r.output
+
+
+def test_an_empty_month_is_refused_and_an_empty_table_is_never_shown_verified(
+    cli: tuple[typer.Typer, CliRunner], replay_dir: Path, tmp_path: Path
+) -> None:
+    app, runner = cli
+    lake = tmp_path / "lake"
+    empty = tmp_path / "empty-replay"
+    empty.mkdir()
+    # a month the source holds nothing of: refused, nothing written, no "success" recorded
+    r = runner.invoke(app, ["archive", "export", "--month", "2026-11", "--from-dir", str(empty), "--target", str(lake)])
+    assert r.exit_code != 0
+    assert "2026-11: the source holds no rows of quotes, trades, book_changes, index_ticks, instruments, gaps" in str(
+        r.exception
+    )
+    assert "nothing to archive" in str(r.exception)
+    assert not lake.exists() or not any(lake.rglob("*.json"))
+    assert catalog.read_index(LocalTarget(lake)).months == ()
+    # a month with quotes and trades but no other table: those are recorded as empty
+    r = runner.invoke(app, ["archive", "export", "--month", "2026-10", "--from-dir", str(replay_dir), "--target",
+                            str(lake)])
+    assert r.exit_code == 0, r.output
+    assert "gaps 2026-10: empty (no rows that month), recorded as empty" in r.output
+    r = runner.invoke(app, ["archive", "verify", "--target", str(lake)])
+    assert r.exit_code == 0, r.output
+    assert "gaps 2026-10: empty (the month had no rows; nothing to verify)" in r.output
+    assert "quotes 2026-10: OK (1 files, 1,200 rows)" in r.output
+    r = runner.invoke(app, ["archive", "ls", "--target", str(lake)])
+    # ls is a rich table: │ table │ month │ gen │ rows │ files │ size │ created │ verified │
+    cells = {
+        cells[0]: cells[-1]
+        for line in r.output.splitlines() if "2026-10" in line
+        for cells in [[c.strip() for c in line.strip("│ ").split("│")]]
+    }
+    assert cells["quotes"] == "yes"
+    assert cells["trades"] == "yes"
+    assert cells["gaps"] == "empty"
+    assert cells["book_changes"] == "empty"

@@ -20,7 +20,7 @@ from rich.table import Table as RichTable
 
 from tickarchive.archive import catalog, layout, retention
 from tickarchive.archive.errors import ArchiveError, IntegrityError, InvalidArgument
-from tickarchive.archive.export import ExportOptions, export_month
+from tickarchive.archive.export import ExportOptions, export_month, refuse_empty_month
 from tickarchive.archive.journal import archive_journal_day, check_journal_day, segments_by_day
 from tickarchive.archive.restore import restore_month
 from tickarchive.archive.source import ArchiveSource
@@ -139,7 +139,10 @@ def register(app: typer.Typer) -> None:
         for col in ("table", "month", "gen", "rows", "files", "size", "created", "verified"):
             t.add_column(col, justify="right" if col in ("rows", "files", "size", "gen") else "left")
         for m in index.months:
-            verified = catalog.is_verified(tgt, m.table, Month.parse(m.month))
+            # an empty month (a table without rows that month) is never shown as a verified archive
+            verified = "empty" if m.rows == 0 else (
+                "yes" if catalog.is_verified(tgt, m.table, Month.parse(m.month)) else "no"
+            )
             t.add_row(
                 m.table,
                 m.month,
@@ -148,7 +151,7 @@ def register(app: typer.Typer) -> None:
                 str(m.files),
                 _fmt_bytes(m.bytes),
                 m.created_at,
-                "yes" if verified else "no",
+                verified,
             )
         _out().print(t)
         if index.journal_days:
@@ -190,9 +193,14 @@ def register(app: typer.Typer) -> None:
         lake = _lake(settings, target) if settings.lake.enabled else None
         with contextlib.ExitStack() as stack, RichProgress() as progress:
             source = _source(stack, settings, from_dir, dsn)
-            for t in _tables(table):
+            tables = _tables(table)
+            refuse_empty_month(source, tables, m)
+            for t in tables:
                 r = export_month(source, tgt, t, m, options, progress=progress, force=force)
                 mf = r.manifest
+                if mf.total_rows == 0:
+                    progress.note(f"{r.table} {m}: empty (no rows that month), recorded as empty")
+                    continue
                 if lake is not None:
                     reg = lake.register(mf, note)
                     progress.note(f"{r.table} {m}: lake {reg.status} (snapshot {reg.snapshot_id})")
@@ -227,7 +235,10 @@ def register(app: typer.Typer) -> None:
                 result = check_month(tgt, t_name, m, progress=progress)
                 if result.ok:
                     record_verified(tgt, result)
-                    progress.note(f"{t_name} {m}: OK ({result.files} files, {result.rows:,} rows)")
+                    if result.rows == 0:
+                        progress.note(f"{t_name} {m}: empty (the month had no rows; nothing to verify)")
+                    else:
+                        progress.note(f"{t_name} {m}: OK ({result.files} files, {result.rows:,} rows)")
                 else:
                     forget_verified(tgt, t_name, m)
                     problems.extend(result.problems)
