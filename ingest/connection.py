@@ -81,6 +81,8 @@ class ConnectionDriver:
         self._limiter = reconnect_limiter
         self._backoff = backoff
         self._metrics = metrics
+        if metrics is not None:
+            metrics.declare_connection(self.name)  # its series at 0 from the first scrape
         self._gate = gate
         self._open_timeout_s = open_timeout_s
         self._max_frame_bytes = max_frame_bytes

@@ -13,6 +13,11 @@ by the callers (``frame_counter``); ``tickarchive_frames_total`` is added per re
 ages (exchange ts → acknowledgement) of the batch's oldest and newest *live market row*
 (quotes, ``ws`` trades, book changes, index ticks); gaps, heartbeats, instruments and
 backfilled trades are not measured.
+
+Every labelled counter and gauge whose label values are known at start (gap kinds,
+malformed-frame kinds, tables; connections once their driver exists,
+``declare_connection``) is exported at 0 from the first scrape: a panel shows 0 rather than
+"No data", and ``increase()`` sees the first event (a series born at 1 would hide it).
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tickarchive.domain import GapKind
 from tickarchive.ingest.errors import IngestError
 from tickarchive.ingest.journal.files import disk_usage
+from tickarchive.tables import ALL_TABLES
+from tickarchive.venue import MalformedKind
 
 CHANNELS: Final = (
     "ticker",
@@ -181,6 +189,26 @@ class CollectorMetrics:
         )
         self.quarantined.labels(reason="journal_damage")  # exported at 0 from the start
         self._frame_children: dict[tuple[str, str], Counter] = {}
+        self._declare()
+
+    def _declare(self) -> None:
+        """Create every child whose label values are known now, at 0."""
+        for kind in GapKind:
+            self.gaps.labels(kind=kind.value)
+            self.open_gaps.labels(kind=kind.value)
+            self.max_open_gap.labels(kind=kind.value)
+        for malformed in MalformedKind:
+            self.malformed.labels(kind=malformed.value)
+        for t in ALL_TABLES:
+            self.ticks.labels(table=t.name)
+            self.stored_rows.labels(table=t.name)
+            self.questdb_flush_errors.labels(table=t.name)
+
+    def declare_connection(self, connection: str) -> None:
+        """Export the per-connection series of ``connection`` at 0 (called when its driver is made)."""
+        self.reconnects.labels(connection=connection)
+        self.connection_up.labels(connection=connection).set(0)
+        self.subscribed_channels.labels(connection=connection).set(0)
 
     def frame_counter(self, connection: str, channel: str) -> Counter:
         key = (connection, channel)

@@ -1,5 +1,6 @@
 """Prometheus and Alertmanager configuration, checked by their own tools, and the alert
-rules unit-tested with ``promtool test rules`` (deploy/prometheus/alerts_test.yml)."""
+rules unit-tested with ``promtool test rules`` (deploy/prometheus/alerts_test.yml, and
+alerts_absence_test.yml for the rules that wait days: "never succeeded")."""
 
 from __future__ import annotations
 
@@ -40,9 +41,12 @@ def test_promtool_check_rules() -> None:
     assert f"SUCCESS: {rules} rules found" in out
 
 
+TEST_FILES = ("alerts_test.yml", "alerts_absence_test.yml")
+
+
 def test_promtool_test_rules() -> None:
-    out = _run(_tool("promtool"), "test", "rules", "alerts_test.yml", cwd=PROM)
-    assert "SUCCESS" in out
+    out = _run(_tool("promtool"), "test", "rules", *TEST_FILES, cwd=PROM)
+    assert out.count("SUCCESS") == len(TEST_FILES), out
 
 
 def test_amtool_check_config() -> None:
@@ -78,9 +82,27 @@ def test_every_issue_alert_exists_and_is_tested() -> None:
     assert "tickarchive_archive_failures_total" in rules["TickarchiveArchiveFailed"]
     assert "tickarchive_archive_last_success_timestamp_seconds" in rules["TickarchiveArchiveLate"]
     assert "> 0.8" in rules["TickarchiveDiskAlmostFull"]
-    tests = yaml.safe_load((PROM / "alerts_test.yml").read_text())
-    tested = {c["alertname"] for t in tests["tests"] for c in t["alert_rule_test"] if c.get("exp_alerts")}
+    tested = {
+        c["alertname"]
+        for f in TEST_FILES
+        for t in yaml.safe_load((PROM / f).read_text())["tests"]
+        for c in t["alert_rule_test"]
+        if c.get("exp_alerts")
+    }
     assert tested == set(rules), f"alerts without a firing test: {set(rules) - tested}"
+
+
+def test_every_alert_fires_on_absence() -> None:
+    """A rule that compares a metric that may not exist must have a twin (or a branch) that
+    fires on its absence: the collector exports its counters at 0 from the start, so only
+    ``up`` and the API's lifecycle timestamps (which exist after a first success) need one."""
+    exprs = {str(r["alert"]): str(r["expr"]) for r in _rules()}
+    assert 'absent(up{job="tickarchive-collector"})' in exprs["TickarchiveCollectorDown"]
+    assert 'absent(up{job="tickarchive-api"})' in exprs["TickarchiveApiDown"]
+    assert "or vector(0)" in exprs["TickarchiveNoTicks"]
+    for stamp in ("tickarchive_rollover_last_day_timestamp_seconds",
+                  "tickarchive_archive_last_success_timestamp_seconds"):
+        assert any(e == f"absent({stamp})" for e in exprs.values()), f"nothing fires while {stamp} is absent"
 
 
 def test_scrape_targets_match_the_services() -> None:
