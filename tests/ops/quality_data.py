@@ -7,8 +7,17 @@ Planted on DAY (2026-11-20):
   after a newer quote of its instrument (ts goes backwards in receive order);
 - trades: seq 105 and 106 of A missing (18 of 20), 1 trade with price 0, 1 received late
   (ts backwards), 1 repeated trade id on B (a re-delivery with another ts);
-- volume: A's last volume_24h equals its traded amount (ok), B's does not (mismatch);
+- volume: the collector has run since 24 h before DAY (a heartbeat then), so every 24 h
+  window is comparable: A's last volume_24h (23:10) equals its trades in (23:10 the day
+  before, 23:10] — the day's 10.0 plus 7.0 the day before (ok); B's (11:45) does not
+  (mismatch: its trades come later that day);
 - rows just outside the day on both sides, and a gap of the next day, which must not count.
+
+Planted on DAY2 (2026-11-25), a *partial* day as a newcomer's demo makes it: collection
+starts at 09:30 and the report is made at 15:20 (NOW2), so hours 00–08 and 16–23 are not
+collected; P2 is silent in hour 12, F (a perpetual) stops quoting after 11:59; two of P1's
+trades were backfilled after a gap (received at 14:00, long after later trades): not
+flagged; every 24 h volume window reaches before collection began: none compared.
 """
 
 from __future__ import annotations
@@ -21,6 +30,9 @@ import psycopg
 from questdb import Sender, TimestampMicros
 
 from tickarchive.ops.quality.model import GapRow, QuoteRow, TradeRow
+
+HeartbeatRow = tuple[int, str]
+"""(ts_us, connection)"""
 
 DAY = dt.date(2026, 11, 20)
 A = "ETH-27DEC26-4000-C"
@@ -48,9 +60,9 @@ def _q(ts: int, inst: str, bid: float | None, ask: float | None, *, bid_amount: 
 
 def _quotes() -> list[QuoteRow]:
     rows = []
-    # A: one quote per hour at :10, three more in hour 5; the last (23:10) carries volume 10.0
+    # A: one quote per hour at :10, three more in hour 5; the last (23:10) carries volume 17.0
     for h in range(24):
-        rows.append(_q(T0 + h * H + 600 * S, A, 0.05, 0.06, volume=10.0 if h == 23 else 99.0))
+        rows.append(_q(T0 + h * H + 600 * S, A, 0.05, 0.06, volume=17.0 if h == 23 else 99.0))
     rows += [_q(T0 + 5 * H + m * 60 * S, A, 0.05, 0.06) for m in (20, 30, 40)]
     # B: two quotes per hour in hours 0..11; the last (11:45) carries volume 5.0
     for h in range(12):
@@ -106,6 +118,49 @@ def _gaps() -> list[GapRow]:
 QUOTES = _quotes()
 TRADES = _trades()
 GAPS = _gaps()
+HEARTBEATS: list[HeartbeatRow] = [(T0 - 24 * H, "c0")]
+"""The collector ran from 24 h before DAY (its other heartbeats do not matter here)."""
+
+# ---- DAY2: a partial day ------------------------------------------------------------------
+
+DAY2 = dt.date(2026, 11, 25)
+T2 = int(dt.datetime(2026, 11, 25, tzinfo=dt.UTC).timestamp()) * S
+P1 = "ETH-28NOV26-3000-C"
+P2 = "ETH-28NOV26-3200-C"
+F = "ETH-PERPETUAL"
+START2 = T2 + 9 * H + 30 * 60 * S
+NOW2 = T2 + 15 * H + 20 * 60 * S
+COLLECTED2 = tuple(9 <= h <= 15 for h in range(24))
+
+
+def _quotes2() -> list[QuoteRow]:
+    rows = []
+    for ts in range(START2, NOW2, 600 * S):  # every 10 minutes from 09:30 to 15:10
+        hour = (ts - T2) // H
+        rows.append(_q(ts, P1, 0.05, 0.06, volume=50.0))
+        if hour != 12:
+            rows.append(_q(ts + S, P2, 0.02, 0.03, volume=50.0))
+        if hour < 12:
+            rows.append(_q(ts + 2 * S, F, 3000.0, 3000.5, volume=50.0))
+    return rows
+
+
+def _trades2() -> list[TradeRow]:
+    rows = []
+    for seq in range(1, 11):
+        ts = T2 + 10 * H + seq * 5 * 60 * S  # 10:05 ... 10:50
+        if seq in (5, 6):  # inside the 10:35-10:55 gap: fetched from the history API at 14:00
+            rows.append(TradeRow(ts, T2 + 14 * H, P1, f"ETH-7{seq:03d}", seq, 0.055, 1.0, "backfill"))
+        else:
+            rows.append(TradeRow(ts, ts + 30_000, P1, f"ETH-7{seq:03d}", seq, 0.055, 1.0, "ws"))
+    return rows
+
+
+QUOTES2 = _quotes2()
+TRADES2 = _trades2()
+GAPS2 = [GapRow(T2 + 10 * H + 35 * 60 * S, T2 + 10 * H + 55 * 60 * S, P1, "trade_seq", "seq 5..6 missing", "c1",
+                "backfilled")]
+HEARTBEATS2: list[HeartbeatRow] = [(ts, "c0") for ts in range(START2, NOW2, 60 * S)]
 
 
 def in_day(ts_us: int) -> bool:
@@ -126,22 +181,28 @@ def _ts(us: int) -> TimestampMicros:
 
 def load_questdb(ilp_conf: str) -> None:
     with Sender.from_conf(ilp_conf) as sender:
-        for q in QUOTES:
+        for q in QUOTES + QUOTES2:
             cols: dict[str, Any] = {"recv_ts": _ts(q.recv_us)}
             for name in ("bid_price", "bid_amount", "ask_price", "ask_amount", "volume_24h"):
                 value = getattr(q, name)
                 if value is not None:
                     cols[name] = value
             sender.row("quotes", symbols={"instrument": q.instrument}, columns=cols, at=_ts(q.ts_us))
-        for t in TRADES:
+        for t in TRADES + TRADES2:
             sender.row(
                 "trades",
-                symbols={"instrument": t.instrument, "direction": "buy", "source": "ws"},
+                symbols={"instrument": t.instrument, "direction": "buy", "source": t.source},
                 columns={"recv_ts": _ts(t.recv_us), "trade_id": t.trade_id, "trade_seq": t.trade_seq,
                          "price": t.price, "amount": t.amount},
                 at=_ts(t.ts_us),
             )
-        for g in GAPS:
+        for ts, connection in HEARTBEATS + HEARTBEATS2:
+            sender.row(
+                "collector_heartbeats", symbols={"connection": connection},
+                columns={"connected": True, "subscribed_channels": 3, "frames_total": 1, "journal_backlog_bytes": 0},
+                at=_ts(ts),
+            )
+        for g in GAPS + GAPS2:
             gcols: dict[str, Any] = {"cause": g.cause}
             if g.end_us is not None:
                 gcols["end_ts"] = _ts(g.end_us)
@@ -161,7 +222,7 @@ def load_warm(conn: psycopg.Connection[Any], partitioned: bool) -> None:
     """Insert every row; ``partitioned``: the plain-PostgreSQL dialect (daily partitions first)."""
     with conn.cursor() as cur:
         if partitioned:
-            for table in ("quotes", "trades", "gaps"):
+            for table in ("quotes", "trades", "gaps", "collector_heartbeats"):
                 for day in (DAY - dt.timedelta(days=1), DAY, DAY + dt.timedelta(days=1)):
                     cur.execute("SELECT tickarchive_ensure_partition(%s::regclass, %s)", (table, day))
         cur.executemany(
@@ -180,4 +241,9 @@ def load_warm(conn: psycopg.Connection[Any], partitioned: bool) -> None:
             "INSERT INTO gaps (ts, end_ts, instrument, kind, cause, connection, status) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s)",
             [(_dt(g.start_us), _dt(g.end_us), g.instrument, g.kind, g.cause, g.connection, g.status) for g in GAPS],
+        )
+        cur.executemany(
+            "INSERT INTO collector_heartbeats (ts, connection, connected, subscribed_channels, frames_total, "
+            "journal_backlog_bytes) VALUES (%s, %s, true, 3, 1, 0)",
+            [(_dt(ts), connection) for ts, connection in HEARTBEATS],
         )

@@ -95,15 +95,56 @@ def test_trade_completeness_and_duplicates() -> None:
 
 
 def test_volume_reconciliation_statuses() -> None:
-    rows = reconcile_volume(
-        {"A": 10.0, "B": 9.0, "C": 1.0},
-        {"A": (T0, 10.4), "B": (T0, 10.0), "D": (T0, 2.0), "E": (T0, 0.0)},
-        tolerance_pct=5.0,
-    )
+    day = 86_400 * S
+    last = {"A": (T0, 10.4), "B": (T0, 10.0), "D": (T0, 2.0), "E": (T0, 0.0)}
+    window = {"A": 10.0, "B": 9.0}
+    rows = reconcile_volume(window, {"A": 10.0, "B": 9.0, "C": 1.0}, last, 5.0, collection_start_us=T0 - day)
     assert [(v.instrument, v.status) for v in rows] == [
         ("A", "ok"), ("B", "mismatch"), ("C", "no_stats"), ("D", "mismatch")
     ]
     assert rows[1].diff_pct == pytest.approx(-10.0)
+    # collection began after the start of the exchange's window: not compared, said so
+    late = reconcile_volume(window, {"A": 10.0}, last, 5.0, collection_start_us=T0 - day + S)
+    assert {v.instrument: v.status for v in late} == {"A": "partial_window", "B": "partial_window",
+                                                       "D": "partial_window"}
+    assert {v.status for v in reconcile_volume(window, {}, last, 5.0, None)} == {"partial_window"}
+
+
+def test_volume_window_is_like_with_like() -> None:
+    from tickarchive.ops.quality.model import WindowTrade
+    from tickarchive.ops.quality.scan import window_traded
+
+    day = 86_400 * S
+    t = T0 + 20 * 3600 * S  # the last quote of the day at 20:00: its window is (20:00 the day before, 20:00]
+    day_trades = [
+        TradeRow(T0 + S, T0 + S, "X", "a", 1, 0.1, 1.0),
+        TradeRow(t, t, "X", "b", 2, 0.1, 2.0),  # at t: in
+        TradeRow(t + S, t + S, "X", "c", 3, 0.1, 4.0),  # after t: out
+        TradeRow(T0 + S, T0 + S, "Y", "y", 1, 0.1, 8.0),  # no stats for Y
+    ]
+    earlier = [
+        WindowTrade(t - day, "X", "d", 16.0),  # exactly 24 h before t: out
+        WindowTrade(t - day + S, "X", "e", 32.0),  # in
+        WindowTrade(t - day + S, "X", "a", 1.0),  # a repeat of a trade id: counted once
+    ]
+    assert window_traded(day_trades, earlier, {"X": (t, 0.0)}) == {"X": 1.0 + 2.0 + 32.0}
+
+
+def test_backfilled_trades_are_not_late() -> None:
+    scan = TradeScanner()
+    rows = [
+        TradeRow(T0 + 9 * S, T0 + 9 * S, "X", "c", 3, 0.1, 1.0),
+        TradeRow(T0 + 5 * S, T0 + 99 * S, "X", "b", 2, 0.1, 1.0, "backfill"),  # fetched after the gap
+        TradeRow(T0 + 1 * S, T0 + 1 * S, "X", "a", 1, 0.1, 1.0),
+    ]
+    scan.feed(rows)
+    assert scan.backwards.count == 0
+    assert scan.backfilled == 1
+    assert scan.completeness()[0].missing == 0
+    assert scan.traded() == {"X": 3.0}
+    late_live = TradeScanner()
+    late_live.feed([rows[0], rows[1]._replace(source="ws"), rows[2]])
+    assert late_live.backwards.count == 1
 
 
 def test_gap_clipping() -> None:

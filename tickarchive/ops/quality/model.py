@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -28,6 +29,17 @@ class TradeRow(NamedTuple):
     trade_id: str
     trade_seq: int
     price: float
+    amount: float
+    source: str = "ws"
+    """``ws`` (received live) or ``backfill`` (fetched from the history API after a gap)."""
+
+
+class WindowTrade(NamedTuple):
+    """A trade of the exchange's 24 h statistics window that precedes the day."""
+
+    ts_us: int
+    instrument: str
+    trade_id: str
     amount: float
 
 
@@ -72,20 +84,73 @@ class CheckResult:
     """Flagged rows (the newest ``MAX_EXAMPLES`` by ts), sorted by ts."""
 
 
+_OPTION = re.compile(r"^(.+)-[0-9][0-9d.]*-[CP]$")
+
+
+def group_of(instrument: str) -> str:
+    """The heatmap row of an instrument: an option's expiry (``ETH-27DEC26-4000-C`` ->
+    ``ETH-27DEC26``), anything else itself."""
+    m = _OPTION.match(instrument)
+    return m.group(1) if m else instrument
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCoverage:
+    """One heatmap row: the instruments of one expiry, per UTC hour."""
+
+    group: str
+    instruments: int
+    quoted: tuple[int, ...]
+    """``quoted[h]``: how many of the group's instruments had a quote in hour ``h``."""
+
+    def pct(self, hour: int) -> float:
+        return 100.0 * self.quoted[hour] / self.instruments if self.instruments else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class Coverage:
-    """Quotes per instrument and UTC hour of the day (the heatmap)."""
+    """Quotes per instrument and UTC hour of the day (the heatmap), and which hours were
+    collected at all."""
 
     instruments: tuple[str, ...]
     counts: tuple[tuple[int, ...], ...]
     """``counts[i][h]``: quotes of ``instruments[i]`` with ts in hour ``h`` (24 columns)."""
+    collected: tuple[bool, ...] = (True,) * 24
+    """``collected[h]``: the collector ran during hour ``h`` (a heartbeat or any row in it)
+    and the hour has begun. An hour not collected says nothing about the market."""
+
+    @property
+    def collected_hours(self) -> int:
+        return sum(self.collected)
 
     @property
     def cells_with_data_pct(self) -> float:
-        cells = len(self.instruments) * 24
+        """Instrument-hours with a quote, of the instrument-hours *collected*."""
+        cells = len(self.instruments) * self.collected_hours
         if not cells:
             return 0.0
-        return 100.0 * sum(1 for row in self.counts for c in row if c > 0) / cells
+        hit = sum(1 for row in self.counts for h, c in enumerate(row) if c > 0 and self.collected[h])
+        return 100.0 * hit / cells
+
+    def groups(self) -> tuple[GroupCoverage, ...]:
+        """Rows of the heatmap: per expiry (sorted by name), instruments quoted per hour."""
+        members: dict[str, list[tuple[int, ...]]] = {}
+        for name, row in zip(self.instruments, self.counts, strict=True):
+            members.setdefault(group_of(name), []).append(row)
+        return tuple(
+            GroupCoverage(g, len(rows), tuple(sum(1 for r in rows if r[h] > 0) for h in range(24)))
+            for g, rows in sorted(members.items())
+        )
+
+    def silent(self) -> list[tuple[str, int]]:
+        """(instrument, collected hours without a single quote), worst first; none omitted."""
+        out = []
+        for name, row in zip(self.instruments, self.counts, strict=True):
+            missing = sum(1 for h, c in enumerate(row) if c == 0 and self.collected[h])
+            if missing:
+                out.append((name, missing))
+        out.sort(key=lambda x: (-x[1], x[0]))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,18 +176,26 @@ class Completeness:
         return 100.0 * self.distinct_seq / self.expected
 
 
+VOLUME_STATUSES = ("ok", "mismatch", "partial_window", "no_stats")
+"""``partial_window``: collection began after the start of the exchange's 24 h window, so
+the trades stored cannot add up to its figure (not compared); ``no_stats``: no quote of the
+day carried a 24 h volume."""
+
+
 @dataclass(frozen=True, slots=True)
 class VolumeCheck:
-    """The day's summed trade amount against the exchange's last 24 h volume of the day."""
+    """Like with like: the exchange's 24 h volume at the instrument's last quote of the day
+    (a rolling window ``(t - 24 h, t]``) against the trades stored in that same window."""
 
     instrument: str
     traded: float
-    """sum of amount over distinct trade ids of the day"""
+    """sum of amount over distinct trade ids with ts in the window (the previous day's part
+    included); without stats: the day's trades"""
     exchange_24h: float | None
     """volume_24h of the instrument's last quote of the day (None: no quote with stats)"""
     last_quote_us: int | None
     status: str
-    """ok, mismatch, no_stats"""
+    """one of ``VOLUME_STATUSES``"""
 
     @property
     def diff(self) -> float | None:
@@ -163,12 +236,19 @@ class QualityReport:
     volume: tuple[VolumeCheck, ...]
     checks: tuple[CheckResult, ...]
     volume_tolerance_pct: float
+    collection_start_us: int | None = None
+    """earliest sign of collection (heartbeat or row) from 24 h before the day on; None: none"""
+    backfilled_trades: int = 0
+    """trades of the day fetched from the history API (counted, never flagged as late)"""
 
     def check(self, name: str) -> CheckResult:
         for c in self.checks:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    def volume_count(self, status: str) -> int:
+        return sum(1 for v in self.volume if v.status == status)
 
     @property
     def flagged_rows(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,8 +13,19 @@ from typing import Any, Protocol
 from tickarchive.ops.quality import plots
 from tickarchive.ops.quality.errors import DayError, QualityError
 from tickarchive.ops.quality.html import render_html
-from tickarchive.ops.quality.model import US_PER_DAY, GapRow, QualityReport, QuoteRow, TradeRow, day_start_us
-from tickarchive.ops.quality.scan import QuoteScanner, TradeScanner, clip_gaps, reconcile_volume
+from tickarchive.ops.quality.model import (
+    US_PER_DAY,
+    US_PER_HOUR,
+    Coverage,
+    GapRow,
+    QualityReport,
+    QuoteRow,
+    TradeRow,
+    WindowTrade,
+    day_start_us,
+    iso_us,
+)
+from tickarchive.ops.quality.scan import QuoteScanner, TradeScanner, clip_gaps, reconcile_volume, window_traded
 
 DEFAULT_VOLUME_TOLERANCE_PCT = 5.0
 
@@ -27,6 +39,12 @@ class Source(Protocol):
     def trades(self, day: dt.date) -> Any: ...  # Iterable[TradeRow]
 
     def gaps(self, day: dt.date) -> list[GapRow]: ...
+
+    def window_trades(self, day: dt.date) -> Iterable[WindowTrade]: ...
+
+    def heartbeat_hours(self, day: dt.date) -> set[int]: ...
+
+    def first_collected_us(self, since_us: int) -> int | None: ...
 
 
 def parse_day(text: str, today: dt.date | None = None) -> dt.date:
@@ -55,18 +73,33 @@ def build_report(
     for t in source.trades(day):
         trades.add(t if isinstance(t, TradeRow) else TradeRow(*t))
     gaps = clip_gaps(source.gaps(day), start, start + US_PER_DAY, now_us)
+    day_trades = trades.distinct()
+    coverage = quotes.coverage()
+    # an hour was collected when the collector ran in it (a heartbeat) or any row of it was
+    # stored, and it has begun; other hours say nothing about the market
+    seen = set(source.heartbeat_hours(day))
+    seen |= {h for row in coverage.counts for h, c in enumerate(row) if c}
+    seen |= {min(23, (t.ts_us - start) // US_PER_HOUR) for t in day_trades}
+    collected = tuple(h in seen and start + h * US_PER_HOUR < now_us for h in range(24))
+    coverage = Coverage(coverage.instruments, coverage.counts, collected)
+    collection_start = source.first_collected_us(start - US_PER_DAY)
+    last_volume = quotes.last_volume()
+    in_window = window_traded(day_trades, source.window_trades(day), last_volume)
+    volume = reconcile_volume(in_window, trades.traded(), last_volume, volume_tolerance_pct, collection_start)
     return QualityReport(
         day=day,
         source=source.label,
         generated_us=now_us,
         quote_rows=quotes.rows,
         trade_rows=trades.rows,
-        coverage=quotes.coverage(),
+        coverage=coverage,
         gaps=tuple(gaps),
         completeness=tuple(trades.completeness()),
-        volume=tuple(reconcile_volume(trades.traded(), quotes.last_volume(), volume_tolerance_pct)),
+        volume=tuple(volume),
         checks=tuple(quotes.checks() + trades.checks()),
         volume_tolerance_pct=volume_tolerance_pct,
+        collection_start_us=collection_start,
+        backfilled_trades=trades.backfilled,
     )
 
 
@@ -81,8 +114,13 @@ def report_json(report: QualityReport) -> dict[str, Any]:
         "coverage": {
             "instruments": list(r.coverage.instruments),
             "counts": [list(row) for row in r.coverage.counts],
+            "collected": list(r.coverage.collected),
             "cells_with_data_pct": r.coverage.cells_with_data_pct,
+            "groups": [{"group": g.group, "instruments": g.instruments, "quoted": list(g.quoted)}
+                       for g in r.coverage.groups()],
         },
+        "collection_start": None if r.collection_start_us is None else iso_us(r.collection_start_us),
+        "backfilled_trades": r.backfilled_trades,
         "trade_completeness_pct": r.trade_completeness_pct,
         "completeness": [
             {"instrument": c.instrument, "trades": c.trades, "first_seq": c.first_seq, "last_seq": c.last_seq,
@@ -90,8 +128,8 @@ def report_json(report: QualityReport) -> dict[str, Any]:
             for c in r.completeness
         ],
         "volume": [
-            {"instrument": v.instrument, "traded": v.traded, "exchange_24h": v.exchange_24h, "status": v.status,
-             "diff_pct": v.diff_pct}
+            {"instrument": v.instrument, "traded_in_window": v.traded, "exchange_24h": v.exchange_24h,
+             "status": v.status, "diff_pct": v.diff_pct}
             for v in r.volume
         ],
         "gaps": [
@@ -116,9 +154,10 @@ def write_report(report: QualityReport, out: Path) -> ReportFiles:
     directory = out / report.day.isoformat()
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        pngs = plots.render_all(report, directory)
+        figures = plots.render_all(report, directory)
+        pngs = [directory / name for name in figures]
         html = directory / "index.html"
-        html.write_text(render_html(report), encoding="utf-8")
+        html.write_text(render_html(report, figures), encoding="utf-8")
         data = directory / "report.json"
         data.write_text(json.dumps(report_json(report), indent=1) + "\n", encoding="utf-8")
     except OSError as exc:

@@ -17,7 +17,15 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from tickarchive.ops.quality.errors import QualitySourceError
-from tickarchive.ops.quality.model import US_PER_DAY, GapRow, QuoteRow, TradeRow, day_start_us, iso_us
+from tickarchive.ops.quality.model import (
+    US_PER_DAY,
+    GapRow,
+    QuoteRow,
+    TradeRow,
+    WindowTrade,
+    day_start_us,
+    iso_us,
+)
 from tickarchive.settings import Settings
 
 Tier = Literal["hot", "warm"]
@@ -67,7 +75,11 @@ class DaySource:
     @staticmethod
     def _window(day: dt.date) -> str:
         start = day_start_us(day)
-        return f"ts >= '{iso_us(start)}' AND ts < '{iso_us(start + US_PER_DAY)}'"
+        return DaySource._between(start, start + US_PER_DAY)
+
+    @staticmethod
+    def _between(start_us: int, end_us: int) -> str:
+        return f"ts >= '{iso_us(start_us)}' AND ts < '{iso_us(end_us)}'"
 
     def quotes(self, day: dt.date) -> Iterator[QuoteRow]:
         """The day's quotes, newest exchange ts first (a backward scan, no sort of the day)."""
@@ -81,11 +93,41 @@ class DaySource:
     def trades(self, day: dt.date) -> Iterator[TradeRow]:
         """The day's trades, newest exchange ts first."""
         sql = (
-            "SELECT ts, recv_ts, instrument, trade_id, trade_seq, price, amount "
+            "SELECT ts, recv_ts, instrument, trade_id, trade_seq, price, amount, source "
             f"FROM trades WHERE {self._window(day)} ORDER BY ts DESC"
         )
         for r in self._stream(sql):
-            yield TradeRow(to_us(r[0]), to_us(r[1]), r[2], r[3], int(r[4]), float(r[5]), float(r[6]))
+            yield TradeRow(
+                to_us(r[0]), to_us(r[1]), r[2], r[3], int(r[4]), float(r[5]), float(r[6]), str(r[7] or "ws")
+            )
+
+    def window_trades(self, day: dt.date) -> Iterator[WindowTrade]:
+        """The trades of the 24 h before the day (the exchange's 24 h volume window of a quote
+        late in the day reaches back into them)."""
+        start = day_start_us(day)
+        sql = f"SELECT ts, instrument, trade_id, amount FROM trades WHERE {self._between(start - US_PER_DAY, start)}"
+        for r in self._stream(sql):
+            yield WindowTrade(to_us(r[0]), r[1], r[2], float(r[3]))
+
+    def heartbeat_hours(self, day: dt.date) -> set[int]:
+        """UTC hours of the day with at least one collector heartbeat (the collector ran)."""
+        if self.tier == "hot":
+            sql = f"SELECT hour(ts), count() FROM collector_heartbeats WHERE {self._window(day)}"
+        else:
+            sql = (
+                "SELECT CAST(extract(hour FROM ts AT TIME ZONE 'UTC') AS int), count(*) FROM collector_heartbeats "
+                f"WHERE {self._window(day)} GROUP BY 1"
+            )
+        return {int(r[0]) for r in self._stream(sql) if r[1]}
+
+    def first_collected_us(self, since_us: int) -> int | None:
+        """The earliest heartbeat, quote or trade at or after ``since_us`` (when collection
+        began, as far as the store can tell), or None."""
+        found = []
+        for table in ("collector_heartbeats", "quotes", "trades"):
+            sql = f"SELECT ts FROM {table} WHERE ts >= '{iso_us(since_us)}' ORDER BY ts LIMIT 1"
+            found += [to_us(r[0]) for r in self._stream(sql)]
+        return min(found) if found else None
 
     def gaps(self, day: dt.date) -> list[GapRow]:
         """Gaps that overlap the day (those still open included)."""
