@@ -23,6 +23,7 @@ malformed-frame kinds, tables; connections once their driver exists,
 from __future__ import annotations
 
 import bisect
+import errno
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,4 +238,11 @@ class CollectorMetrics:
         try:
             start_http_server(port, addr=host, registry=self.registry)
         except OSError as exc:
-            raise IngestError(f"cannot serve metrics on {host}:{port} (metrics.port): {exc.strerror or exc}") from exc
+            from tickarchive.store.stack.procs import port_conflict
+
+            change = (
+                "choose another with setting metrics.port (TICKARCHIVE_METRICS__PORT) or `collect --metrics-port N`"
+            )
+            if exc.errno == errno.EADDRINUSE:
+                raise IngestError(f"metrics exporter: {port_conflict(host, port, change)}") from None
+            raise IngestError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; {change}") from exc

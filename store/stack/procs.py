@@ -73,7 +73,8 @@ class PidFile:
             self.path.unlink()
 
 
-def _holder(port: int) -> str:
+def port_holder(port: int) -> str:
+    """`` by pid N (name)`` of the process listening on ``port``, or empty."""
     try:
         for conn in psutil.net_connections(kind="tcp"):
             if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
@@ -103,9 +104,15 @@ def require_free_port(host: str, port: int, setting: str) -> None:
     """Raise ``PortInUseError`` naming the port and the setting that chose it."""
     if not port_is_free(host, port):
         raise PortInUseError(
-            f"port {host}:{port} is already in use{_holder(port)}; it is setting {setting} "
+            f"port {host}:{port} is already in use{port_holder(port)}; it is setting {setting} "
             f"({env_name(setting)}): stop the other server or choose another port"
         )
+
+
+def port_conflict(host: str, port: int, change: str) -> str:
+    """The message for a port another process holds: who holds it, and what to change
+    (``change``: the setting and the flag that chose the port)."""
+    return f"port {host}:{port} is already in use{port_holder(port)}; {change}, or stop the other process"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -1,10 +1,42 @@
-"""``tickarchive api``: serve the API with uvicorn."""
+"""``tickarchive api``: serve the API with uvicorn.
+
+The listening socket is bound here, before uvicorn starts, so a port another process holds
+is one line naming the setting and the flag to change (not uvicorn's ``[Errno 98]``); while
+it serves, ``tickarchive status`` lists it (``store/stack/running.py``).
+"""
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Annotated
 
 import typer
+
+from tickarchive.errors import TickarchiveError
+
+
+class ApiServeError(TickarchiveError):
+    """The API cannot listen where it was asked to."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, or ``ApiServeError`` naming what to change."""
+    from tickarchive.store.stack.procs import env_name, port_conflict
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        change = f"choose another with --port N or setting api.port ({env_name('api.port')})"
+        if exc.errno == errno.EADDRINUSE:
+            raise ApiServeError(port_conflict(host, port, change)) from None
+        raise ApiServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; {change}") from None
+    return sock
 
 
 def register(app: typer.Typer) -> None:
@@ -18,13 +50,13 @@ def register(app: typer.Typer) -> None:
 
         from tickarchive.api.app import create_app
         from tickarchive.settings import load_settings
+        from tickarchive.store.stack.running import registered
 
         settings = load_settings()
-        uvicorn.run(
-            create_app(settings),
-            host=host or settings.api.host,
-            port=port or settings.api.port,
-            log_level="info",
-            access_log=False,
-        )
-
+        h = host or settings.api.host
+        p = port if port is not None else settings.api.port
+        sock = bind(h, p)
+        actual = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="info", access_log=False))
+        with registered(settings.paths.local_dir, "api", h, {"http": actual}, f"http://{h}:{actual}/docs"):
+            server.run(sockets=[sock])

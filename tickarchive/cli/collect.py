@@ -53,8 +53,19 @@ def collect(
         updates["metrics"] = settings.metrics.model_copy(update={"port": metrics_port})
     if updates:
         settings = settings.model_copy(update=updates)
+    from tickarchive.store.stack.running import left_running, registered
+
     collector = Collector(settings, venues.load(settings, ws_url=simulator), journal_dir)
-    uvloop.run(run_until_signalled(collector))
+    m = settings.metrics
+    source = f"simulator {simulator}" if simulator else f"venue {settings.collector.venue}"
+    journal = journal_dir or settings.paths.journal_dir
+    try:
+        with registered(settings.paths.local_dir, "collector", m.host, {"metrics": m.port},
+                        f"{source}; journal {journal}"):
+            uvloop.run(run_until_signalled(collector))
+    finally:
+        for line in left_running(settings):  # e.g. `make run` after Ctrl-C: the stack is still up
+            typer.echo(line, err=True)
 
 
 def backfill(

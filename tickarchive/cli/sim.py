@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tickarchive.loadtest.errors import SimConfigError
+from tickarchive.loadtest.errors import SimConfigError, SimServerError
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +51,8 @@ def sim(
     from tickarchive.loadtest.sim import SimConfig, parse_fault_spec
     from tickarchive.settings import load_settings
 
-    settings = load_settings().simulator
+    all_settings = load_settings()
+    settings = all_settings.simulator
     try:
         config = SimConfig(
             host=host if host is not None else settings.host,
@@ -77,14 +78,32 @@ def sim(
         )
     except TypeError as exc:
         raise SimConfigError(str(exc)) from exc
-    run_blocking(config, export_dir)
+    run_blocking(config, export_dir, all_settings.paths.local_dir)
 
 
-def run_blocking(config: object, export_dir: Path | None) -> None:
-    """Serve until SIGINT/SIGTERM, then flush (and export) the send log."""
+def _listen_error(exc: SimServerError, host: str, port: int) -> SimConfigError | None:
+    """A port another process holds, as one line naming the flag and the setting to change."""
+    import errno
+
+    from tickarchive.store.stack.procs import port_conflict
+
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+        change = "choose another with --port N (demo: --sim-port N) or setting simulator.port " \
+                 "(TICKARCHIVE_SIMULATOR__PORT)"
+        return SimConfigError(f"simulator: {port_conflict(host, port, change)}")
+    return None
+
+
+def run_blocking(config: object, export_dir: Path | None, local_dir: Path | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, then flush (and export) the send log. With ``local_dir``,
+    the simulator is listed by ``tickarchive status`` while it runs."""
+    import contextlib
+
     import uvloop
 
     from tickarchive.loadtest.sim import SimConfig, Simulator
+    from tickarchive.store.stack.running import registered
 
     assert isinstance(config, SimConfig)
 
@@ -93,14 +112,26 @@ def run_blocking(config: object, export_dir: Path | None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with Simulator(config) as simulator:
-            print(f"ready {simulator.ws_url}", flush=True)
-            print(
-                f"http {simulator.http_url} control {simulator.control_url} sendlog {simulator.send_log.directory}",
-                file=sys.stderr,
-                flush=True,
-            )
-            await stop.wait()
+        try:
+            async with Simulator(config) as simulator:
+                print(f"ready {simulator.ws_url}", flush=True)
+                print(
+                    f"http {simulator.http_url} control {simulator.control_url} "
+                    f"sendlog {simulator.send_log.directory}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                port = int(simulator.ws_url.split(":")[2].split("/")[0])
+                with (
+                    registered(local_dir, "simulator", config.host, {"ws+http": port}, simulator.ws_url)
+                    if local_dir is not None else contextlib.nullcontext()
+                ):
+                    await stop.wait()
+        except SimServerError as exc:
+            conflict = _listen_error(exc, config.host, config.port)
+            if conflict is not None:
+                raise conflict from None
+            raise
         if export_dir is not None:
             paths = simulator.export_send_log(export_dir)
             print(f"send log exported to {export_dir} ({len(paths)} files)", file=sys.stderr, flush=True)

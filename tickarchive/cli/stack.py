@@ -30,7 +30,7 @@ def _status_table(rows: tuple[ComponentStatus, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="tickarchive local stack")
+    table = Table(title="tickarchive: local stack and running commands")
     for col in ("component", "state", "version", "address", "pid", "data", "dialect", "notes"):
         table.add_column(col)
     colors = {State.UP: "green", State.EXTERNAL: "green", State.DOWN: "yellow"}
@@ -77,12 +77,22 @@ def register(app: typer.Typer) -> None:
     @app.command("down")
     def down() -> None:
         """Stop the local servers gracefully (an external PostgreSQL is left alone)."""
-        _print_actions(Stack(load_settings()).down())
+        from tickarchive.store.stack.running import running
+
+        settings = load_settings()
+        _print_actions(Stack(settings).down())
+        for c in running(settings.paths.local_dir):
+            typer.echo(f"still running: {c.name} (pid {c.pid}, {c.address}): Ctrl-C where it runs, or kill {c.pid}")
 
     @app.command("status")
     def status() -> None:
-        """Each component: up/down, version, ports, data size, warm-store dialect."""
-        _status_table(Stack(load_settings()).status())
+        """Every component: the stack's servers (up/down, version, ports, data size, warm-store
+        dialect) and the collector, API, simulator and demo while they run (pid, ports)."""
+        from tickarchive.store.stack.running import running
+
+        settings = load_settings()
+        rows = Stack(settings).status() + tuple(c.status() for c in running(settings.paths.local_dir))
+        _status_table(rows)
 
     @app.command("migrate")
     def migrate_cmd() -> None:
