@@ -33,7 +33,7 @@ from tickarchive.api.app import create_app
 from tickarchive.archive import synthetic
 from tickarchive.archive.export import export_month
 from tickarchive.archive.replay_source import ParquetDirSource
-from tickarchive.archive.target import open_target
+from tickarchive.archive.targets import open_target
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.months import Month
 from tickarchive.settings import ArchiveSettings, Settings
