@@ -68,8 +68,8 @@ run: install  ## collect live Deribit into the local stack (needs internet)
 	$(TA) up
 	$(TA) collect
 
-demo: install  ## the same pipeline offline: stack + simulator + collector (+ API)
-	$(TA) demo
+demo: install  ## the same pipeline offline: stack + simulator + collector + API (DAYS=N: + N past days, all 3 tiers)
+	$(TA) demo $(if $(DAYS),--days $(DAYS))
 
 bench: install  ## print the benchmark figures
 	$(TA) bench normalize --generate 200000 --runs 3

@@ -80,6 +80,11 @@ class SimConfig:
     None keeps the names as recorded."""
     faults: tuple[FaultSpec, ...] = field(default_factory=tuple)
     """Faults scheduled relative to the simulator start."""
+    past_days_ms: tuple[int, ...] = ()
+    """UTC midnights (ms) of past days to generate first, in order, before the wire clock
+    joins the wall clock (``loadtest/sim/clock.py``; the demo's ``--days``)."""
+    past_speed: float = 1440.0
+    """Simulated milliseconds per wall millisecond while generating ``past_days_ms``."""
     testnet: bool = False
 
     def __post_init__(self) -> None:
@@ -108,6 +113,10 @@ class SimConfig:
             problems.append("replay_speed must be >= 0")
         if self.spot_usd <= 0:
             problems.append("spot_usd must be > 0")
+        if self.past_speed <= 0:
+            problems.append("past_speed must be > 0")
+        if any(d % 86_400_000 for d in self.past_days_ms) or list(self.past_days_ms) != sorted(set(self.past_days_ms)):
+            problems.append("past_days_ms must be distinct UTC midnights in increasing order")
         if problems:
             raise SimConfigError("invalid simulator config: " + "; ".join(problems))
 

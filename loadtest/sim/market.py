@@ -256,6 +256,8 @@ class MarketModel:
             self.native = _native.new_engine(config, _TICK_PRICES)
         self.rng = random.Random(config.seed)
         self.start_sim_ms = config.start_ms if config.start_ms is not None else wall_start_ms
+        if config.past_days_ms and config.start_ms is None:
+            self.start_sim_ms = config.past_days_ms[0]  # the chain of the first past day
         self.sim_ms = self.start_sim_ms
         self.step_no = 0
         self.now_ms = 0
@@ -616,7 +618,10 @@ class MarketModel:
         self.step_no += 1
         step = self.step_no
         self.now_ms = now_ms
-        self.sim_ms = self.start_sim_ms + int(step * cfg.tick_ms * cfg.time_scale)
+        if cfg.past_days_ms:  # the model's clock is the wire clock (loadtest/sim/clock.py)
+            self.sim_ms = now_ms
+        else:
+            self.sim_ms = self.start_sim_ms + int(step * cfg.tick_ms * cfg.time_scale)
         events: list[Event] = []
         rng = self.rng
         if step % self.reprice_steps == 0:

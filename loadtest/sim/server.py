@@ -27,6 +27,7 @@ from tickarchive.loadtest.sim import encode, native
 from tickarchive.loadtest.sim import sendlog as sl
 from tickarchive.loadtest.sim.catalog import MarketCatalog
 from tickarchive.loadtest.sim.channels import ChannelRule
+from tickarchive.loadtest.sim.clock import WireClock
 from tickarchive.loadtest.sim.config import CURRENCY, INDEX_NAME, SimConfig
 from tickarchive.loadtest.sim.connection import (
     WS_HEADERS,
@@ -92,6 +93,7 @@ class Simulator:
         self.send_log = sl.SendLog(self.config.sendlog_dir, self.config.sendlog_batch_rows)
         self.history = TradeHistory()
         self.started_wall_ms = time.time_ns() // 1_000_000
+        self.clock = WireClock(self.started_wall_ms, self.config.past_days_ms, self.config.past_speed)
         self.replay_frames: list[CapturedFrame] | None = None
         self.model: MarketModel | None = None
         catalog: Catalog
@@ -212,6 +214,10 @@ class Simulator:
                 min_interval_ms=self.model.min_steps * self.config.tick_ms,
                 native=self.model.native is not None,
             )
+            if self.clock.past_days_ms:
+                wall = time.time_ns() // 1_000_000
+                out.update(past_days=len(self.clock.past_days_ms), in_past=self.clock.in_past(wall),
+                           clock_ms=self.clock.now_ms(wall))
         else:
             out.update(replay_started=self.replay_started.is_set(), replay_done=self.replay_done.is_set())
         return out
@@ -366,7 +372,7 @@ class Simulator:
         last_ms = 0
         while True:
             self._check_maintenance()
-            now_ms = time.time_ns() // 1_000_000
+            now_ms = self.clock.now_ms(time.time_ns() // 1_000_000)
             if now_ms <= last_ms:
                 now_ms = last_ms + 1
             last_ms = now_ms

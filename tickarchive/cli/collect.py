@@ -37,6 +37,9 @@ def collect(
     connections: Annotated[int | None, typer.Option(help="override deribit.connections")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="override metrics.port")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+    exit_report: Annotated[
+        bool, typer.Option(hidden=True, help="on exit, say what is still running (the demo turns it off)")
+    ] = True,
 ) -> None:
     import uvloop
 
@@ -64,7 +67,7 @@ def collect(
                         f"{source}; journal {journal}"):
             uvloop.run(run_until_signalled(collector))
     finally:
-        for line in left_running(settings):  # e.g. `make run` after Ctrl-C: the stack is still up
+        for line in left_running(settings) if exit_report else ():  # `make run` after Ctrl-C: the stack is up
             typer.echo(line, err=True)
 
 

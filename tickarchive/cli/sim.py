@@ -47,6 +47,12 @@ def sim(
     fault: Annotated[
         list[str] | None, typer.Option(help="KIND[:k=v,...][@SECONDS], repeatable; see docs/simulator.md")
     ] = None,
+    past_day: Annotated[
+        list[str] | None,
+        typer.Option(metavar="YYYY-MM-DD", help="generate this past UTC day first (repeatable, in order), "
+                     "then join the wall clock; see docs/simulator.md"),
+    ] = None,
+    past_speed: Annotated[float, typer.Option(help="simulated ms per wall ms while generating past days")] = 1440.0,
 ) -> None:
     from tickarchive.loadtest.sim import SimConfig, parse_fault_spec
     from tickarchive.settings import load_settings
@@ -75,10 +81,22 @@ def sim(
             replay_interval=None if replay_interval == "keep" else replay_interval,
             sendlog_dir=sendlog_dir,
             faults=tuple(parse_fault_spec(f) for f in fault or ()),
+            past_days_ms=tuple(_day_ms(d) for d in past_day or ()),
+            past_speed=past_speed,
         )
     except TypeError as exc:
         raise SimConfigError(str(exc)) from exc
     run_blocking(config, export_dir, all_settings.paths.local_dir)
+
+
+def _day_ms(text: str) -> int:
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise SimConfigError(f"--past-day {text!r}: expected YYYY-MM-DD") from None
+    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * 1000
 
 
 def _listen_error(exc: SimServerError, host: str, port: int) -> SimConfigError | None:
