@@ -7,8 +7,8 @@ Planted on DAY (2026-11-20):
   after a newer quote of its instrument (ts goes backwards in receive order);
 - trades: seq 105 and 106 of A missing (18 of 20), 1 trade with price 0, 1 received late
   (ts backwards), 1 repeated trade id on B (a re-delivery with another ts);
-- volume: the collector has run since 24 h before DAY (a heartbeat then), so every 24 h
-  window is comparable: A's last volume_24h (23:10) equals its trades in (23:10 the day
+- volume: the collector ran through the day before (heartbeats), so every 24 h window is
+  comparable: A's last volume_24h (23:10) equals its trades in (23:10 the day
   before, 23:10] — the day's 10.0 plus 7.0 the day before (ok); B's (11:45) does not
   (mismatch: its trades come later that day);
 - rows just outside the day on both sides, and a gap of the next day, which must not count.
@@ -17,7 +17,7 @@ Planted on DAY2 (2026-11-25), a *partial* day as a newcomer's demo makes it: col
 starts at 09:30 and the report is made at 15:20 (NOW2), so hours 00–08 and 16–23 are not
 collected; P2 is silent in hour 12, F (a perpetual) stops quoting after 11:59; two of P1's
 trades were backfilled after a gap (received at 14:00, long after later trades): not
-flagged; every 24 h volume window reaches before collection began: none compared.
+flagged; every 24 h volume window touches hours before collection began: none compared.
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ def _gaps() -> list[GapRow]:
 QUOTES = _quotes()
 TRADES = _trades()
 GAPS = _gaps()
-HEARTBEATS: list[HeartbeatRow] = [(T0 - 24 * H, "c0")]
-"""The collector ran from 24 h before DAY (its other heartbeats do not matter here)."""
+HEARTBEATS: list[HeartbeatRow] = [(T0 - 24 * H + h * H, "c0") for h in range(24)]
+"""The collector ran through the day before DAY (one heartbeat an hour stands for its 86,400)."""
 
 # ---- DAY2: a partial day ------------------------------------------------------------------
 

@@ -184,7 +184,8 @@ def test_cli_writes_the_report(
         app, ["report", "quality", "--day", "2026-11-20", "--out", str(tmp_path), "--source", "hot"]
     )
     assert result.exit_code == 0, result.output
-    assert "59 quotes, 22 trades, 2 instruments, coverage 75.00 %, trade completeness 91.304 %, 4 gaps" in result.output
+    assert ("59 quotes, 22 trades, 2 instruments, coverage 75.00 % of 24 collected hours, trade completeness "
+            "91.304 %, 4 gaps") in result.output
     assert "crossed_quote 3" in result.output
     assert "duplicate_trade_id 1" in result.output
     assert (tmp_path / "2026-11-20" / "index.html").is_file()

@@ -98,16 +98,20 @@ def test_volume_reconciliation_statuses() -> None:
     day = 86_400 * S
     last = {"A": (T0, 10.4), "B": (T0, 10.0), "D": (T0, 2.0), "E": (T0, 0.0)}
     window = {"A": 10.0, "B": 9.0}
-    rows = reconcile_volume(window, {"A": 10.0, "B": 9.0, "C": 1.0}, last, 5.0, collection_start_us=T0 - day)
+    hour = 3600 * S
+    every_hour = set(range((T0 - day) // hour, T0 // hour + 1))
+    rows = reconcile_volume(window, {"A": 10.0, "B": 9.0, "C": 1.0}, last, 5.0, every_hour)
     assert [(v.instrument, v.status) for v in rows] == [
         ("A", "ok"), ("B", "mismatch"), ("C", "no_stats"), ("D", "mismatch")
     ]
     assert rows[1].diff_pct == pytest.approx(-10.0)
-    # collection began after the start of the exchange's window: not compared, said so
-    late = reconcile_volume(window, {"A": 10.0}, last, 5.0, collection_start_us=T0 - day + S)
-    assert {v.instrument: v.status for v in late} == {"A": "partial_window", "B": "partial_window",
-                                                       "D": "partial_window"}
-    assert {v.status for v in reconcile_volume(window, {}, last, 5.0, None)} == {"partial_window"}
+    # the window touches an hour not collected (collection began later, or stopped meanwhile):
+    # not compared, and said so
+    for missing in (min(every_hour), (T0 - 5 * hour) // hour):
+        late = reconcile_volume(window, {"A": 10.0}, last, 5.0, every_hour - {missing})
+        assert {v.instrument: v.status for v in late} == {"A": "partial_window", "B": "partial_window",
+                                                           "D": "partial_window"}
+    assert {v.status for v in reconcile_volume(window, {}, last, 5.0, set())} == {"partial_window"}
 
 
 def test_volume_window_is_like_with_like() -> None:

@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         flagged = ", ".join(f"{c.name} {c.count}" for c in result.checks if c.count) or "none"
         typer.echo(
             f"{d}: {result.quote_rows} quotes, {result.trade_rows} trades, "
-            f"{len(result.coverage.instruments)} instruments, coverage {result.coverage.cells_with_data_pct:.2f} %, "
+            f"{len(result.coverage.instruments)} instruments, coverage {result.coverage.cells_with_data_pct:.2f} % "
+            f"of {result.coverage.collected_hours} collected hours, "
             f"trade completeness {'-' if comp is None else f'{comp:.3f} %'}, {len(result.gaps)} gaps, "
             f"flagged: {flagged}"
         )

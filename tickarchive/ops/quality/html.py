@@ -97,7 +97,8 @@ def render_html(report: QualityReport, figures: dict[str, plots.FigureInfo] | No
         '<table id="summary">',
         f'<tr><th>hours collected</th><td class="n" data-figure="collected_hours" data-hours="{_hours(cov.collected)}">'
         f"{cov.collected_hours} of 24 ({_hours(cov.collected)})</td></tr>",
-        f'<tr><th>collection began</th><td class="n" data-figure="collection_start">{start}</td></tr>',
+        f'<tr><th>collection found since (looking back 24 h)</th><td class="n" data-figure="collection_start">'
+        f"{start}</td></tr>",
         f'<tr><th>quotes</th><td class="n" data-figure="quote_rows">{r.quote_rows:,}</td></tr>',
         f'<tr><th>trades (of which backfilled)</th><td class="n" data-figure="trade_rows">{r.trade_rows:,} '
         f'(<span data-figure="backfilled_trades">{r.backfilled_trades:,}</span>)</td></tr>',
@@ -110,7 +111,7 @@ def render_html(report: QualityReport, figures: dict[str, plots.FigureInfo] | No
         f'<tr><th>gaps</th><td class="n" data-figure="gaps">{len(r.gaps):,}</td></tr>',
         f'<tr><th>volume mismatches (of instruments compared)</th><td class="n" data-figure="volume_mismatches">'
         f'{mismatches:,} of <span data-figure="volume_compared">{compared:,}</span></td></tr>',
-        f'<tr><th>volume not comparable (24 h window before collection)</th><td class="n" '
+        f'<tr><th>volume not comparable (24 h window not all collected)</th><td class="n" '
         f'data-figure="volume_partial">{partial:,}</td></tr>',
         f'<tr><th>flagged rows</th><td class="n" data-figure="flagged_rows">{r.flagged_rows:,}</td></tr>',
         "</table>",
@@ -161,8 +162,9 @@ def render_html(report: QualityReport, figures: dict[str, plots.FigureInfo] | No
         "<h2>Volume reconciliation</h2>",
         "<p>Like with like: the exchange's volume_24h at an instrument's last quote of the day covers the 24 hours "
         "before that quote, so it is compared with the trades stored in that same window (distinct trade ids, the "
-        f"previous day's included); mismatch beyond {r.volume_tolerance_pct:g} %. When collection began after the "
-        "start of that window the store cannot hold all of it: <em>partial_window</em>, not compared.</p>",
+        f"previous day's included); mismatch beyond {r.volume_tolerance_pct:g} %. When that window touches an hour "
+        "that was not collected (before collection began, or while it was stopped) the store cannot hold all of "
+        "it: <em>partial_window</em>, not compared.</p>",
         _img(figs.get(plots.VOLUME_PNG), plots.VOLUME_PNG, "volume reconciliation"),
         "<table><tr><th>instrument</th><th>traded in the window</th><th>exchange 24 h</th><th>difference</th>"
         "<th>%</th><th>last quote</th><th>status</th></tr>",

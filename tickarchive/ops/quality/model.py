@@ -177,9 +177,9 @@ class Completeness:
 
 
 VOLUME_STATUSES = ("ok", "mismatch", "partial_window", "no_stats")
-"""``partial_window``: collection began after the start of the exchange's 24 h window, so
-the trades stored cannot add up to its figure (not compared); ``no_stats``: no quote of the
-day carried a 24 h volume."""
+"""``partial_window``: the exchange's 24 h window touches hours that were not collected
+(before collection began, or while it was stopped), so the trades stored cannot add up to
+its figure (not compared); ``no_stats``: no quote of the day carried a 24 h volume."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,8 +200,9 @@ def volume_png(report: QualityReport, path: Path) -> FigureInfo:
         full = iso_us(start + US_PER_DAY)[:16].replace("T", " ")
         return _text_only(
             path,
-            f"volume: none of {partial} instruments comparable yet: the exchange's 24 h window reaches back before "
-            f"collection began ({began} UTC);\nthe first full window ends {full} UTC",
+            f"volume: none of {partial} instruments comparable: each one's 24 h window (before its last quote) "
+            f"touches hours not collected;\ncollection found from {began} UTC on; a window is whole at the "
+            f"earliest at {full} UTC, if collection does not stop",
         )
     fig = Figure(figsize=(7, 6), dpi=DPI, layout="constrained")
     ax = fig.subplots()

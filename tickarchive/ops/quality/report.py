@@ -84,8 +84,14 @@ def build_report(
     coverage = Coverage(coverage.instruments, coverage.counts, collected)
     collection_start = source.first_collected_us(start - US_PER_DAY)
     last_volume = quotes.last_volume()
-    in_window = window_traded(day_trades, source.window_trades(day), last_volume)
-    volume = reconcile_volume(in_window, trades.traded(), last_volume, volume_tolerance_pct, collection_start)
+    earlier = list(source.window_trades(day))
+    in_window = window_traded(day_trades, earlier, last_volume)
+    # hours (since the epoch) known collected: the day's, and the day before's (heartbeats, trades)
+    first_hour = start // US_PER_HOUR
+    hours = {first_hour + h for h in range(24) if collected[h]}
+    hours |= {first_hour - 24 + h for h in source.heartbeat_hours(day - dt.timedelta(days=1))}
+    hours |= {t.ts_us // US_PER_HOUR for t in earlier}
+    volume = reconcile_volume(in_window, trades.traded(), last_volume, volume_tolerance_pct, hours)
     return QualityReport(
         day=day,
         source=source.label,

@@ -16,6 +16,7 @@ are left out of that check (they count everywhere else).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from tickarchive.ops.quality.model import (
@@ -263,15 +264,16 @@ def reconcile_volume(
     traded_day: dict[str, float],
     last_volume: dict[str, tuple[int, float]],
     tolerance_pct: float,
-    collection_start_us: int | None,
+    collected_hours: AbstractSet[int],
 ) -> list[VolumeCheck]:
     """One row per instrument that traded that day or reported a 24 h volume > 0.
 
     The exchange's ``volume_24h`` at the instrument's last quote ``t`` covers ``(t - 24 h, t]``;
     it is compared with the trades stored in that window (``traded_window``), and only when
-    collection had begun by ``t - 24 h`` (else ``partial_window``: the store cannot hold the
-    whole window). ``ok`` within ``tolerance_pct``, ``mismatch`` beyond; ``no_stats`` when no
-    quote carried a volume (its ``traded`` is the day's).
+    every hour the window touches was collected (``collected_hours``: hours since the epoch,
+    ``ts_us // US_PER_HOUR``) — else ``partial_window``: the store cannot hold the whole window
+    (collection began later, or stopped meanwhile). ``ok`` within ``tolerance_pct``,
+    ``mismatch`` beyond; ``no_stats`` when no quote carried a volume (its ``traded`` is the day's).
     """
     out = []
     for inst in sorted(set(traded_day) | set(last_volume)):
@@ -283,7 +285,8 @@ def reconcile_volume(
         amount = traded_window.get(inst, 0.0)
         if amount == 0.0 and volume == 0.0:
             continue
-        if collection_start_us is None or collection_start_us > ts_us - US_PER_DAY:
+        window = range((ts_us - US_PER_DAY) // US_PER_HOUR, ts_us // US_PER_HOUR + 1)
+        if not all(h in collected_hours for h in window):
             status = "partial_window"
         else:
             status = "ok" if abs(amount - volume) <= tolerance_pct / 100.0 * abs(volume) else "mismatch"
