@@ -343,3 +343,19 @@ def test_the_report_in_chromium_shows_the_data(partial_report: QualityReport, tm
     f_row = [g.group for g in groups].index("ETH-PERPETUAL")
     assert [h for h in range(24) if _close(pixels[f_row * 24 + h], red)] == [12, 13, 14, 15]
     assert sum(1 for p in pixels if _close(p, grey)) == rows * 17
+
+
+def test_a_day_only_the_archive_holds_is_refused_with_what_to_do(
+    loaded_questdb: QuestDBHandle, postgres_clean: WarmHandle
+) -> None:
+    from tickarchive.ops.quality.errors import QualitySourceError
+
+    postgres_clean.query(
+        "INSERT INTO rollover_ledger (day, table_name, rows_hot, rows_warm, status) VALUES "
+        "(%s, 'quotes', 59, 59, 'dropped'), (%s, 'trades', 22, 22, 'dropped')",
+        (data.DAY, data.DAY),
+    )
+    # rolled over, then its month dropped from the warm store after archiving: no rows anywhere but the archive
+    with pytest.raises(QualitySourceError, match=r"2026-11-20 is only in the archive \(cold\).*"
+                       r"`tickarchive archive restore --month 2026-11`"):
+        choose_source(_settings(loaded_questdb, postgres_clean), data.DAY, "auto")

@@ -257,6 +257,7 @@ def _banner(s: Settings, ws_url: str, http: str, api_url: str, m_port: int, jour
         for a in answers:
             typer.echo(f"    {a.tier:<5} {a.day}  from {where[a.tier]}: {a.rows} trades, the first {a.first}")
             typer.echo(f"          curl -s '{a.url}'")
+        report_day = next((a.day for a in answers if a.tier == "warm"), answers[-1].day)
         typer.echo("  also: tickarchive archive ls; tickarchive rollover --status; "
-                   f"tickarchive report quality --day {answers[0].day} --out .local/reports")
+                   f"tickarchive report quality --day {report_day} --out .local/reports")
     typer.echo("")

@@ -171,11 +171,35 @@ def day_is_warm(statuses: dict[str, str]) -> bool:
     return all(statuses.get(t) in WARM_STATUSES for t in REPORT_TABLES)
 
 
+def archived_only(warm: DaySource, day: dt.date) -> bool:
+    """The ledger says the warm store received the day's quotes, and it holds none of them
+    any more: warm retention dropped the day's month after archiving it (cold)."""
+    start = day_start_us(day)
+    with warm._connect() as conn:
+        try:
+            loaded = conn.execute(
+                "SELECT rows_warm FROM rollover_ledger WHERE day = %s AND table_name = 'quotes'", (day,)
+            ).fetchall()
+            held = conn.execute(
+                f"SELECT 1 FROM quotes WHERE {DaySource._between(start, start + US_PER_DAY)} LIMIT 1"
+            ).fetchall()
+        except psycopg.Error as exc:
+            raise QualitySourceError(f"{warm.label}: cannot read the day: {exc}".strip()) from None
+    return bool(loaded and (loaded[0][0] or 0) > 0 and not held)
+
+
 def choose_source(settings: Settings, day: dt.date, prefer: Literal["auto", "hot", "warm"]) -> DaySource:
-    """``auto``: the warm store if its rollover ledger has the day verified, else QuestDB."""
+    """``auto``: the warm store if its rollover ledger has the day verified, else QuestDB. A
+    day only the archive holds is refused with what to do (the report reads hot and warm)."""
     if prefer == "hot":
         return hot_source(settings)
     warm = warm_source(settings)
     if prefer == "warm" or day_is_warm(ledger_statuses(warm, day)):
+        if archived_only(warm, day):
+            month = f"{day:%Y-%m}"
+            raise QualitySourceError(
+                f"{day} is only in the archive (cold): its month was dropped from the warm store after it was "
+                f"archived; load it back with `tickarchive archive restore --month {month}`, then report it"
+            )
         return warm
     return hot_source(settings)
