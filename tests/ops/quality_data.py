@@ -15,7 +15,8 @@ Planted on DAY (2026-11-20):
 
 Planted on DAY2 (2026-11-25), a *partial* day as a newcomer's demo makes it: collection
 starts at 09:30 and the report is made at 15:20 (NOW2), so hours 00–08 and 16–23 are not
-collected; P2 is silent in hour 12, F (a perpetual) stops quoting after 11:59; two of P1's
+collected; P2 is silent in hour 12, F (a perpetual) stops quoting after 11:59, L is listed at
+12:00 (an ``instruments`` row says so: it cannot be missing before); two of P1's
 trades were backfilled after a gap (received at 14:00, long after later trades): not
 flagged; every 24 h volume window touches hours before collection began: none compared.
 """
@@ -128,6 +129,8 @@ T2 = int(dt.datetime(2026, 11, 25, tzinfo=dt.UTC).timestamp()) * S
 P1 = "ETH-28NOV26-3000-C"
 P2 = "ETH-28NOV26-3200-C"
 F = "ETH-PERPETUAL"
+L = "ETH-4DEC26-3000-C"
+LISTED2 = T2 + 12 * H
 START2 = T2 + 9 * H + 30 * 60 * S
 NOW2 = T2 + 15 * H + 20 * 60 * S
 COLLECTED2 = tuple(9 <= h <= 15 for h in range(24))
@@ -142,6 +145,8 @@ def _quotes2() -> list[QuoteRow]:
             rows.append(_q(ts + S, P2, 0.02, 0.03, volume=50.0))
         if hour < 12:
             rows.append(_q(ts + 2 * S, F, 3000.0, 3000.5, volume=50.0))
+        else:
+            rows.append(_q(ts + 3 * S, L, 0.01, 0.02, volume=0.0))
     return rows
 
 
@@ -161,6 +166,8 @@ TRADES2 = _trades2()
 GAPS2 = [GapRow(T2 + 10 * H + 35 * 60 * S, T2 + 10 * H + 55 * 60 * S, P1, "trade_seq", "seq 5..6 missing", "c1",
                 "backfilled")]
 HEARTBEATS2: list[HeartbeatRow] = [(ts, "c0") for ts in range(START2, NOW2, 60 * S)]
+LISTING2 = (LISTED2, L, LISTED2, T2 + 9 * 24 * H + 8 * H)
+"""(ts, instrument, creation, expiration): the row the collector writes when L is listed."""
 
 
 def in_day(ts_us: int) -> bool:
@@ -202,6 +209,11 @@ def load_questdb(ilp_conf: str) -> None:
                 columns={"connected": True, "subscribed_channels": 3, "frames_total": 1, "journal_backlog_bytes": 0},
                 at=_ts(ts),
             )
+        ts, inst, created, expires = LISTING2
+        sender.row(
+            "instruments", symbols={"instrument": inst, "state": "open", "kind": "option"},
+            columns={"recv_ts": _ts(ts), "creation": _ts(created), "expiration": _ts(expires)}, at=_ts(ts),
+        )
         for g in GAPS + GAPS2:
             gcols: dict[str, Any] = {"cause": g.cause}
             if g.end_us is not None:

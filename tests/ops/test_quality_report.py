@@ -30,6 +30,7 @@ def loaded_questdb(questdb: QuestDBHandle) -> QuestDBHandle:
     questdb.wait_for_rows("trades", len(data.TRADES) + len(data.TRADES2))
     questdb.wait_for_rows("gaps", len(data.GAPS) + len(data.GAPS2))
     questdb.wait_for_rows("collector_heartbeats", len(data.HEARTBEATS) + len(data.HEARTBEATS2))
+    questdb.wait_for_rows("instruments", 1)
     return questdb
 
 
@@ -214,11 +215,14 @@ def test_a_partial_day_reads_as_what_was_collected(partial_report: QualityReport
     # hours before collection began (09:30) and after the report was made (15:20): not collected
     assert cov.collected == data.COLLECTED2
     assert cov.collected_hours == 7
-    # the percentage counts collected hours only: P1 7, P2 6 (silent at 12), F 3 (stops at 12) of 3 x 7
-    assert cov.cells_with_data_pct == pytest.approx(100.0 * 16 / 21)
+    # the percentage counts collected hours, while listed, only: P1 7, P2 6 (silent at 12), F 3 (stops at 12)
+    # of 7 each; L 4 of 4 (listed at 12:00: hours 09-11 cannot be missing)
+    assert cov.cells_with_data_pct == pytest.approx(100.0 * 20 / 25)
     assert cov.silent() == [(data.F, 4), (data.P2, 1)]
     groups = {g.group: g for g in cov.groups()}
-    assert set(groups) == {"ETH-28NOV26", "ETH-PERPETUAL"}
+    assert set(groups) == {"ETH-28NOV26", "ETH-4DEC26", "ETH-PERPETUAL"}
+    assert groups["ETH-4DEC26"].listed == tuple(1 if h >= 12 else 0 for h in range(24))
+    assert [h for h in range(24) if data.COLLECTED2[h] and groups["ETH-4DEC26"].pct(h) == 100.0] == [12, 13, 14, 15]
     assert groups["ETH-28NOV26"].instruments == 2
     assert groups["ETH-28NOV26"].quoted == tuple(0 if h < 9 or h > 15 else 1 if h == 12 else 2 for h in range(24))
     # backfilled trades received hours late are counted, not flagged
@@ -302,12 +306,12 @@ def test_the_report_in_chromium_shows_the_data(partial_report: QualityReport, tm
                 ".map(e => [e.dataset.figure, e.textContent.trim()]))"
             )
             assert figures["collected_hours"] == "7 of 24 (09–15)"
-            assert figures["coverage_pct"] == f"{100.0 * 16 / 21:.2f} %"
+            assert figures["coverage_pct"] == f"{100.0 * 20 / 25:.2f} %"
             assert figures["backfilled_trades"] == "2"
             assert figures["volume_mismatches"] == "0 of 0"
             assert figures["volume_partial"] == "3"
             assert figures["flagged_rows"] == "0"
-            assert figures["silent_instruments"].startswith("2 instruments had collected hours without a quote")
+            assert figures["silent_instruments"].startswith("2 instruments had hours collected while they were listed")
             silent = page.evaluate(
                 "Array.from(document.querySelectorAll('[data-silent]')).map(e => [e.dataset.silent, +e.dataset.hours])"
             )
@@ -329,20 +333,24 @@ def test_the_report_in_chromium_shows_the_data(partial_report: QualityReport, tm
     finally:
         server.shutdown()
     cmap = colormaps[plots.CMAP]
-    grey, red = _rgb(plots.NOT_COLLECTED), _rgb(plots.NO_QUOTES)
+    grey, red, white = _rgb(plots.NOT_COLLECTED), _rgb(plots.NO_QUOTES), _rgb(plots.NOT_LISTED)
     for k, pixel in enumerate(pixels):
         g, h = groups[k // 24], k % 24
         if not data.COLLECTED2[h]:
             expected = grey
+        elif g.live(h) == 0:
+            expected = white
         elif g.quoted[h] == 0:
             expected = red
         else:
-            expected = tuple(round(v * 255) for v in cmap(g.quoted[h] / g.instruments)[:3])
+            expected = tuple(round(v * 255) for v in cmap(g.quoted[h] / g.live(h))[:3])
         assert _close(pixel, expected), (g.group, h, pixel, expected)
     # and the picture is the day described above: F red from 12:00 to 15:59, P2's expiry half-quoted at 12
     f_row = [g.group for g in groups].index("ETH-PERPETUAL")
     assert [h for h in range(24) if _close(pixels[f_row * 24 + h], red)] == [12, 13, 14, 15]
     assert sum(1 for p in pixels if _close(p, grey)) == rows * 17
+    l_row = [g.group for g in groups].index("ETH-4DEC26")
+    assert [h for h in range(24) if _close(pixels[l_row * 24 + h], white)] == [9, 10, 11]  # before its listing
 
 
 def test_a_day_only_the_archive_holds_is_refused_with_what_to_do(

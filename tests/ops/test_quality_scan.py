@@ -183,3 +183,27 @@ def test_an_unreachable_warm_store_is_a_clear_error() -> None:
     with pytest.raises(QualitySourceError, match=rf"warm \(127.0.0.1:{port}/tickarchive\): cannot connect"):
         choose_source(settings, dt.date(2026, 11, 20), "auto")
     assert choose_source(settings, dt.date(2026, 11, 20), "hot").tier == "hot"  # no warm lookup at all
+
+
+def test_an_instrument_cannot_be_missing_outside_its_listing() -> None:
+    from tickarchive.ops.quality.model import Coverage, listed_hours
+
+    hour = 3600 * S
+    # a daily option expiring at 08:00, its successor listed then, and one listed all day
+    expiring = listed_hours(T0, (None, T0 + 8 * hour))
+    successor = listed_hours(T0, (T0 + 8 * hour, None))
+    assert expiring == tuple(h < 8 for h in range(24))
+    assert successor == tuple(h >= 8 for h in range(24))
+    assert listed_hours(T0, (T0 + 8 * hour + S, None))[8]  # listed during hour 8: due in it
+    assert listed_hours(T0, None) == (True,) * 24
+    cov = Coverage(
+        ("ETH-5DEC26-3000-C", "ETH-9DEC26-3000-C", "ETH-PERPETUAL"),
+        (tuple(1 if h < 8 else 0 for h in range(24)), tuple(0 if h < 8 else 1 for h in range(24)), (1,) * 24),
+        (True,) * 24,
+        (expiring, successor, (True,) * 24),
+    )
+    assert cov.cells_with_data_pct == 100.0  # not one quote missing while listed
+    assert cov.silent() == []
+    groups = {g.group: g for g in cov.groups()}
+    assert groups["ETH-5DEC26"].live(8) == 0  # expired: the heatmap draws it "not listed", not red
+    assert groups["ETH-9DEC26"].pct(12) == 100.0

@@ -116,11 +116,12 @@ def render_html(report: QualityReport, figures: dict[str, plots.FigureInfo] | No
         f'<tr><th>flagged rows</th><td class="n" data-figure="flagged_rows">{r.flagged_rows:,}</td></tr>',
         "</table>",
         "<h2>Coverage</h2>",
-        "<p>One row per expiry: the share of its instruments with at least one quote (exchange ts) in each UTC "
-        "hour. Red: collected, and not a single quote; grey: not collected.</p>",
+        "<p>One row per expiry: the share of its instruments listed in the hour (a daily option expires at 08:00, "
+        "its successor is listed then) with at least one quote (exchange ts) in each UTC hour. Red: collected, "
+        "and not a single quote; white: none of the expiry's instruments listed; grey: not collected.</p>",
         _img(figs.get(plots.COVERAGE_PNG), plots.COVERAGE_PNG, "coverage heatmap"),
         f'<p data-figure="silent_instruments" data-count="{len(silent)}">{len(silent):,} instruments had '
-        "collected hours without a quote" + (":" if silent else ".") + "</p>",
+        "hours collected while they were listed without a quote" + (":" if silent else ".") + "</p>",
     ]
     if silent:
         shown = silent[:MAX_SILENT]

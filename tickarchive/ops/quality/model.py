@@ -102,9 +102,32 @@ class GroupCoverage:
     instruments: int
     quoted: tuple[int, ...]
     """``quoted[h]``: how many of the group's instruments had a quote in hour ``h``."""
+    listed: tuple[int, ...] = ()
+    """``listed[h]``: how many of them were listed (not yet expired) during hour ``h``;
+    empty = all of them, every hour"""
+
+    def live(self, hour: int) -> int:
+        return self.listed[hour] if self.listed else self.instruments
 
     def pct(self, hour: int) -> float:
-        return 100.0 * self.quoted[hour] / self.instruments if self.instruments else 0.0
+        live = self.live(hour)
+        return 100.0 * self.quoted[hour] / live if live else 0.0
+
+
+Lifetime = tuple[int | None, int | None]
+"""(listed at, expires at) in µs; None = before / after the day"""
+
+
+def listed_hours(day_start_us: int, lifetime: Lifetime | None) -> tuple[bool, ...]:
+    """Per UTC hour of the day: was the instrument listed (and not yet expired) in it."""
+    if lifetime is None:
+        return (True,) * 24
+    created, expires = lifetime
+    return tuple(
+        (created is None or created < day_start_us + (h + 1) * US_PER_HOUR)
+        and (expires is None or expires > day_start_us + h * US_PER_HOUR)
+        for h in range(24)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,35 +141,47 @@ class Coverage:
     collected: tuple[bool, ...] = (True,) * 24
     """``collected[h]``: the collector ran during hour ``h`` (a heartbeat or any row in it)
     and the hour has begun. An hour not collected says nothing about the market."""
+    listed: tuple[tuple[bool, ...], ...] = ()
+    """``listed[i][h]``: ``instruments[i]`` was listed and not yet expired during hour ``h``
+    (from the day's ``instruments`` rows: a daily option expires at 08:00, its successor is
+    listed then); empty = every instrument all day. A quote cannot be missing outside it."""
 
     @property
     def collected_hours(self) -> int:
         return sum(self.collected)
 
+    def _due(self, i: int, h: int) -> bool:
+        """Should ``instruments[i]`` have been quoted in hour ``h``: collected and listed."""
+        return self.collected[h] and (not self.listed or self.listed[i][h])
+
     @property
     def cells_with_data_pct(self) -> float:
-        """Instrument-hours with a quote, of the instrument-hours *collected*."""
-        cells = len(self.instruments) * self.collected_hours
-        if not cells:
-            return 0.0
-        hit = sum(1 for row in self.counts for h, c in enumerate(row) if c > 0 and self.collected[h])
-        return 100.0 * hit / cells
+        """Instrument-hours with a quote, of the instrument-hours collected while listed."""
+        due = hit = 0
+        for i, row in enumerate(self.counts):
+            for h, c in enumerate(row):
+                if self._due(i, h):
+                    due += 1
+                    hit += c > 0
+        return 100.0 * hit / due if due else 0.0
 
     def groups(self) -> tuple[GroupCoverage, ...]:
-        """Rows of the heatmap: per expiry (sorted by name), instruments quoted per hour."""
-        members: dict[str, list[tuple[int, ...]]] = {}
-        for name, row in zip(self.instruments, self.counts, strict=True):
-            members.setdefault(group_of(name), []).append(row)
-        return tuple(
-            GroupCoverage(g, len(rows), tuple(sum(1 for r in rows if r[h] > 0) for h in range(24)))
-            for g, rows in sorted(members.items())
-        )
+        """Rows of the heatmap: per expiry (sorted by name), instruments quoted (and listed) per hour."""
+        members: dict[str, list[int]] = {}
+        for i, name in enumerate(self.instruments):
+            members.setdefault(group_of(name), []).append(i)
+        out = []
+        for g, idx in sorted(members.items()):
+            quoted = tuple(sum(1 for i in idx if self.counts[i][h] > 0) for h in range(24))
+            listed = tuple(sum(1 for i in idx if self.listed[i][h]) for h in range(24)) if self.listed else ()
+            out.append(GroupCoverage(g, len(idx), quoted, listed))
+        return tuple(out)
 
     def silent(self) -> list[tuple[str, int]]:
-        """(instrument, collected hours without a single quote), worst first; none omitted."""
+        """(instrument, hours collected while it was listed without a single quote), worst first."""
         out = []
-        for name, row in zip(self.instruments, self.counts, strict=True):
-            missing = sum(1 for h, c in enumerate(row) if c == 0 and self.collected[h])
+        for i, (name, row) in enumerate(zip(self.instruments, self.counts, strict=True)):
+            missing = sum(1 for h, c in enumerate(row) if c == 0 and self._due(i, h))
             if missing:
                 out.append((name, missing))
         out.sort(key=lambda x: (-x[1], x[0]))

@@ -41,6 +41,7 @@ MAX_LANES = 25
 """Gap lanes drawn one per (kind, instrument); beyond that, one per kind."""
 
 NOT_COLLECTED = "#d9d9d9"
+NOT_LISTED = "#ffffff"
 NO_QUOTES = "#d62728"
 CMAP = "viridis"
 GAP_COLORS = {"open": "#d62728", "resolved": "#ff7f0e", "backfilled": "#2ca02c", "unrecoverable": "#7f7f7f"}
@@ -86,12 +87,14 @@ def coverage_png(report: QualityReport, path: Path) -> FigureInfo:
         hours = cov.collected_hours
         return _text_only(path, f"no quotes on {report.day} ({hours} of 24 hours collected)")
     cmap = colormaps[CMAP]
-    grey, red = np.array(to_rgb(NOT_COLLECTED)), np.array(to_rgb(NO_QUOTES))
+    grey, red, white = np.array(to_rgb(NOT_COLLECTED)), np.array(to_rgb(NO_QUOTES)), np.array(to_rgb(NOT_LISTED))
     image = np.zeros((len(groups), 24, 3))
     for i, g in enumerate(groups):
         for h in range(24):
             if not cov.collected[h]:
                 image[i, h] = grey
+            elif g.live(h) == 0:
+                image[i, h] = white
             elif g.quoted[h] == 0:
                 image[i, h] = red
             else:
@@ -104,12 +107,13 @@ def coverage_png(report: QualityReport, path: Path) -> FigureInfo:
     font = 8 if len(groups) <= 40 else 6
     ax.set_yticks(range(len(groups)), [f"{g.group} ({g.instruments})" for g in groups], fontsize=font)
     ax.set_ylabel("expiry (instruments)", fontsize=9)
-    ax.set_title(f"{report.day}: share of each expiry's instruments quoted, per hour")
+    ax.set_title(f"{report.day}: share of each expiry's listed instruments quoted, per hour")
     fig.colorbar(ScalarMappable(Normalize(0, 100), cmap), ax=ax, label="% quoted")
     fig.legend(
         handles=[Patch(color=NOT_COLLECTED, label="not collected (collector not running, or not yet)"),
+                 Patch(facecolor=NOT_LISTED, edgecolor="#7f7f7f", label="not listed (before listing, after expiry)"),
                  Patch(color=NO_QUOTES, label="collected, no quote at all")],
-        loc="outside lower center", ncols=2, fontsize=8, frameon=False,
+        loc="outside lower center", ncols=3, fontsize=8, frameon=False,
     )
     return _save(fig, ax, path, rows=len(groups), cols=24)
 

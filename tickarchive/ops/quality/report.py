@@ -18,12 +18,14 @@ from tickarchive.ops.quality.model import (
     US_PER_HOUR,
     Coverage,
     GapRow,
+    Lifetime,
     QualityReport,
     QuoteRow,
     TradeRow,
     WindowTrade,
     day_start_us,
     iso_us,
+    listed_hours,
 )
 from tickarchive.ops.quality.scan import QuoteScanner, TradeScanner, clip_gaps, reconcile_volume, window_traded
 
@@ -45,6 +47,8 @@ class Source(Protocol):
     def heartbeat_hours(self, day: dt.date) -> set[int]: ...
 
     def first_collected_us(self, since_us: int) -> int | None: ...
+
+    def lifetimes(self, day: dt.date) -> dict[str, Lifetime]: ...
 
 
 def parse_day(text: str, today: dt.date | None = None) -> dt.date:
@@ -81,7 +85,9 @@ def build_report(
     seen |= {h for row in coverage.counts for h, c in enumerate(row) if c}
     seen |= {min(23, (t.ts_us - start) // US_PER_HOUR) for t in day_trades}
     collected = tuple(h in seen and start + h * US_PER_HOUR < now_us for h in range(24))
-    coverage = Coverage(coverage.instruments, coverage.counts, collected)
+    lifetimes = source.lifetimes(day)
+    listed = tuple(listed_hours(start, lifetimes.get(name)) for name in coverage.instruments) if lifetimes else ()
+    coverage = Coverage(coverage.instruments, coverage.counts, collected, listed)
     collection_start = source.first_collected_us(start - US_PER_DAY)
     last_volume = quotes.last_volume()
     earlier = list(source.window_trades(day))

@@ -20,6 +20,7 @@ from tickarchive.ops.quality.errors import QualitySourceError
 from tickarchive.ops.quality.model import (
     US_PER_DAY,
     GapRow,
+    Lifetime,
     QuoteRow,
     TradeRow,
     WindowTrade,
@@ -119,6 +120,26 @@ class DaySource:
                 f"WHERE {self._window(day)} GROUP BY 1"
             )
         return {int(r[0]) for r in self._stream(sql) if r[1]}
+
+    def lifetimes(self, day: dt.date) -> dict[str, Lifetime]:
+        """instrument -> (listed at, expires at) for instruments listed or expiring within the
+        day, from the day's ``instruments`` rows (state changes and discoveries)."""
+        start = day_start_us(day)
+        end = start + US_PER_DAY
+        sql = (
+            "SELECT instrument, min(creation), max(expiration) FROM instruments "
+            f"WHERE {self._window(day)} GROUP BY instrument"
+        )
+        out: dict[str, Lifetime] = {}
+        for r in self._stream(sql):
+            created, expires = _opt_us(r[1]), _opt_us(r[2])
+            created = created if created is not None and start <= created < end else None
+            if expires is not None and expires < start:
+                expires = start  # expired before the day
+            expires = expires if expires is not None and expires < end else None
+            if created is not None or expires is not None:
+                out[str(r[0])] = (created, expires)
+        return out
 
     def first_collected_us(self, since_us: int) -> int | None:
         """The earliest heartbeat, quote or trade at or after ``since_us`` (when collection
