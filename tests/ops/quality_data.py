@@ -166,8 +166,9 @@ TRADES2 = _trades2()
 GAPS2 = [GapRow(T2 + 10 * H + 35 * 60 * S, T2 + 10 * H + 55 * 60 * S, P1, "trade_seq", "seq 5..6 missing", "c1",
                 "backfilled")]
 HEARTBEATS2: list[HeartbeatRow] = [(ts, "c0") for ts in range(START2, NOW2, 60 * S)]
-LISTING2 = (LISTED2, L, LISTED2, T2 + 9 * 24 * H + 8 * H)
-"""(ts, instrument, creation, expiration): the row the collector writes when L is listed."""
+LISTING2 = (LISTED2, L)
+"""(ts, instrument): the row the collector writes for L's ``instrument.state`` notification
+``open`` (a notification carries no creation or expiration: its time is the listing)."""
 
 
 def in_day(ts_us: int) -> bool:
@@ -209,11 +210,9 @@ def load_questdb(ilp_conf: str) -> None:
                 columns={"connected": True, "subscribed_channels": 3, "frames_total": 1, "journal_backlog_bytes": 0},
                 at=_ts(ts),
             )
-        ts, inst, created, expires = LISTING2
-        sender.row(
-            "instruments", symbols={"instrument": inst, "state": "open", "kind": "option"},
-            columns={"recv_ts": _ts(ts), "creation": _ts(created), "expiration": _ts(expires)}, at=_ts(ts),
-        )
+        ts, inst = LISTING2
+        sender.row("instruments", symbols={"instrument": inst, "state": "open"}, columns={"recv_ts": _ts(ts)},
+                   at=_ts(ts))
         for g in GAPS + GAPS2:
             gcols: dict[str, Any] = {"cause": g.cause}
             if g.end_us is not None:

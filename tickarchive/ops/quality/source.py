@@ -31,6 +31,9 @@ from tickarchive.settings import Settings
 
 Tier = Literal["hot", "warm"]
 
+EXPIRED_STATES = frozenset({"settlement", "delivered", "closed", "archivized", "inactive"})
+"""Instrument states after expiry (``instruments.state``): no quote is due any more."""
+
 WARM_STATUSES = frozenset({"verified", "dropped"})
 """rollover_ledger statuses meaning the warm store holds the day's rows, verified."""
 REPORT_TABLES = ("quotes", "trades")
@@ -123,22 +126,36 @@ class DaySource:
 
     def lifetimes(self, day: dt.date) -> dict[str, Lifetime]:
         """instrument -> (listed at, expires at) for instruments listed or expiring within the
-        day, from the day's ``instruments`` rows (state changes and discoveries)."""
+        day, from the day's ``instruments`` rows: a discovery row carries ``creation`` and
+        ``expiration``; a state notification does not, its time says it (``open``: listed,
+        ``settlement``/``delivered``/...: expired)."""
         start = day_start_us(day)
         end = start + US_PER_DAY
         sql = (
-            "SELECT instrument, min(creation), max(expiration) FROM instruments "
-            f"WHERE {self._window(day)} GROUP BY instrument"
+            "SELECT instrument, state, min(ts), min(creation), max(expiration) FROM instruments "
+            f"WHERE {self._window(day)} GROUP BY instrument, state"
         )
-        out: dict[str, Lifetime] = {}
+        seen: dict[str, tuple[int | None, int | None]] = {}
         for r in self._stream(sql):
-            created, expires = _opt_us(r[1]), _opt_us(r[2])
+            name, state, first_us = str(r[0]), str(r[1]), to_us(r[2])
+            created, expires = _opt_us(r[3]), _opt_us(r[4])
+            if created is None and state == "open":
+                created = first_us
+            if expires is None and state in EXPIRED_STATES:
+                expires = first_us
+            c0, e0 = seen.get(name, (None, None))
+            seen[name] = (
+                created if c0 is None else c0 if created is None else min(c0, created),
+                expires if e0 is None else e0 if expires is None else min(e0, expires),
+            )
+        out: dict[str, Lifetime] = {}
+        for name, (created, expires) in seen.items():
             created = created if created is not None and start <= created < end else None
             if expires is not None and expires < start:
                 expires = start  # expired before the day
             expires = expires if expires is not None and expires < end else None
             if created is not None or expires is not None:
-                out[str(r[0])] = (created, expires)
+                out[name] = (created, expires)
         return out
 
     def first_collected_us(self, since_us: int) -> int | None:
