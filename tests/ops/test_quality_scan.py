@@ -194,16 +194,22 @@ def test_an_instrument_cannot_be_missing_outside_its_listing() -> None:
     successor = listed_hours(T0, (T0 + 8 * hour, None))
     assert expiring == tuple(h < 8 for h in range(24))
     assert successor == tuple(h >= 8 for h in range(24))
-    assert listed_hours(T0, (T0 + 8 * hour + S, None))[8]  # listed during hour 8: due in it
+    # settled 2 s after 08:00, listed 2 s after: hour 8 is not a whole hour of either
+    late_expiry = listed_hours(T0, (None, T0 + 8 * hour + 2 * S))
+    late_listing = listed_hours(T0, (T0 + 8 * hour + 2 * S, None))
+    assert (late_expiry[7], late_expiry[8], late_listing[8], late_listing[9]) == (True, False, False, True)
     assert listed_hours(T0, None) == (True,) * 24
     cov = Coverage(
-        ("ETH-5DEC26-3000-C", "ETH-9DEC26-3000-C", "ETH-PERPETUAL"),
-        (tuple(1 if h < 8 else 0 for h in range(24)), tuple(0 if h < 8 else 1 for h in range(24)), (1,) * 24),
+        ("ETH-5DEC26-3000-C", "ETH-9DEC26-3000-C", "ETH-9DEC26-3200-C", "ETH-PERPETUAL"),
+        (tuple(1 if h < 8 else 0 for h in range(24)), tuple(0 if h < 8 else 1 for h in range(24)),
+         tuple(0 if h < 9 else 1 for h in range(24)), (1,) * 24),
         (True,) * 24,
-        (expiring, successor, (True,) * 24),
+        (late_expiry, late_listing, late_listing, (True,) * 24),
     )
     assert cov.cells_with_data_pct == 100.0  # not one quote missing while listed
     assert cov.silent() == []
     groups = {g.group: g for g in cov.groups()}
     assert groups["ETH-5DEC26"].live(8) == 0  # expired: the heatmap draws it "not listed", not red
+    # the listing hour: the one quoted counts, the one not yet quoted is not due
+    assert (groups["ETH-9DEC26"].live(8), groups["ETH-9DEC26"].pct(8)) == (1, 100.0)
     assert groups["ETH-9DEC26"].pct(12) == 100.0

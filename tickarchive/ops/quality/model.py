@@ -119,13 +119,14 @@ Lifetime = tuple[int | None, int | None]
 
 
 def listed_hours(day_start_us: int, lifetime: Lifetime | None) -> tuple[bool, ...]:
-    """Per UTC hour of the day: was the instrument listed (and not yet expired) in it."""
+    """Per UTC hour of the day: was the instrument listed (and not yet expired) the whole
+    hour. In the hour of its listing or expiry it is due a quote only if it has one."""
     if lifetime is None:
         return (True,) * 24
     created, expires = lifetime
     return tuple(
-        (created is None or created < day_start_us + (h + 1) * US_PER_HOUR)
-        and (expires is None or expires > day_start_us + h * US_PER_HOUR)
+        (created is None or created <= day_start_us + h * US_PER_HOUR)
+        and (expires is None or expires >= day_start_us + (h + 1) * US_PER_HOUR)
         for h in range(24)
     )
 
@@ -142,17 +143,22 @@ class Coverage:
     """``collected[h]``: the collector ran during hour ``h`` (a heartbeat or any row in it)
     and the hour has begun. An hour not collected says nothing about the market."""
     listed: tuple[tuple[bool, ...], ...] = ()
-    """``listed[i][h]``: ``instruments[i]`` was listed and not yet expired during hour ``h``
-    (from the day's ``instruments`` rows: a daily option expires at 08:00, its successor is
-    listed then); empty = every instrument all day. A quote cannot be missing outside it."""
+    """``listed[i][h]``: ``instruments[i]`` was listed and not yet expired all through hour
+    ``h`` (from the day's ``instruments`` rows: a daily option expires at 08:00, its successor
+    is listed then); empty = every instrument all day. A quote cannot be missing outside it
+    (in the hour of a listing or an expiry, only one that came counts)."""
 
     @property
     def collected_hours(self) -> int:
         return sum(self.collected)
 
+    def _listed(self, i: int, h: int) -> bool:
+        """Listed all hour ``h``, or quoted in it (the hour it was listed or expired)."""
+        return not self.listed or self.listed[i][h] or self.counts[i][h] > 0
+
     def _due(self, i: int, h: int) -> bool:
         """Should ``instruments[i]`` have been quoted in hour ``h``: collected and listed."""
-        return self.collected[h] and (not self.listed or self.listed[i][h])
+        return self.collected[h] and self._listed(i, h)
 
     @property
     def cells_with_data_pct(self) -> float:
@@ -173,7 +179,7 @@ class Coverage:
         out = []
         for g, idx in sorted(members.items()):
             quoted = tuple(sum(1 for i in idx if self.counts[i][h] > 0) for h in range(24))
-            listed = tuple(sum(1 for i in idx if self.listed[i][h]) for h in range(24)) if self.listed else ()
+            listed = tuple(sum(1 for i in idx if self._listed(i, h)) for h in range(24)) if self.listed else ()
             out.append(GroupCoverage(g, len(idx), quoted, listed))
         return tuple(out)
 
