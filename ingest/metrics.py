@@ -204,10 +204,13 @@ class CollectorMetrics:
             self.ticks.labels(table=t.name)
             self.stored_rows.labels(table=t.name)
             self.questdb_flush_errors.labels(table=t.name)
+            self.questdb_flush.labels(table=t.name)
 
     def declare_connection(self, connection: str) -> None:
         """Export the per-connection series of ``connection`` at 0 (called when its driver is made)."""
         self.reconnects.labels(connection=connection)
+        for channel in CHANNELS:
+            self.frame_counter(connection, channel)
         self.connection_up.labels(connection=connection).set(0)
         self.subscribed_channels.labels(connection=connection).set(0)
 

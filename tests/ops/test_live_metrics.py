@@ -34,6 +34,7 @@ from tickarchive.archive import synthetic
 from tickarchive.archive.export import export_month
 from tickarchive.archive.replay_source import ParquetDirSource
 from tickarchive.archive.targets import open_target
+from tickarchive.ingest.metrics import CHANNELS
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.months import Month
 from tickarchive.settings import ArchiveSettings, Settings
@@ -135,6 +136,10 @@ def test_alerts_and_panels_use_metrics_the_live_services_emit(
         if name != "tickarchive_gaps_total":  # a start may open a gap; nothing else went wrong
             assert all(got[v] == 0.0 for v in values), (name, got)
     assert {labels["connection"] for labels, _ in collector["tickarchive_connection_up"]} == {"c0", "c1"}
+    frames = {(labels["connection"], labels["channel"]) for labels, _ in collector["tickarchive_frames_total"]}
+    assert {(c, ch) for c in ("c0", "c1") for ch in CHANNELS} <= frames  # every channel's rate, 0 until it ticks
+    flushes = {labels["table"] for labels, _ in collector["tickarchive_questdb_flush_seconds_bucket"]}
+    assert {"quotes", "trades", "book_changes", "gaps"} <= flushes
 
     settings = Settings(
         questdb=questdb_clean.settings(),
