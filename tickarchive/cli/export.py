@@ -42,10 +42,10 @@ US_PER_DAY = 86_400 * US_PER_S
 ISO = "%Y-%m-%dT%H:%M:%S%.6fZ"
 """CSV time columns, as the API writes them (``2026-10-05T12:00:00.123000Z``)."""
 
-CurrencyOpt = Annotated[str, typer.Option("--currency", help="ETH, BTC, ...")]
-StartOpt = Annotated[str, typer.Option("--start", help="ISO-8601 (naive = UTC) or epoch s/ms/µs")]
-EndOpt = Annotated[str, typer.Option("--end", help="end, exclusive")]
-OutOpt = Annotated[Path, typer.Option("--out", help="file to write: .parquet or .csv")]
+CurrencyOpt = Annotated[str, typer.Option("--currency", metavar="CURRENCY", help="ETH, BTC, ...")]
+StartOpt = Annotated[str, typer.Option("--start", metavar="TIME", help="ISO-8601 (naive = UTC) or epoch s/ms/µs")]
+EndOpt = Annotated[str, typer.Option("--end", metavar="TIME", help="end, exclusive")]
+OutOpt = Annotated[Path, typer.Option("--out", metavar="FILE", help="file to write: .parquet or .csv")]
 MaxAgeOpt = Annotated[
     int | None, typer.Option("--max-age-s", help="leave out quotes older than this (default api.chain_lookback_s)")
 ]
@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
 
     @group.command("book")
     def book_cmd(
-        instrument: Annotated[str, typer.Option("--instrument", help="one instrument name")],
+        instrument: Annotated[str, typer.Option("--instrument", metavar="INSTRUMENT", help="one instrument name")],
         start: StartOpt,
         end: EndOpt,
         out: OutOpt,
@@ -209,8 +209,8 @@ def register(app: typer.Typer) -> None:
     @group.command("options-chain")
     def options_chain_cmd(
         currency: CurrencyOpt,
-        day: Annotated[str, typer.Option("--day", help="first UTC day, YYYY-MM-DD")],
-        out_dir: Annotated[Path, typer.Option("--out-dir", help="directory for the .csv.gz files")],
+        day: Annotated[str, typer.Option("--day", metavar="YYYY-MM-DD", help="first UTC day, YYYY-MM-DD")],
+        out_dir: Annotated[Path, typer.Option("--out-dir", metavar="DIR", help="directory for the .csv.gz files")],
         days: Annotated[int, typer.Option("--days", min=1, max=366, help="how many days")] = 1,
     ) -> None:
         """Tardis options_chain CSV (gzip), one file per UTC day, rows by receive time."""
