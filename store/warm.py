@@ -5,13 +5,10 @@ One class for both dialects (``store/sql/postgres`` and ``store/sql/timescaledb`
 ``ArchiveSource`` and ``ArchiveSink``: ``tickarchive.archive.source``), the lifecycle jobs,
 the drill and the benchmarks:
 
-* **load** a day (rollover) or **insert** any batch (archive restore: split by UTC day).
-  Plain PostgreSQL streams each batch with ``COPY ... FROM STDIN (FORMAT csv)`` (Arrow's
-  CSV writer: shortest round-trip doubles, quoted strings, empty = NULL) into a temporary
-  staging table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; TimescaleDB on the
-  PGlite test server (no ``COPY FROM STDIN``) uses one multi-row ``INSERT ... SELECT FROM
-  unnest(arrays) ON CONFLICT DO NOTHING`` per batch; a real TimescaleDB server may take
-  COPY too (``copy=True``). Either way the unique dedup-key indexes make every load
+* **load** a day (rollover) or **insert** any batch (archive restore: split by UTC day),
+  through one of the three strategies of ``store/warm_load.py`` (COPY straight in, COPY
+  into a staging table then ``INSERT ... ON CONFLICT DO NOTHING``, or one ``unnest``
+  INSERT on the PGlite test server). The unique dedup-key indexes make every load
   idempotent. One transaction per batch; daily partitions are made first (plain dialect).
 * **compress** (TimescaleDB): ``compress_chunk`` on the day's chunk (segment by
   instrument, order by ts, per the schema); a late insert makes it partially compressed
@@ -33,7 +30,6 @@ Every psycopg error becomes ``WarmLoadError``.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -42,7 +38,6 @@ from typing import Any, Final
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from psycopg import sql
 
 from tickarchive import rows
@@ -52,10 +47,9 @@ from tickarchive.store.dialect import Dialect, is_pglite_version, warm_dsns
 from tickarchive.store.errors import WarmLoadError
 from tickarchive.store.migrate import migrated_dialect
 from tickarchive.store.warm_csv import batch_of_rows, copy_out_batches
-from tickarchive.tables import STAGING_PG_TYPE, ColumnType, Table
+from tickarchive.store.warm_load import load_direct, load_staged, load_unnest
+from tickarchive.tables import ColumnType, Table
 
-_PG_STAGE = STAGING_PG_TYPE
-_PG_ARRAY: dict[ColumnType, str] = {k: f"{v}[]" for k, v in STAGING_PG_TYPE.items()}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 READ_BATCH_ROWS = 50_000
 EXPORT_BATCH_ROWS = 50_000
@@ -82,10 +76,6 @@ class LedgerRow:
     checksum_warm: str | None
     status: str
     loaded_at: dt.datetime | None = None
-
-
-def _from_micros(ident: sql.Composable) -> sql.Composable:
-    return sql.SQL("timestamptz 'epoch' + {} * interval '1 microsecond'").format(ident)
 
 
 def _month_bounds(m: Month) -> tuple[dt.datetime, dt.datetime]:
@@ -193,85 +183,8 @@ class WarmStore:
             return 0
         self.ensure_partition(table, day)
         if self.copy:
-            return self._load_direct(table, batch) if fresh else self._load_copy(table, batch)
-        return self._load_unnest(table, batch)
-
-    def _load_direct(self, table: Table, batch: pa.RecordBatch) -> int:
-        names = [sql.Identifier(c.name) for c in table.columns]
-        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-            sql.Identifier(table.name), sql.SQL(", ").join(names)
-        )
-        buf = io.BytesIO()
-        # timestamps as ISO 8601 with 'Z' (microseconds), read by PostgreSQL as timestamptz
-        pacsv.write_csv(batch.select([c.name for c in table.columns]), buf, pacsv.WriteOptions(include_header=False))
-        try:
-            with self.conn.transaction(), self.conn.cursor().copy(copy) as cp:
-                cp.write(buf.getbuffer())
-        except psycopg.Error as exc:
-            raise WarmLoadError(f"{table.name}: COPY of {batch.num_rows} rows failed: {exc}") from exc
-        return int(batch.num_rows)
-
-    def _load_unnest(self, table: Table, batch: pa.RecordBatch) -> int:
-        names = [sql.Identifier(c.name) for c in table.columns]
-        unnest = sql.SQL(", ").join(sql.SQL("%s::" + _PG_ARRAY[c.type]) for c in table.columns)
-        select = sql.SQL(", ").join(
-            _from_micros(sql.SQL("u.{}").format(sql.Identifier(c.name)))
-            if c.type is ColumnType.TIMESTAMP
-            else sql.SQL("u.{}").format(sql.Identifier(c.name))
-            for c in table.columns
-        )
-        q = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({}) ON CONFLICT DO NOTHING").format(
-            sql.Identifier(table.name), sql.SQL(", ").join(names), select, unnest, sql.SQL(", ").join(names)
-        )
-        params = []
-        for c in table.columns:
-            column = batch.column(c.name)
-            if c.type is ColumnType.TIMESTAMP:
-                column = column.cast(pa.int64())
-            params.append(column.to_pylist())
-        try:
-            with self.conn.transaction():
-                cur = self.conn.execute(q, params, prepare=False)
-        except psycopg.Error as exc:
-            raise WarmLoadError(f"{table.name}: insert of {batch.num_rows} rows failed: {exc}") from exc
-        return max(cur.rowcount, 0)
-
-    def _load_copy(self, table: Table, batch: pa.RecordBatch) -> int:
-        stage = sql.Identifier(f"_stage_{table.name}")
-        names = [sql.Identifier(c.name) for c in table.columns]
-        create = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
-            stage,
-            sql.SQL(", ").join(
-                sql.SQL("{} " + _PG_STAGE[c.type]).format(sql.Identifier(c.name)) for c in table.columns
-            ),
-        )
-        select = sql.SQL(", ").join(
-            _from_micros(sql.Identifier(c.name)) if c.type is ColumnType.TIMESTAMP else sql.Identifier(c.name)
-            for c in table.columns
-        )
-        insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
-            sql.Identifier(table.name), sql.SQL(", ").join(names), select, stage
-        )
-        copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, sql.SQL(", ").join(names))
-        cols = [
-            batch.column(c.name).cast(pa.int64()) if c.type is ColumnType.TIMESTAMP else batch.column(c.name)
-            for c in table.columns
-        ]
-        buf = io.BytesIO()
-        pacsv.write_csv(
-            pa.RecordBatch.from_arrays(cols, names=[c.name for c in table.columns]),
-            buf,
-            pacsv.WriteOptions(include_header=False),
-        )
-        try:
-            with self.conn.transaction():
-                self.conn.execute(create)
-                with self.conn.cursor().copy(copy) as cp:
-                    cp.write(buf.getbuffer())
-                cur = self.conn.execute(insert)
-        except psycopg.Error as exc:
-            raise WarmLoadError(f"{table.name}: COPY of {batch.num_rows} rows failed: {exc}") from exc
-        return max(cur.rowcount, 0)
+            return load_direct(self.conn, table, batch) if fresh else load_staged(self.conn, table, batch)
+        return load_unnest(self.conn, table, batch)
 
     # -- after the load --------------------------------------------------------------------
 
