@@ -743,6 +743,8 @@ def _holds(rows: Rows, wanted_rows: set[bytes], wanted_events: list[Event]) -> b
         if type(r) is EncodedRows:
             if any(w in r.payload for w in wanted_rows):
                 return True
-        elif row_bytes(r) in wanted_rows:  # type: ignore[arg-type]
-            return True
+        else:
+            row = row_bytes(r)  # type: ignore[arg-type]
+            if row is not None and row in wanted_rows:  # None: an unencodable row (set aside on its own)
+                return True
     return False

@@ -4,15 +4,20 @@ with optional chaos, then reconcile against the simulator's send log.
 Sequence (all processes are subprocesses this harness started, stopped by their PIDs):
 
 1. QuestDB under ``<run_dir>/questdb`` on free loopback ports (the harness owns it: the
-   ``questdb-restart`` chaos stops and restarts it), migrated;
+   ``questdb-restart`` chaos stops and restarts it, ``questdb-kill`` SIGKILLs it by its
+   PID and starts it again), migrated; the chaos rig (``loadtest.harness_chaos``) mounts
+   the journal's own file system (``disk-full``) and starts the chaos proxy in front of
+   QuestDB (``questdb-reject``, ``journal-corrupt``);
 2. ``tickarchive sim --port 0 --rate R`` (send log spooled to ``<run_dir>/sendlog``);
-3. ``tickarchive collect --simulator ws://...`` (journal ``<run_dir>/journal``, metrics on a
-   free port); the measurement starts once every connection is up and subscribed;
+3. ``tickarchive collect --simulator ws://...`` (journal ``<run_dir>/journal``, or on the
+   small file system, metrics on a free port); the measurement starts once every
+   connection is up and subscribed;
 4. ``duration_s`` seconds of load, chaos actions on schedule (``loadtest.chaos``), one
    sample per second (simulator frames, collector rows/latency/CPU/RSS: ``samples.csv``);
 5. quiesce: the ticker+book rate goes to 0, the collector catches up (nothing buffered,
    journal fully acknowledged), ``cutoff`` = then minus 2 s, the collector is stopped
-   (SIGTERM: it drains), the send log exported, WAL applied, keys exported from QuestDB;
+   (SIGTERM: it drains), the send log exported, WAL applied, keys exported from QuestDB,
+   the collector's quarantine read (``loadtest.quarantine_keys``);
 6. ``loadtest.reconcile`` (DuckDB anti-joins on files), figures, JSON.
 
 Latency = exchange timestamp to QuestDB acknowledgement, from the collector's
@@ -24,6 +29,7 @@ non-empty bucket.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -37,15 +43,18 @@ import psutil
 
 from tickarchive.loadtest import chaos
 from tickarchive.loadtest.errors import HarnessError
+from tickarchive.loadtest.harness_chaos import ChaosRig
 from tickarchive.loadtest.harness_procs import (
     CollectorProcess,
     Metrics,
+    QuestDBStarter,
     SimProcess,
     proc_usage,
     questdb_export_csv,
     questdb_scalar,
 )
 from tickarchive.loadtest.latency import add_buckets, bucket_delta, max_bound, quantile
+from tickarchive.loadtest.quarantine_keys import QuarantineReport
 from tickarchive.loadtest.reconcile import Reconciliation, reconcile, uncovered_disconnects
 from tickarchive.settings import PathsSettings, QuestDBSettings
 from tickarchive.store.stack import ephemeral
@@ -114,6 +123,13 @@ class Result:
     gap_rows: int
     chaos_log: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    """Items in the collector's quarantine (its index), by reason."""
+    quarantined_counted: dict[str, int] = field(default_factory=dict)
+    """``tickarchive_quarantined_total`` by reason, summed over the collector's runs (as
+    last scraped: an item set aside just before a SIGKILL may be missing here)."""
+    quarantine_unresolved: list[str] = field(default_factory=list)
+    """Quarantine items whose rows the harness could not tell (bytes not kept)."""
 
     def as_json(self) -> dict[str, Any]:
         """Exactly the keys of the issue."""
@@ -131,6 +147,8 @@ class Result:
             "collector_rss_mb": round(self.collector_rss_mb, 1),
             "duration_s": round(self.duration_s, 1),
             "chaos": list(self.spec.chaos),
+            "quarantined": dict(sorted(self.quarantined.items())),
+            "quarantined_rows": {k: v.quarantined for k, v in t.items()},
         }
 
 
@@ -159,11 +177,13 @@ class _Run:
         self.dir = d
         self._qdb: ephemeral.EphemeralQuestDB | None = None
         self.sim = SimProcess(spec.rate, spec.instruments, spec.trades_per_s, d / "sendlog", d / "sim.log", spec.seed)
+        self.rig = ChaosRig(d, spec.chaos, spec.rate, spec.duration_s)
         extra = {"TICKARCHIVE_JOURNAL__MIN_FREE_BYTES": str(64 * 1024 * 1024)}
         if spec.flush_interval_ms is not None:
             extra["TICKARCHIVE_WRITER__FLUSH_INTERVAL_MS"] = str(spec.flush_interval_ms)
         if "stale" in spec.chaos:
             extra["TICKARCHIVE_DERIBIT__STALE_CONNECTION_S"] = str(chaos.STALE_CONNECTION_S)
+        extra.update(self.rig.collector_env())
         self.extra_env = extra
         self.collector: CollectorProcess | None = None
         self.stored = _Counter()
@@ -171,6 +191,10 @@ class _Run:
         self.reconnects = _Counter()
         self.malformed = _Counter()
         self.backfilled = _Counter()
+        self.quarantined: dict[str, _Counter] = {}
+        self.quarantine: QuarantineReport | None = None
+        self.poisoned = 0
+        self.starter = QuestDBStarter(lambda: self.questdb.up())
         self.sim_frames_last = 0.0
         self.ack_total: list[tuple[float, float]] = []
         self.ack_last: tuple[tuple[float, float], ...] = ()
@@ -202,16 +226,21 @@ class _Run:
     def start(self) -> None:
         self._qdb = ephemeral.start_questdb(self.dir / "questdb", PathsSettings().cache_dir)
         self.echo(f"loadtest: QuestDB on {self.http} ({self.dir / 'questdb'})")
+        self.rig.setup()
+        http_port = self.rig.collector_http_port(self.qs.host, self.qs.http_port)
+        for line in self.rig.log:
+            self.echo(f"loadtest: {line}")
+        self.rig.log.clear()
         self.sim.start()
         self.echo(f"loadtest: simulator {self.sim.ws_url} at {self.spec.rate:g} ticker+book frames/s")
         self.collector = CollectorProcess(
             self.sim.ws_url,
-            self.dir / "journal",
+            self.rig.journal_dir,
             self.dir,
             self.spec.connections,
             free_port(),
             self.qs.host,
-            self.qs.http_port,
+            http_port,
             self.dir / "collector.log",
             self.extra_env,
         )
@@ -256,10 +285,7 @@ class _Run:
         if m is not None:
             before = self.stored.base + self.stored.last
             rows_rate = max(0.0, self.stored.update(m.stored_rows) - before) / dt_s
-            self.errors.update(m.flush_errors)
-            self.reconnects.update(m.reconnects)
-            self.malformed.update(m.malformed)
-            self.backfilled.update(m.backfilled)
+            self._account(m)
             d = bucket_delta(m.ack_buckets, self.ack_last)
             self.ack_last = m.ack_buckets
             self.ack_total = add_buckets(self.ack_total, d)
@@ -293,7 +319,8 @@ class _Run:
 
     # ---- chaos ----------------------------------------------------------------------
 
-    def act(self, a: chaos.Action, t_s: float) -> None:
+    def act(self, a: chaos.Action, t_s: float) -> bool:
+        """Carry out ``a``; False: not possible yet (the caller asks again shortly)."""
         assert self.collector is not None
         if a.kind == "drop":
             conns = [c for c in self.sim.control("connections") if not c.get("closed")]
@@ -313,17 +340,74 @@ class _Run:
                 self.sim.control("fault/silence", conn=victim, seconds=chaos.SILENCE_S)
                 self.chaos_log.append(f"{t_s:6.1f}s silence {victim} for {chaos.SILENCE_S:g} s")
         elif a.kind == "collector_kill":
-            self.collector.kill()
-            self.chaos_log.append(f"{t_s:6.1f}s collector SIGKILL (pid {self.collector.pid})")
-            self.collector.start()
-            self.ps = proc_usage(self.collector.pid)
-            self.chaos_log.append(f"{t_s:6.1f}s collector restarted (pid {self.collector.pid})")
+            self._kill_collector(t_s)
+            self._start_collector(t_s)
         elif a.kind == "questdb_down":
             self.questdb.down()
             self.chaos_log.append(f"{t_s:6.1f}s QuestDB stopped")
         elif a.kind == "questdb_up":
-            self.questdb.up()
-            self.chaos_log.append(f"{t_s:6.1f}s QuestDB started again")
+            self._start_questdb(t_s)
+        elif a.kind == "questdb_kill":
+            self._kill_questdb(t_s)
+        elif a.kind == "poison":
+            conns = [c for c in self.sim.control("connections") if not c.get("closed")]
+            if not conns:
+                return False
+            victim = conns[self.poisoned % len(conns)]["id"]
+            self.poisoned += 1
+            self.sim.control("fault/poison", conn=victim)
+            self.chaos_log.append(f"{t_s:6.1f}s poison x4 on {victim}")
+        elif a.kind in ("reject_on", "reject_off"):
+            self.rig.reject(a.kind == "reject_on", t_s)
+        elif a.kind == "writes_hold":
+            self.rig.hold(True, t_s)
+        elif a.kind == "journal_corrupt":
+            done = self.rig.corrupt(t_s, lambda: self._kill_collector(t_s), lambda: self._start_collector(t_s))
+            if not done:
+                return False
+        elif a.kind == "disk_fill":
+            self.rig.fill(t_s)
+        elif a.kind == "disk_release":
+            self.rig.release(t_s)
+        else:
+            raise HarnessError(f"unknown chaos action {a.kind!r}")
+        self.chaos_log.extend(self.rig.log)
+        self.rig.log.clear()
+        return True
+
+    def _kill_collector(self, t_s: float) -> None:
+        assert self.collector is not None
+        m = self.collector.scrape()  # the last counts of this process
+        if m is not None:
+            self._account(m)
+        self.collector.kill()
+        self.chaos_log.append(f"{t_s:6.1f}s collector SIGKILL (pid {self.collector.pid})")
+
+    def _start_collector(self, t_s: float) -> None:
+        assert self.collector is not None
+        self.collector.start()
+        self.ps = proc_usage(self.collector.pid)
+        self.chaos_log.append(f"{t_s:6.1f}s collector restarted (pid {self.collector.pid})")
+
+    def _kill_questdb(self, t_s: float) -> None:
+        """SIGKILL QuestDB by the PID it was started with (no shutdown hook runs), then
+        start it again on the same ports (``up`` clears the stale pid file)."""
+        proc = self.questdb.pid_file.process()
+        if proc is None:
+            raise HarnessError("questdb-kill: QuestDB is not running")
+        pid = proc.pid
+        proc.kill()
+        try:
+            proc.wait(timeout=30)
+        except psutil.TimeoutExpired as exc:
+            raise HarnessError(f"questdb-kill: QuestDB (pid {pid}) survived SIGKILL") from exc
+        self.chaos_log.append(f"{t_s:6.1f}s QuestDB SIGKILL (pid {pid})")
+        self._start_questdb(t_s)
+
+    def _start_questdb(self, t_s: float) -> None:
+        """Start QuestDB again in the background (``QuestDBStarter``)."""
+        self.ps_qdb = None
+        self.starter.start(lambda took: self.chaos_log.append(f"{t_s:6.1f}s QuestDB started again (took {took:.1f} s)"))
 
     # ---- the run --------------------------------------------------------------------
 
@@ -344,7 +428,11 @@ class _Run:
         while True:
             now = time.time()
             while plan and plan[0].at_s <= now - t0:
-                self.act(plan.pop(0), now - t0)
+                a = plan.pop(0)
+                if not self.act(a, now - t0):
+                    plan.append(chaos.Action(now - t0 + self.rig.retry_after_s(), a.kind))
+                    plan.sort()
+                    break
             if now >= next_tick:
                 self.sample(now - t0, now - last)
                 last = now
@@ -358,6 +446,10 @@ class _Run:
                         f"(sim {s.sim_cpu_pct:4.0f}%, QuestDB {s.questdb_cpu_pct:4.0f}%)"
                     )
             if now - t0 >= self.spec.duration_s:
+                for a in plan:
+                    self.chaos_log.append(f"{now - t0:6.1f}s NOT DONE: {a.kind} (due at {a.at_s:.1f} s)")
+                if self.rig.proxy is not None:
+                    self.rig.proxy.hold = False
                 break
             if self.collector is not None and not self.collector.alive:
                 raise HarnessError(f"the collector died; see {self.collector.log}")
@@ -368,6 +460,7 @@ class _Run:
         """Drop to a trickle, wait until the collector holds almost nothing unacknowledged;
         return cutoff_us. (Not rate 0: silent sockets would trip the stale watchdog.)"""
         assert self.collector is not None
+        self.starter.wait()
         self.sim.control("rate", per_s=min(self.spec.rate, QUIESCE_RATE))
         deadline = time.monotonic() + self.spec.drain_timeout_s
         quiet = 0
@@ -394,6 +487,8 @@ class _Run:
         self.reconnects.update(m.reconnects)
         self.malformed.update(m.malformed)
         self.backfilled.update(m.backfilled)
+        for reason, v in m.quarantined:
+            self.quarantined.setdefault(reason, _Counter()).update(v)
         # latency figures cover the load phase only (drain-time batches carry gap and
         # backfill rows whose timestamps are the past)
 
@@ -426,6 +521,7 @@ class _Run:
             part_bytes += int(questdb_scalar(h, f"SELECT sum(diskSize) FROM table_partitions('{t}')") or 0)
         (stored / "partition_bytes.txt").write_text(str(part_bytes))
         self._history(stored / "history.csv", start_us, cutoff_us + 5_000_000)
+        self.quarantine = self.rig.quarantine(stored)
         return exp, stored
 
     def _wait_wal(self, timeout_s: float = 300.0) -> None:
@@ -466,11 +562,17 @@ class _Run:
                 start_ms = nxt if nxt > start_ms else start_ms + 1
 
     def stop_all(self) -> None:
-        if self.collector is not None:
-            self.collector.stop()
-        self.sim.stop()
-        if self._qdb is not None:
-            self._qdb.server.down()
+        try:
+            with contextlib.suppress(HarnessError):
+                self.starter.wait()
+            if self.collector is not None:
+                self.collector.stop()
+            self.sim.stop()
+            if self._qdb is not None:
+                self._qdb.server.down()
+        finally:
+            self.starter.close()
+            self.rig.close()
 
 
 def run(spec: LoadSpec, echo: Any = print) -> Result:
@@ -489,6 +591,7 @@ def run(spec: LoadSpec, echo: Any = print) -> Result:
         closes = _closes(exp / "connections.json", cutoff_us)
         unc = uncovered_disconnects(closes, _gap_windows(stored / "gaps.csv"))
         recon = Reconciliation(recon.tables, recon.trades_backfilled, tuple(str(c) for c in unc))
+        q = r.quarantine
         rate = _frames_sent(exp, int(t0 * 1e6), int(t1 * 1e6)) / (t1 - t0)
         total_rows = sum(int((stored / f"{t}_count.txt").read_text()) for t in _TABLES_COUNTED)
         qdb_bytes = dir_size_bytes(r.dir / "questdb" / "db")
@@ -523,6 +626,9 @@ def run(spec: LoadSpec, echo: Any = print) -> Result:
             gap_rows=int((stored / "gaps_count.txt").read_text()),
             chaos_log=r.chaos_log,
             samples=r.samples,
+            quarantined=dict(q.items) if q is not None else {},
+            quarantined_counted={k: int(c.base + c.last) for k, c in sorted(r.quarantined.items()) if c.base + c.last},
+            quarantine_unresolved=list(q.unresolved) if q is not None else [],
         )
         write_samples(r.dir / "samples.csv", r.samples)
         return res

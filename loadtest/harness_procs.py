@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import queue
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from tickarchive.errors import TickarchiveError
 from tickarchive.loadtest.errors import HarnessError
 
 CLI: tuple[str, ...] = (sys.executable, "-c", "from tickarchive.cli import main; main()")
@@ -227,15 +230,21 @@ class Metrics:
     backfilled: float
     ack_buckets: tuple[tuple[float, float], ...]
     """(upper bound, cumulative count) of ``tickarchive_ack_lag_seconds``, +Inf last."""
+    quarantined: tuple[tuple[str, float], ...] = ()
+    """``tickarchive_quarantined_total`` by reason."""
 
     @classmethod
     def parse(cls, text: str) -> Metrics:
         sums: dict[str, float] = {}
         buckets: list[tuple[float, float]] = []
+        quarantined: dict[str, float] = {}
         for fam in text_string_to_metric_families(text):
             for s in fam.samples:
                 if s.name == "tickarchive_ack_lag_seconds_bucket":
                     buckets.append((float(s.labels["le"]), float(s.value)))
+                elif s.name == "tickarchive_quarantined_total":
+                    reason = s.labels.get("reason", "")
+                    quarantined[reason] = quarantined.get(reason, 0.0) + float(s.value)
                 else:
                     sums[s.name] = sums.get(s.name, 0.0) + float(s.value)
         buckets.sort()
@@ -255,6 +264,7 @@ class Metrics:
             subscribed=g("tickarchive_subscribed_channels"),
             backfilled=g("tickarchive_backfilled_trades_total"),
             ack_buckets=tuple(buckets),
+            quarantined=tuple(sorted(quarantined.items())),
         )
 
 
@@ -288,3 +298,59 @@ def questdb_scalar(http_url: str, sql: str) -> Any:
     if "error" in body:
         raise HarnessError(f"QuestDB {sql!r}: {body['error']}")
     return body["dataset"][0][0] if body.get("dataset") else None
+
+
+class QuestDBStarter:
+    """Starts QuestDB again (``server.up()``: seconds) off the harness's main loop, so the
+    load, the sampling and the other chaos go on meanwhile.
+
+    One long-lived thread does every start: a server spawned with ``die_with_parent``
+    (``store.stack.procs``) gets SIGTERM when the *thread* that spawned it ends, so a
+    thread per start would kill the QuestDB it just started. ``close()`` ends the thread;
+    call it after QuestDB has been stopped."""
+
+    def __init__(self, up: Callable[[], object]) -> None:
+        self._up = up
+        self._requests: queue.Queue[Callable[[float], None] | None] = queue.Queue(maxsize=1)
+        self._idle = threading.Event()
+        self._idle.set()
+        self._error: TickarchiveError | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, on_started: Callable[[float], None]) -> None:
+        """Start QuestDB in the background; ``on_started(seconds)`` once it is healthy."""
+        self.wait()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._main, name="questdb-starter", daemon=True)
+            self._thread.start()
+        self._idle.clear()
+        self._requests.put(on_started)
+
+    def _main(self) -> None:
+        while True:
+            done = self._requests.get()
+            if done is None:
+                return
+            t0 = time.monotonic()
+            try:
+                self._up()
+                done(time.monotonic() - t0)
+            except TickarchiveError as exc:
+                self._error = exc
+            finally:
+                self._idle.set()
+
+    def wait(self) -> None:
+        """Wait for a start under way; raise ``HarnessError`` if it failed."""
+        self._idle.wait()
+        if self._error is not None:
+            exc, self._error = self._error, None
+            raise HarnessError(f"QuestDB did not start again: {exc}") from exc
+
+    def close(self) -> None:
+        t = self._thread
+        if t is not None:
+            self._idle.wait()
+            self._requests.put(None)
+            t.join()
+            self._thread = None

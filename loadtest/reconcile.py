@@ -13,9 +13,12 @@ against the simulator's complete trade history from ``start_us`` on (that is whe
 collector was subscribed): a trade the collector never received (disconnected, silenced)
 must have been backfilled.
 
-A lost row (sent, not stored) is *covered* when a gap row of its instrument (or ``*``)
-spans its exchange timestamp (``GAP_SLACK_US`` either side): the collector reported the
-window. ``lost`` below counts only uncovered rows: the real losses.
+A missing row (sent, not stored) is *quarantined* when the collector's quarantine lists
+it (``quarantined.csv``, written by the harness from ``loadtest.quarantine_keys``): it was
+set aside, kept and counted (a frame no parser reads, a row QuestDB refuses, a value the
+encoder cannot write, a damaged journal record). Otherwise it is *covered* when a gap row
+of its instrument (or ``*``) spans its exchange timestamp (``GAP_SLACK_US`` either side):
+the collector reported the window. ``lost`` below counts only the rest: the real losses.
 """
 
 from __future__ import annotations
@@ -40,12 +43,14 @@ class TableCount:
     stored: int
     """Rows of the table in QuestDB (whole run)."""
     lost: int
-    """Sent keys not in QuestDB and not covered by a gap."""
+    """Sent keys not in QuestDB, not quarantined and not covered by a gap."""
     lost_in_gaps: int
     """Sent keys not in QuestDB, inside a reported gap."""
     duplicates: int
     """QuestDB keys (up to the extra cutoff) that the simulator never sent."""
     lost_sample: tuple[str, ...] = ()
+    quarantined: int = 0
+    """Sent keys not in QuestDB that the collector's quarantine lists (set aside, kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,10 @@ class Reconciliation:
     @property
     def lost(self) -> int:
         return sum(t.lost for t in self.tables)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(t.quarantined for t in self.tables)
 
     @property
     def duplicates(self) -> int:
@@ -109,10 +118,20 @@ def reconcile(
 ) -> Reconciliation:
     """Reconcile every table of ``specs`` plus trades (if ``stored_dir/trades.csv`` and
     ``stored_dir/history.csv`` exist). ``stored_dir`` also holds ``gaps.csv``
-    (``ts_us, end_us, instrument, kind``) and, for each table, ``<table>_count.txt``
+    (``ts_us, end_us, instrument, kind``), optionally ``quarantined.csv``
+    (``loadtest.quarantine_keys.CSV_COLUMNS``) and, for each table, ``<table>_count.txt``
     (QuestDB's row count; else the CSV's row count is used)."""
     con = duckdb.connect()
     try:
+        qk = stored_dir / "quarantined.csv"
+        if qk.exists():
+            con.execute(
+                "CREATE TABLE qkeys AS SELECT CAST(\"table\" AS VARCHAR) qt, CAST(instrument AS VARCHAR) qi, "
+                "TRY_CAST(NULLIF(ts_us, '') AS BIGINT) qts, TRY_CAST(NULLIF(change_id, '') AS BIGINT) qc, "
+                f"NULLIF(trade_id, '') qtid FROM read_csv({_q(qk)}, header=true, all_varchar=true)"
+            )
+        else:
+            con.execute("CREATE TABLE qkeys (qt VARCHAR, qi VARCHAR, qts BIGINT, qc BIGINT, qtid VARCHAR)")
         gaps = stored_dir / "gaps.csv"
         if gaps.exists():
             con.execute(
@@ -154,6 +173,14 @@ def _covered_sql(alias: str, inst: str) -> str:
     )
 
 
+def _quarantined_sql(alias: str, spec: KeySpec) -> str:
+    change = f" AND (qkeys.qc IS NULL OR qkeys.qc = {alias}.change_id)" if "change_id" in spec.sent_keys else ""
+    return (
+        f"EXISTS (SELECT 1 FROM qkeys WHERE qkeys.qt = '{spec.table}' AND qkeys.qi = {alias}.{spec.instrument_col} "
+        f"AND qkeys.qts = {alias}.ts_us{change})"
+    )
+
+
 def _table(
     con: duckdb.DuckDBPyConnection,
     spec: KeySpec,
@@ -180,6 +207,8 @@ def _table(
     con.execute(f"CREATE OR REPLACE TABLE missing AS SELECT s.* FROM sent s ANTI JOIN stored q ON {on}")
     sent_rows = _one(con, "SELECT coalesce(sum(n), 0) FROM sent")
     inst = spec.instrument_col
+    quarantined = _one(con, f"SELECT count(*) FROM missing m WHERE {_quarantined_sql('m', spec)}")
+    con.execute(f"CREATE OR REPLACE TABLE missing AS SELECT * FROM missing m WHERE NOT {_quarantined_sql('m', spec)}")
     lost_in_gaps = _one(con, f"SELECT count(*) FROM missing m WHERE {_covered_sql('m', inst)}")
     lost = _one(con, "SELECT count(*) FROM missing") - lost_in_gaps
     sample = tuple(
@@ -195,7 +224,7 @@ def _table(
         f"ANTI JOIN sent_any s ON {on_any}",
     )
     stored_rows = _stored_count(stored_dir, t, _one(con, "SELECT count(*) FROM stored"))
-    return TableCount(t, sent_rows, stored_rows, lost, lost_in_gaps, extra, sample)
+    return TableCount(t, sent_rows, stored_rows, lost, lost_in_gaps, extra, sample, quarantined)
 
 
 def _trades(
@@ -223,6 +252,12 @@ def _trades(
         f"ANTI JOIN tq q ON h.instrument = q.instrument AND h.trade_id = q.trade_id"
     )
     sent = _one(con, f"SELECT count(*) FROM hist WHERE {window}")
+    tq_sql = (
+        "EXISTS (SELECT 1 FROM qkeys WHERE qkeys.qt = 'trades' AND qkeys.qi = m.instrument "
+        "AND qkeys.qtid = m.trade_id)"
+    )
+    quarantined = _one(con, f"SELECT count(*) FROM tmissing m WHERE {tq_sql}")
+    con.execute(f"CREATE OR REPLACE TABLE tmissing AS SELECT * FROM tmissing m WHERE NOT {tq_sql}")
     lost = _one(con, "SELECT count(*) FROM tmissing")
     sample = tuple(
         f"{r[0]} {r[1]} ts_us={r[2]}"
@@ -236,7 +271,7 @@ def _trades(
     backfilled = _one(con, "SELECT count(*) FROM tq WHERE source = 'backfill'")
     stored = _stored_count(stored_dir, "trades", _one(con, "SELECT count(*) FROM tq"))
     # a trade is never excused by a gap: gaps are backfilled from the history
-    return TableCount("trades", sent, stored, lost, 0, extra, sample), backfilled
+    return TableCount("trades", sent, stored, lost, 0, extra, sample, quarantined), backfilled
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> int:

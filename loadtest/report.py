@@ -11,10 +11,13 @@ from tickarchive.loadtest.harness import Result
 def render(r: Result) -> Group:
     t = Table(title=f"loadtest: {r.spec.rate:g}/s for {r.spec.duration_s:g} s, chaos {list(r.spec.chaos) or 'none'}")
     t.add_column("table")
-    for c in ("sent", "stored", "lost", "lost in gaps", "duplicates"):
+    for c in ("sent", "stored", "lost", "lost in gaps", "quarantined", "duplicates"):
         t.add_column(c, justify="right")
     for tc in r.recon.tables:
-        t.add_row(tc.table, f"{tc.sent:,}", f"{tc.stored:,}", str(tc.lost), str(tc.lost_in_gaps), str(tc.duplicates))
+        t.add_row(
+            tc.table, f"{tc.sent:,}", f"{tc.stored:,}", str(tc.lost), str(tc.lost_in_gaps), str(tc.quarantined),
+            str(tc.duplicates),
+        )
     lat = r.latency_ms
     f = Table(show_header=False)
     f.add_column("figure")
@@ -37,9 +40,16 @@ def render(r: Result) -> Group:
     )
     f.add_row("gap rows / disconnects without a gap", f"{r.gap_rows} / {len(r.recon.uncovered_disconnects)}")
     f.add_row("collector starts", str(r.collector_starts))
+    for reason in sorted(set(r.quarantined) | set(r.quarantined_counted)):
+        f.add_row(
+            f"quarantined {reason} (items listed / counted by the metric)",
+            f"{r.quarantined.get(reason, 0)} / {r.quarantined_counted.get(reason, 0)}",
+        )
+    for line in r.quarantine_unresolved[:10]:
+        f.add_row("quarantine item without readable rows", line)
     f.add_row("load average (1/5/15 min)", " / ".join(f"{x:.1f}" for x in r.load_avg))
     f.add_row("measured for", f"{r.duration_s:.1f} s")
-    for line in r.chaos_log[:30]:
+    for line in r.chaos_log[:60]:
         f.add_row("chaos", line)
     for tc in r.recon.tables:
         for s in tc.lost_sample:

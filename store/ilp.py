@@ -568,8 +568,13 @@ def split_rows(body: bytes) -> list[bytes]:
     return rows
 
 
-def row_bytes(event: Event) -> bytes:
-    """The ILP row of one event, alone (protocol v2, as the writer sends it)."""
+def row_bytes(event: Event) -> bytes | None:
+    """The ILP row of one event, alone (protocol v2, as the writer sends it); None when
+    the event cannot be encoded (a value out of range: the writer sets such a row aside
+    on its own, ``IlpEncoder.unencodable``)."""
     buf = Buffer(protocol_version=DEFAULT_PROTOCOL_VERSION)
-    encode(buf, event)
+    try:
+        encode(buf, event)
+    except _UNENCODABLE:
+        return None
     return bytes(buf)

@@ -26,6 +26,11 @@ Kinds and parameters (``conn`` = a connection id such as ``c1``, or ``all``; def
                      with an error, ``mode=omit`` leaves the channels out of the result)
 ``too_slow``         close the connection(s) with reason ``connection_too_slow``
 ``maintenance``      ``platform_state`` locked and no market data for ``seconds``
+``poison``           send ``count`` ticker notifications (default 4) whose values no
+                     store accepts, one shape after the other (``POISON_SHAPES``):
+                     a negative timestamp, a timestamp past year 9999, NaN-like
+                     strings in number fields, a ``bytes``-long (default 10 MiB)
+                     string field; each is logged ``sent`` with its own key
 ==================== ===========================================================
 
 Every injected fault becomes a ``FaultRecord`` in the send log, with its window.
@@ -36,6 +41,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Final
+
+import orjson
 
 from tickarchive.loadtest.errors import FaultSpecError
 
@@ -52,6 +60,7 @@ FAULT_KINDS = (
     "reject",
     "too_slow",
     "maintenance",
+    "poison",
 )
 
 _ALLOWED_PARAMS: Mapping[str, frozenset[str]] = {
@@ -67,6 +76,7 @@ _ALLOWED_PARAMS: Mapping[str, frozenset[str]] = {
     "reject": frozenset({"conn", "seconds", "mode"}),
     "too_slow": frozenset({"conn"}),
     "maintenance": frozenset({"seconds"}),
+    "poison": frozenset({"conn", "count", "bytes"}),
 }
 
 
@@ -91,8 +101,9 @@ class FaultSpec:
         for key in ("seconds", "duration"):
             if key in self.params:
                 self.float_param(key, 0.0)
-        if "count" in self.params:
-            self.int_param("count", 1)
+        for key in ("count", "bytes"):
+            if key in self.params:
+                self.int_param(key, 1)
         if self.params.get("mode", "error") not in ("error", "omit"):
             raise FaultSpecError("fault reject: mode must be 'error' or 'omit'")
         if self.at_s < 0:
@@ -126,6 +137,46 @@ class FaultSpec:
         if value < 1:
             raise FaultSpecError(f"fault {self.kind}: {key} must be >= 1")
         return value
+
+
+POISON_SHAPES: Final = ("negative_ts", "far_future_ts", "nan_strings", "huge_field")
+POISON_HUGE_BYTES: Final = 10 * 1024 * 1024
+_YEAR_10000_MS: Final = 253_402_300_800_000
+"""10000-01-01T00:00:00Z in ms: past the last timestamp QuestDB stores (year 9999)."""
+_DAY_MS: Final = 86_400_000
+
+
+def poison_ticker(
+    shape: str, instrument: str, n: int, now_ms: int, huge_bytes: int = POISON_HUGE_BYTES
+) -> tuple[bytes, int]:
+    """The ``data`` of a ``poison`` ticker notification of ``instrument`` and its exchange
+    timestamp in µs (the send-log key). ``n`` (unique per poison frame) makes every key
+    unique: no frame the market model sends shares it, so a poison row never overwrites
+    a real one (DEDUP upserts on the key).
+
+    * ``negative_ts``: ``timestamp`` -n ms (before 1970);
+    * ``far_future_ts``: year 10000 + n ms (QuestDB answers 500 for a row past year 9999);
+    * ``nan_strings``: ``"NaN"`` / ``"Infinity"`` / ``"nan"`` strings in number fields,
+      timestamp one day ago + n ms;
+    * ``huge_field``: a ``huge_bytes``-long ``underlying_index`` (a SYMBOL column),
+      timestamp one day ago + n ms."""
+    base: dict[str, object] = {"instrument_name": instrument, "state": "open", "interest_rate": 0.0}
+    if shape == "negative_ts":
+        ts_ms = -n
+        base.update(best_bid_price=0.01, best_bid_amount=1.0, mark_price=0.012)
+    elif shape == "far_future_ts":
+        ts_ms = _YEAR_10000_MS + n
+        base.update(best_bid_price=0.01, best_bid_amount=1.0, mark_price=0.012)
+    elif shape == "nan_strings":
+        ts_ms = now_ms - _DAY_MS + n
+        base.update(best_bid_price="NaN", best_bid_amount="Infinity", mark_price="nan", mark_iv="-Infinity")
+    elif shape == "huge_field":
+        ts_ms = now_ms - _DAY_MS + n
+        base.update(underlying_index="X" * huge_bytes, mark_price=0.012)
+    else:
+        raise FaultSpecError(f"unknown poison shape {shape!r}; known: {', '.join(POISON_SHAPES)}")
+    base["timestamp"] = ts_ms
+    return orjson.dumps(base), ts_ms * 1000
 
 
 def parse_fault_spec(text: str) -> FaultSpec:

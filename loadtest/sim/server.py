@@ -39,7 +39,7 @@ from tickarchive.loadtest.sim.connection import (
     ws_header,
     ws_payload,
 )
-from tickarchive.loadtest.sim.faults import FaultRecord, FaultSpec
+from tickarchive.loadtest.sim.faults import POISON_HUGE_BYTES, POISON_SHAPES, FaultRecord, FaultSpec, poison_ticker
 from tickarchive.loadtest.sim.history import TradeHistory
 from tickarchive.loadtest.sim.market import (
     BookEvent,
@@ -712,6 +712,20 @@ class Simulator:
             for frame in malformed_frames(spec.int_param("count", 1)):
                 c.add(frame, None)
                 self.send_log.control_frames["malformed"] += 1
+            c.flush()
+        elif kind == "poison":
+            tickers = sorted(ch for ch, conns in self.subs.items() if ch.startswith("ticker.") and c in conns)
+            if not tickers:
+                raise FaultSpecError(f"fault poison: connection {c.id} has no ticker subscription")
+            now_ms = rec.start_us // 1000
+            for i in range(spec.int_param("count", len(POISON_SHAPES))):
+                ch = tickers[i % len(tickers)]
+                inst = ch.split(".")[1]
+                data, ts_us = poison_ticker(
+                    POISON_SHAPES[i % len(POISON_SHAPES)], inst, rec.fault_id * 1000 + i + 1, now_ms,
+                    spec.int_param("bytes", POISON_HUGE_BYTES),
+                )
+                c.add(encode.notification(ch, data), (encode.QUOTES, ch, inst, ts_us))
             c.flush()
         elif kind == "unknown_channel":
             for i in range(spec.int_param("count", 1)):

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Final, Generic, Literal, Protocol, TypeVar
 
 import psutil
 import psycopg
@@ -122,15 +122,24 @@ class EphemeralQuestDB:
 
 
 def start_questdb(
-    root: Path, cache_dir: Path, *, heap_mb: int | None = None, ephemeral: bool = True, run_migrations: bool = True
+    root: Path,
+    cache_dir: Path,
+    *,
+    heap_mb: int | None = None,
+    ephemeral: bool = True,
+    run_migrations: bool = True,
+    commit_mode: Literal["nosync", "async", "sync"] | None = None,
 ) -> EphemeralQuestDB:
     """A QuestDB on free ports under ``root`` (migrated unless told otherwise); the caller
-    stops it (``server.down()``) or uses ``questdb()``."""
+    stops it (``server.down()``) or uses ``questdb()``. ``commit_mode``: QuestDB's
+    ``cairo.commit.mode`` (default: the ``questdb.commit_mode`` setting's default)."""
 
     def make() -> QuestDBServer:
         s = QuestDBSettings(host=HOST, http_port=free_port(HOST), pg_port=free_port(HOST), health_port=free_port(HOST))
         if heap_mb is not None:
             s = s.model_copy(update={"heap_mb": heap_mb})
+        if commit_mode is not None:
+            s = s.model_copy(update={"commit_mode": commit_mode})
         return QuestDBServer(s, root, cache_dir, ephemeral=ephemeral)
 
     def ports(q: QuestDBServer) -> set[int]:

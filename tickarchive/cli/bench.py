@@ -254,6 +254,76 @@ def bench_stack_cmd(
         typer.echo(f"{t.server:<17} {t.step:<20} {t.seconds:7.2f} s")
 
 
+@app.command("durability")
+def bench_durability(
+    rates: Annotated[str, typer.Option(help="frames/s of the commit-mode runs (comma-separated)")] = "5000,50000",
+    modes: Annotated[str, typer.Option(help="QuestDB cairo.commit.mode values to compare")] = "nosync,sync",
+    seconds: Annotated[float, typer.Option(help="length of each commit-mode run")] = 10.0,
+    window_rate: Annotated[
+        float, typer.Option(help="simulator frames/s into the collector (window, catch-up)")
+    ] = 5000.0,
+    window_seconds: Annotated[float, typer.Option(help="collector run for the fsync window (0: skip)")] = 20.0,
+    journal_gb: Annotated[float, typer.Option(help="unacknowledged journal to catch up after a kill (0: skip)")] = 1.0,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="scratch directory (default: under paths.local_dir)")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+) -> None:
+    """The receive -> fsync window, QuestDB's commit modes (CPU per frame, ack latency) and the
+    restart + catch-up time after a SIGKILL with a large unacknowledged journal."""
+    import dataclasses
+
+    from tickarchive.bench.durability import CommitMode, run
+
+    rate_list = [float(r) for r in rates.split(",") if r.strip()]
+    mode_list: list[CommitMode] = []
+    for m in (x.strip() for x in modes.split(",") if x.strip()):
+        if m not in ("nosync", "async", "sync"):
+            raise IngestError(f"--modes: {m!r} is not a QuestDB commit mode (nosync, async, sync)")
+        mode_list.append(m)  # type: ignore[arg-type]
+    window, results, catch = run(
+        rate_list, mode_list, seconds, window_rate, window_seconds, journal_gb, echo=typer.echo, directory=directory
+    )
+    if window is not None:
+        typer.echo(
+            f"receive -> fsync window at {window.rate:g} frames/s over {window.seconds:g} s: "
+            f"p50 {window.p50_ms:.1f} ms, p99 {window.p99_ms:.1f} ms, max {window.max_ms:.1f} ms"
+        )
+    if results:
+        t = RichTable(title=f"QuestDB commit modes: one ILP request per table per 50 ms, {seconds:g} s each")
+        for col in ("mode", "target frames/s", "achieved", "rows", "QuestDB CPU us/frame", "ack p50 ms",
+                    "ack p99 ms", "ack max ms", "WAL apply after s"):
+            t.add_column(col, justify="right")
+        for r in results:
+            t.add_row(
+                r.mode, f"{r.rate:,.0f}", f"{r.achieved_frames_per_s:,.0f}", f"{r.rows:,}",
+                f"{r.questdb_cpu_us_per_frame:.1f}", f"{r.ack_p50_ms:.1f}", f"{r.ack_p99_ms:.1f}",
+                f"{r.ack_max_ms:.1f}", f"{r.apply_s:.1f}",
+            )
+        _out().print(t)
+    if catch is not None:
+        typer.echo(
+            f"restart after SIGKILL with {catch.journal_bytes / 1e9:.2f} GB ({catch.records:,} records) "
+            "unacknowledged, "
+            f"live load {catch.live_rate:g} frames/s: metrics up after {catch.metrics_up_s:.1f} s, backlog read "
+            f"(writer live) after {catch.live_s:.1f} s, acknowledged after {catch.acked_s:.1f} s "
+            f"({catch.journal_bytes / 1e6 / catch.acked_s:.1f} MB/s, {catch.records / catch.acked_s:,.0f} records/s); "
+            f"collector CPU {catch.collector_cpu_us_per_record:.1f} us per caught-up record"
+        )
+    if json_out is not None:
+        json_out.write_text(
+            json.dumps(
+                {
+                    "window": dataclasses.asdict(window) if window else None,
+                    "modes": [dataclasses.asdict(r) for r in results],
+                    "catch_up": dataclasses.asdict(catch) if catch else None,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+
+
 app.command("normalize")(bench_normalize)
 app.command("journal")(bench_journal)
 app.command("collector", help="CPU and RSS of the collector at a given frame rate against the simulator.")(

@@ -23,7 +23,11 @@ def loadtest(
     connections: Annotated[int, typer.Option(help="collector WebSocket connections")] = 4,
     chaos: Annotated[
         list[str] | None,
-        typer.Option(help="disconnects, questdb-restart, collector-kill, stale, malformed (repeatable)"),
+        typer.Option(
+            help="disconnects, questdb-restart, questdb-kill, collector-kill, stale, malformed, journal-corrupt, "
+            "disk-full (needs root: mounts a small file system), poison, questdb-reject, or all (repeatable; "
+            "see docs/performance.md)"
+        ),
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
     run_dir: Annotated[Path, typer.Option(help="working directory (wiped first)")] = Path(".local/loadtest/run"),
