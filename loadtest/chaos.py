@@ -10,7 +10,7 @@ mode                what happens (times as fractions of ``--duration``)
 ``questdb-kill``    QuestDB SIGKILLed at 0.45 (no shutdown hook) and started again at once
                     on the same ports
 ``collector-kill``  the collector SIGKILLed at 0.5 and started again
-``journal-corrupt`` at 0.6 QuestDB's acknowledgements are held (the chaos proxy answers 503
+``journal-corrupt`` at 0.55 QuestDB's acknowledgements are held (the chaos proxy answers 503
                     to every write) for 4 s (0.1 in short runs), so the journal grows past the checkpoint;
                     then a length field and a payload byte are flipped in a sealed segment
                     and in the active one (``loadtest.chaos_journal``), the collector is
@@ -124,8 +124,8 @@ def schedule(modes: tuple[str, ...], duration_s: float) -> list[Action]:
         out.append(Action(d * REJECT_FROM, "reject_on"))
         out.append(Action(d * REJECT_UNTIL, "reject_off"))
     if "journal-corrupt" in modes:
-        out.append(Action(d * 0.6, "writes_hold"))
-        out.append(Action(d * 0.6 + min(HOLD_S, d * 0.1), "journal_corrupt"))
+        out.append(Action(d * 0.55, "writes_hold"))
+        out.append(Action(d * 0.55 + min(HOLD_S, d * 0.1), "journal_corrupt"))
     if "disk-full" in modes:
         out.append(Action(d * 0.7, "disk_fill"))
         out.append(Action(d * 0.7 + min(DISK_FULL_S, d * 0.1), "disk_release"))

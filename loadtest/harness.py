@@ -392,6 +392,7 @@ class _Run:
     def _kill_questdb(self, t_s: float) -> None:
         """SIGKILL QuestDB by the PID it was started with (no shutdown hook runs), then
         start it again on the same ports (``up`` clears the stale pid file)."""
+        self.starter.wait()  # a start under way (questdb-restart) ends first
         proc = self.questdb.pid_file.process()
         if proc is None:
             raise HarnessError("questdb-kill: QuestDB is not running")

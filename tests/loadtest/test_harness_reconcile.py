@@ -233,3 +233,27 @@ def test_chaos_schedule() -> None:
         chaos.validate(("flood",), 60.0)
     with pytest.raises(chaos.ChaosError, match="questdb-restart needs --duration >= 30"):
         chaos.validate(("questdb-restart",), 20.0)
+
+
+def test_quarantined_rows_are_not_lost(dirs: tuple[Path, Path]) -> None:
+    """The rows the collector's quarantine lists count as quarantined, not lost; a key of
+    another instrument, time or change_id does not excuse anything."""
+    sl, st = dirs
+    _csv(
+        st / "quarantined.csv",
+        ["table", "instrument", "ts_us", "change_id", "trade_id", "reason", "item"],
+        [
+            ["quotes", I1, T + 3_000, "", "", "malformed:invalid_data:ticker", 1],
+            ["quotes", I2, T + 3_000, "", "", "rejected:quotes", 2],  # not a missing row
+            ["book_changes", I1, T + 2_000, 104, "", "journal_damage", 3],
+            ["book_changes", I1, T + 1_000, 999, "", "journal_damage", 3],  # wrong change_id
+            ["trades", I2, "", "", "ETH-5", "unencodable:trades", 4],
+        ],
+    )
+    r = reconcile(sl, st, cutoff_us=T + 8_500_000, extra_cutoff_us=T + 7_500_000, start_us=T)
+    t = r.by_table()
+    assert (t["quotes"].lost, t["quotes"].quarantined, t["quotes"].lost_in_gaps) == (0, 1, 1)
+    assert (t["book_changes"].lost, t["book_changes"].quarantined) == (0, 1)
+    assert (t["trades"].lost, t["trades"].quarantined) == (0, 1)
+    assert t["quotes"].lost_sample == ()
+    assert (r.lost, r.quarantined) == (0, 3)
