@@ -396,8 +396,13 @@ class Collector:
     def _journal_fetched(self, fetched: Sequence[FetchedInstruments]) -> list[InstrumentEvent]:
         out: list[InstrumentEvent] = []
         for f in fetched:
-            seq = self.journal.append(f.body, f.recv_ts_us, REST_CONNECTION)
-            self.writer.offer(seq, f.events)
+            try:
+                seq = self.journal.append(f.body, f.recv_ts_us, REST_CONNECTION)
+            except JournalError as exc:  # JournalFull included: the listing is fetched again later
+                log.error("journal: cannot write an instrument listing (%s); its rows are held in memory only", exc)
+                self.writer.add_side(f.events)
+            else:
+                self.writer.offer(seq, f.events)
             out.extend(f.events)
         return out
 

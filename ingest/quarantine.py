@@ -22,6 +22,7 @@ line is logged. ``tickarchive journal quarantine ls`` lists it;
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -133,7 +134,16 @@ class Quarantine:
                     os.fsync(f.fileno())
                 self._index_bytes += len(line) + 1
             except OSError as exc:
-                raise JournalError(f"cannot write to the quarantine {self.directory}: {exc.strerror}") from exc
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise JournalError(f"cannot write to the quarantine {self.directory}: {exc.strerror}") from exc
+                # a full disk: the item is still counted (and its frames are in the journal);
+                # a full disk must not stop the collector
+                log.error("quarantine %s: disk full, item %d (%s: %s) counted but not listed",
+                          self.directory, n, reason, detail[:200])
+                self.unlisted[reason] += 1
+                if self._on_item is not None:
+                    self._on_item(reason)
+                return None
         if self._on_item is not None:
             self._on_item(reason)
         return item

@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import errno
 import fcntl
 import itertools
 import json
+import logging
 import os
 import stat
 import time
@@ -67,6 +69,8 @@ from tickarchive.ingest.journal.format import (
     segment_name,
 )
 from tickarchive.ingest.journal.reader import JournalReader, OnDamage
+
+log = logging.getLogger(__name__)
 
 _MARK_EVERY_BYTES: Final = 256 * 1024
 _IOV_MAX: Final = 999
@@ -119,6 +123,7 @@ class Journal:
         self._lock_fd = lock_fd
         self._next_seq = next_seq
         self._acked_seq = acked_seq
+        self._checkpoint_full = False
         self._active = active
         self._size = active_size
         self._fd = os.open(active, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -427,7 +432,9 @@ class Journal:
         """Durably record that every event of every record ``<= seq`` is in QuestDB.
 
         A seq at or below the current checkpoint is a no-op; beyond the last appended
-        record is an error.
+        record is an error. On a full disk the checkpoint stays where it was (logged, not
+        raised: a full disk must not stop the writer): its records are replayed once more
+        after a restart, which DEDUP absorbs, and the next commit tries again.
         """
         if seq <= self._acked_seq:
             return
@@ -447,8 +454,17 @@ class Journal:
             fsync_dir(self.directory)
         except OSError as exc:
             if exc.errno in _FULL_ERRNOS:
-                raise JournalFull(f"journal disk full writing checkpoint: {exc.strerror}") from exc
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                if not self._checkpoint_full:
+                    log.error("journal: disk full writing the checkpoint; it stays at seq %d until there is room",
+                              self._acked_seq)
+                self._checkpoint_full = True
+                return
             raise JournalError(f"cannot write checkpoint {path}: {exc.strerror}") from exc
+        if self._checkpoint_full:
+            log.warning("journal: checkpoint written again (seq %d)", seq)
+            self._checkpoint_full = False
         self._acked_seq = seq
         if seq == self.last_seq:
             self._marks.clear()

@@ -169,6 +169,8 @@ def test_small_file_system_fills_to_the_last_block_and_frees(tmp_path: Path) -> 
         j = Journal.open(jdir)
         try:
             j.append(_ticker(I1, T // 1000, 1), T, "c0")
+            counted: list[str] = []
+            q = Quarantine(quarantine_dir(jdir), on_item=counted.append)  # (made at start-up)
             assert fs.fill() > 16 * 1024 * 1024
             assert fs.free_bytes() == 0
             with pytest.raises(JournalFull):
@@ -176,8 +178,18 @@ def test_small_file_system_fills_to_the_last_block_and_frees(tmp_path: Path) -> 
             with pytest.raises(OSError, match="No space left") as exc:
                 (jdir / "probe").write_bytes(b"x" * 8192)
             assert exc.value.errno == errno.ENOSPC
+            # a full disk stops neither the writer's checkpoint nor the quarantine: the
+            # checkpoint stays where it was, the item is counted
+            j.commit(1)
+            assert j.acked_seq == 0
+            assert JournalReader(jdir).acked_seq == 0
+            assert q.add("malformed:invalid_json", "c0 seq 1: not json", b"x" * 8192, (1, 1)) is None
+            assert counted == ["malformed:invalid_json"]
+            assert q.unlisted == {"malformed:invalid_json": 1}
             fs.release()
             assert fs.free_bytes() > 16 * 1024 * 1024
+            j.commit(1)
+            assert JournalReader(jdir).acked_seq == 1
             assert j.append(_ticker(I1, T // 1000 + 1, 2), T + 1, "c0") == 2
         finally:
             j.close()
