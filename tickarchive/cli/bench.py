@@ -292,13 +292,14 @@ def bench_durability(
     if results:
         t = RichTable(title=f"QuestDB commit modes: one ILP request per table per 50 ms, {seconds:g} s each")
         for col in ("mode", "target frames/s", "achieved", "rows", "QuestDB CPU us/frame", "ack p50 ms",
-                    "ack p99 ms", "ack max ms", "WAL apply after s"):
+                    "ack p99 ms", "ack max ms", "requests", "request p50 / p99 ms", "WAL apply after s"):
             t.add_column(col, justify="right")
         for r in results:
             t.add_row(
                 r.mode, f"{r.rate:,.0f}", f"{r.achieved_frames_per_s:,.0f}", f"{r.rows:,}",
                 f"{r.questdb_cpu_us_per_frame:.1f}", f"{r.ack_p50_ms:.1f}", f"{r.ack_p99_ms:.1f}",
-                f"{r.ack_max_ms:.1f}", f"{r.apply_s:.1f}",
+                f"{r.ack_max_ms:.1f}", f"{r.requests:,}", f"{r.request_p50_ms:.1f} / {r.request_p99_ms:.1f}",
+                f"{r.apply_s:.1f}",
             )
         _out().print(t)
     if catch is not None:
