@@ -326,7 +326,10 @@ class _Run:
             conns = [c for c in self.sim.control("connections") if not c.get("closed")]
             if conns:
                 victim = conns[int(t_s) % len(conns)]["id"]
-                self.sim.control("fault/drop", conn=victim)
+                try:
+                    self.sim.control("fault/drop", conn=victim)
+                except HarnessError:  # it closed meanwhile (another fault, a reconnect)
+                    return False
                 self.chaos_log.append(f"{t_s:6.1f}s drop {victim}")
             else:
                 self.chaos_log.append(f"{t_s:6.1f}s no connection open to drop")
@@ -354,8 +357,11 @@ class _Run:
             if not conns:
                 return False
             victim = conns[self.poisoned % len(conns)]["id"]
+            try:
+                self.sim.control("fault/poison", conn=victim)
+            except HarnessError:  # the connection closed or is not subscribed yet: shortly again
+                return False
             self.poisoned += 1
-            self.sim.control("fault/poison", conn=victim)
             self.chaos_log.append(f"{t_s:6.1f}s poison x4 on {victim}")
         elif a.kind in ("reject_on", "reject_off"):
             self.rig.reject(a.kind == "reject_on", t_s)
