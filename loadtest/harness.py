@@ -32,10 +32,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import json
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,19 @@ import psutil
 from tickarchive.loadtest import chaos
 from tickarchive.loadtest.errors import HarnessError
 from tickarchive.loadtest.harness_chaos import ChaosRig
+from tickarchive.loadtest.harness_data import (
+    LoadSpec,
+    Result,
+    RunningCounter,
+    Sample,
+    closes_before,
+    cpu_pct,
+    frames_sent,
+    gap_windows,
+    mean_after_first,
+    to_ms,
+    write_samples,
+)
 from tickarchive.loadtest.harness_procs import (
     CollectorProcess,
     Metrics,
@@ -61,109 +72,12 @@ from tickarchive.store.stack import ephemeral
 from tickarchive.store.stack.procs import dir_size_bytes, free_port
 from tickarchive.store.stack.questdb import QuestDBServer
 
+__all__ = ["QUIESCE_RATE", "LoadSpec", "Result", "Sample", "run"]
+
 QUIESCE_RATE = 100.0
 """Ticker+book frames/s while the collector drains at the end of a run."""
 _TABLES_COUNTED = ("quotes", "book_changes", "trades", "index_ticks", "instruments", "gaps")
 
-
-@dataclass(frozen=True, slots=True)
-class LoadSpec:
-    rate: float
-    duration_s: float
-    instruments: int = 800
-    connections: int = 4
-    chaos: tuple[str, ...] = ()
-    run_dir: Path = Path(".local/loadtest/run")
-    trades_per_s: float = 5.0
-    seed: int = 1
-    ready_timeout_s: float = 120.0
-    drain_timeout_s: float = 180.0
-    flush_interval_ms: int | None = None
-    """The collector's ``writer.flush_interval_ms`` (None: its setting, 50 ms by default)."""
-
-
-@dataclass(slots=True)
-class Sample:
-    t_s: float
-    sim_frames_per_s: float
-    stored_rows_per_s: float
-    p50_ms: float | None
-    p95_ms: float | None
-    collector_cpu_pct: float
-    collector_rss_mb: float
-    backlog_bytes: float
-    sim_cpu_pct: float = 0.0
-    questdb_cpu_pct: float = 0.0
-
-
-@dataclass(slots=True)
-class Result:
-    spec: LoadSpec
-    recon: Reconciliation
-    write_errors: int
-    rate_achieved: float
-    latency_ms: dict[str, float | None]
-    collector_cpu_pct: float
-    collector_rss_mb: float
-    duration_s: float
-    sim_cpu_pct: float
-    """Mean CPU of the simulator process over the load (100 = one core)."""
-    questdb_cpu_pct: float
-    """Mean CPU of the QuestDB JVM over the load (100 = one core)."""
-    bytes_per_row: float | None
-    """Bytes of the tables' partitions (``table_partitions().diskSize``) per stored row."""
-    questdb_bytes: int | None
-    """Everything under QuestDB's db directory (WAL segments, preallocated files included)."""
-    rows_per_s: float
-    reconnects: int
-    malformed_frames: int
-    backfilled: int
-    collector_starts: int
-    load_avg: tuple[float, float, float]
-    gap_rows: int
-    chaos_log: list[str] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
-    quarantined: dict[str, int] = field(default_factory=dict)
-    """Items in the collector's quarantine (its index), by reason."""
-    quarantined_counted: dict[str, int] = field(default_factory=dict)
-    """``tickarchive_quarantined_total`` by reason, summed over the collector's runs (as
-    last scraped: an item set aside just before a SIGKILL may be missing here)."""
-    quarantine_unresolved: list[str] = field(default_factory=list)
-    """Quarantine items whose rows the harness could not tell (bytes not kept)."""
-
-    def as_json(self) -> dict[str, Any]:
-        """Exactly the keys of the issue."""
-        t = self.recon.by_table()
-        return {
-            "sent": {k: v.sent for k, v in t.items()},
-            "stored": {k: v.stored for k, v in t.items()},
-            "lost": self.recon.lost,
-            "duplicates": self.recon.duplicates,
-            "write_errors": self.write_errors,
-            "rate_target": self.spec.rate,
-            "rate_achieved": round(self.rate_achieved, 1),
-            "latency_ms": self.latency_ms,
-            "collector_cpu_pct": round(self.collector_cpu_pct, 1),
-            "collector_rss_mb": round(self.collector_rss_mb, 1),
-            "duration_s": round(self.duration_s, 1),
-            "chaos": list(self.spec.chaos),
-            "quarantined": dict(sorted(self.quarantined.items())),
-            "quarantined_rows": {k: v.quarantined for k, v in t.items()},
-        }
-
-
-class _Counter:
-    """A cumulative counter across collector restarts (a drop = a reset)."""
-
-    def __init__(self) -> None:
-        self.base = 0.0
-        self.last = 0.0
-
-    def update(self, v: float) -> float:
-        if v < self.last:
-            self.base += self.last
-        self.last = v
-        return self.base + v
 
 
 class _Run:
@@ -186,12 +100,12 @@ class _Run:
         extra.update(self.rig.collector_env())
         self.extra_env = extra
         self.collector: CollectorProcess | None = None
-        self.stored = _Counter()
-        self.errors = _Counter()
-        self.reconnects = _Counter()
-        self.malformed = _Counter()
-        self.backfilled = _Counter()
-        self.quarantined: dict[str, _Counter] = {}
+        self.stored = RunningCounter()
+        self.errors = RunningCounter()
+        self.reconnects = RunningCounter()
+        self.malformed = RunningCounter()
+        self.backfilled = RunningCounter()
+        self.quarantined: dict[str, RunningCounter] = {}
         self.quarantine: QuarantineReport | None = None
         self.poisoned = 0
         self.starter = QuestDBStarter(lambda: self.questdb.up())
@@ -301,10 +215,10 @@ class _Run:
                 pass
         self.cpu.append(cpu)
         self.rss_max = max(self.rss_max, rss)
-        sim_cpu = _cpu(self.ps_sim)
+        sim_cpu = cpu_pct(self.ps_sim)
         if self.ps_qdb is None:
             self.ps_qdb = self._questdb_proc()  # restarted (questdb-restart chaos)
-        qdb_cpu = _cpu(self.ps_qdb)
+        qdb_cpu = cpu_pct(self.ps_qdb)
         if qdb_cpu is None:
             self.ps_qdb = None
         self.sim_cpu.append(sim_cpu or 0.0)
@@ -429,7 +343,7 @@ class _Run:
             self.errors.update(m0.flush_errors)
             self.ack_last = m0.ack_buckets
         for ps in (self.ps, self.ps_sim, self.ps_qdb):
-            _cpu(ps)  # start the CPU counters at the start of the load
+            cpu_pct(ps)  # start the CPU counters at the start of the load
         last = t0
         next_tick = t0 + 1.0
         while True:
@@ -495,7 +409,7 @@ class _Run:
         self.malformed.update(m.malformed)
         self.backfilled.update(m.backfilled)
         for reason, v in m.quarantined:
-            self.quarantined.setdefault(reason, _Counter()).update(v)
+            self.quarantined.setdefault(reason, RunningCounter()).update(v)
         # latency figures cover the load phase only (drain-time batches carry gap and
         # backfill rows whose timestamps are the past)
 
@@ -595,22 +509,22 @@ def run(spec: LoadSpec, echo: Any = print) -> Result:
         cutoff_us = r.quiesce()
         exp, stored = r.export(cutoff_us, int(start * 1e6) + 500_000)
         recon = reconcile(exp, stored, cutoff_us, cutoff_us - 1_000_000, int(start * 1e6) + 500_000)
-        closes = _closes(exp / "connections.json", cutoff_us)
-        unc = uncovered_disconnects(closes, _gap_windows(stored / "gaps.csv"))
+        closes = closes_before(exp / "connections.json", cutoff_us)
+        unc = uncovered_disconnects(closes, gap_windows(stored / "gaps.csv"))
         recon = Reconciliation(recon.tables, recon.trades_backfilled, tuple(str(c) for c in unc))
         q = r.quarantine
-        rate = _frames_sent(exp, int(t0 * 1e6), int(t1 * 1e6)) / (t1 - t0)
+        rate = frames_sent(exp, int(t0 * 1e6), int(t1 * 1e6)) / (t1 - t0)
         total_rows = sum(int((stored / f"{t}_count.txt").read_text()) for t in _TABLES_COUNTED)
         qdb_bytes = dir_size_bytes(r.dir / "questdb" / "db")
         part_bytes = int((stored / "partition_bytes.txt").read_text())
         stored_delta = sum(s.stored_rows_per_s for s in r.samples)
         lat = {
-            "p50": _ms(quantile(0.5, r.ack_total)),
-            "p95": _ms(quantile(0.95, r.ack_total)),
-            "p99": _ms(quantile(0.99, r.ack_total)),
-            "max": _ms(max_bound(r.ack_total)),
+            "p50": to_ms(quantile(0.5, r.ack_total)),
+            "p95": to_ms(quantile(0.95, r.ack_total)),
+            "p99": to_ms(quantile(0.99, r.ack_total)),
+            "max": to_ms(max_bound(r.ack_total)),
         }
-        cpu = _mean_after_first(r.cpu)
+        cpu = mean_after_first(r.cpu)
         res = Result(
             spec=spec,
             recon=recon,
@@ -620,8 +534,8 @@ def run(spec: LoadSpec, echo: Any = print) -> Result:
             collector_cpu_pct=cpu,
             collector_rss_mb=r.rss_max,
             duration_s=t1 - t0,
-            sim_cpu_pct=_mean_after_first(r.sim_cpu),
-            questdb_cpu_pct=_mean_after_first(r.qdb_cpu),
+            sim_cpu_pct=mean_after_first(r.sim_cpu),
+            questdb_cpu_pct=mean_after_first(r.qdb_cpu),
             bytes_per_row=(part_bytes / total_rows) if part_bytes and total_rows else None,
             questdb_bytes=qdb_bytes,
             rows_per_s=stored_delta / max(1.0, t1 - t0),
@@ -642,80 +556,3 @@ def run(spec: LoadSpec, echo: Any = print) -> Result:
     finally:
         r.stop_all()
 
-
-def _cpu(p: psutil.Process | None) -> float | None:
-    """CPU % of ``p`` since the previous call (100 = one core); None if it is gone."""
-    if p is None:
-        return None
-    try:
-        return float(p.cpu_percent(None))
-    except psutil.Error:
-        return None
-
-
-def _mean_after_first(xs: list[float]) -> float:
-    """The mean of a per-second series without its first sample (counter warm-up)."""
-    return sum(xs[1:]) / max(1, len(xs) - 1)
-
-
-def _ms(v: float | None) -> float | None:
-    return None if v is None else round(v * 1e3, 2)
-
-
-def _closes(path: Path, cutoff_us: int) -> list[int]:
-    data = json.loads(path.read_text())
-    recs = list(data.values()) if isinstance(data, dict) else list(data)
-    return [int(c["closed_us"]) for c in recs if c.get("closed_us") and int(c["closed_us"]) < cutoff_us]
-
-
-def _gap_windows(path: Path) -> list[tuple[int, int | None]]:
-    with open(path, newline="") as f:
-        return [
-            (int(row["ts_us"]), int(row["end_us"]) if row.get("end_us") else None)
-            for row in csv.DictReader(f)
-            if row.get("ts_us")
-        ]
-
-
-def _frames_sent(exp: Path, t0_us: int, t1_us: int) -> int:
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        n = 0
-        for t in ("quotes", "book_changes"):
-            p = str(exp / f"{t}.parquet").replace("'", "''")
-            row = con.execute(
-                f"SELECT count(*) FROM read_parquet('{p}') "
-                f"WHERE status = 'sent' AND wall_us BETWEEN {t0_us} AND {t1_us}"
-            ).fetchone()
-            n += int(row[0]) if row else 0
-        return n
-    finally:
-        con.close()
-
-
-def write_samples(path: Path, samples: list[Sample]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "t_s", "sim_frames_per_s", "stored_rows_per_s", "p50_ms", "p95_ms", "cpu_pct", "rss_mb", "backlog",
-                "sim_cpu_pct", "questdb_cpu_pct",
-            ]
-        )
-        for s in samples:
-            w.writerow(
-                [
-                    s.t_s,
-                    round(s.sim_frames_per_s, 1),
-                    round(s.stored_rows_per_s, 1),
-                    s.p50_ms,
-                    s.p95_ms,
-                    s.collector_cpu_pct,
-                    round(s.collector_rss_mb, 1),
-                    s.backlog_bytes,
-                    s.sim_cpu_pct,
-                    s.questdb_cpu_pct,
-                ]
-            )
