@@ -265,7 +265,8 @@ class _Run:
         elif a.kind == "questdb_up":
             self._start_questdb(t_s)
         elif a.kind == "questdb_kill":
-            self._kill_questdb(t_s)
+            if not self._kill_questdb(t_s):
+                return False
         elif a.kind == "poison":
             conns = [c for c in self.sim.control("connections") if not c.get("closed")]
             if not conns:
@@ -309,13 +310,15 @@ class _Run:
         self.ps = proc_usage(self.collector.pid)
         self.chaos_log.append(f"{t_s:6.1f}s collector restarted (pid {self.collector.pid})")
 
-    def _kill_questdb(self, t_s: float) -> None:
+    def _kill_questdb(self, t_s: float) -> bool:
         """SIGKILL QuestDB by the PID it was started with (no shutdown hook runs), then
-        start it again on the same ports (``up`` clears the stale pid file)."""
-        self.starter.wait()  # a start under way (questdb-restart) ends first
+        start it again on the same ports (``up`` clears the stale pid file). False while
+        QuestDB is down or starting (``questdb-restart``): the kill waits for it."""
+        if self.starter.busy:
+            return False
         proc = self.questdb.pid_file.process()
         if proc is None:
-            raise HarnessError("questdb-kill: QuestDB is not running")
+            return False
         pid = proc.pid
         proc.kill()
         try:
@@ -324,6 +327,7 @@ class _Run:
             raise HarnessError(f"questdb-kill: QuestDB (pid {pid}) survived SIGKILL") from exc
         self.chaos_log.append(f"{t_s:6.1f}s QuestDB SIGKILL (pid {pid})")
         self._start_questdb(t_s)
+        return True
 
     def _start_questdb(self, t_s: float) -> None:
         """Start QuestDB again in the background (``QuestDBStarter``)."""

@@ -340,6 +340,11 @@ class QuestDBStarter:
             finally:
                 self._idle.set()
 
+    @property
+    def busy(self) -> bool:
+        """A start is under way."""
+        return not self._idle.is_set()
+
     def wait(self) -> None:
         """Wait for a start under way; raise ``HarnessError`` if it failed."""
         self._idle.wait()
