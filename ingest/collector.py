@@ -18,6 +18,9 @@ from the CLI) owns every task:
                   ``journal.min_free_bytes``);
 * ``backfill``    a bounded queue of trade backfills (``tickarchive.ingest.backfill``) for closed
                   ``disconnect``/``stale``/``trade_seq``/``downtime`` gaps.
+* ``backfill-resume`` once at start: the gaps a previous run closed but never backfilled
+                  (its queue died with it) are queued again, read from the ``gaps`` table
+                  once QuestDB acknowledged the journal as it was at this start.
 
 Start-up: open the journal (torn tail repaired), replay what QuestDB has not
 acknowledged (the writer starts in catch-up mode at ``acked_seq + 1``), and write a
@@ -60,7 +63,7 @@ from tickarchive.domain import (
     TradeTick,
 )
 from tickarchive.errors import VenueUnavailable
-from tickarchive.ingest.backfill import Backfiller, backfilled, window_of_gap
+from tickarchive.ingest.backfill import Backfiller, backfilled, stored_gaps, window_of_gap
 from tickarchive.ingest.connection import ConnectionDriver, now_us
 from tickarchive.ingest.errors import BackfillError, JournalError
 from tickarchive.ingest.gaps import COLLECTOR_CONNECTION, BackfillJob, GapLedger, downtime_gap
@@ -250,6 +253,7 @@ class Collector:
                     tg.create_task(self._fsync_loop(), name="fsync"),
                     tg.create_task(self._heartbeat_loop(), name="heartbeat"),
                     tg.create_task(self._backfill_loop(), name="backfill"),
+                    tg.create_task(self._resume_backfills(), name="backfill-resume"),
                     tg.create_task(self._discovery_loop(), name="discovery"),
                 ]
                 await stop.wait()
@@ -678,6 +682,32 @@ class Collector:
             while not self._backfill_q.empty():
                 jobs.append(self._backfill_q.get_nowait())
             await self._backfill_batch(bf, jobs)
+
+    async def _resume_backfills(self) -> None:
+        """Backfill the gaps a previous run closed but did not backfill: its queue of jobs
+        died with it (a SIGKILL while the backfill waited for QuestDB). Their rows are in
+        the journal; once QuestDB acknowledged the journal as it was at this start, the
+        ``gaps`` table lists them (closed, status still ``open``)."""
+        bf = self._backfiller
+        assert bf is not None
+        started_us = now_us()
+        upto = self.journal.last_seq
+        for attempt in range(1, _BACKFILL_ATTEMPTS + 1):
+            try:
+                if not await self.writer.wait_acked(upto, timeout_s=600.0):
+                    raise BackfillError(f"QuestDB has not acknowledged the journal up to seq {upto}")
+                await bf.wait_wal("gaps")
+                left = [g for g in await stored_gaps(bf, True, None) if g.end_us is not None and g.end_us < started_us]
+            except BackfillError as exc:
+                log.warning("backfill: gaps of the previous run not read yet (attempt %d): %s", attempt, exc)
+                await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+                continue
+            for g in left:
+                log.info("backfill: resuming %s %s on %s from %d (closed by a previous run)",
+                         g.kind.value, g.instrument, g.connection, g.start_us)
+                self._schedule_backfill(BackfillJob(g, after_seq=upto))
+            return
+        log.error("backfill: gaps of the previous run not resumed; run `tickarchive backfill --open`")
 
     async def _backfill_batch(self, bf: Backfiller, jobs: list[BackfillJob]) -> None:
         """Backfill queued gaps together: one wait for QuestDB to hold everything

@@ -73,7 +73,8 @@ class QuarantineReport:
     keys: list[tuple[Key, str, int]] = field(default_factory=list)
     """(key, reason, item n) of every row the items stand for."""
     unresolved: list[str] = field(default_factory=list)
-    """Items whose rows could not be told (bytes not kept, nothing readable)."""
+    """Rejected or unencodable items whose rows could not be told (bytes not kept). (A
+    malformed frame without a readable key is not a row: it is not listed here.)"""
 
 
 def frame_keys(frame: bytes) -> list[Key]:
@@ -149,7 +150,7 @@ def read_quarantine(journal_dir: Path, corrupted: Sequence[CorruptedRecord] = ()
     for item in quarantine_items(journal_dir):
         rep.items[item.reason] += 1
         keys = list(_item_keys(journal_dir, item, corrupted))
-        if not keys and not item.reason.startswith("journal_damage"):
+        if not keys and item.reason.startswith(("rejected:", "unencodable:")):  # rows, by definition
             rep.unresolved.append(f"#{item.n} {item.reason}: {item.detail[:160]}")
         rep.keys.extend((k, item.reason, item.n) for k in keys)
     return rep

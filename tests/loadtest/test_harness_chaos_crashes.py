@@ -1,8 +1,10 @@
 """The fault campaign's crash faults through real processes: QuestDB SIGKILLed and
 started again, the collector's journal damaged in place (a length field and a payload in
 a sealed and in the active segment) and the collector SIGKILLed on it, the journal's file
-system filled to the last block and freed. Nothing sent is lost: every row is stored, or
-inside a reported gap, or in the quarantine (the damaged records, copied aside)."""
+system filled to the last block and freed, with a connection dropped every 4 s. Nothing
+sent is lost: every row is stored, or inside a reported gap, or in the quarantine (the
+damaged records, copied aside), and every trade is stored, backfilled if need be (a
+backfill the killed collector had queued is resumed by the next one)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ def test_questdb_kill_journal_damage_and_full_disk_lose_nothing(tmp_path: Path) 
         duration_s=20.0,
         instruments=60,
         connections=2,
-        chaos=("questdb-kill", "journal-corrupt", "disk-full"),
+        chaos=("disconnects", "questdb-kill", "journal-corrupt", "disk-full"),
         run_dir=tmp_path / "run",
         trades_per_s=10.0,
     )
@@ -42,5 +44,6 @@ def test_questdb_kill_journal_damage_and_full_disk_lose_nothing(tmp_path: Path) 
     assert 1 <= r.quarantined.get("journal_damage", 0) <= 4
     assert r.quarantine_unresolved == []
     assert set(r.quarantined) == {"journal_damage"}
+    assert t["trades"].lost == 0
     assert t["quotes"].sent > 3_000
     assert t["book_changes"].sent > 3_000
