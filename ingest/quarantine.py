@@ -22,6 +22,8 @@ line is logged. ``tickarchive journal quarantine ls`` lists it;
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import errno
 import json
 import logging
@@ -60,6 +62,24 @@ def quarantine_dir(journal_dir: Path) -> Path:
     return Path(journal_dir) / DIRNAME
 
 
+PENDING_MAX_BYTES: Final = 64 * 1024 * 1024
+"""Bytes of items a full disk may hold back in memory (``Quarantine.add``)."""
+
+
+class _DiskFull(Exception):
+    """Internal: an item could not be written for want of room."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    at_us: int
+    reason: str
+    detail: str
+    payload: bytes
+    seqs: tuple[int, int] | None
+    meta: dict[str, Any]
+
+
 class Quarantine:
     """Appends items; safe to call from the event loop and from writer threads."""
 
@@ -84,6 +104,8 @@ class Quarantine:
         index = self.directory / INDEX
         self._index_bytes = index.stat().st_size if index.exists() else 0
         self.unlisted: Counter[str] = Counter()
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._pending_bytes = 0
         self._seen: set[str] = {str(i.meta.get("key")) for i in existing if i.meta.get("key")}
 
     def add(
@@ -96,56 +118,100 @@ class Quarantine:
         **meta: Any,
     ) -> Item | None:
         """Set ``payload`` aside under ``reason``; an item with a ``key`` already present
-        (the same journal damage met again) is not added twice (returns None)."""
+        (the same journal damage met again) is not added twice (returns None).
+
+        On a full disk the item is counted at once and held in memory (at most
+        ``PENDING_MAX_BYTES``; past that it is only counted, ``unlisted``) until
+        ``retry_pending`` (the collector calls it once a second) or the next ``add``
+        finds room: a full disk must not stop the collector, nor lose the item."""
         with self._lock:
             if key is not None:
                 if key in self._seen:
                     return None
                 self._seen.add(key)
             self.counts[reason] += 1
+            if self._on_item is not None:
+                self._on_item(reason)
             if self._index_bytes > self.max_bytes:
                 if not self.unlisted:
                     log.error("quarantine %s is full (quarantine_max_bytes): further items are only counted",
                               self.directory)
                 self.unlisted[reason] += 1
-                if self._on_item is not None:
-                    self._on_item(reason)
                 return None
-            n = self._next
-            self._next += 1
-            kept = self._kept_bytes + self._index_bytes + len(payload) <= self.max_bytes
-            item = Item(n, time.time_ns() // 1000, reason, detail, seqs, len(payload), kept, {**meta, "key": key})
+            entry = _Pending(time.time_ns() // 1000, reason, detail, payload, seqs, {**meta, "key": key})
+            self._retry_locked()
+            if not self._pending:
+                try:
+                    return self._write(entry)
+                except _DiskFull:
+                    pass
+            self._hold(entry)  # no room (or older items still waiting: the order is kept)
+            return None
+
+    def retry_pending(self) -> int:
+        """Write the items a full disk held back, oldest first; return how many are left."""
+        with self._lock:
+            self._retry_locked()
+            return len(self._pending)
+
+    def _retry_locked(self) -> None:
+        while self._pending:
             try:
-                if kept:
-                    blob = self.directory / f"{n}.bin"
-                    with open(blob, "wb") as f:
-                        f.write(payload)
-                        os.fsync(f.fileno())
-                    self._kept_bytes += len(payload)
-                line = json.dumps(
-                    {
-                        "n": n, "at_us": item.at_us, "reason": reason, "detail": detail,
-                        "seqs": list(seqs) if seqs else None, "size": len(payload), "kept": kept, "meta": item.meta,
-                    },
-                    separators=(",", ":"),
-                )
-                with open(self.directory / INDEX, "a", encoding="utf-8") as f:
-                    f.write(line + "\n")
+                self._write(self._pending[0])
+            except _DiskFull:
+                return
+            done = self._pending.popleft()
+            self._pending_bytes -= len(done.payload)
+            log.warning("quarantine %s: item held back by a full disk written (%s)", self.directory, done.reason)
+
+    def _hold(self, entry: _Pending) -> None:
+        if self._pending_bytes + len(entry.payload) > PENDING_MAX_BYTES:
+            log.error("quarantine %s: disk full and %d items held; %s item counted but not listed: %s",
+                      self.directory, len(self._pending), entry.reason, entry.detail[:200])
+            self.unlisted[entry.reason] += 1
+            return
+        if not self._pending:
+            log.error("quarantine %s: disk full; items are counted and held in memory until there is room",
+                      self.directory)
+        self._pending.append(entry)
+        self._pending_bytes += len(entry.payload)
+
+    def _write(self, e: _Pending) -> Item:
+        """Append one item (its bytes, then its index line, each fsynced); ``_DiskFull``
+        when the disk has no room (nothing of it is listed then)."""
+        n = self._next
+        kept = self._kept_bytes + self._index_bytes + len(e.payload) <= self.max_bytes
+        item = Item(n, e.at_us, e.reason, e.detail, e.seqs, len(e.payload), kept, e.meta)
+        blob = self.directory / f"{n}.bin"
+        line = json.dumps(
+            {
+                "n": n, "at_us": item.at_us, "reason": e.reason, "detail": e.detail,
+                "seqs": list(e.seqs) if e.seqs else None, "size": len(e.payload), "kept": kept, "meta": item.meta,
+            },
+            separators=(",", ":"),
+        )
+        index = self.directory / INDEX
+        size_before = self._index_bytes
+        try:
+            if kept:
+                with open(blob, "wb") as f:
+                    f.write(e.payload)
                     os.fsync(f.fileno())
-                self._index_bytes += len(line) + 1
-            except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    raise JournalError(f"cannot write to the quarantine {self.directory}: {exc.strerror}") from exc
-                # a full disk: the item is still counted (and its frames are in the journal);
-                # a full disk must not stop the collector
-                log.error("quarantine %s: disk full, item %d (%s: %s) counted but not listed",
-                          self.directory, n, reason, detail[:200])
-                self.unlisted[reason] += 1
-                if self._on_item is not None:
-                    self._on_item(reason)
-                return None
-        if self._on_item is not None:
-            self._on_item(reason)
+            with open(index, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+                os.fsync(f.fileno())
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise JournalError(f"cannot write to the quarantine {self.directory}: {exc.strerror}") from exc
+            with contextlib.suppress(OSError):
+                blob.unlink(missing_ok=True)
+                if index.exists() and index.stat().st_size > size_before:
+                    os.truncate(index, size_before)  # no torn line in front of the next item
+            raise _DiskFull from exc
+        self._next += 1
+        if kept:
+            self._kept_bytes += len(e.payload)
+        self._index_bytes += len(line) + 1
         return item
 
     def journal_damage(self, segment: Path, damage: Damage) -> Item | None:

@@ -11,6 +11,7 @@ hands it the actions it owns.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -19,6 +20,7 @@ from tickarchive.loadtest import chaos, chaos_journal
 from tickarchive.loadtest.chaos_disk import SmallFilesystem
 from tickarchive.loadtest.chaos_proxy import ChaosProxy
 from tickarchive.loadtest.errors import HarnessError
+from tickarchive.loadtest.journal_files import QUARANTINE
 from tickarchive.loadtest.quarantine_keys import CorruptedRecord, QuarantineReport, read_quarantine, write_keys_csv
 
 JOURNAL_BYTES_PER_FRAME: Final = 2048
@@ -144,6 +146,10 @@ class ChaosRig:
         """The collector's quarantine as counts and keys (``stored_dir/quarantined.csv``)."""
         rep = read_quarantine(self.journal_dir, self.corrupted)
         write_keys_csv(stored_dir / "quarantined.csv", rep)
+        if self.fs is not None:  # the journal's file system goes with the run: keep the quarantine
+            src = self.journal_dir / QUARANTINE
+            if src.is_dir():
+                shutil.copytree(src, self.run_dir / QUARANTINE, dirs_exist_ok=True)
         return rep
 
     def close(self) -> None:

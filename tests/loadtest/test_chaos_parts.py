@@ -21,7 +21,7 @@ from tickarchive.loadtest import chaos, chaos_journal
 from tickarchive.loadtest.chaos_disk import SmallFilesystem
 from tickarchive.loadtest.chaos_proxy import POISONED_ROWS, ChaosProxy
 from tickarchive.loadtest.errors import ChaosError
-from tickarchive.loadtest.journal_files import read_records, segments
+from tickarchive.loadtest.journal_files import quarantine_blob, quarantine_items, read_records, segments
 from tickarchive.loadtest.quarantine_keys import frame_keys, ilp_row_key, read_quarantine
 from tickarchive.loadtest.sim import encode
 from tickarchive.loadtest.sim.faults import POISON_SHAPES, poison_ticker
@@ -184,12 +184,18 @@ def test_small_file_system_fills_to_the_last_block_and_frees(tmp_path: Path) -> 
             assert j.acked_seq == 0
             assert JournalReader(jdir).acked_seq == 0
             assert q.add("malformed:invalid_json", "c0 seq 1: not json", b"x" * 8192, (1, 1)) is None
-            assert counted == ["malformed:invalid_json"]
-            assert q.unlisted == {"malformed:invalid_json": 1}
+            assert counted == ["malformed:invalid_json"]  # counted at once
+            assert q.retry_pending() == 1  # held in memory: no room yet
+            assert list(quarantine_items(jdir)) == []
             fs.release()
             assert fs.free_bytes() > 16 * 1024 * 1024
             j.commit(1)
             assert JournalReader(jdir).acked_seq == 1
+            assert q.retry_pending() == 0  # listed now that there is room
+            (item,) = quarantine_items(jdir)
+            assert (item.reason, item.seqs, item.size) == ("malformed:invalid_json", (1, 1), 8192)
+            assert quarantine_blob(jdir, item) == b"x" * 8192
+            assert q.unlisted == {}
             assert j.append(_ticker(I1, T // 1000 + 1, 2), T + 1, "c0") == 2
         finally:
             j.close()
