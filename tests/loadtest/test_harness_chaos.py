@@ -50,5 +50,9 @@ def test_disconnects_and_collector_kill_lose_nothing(tmp_path: Path) -> None:
         "collector_rss_mb",
         "duration_s",
         "chaos",
+        "quarantined",
+        "quarantined_rows",
     }
     assert r.as_json()["chaos"] == ["disconnects", "collector-kill"]
+    # neither mode damages a frame: nothing is set aside
+    assert r.as_json()["quarantined"] == {}
