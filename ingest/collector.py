@@ -12,20 +12,23 @@ from the CLI) owns every task:
                   journal first, then the venue's sans-I/O session, then ``on_outputs``;
 * ``writer``      ``tickarchive.store.questdb_writer.QuestDBWriter``: flush timer, transactions,
                   checkpoint, catch-up from the journal;
-* ``fsync``       ``journal.sync()`` every ``journal.fsync_interval_ms``;
+* ``fsync``       ``journal.sync()`` every ``journal.fsync_interval_ms``
+                  (``tickarchive.ingest.supervision``);
 * ``heartbeat``   a ``collector_heartbeats`` row per connection per second, gap and
                   disk gauges, the free-space gate (back-pressure below
-                  ``journal.min_free_bytes``);
-* ``backfill``    a bounded queue of trade backfills (``tickarchive.ingest.backfill``) for closed
-                  ``disconnect``/``stale``/``trade_seq``/``downtime`` gaps.
+                  ``journal.min_free_bytes``) (``tickarchive.ingest.supervision``);
+* ``backfill``    a bounded queue of trade backfills (``tickarchive.ingest.backfill_queue``)
+                  for closed ``disconnect``/``stale``/``trade_seq``/``downtime`` gaps;
 * ``backfill-resume`` once at start: the gaps a previous run closed but never backfilled
                   (its queue died with it) are queued again, read from the ``gaps`` table
                   once QuestDB acknowledged the journal as it was at this start.
 
+What cannot be stored is set aside with its raw frames (``tickarchive.ingest.set_aside``).
+
 Start-up: open the journal (torn tail repaired), replay what QuestDB has not
 acknowledged (the writer starts in catch-up mode at ``acked_seq + 1``), and write a
 ``downtime`` gap from the previous run's last journaled frame (else its last heartbeat
-row) to now, backfilled like any other.
+row; ``tickarchive.ingest.downtime``) to now, backfilled like any other.
 
 Stop (``stop`` event: SIGTERM/SIGINT from the CLI): connections are cancelled (no
 disconnect gap: the next start's downtime gap covers the time), the writer drains what it
@@ -36,9 +39,7 @@ replayed at the next start.
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -51,7 +52,6 @@ import httpx
 from tickarchive import native_ext, venues
 from tickarchive.domain import (
     BookChange,
-    ConnectionHeartbeat,
     EncodedRows,
     Event,
     Gap,
@@ -63,20 +63,22 @@ from tickarchive.domain import (
     TradeTick,
 )
 from tickarchive.errors import VenueUnavailable
-from tickarchive.ingest.backfill import Backfiller, backfilled, stored_gaps, window_of_gap
+from tickarchive.ingest import set_aside
+from tickarchive.ingest.backfill import Backfiller
+from tickarchive.ingest.backfill_queue import BackfillQueue
 from tickarchive.ingest.connection import ConnectionDriver, now_us
-from tickarchive.ingest.errors import BackfillError, JournalError
-from tickarchive.ingest.gaps import COLLECTOR_CONNECTION, BackfillJob, GapLedger, downtime_gap
+from tickarchive.ingest.downtime import journaled_ends, last_heartbeat_us
+from tickarchive.ingest.errors import JournalError
+from tickarchive.ingest.gaps import COLLECTOR_CONNECTION, GapLedger, downtime_gap
 from tickarchive.ingest.instruments import InstrumentSet
-from tickarchive.ingest.journal import Journal, JournalReader
-from tickarchive.ingest.journal.capture import format_line
+from tickarchive.ingest.journal import Journal
 from tickarchive.ingest.journal.files import Damage
 from tickarchive.ingest.journal.side import SIDE_CONNECTION, decode_side, encode_side, is_side_record
 from tickarchive.ingest.metrics import CollectorMetrics
 from tickarchive.ingest.quarantine import Quarantine, quarantine_dir
+from tickarchive.ingest.supervision import fsync_loop, heartbeat_loop
 from tickarchive.pacing import Backoff, TokenBucket
 from tickarchive.settings import Settings
-from tickarchive.store.ilp import row_bytes
 from tickarchive.store.questdb_writer import QuestDBWriter, RecordView, Refused, Rows, ilp_conf
 from tickarchive.venue import (
     FetchedInstruments,
@@ -97,8 +99,6 @@ log = logging.getLogger(__name__)
 REST_CONNECTION: Final = "rest"
 UNREACHABLE_HINT: Final = "`make demo` runs the same pipeline offline against the local simulator"
 _EVENT_TYPES: Final = frozenset({QuoteTick, TradeTick, BookChange, IndexTick, InstrumentEvent, EncodedRows})
-_BACKFILL_QUEUE: Final = 256
-_BACKFILL_ATTEMPTS: Final = 6
 _RESUBSCRIBE_AFTER_S: Final = 2.0
 
 
@@ -126,10 +126,6 @@ class CollectorStats:
     malformed: collections.Counter[str] = field(default_factory=collections.Counter)
     rejected: int = 0
     rpc_failures: int = 0
-    backfills: collections.deque[tuple[str, int]] = field(default_factory=lambda: collections.deque(maxlen=1000))
-    """(gap key text, trades inserted) of the last finished backfills (bounded:
-    ``collector.backfill_history_max``; the gaps table keeps every one)."""
-    backfill_failures: int = 0
     listings: int = 0
     expiries: int = 0
 
@@ -153,7 +149,7 @@ class Collector:
         self.serve_metrics = serve_metrics
         self.plan = self.venue.plan
         self.instruments = InstrumentSet(self.plan, self.venue.live_states)
-        self.stats = CollectorStats(backfills=collections.deque(maxlen=settings.collector.backfill_history_max))
+        self.stats = CollectorStats()
         self.drivers: list[ConnectionDriver] = []
         self.sessions: list[Session] = []
         self.started = asyncio.Event()
@@ -165,7 +161,8 @@ class Collector:
         self._backfiller: Backfiller | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._driver_tasks: list[asyncio.Task[None]] = []
-        self._backfill_q: asyncio.Queue[BackfillJob] = asyncio.Queue(maxsize=_BACKFILL_QUEUE)
+        self.backfills = BackfillQueue(self.metrics, settings.collector.backfill_history_max)
+        self.backfill_idle = self.backfills.idle
         self._gate = asyncio.Event()
         self._gate.set()
         self._stopping = False
@@ -181,8 +178,6 @@ class Collector:
         self._reconnect_limiter = TokenBucket(
             policy.reconnects_per_s, max(1.0, policy.reconnects_per_s), now_us()
         )
-        self.backfill_idle = asyncio.Event()
-        self.backfill_idle.set()
 
     # ---- accessors (tests, CLI) ------------------------------------------------------
 
@@ -234,7 +229,7 @@ class Collector:
             conf, s.writer, journal, record_decoder(self.venue), self.metrics, on_refused=self._refused
         )
         self._writer = writer
-        self._ledger = GapLedger(self._journal_side, self._schedule_backfill, self.metrics)
+        self._ledger = GapLedger(self._journal_side, self.backfills.schedule, self.metrics)
         self._backfiller = Backfiller(self.venue, self.questdb_http_url, metrics=self.metrics)
         log.info("collector: %s", native_ext.status())
         log.info(
@@ -250,10 +245,22 @@ class Collector:
                 self._tg = tg
                 services = [
                     tg.create_task(writer.run(), name="writer"),
-                    tg.create_task(self._fsync_loop(), name="fsync"),
-                    tg.create_task(self._heartbeat_loop(), name="heartbeat"),
-                    tg.create_task(self._backfill_loop(), name="backfill"),
-                    tg.create_task(self._resume_backfills(), name="backfill-resume"),
+                    tg.create_task(
+                        fsync_loop(journal, self.metrics, s.journal.fsync_interval_ms / 1000.0, self._windows),
+                        name="fsync",
+                    ),
+                    tg.create_task(
+                        heartbeat_loop(
+                            self.drivers, journal, writer, self.ledger, self.metrics, self.journal_dir,
+                            self._gate, s.journal.min_free_bytes, self._housekeeping,
+                        ),
+                        name="heartbeat",
+                    ),
+                    tg.create_task(
+                        self.backfills.run(self._backfiller, journal, writer, self.ledger, self._journal_side),
+                        name="backfill",
+                    ),
+                    tg.create_task(self.backfills.resume(self._backfiller, journal, writer), name="backfill-resume"),
                     tg.create_task(self._discovery_loop(), name="discovery"),
                 ]
                 await stop.wait()
@@ -293,10 +300,10 @@ class Collector:
         row. They stay open until every connection is subscribed again."""
         journal = self.journal
         now = now_us()
-        starts = self._journaled_ends()
+        starts = journaled_ends(self.journal_dir, self.venue, (REST_CONNECTION, SIDE_CONNECTION))
         cause = "collector not running (since the last journaled frame of {conn} of the previous run)"
         if not starts:
-            last = await self._last_heartbeat_us()
+            last = await last_heartbeat_us(self.questdb_http_url)
             starts = {COLLECTOR_CONNECTION: last} if last is not None else {}
             cause = "collector not running (since the last heartbeat row of the previous run)"
         for conn, start in sorted(starts.items()):
@@ -306,25 +313,6 @@ class Collector:
                 self._downtime.append(open_gap)
                 self.ledger.record(open_gap, journal_seq=journal.last_seq)
 
-    def _journaled_ends(self) -> dict[str, int]:
-        """Per exchange connection of the previous run, where its journaled data ended: the
-        earlier of the receive time and the exchange time of its last journaled frame.
-        Frames in flight when the collector died (in the socket, never journaled) were sent
-        after that frame, so they carry exchange times from about its exchange time on; a
-        gap from its receive time would miss them when the receive lag is long (a loaded
-        machine). Per connection, because each socket has a backlog of its own."""
-        out: dict[str, int] = {}
-        for conn, rec in JournalReader(self.journal_dir).last_per_connection().items():
-            if conn in (REST_CONNECTION, SIDE_CONNECTION):
-                continue
-            start = rec.recv_ts_us
-            for row in self.venue.rows_of_frame(rec.frame, rec.recv_ts_us):
-                ts = getattr(row, "ts_us", None)
-                if isinstance(ts, int) and 0 < ts < start:
-                    start = ts
-            out[conn] = start
-        return out
-
     def _close_downtime(self, seq: int) -> None:
         if self._downtime and self.all_subscribed():
             end = now_us()
@@ -332,24 +320,6 @@ class Collector:
                 closed = Gap(g.kind, g.instrument, g.start_us, end, g.cause, g.connection, GapStatus.OPEN)
                 self.ledger.record(closed, journal_seq=seq or self.journal.last_seq)
             self._downtime = []
-
-    async def _last_heartbeat_us(self) -> int | None:
-        url = f"{self.questdb_http_url}/exec"
-        try:
-            async with httpx.AsyncClient(timeout=3.0) as client:
-                r = await client.get(url, params={"query": "SELECT max(ts) FROM collector_heartbeats"})
-            rows = r.json().get("dataset") or []
-        except (httpx.HTTPError, ValueError):
-            return None
-        if not rows or rows[0][0] is None:
-            return None
-        from datetime import datetime
-
-        text = str(rows[0][0]).replace("Z", "+00:00")
-        try:
-            return int(datetime.fromisoformat(text).timestamp() * 1_000_000)
-        except ValueError:
-            return None
 
     async def _discovery_loop(self) -> None:
         s = self.venue.policy
@@ -505,7 +475,7 @@ class Collector:
             key = o.key
             self.stats.malformed[key] += 1
             self.metrics.malformed.labels(kind=key).inc()
-            self._set_aside_malformed(driver.name, seq, o)
+            set_aside.malformed(self.quarantine, self.journal, driver.name, seq, o)
             if key not in self._malformed_logged:
                 self._malformed_logged.add(key)
                 log.warning(
@@ -545,107 +515,16 @@ class Collector:
         return self._quarantine
 
     def _journal_damaged(self, segment: Path, damage: Damage) -> None:
-        """A damaged region of the journal (at start-up or met by a read): copied aside."""
-        if self.quarantine.journal_damage(segment, damage) is not None and not damage.tail:
-            lost = damage.lost_seqs
-            log.error(
-                "journal: damaged region in %s at offset %d (%d bytes: %s)%s; skipped, copied to %s",
-                damage.segment, damage.offset, damage.size, damage.reason,
-                f", records {lost[0]}..{lost[1]} lost" if lost else "", self.quarantine.directory,
-            )
-
-    def _set_aside_malformed(self, connection: str, seq: int, bad: Malformed) -> None:
-        frame = bad.sample
-        if seq:
-            for rec in self.journal.read_from(seq):
-                frame = rec.frame  # the whole frame (the sample is its first 200 bytes)
-                break
-        self.quarantine.add(
-            f"malformed:{bad.key}", f"{connection} seq {seq}: {bad.detail[:300]}",
-            format_line(self.journal.last_recv_ts_us or now_us(), frame), (seq, seq) if seq else None,
-        )
+        set_aside.journal_damaged(self.quarantine, segment, damage)
 
     def _refused(self, refused: Refused) -> None:
-        """Rows the writer set aside: with their raw frames, found again in the journal."""
-        lo, hi = refused.seqs
-        decode = record_decoder(self.venue)
-        wanted_rows = {row for row, _msg in refused.rows}
-        wanted_events = [ev for ev, _why in refused.events]
-        frames: list[bytes] = []
-        for rec in self.journal.read_from(lo):
-            if rec.seq > hi:
-                break
-            rows = decode(rec)
-            if _holds(rows, wanted_rows, wanted_events):
-                frames.append(format_line(rec.recv_ts_us, rec.frame))
-        why = refused.rows[0][1] if refused.rows else refused.events[0][1]
-        count = len(refused.rows) or len(refused.events)
-        self.quarantine.add(
-            f"{refused.kind}:{refused.table}",
-            f"{count} row(s) of journal records {lo}..{hi}: {why.splitlines()[0][:300]}",
-            b"".join(frames),
-            refused.seqs,
-            rows=[base64.b64encode(r).decode() for r, _m in refused.rows][:100],
-            events=[repr(e)[:500] for e in wanted_events][:100],
-            frames=len(frames),
-        )
+        set_aside.refused(self.quarantine, self.journal, record_decoder(self.venue), refused)
 
     # ---- timers -------------------------------------------------------------------------
 
-    async def _fsync_loop(self) -> None:
-        journal = self.journal
-        m = self.metrics
-        interval = self.settings.journal.fsync_interval_ms / 1000.0
-        last_bytes = journal.stats.appended_bytes
-        while True:
-            await asyncio.sleep(interval)
-            took = journal.sync()
-            if took:
-                m.journal_fsync.observe(took)
-                self._windows.append(journal.stats.window_seconds_last)
-            b = journal.stats.appended_bytes
-            if b > last_bytes:
-                m.journal_bytes.inc(b - last_bytes)
-                last_bytes = b
-
-    async def _heartbeat_loop(self) -> None:
-        journal = self.journal
-        writer = self.writer
-        m = self.metrics
-        floor = self.settings.journal.min_free_bytes
-        while True:
-            await asyncio.sleep(1.0 - (time.time() % 1.0))
-            now = now_us()
-            rows = [
-                ConnectionHeartbeat(
-                    d.name,
-                    now,
-                    d.connected and bool(d.session.subscribed_channels),
-                    len(d.session.subscribed_channels),
-                    d.frames,
-                    d.last_frame_us,
-                    journal.backlog_bytes,
-                )
-                for d in self.drivers
-            ]
-            if writer.healthy:
-                writer.add_side(rows)  # liveness rows are not worth holding through an outage
-            self.ledger.refresh_metrics(now)
-            self._retry_refused()
-            self.quarantine.retry_pending()  # items a full disk held back
-            m.journal_backlog_bytes.set(journal.backlog_bytes)
-            m.writer_buffered_rows.set(writer.buffered_rows)
-            free, _total = m.update_disk(self.journal_dir)
-            if free < floor and self._gate.is_set():
-                self._gate.clear()
-                log.error(
-                    "JOURNAL DISK LOW: %d bytes free < journal.min_free_bytes %d; sockets are not read until "
-                    "there is room (Deribit may disconnect us: the gaps will say so)",
-                    free, floor,
-                )
-            elif free >= floor and not self._gate.is_set():
-                self._gate.set()
-                log.warning("journal disk has room again (%d bytes free); reading resumes", free)
+    def _housekeeping(self) -> None:
+        self._retry_refused()
+        self.quarantine.retry_pending()  # items a full disk held back
 
     def _retry_refused(self) -> None:
         """Ask again for channels the exchange refused (a ``rejected`` gap stays open until
@@ -663,128 +542,3 @@ class Collector:
                         driver.session.subscribe(wanted)
                         driver.kick()
                         log.info("%s: re-subscribing %d refused channels", name, len(wanted))
-
-    # ---- backfill ------------------------------------------------------------------------
-
-    def _schedule_backfill(self, job: BackfillJob) -> None:
-        try:
-            self._backfill_q.put_nowait(job)
-            self.backfill_idle.clear()
-        except asyncio.QueueFull:
-            log.error(
-                "backfill queue full (%d jobs): gap %s %s from %d stays open; run `tickarchive backfill --open`",
-                _BACKFILL_QUEUE, job.gap.kind.value, job.gap.instrument, job.gap.start_us,
-            )
-
-    async def _backfill_loop(self) -> None:
-        bf = self._backfiller
-        assert bf is not None
-        while True:
-            if self._backfill_q.empty():
-                self.backfill_idle.set()
-            jobs = [await self._backfill_q.get()]
-            self.backfill_idle.clear()
-            while not self._backfill_q.empty():
-                jobs.append(self._backfill_q.get_nowait())
-            await self._backfill_batch(bf, jobs)
-
-    async def _resume_backfills(self) -> None:
-        """Backfill the gaps a previous run closed but did not backfill: its queue of jobs
-        died with it (a SIGKILL while the backfill waited for QuestDB). Their rows are in
-        the journal; once QuestDB acknowledged the journal as it was at this start, the
-        ``gaps`` table lists them (closed, status still ``open``)."""
-        bf = self._backfiller
-        assert bf is not None
-        started_us = now_us()
-        upto = self.journal.last_seq
-        for attempt in range(1, _BACKFILL_ATTEMPTS + 1):
-            try:
-                if not await self.writer.wait_acked(upto, timeout_s=600.0):
-                    raise BackfillError(f"QuestDB has not acknowledged the journal up to seq {upto}")
-                await bf.wait_wal("gaps")
-                left = [g for g in await stored_gaps(bf, True, None) if g.end_us is not None and g.end_us < started_us]
-            except BackfillError as exc:
-                log.warning("backfill: gaps of the previous run not read yet (attempt %d): %s", attempt, exc)
-                await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
-                continue
-            for g in left:
-                log.info("backfill: resuming %s %s on %s from %d (closed by a previous run)",
-                         g.kind.value, g.instrument, g.connection, g.start_us)
-                self._schedule_backfill(BackfillJob(g, after_seq=upto))
-            return
-        log.error("backfill: gaps of the previous run not resumed; run `tickarchive backfill --open`")
-
-    async def _backfill_batch(self, bf: Backfiller, jobs: list[BackfillJob]) -> None:
-        """Backfill queued gaps together: one wait for QuestDB to hold everything
-        journaled so far, then per gap the history trades it does not hold yet."""
-        left = list(jobs)
-        for attempt in range(1, _BACKFILL_ATTEMPTS + 1):
-            try:
-                upto = max(max(j.after_seq for j in left), self.journal.last_seq)
-                if not await self.writer.wait_acked(upto, timeout_s=120.0):
-                    raise BackfillError(f"QuestDB has not acknowledged the journal up to seq {upto}")
-                await bf.wait_wal()
-                inserted: set[tuple[str, str]] = set()
-                while left:
-                    job = left[0]
-                    gap = job.gap
-                    found = await bf.missing(window_of_gap(gap, job.first_missing_seq, job.last_missing_seq))
-                    trades = [t for t in found if (t.instrument, t.trade_id) not in inserted]
-                    inserted.update((t.instrument, t.trade_id) for t in trades)
-                    self._journal_side(trades)
-                    self.metrics.backfilled_trades.inc(len(trades))
-                    self.ledger.update(backfilled(gap, len(trades)))
-                    self.stats.backfills.append((f"{gap.kind.value} {gap.instrument} {gap.start_us}", len(trades)))
-                    log.info(
-                        "backfill: %s %s on %s: %d missing trades inserted (source=backfill)",
-                        gap.kind.value, gap.instrument, gap.connection, len(trades),
-                    )
-                    left.pop(0)
-                return
-            except BackfillError as exc:
-                self.metrics.backfill_errors.inc()
-                delay = min(30.0, 0.5 * 2**attempt)
-                log.warning(
-                    "backfill of %d gaps failed (attempt %d/%d): %s; retry in %.0f s",
-                    len(left), attempt, _BACKFILL_ATTEMPTS, exc, delay,
-                )
-                await asyncio.sleep(delay)
-        self.stats.backfill_failures += len(left)
-        for job in left:
-            log.error(
-                "backfill of %s %s from %d gave up; the gap stays open: run `tickarchive backfill --open`",
-                job.gap.kind.value, job.gap.instrument, job.gap.start_us,
-            )
-
-
-async def run_until_signalled(collector: Collector) -> None:
-    """Run ``collector`` until SIGINT/SIGTERM (the CLI's main)."""
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await collector.run(stop)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError, RuntimeError):
-                loop.remove_signal_handler(sig)
-
-
-def _holds(rows: Rows, wanted_rows: set[bytes], wanted_events: list[Event]) -> bool:
-    """A journal record's rows include one of the refused ILP rows or events."""
-    if wanted_events and any(r in wanted_events for r in rows):
-        return True
-    if not wanted_rows:
-        return False
-    for r in rows:
-        if type(r) is EncodedRows:
-            if any(w in r.payload for w in wanted_rows):
-                return True
-        else:
-            row = row_bytes(r)  # type: ignore[arg-type]
-            if row is not None and row in wanted_rows:  # None: an unencodable row (set aside on its own)
-                return True
-    return False

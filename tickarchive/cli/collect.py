@@ -44,7 +44,8 @@ def collect(
     import uvloop
 
     from tickarchive import venues
-    from tickarchive.ingest.collector import Collector, run_until_signalled
+    from tickarchive.ingest.collector import Collector
+    from tickarchive.ingest.supervision import run_until_signalled
     from tickarchive.settings import load_settings
 
     setup_logging(log_level)
@@ -65,7 +66,7 @@ def collect(
     try:
         with registered(settings.paths.local_dir, "collector", m.host, {"metrics": m.port},
                         f"{source}; journal {journal}"):
-            uvloop.run(run_until_signalled(collector))
+            uvloop.run(run_until_signalled(collector.run))
     finally:
         for line in left_running(settings) if exit_report else ():  # `make run` after Ctrl-C: the stack is up
             typer.echo(line, err=True)
