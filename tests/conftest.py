@@ -95,6 +95,19 @@ sys.meta_path.insert(0, _BareFolderImports())
 
 
 
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A loopback port where nothing listens, for the whole test: a socket bound to it but
+    not listening, so a connect is refused at once and no other process can take the port
+    meanwhile (a port released by ``free_port`` could be bound by anyone before the test
+    connects)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def questdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuestDBHandle]:
     root = tmp_path_factory.mktemp("questdb")

@@ -33,15 +33,15 @@ def _read_lines(proc: subprocess.Popen[bytes], until: re.Pattern[str], count: in
     return lines
 
 
-def test_collect_offline_keeps_retrying_says_why_and_stops_cleanly(tmp_path: Path) -> None:
-    dead = free_port()  # nothing listens here: "Deribit" is unreachable
+def test_collect_offline_keeps_retrying_says_why_and_stops_cleanly(tmp_path: Path, dead_port: int) -> None:
+    dead = dead_port  # nothing listens here: "Deribit" (and QuestDB) are unreachable
     env = dict(os.environ)
     env.update(
         TICKARCHIVE_DERIBIT__WS_URL=f"ws://127.0.0.1:{dead}/ws/api/v2",
         TICKARCHIVE_DERIBIT__REST_URL=f"http://127.0.0.1:{dead}/api/v2",
         TICKARCHIVE_DERIBIT__RECONNECT_MIN_S="0.2",
         TICKARCHIVE_DERIBIT__RECONNECT_MAX_S="0.8",
-        TICKARCHIVE_QUESTDB__HTTP_PORT=str(free_port()),
+        TICKARCHIVE_QUESTDB__HTTP_PORT=str(dead),
         TICKARCHIVE_JOURNAL__MIN_FREE_BYTES="0",
     )
     proc = subprocess.Popen(

@@ -28,7 +28,6 @@ from tickarchive.settings import Settings, WriterSettings
 from tickarchive.store.ilp_http import IlpHttpTransport
 from tickarchive.store.questdb_writer import QuestDBWriter, Refused, ilp_conf
 from tickarchive.store.stack.handles import QuestDBHandle
-from tickarchive.store.stack.procs import free_port
 from tickarchive.venues import deribit
 from tickarchive.venues.deribit.adapter import events_of_frame
 from tickarchive.venues.deribit.normalize import Notification, parse_frame
@@ -143,10 +142,12 @@ async def test_a_restart_resends_what_was_acknowledged_within_the_safety_window(
     assert qdb.count("quotes") == len(inside)
 
 
-async def test_a_failed_flush_keeps_the_rows_and_the_checkpoint(tmp_path: Path, questdb_clean: QuestDBHandle) -> None:
+async def test_a_failed_flush_keeps_the_rows_and_the_checkpoint(
+    tmp_path: Path, questdb_clean: QuestDBHandle, dead_port: int
+) -> None:
     qdb = questdb_clean
     good = ilp_conf(qdb.host, qdb.http_port, 5.0)
-    dead = ilp_conf("127.0.0.1", free_port(), 1.0)
+    dead = ilp_conf("127.0.0.1", dead_port, 1.0)
     target = {"conf": dead}
 
     def factory(_conf: str) -> IlpHttpTransport:
@@ -193,14 +194,14 @@ DECODE = record_decoder(deribit.build(Settings()))
 
 
 async def test_tables_flush_concurrently_and_a_failed_table_alone_is_resent(
-    tmp_path: Path, questdb_clean: QuestDBHandle
+    tmp_path: Path, questdb_clean: QuestDBHandle, dead_port: int
 ) -> None:
     """One sender per table: the tables of a batch go out together; when one of them fails,
     the others are acknowledged once and never resent, the failed one keeps its rows, and
     the checkpoint waits until every table of the batch is acknowledged."""
     qdb = questdb_clean
     good = ilp_conf(qdb.host, qdb.http_port, 5.0)
-    dead = ilp_conf("127.0.0.1", free_port(), 1.0)
+    dead = ilp_conf("127.0.0.1", dead_port, 1.0)
     made: list[str] = []
     failing = [True]
 
@@ -281,13 +282,13 @@ async def test_ack_lag_comes_from_live_market_rows_only(tmp_path: Path, questdb_
         w.close()
 
 
-def test_a_record_offered_ahead_of_its_turn_waits_for_the_ones_before(tmp_path: Path) -> None:
+def test_a_record_offered_ahead_of_its_turn_waits_for_the_ones_before(tmp_path: Path, dead_port: int) -> None:
     """A side record journaled while a connection's batch is being offered comes in
     ahead of the batch's rest: held, then taken in seq order; a seq already passed sends
     the writer to the journal (nothing lost either way)."""
     tick = IndexTick("eth_usd", 1_700_000_000_000_000, 1_700_000_000_100_000, 2000.0)
     with Journal.open(tmp_path / "j") as j:
-        w = QuestDBWriter(ilp_conf("127.0.0.1", free_port(), 1.0), WriterSettings(), j, DECODE)
+        w = QuestDBWriter(ilp_conf("127.0.0.1", dead_port, 1.0), WriterSettings(), j, DECODE)
         w._catch_up_step()  # empty journal: live
         for _ in range(4):
             j.append(b"{}", 1, "c0")

@@ -172,13 +172,12 @@ def test_parse_day() -> None:
         parse_day("20261120x")
 
 
-def test_an_unreachable_warm_store_is_a_clear_error() -> None:
+def test_an_unreachable_warm_store_is_a_clear_error(dead_port: int) -> None:
     from tickarchive.ops.quality.errors import QualitySourceError
     from tickarchive.ops.quality.source import choose_source
     from tickarchive.settings import PostgresSettings, Settings
-    from tickarchive.store.stack.procs import free_port
 
-    port = free_port()
+    port = dead_port
     settings = Settings(postgres=PostgresSettings(dsn=f"postgresql://u:p@127.0.0.1:{port}/tickarchive"))
     with pytest.raises(QualitySourceError, match=rf"warm \(127.0.0.1:{port}/tickarchive\): cannot connect"):
         choose_source(settings, dt.date(2026, 11, 20), "auto")

@@ -10,7 +10,6 @@ from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.ilp_http import IlpHttpTarget, IlpHttpTransport
 from tickarchive.store.questdb_writer import ilp_conf
 from tickarchive.store.stack.handles import QuestDBHandle
-from tickarchive.store.stack.procs import free_port
 
 
 def test_target_from_the_writer_configuration() -> None:
@@ -40,8 +39,8 @@ def test_rows_are_committed_and_a_refused_request_commits_nothing(questdb_clean:
     assert [tuple(r) for r in rows] == [("eth_usd", 2000.5 + i, t0 + i) for i in range(3)]
 
 
-def test_an_unreachable_questdb_is_a_clear_error() -> None:
-    port = free_port()
+def test_an_unreachable_questdb_is_a_clear_error(dead_port: int) -> None:
+    port = dead_port
     t = IlpHttpTransport(IlpHttpTarget("127.0.0.1", port, 1.0))
     with pytest.raises(IlpHttpError, match=f"QuestDB at 127.0.0.1:{port} unreachable"):
         t.send(b"index_ticks,index_name=x price=1.0 1t\n")

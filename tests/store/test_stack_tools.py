@@ -20,7 +20,7 @@ from tickarchive.store.stack.handles import WarmHandle
 from tickarchive.store.stack.java import find_java, java_flags, parse_java_major, required_java_major
 from tickarchive.store.stack.pglite import PGliteServer
 from tickarchive.store.stack.postgres import ExternalPostgres
-from tickarchive.store.stack.procs import PidFile, free_port
+from tickarchive.store.stack.procs import PidFile
 from tickarchive.store.stack.status import Action, State
 
 PIN = QuestDBSettings()
@@ -83,11 +83,11 @@ def test_a_jar_that_never_matches_the_pin_is_an_error_and_not_kept(
 
 
 def test_an_unknown_version_or_an_unreachable_repository_says_which_setting(
-    tmp_path: Path, maven_mirror: str, no_m2: None
+    tmp_path: Path, maven_mirror: str, no_m2: None, dead_port: int
 ) -> None:
     with pytest.raises(JarError, match=r"answered HTTP 404: is questdb.version right"):
         jarmod.ensure_jar(tmp_path, "0.0.1", PIN.jar_sha1, maven_mirror)
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused at once
+    dead = f"http://127.0.0.1:{dead_port}"  # nothing listens: refused at once
     with pytest.raises(JarError, match=r"TICKARCHIVE_QUESTDB__MAVEN_REPO_URL"):
         jarmod.ensure_jar(tmp_path, PIN.version, PIN.jar_sha1, dead)
     assert list(tmp_path.iterdir()) == []
@@ -148,8 +148,8 @@ def test_the_real_java_is_new_enough() -> None:
     assert major >= 17
 
 
-def test_an_unreachable_dsn_is_one_clear_error_without_the_password() -> None:
-    port = free_port()
+def test_an_unreachable_dsn_is_one_clear_error_without_the_password(dead_port: int) -> None:
+    port = dead_port
     dsn = f"host=127.0.0.1 port={port} user=tickarchive password=s3cret dbname=tickarchive"
     external = ExternalPostgres(PostgresSettings(dsn=dsn))
     with pytest.raises(DsnUnreachableError) as err:
