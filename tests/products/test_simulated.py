@@ -14,7 +14,6 @@ equal the replay of what was sent.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import io
@@ -209,12 +208,13 @@ async def test_products_from_the_simulator_equal_independent_values(
     journal = tmp_path / "journal"
     async with Simulator(sim_config(tmp_path, start_ms=None, instruments=24, rate_per_s=1200.0)) as sim:
         async with running(collector_settings(connections=2), sim, qdb, journal) as c:
-            await asyncio.sleep(2.0)
+            await wait_for(lambda: c.all_subscribed() and c.writer.acked_seq > 2400, 60, "2 s of frames")
             fault = sim.inject("skip_book", count=2)
             (book_inst,) = fault.instruments
             await wait_for(lambda: fault.end_us is not None, 5, "the withheld changes")
             await wait_for(lambda: any(g.kind == "book_seq" for g in c.ledger.history if g.end_us), 5, "resync")
-            await asyncio.sleep(2.0)
+            after = c.journal.last_seq
+            await wait_for(lambda: c.journal.last_seq > after + 2400, 60, "2 s of data after the resync")
             await quiesce(sim, c)
         qdb.wait_for_wal()
         sent_rows = sim.send_log.rows("quotes")
