@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tickarchive.ops.drill import DrillOptions, DrillReport, run_drill
 from tickarchive.ops.errors import DrillError
+
+if TYPE_CHECKING:
+    from tickarchive.ops.drill import DrillReport
 
 
 def _day(text: str | None, what: str) -> dt.date | None:
@@ -69,6 +71,7 @@ def register(app: typer.Typer) -> None:
         """Rebuild a fresh stack from the archive + journal and compare checksums with the original."""
         from rich.console import Console
 
+        from tickarchive.ops.drill import DrillOptions, run_drill
         from tickarchive.rich_progress import RichProgress
         from tickarchive.settings import load_settings
 
