@@ -381,7 +381,7 @@ class Collector:
                 self.writer.add_side(f.events)
             else:
                 self.writer.offer(seq, f.events)
-            out.extend(f.events)
+            out.extend(e for e in f.events if type(e) is InstrumentEvent)  # combo lists: legs only
         return out
 
     def _start_connections(self) -> None:

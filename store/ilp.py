@@ -49,6 +49,7 @@ with warnings.catch_warnings():
 
 from tickarchive.domain import (
     BookChange,
+    ComboLeg,
     ConnectionHeartbeat,
     EncodedRows,
     Event,
@@ -71,7 +72,13 @@ _at: Callable[[int], Any] = TimestampMicros
 def _quote(buf: Buffer, q: QuoteTick) -> None:
     buf.row(
         "quotes",
-        symbols={"instrument": q.instrument, "underlying_index": q.underlying_index, "state": q.state},
+        symbols={
+            "instrument": q.instrument,
+            "underlying_index": q.underlying_index,
+            "state": q.state,
+            "combo_state": q.combo_state,
+            "channel_interval": q.channel_interval,
+        },
         columns={
             "recv_ts": TimestampMicros(q.recv_ts_us),
             "bid_price": q.bid_price,
@@ -99,6 +106,15 @@ def _quote(buf: Buffer, q: QuoteTick) -> None:
             "current_funding": q.current_funding,
             "funding_8h": q.funding_8h,
             "estimated_delivery_price": q.estimated_delivery_price,
+            "high_24h": q.high_24h,
+            "low_24h": q.low_24h,
+            "price_change_24h": q.price_change_24h,
+            "volume_usd_24h": q.volume_usd_24h,
+            "volume_notional_24h": q.volume_notional_24h,
+            "interest_value": q.interest_value,
+            "delivery_price": q.delivery_price,
+            "implied_bid": q.implied_bid,
+            "implied_ask": q.implied_ask,
         },
         at=_at(q.ts_us),
     )
@@ -135,7 +151,12 @@ def _trade(buf: Buffer, t: TradeTick) -> None:
 def _book(buf: Buffer, b: BookChange) -> None:
     buf.row(
         "book_changes",
-        symbols={"instrument": b.instrument, "side": b.side._value_, "action": b.action._value_},
+        symbols={
+            "instrument": b.instrument,
+            "side": b.side._value_,
+            "action": b.action._value_,
+            "channel_interval": b.channel_interval,
+        },
         columns={
             "recv_ts": TimestampMicros(b.recv_ts_us),
             "change_id": b.change_id,
@@ -188,6 +209,19 @@ def _instrument(buf: Buffer, e: InstrumentEvent) -> None:
     )
 
 
+def _combo_leg(buf: Buffer, c: ComboLeg) -> None:
+    buf.row(
+        "combo_legs",
+        symbols={"combo": c.combo, "instrument": c.instrument, "state": c.state},
+        columns={
+            "recv_ts": TimestampMicros(c.recv_ts_us),
+            "amount": c.amount,
+            "combo_instrument_id": c.combo_instrument_id,
+        },
+        at=_at(c.ts_us),
+    )
+
+
 def _gap(buf: Buffer, g: Gap) -> None:
     buf.row(
         "gaps",
@@ -223,6 +257,7 @@ _ENCODERS: dict[type, tuple[str, Callable[[Buffer, Any], None]]] = {
     BookChange: ("book_changes", _book),
     IndexTick: ("index_ticks", _index),
     InstrumentEvent: ("instruments", _instrument),
+    ComboLeg: ("combo_legs", _combo_leg),
     Gap: ("gaps", _gap),
     ConnectionHeartbeat: ("collector_heartbeats", _heartbeat),
 }

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
@@ -127,7 +128,34 @@ def migrate_questdb(dsn: str) -> MigrationReport:
                 (mig.version, mig.name, mig.checksum),
             )
             done.append(mig.version)
+        if done:
+            _wait_for_wal(conn)
     return MigrationReport("questdb", tuple(done), max([m.version for m in migrations], default=0))
+
+
+QUESTDB_DDL_TIMEOUT_S = 120.0
+
+
+def _count(conn: psycopg.Connection[tuple[object, ...]], sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    return int(str(row[0])) if row is not None else 0
+
+
+def _wait_for_wal(conn: psycopg.Connection[tuple[object, ...]], timeout_s: float = QUESTDB_DDL_TIMEOUT_S) -> None:
+    """Wait until QuestDB applied every WAL transaction, DDL included: an ``ALTER TABLE``
+    on a WAL table takes effect asynchronously, and a writer that sent rows before it did
+    would have QuestDB create the new columns itself, with its own types."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        suspended = _count(conn, "SELECT count() FROM wal_tables() WHERE suspended")
+        behind = _count(conn, "SELECT count() FROM wal_tables() WHERE writerTxn < sequencerTxn")
+        if suspended:
+            raise MigrationError("QuestDB: a table's WAL is suspended after the migration (see its log)")
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise MigrationError(f"QuestDB: the migration's DDL was not applied within {timeout_s:g} s")
+        time.sleep(0.05)
 
 
 def _check_ledger(target: str, migrations: tuple[Migration, ...], applied: dict[int, str]) -> None:

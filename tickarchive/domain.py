@@ -11,7 +11,8 @@ Conventions
 * Prices and sizes are ``float`` parsed straight from the JSON text; they are never
   computed upon before storage, so they round-trip the exchange's decimals.
 * ``None`` means "absent on the wire" (an empty book side, a field the exchange did
-  not send). It becomes SQL NULL.
+  not send) or one of Deribit's "no value" spellings (``bid_iv``/``ask_iv`` 0.0,
+  ``estimated_delivery_price: "expired"``, ``last_price: "undefined"``). It becomes SQL NULL.
 * All types are frozen ``msgspec.Struct``s: cheap to build on the hot path, hashable,
   and encodable to JSON/msgpack without glue.
 """
@@ -37,6 +38,10 @@ class BookAction(enum.StrEnum):
     DELETE = "delete"
     SNAPSHOT = "snapshot"
     """A level that is part of a full snapshot (``type == "snapshot"``)."""
+    EMPTY = "empty"
+    """A snapshot's marker for a side it shows empty (price and amount 0.0): a snapshot
+    always stores at least one row per side, so a book rebuilt from ``book_changes`` is
+    reset by every snapshot, an empty one included (docs/data-dictionary.md)."""
 
 
 class TradeSource(enum.StrEnum):
@@ -93,6 +98,18 @@ class QuoteTick(msgspec.Struct, frozen=True, gc=False):
     funding_8h: float | None = None
     estimated_delivery_price: float | None = None
     state: str | None = None
+    high_24h: float | None = None
+    low_24h: float | None = None
+    price_change_24h: float | None = None
+    volume_usd_24h: float | None = None
+    volume_notional_24h: float | None = None
+    interest_value: float | None = None
+    delivery_price: float | None = None
+    implied_bid: float | None = None
+    implied_ask: float | None = None
+    combo_state: str | None = None
+    channel_interval: str | None = None
+    """``raw``, ``100ms`` or ``agg2``: the interval of the channel the row came from."""
 
 
 class TradeTick(msgspec.Struct, frozen=True, gc=False):
@@ -122,8 +139,9 @@ class BookChange(msgspec.Struct, frozen=True, gc=False):
     """One price-level change of a ``book.{instrument}.{interval}`` message.
 
     ``amount`` is ``0.0`` for a delete. A snapshot message yields one BookChange per
-    level with ``is_snapshot=True`` and ``action=SNAPSHOT``; an empty snapshot side yields
-    nothing for that side.
+    level with ``is_snapshot=True`` and ``action=SNAPSHOT``; a side the snapshot shows
+    empty yields one ``action=EMPTY`` marker (price and amount 0.0), so every snapshot,
+    an empty one included, is in the table.
     """
 
     instrument: str
@@ -136,6 +154,8 @@ class BookChange(msgspec.Struct, frozen=True, gc=False):
     action: BookAction
     price: float
     amount: float
+    channel_interval: str | None = None
+    """``raw``, ``100ms`` or ``agg2``: the interval of the channel the row came from."""
 
 
 class IndexTick(msgspec.Struct, frozen=True, gc=False):
@@ -168,6 +188,19 @@ class InstrumentEvent(msgspec.Struct, frozen=True, gc=False):
     min_trade_amount: float | None = None
     settlement_period: str | None = None
     instrument_id: int | None = None
+
+
+class ComboLeg(msgspec.Struct, frozen=True, gc=False):
+    """One leg of a combo instrument (``public/get_combos``): ``amount`` is the signed
+    ratio of the leg (+1 bought, -1 sold per combo contract)."""
+
+    combo: str
+    ts_us: int
+    recv_ts_us: int
+    instrument: str
+    amount: float
+    state: str | None = None
+    combo_instrument_id: int | None = None
 
 
 class Gap(msgspec.Struct, frozen=True, gc=False):
@@ -217,5 +250,5 @@ class EncodedRows(msgspec.Struct, frozen=True, gc=False):
     ts_us: int
 
 
-Event = QuoteTick | TradeTick | BookChange | IndexTick | InstrumentEvent | Gap | ConnectionHeartbeat
+Event = QuoteTick | TradeTick | BookChange | IndexTick | InstrumentEvent | ComboLeg | Gap | ConnectionHeartbeat
 """Everything a frame can normalize into."""

@@ -24,6 +24,7 @@ TABLE_OF_EVENT: Mapping[type[Any], t.Table] = {
     d.BookChange: t.BOOK_CHANGES,
     d.IndexTick: t.INDEX_TICKS,
     d.InstrumentEvent: t.INSTRUMENTS,
+    d.ComboLeg: t.COMBO_LEGS,
     d.Gap: t.GAPS,
     d.ConnectionHeartbeat: t.HEARTBEATS,
 }
@@ -40,6 +41,7 @@ _RENAMES: Mapping[str, Mapping[str, str]] = {
         "expiration": "expiration_us",
         "creation": "creation_us",
     },
+    "combo_legs": {"ts": "ts_us", "recv_ts": "recv_ts_us"},
     "gaps": {"ts": "start_us", "end_ts": "end_us"},
     "collector_heartbeats": {"ts": "ts_us", "last_frame_ts": "last_frame_us"},
 }

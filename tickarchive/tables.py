@@ -91,12 +91,27 @@ QUOTES = Table(
         _TS,
         _RECV,
         _c("instrument", T.SYMBOL, "instrument name, e.g. ETH-27DEC24-4000-C", False),
-        _c("bid_price", T.DOUBLE, "best bid price (options: in the base coin); NULL when the side is empty"),
+        _c(
+            "bid_price",
+            T.DOUBLE,
+            "best bid price (options: in the base coin); NULL when the side is empty (Deribit sends amount 0.0; "
+            "a combo may be bid at a price of 0 or below, which is kept)",
+        ),
         _c("bid_amount", T.DOUBLE, "best bid size (options: contracts in the base coin)"),
         _c("ask_price", T.DOUBLE, "best ask price; NULL when the side is empty"),
         _c("ask_amount", T.DOUBLE, "best ask size"),
-        _c("bid_iv", T.DOUBLE, "implied volatility of the best bid, percent"),
-        _c("ask_iv", T.DOUBLE, "implied volatility of the best ask, percent"),
+        _c(
+            "bid_iv",
+            T.DOUBLE,
+            "implied volatility of the best bid, percent; NULL when the bid side is empty or Deribit sends 0.0, "
+            "its 'no IV' value (a bid below what any volatility gives, e.g. under intrinsic value)",
+        ),
+        _c(
+            "ask_iv",
+            T.DOUBLE,
+            "implied volatility of the best ask, percent; NULL when the ask side is empty or Deribit sends 0.0 "
+            "('no IV'); 500.0 is Deribit's cap, stored as sent",
+        ),
         _c("mark_iv", T.DOUBLE, "mark implied volatility, percent"),
         _c("mark_price", T.DOUBLE, "mark price"),
         _c("underlying_price", T.DOUBLE, "price of the underlying future or index"),
@@ -108,7 +123,7 @@ QUOTES = Table(
         _c("theta", T.DOUBLE, "option theta"),
         _c("rho", T.DOUBLE, "option rho"),
         _c("open_interest", T.DOUBLE, "open interest (options: base coin; perps/futures: USD)"),
-        _c("last_price", T.DOUBLE, "last trade price"),
+        _c("last_price", T.DOUBLE, "last trade price; NULL before the first trade (null or 'undefined' on the wire)"),
         _c("settlement_price", T.DOUBLE, "last settlement price"),
         _c("min_price", T.DOUBLE, "lowest price a sell order may have"),
         _c("max_price", T.DOUBLE, "highest price a buy order may have"),
@@ -118,6 +133,17 @@ QUOTES = Table(
         _c("funding_8h", T.DOUBLE, "perpetuals: 8 h funding"),
         _c("estimated_delivery_price", T.DOUBLE, "estimated delivery price; NULL when 'expired'"),
         _c("state", T.SYMBOL, "instrument state as reported by the ticker"),
+        _c("high_24h", T.DOUBLE, "highest trade price over 24 h (stats.high); NULL when no trade"),
+        _c("low_24h", T.DOUBLE, "lowest trade price over 24 h (stats.low); NULL when no trade"),
+        _c("price_change_24h", T.DOUBLE, "24 h price change (stats.price_change), percent; NULL when no trade"),
+        _c("volume_usd_24h", T.DOUBLE, "24 h volume in USD (stats.volume_usd)"),
+        _c("volume_notional_24h", T.DOUBLE, "24 h notional volume (stats.volume_notional; perpetuals, linear)"),
+        _c("interest_value", T.DOUBLE, "perpetuals: accumulated interest value (interest_value)"),
+        _c("delivery_price", T.DOUBLE, "delivery price, sent once the instrument expired"),
+        _c("implied_bid", T.DOUBLE, "combos: bid implied by the legs' books"),
+        _c("implied_ask", T.DOUBLE, "combos: ask implied by the legs' books"),
+        _c("combo_state", T.SYMBOL, "combos: active or inactive (combo_state)"),
+        _c("channel_interval", T.SYMBOL, "interval of the ticker channel: raw, 100ms or agg2; NULL for quote.*"),
     ),
 )
 
@@ -150,7 +176,9 @@ TRADES = Table(
 
 BOOK_CHANGES = Table(
     name="book_changes",
-    doc="One row per price-level change of the order book (snapshot levels flagged).",
+    doc="One row per price-level change of the order book (snapshot levels flagged). Every snapshot resets "
+    "the book: its rows are its levels plus one 'empty' row per side it shows empty, so a snapshot is in the "
+    "table even when the book is empty.",
     segment_by="instrument",
     dedup_keys=("ts", "instrument", "change_id", "side", "price"),
     columns=(
@@ -161,9 +189,16 @@ BOOK_CHANGES = Table(
         _c("prev_change_id", T.LONG, "change id of the previous message; NULL on a snapshot"),
         _c("is_snapshot", T.BOOLEAN, "true for the levels of a full snapshot", False),
         _c("side", T.SYMBOL, "bid or ask", False),
-        _c("action", T.SYMBOL, "new, change, delete, or snapshot", False),
-        _c("price", T.DOUBLE, "price level", False),
-        _c("amount", T.DOUBLE, "size at the level after the change; 0 on delete", False),
+        _c(
+            "action",
+            T.SYMBOL,
+            "new, change, delete, snapshot (a level of a snapshot), or empty (a snapshot's marker for a side it "
+            "shows empty: price and amount 0)",
+            False,
+        ),
+        _c("price", T.DOUBLE, "price level (0 on an empty marker)", False),
+        _c("amount", T.DOUBLE, "size at the level after the change; 0 on delete and on an empty marker", False),
+        _c("channel_interval", T.SYMBOL, "interval of the book channel: raw, 100ms or agg2"),
     ),
 )
 
@@ -206,6 +241,22 @@ INSTRUMENTS = Table(
     ),
 )
 
+COMBO_LEGS = Table(
+    name="combo_legs",
+    doc="One row per leg of each combo instrument observed (public/get_combos, at discovery).",
+    segment_by="combo",
+    dedup_keys=("ts", "combo", "instrument"),
+    columns=(
+        _TS,
+        _RECV,
+        _c("combo", T.SYMBOL, "combo instrument name, e.g. BTC-CS-19MAY26-70000_75000", False),
+        _c("instrument", T.SYMBOL, "the leg's instrument name", False),
+        _c("amount", T.DOUBLE, "signed ratio of the leg per combo contract (+ bought, - sold)", False),
+        _c("state", T.SYMBOL, "combo state: active, inactive, ..."),
+        _c("combo_instrument_id", T.LONG, "exchange numeric instrument id of the combo"),
+    ),
+)
+
 GAPS = Table(
     name="gaps",
     doc="Windows in which data may be missing: start (ts), end, instruments, kind, cause, status.",
@@ -238,7 +289,7 @@ HEARTBEATS = Table(
     ),
 )
 
-MARKET_TABLES: tuple[Table, ...] = (QUOTES, TRADES, BOOK_CHANGES, INDEX_TICKS, INSTRUMENTS)
+MARKET_TABLES: tuple[Table, ...] = (QUOTES, TRADES, BOOK_CHANGES, INDEX_TICKS, INSTRUMENTS, COMBO_LEGS)
 ALL_TABLES: tuple[Table, ...] = (*MARKET_TABLES, GAPS, HEARTBEATS)
 BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import msgspec
 
-from tickarchive.domain import EncodedRows, Event, Gap, InstrumentEvent, TradeTick
+from tickarchive.domain import ComboLeg, EncodedRows, Event, Gap, InstrumentEvent, TradeTick
 
 if TYPE_CHECKING:
     import httpx
@@ -129,13 +129,14 @@ Rows = Sequence[Event | EncodedRows]
 @dataclass(frozen=True, slots=True)
 class FetchedInstruments:
     """One instrument-list REST answer: the raw body (the collector journals it, connection
-    ``rest``, before using it) and the rows it holds."""
+    ``rest``, before using it) and the rows it holds: ``InstrumentEvent``s, or the
+    ``ComboLeg``s of a combo list (``kind`` ``combos``)."""
 
     currency: str
     kind: str
     body: bytes
     recv_ts_us: int
-    events: list[InstrumentEvent]
+    events: list[InstrumentEvent | ComboLeg]
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,17 +34,32 @@ use crate::json::*;
 
 // ------------------------------------------------------------------ wire structs
 
-#[derive(Default)]
 pub(crate) struct Ticker<'a> {
     instrument_name: Option<&'a str>,
     timestamp: Option<i64>,
-    f: [Option<f64>; 25], // in ILP column order, see COLS
+    f: [Option<f64>; NCOLS], // in ILP column order, see COLS
     underlying_index: Option<&'a str>,
     state: Option<&'a str>,
+    combo_state: Option<&'a str>,
+}
+
+pub(crate) const NCOLS: usize = 34;
+
+impl Default for Ticker<'_> {
+    fn default() -> Self {
+        Ticker {
+            instrument_name: None,
+            timestamp: None,
+            f: [None; NCOLS],
+            underlying_index: None,
+            state: None,
+            combo_state: None,
+        }
+    }
 }
 
 /// Ticker columns in `store/ilp.py` `_quote` order (after `recv_ts`).
-pub(crate) const COLS: [&[u8]; 25] = [
+pub(crate) const COLS: [&[u8]; NCOLS] = [
     b"bid_price",
     b"bid_amount",
     b"ask_price",
@@ -70,6 +85,15 @@ pub(crate) const COLS: [&[u8]; 25] = [
     b"current_funding",
     b"funding_8h",
     b"estimated_delivery_price",
+    b"high_24h",
+    b"low_24h",
+    b"price_change_24h",
+    b"volume_usd_24h",
+    b"volume_notional_24h",
+    b"interest_value",
+    b"delivery_price",
+    b"implied_bid",
+    b"implied_ask",
 ];
 pub(crate) const C_BP: usize = 0;
 pub(crate) const C_BA: usize = 1;
@@ -78,8 +102,11 @@ pub(crate) const C_AA: usize = 3;
 pub(crate) const C_BIV: usize = 4;
 pub(crate) const C_AIV: usize = 5;
 pub(crate) const C_DELTA: usize = 10;
+pub(crate) const C_LAST: usize = 16;
 pub(crate) const C_VOLUME: usize = 21;
 pub(crate) const C_EDP: usize = 24;
+/// `stats.{high, low, price_change, volume_usd, volume_notional}` → these columns.
+pub(crate) const C_HIGH: usize = 25;
 
 /// The float fields of `wire.TickerWire` → (seen bit, column).
 pub(crate) fn ticker_float_field(key: &str) -> Option<(u32, usize)> {
@@ -95,13 +122,16 @@ pub(crate) fn ticker_float_field(key: &str) -> Option<(u32, usize)> {
         "underlying_price" => (10, 8),
         "index_price" => (11, 9),
         "open_interest" => (12, 15),
-        "last_price" => (13, 16),
         "settlement_price" => (14, 17),
         "min_price" => (15, 18),
         "max_price" => (16, 19),
         "interest_rate" => (17, 20),
         "current_funding" => (18, 22),
         "funding_8h" => (19, 23),
+        "interest_value" => (25, 30),
+        "delivery_price" => (26, 31),
+        "implied_bid" => (27, 32),
+        "implied_ask" => (28, 33),
         _ => return None,
     })
 }
@@ -130,18 +160,21 @@ pub(crate) fn ticker_data<'a>(p: &mut P<'a>, depth: u32, t: &mut Ticker<'a>) -> 
             }
             "estimated_delivery_price" => {
                 once(&mut seen, 21)?;
-                // `float | str | None`: any string → NULL
-                t.f[C_EDP] = match p.peek()? {
-                    b'"' => {
-                        p.string()?;
-                        None
-                    }
-                    _ => p.opt_float()?,
-                };
+                // `float | str | None`: any string ("expired") → NULL
+                t.f[C_EDP] = float_or_string(p)?;
+            }
+            "last_price" => {
+                once(&mut seen, 13)?;
+                // `float | str | None`: any string ("undefined") → NULL
+                t.f[C_LAST] = float_or_string(p)?;
             }
             "state" => {
                 once(&mut seen, 22)?;
                 t.state = p.opt_str()?;
+            }
+            "combo_state" => {
+                once(&mut seen, 29)?;
+                t.combo_state = p.opt_str()?;
             }
             "greeks" => {
                 once(&mut seen, 23)?;
@@ -168,16 +201,24 @@ pub(crate) fn ticker_data<'a>(p: &mut P<'a>, depth: u32, t: &mut Ticker<'a>) -> 
             "stats" => {
                 once(&mut seen, 24)?;
                 t.f[C_VOLUME] = None;
+                for c in &mut t.f[C_HIGH..C_HIGH + 5] {
+                    *c = None;
+                }
                 if !p.null()? {
                     let mut seen2 = 0u64;
                     p.object(depth + 1, |p, key| {
-                        if key == "volume" {
-                            once(&mut seen2, 0)?;
-                            t.f[C_VOLUME] = p.opt_float()?;
-                            Ok(())
-                        } else {
-                            p.skip(depth + 2)
-                        }
+                        let col = match key {
+                            "volume" => C_VOLUME,
+                            "high" => C_HIGH,
+                            "low" => C_HIGH + 1,
+                            "price_change" => C_HIGH + 2,
+                            "volume_usd" => C_HIGH + 3,
+                            "volume_notional" => C_HIGH + 4,
+                            _ => return p.skip(depth + 2),
+                        };
+                        once(&mut seen2, col as u32)?;
+                        t.f[col] = p.opt_float()?;
+                        Ok(())
                     })?;
                 }
             }
@@ -185,6 +226,17 @@ pub(crate) fn ticker_data<'a>(p: &mut P<'a>, depth: u32, t: &mut Ticker<'a>) -> 
         }
         Ok(())
     })
+}
+
+/// A `float | str | None` field: a string is NULL (Deribit's "expired", "undefined").
+fn float_or_string(p: &mut P<'_>) -> R<Option<f64>> {
+    match p.peek()? {
+        b'"' => {
+            p.string()?;
+            Ok(None)
+        }
+        _ => p.opt_float(),
+    }
 }
 
 pub(crate) struct Level<'a> {
@@ -278,6 +330,20 @@ struct Encoded<'a> {
     book: Option<(i64, Option<i64>, bool)>,
 }
 
+/// `ticker.interval_of`: `raw` / `100ms` / `agg2` at the end of a channel name.
+fn interval_of(channel: &str) -> Option<&'static [u8]> {
+    let tail = match channel.rfind('.') {
+        Some(i) => &channel[i + 1..],
+        None => channel,
+    };
+    match tail {
+        "raw" => Some(b"raw"),
+        "100ms" => Some(b"100ms"),
+        "agg2" => Some(b"agg2"),
+        _ => None,
+    }
+}
+
 fn ts_us_of(timestamp_ms: i64) -> R<i64> {
     match timestamp_ms.checked_mul(1000) {
         Some(v) if v >= 0 => Ok(v),
@@ -300,14 +366,20 @@ fn encode_ticker(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
     let inst = t.instrument_name.ok_or(())?;
     let ts_us = ts_us_of(t.timestamp.ok_or(())?)?;
     let f = &mut t.f;
-    if empty(f[C_BP]) || empty(f[C_BA]) {
+    // `ticker.quote_from_wire`: a side is empty when its amount is 0 / null or its price
+    // null; a 0.0 IV is Deribit's "no IV"
+    if empty(f[C_BA]) || f[C_BP].is_none() {
         f[C_BP] = None;
         f[C_BA] = None;
         f[C_BIV] = None;
+    } else if empty(f[C_BIV]) {
+        f[C_BIV] = None;
     }
-    if empty(f[C_AP]) || empty(f[C_AA]) {
+    if empty(f[C_AA]) || f[C_AP].is_none() {
         f[C_AP] = None;
         f[C_AA] = None;
+        f[C_AIV] = None;
+    } else if empty(f[C_AIV]) {
         f[C_AIV] = None;
     }
 
@@ -321,6 +393,14 @@ fn encode_ticker(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
     if let Some(st) = t.state {
         out.extend_from_slice(b",state=");
         push_symbol(&mut out, st);
+    }
+    if let Some(cs) = t.combo_state {
+        out.extend_from_slice(b",combo_state=");
+        push_symbol(&mut out, cs);
+    }
+    if let Some(iv) = interval_of(channel) {
+        out.extend_from_slice(b",channel_interval=");
+        out.extend_from_slice(iv);
     }
     out.extend_from_slice(b" recv_ts=");
     push_i64(&mut out, recv_ts_us);
@@ -359,13 +439,20 @@ fn encode_book(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
     let snap = b.kind == Some("snapshot") || (b.kind.is_none() && b.prev_change_id.is_none());
     let prev = if snap { None } else { b.prev_change_id };
 
-    let rows = bids.len() + asks.len();
+    // `book.book_from_wire`: a snapshot side without levels is one `empty` marker row
+    let marker = |n: usize| if snap && n == 0 { 1 } else { n };
+    let rows = marker(bids.len()) + marker(asks.len());
     let mut out = Vec::new();
     if rows > 0 {
         let mut head = Vec::with_capacity(64);
         head.extend_from_slice(b"book_changes,instrument=");
         push_symbol(&mut head, inst);
+        let iv = interval_of(channel);
         let mut tail = Vec::with_capacity(96);
+        if let Some(iv) = iv {
+            tail.extend_from_slice(b",channel_interval=");
+            tail.extend_from_slice(iv);
+        }
         tail.extend_from_slice(b" recv_ts=");
         push_i64(&mut tail, recv_ts_us);
         tail.extend_from_slice(b"t,change_id=");
@@ -387,6 +474,16 @@ fn encode_book(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
         end.extend_from_slice(b"t\n");
         out.reserve(rows * (head.len() + tail.len() + end.len() + 64));
         for (levels, side) in [(&bids, &b",side=bid"[..]), (&asks, &b",side=ask"[..])] {
+            if snap && levels.is_empty() {
+                out.extend_from_slice(&head);
+                out.extend_from_slice(side);
+                out.extend_from_slice(b",action=empty");
+                out.extend_from_slice(&tail);
+                push_f64(&mut out, b"price", Some(0.0));
+                push_f64(&mut out, b"amount", Some(0.0));
+                out.extend_from_slice(&end);
+                continue;
+            }
             for l in levels.iter() {
                 let action: &[u8] = if snap {
                     b",action=snapshot"

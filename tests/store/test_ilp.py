@@ -51,6 +51,17 @@ FULL: list[d.Event] = [
         0.00001742,
         2006.72,
         "open",
+        0.0025,
+        0.0015,
+        -19.1489,
+        12875.5,
+        12875.5,
+        0.0028213400122472977,
+        2004.1,
+        0.0012,
+        0.0027,
+        "active",
+        "100ms",
     ),
     d.TradeTick(
         "BTC-19MAY26-75000-C",
@@ -83,6 +94,7 @@ FULL: list[d.Event] = [
         d.BookAction.NEW,
         0.001,
         2.6,
+        "raw",
     ),
     d.IndexTick("eth_usd", 1626993723632000, 1626993723700000, 2006.72),
     d.InstrumentEvent(
@@ -104,6 +116,8 @@ FULL: list[d.Event] = [
         "week",
         218538,
     ),
+    d.ComboLeg("BTC-CS-19MAY26-70000_75000", 1779117084722409, 1779117084800000, "BTC-19MAY26-75000-C", -1.0,
+               "active", 584635),
     d.Gap(
         d.GapKind.TRADE_SEQ,
         "ETH-1",
@@ -121,6 +135,7 @@ SPARSE: list[d.Event] = [
     d.TradeTick("ETH-1", 1_000, 2_000, "ETH-5", 7, 1.5, 2.0, "sell"),
     d.BookChange("ETH-1", 1_000, 2_000, 5, None, True, d.Side.BID, d.BookAction.SNAPSHOT, 0.5, 3.0),
     d.InstrumentEvent("ETH-1", 1_000, 2_000, "archivized"),
+    d.ComboLeg("ETH-CS-1", 1_000, 2_000, "ETH-1", 1.0),
     d.Gap(d.GapKind.DISCONNECT, d.ALL_INSTRUMENTS, 5_000, None, "socket closed", "c0", d.GapStatus.OPEN),
     d.ConnectionHeartbeat("c1", 1_000, False, 0, 0, None, 0),
 ]
@@ -167,7 +182,8 @@ def test_nulls_are_omitted_and_values_exact_v1() -> None:
     buf = Buffer(protocol_version=1)
     encode(buf, FULL[2])
     assert bytes(buf) == (
-        b"book_changes,instrument=BTC-24SEP21-8000-P,side=ask,action=new recv_ts=1626993724283178t,"
+        b"book_changes,instrument=BTC-24SEP21-8000-P,side=ask,action=new,channel_interval=raw "
+        b"recv_ts=1626993724283178t,"
         b"change_id=33195894355i,prev_change_id=33195894164i,is_snapshot=f,price=0.001,amount=2.6 "
         b"1626993724318000000\n"
     )
@@ -175,11 +191,11 @@ def test_nulls_are_omitted_and_values_exact_v1() -> None:
 
 def test_encoder_buffers_per_table_and_take() -> None:
     enc = IlpEncoder(protocol_version=2)
-    assert enc.add_all(FULL + SPARSE) == 13
+    assert enc.add_all(FULL + SPARSE) == 15
     enc.add(FULL[0])
     assert enc.rows["quotes"] == 3
     assert enc.rows["index_ticks"] == 1
-    assert enc.total_rows == 14
+    assert enc.total_rows == 16
     taken = enc.take()
     assert set(taken) == set(TABLE_NAMES)
     quotes_buf, quotes_rows = taken["quotes"]
@@ -224,7 +240,7 @@ def test_batch_path_on_real_capture_matches_rows_mapping() -> None:
     real_ws_events = [
         ev for ts, frame in load_frames(REAL_WS) if type(o := parse_frame(frame, ts)) is Notification for ev in o.events
     ]
-    assert len(real_ws_events) == 238
+    assert len(real_ws_events) == 241  # 89 quotes, 149 book levels, 3 empty-side markers
     enc = IlpEncoder(protocol_version=3, batch_min_rows=1)
     assert enc.add_all(real_ws_events) == len(real_ws_events)
     taken = enc.take()

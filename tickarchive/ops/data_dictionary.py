@@ -33,7 +33,8 @@ have millisecond resolution); `ts` is the designated exchange timestamp of every
 (float64 parsed from the JSON text, never computed upon). Option prices on Deribit are
 quoted in the base coin (ETH, BTC), option sizes in contracts of one base coin; futures and
 perpetual amounts are in USD. "base coin" below means the instrument's base currency.
-A NULL means the exchange did not send the field (or, for book sides, the side was empty).
+A NULL means the exchange did not send the field, or sent one of its "no value" spellings
+(for book sides: the side was empty; for `bid_iv`/`ask_iv`: 0.0; `"expired"`, `"undefined"`).
 """
 
 _COMMON: dict[str, str] = {
@@ -74,6 +75,19 @@ _COMMON: dict[str, str] = {
     "funding_8h": "as sent (funding rate over 8 h)",
     "estimated_delivery_price": "USD",
     "state": "enum",
+    "high_24h": "base coin (options); USD (futures)",
+    "low_24h": "base coin (options); USD (futures)",
+    "price_change_24h": "percent",
+    "volume_usd_24h": "USD",
+    "volume_notional_24h": "USD (inverse) or quote currency (linear)",
+    "interest_value": "as sent (perpetual interest accumulator)",
+    "delivery_price": "USD",
+    "implied_bid": "base coin (option combos); USD (future combos)",
+    "implied_ask": "base coin (option combos); USD (future combos)",
+    "combo_state": "enum",
+    "channel_interval": "enum",
+    "combo": "name",
+    "combo_instrument_id": "id",
     "trade_id": "id",
     "trade_seq": "count (per instrument)",
     "price": "base coin (options); USD (futures, index)",
@@ -115,6 +129,7 @@ _BY_TABLE: dict[tuple[str, str], str] = {
     ("book_changes", "price"): "base coin (options); USD (futures)",
     ("book_changes", "amount"): "contracts (options: base coin); USD (futures)",
     ("gaps", "ts"): "UTC, µs since epoch (gap start)",
+    ("combo_legs", "amount"): "ratio (leg contracts per combo contract, signed)",
 }
 
 

@@ -64,9 +64,7 @@ class ReplayDecoder:
         if type(o) is Notification:
             gaps: list[Gap] = []
             if o.book is not None:
-                g = self._books.check(o.book)
-                if g is not None:
-                    gaps.append(g)
+                gaps.extend(self._books.check(o.book))
             elif o.channel.startswith("trades."):
                 for ev in o.events:
                     if type(ev) is TradeTick:

@@ -1,10 +1,12 @@
 """Instrument discovery and channel planning.
 
 * ``fetch_instruments`` calls ``public/get_instruments`` over REST for every configured
-  currency × kind, at most one request per second (Deribit's limit for that method).
-  Each response body is returned raw so the collector journals it (connection ``rest``)
-  before parsing, exactly like a WebSocket frame; replay and catch-up read the same
-  instrument rows back from it.
+  currency × kind, at most one request per second (Deribit's limit for that method),
+  and, for a currency whose kinds include a combo kind (``option_combo``,
+  ``future_combo``), ``public/get_combos`` for the combos' legs (kept for the combos
+  listed by the configured kinds). Each response body is returned raw so the collector
+  journals it (connection ``rest``) before parsing, exactly like a WebSocket frame;
+  replay and catch-up read the same instrument and leg rows back from it.
 * ``ChannelPlan`` says which channels exist (docs/collector.md): per instrument
   ``ticker.{I}.{interval}`` and ``book.{I}.{interval}``; per currency × kind
   ``trades.{kind}.{currency}.{interval}`` and ``instrument.state.{kind}.{currency}``;
@@ -26,14 +28,16 @@ from typing import Final
 
 import httpx
 
-from tickarchive.domain import InstrumentEvent
+from tickarchive.domain import ComboLeg, InstrumentEvent
 from tickarchive.venue import FetchedInstruments
 from tickarchive.venues.deribit.errors import DiscoveryError
-from tickarchive.venues.deribit.normalize import Response, events_of_response, parse_frame
+from tickarchive.venues.deribit.normalize import Response, events_of_response, parse_combos, parse_frame
 
 log = logging.getLogger(__name__)
 
 LIVE_STATES: Final = frozenset({"open", "created", "started", "locked", "halted"})
+COMBO_KINDS: Final = frozenset({"option_combo", "future_combo", "combo"})
+"""Kinds whose instruments have legs (``public/get_combos``)."""
 """States whose instruments stay subscribed (locked/halted are temporary)."""
 GLOBAL_SHARD: Final = 0
 
@@ -102,6 +106,24 @@ class ChannelPlan:
         return shards
 
 
+def _response_of_body(body: bytes, what: str) -> Response:
+    o = parse_frame(body, 0)
+    if type(o) is not Response:
+        raise DiscoveryError(f"{what} answer is not a JSON-RPC response: {body[:200]!r}")
+    if o.error is not None:
+        raise DiscoveryError(f"{what} refused: {o.error.code} {o.error.message}")
+    return o
+
+
+def combo_legs_of_body(body: bytes, recv_ts_us: int) -> list[ComboLeg]:
+    """The legs of a journaled ``get_combos`` body."""
+    o = _response_of_body(body, "get_combos")
+    got = parse_combos(o.result or b"[]", recv_ts_us, o.server_us)
+    if not isinstance(got, list):
+        raise DiscoveryError(f"get_combos answer not understood: {got.detail}")
+    return got
+
+
 def instruments_of_body(body: bytes, recv_ts_us: int) -> list[InstrumentEvent]:
     """The rows of a journaled ``get_instruments`` body (the writer's catch-up path reads
     the same through ``events_of_response``)."""
@@ -116,24 +138,40 @@ def instruments_of_body(body: bytes, recv_ts_us: int) -> list[InstrumentEvent]:
 async def fetch_instruments(
     client: httpx.AsyncClient, rest_url: str, currencies: Sequence[str], kinds: Sequence[str]
 ) -> list[FetchedInstruments]:
-    """``public/get_instruments`` per currency × kind, one request per second at most."""
+    """``public/get_instruments`` per currency × kind, then ``public/get_combos`` per
+    currency with a combo kind; one request per second at most."""
     out: list[FetchedInstruments] = []
-    url = f"{rest_url.rstrip('/')}/public/get_instruments"
+    base = rest_url.rstrip("/")
     first = True
+
+    async def get(method: str, params: dict[str, str]) -> tuple[bytes, int]:
+        nonlocal first
+        if not first:
+            await asyncio.sleep(1.0)
+        first = False
+        url = f"{base}/public/{method}"
+        try:
+            r = await client.get(url, params=params)
+        except httpx.HTTPError as exc:
+            raise DiscoveryError(f"{url} unreachable: {exc or type(exc).__name__}") from exc
+        recv = time.time_ns() // 1000
+        if r.status_code != 200:
+            query = "&".join(f"{k}={v}" for k, v in params.items())
+            raise DiscoveryError(f"{url}?{query}: HTTP {r.status_code} {r.text[:200]}")
+        return r.content, recv
+
     for cur in currencies:
+        combos: set[str] = set()
         for kind in kinds:
-            if not first:
-                await asyncio.sleep(1.0)
-            first = False
-            try:
-                r = await client.get(url, params={"currency": cur, "kind": kind, "expired": "false"})
-            except httpx.HTTPError as exc:
-                raise DiscoveryError(f"{url} unreachable: {exc or type(exc).__name__}") from exc
-            recv = time.time_ns() // 1000
-            if r.status_code != 200:
-                raise DiscoveryError(f"{url}?currency={cur}&kind={kind}: HTTP {r.status_code} {r.text[:200]}")
-            body = r.content
-            out.append(FetchedInstruments(cur, kind, body, recv, instruments_of_body(body, recv)))
+            body, recv = await get("get_instruments", {"currency": cur, "kind": kind, "expired": "false"})
+            listed = instruments_of_body(body, recv)
+            if kind in COMBO_KINDS:
+                combos.update(e.instrument for e in listed)
+            out.append(FetchedInstruments(cur, kind, body, recv, list(listed)))
+        if any(k in COMBO_KINDS for k in kinds):
+            body, recv = await get("get_combos", {"currency": cur})
+            legs = [leg for leg in combo_legs_of_body(body, recv) if leg.combo in combos]
+            out.append(FetchedInstruments(cur, "combos", body, recv, list(legs)))
     return out
 
 

@@ -1,10 +1,14 @@
 """Sequence tracking (pure): book change-id chains and per-instrument trade_seq.
 
 * ``BookSequence``: Deribit book messages are in order iff ``prev_change_id`` equals the
-  previous message's ``change_id`` for that instrument (ids are *not* consecutive: never
-  check +1). A break opens a ``book_seq`` gap and puts the instrument in *resync*: later
-  changes are ignored for checking until a new snapshot (after a resubscribe) arrives,
-  which closes the gap (``unrecoverable``: missed book changes cannot be fetched).
+  previous message's ``change_id`` for that instrument (ids are *not* consecutive: one
+  counter per currency, so a book's steps are of any size; never check +1). A message
+  whose ``change_id`` is not above the last one seen is a duplicate (a re-delivered
+  notification), counted and not a gap. A break opens a ``book_seq`` gap from the last
+  good message; the chain then continues from the message after the break, so a second
+  break before the resubscribe's snapshot is a second gap (replaying a capture, where no
+  snapshot ever comes, finds every break). A new snapshot closes the instrument's open
+  gaps (``unrecoverable``: missed book changes cannot be fetched).
 * ``TradeSequence``: ``trade_seq`` is consecutive per instrument. A jump opens a
   ``trade_seq`` gap with the missing seq bounds (to be backfilled from history); a seq at
   or below the last one is a duplicate (combo legs seen twice, backfill overlap) and is
@@ -13,7 +17,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
 
 import msgspec
 
@@ -34,8 +40,11 @@ class BookIds(msgspec.Struct, frozen=True, gc=False):
 class _BookState:
     last_change_id: int
     last_ts_us: int
-    gap: Gap | None = None
-    """The open gap while resyncing."""
+    gaps: list[Gap] = field(default_factory=list)
+    """The gaps opened since the last snapshot (open until the next one)."""
+
+
+_NO_GAPS: Final[tuple[Gap, ...]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,46 +54,59 @@ class BookBreak:
 
 
 class BookSequence:
-    __slots__ = ("_books", "_gap_starts", "connection")
+    __slots__ = ("_books", "_gap_starts", "connection", "duplicates")
 
     def __init__(self, connection: str) -> None:
         self.connection = connection
         self._books: dict[str, _BookState] = {}
         self._gap_starts: dict[str, int] = {}
+        self.duplicates = 0
+        """Book messages seen again (``change_id`` not above the last one)."""
 
-    def check(self, ids: BookIds) -> Gap | None:
-        """Feed one book message; return a gap opened (end None) or closed (end set), else None."""
+    def check(self, ids: BookIds) -> Sequence[Gap]:
+        """Feed one book message; return the gaps it opened (end None) or closed (end set)."""
         st = self._books.get(ids.instrument)
         if ids.is_snapshot:
             self._books[ids.instrument] = _BookState(ids.change_id, ids.ts_us)
-            if st is not None and st.gap is not None:
-                g = st.gap
-                return Gap(g.kind, g.instrument, g.start_us, ids.ts_us, g.cause, g.connection, GapStatus.UNRECOVERABLE)
-            return None
+            if st is not None and st.gaps:
+                return [
+                    Gap(g.kind, g.instrument, g.start_us, ids.ts_us, g.cause, g.connection, GapStatus.UNRECOVERABLE)
+                    for g in st.gaps
+                ]
+            return _NO_GAPS
         if st is None:
             # a change before any snapshot (e.g. replay started mid-stream): start the chain
             self._books[ids.instrument] = _BookState(ids.change_id, ids.ts_us)
-            return None
-        if st.gap is not None:
-            return None  # resyncing: in-flight changes until the new snapshot
-        if ids.prev_change_id != st.last_change_id:
-            st.gap = Gap(
-                GapKind.BOOK_SEQ,
-                ids.instrument,
-                _unique_start(self._gap_starts, ids.instrument, st.last_ts_us),
-                None,
-                f"book prev_change_id {ids.prev_change_id} != last change_id {st.last_change_id}",
-                self.connection,
-                GapStatus.OPEN,
-            )
-            return st.gap
+            return _NO_GAPS
+        if ids.prev_change_id == st.last_change_id:
+            st.last_change_id = ids.change_id
+            st.last_ts_us = ids.ts_us
+            return _NO_GAPS
+        if ids.change_id <= st.last_change_id:
+            self.duplicates += 1
+            return _NO_GAPS
+        gap = Gap(
+            GapKind.BOOK_SEQ,
+            ids.instrument,
+            _unique_start(self._gap_starts, ids.instrument, st.last_ts_us),
+            None,
+            f"book prev_change_id {ids.prev_change_id} != last change_id {st.last_change_id}",
+            self.connection,
+            GapStatus.OPEN,
+        )
+        st.gaps.append(gap)
         st.last_change_id = ids.change_id
         st.last_ts_us = ids.ts_us
-        return None
+        return (gap,)
 
     def resyncing(self, instrument: str) -> bool:
+        """A gap of ``instrument`` is open (waiting for a snapshot)."""
         st = self._books.get(instrument)
-        return st is not None and st.gap is not None
+        return st is not None and bool(st.gaps)
+
+    def open_gaps(self, instrument: str) -> int:
+        st = self._books.get(instrument)
+        return 0 if st is None else len(st.gaps)
 
     def last_change_id(self, instrument: str) -> int | None:
         st = self._books.get(instrument)

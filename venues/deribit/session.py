@@ -64,9 +64,7 @@ confirmed channel set, pending requests and unsent frames do not.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, Final
 
 import msgspec
@@ -92,64 +90,15 @@ from tickarchive.venue import (
 )
 from tickarchive.venues.deribit import native
 from tickarchive.venues.deribit.normalize import Heartbeat, Notification, Response, parse_frame, parse_instruments
+from tickarchive.venues.deribit.requests import Pending, RequestQueue
 from tickarchive.venues.deribit.sequence import BookSequence, TradeSequence
+from tickarchive.venues.deribit.session_config import SessionConfig, book_channel_of, instrument_of_channel
+
+__all__ = ["DeribitSession", "SessionConfig", "book_channel_of", "instrument_of_channel"]
 
 TOO_MANY_REQUESTS: Final = 10028
 _SUBSCRIBE: Final = "public/subscribe"
 _UNSUBSCRIBE: Final = "public/unsubscribe"
-
-
-# ---------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True, slots=True)
-class SessionConfig:
-    connection: str
-    """Connection id, as journaled and written to the gaps table (``c0``, ``c1``, ...)."""
-    heartbeat_interval_s: int = 10
-    channels_per_request: int = 250
-    stale_connection_s: float = 15.0
-    stale_instrument_s: float = 10.0
-
-    @classmethod
-    def from_settings(cls, deribit: Any, connection: str) -> SessionConfig:
-        """From ``tickarchive.settings.DeribitSettings``."""
-        return cls(
-            connection=connection,
-            heartbeat_interval_s=deribit.heartbeat_interval_s,
-            channels_per_request=deribit.channels_per_request,
-            stale_connection_s=deribit.stale_connection_s,
-            stale_instrument_s=deribit.stale_instrument_s,
-        )
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def instrument_of_channel(channel: str) -> str | None:
-    """``ticker.X.100ms`` / ``book.X.100ms`` / ``book.X.none.10.100ms`` / ``trades.X.100ms``
-    → ``X``; channels that are not about one instrument → ``None``."""
-    parts = channel.split(".")
-    if len(parts) >= 2 and parts[0] in ("ticker", "book", "quote", "incremental_ticker"):
-        return parts[1]
-    if len(parts) == 3 and parts[0] == "trades" and "-" in parts[1]:
-        return parts[1]
-    return None
-
-
-def book_channel_of(channel_template: str, instrument: str) -> str:
-    return channel_template.format(instrument=instrument)
-
-
-@dataclass(slots=True)
-class _Pending:
-    method: str
-    channels: tuple[str, ...] = ()
-    currency: str = ""
-    kind: str | None = None
-
-
-_encoder = msgspec.json.Encoder()
 _ResultList = msgspec.json.Decoder(list[str])
 
 
@@ -162,13 +111,9 @@ class DeribitSession:
     def __init__(self, config: SessionConfig, subscribe_limiter: TokenBucket | None = None) -> None:
         self.config = config
         self.connection = config.connection
-        self._limiter = subscribe_limiter
         self._stale_conn_us = int(config.stale_connection_s * 1e6)
         self._stale_inst_us = int(config.stale_instrument_s * 1e6)
-        self._next_id = 1
-        self._outbox: list[bytes] = []
-        self._paced: deque[tuple[str, tuple[str, ...]]] = deque()
-        self._pending: dict[int, _Pending] = {}
+        self._requests = RequestQueue(subscribe_limiter)
         self._desired: set[str] = set()
         self._confirmed: set[str] = set()
         self._book_channel: dict[str, str] = {}
@@ -211,7 +156,7 @@ class DeribitSession:
                 if inst is not None:
                     self._book_channel[inst] = c
         if self.connected and new:
-            self._queue_batches(_SUBSCRIBE, new)
+            self._requests.queue_batches(_SUBSCRIBE, new, self.config.channels_per_request)
 
     def unsubscribe(self, channels: Iterable[str]) -> None:
         """Remove channels from the desired set (an expiry, a reshard)."""
@@ -222,7 +167,7 @@ class DeribitSession:
             if inst is not None and self._book_channel.get(inst) == c:
                 del self._book_channel[inst]
         if self.connected and gone:
-            self._queue_batches(_UNSUBSCRIBE, gone)
+            self._requests.queue_batches(_UNSUBSCRIBE, gone, self.config.channels_per_request)
 
     def mark_liquid(self, instruments: Iterable[str]) -> None:
         """Instruments whose silence for ``stale_instrument_s`` is a ``stale`` gap."""
@@ -246,8 +191,8 @@ class DeribitSession:
         params: dict[str, Any] = {"currency": currency, "expired": expired}
         if kind is not None:
             params["kind"] = kind
-        return self._send(
-            "public/get_instruments", params, _Pending("public/get_instruments", currency=currency, kind=kind)
+        return self._requests.send(
+            "public/get_instruments", params, Pending("public/get_instruments", currency=currency, kind=kind)
         )
 
     # -- connection lifecycle ----------------------------------------------------------
@@ -256,15 +201,14 @@ class DeribitSession:
         """The socket is open: queue ``set_heartbeat`` and the subscribe batches."""
         self.connected = True
         self._connected_us = now_us
-        self._outbox.clear()
-        self._paced.clear()
-        self._pending.clear()
+        self._requests.clear()
         self._confirmed.clear()
         self._seen.clear()
         self.books.reset()
-        self._send("public/set_heartbeat", {"interval": self.config.heartbeat_interval_s}, _Pending("set_heartbeat"))
+        interval = {"interval": self.config.heartbeat_interval_s}
+        self._requests.send("public/set_heartbeat", interval, Pending("set_heartbeat"))
         if self._desired:
-            self._queue_batches(_SUBSCRIBE, sorted(self._desired))
+            self._requests.queue_batches(_SUBSCRIBE, sorted(self._desired), self.config.channels_per_request)
 
     def connection_lost(self, now_us: int) -> list[Output]:
         """The socket is gone (for any reason). Opens a ``disconnect`` (or ``stale``) gap
@@ -272,9 +216,7 @@ class DeribitSession:
         out: list[Output] = []
         was = self.connected
         self.connected = False
-        self._outbox.clear()
-        self._paced.clear()
-        self._pending.clear()
+        self._requests.clear()
         self._confirmed.clear()
         self.books.reset()
         last = self._last_data_us
@@ -295,38 +237,11 @@ class DeribitSession:
     def data_to_send(self, now_us: int) -> list[bytes]:
         """Frames to send now. Subscribe/unsubscribe calls are released as the shared
         limiter allows; ``next_send_us`` says when to call again."""
-        out = self._outbox
-        self._outbox = []
-        paced = self._paced
-        limiter = self._limiter
-        while paced and (limiter is None or limiter.try_acquire(now_us)):
-            method, channels = paced.popleft()
-            out.append(self._frame(method, {"channels": list(channels)}, _Pending(method, channels)))
-        return out
+        return self._requests.data_to_send(now_us)
 
     def next_send_us(self, now_us: int) -> int | None:
         """When paced requests can go out (``None``: nothing waiting)."""
-        if self._outbox:
-            return now_us
-        if not self._paced:
-            return None
-        return now_us + (0 if self._limiter is None else self._limiter.wait_us(now_us))
-
-    def _queue_batches(self, method: str, channels: Sequence[str]) -> None:
-        n = self.config.channels_per_request
-        for i in range(0, len(channels), n):
-            self._paced.append((method, tuple(channels[i : i + n])))
-
-    def _frame(self, method: str, params: dict[str, Any], pending: _Pending) -> bytes:
-        rid = self._next_id
-        self._next_id += 1
-        self._pending[rid] = pending
-        return _encoder.encode({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-
-    def _send(self, method: str, params: dict[str, Any], pending: _Pending) -> int:
-        rid = self._next_id
-        self._outbox.append(self._frame(method, params, pending))
-        return rid
+        return self._requests.next_send_us(now_us)
 
     # -- input ---------------------------------------------------------------------------
 
@@ -343,7 +258,7 @@ class DeribitSession:
             return self._notification(o, now_us)
         if type(o) is Heartbeat:
             if o.type == "test_request":
-                self._send("public/test", {}, _Pending("public/test"))
+                self._requests.send("public/test", {}, Pending("public/test"))
             return []
         if type(o) is Response:
             return self._response(o, now_us)
@@ -365,11 +280,14 @@ class DeribitSession:
             extra = [GapDetected(Gap(g.kind, g.instrument, g.start_us, now_us, g.cause, g.connection, g.status))]
         book = n.book
         if book is not None:
-            gap = self.books.check(book)
-            if gap is not None:
+            gaps = self.books.check(book)
+            if gaps:
                 extra = extra or []
-                extra.append(GapDetected(gap))
-                if gap.end_us is None:
+                for gap in gaps:
+                    extra.append(GapDetected(gap))
+                # the first break since the last snapshot asks for a fresh one; later breaks
+                # before it arrives are reported but need no second resubscribe
+                if gaps[0].end_us is None and self.books.open_gaps(book.instrument) == 1:
                     self._resubscribe_book(book.instrument, n.channel)
         elif n.channel.startswith("trades."):
             for ev in n.events:
@@ -405,12 +323,12 @@ class DeribitSession:
     def _resubscribe_book(self, instrument: str, channel: str) -> None:
         ch = self._book_channel.get(instrument, channel)
         if ch in self._desired and self.connected:
-            self._paced.append((_UNSUBSCRIBE, (ch,)))
-            self._paced.append((_SUBSCRIBE, (ch,)))
+            self._requests.paced.append((_UNSUBSCRIBE, (ch,)))
+            self._requests.paced.append((_SUBSCRIBE, (ch,)))
 
     def _response(self, r: Response, now_us: int) -> list[Output]:
         rid = r.id
-        pending = self._pending.pop(rid, None) if isinstance(rid, int) else None
+        pending = self._requests.pending.pop(rid, None) if isinstance(rid, int) else None
         if pending is None:
             return [RpcFailed(rid, "?", 0, "response to an unknown request id")]
         method = pending.method

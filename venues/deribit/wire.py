@@ -11,8 +11,8 @@ picks the typed decoder for ``data``. The envelope pass only skips over ``data``
 
 Types are deliberately lenient where Deribit is known to be loose (docs/collector.md):
 ``underlying_index`` may be a string or a number, ``estimated_delivery_price`` may be the
-string ``"expired"``, ``trade_id`` is sometimes a number in old data, numeric fields may
-be ``null``.
+string ``"expired"``, ``last_price`` the string ``"undefined"``, ``trade_id`` is sometimes
+a number in old data, numeric fields (``stats.*`` included) may be ``null``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ class Greeks(msgspec.Struct, gc=False):
 
 class Stats(msgspec.Struct, gc=False):
     volume: Number = None
+    high: Number = None
+    low: Number = None
+    price_change: Number = None
+    volume_usd: Number = None
+    volume_notional: Number = None
 
 
 class TickerWire(msgspec.Struct, gc=False):
@@ -80,7 +85,7 @@ class TickerWire(msgspec.Struct, gc=False):
     index_price: Number = None
     greeks: Greeks | None = None
     open_interest: Number = None
-    last_price: Number = None
+    last_price: float | str | None = None
     settlement_price: Number = None
     min_price: Number = None
     max_price: Number = None
@@ -90,6 +95,11 @@ class TickerWire(msgspec.Struct, gc=False):
     funding_8h: Number = None
     estimated_delivery_price: float | str | None = None
     state: str | None = None
+    interest_value: Number = None
+    delivery_price: Number = None
+    implied_bid: Number = None
+    implied_ask: Number = None
+    combo_state: str | None = None
 
 
 class TradeWire(msgspec.Struct, gc=False):
@@ -175,6 +185,22 @@ class InstrumentWire(msgspec.Struct, gc=False):
     min_trade_amount: Number = None
     settlement_period: str | None = None
     instrument_id: int | None = None
+
+
+class ComboLegWire(msgspec.Struct, gc=False):
+    instrument_name: str
+    amount: float
+
+
+class ComboWire(msgspec.Struct, gc=False):
+    """One combo of a ``public/get_combos`` result (or the ``get_combo_details`` result)."""
+
+    id: str
+    legs: list[ComboLegWire]
+    state: str | None = None
+    instrument_id: int | None = None
+    creation_timestamp: int | None = None
+    state_timestamp: int | None = None
 
 
 class HistoryTradesWire(msgspec.Struct, gc=False):

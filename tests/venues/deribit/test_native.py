@@ -22,7 +22,15 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.real import NAUTILUS, nautilus_frame
+from tests.real import (
+    CRYPTO_MSG_PARSER,
+    NAUTILUS,
+    TARDIS,
+    WS_CAPTURE_APRIL,
+    capture_lines,
+    jsonl_frames,
+    nautilus_frame,
+)
 from tickarchive.domain import EncodedRows
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.stack.handles import QuestDBHandle
@@ -123,7 +131,8 @@ def test_raw_tuple_shape() -> None:
     assert t[:2] == ("book.X-1.raw", "book_changes")
     assert t[3:] == (1, "X-1", 5000, 9, 7, False)
     assert t[2] == (
-        b"book_changes,instrument=X-1,side=bid,action=delete recv_ts=12t,change_id=9i,prev_change_id=7i,"
+        b"book_changes,instrument=X-1,side=bid,action=delete,channel_interval=raw recv_ts=12t,change_id=9i,"
+        b"prev_change_id=7i,"
         b"is_snapshot=f,price==\x10" + struct.pack("<d", 1.5) + b",amount==\x10" + struct.pack("<d", 0.0) + b" 5000t\n"
     )
     empty = frame.replace(b'[["delete",1.5,0.0]]', b"[]")
@@ -178,6 +187,23 @@ def test_real_capture_every_ticker_and_book_frame(ws_records) -> None:
         assert got is not None, r.frame
         seen += 1
     assert seen == 135  # 89 tickers + 46 books
+
+
+@native_on
+def test_every_other_real_ticker_and_book_frame() -> None:
+    """The 2021-04 capture, the tardis and crypto-msg-parser messages: options, futures,
+    perpetuals, combos, an expired option, a change_id-0 snapshot, bid_iv 0.0 on real bids."""
+    seen = 0
+    frames = [(int(ts * 1e6), f) for ts, f in capture_lines(WS_CAPTURE_APRIL)]
+    frames += [(1_700_000_000_000_000, f) for path in (TARDIS, CRYPTO_MSG_PARSER) for f in jsonl_frames(path)]
+    for recv, frame in frames:
+        got = check(frame, recv)
+        if _is_ticker_or_book(frame):
+            assert got is not None, frame
+            seen += 1
+        else:
+            assert got is None, frame
+    assert seen == 92 + 56 + 14 + 8  # April tickers and books, tardis, crypto-msg-parser
 
 
 @native_on
@@ -620,12 +646,13 @@ def test_payload_accepted_by_questdb(questdb_clean: QuestDBHandle, ws_records) -
                 assert isinstance(e, EncodedRows)
                 body += e.payload
                 rows[e.table] += e.rows
-    assert rows == {"quotes": 89, "book_changes": 149}
+    # 149 levels + 3 'empty' markers (one empty snapshot, one snapshot with no asks)
+    assert rows == {"quotes": 89, "book_changes": 152}
     req = urllib.request.Request(f"{questdb_clean.http_url}/write", data=bytes(body), method="POST")
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 204
     questdb_clean.wait_for_rows("quotes", 89)
-    questdb_clean.wait_for_rows("book_changes", 149)
+    questdb_clean.wait_for_rows("book_changes", 152)
 
     def exec_(sql: str) -> list[list[Any]]:
         url = f"{questdb_clean.http_url}/exec?" + urllib.parse.urlencode({"query": sql})
@@ -636,7 +663,8 @@ def test_payload_accepted_by_questdb(questdb_clean: QuestDBHandle, ws_records) -
     while True:
         row = exec_(
             "SELECT ts, recv_ts, bid_price, bid_amount, bid_iv, ask_iv, mark_iv, delta, gamma, vega, theta, rho,"
-            " underlying_index, estimated_delivery_price, volume_24h, state FROM quotes"
+            " underlying_index, estimated_delivery_price, volume_24h, state, high_24h, low_24h, price_change_24h,"
+            " channel_interval FROM quotes"
             " WHERE instrument = 'ETH-30JUL21-2800-C' ORDER BY ts LIMIT 1"
         )
         if row or time.monotonic() > deadline:
@@ -660,6 +688,10 @@ def test_payload_accepted_by_questdb(questdb_clean: QuestDBHandle, ws_records) -
             2006.72,
             869.0,
             "open",
+            0.0025,
+            0.0015,
+            0.0,
+            "raw",
         ]
     ]
     assert exec_(
@@ -679,6 +711,11 @@ def test_payload_accepted_by_questdb(questdb_clean: QuestDBHandle, ws_records) -
         ][0]
         == 16
     )
+    # an empty snapshot is in the table: one marker per side
+    assert exec_(
+        "SELECT change_id, side, action, price, amount, channel_interval FROM book_changes"
+        " WHERE instrument = 'ETH-27AUG21-4000-P' AND is_snapshot ORDER BY side"
+    ) == [[13167318455, "ask", "empty", 0.0, 0.0, "raw"], [13167318455, "bid", "empty", 0.0, 0.0, "raw"]]
 
 
 def test_the_classes_the_native_parser_builds_are_checked_against_its_field_order() -> None:

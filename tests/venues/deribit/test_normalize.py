@@ -40,7 +40,8 @@ def test_real_capture_every_frame_understood(ws_records) -> None:
     assert kinds == {"Notification": 135, "Response": 1}
     events = [e for _, o in _outcomes(ws_records) if isinstance(o, n.Notification) for e in o.events]
     by_type = Counter(type(e).__name__ for e in events)
-    assert by_type == {"QuoteTick": 89, "BookChange": 149}
+    # 149 levels + 3 markers of empty snapshot sides (book.py)
+    assert by_type == {"QuoteTick": 89, "BookChange": 152}
 
 
 def test_real_ticker_with_greeks_and_ivs(ws_records) -> None:
@@ -77,6 +78,10 @@ def test_real_ticker_with_greeks_and_ivs(ws_records) -> None:
             volume_24h=869.0,
             estimated_delivery_price=2006.72,
             state="open",
+            high_24h=0.0025,
+            low_24h=0.0015,
+            price_change_24h=0.0,
+            channel_interval="raw",
         )
     ]
 
@@ -112,6 +117,7 @@ def test_real_book_snapshot_levels(ws_records) -> None:
         action=BookAction.SNAPSHOT,
         price=0.0015,
         amount=4714.0,
+        channel_interval="raw",
     )
     assert [(e.side, e.price, e.amount) for e in snap[:4]] == [
         (Side.BID, 0.0015, 4714.0),
@@ -120,9 +126,12 @@ def test_real_book_snapshot_levels(ws_records) -> None:
         (Side.ASK, 0.0025, 873.0),
     ]
     assert snap[-1].price == 0.35
-    # an empty snapshot (both sides empty) yields nothing
+    # an empty snapshot (both sides empty) yields one 'empty' marker per side
     assert books[1].channel == "book.ETH-27AUG21-4000-P.raw"
-    assert books[1].events == []
+    assert [(e.side, e.action, e.price, e.amount, e.is_snapshot) for e in _books(books[1].events)] == [
+        (Side.BID, BookAction.EMPTY, 0.0, 0.0, True),
+        (Side.ASK, BookAction.EMPTY, 0.0, 0.0, True),
+    ]
 
 
 def test_real_book_change_id_chain(ws_records) -> None:

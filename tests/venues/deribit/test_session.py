@@ -205,7 +205,7 @@ def test_book_chain_break_resubscribes_only_that_book() -> None:
     s = _connected()
     _confirm_all(s, T0)
     out = s.receive_frame(_book("ETH-A", 100, None, 1000, snapshot=True), T0 + 1)
-    assert [type(e) for e in out] == [BookChange]
+    assert [type(e) for e in out] == [BookChange, BookChange]  # a level and the empty asks' marker
     out = s.receive_frame(_book("ETH-B", 7, None, 1000, snapshot=True), T0 + 1)
     assert _change_id(s.receive_frame(_book("ETH-A", 250, 100, 1001), T0 + 2)[0]) == 250  # ids are not +1
     assert s.data_to_send(T0 + 2) == []
@@ -225,16 +225,29 @@ def test_book_chain_break_resubscribes_only_that_book() -> None:
         ("public/unsubscribe", ["book.ETH-A.100ms"]),
         ("public/subscribe", ["book.ETH-A.100ms"]),
     ]
-    # in-flight changes before the new snapshot do not open more gaps; ETH-B is untouched
-    assert len(s.receive_frame(_book("ETH-A", 500, 470, 1006), T0 + 4)) == 1
+    # in-flight changes before the new snapshot continue the chain from the break: no
+    # gap while they link up, ETH-B is untouched
+    assert len(s.receive_frame(_book("ETH-A", 500, 400, 1006), T0 + 4)) == 1
     assert len(s.receive_frame(_book("ETH-B", 9, 7, 1006), T0 + 4)) == 1
+    # ...and a second break before the snapshot is a second gap, without a second resubscribe
+    out = s.receive_frame(_book("ETH-A", 620, 555, 1007), T0 + 4)
+    second = _gap(out[1])
+    assert (second.start_us, second.end_us, second.cause) == (
+        1_006_000,
+        None,
+        "book prev_change_id 555 != last change_id 500",
+    )
+    assert s.data_to_send(T0 + 4) == []
     assert s.receive_frame(_result(sent[0]["id"], ["book.ETH-A.100ms"]), T0 + 5) == [
         Unsubscribed(("book.ETH-A.100ms",))
     ]
     assert s.receive_frame(_result(sent[1]["id"], ["book.ETH-A.100ms"]), T0 + 5) == [Subscribed(("book.ETH-A.100ms",))]
     out = s.receive_frame(_book("ETH-A", 900, None, 1010, snapshot=True), T0 + 6)
-    closed = _gap(out[-1])
-    assert (closed.start_us, closed.end_us, closed.status) == (1_001_000, 1_010_000, GapStatus.UNRECOVERABLE)
+    closed = [_gap(o) for o in out[2:]]
+    assert [(g.start_us, g.end_us, g.status) for g in closed] == [
+        (1_001_000, 1_010_000, GapStatus.UNRECOVERABLE),
+        (1_006_000, 1_010_000, GapStatus.UNRECOVERABLE),
+    ]
     assert _change_id(s.receive_frame(_book("ETH-A", 901, 900, 1011), T0 + 7)[-1]) == 901
     assert s.books.last_change_id("ETH-A") == 901
 
