@@ -1,9 +1,10 @@
 """Channel names: parsing and validation against what the simulator can serve (pure).
 
-Accepted (``{I}`` = 100ms or agg2; ``raw`` is refused as for an unauthenticated client):
-``ticker.{instrument}.{I}``, ``book.{instrument}.{I}``, ``trades.{instrument}.{I}``,
-``trades.{option|any}.{ETH|any}.{I}``, ``deribit_price_index.eth_usd``,
-``instrument.state.{option|any}.{ETH|any}``, ``platform_state``,
+Accepted (``{I}`` = 100ms or agg2; ``raw`` is refused as for an unauthenticated client;
+``{C}`` = a listed currency or ``any``; ``{K}`` = option, future, option_combo, combo
+or any): ``ticker.{instrument}.{I}``, ``book.{instrument}.{I}``,
+``trades.{instrument}.{I}``, ``trades.{K}.{C}.{I}``, ``deribit_price_index.{c}_usd``,
+``instrument.state.{K}.{C}``, ``platform_state``,
 ``platform_state.public_methods_state``. ``agg2`` channels carry the same cadence as
 ``100ms`` ones. Grouped books (``book.{instrument}.{group}.{depth}.{interval}``) are not
 simulated and count as unknown.
@@ -15,9 +16,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tickarchive.loadtest.sim.config import CURRENCY, INDEX_NAME
-
 PUBLIC_INTERVALS = ("100ms", "agg2")
+KIND_NAMES = ("option", "future", "option_combo", "combo", "any")
 
 
 class Verdict(enum.Enum):
@@ -34,6 +34,8 @@ class ChannelRule:
     instrument_exists: Callable[[str], bool]
     extra_known: frozenset[str] = frozenset()
     allow_raw: bool = False
+    currencies: tuple[str, ...] = ("ETH",)
+    index_names: tuple[str, ...] = ("eth_usd",)
 
 
 def judge(channel: str, rule: ChannelRule) -> Verdict:
@@ -44,14 +46,14 @@ def judge(channel: str, rule: ChannelRule) -> Verdict:
     if channel in ("platform_state", "platform_state.public_methods_state"):
         return Verdict.OK
     if head == "deribit_price_index":
-        return Verdict.OK if channel == f"deribit_price_index.{INDEX_NAME}" else Verdict.UNKNOWN
+        return Verdict.OK if len(parts) == 2 and parts[1] in rule.index_names else Verdict.UNKNOWN
     if head == "instrument" and len(parts) == 4 and parts[1] == "state":
-        ok = parts[2] in ("option", "any") and parts[3] in (CURRENCY, "any")
+        ok = parts[2] in KIND_NAMES and (parts[3] in rule.currencies or parts[3] == "any")
         return Verdict.OK if ok else Verdict.UNKNOWN
     if head in ("ticker", "book", "trades"):
         if len(parts) == 4 and head == "trades":
             kind, cur, interval = parts[1], parts[2], parts[3]
-            if kind in ("option", "any") and cur in (CURRENCY, "any"):
+            if kind in KIND_NAMES and (cur in rule.currencies or cur == "any"):
                 return _interval_verdict(interval, rule)
             return Verdict.UNKNOWN
         if len(parts) == 3:

@@ -10,7 +10,18 @@ from tickarchive.loadtest.errors import SimConfigError
 from tickarchive.loadtest.sim.faults import FaultSpec
 
 CURRENCY = "ETH"
+"""The default (first) currency."""
 INDEX_NAME = "eth_usd"
+CURRENCIES = ("ETH", "BTC")
+"""Currencies the simulator can list."""
+KINDS = ("option", "future", "option_combo")
+"""Kinds it can list (``future`` = dated futures and the perpetual, as on Deribit)."""
+DEFAULT_SPOT_USD = {"ETH": 3000.0, "BTC": 90000.0}
+
+
+def index_name(currency: str) -> str:
+    """``eth_usd`` / ``btc_usd``: the price index of a currency."""
+    return f"{currency.lower()}_usd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +41,15 @@ class SimConfig:
     """Ticker + book notifications generated per second over the whole chain (what a
     client subscribed to every channel would receive), before bursts."""
     instruments: int = 800
-    """Approximate size of the option chain (calls + puts over all expiries)."""
+    """Approximate size of each currency's option chain (calls + puts over all expiries)."""
+    currencies: tuple[str, ...] = (CURRENCY,)
+    """Currencies listed (ETH, BTC): each has its own index, chain and change_id counter."""
+    kinds: tuple[str, ...] = ("option",)
+    """Kinds listed: option, future (dated futures and the perpetual), option_combo."""
+    combos: int = 8
+    """Option combos listed per currency (straddles, strangles, call/put spreads, ratios)."""
     spot_usd: float = 3000.0
+    """Initial index price of the first currency (the others start at ``DEFAULT_SPOT_USD``)."""
     annual_vol: float = 0.7
     """Volatility of the index random walk (per year of simulated time)."""
     start_ms: int | None = None
@@ -48,7 +66,8 @@ class SimConfig:
     """Fraction of generated ticker+book notifications that are tickers."""
     trades_per_s: float = 5.0
     index_interval_ms: int = 1000
-    book_levels: int = 5
+    book_levels: int = 12
+    """Deepest book side (each option draws its own depth up to this, some sides empty)."""
     burst_every_s: float = 0.0
     """0 = no bursts; else every this many wall seconds the rate is multiplied..."""
     burst_duration_s: float = 1.0
@@ -117,8 +136,22 @@ class SimConfig:
             problems.append("past_speed must be > 0")
         if any(d % 86_400_000 for d in self.past_days_ms) or list(self.past_days_ms) != sorted(set(self.past_days_ms)):
             problems.append("past_days_ms must be distinct UTC midnights in increasing order")
+        if not self.currencies or any(c not in CURRENCIES for c in self.currencies):
+            problems.append(f"currencies must be some of {', '.join(CURRENCIES)}")
+        if len(set(self.currencies)) != len(self.currencies):
+            problems.append("currencies must not repeat")
+        if not self.kinds or any(k not in KINDS for k in self.kinds):
+            problems.append(f"kinds must be some of {', '.join(KINDS)}")
+        if "option_combo" in self.kinds and "option" not in self.kinds:
+            problems.append("option_combo needs option (a combo's legs are listed options)")
+        if self.combos < 0:
+            problems.append("combos must be >= 0")
         if problems:
             raise SimConfigError("invalid simulator config: " + "; ".join(problems))
+
+    def spot_of(self, currency: str) -> float:
+        """The initial index price of ``currency``."""
+        return self.spot_usd if currency == self.currencies[0] else DEFAULT_SPOT_USD[currency]
 
     def replace(self, **changes: object) -> SimConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -128,8 +161,9 @@ class SimConfig:
         """The per-channel spacing actually used: ``min_interval_ms``, lowered (never
         below ``tick_ms``) when the chain could not otherwise carry ``rate_per_s``."""
         peak = self.rate_per_s * (self.burst_multiplier if self.burst_every_s > 0 else 1.0)
-        capacity = self.instruments * 1000.0 / self.min_interval_ms  # ticker+book channels
+        channels = self.instruments * len(self.currencies)  # ticker+book channel pairs, about
+        capacity = channels * 1000.0 / self.min_interval_ms
         if peak <= 0.8 * capacity:
             return self.min_interval_ms
-        need = int(self.instruments * 1000.0 * 0.8 / peak)
+        need = int(channels * 1000.0 * 0.8 / peak)
         return max(self.tick_ms, min(self.min_interval_ms, need - need % self.tick_ms or self.tick_ms))

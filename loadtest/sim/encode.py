@@ -1,12 +1,22 @@
 """Channel encoders: model events -> Deribit JSON frames (bytes) + send-log records (pure).
 
-Field names, order and JSON types follow the real captures in
-``tests/fixtures/deribit/real`` (``tests/loadtest/test_fidelity.py`` holds them to it).
-Each encoder returns the ``data`` object's bytes; ``notification`` wraps them for one
-channel without re-encoding, so a frame fanned out to several channels is encoded once.
+Field names, JSON types and the nulls follow the real captures in
+``tests/fixtures/deribit/real`` (``tests/loadtest/test_fidelity.py`` holds them to it):
 
-Send-log records are plain tuples whose first item is the archive table they map to
-(``tickarchive.tables``) and whose remaining items are the identity keys of that table
+* option tickers: the 2021 ``.raw`` field set plus ``stats.volume_usd``; ``stats`` values
+  all null for an option that did not trade in 24 h, ``last_price`` null for one that
+  never traded, ``settlement_price`` absent for one listed since the last settlement,
+  empty sides as 0.0 price/amount/IV; an expired option: ``state: "closed"``,
+  ``estimated_delivery_price: "expired"``, ``delivery_price``, zero greeks;
+* futures: the 2022 field set, the perpetual with ``funding_8h``, ``current_funding``,
+  ``interest_value`` and ``stats.volume_notional`` (2025);
+* option combos: the 2022 combo field set (``implied_bid``/``implied_ask``,
+  ``combo_state``, ``underlying_index: "index_price"``).
+
+Each encoder returns the ``data`` object's bytes; ``notification`` wraps them for one
+channel without re-encoding. Ticker ``data`` ends with ``"timestamp"`` so the rest is
+cached per state (``ticker_body``). Send-log records are plain tuples whose first item is
+the archive table they map to and whose remaining items are that table's identity keys
 (see ``loadtest.sim.sendlog``).
 """
 
@@ -16,8 +26,11 @@ from typing import Any
 
 import orjson
 
-from tickarchive.loadtest.sim.config import INDEX_NAME
-from tickarchive.loadtest.sim.market import BookEvent, MarketModel, OptionState, fround
+from tickarchive.loadtest.sim import quoting
+from tickarchive.loadtest.sim.derivs import ComboState, FutureState
+from tickarchive.loadtest.sim.events import BookEvent
+from tickarchive.loadtest.sim.quoting import OptionState
+from tickarchive.loadtest.sim.ticks import fround
 
 Record = tuple[Any, ...]
 
@@ -31,6 +44,7 @@ HEARTBEAT_TEST_REQUEST = b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type
 
 _dumps = orjson.dumps
 _prefixes: dict[str, bytes] = {}
+_NULL_STATS = {"volume_usd": None, "volume": None, "price_change": None, "low": None, "high": None}
 
 
 def notification_head(channel: str) -> bytes:
@@ -49,147 +63,203 @@ def notification(channel: str, data: bytes) -> bytes:
     return notification_head(channel) + data + b"}}"
 
 
-def _literal(value: Any) -> bytes:
-    """``value`` as JSON, safe inside a ``%`` template."""
-    return orjson.dumps(value).replace(b"%", b"%%")
+# ---------------------------------------------------------------------------- tickers
 
 
-def _static_template(st: OptionState) -> bytes:
-    """The ``%b`` template of ``_ticker_static`` with the per-instrument constants filled in."""
+def option_stats(st: Any, index_price: float) -> dict[str, Any]:
+    """``stats``: null values when nothing traded in 24 h."""
+    if not st.volume:
+        return _NULL_STATS
+    last = st.last_price or 0.0
+    return {
+        "volume_usd": fround(st.volume * last * index_price, 100.0, 2),
+        "volume": st.volume,
+        "price_change": fround((last - st.open_price) / st.open_price * 100.0, 1e4, 4) if st.open_price else 0.0,
+        "low": st.low,
+        "high": st.high,
+    }
+
+
+def option_ticker_dict(st: OptionState, index_price: float) -> dict[str, Any]:
+    """An option ticker's ``data`` without its timestamp (the model's numbers as sent)."""
     inst = st.inst
-    return (
-        b'{"underlying_price":%b,"underlying_index":'
-        + _literal(inst.expiry.underlying_index)
-        + b',"state":'
-        + _literal(inst.state)
-        + b',"settlement_price":'
-        + _literal(round(st.open_price, 8))
-        + b',"min_price":%b,"max_price":%b,"mark_price":%b,"mark_iv":%b,"interest_rate":0.0,"instrument_name":'
-        + _literal(inst.name)
-        + b',"index_price":%b,"greeks":{"vega":%b,"theta":%b,"rho":%b,"gamma":%b,"delta":%b},'
-        b'"estimated_delivery_price":%b,'
-    )
-
-
-def _ticker_static(model: MarketModel, st: OptionState) -> bytes:
-    """The ticker fields that only change on a reprice, encoded once, without the closing
-    brace: ``ticker_data`` appends the fields that change between reprices.
-
-    The per-instrument constants sit in a template built once (``_static_template``);
-    the numbers are encoded by one ``orjson.dumps`` of a tuple (the same float
-    formatting as in an object; a JSON number never contains a comma) and split."""
     val = st.val
-    inst = st.inst
-    key = (inst.state, st.open_price)
-    if st.tstatic_key != key:
-        st.tstatic_key = key
-        st.tstatic_tpl = _static_template(st)
     mark = fround(val.price_coin, 1e8, 8)
-    index = model.index_price
-    numbers = _dumps(
-        (
-            st.forward,
-            max(0.0001, fround(mark - 0.05 - mark * 0.5, 1e4, 4)),
-            fround(mark + 0.05 + mark * 0.5, 1e4, 4),
-            mark,
-            st.mark_iv,
-            index,
-            fround(val.vega, 1e5, 5),
-            fround(val.theta, 1e5, 5),
-            fround(val.rho, 1e5, 5),
-            fround(val.gamma, 1e5, 5),
-            fround(val.delta, 1e5, 5),
-            index,
-        )
-    )
-    return st.tstatic_tpl % tuple(numbers[1:-1].split(b","))
+    bid, bid_amount, ask, ask_amount = st.top
+    d: dict[str, Any] = {
+        "underlying_price": st.forward,
+        "underlying_index": inst.expiry.underlying_index,
+        "stats": option_stats(st, index_price),
+        "state": "closed" if st.expired else "open",
+    }
+    if st.settlement_price is not None:
+        d["settlement_price"] = st.settlement_price
+    d |= {
+        "open_interest": st.open_interest,
+        "min_price": max(0.0001, fround(mark - 0.05 - mark * 0.5, 1e4, 4)),
+        "max_price": fround(mark + 0.05 + mark * 0.5, 1e4, 4),
+        "mark_price": mark,
+        "mark_iv": st.mark_iv,
+        "last_price": st.last_price,
+        "interest_rate": 0.0,
+        "instrument_name": inst.name,
+        "index_price": index_price,
+    }
+    if st.expired:
+        d["greeks"] = {"vega": 0.0, "theta": 0.0, "rho": 0.0, "gamma": 0.0, "delta": 0.0}
+        d["estimated_delivery_price"] = "expired"
+        d["delivery_price"] = st.delivery_price
+    else:
+        d["greeks"] = {
+            "vega": fround(val.vega, 1e5, 5),
+            "theta": fround(val.theta, 1e5, 5),
+            "rho": fround(val.rho, 1e5, 5),
+            "gamma": fround(val.gamma, 1e5, 5),
+            "delta": fround(val.delta, 1e5, 5),
+        }
+        d["estimated_delivery_price"] = index_price
+    d |= {
+        "bid_iv": quoting.iv_of(st, bid, True) if st.bids else 0.0,
+        "best_bid_price": bid,
+        "best_bid_amount": bid_amount,
+        "best_ask_price": ask,
+        "best_ask_amount": ask_amount,
+        "ask_iv": quoting.iv_of(st, ask, False) if st.asks else 0.0,
+    }
+    return d
 
 
-_DYNAMIC = (
-    b'"stats":%b,"open_interest":%b,"last_price":%b,"bid_iv":%b,"best_bid_price":%b,"best_bid_amount":%b,'
-    b'"best_ask_price":%b,"best_ask_amount":%b,"ask_iv":%b,"timestamp":'
-)
-"""The fields of a ticker that change between reprices, then the timestamp's key."""
-
-
-def ticker_body(model: MarketModel, st: OptionState) -> bytes:
-    """A ticker's ``data`` up to and including ``"timestamp":`` (the value and the closing
-    brace follow). Rebuilt only when the reprice, the top of the book or the trade stats
-    change; the timestamp comes last so the rest is shared between frames. Key order
-    differs from Deribit's (which is not stable either); names and types match."""
-    version = model.spot_version
-    if st.val_version != version:
-        model.ensure_priced(st)
-    top = st.top
-    if st.tbody_version == version and st.tbody_seq == st.trade_seq and st.tbody_top == top:
-        return st.tbody
-    if st.tcache is None or st.tcache_version != version:
-        st.tcache = _ticker_static(model, st)
-        st.tcache_version = version
-    last = st.last_price if st.last_price is not None else 0.0
-    stats_key = (st.trade_seq, version)
-    if st.stats_key != stats_key:
-        st.stats_key = stats_key
-        st.stats = {
-            "volume_usd": round(st.volume * last * model.index_price, 2),
+def future_ticker_dict(st: FutureState, index_price: float) -> dict[str, Any]:
+    inst = st.inst
+    mark = round(st.mark, 2)
+    last = st.last_price
+    d: dict[str, Any] = {
+        "stats": {
+            "volume_usd": fround(st.volume * index_price, 1.0, 0),
             "volume": st.volume,
-            "price_change": round((last - st.open_price) / st.open_price * 100.0, 4) if st.open_price else 0.0,
+            "price_change": fround(((last or mark) - st.open_price) / st.open_price * 100.0, 1e4, 4),
             "low": st.low,
             "high": st.high,
-        }
-        st.stats_json = _dumps(st.stats)
-    bid, bid_amount, ask, ask_amount = top
-    bid_iv = ask_iv = 0.0
-    if st.bids:
-        key = (bid, version)
-        if st.bid_iv_key != key:
-            st.bid_iv_key = key
-            st.bid_iv = model.iv_of(st, bid)
-        bid_iv = st.bid_iv
-    if st.asks:
-        key = (ask, version)
-        if st.ask_iv_key != key:
-            st.ask_iv_key = key
-            st.ask_iv = model.iv_of(st, ask)
-        ask_iv = st.ask_iv
-    numbers = _dumps((st.open_interest, last, bid_iv, bid, bid_amount, ask, ask_amount, ask_iv))
-    body = st.tcache + _DYNAMIC % (st.stats_json, *numbers[1:-1].split(b","))
-    st.tbody = body
-    st.tbody_version = version
-    st.tbody_seq = st.trade_seq
-    st.tbody_top = top
-    if not st.thead:
-        st.thead = notification_head(st.inst.ticker_100[0])
-    st.tframe = st.thead + body
-    return body
+        },
+        "state": "open",
+        "settlement_price": st.settlement_price,
+        "open_interest": st.open_interest,
+        "min_price": round(mark * 0.97, 2),
+        "max_price": round(mark * 1.03, 2),
+        "mark_price": mark,
+        "last_price": last,
+        "instrument_name": inst.name,
+        "index_price": index_price,
+        "estimated_delivery_price": index_price,
+        "best_bid_price": st.top[0],
+        "best_bid_amount": st.top[1],
+        "best_ask_price": st.top[2],
+        "best_ask_amount": st.top[3],
+    }
+    if inst.perpetual:
+        d["stats"]["volume_notional"] = d["stats"]["volume_usd"]
+        d["funding_8h"] = st.funding_8h
+        d["current_funding"] = 0.0
+        d["interest_value"] = st.interest_value
+    return d
 
 
-def ticker_data(model: MarketModel, st: OptionState, ts_ms: int) -> bytes:
+def combo_ticker_dict(st: ComboState, index_price: float) -> dict[str, Any]:
+    inst = st.inst
+    implied_bid, implied_ask = st.implied()
+    g = st.greeks
+    mark = fround(st.mark, 1e4, 4)
+    d: dict[str, Any] = {
+        "underlying_price": index_price,
+        "underlying_index": "index_price",
+        "stats": option_stats(st, index_price),
+        "state": "open",
+    }
+    if st.settlement_price is not None:
+        d["settlement_price"] = st.settlement_price
+    d |= {
+        "open_interest": st.open_interest,
+        "min_price": fround(mark - 0.05 - abs(mark) * 0.5, 1e4, 4),
+        "max_price": fround(mark + 0.05 + abs(mark) * 0.5, 1e4, 4),
+        "mark_price": mark,
+        "mark_iv": st.mark_iv,
+        "last_price": st.last_price,
+        "interest_rate": 0.0,
+        "instrument_name": inst.name,
+        "index_price": index_price,
+        "implied_bid": implied_bid,
+        "implied_ask": implied_ask,
+        "greeks": {
+            "vega": fround(g[2], 1e5, 5),
+            "theta": fround(g[3], 1e5, 5),
+            "rho": fround(g[4], 1e5, 5),
+            "gamma": fround(g[1], 1e5, 5),
+            "delta": fround(g[0], 1e5, 5),
+        },
+        "estimated_delivery_price": index_price,
+        "combo_state": "active",
+        "bid_iv": 0.0,
+        "best_bid_price": st.top[0],
+        "best_bid_amount": st.top[1],
+        "best_ask_price": st.top[2],
+        "best_ask_amount": st.top[3],
+        "ask_iv": 0.0,
+    }
+    return d
+
+
+def ticker_dict(model: Any, st: Any) -> dict[str, Any]:
+    index = model.currencies[st.cur].index_price
+    if type(st) is OptionState:
+        return option_ticker_dict(st, index)
+    if type(st) is FutureState:
+        return future_ticker_dict(st, index)
+    return combo_ticker_dict(st, index)
+
+
+def ticker_body(model: Any, st: Any) -> bytes:
+    """A ticker's ``data`` up to and including ``"timestamp":`` (the value and the closing
+    brace follow); cached per state until its numbers change."""
+    if type(st) is OptionState:
+        model.ensure_priced(st)
+        key: tuple[Any, ...] = (
+            st.val_version,
+            st.trade_seq,
+            st.top,
+            st.expired,
+            st.settlement_price,
+            model.currencies[st.cur].index_price,
+        )
+        if st.tbody_key == key:
+            return st.tbody
+        body = _dumps(ticker_dict(model, st))[:-1] + b',"timestamp":'
+        st.tbody = body
+        st.tbody_key = key
+        return body
+    return _dumps(ticker_dict(model, st))[:-1] + b',"timestamp":'
+
+
+def ticker_data(model: Any, st: Any, ts_ms: int) -> bytes:
     """A ticker's ``data`` object."""
     return ticker_body(model, st) + b"%d}" % ts_ms
 
 
-def ticker_frame(model: MarketModel, st: OptionState, channel: str, tail: bytes) -> bytes:
-    """The whole notification on ``channel``; ``tail`` is ``step_tail(ts_ms)``."""
-    body = ticker_body(model, st)
-    if channel == st.inst.ticker_100[0]:
-        return st.tframe + tail
-    return notification_head(channel) + body + tail
+def ticker_frame(model: Any, st: Any, channel: str, ts_ms: int) -> bytes:
+    """The whole notification on ``channel``."""
+    return notification_head(channel) + ticker_body(model, st) + b"%d}}}" % ts_ms
 
 
-def step_tail(ts_ms: int) -> bytes:
-    """What closes a notification whose ``data`` ends with ``"timestamp":``."""
-    return b"%d}}}" % ts_ms
-
-
-def ticker_record(channel: str, st: OptionState, ts_ms: int) -> Record:
+def ticker_record(channel: str, st: Any, ts_ms: int) -> Record:
     return (QUOTES, channel, st.inst.name, ts_ms * 1000)
 
 
-def _book_change_fields(ev: BookEvent, ts_ms: int) -> bytes:
+# ---------------------------------------------------------------------------- books
+
+
+def _book_change_fields(ev: BookEvent) -> bytes:
     """``"timestamp":...,"prev_change_id":...,"change_id":...,"bids":[...],"asks":[...]}``."""
     fields = {
-        "timestamp": ts_ms,
+        "timestamp": ev.ts_ms,
         "prev_change_id": ev.prev_change_id,
         "change_id": ev.change_id,
         "bids": ev.bids,
@@ -202,14 +272,14 @@ def _change_head(name: str) -> bytes:
     return b'{"type":"change","instrument_name":' + orjson.dumps(name) + b","
 
 
-def book_change_data(ev: BookEvent, ts_ms: int) -> bytes:
-    return _change_head(ev.state.inst.name) + _book_change_fields(ev, ts_ms)
+def book_change_data(ev: BookEvent) -> bytes:
+    return _change_head(ev.state.inst.name) + _book_change_fields(ev)
 
 
 _book_heads: dict[str, bytes] = {}
 
 
-def book_change_frame(channel: str, ev: BookEvent, ts_ms: int) -> bytes:
+def book_change_frame(channel: str, ev: BookEvent) -> bytes:
     """The whole notification on ``channel``."""
     head = _book_heads.get(channel)
     if head is None:
@@ -217,10 +287,10 @@ def book_change_frame(channel: str, ev: BookEvent, ts_ms: int) -> bytes:
             _book_heads.clear()
         head = notification_head(channel) + _change_head(ev.state.inst.name)
         _book_heads[channel] = head
-    return head + _book_change_fields(ev, ts_ms) + b"}}"
+    return head + _book_change_fields(ev) + b"}}"
 
 
-def book_change_record(channel: str, ev: BookEvent, ts_ms: int) -> Record:
+def book_change_record(channel: str, ev: BookEvent) -> Record:
     return (
         BOOK,
         channel,
@@ -229,13 +299,14 @@ def book_change_record(channel: str, ev: BookEvent, ts_ms: int) -> Record:
         ev.prev_change_id,
         len(ev.bids) + len(ev.asks),
         False,
-        ts_ms * 1000,
+        ev.ts_ms * 1000,
     )
 
 
-def book_snapshot(st: OptionState, now_ms: int) -> tuple[bytes, int]:
+def book_snapshot(st: Any, now_ms: int) -> tuple[bytes, int]:
     """The snapshot sent right after a book subscription, and its timestamp (ms): the
-    time of the book's last change (or ``now_ms`` if it never changed)."""
+    time of the book's last change (or ``now_ms`` if it never changed). A never-quoted
+    book is ``{"change_id":0,"bids":[],"asks":[]}``, as on Deribit."""
     if not st.book_ts_ms:
         st.book_ts_ms = now_ms
     data = {
@@ -249,8 +320,14 @@ def book_snapshot(st: OptionState, now_ms: int) -> tuple[bytes, int]:
     return orjson.dumps(data), st.book_ts_ms
 
 
-def book_snapshot_record(channel: str, st: OptionState, ts_ms: int) -> Record:
-    return (BOOK, channel, st.inst.name, st.change_id, None, len(st.bids) + len(st.asks), True, ts_ms * 1000)
+def book_snapshot_record(channel: str, st: Any, ts_ms: int) -> Record:
+    """A snapshot's record: its rows are its levels, and one ``empty`` marker per side it
+    shows empty (what the collector stores)."""
+    rows = max(len(st.bids), 1) + max(len(st.asks), 1)
+    return (BOOK, channel, st.inst.name, st.change_id, None, rows, True, ts_ms * 1000)
+
+
+# ---------------------------------------------------------------------------- the rest
 
 
 def trades_data(trades: list[dict[str, Any]]) -> bytes:
@@ -262,12 +339,12 @@ def trades_record(channel: str, trades: list[dict[str, Any]]) -> Record:
     return (TRADES, channel, keys)
 
 
-def index_data(price: float, ts_ms: int) -> bytes:
-    return orjson.dumps({"timestamp": ts_ms, "price": price, "index_name": INDEX_NAME})
+def index_data(index_name: str, price: float, ts_ms: int) -> bytes:
+    return orjson.dumps({"timestamp": ts_ms, "price": price, "index_name": index_name})
 
 
-def index_record(channel: str, ts_ms: int) -> Record:
-    return (INDEX, channel, INDEX_NAME, ts_ms * 1000)
+def index_record(channel: str, index_name: str, ts_ms: int) -> Record:
+    return (INDEX, channel, index_name, ts_ms * 1000)
 
 
 def state_data(instrument: str, state: str, ts_ms: int) -> bytes:
@@ -278,8 +355,8 @@ def state_record(channel: str, instrument: str, state: str, ts_ms: int) -> Recor
     return (STATES, channel, instrument, state, ts_ms * 1000)
 
 
-def platform_state_data(locked: bool) -> bytes:
-    return orjson.dumps({"price_index": INDEX_NAME, "locked": locked})
+def platform_state_data(locked: bool, index_name: str) -> bytes:
+    return orjson.dumps({"price_index": index_name, "locked": locked})
 
 
 def response(request_id: Any, result: Any, us_in: int, us_out: int, testnet: bool) -> bytes:

@@ -192,8 +192,20 @@ class ReplayCatalog:
     def instrument_exists(self, name: str) -> bool:
         return name in self._descriptions
 
-    def index_price(self) -> float:
-        return self._index
+    def currencies(self) -> tuple[str, ...]:
+        return tuple(sorted({d["base_currency"] for d in self._descriptions.values()})) or ("ETH",)
+
+    def index_names(self) -> tuple[str, ...]:
+        return tuple(f"{c.lower()}_usd" for c in self.currencies())
+
+    def combos(self, currency: str) -> list[dict[str, Any]]:
+        return []
+
+    def ticker(self, name: str) -> dict[str, Any] | None:
+        return None
+
+    def index_price(self, index_name: str) -> float | None:
+        return self._index if index_name in self.index_names() else None
 
     def extra_channels(self) -> frozenset[str]:
         return self.channels

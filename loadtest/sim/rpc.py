@@ -31,10 +31,11 @@ import orjson
 from tickarchive.loadtest.errors import RpcError
 from tickarchive.loadtest.sim import encode
 from tickarchive.loadtest.sim.channels import ChannelRule, Verdict, judge
-from tickarchive.loadtest.sim.config import CURRENCY, INDEX_NAME, SimConfig
+from tickarchive.loadtest.sim.config import SimConfig
 from tickarchive.loadtest.sim.history import TradeHistory
 
 API_VERSION = "1.2.26"
+CURRENCY_PARAMS = ("ETH", "BTC", "USDC", "USDT", "EURR", "any")
 MAX_HISTORY_COUNT = 1000
 
 
@@ -47,9 +48,17 @@ class Catalog(Protocol):
 
     def instruments(self, currency: str, kind: str | None, expired: bool) -> list[dict[str, Any]]: ...
 
+    def combos(self, currency: str) -> list[dict[str, Any]]: ...
+
+    def ticker(self, name: str) -> dict[str, Any] | None: ...
+
+    def currencies(self) -> tuple[str, ...]: ...
+
+    def index_names(self) -> tuple[str, ...]: ...
+
     def instrument_exists(self, name: str) -> bool: ...
 
-    def index_price(self) -> float: ...
+    def index_price(self, index_name: str) -> float | None: ...
 
     def extra_channels(self) -> frozenset[str]: ...
 
@@ -114,6 +123,8 @@ class PublicApi:
 
     HTTP_METHODS = (
         "public/get_instruments",
+        "public/get_combos",
+        "public/ticker",
         "public/get_time",
         "public/test",
         "public/status",
@@ -128,6 +139,8 @@ class PublicApi:
         self.history = history
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "public/get_instruments": self.get_instruments,
+            "public/get_combos": self.get_combos,
+            "public/ticker": self.ticker,
             "public/get_time": lambda _p: time.time_ns() // 1_000_000,
             "public/test": lambda _p: {"version": API_VERSION},
             "public/hello": lambda _p: {"version": API_VERSION},
@@ -155,18 +168,33 @@ class PublicApi:
         if kind is not None and not isinstance(kind, str):
             raise invalid_params("kind", "must be a string")
         expired = _get_bool(params, "expired", False)
-        if currency not in (CURRENCY, "any", "BTC", "USDC", "USDT", "EURR"):
+        if currency not in CURRENCY_PARAMS:
             raise invalid_params("currency", "must be one of BTC, ETH, USDC, USDT, EURR, any")
         return self.catalog.instruments(currency, kind, expired)
 
+    def get_combos(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        currency = _get_str(params, "currency")
+        if currency not in CURRENCY_PARAMS:
+            raise invalid_params("currency", "must be one of BTC, ETH, USDC, USDT, EURR, any")
+        return self.catalog.combos(currency)
+
+    def ticker(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _get_str(params, "instrument_name")
+        got = self.catalog.ticker(name)
+        if got is None:
+            raise invalid_params("instrument_name", "wrong format or not found")
+        return got
+
     def status(self, _params: dict[str, Any]) -> dict[str, Any]:
         locked = self.catalog.locked()
-        return {"locked": "true" if locked else "false", "locked_indices": [INDEX_NAME] if locked else []}
+        indices = list(self.catalog.index_names()) if locked else []
+        return {"locked": "true" if locked else "false", "locked_indices": indices}
 
     def get_index_price(self, params: dict[str, Any]) -> dict[str, Any]:
-        if _get_str(params, "index_name") != INDEX_NAME:
-            raise invalid_params("index_name", f"only {INDEX_NAME} is simulated")
-        price = self.catalog.index_price()
+        name = _get_str(params, "index_name")
+        price = self.catalog.index_price(name)
+        if price is None:
+            raise invalid_params("index_name", f"only {', '.join(self.catalog.index_names())} are simulated")
         return {"index_price": price, "estimated_delivery_price": price}
 
     def trades_by_instrument_and_time(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -181,9 +209,11 @@ class PublicApi:
         start = _get_int(params, "start_timestamp")
         end = _get_int(params, "end_timestamp")
         count, sorting = _get_count(params), _get_sorting(params)
-        if currency not in (CURRENCY, "any") or kind not in ("option", "any"):
-            return {"trades": [], "has_more": False}
-        return self.history.by_currency_and_time(start, end, count, sorting)
+        if currency not in CURRENCY_PARAMS:
+            raise invalid_params("currency", "must be one of BTC, ETH, USDC, USDT, EURR, any")
+        if not isinstance(kind, str) or kind not in ("option", "future", "option_combo", "combo", "any"):
+            raise invalid_params("kind", "must be one of option, future, option_combo, combo, any")
+        return self.history.by_currency_and_time(currency, kind, start, end, count, sorting)
 
     def trades_by_instrument(self, params: dict[str, Any]) -> dict[str, Any]:
         name = _get_str(params, "instrument_name")

@@ -4,6 +4,8 @@ One port serves the WebSocket API (``/ws/api/v2``), the HTTP GET API (``/api/v2/
 and the control interface (``/control/...``, see ``loadtest.sim.http``). Owned tasks:
 the market generator (or the replay), the fault scheduler, and per connection a reader,
 a writer and a control task (heartbeats, requested closes); all are awaited on stop.
+Publishing a step to the subscribers is ``publish.Publisher``'s half of the class,
+injecting faults ``inject.Faults``'s; the JSON-RPC protocol is ``rpc.Session``.
 """
 
 from __future__ import annotations
@@ -17,78 +19,36 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from tickarchive.loadtest.errors import FaultSpecError, SimServerError
+from tickarchive.loadtest.errors import SimServerError
 from tickarchive.loadtest.sim import encode, native
 from tickarchive.loadtest.sim import sendlog as sl
 from tickarchive.loadtest.sim.catalog import MarketCatalog
 from tickarchive.loadtest.sim.channels import ChannelRule
 from tickarchive.loadtest.sim.clock import WireClock
-from tickarchive.loadtest.sim.config import CURRENCY, INDEX_NAME, SimConfig
-from tickarchive.loadtest.sim.connection import (
-    WS_HEADERS,
-    WS_HEADERS_UPTO,
-    Connection,
-    malformed_frames,
-    wall_us,
-    ws_frame,
-    ws_header,
-    ws_payload,
-)
-from tickarchive.loadtest.sim.faults import POISON_HUGE_BYTES, POISON_SHAPES, FaultRecord, FaultSpec, poison_ticker
+from tickarchive.loadtest.sim.config import SimConfig
+from tickarchive.loadtest.sim.connection import Connection, wall_us
+from tickarchive.loadtest.sim.events import Event
 from tickarchive.loadtest.sim.history import TradeHistory
-from tickarchive.loadtest.sim.market import (
-    BookEvent,
-    Event,
-    IndexEvent,
-    MarketModel,
-    StateEvent,
-    TickerEvent,
-    TradesEvent,
-)
+from tickarchive.loadtest.sim.inject import Faults
+from tickarchive.loadtest.sim.market import MarketModel
+from tickarchive.loadtest.sim.publish import Publisher
 from tickarchive.loadtest.sim.replay import CapturedFrame, ReplayCatalog, load_capture, replay_offsets
 from tickarchive.loadtest.sim.rpc import Catalog, PublicApi, Session
 
 WS_PATH = "/ws/api/v2"
 CLOSE_TIMEOUT_S = 2.0
-TRADE_CHANNELS = tuple(
-    f"trades.{kind}.{cur}.{iv}" for kind in ("option", "any") for cur in (CURRENCY, "any") for iv in ("100ms", "agg2")
-)
-STATE_CHANNELS = tuple(f"instrument.state.{kind}.{cur}" for kind in ("option", "any") for cur in (CURRENCY, "any"))
-INDEX_CHANNEL = f"deribit_price_index.{INDEX_NAME}"
 
 
-class _Skip:
-    """A pending skip_book / skip_trades fault."""
-
-    def __init__(self, record: FaultRecord, instrument: str | None, count: int, conn: str) -> None:
-        self.record = record
-        self.instrument = instrument
-        self.left = count
-        self.conn = conn
-        self.withheld: list[str] = []
-
-    def applies(self, instrument: str) -> bool:
-        return self.left > 0 and self.instrument in (None, instrument)
-
-    def take(self, what: str) -> None:
-        self.left -= 1
-        self.withheld.append(what)
-        self.record.detail = "withheld " + ", ".join(self.withheld)
-        if self.instrument is None:
-            self.record.instruments = tuple(sorted({*self.record.instruments, what.split(" ", 1)[0]}))
-        if self.left == 0:
-            self.record.end_us = wall_us()
-
-
-class Simulator:
+class Simulator(Publisher, Faults):
     """A Deribit-compatible exchange. ``async with Simulator(cfg) as sim: sim.ws_url``."""
 
     def __init__(self, config: SimConfig | None = None) -> None:
+        Publisher.__init__(self)
+        Faults.__init__(self)
         self.config = config or SimConfig()
         self.send_log = sl.SendLog(self.config.sendlog_dir, self.config.sendlog_batch_rows)
         self.history = TradeHistory()
@@ -111,12 +71,8 @@ class Simulator:
         self._agg2_subscriptions = 0
         self.connections: dict[str, Connection] = {}
         self._conn_ids = itertools.count(1)
-        self._fault_ids = itertools.count(1)
-        self._skips_book: list[_Skip] = []
-        self._skips_trades: list[_Skip] = []
-        self._reject: tuple[str, float, str, FaultRecord] | None = None
-        self._maintenance_until = 0.0
-        self._maintenance_record: FaultRecord | None = None
+        self.platform_index = self.catalog.index_names()[0]
+        """The index named by ``platform_state`` and the fault frames (the first currency's)."""
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -208,7 +164,8 @@ class Simulator:
         if self.model is not None:
             out.update(
                 instruments=len(self.model.active),
-                index_price=self.model.index_price,
+                index_price=self.model.currencies[0].index_price,
+                index_prices={m.index_name: m.index_price for m in self.model.currencies},
                 sim_ms=self.model.sim_ms,
                 rate_per_s=self.model.config.rate_per_s,
                 min_interval_ms=self.model.min_steps * self.config.tick_ms,
@@ -249,7 +206,12 @@ class Simulator:
     # ---- connections ------------------------------------------------------------------
 
     def _rule(self) -> ChannelRule:
-        return ChannelRule(self.catalog.instrument_exists, self.catalog.extra_channels())
+        return ChannelRule(
+            self.catalog.instrument_exists,
+            self.catalog.extra_channels(),
+            currencies=self.catalog.currencies(),
+            index_names=self.catalog.index_names(),
+        )
 
     async def _handler(self, ws: ServerConnection) -> None:
         conn_id = f"c{next(self._conn_ids)}"
@@ -301,7 +263,7 @@ class Simulator:
                     self._first_subscription.set()
                     self.subs.setdefault(ch, []).append(conn)
                     self._agg2_subscriptions += ch.endswith(".agg2")
-                    self._initial_frames(conn, ch)
+                    self.initial_frames(conn, ch, self.platform_index, self.catalog.locked())
                 conn.flush()
                 if out.heartbeat_s is not None:
                     conn.heartbeat_s = out.heartbeat_s
@@ -316,24 +278,6 @@ class Simulator:
             self._agg2_subscriptions -= ch.endswith(".agg2")
             if not conns:
                 del self.subs[ch]
-
-    def _initial_frames(self, conn: Connection, ch: str) -> None:
-        """What a fresh subscription gets at once: a book snapshot, the platform state."""
-        model = self.model
-        if ch == "platform_state":
-            conn.add(encode.notification(ch, encode.platform_state_data(self.catalog.locked())), None)
-        if model is None or not ch.startswith("book."):
-            return
-        name = ch.split(".")[1]
-        st = model.states.get(name)
-        if st is None:
-            return
-        model.sync(st)
-        had_ts = st.book_ts_ms
-        data, ts_ms = encode.book_snapshot(st, model.now_ms or time.time_ns() // 1_000_000)
-        if not had_ts:
-            model.set_book_ts(st)
-        conn.add(encode.notification(ch, data), encode.book_snapshot_record(ch, st, ts_ms))
 
     async def _control(self, conn: Connection) -> None:
         """Heartbeats (test_request, closing when one goes unanswered) and requested closes."""
@@ -403,188 +347,6 @@ class Simulator:
         self.publish_frames(frames, now_ms)
         self.publish_events(events, now_ms)
 
-    def publish_frames(self, frames: list[tuple[str, bytes, encode.Record]], now_ms: int) -> None:
-        """Fan out the native engine's ``(channel, wire, record)`` ticker and book
-        notifications (see ``publish_events`` for the flush)."""
-        published = 0
-        if self._agg2_subscriptions > 0 or self._skips_book:
-            for ch, wire, rec in frames:
-                published += self._publish_frame_slow(ch, wire, rec, now_ms)
-        else:
-            subscribers = self.subs.get
-            for ch, wire, rec in frames:
-                conns = subscribers(ch)
-                if conns:
-                    for c in conns:
-                        if c.extra_fields_left:
-                            c.add_wire(wire, rec)
-                        else:
-                            c.wires.append(wire)
-                            c.recs.append(rec)
-                    published += 1
-        self.frames_published += published
-
-    def _publish_frame_slow(self, ch: str, wire: bytes, rec: encode.Record, now_ms: int) -> int:
-        """One native frame with agg2 subscribers (the same data re-headed for the
-        instrument's other channels) or pending ``skip_book`` faults."""
-        assert self.model is not None
-        name = rec[2]
-        is_book = rec[0] == encode.BOOK
-        skip = None
-        if is_book and self._skips_book:
-            skip = next((s for s in self._skips_book if s.applies(name)), None)
-            if skip is not None:
-                skip.take(f"{name} change_id {rec[3]}")
-        channels: tuple[str, ...] = (ch,)
-        if self._agg2_subscriptions > 0:
-            st = self.model.states.get(name)
-            if st is not None:
-                channels = st.inst.channels["book" if is_book else "ticker"]
-        ts_us = now_ms * 1000
-        published = 0
-        for ch2 in channels:
-            conns = self.subs.get(ch2)
-            if not conns:
-                continue
-            wire2, rec2 = wire, rec
-            if ch2 != ch:
-                payload = ws_payload(wire)
-                wire2 = ws_frame(encode.notification_head(ch2) + payload[len(encode.notification_head(ch)) :])
-                rec2 = (rec[0], ch2, *rec[2:])
-            for c in conns:
-                if skip is not None and skip.conn in ("all", c.id):
-                    self.send_log.record(c.id, sl.SKIPPED, ts_us, [rec2])
-                else:
-                    c.add_wire(wire2, rec2)
-            published += 1
-        return published
-
-    def publish_events(self, events: list[Event], now_ms: int) -> None:
-        """Encode the events for their subscribers, log skips, flush every connection."""
-        model = self.model
-        assert model is not None
-        subs = self.subs
-        published = 0
-        agg2 = self._agg2_subscriptions > 0
-        tail = encode.step_tail(now_ms)
-        ts_us = now_ms * 1000
-        subscribers = subs.get
-        ticker_frame = encode.ticker_frame
-        book_frame = encode.book_change_frame
-        headers = WS_HEADERS
-        quotes = encode.QUOTES
-        book = encode.BOOK
-        # Inlined on the hot path: ws_frame, ticker_record / book_change_record and
-        # Connection.add_wire (its plain case; a pending extra_fields fault takes the call).
-        for ev in events:
-            if type(ev) is TickerEvent:
-                st = ev.state
-                for ch in st.inst.channels["ticker"] if agg2 else st.inst.ticker_100:
-                    conns = subscribers(ch)
-                    if conns:
-                        payload = ticker_frame(model, st, ch, tail)
-                        n = len(payload)
-                        wire = (headers[n] if n < WS_HEADERS_UPTO else ws_header(n)) + payload
-                        rec: encode.Record = (quotes, ch, st.inst.name, ts_us)
-                        for c in conns:
-                            if c.extra_fields_left:
-                                c.add_wire(wire, rec)
-                            else:
-                                c.wires.append(wire)
-                                c.recs.append(rec)
-                        published += 1
-            elif type(ev) is BookEvent:
-                inst = ev.state.inst
-                skip = None
-                if self._skips_book:
-                    skip = next((s for s in self._skips_book if s.applies(inst.name)), None)
-                    if skip is not None:
-                        skip.take(f"{inst.name} change_id {ev.change_id}")
-                for ch in inst.channels["book"] if agg2 else inst.book_100:
-                    conns = subscribers(ch)
-                    if conns:
-                        payload = book_frame(ch, ev, now_ms)
-                        n = len(payload)
-                        wire = (headers[n] if n < WS_HEADERS_UPTO else ws_header(n)) + payload
-                        rec = (
-                            book,
-                            ch,
-                            inst.name,
-                            ev.change_id,
-                            ev.prev_change_id,
-                            len(ev.bids) + len(ev.asks),
-                            False,
-                            ts_us,
-                        )
-                        for c in conns:
-                            if skip is not None and skip.conn in ("all", c.id):
-                                self.send_log.record(c.id, sl.SKIPPED, ts_us, [rec])
-                            elif c.extra_fields_left:
-                                c.add_wire(wire, rec)
-                            else:
-                                c.wires.append(wire)
-                                c.recs.append(rec)
-                        published += 1
-            elif type(ev) is TradesEvent:
-                published += self._publish_trades(ev)
-            elif type(ev) is IndexEvent:
-                conns = subs.get(INDEX_CHANNEL)
-                if conns:
-                    wire = ws_frame(encode.notification(INDEX_CHANNEL, encode.index_data(ev.price, now_ms)))
-                    rec = encode.index_record(INDEX_CHANNEL, now_ms)
-                    for c in conns:
-                        c.add_wire(wire, rec)
-                    published += 1
-            elif type(ev) is StateEvent:
-                for ch in STATE_CHANNELS:
-                    conns = subs.get(ch)
-                    if conns:
-                        wire = ws_frame(encode.notification(ch, encode.state_data(ev.instrument, ev.state, now_ms)))
-                        rec = encode.state_record(ch, ev.instrument, ev.state, now_ms)
-                        for c in conns:
-                            c.add_wire(wire, rec)
-                        published += 1
-        self.frames_published += published
-        if self._skips_book:
-            self._skips_book = [s for s in self._skips_book if s.left > 0]
-        if self._skips_trades:
-            self._skips_trades = [s for s in self._skips_trades if s.left > 0]
-        for c in self.connections.values():
-            if c.wires:
-                c.flush()
-
-    def _publish_trades(self, ev: TradesEvent) -> int:
-        published = 0
-        withheld: dict[str, set[str]] = {}  # trade_id -> connection ids ('all')
-        for trade in ev.trades:
-            self.history.add(trade)
-            name = trade["instrument_name"]
-            skip = next((s for s in self._skips_trades if s.applies(name)), None) if self._skips_trades else None
-            if skip is not None:
-                skip.take(f"{name} trade_seq {trade['trade_seq']} ({trade['trade_id']})")
-                withheld[trade["trade_id"]] = {skip.conn}
-        by_inst: dict[str, list[dict[str, Any]]] = {}
-        for trade in ev.trades:
-            by_inst.setdefault(trade["instrument_name"], []).append(trade)
-        targets: list[tuple[str, list[dict[str, Any]]]] = [(ch, ev.trades) for ch in TRADE_CHANNELS]
-        for name, trades in by_inst.items():
-            st = self.model.states.get(name) if self.model else None
-            if st is not None:
-                targets.extend((ch, trades) for ch in st.inst.channels["trades"])
-        for ch, trades in targets:
-            conns = self.subs.get(ch)
-            if not conns:
-                continue
-            for c in conns:
-                wire = [t for t in trades if not (withheld.get(t["trade_id"], set()) & {"all", c.id})]
-                skipped = [t for t in trades if t not in wire] if len(wire) != len(trades) else []
-                if skipped:
-                    self.send_log.record(c.id, sl.SKIPPED, wall_us(), [encode.trades_record(ch, skipped)])
-                if wire:
-                    c.add(encode.notification(ch, encode.trades_data(wire)), encode.trades_record(ch, wire))
-                    published += 1
-        return published
-
     # ---- replay ---------------------------------------------------------------------
 
     async def _run_replay(self) -> None:
@@ -613,152 +375,6 @@ class Simulator:
             c.add(f.frame, f.records[0] if len(f.records) == 1 else None)
             c.flush()
         self.frames_published += 1 if targets else 0
-
-    # ---- faults ---------------------------------------------------------------------
-
-    async def _run_scheduled_faults(self) -> None:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        for spec in sorted(self.config.faults, key=lambda s: s.at_s):
-            delay = t0 + spec.at_s - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self.inject(spec)
-
-    def _targets(self, spec: FaultSpec) -> list[Connection]:
-        live = [c for c in self.connections.values() if not c.closed]
-        if spec.conn == "all":
-            return live
-        found = [c for c in live if c.id == spec.conn]
-        if not found:
-            raise FaultSpecError(f"fault {spec.kind}: no open connection {spec.conn!r}")
-        return found
-
-    def _reject_mode(self, conn: Connection) -> str | None:
-        if self._reject is None:
-            return None
-        mode, until, who, _rec = self._reject
-        if time.monotonic() >= until:
-            self._reject = None
-            return None
-        return mode if who in ("all", conn.id) else None
-
-    def _check_maintenance(self) -> None:
-        if self.model is not None and self.model.locked and time.monotonic() >= self._maintenance_until:
-            self.model.locked = False
-            if self._maintenance_record is not None:
-                self._maintenance_record.end_us = wall_us()
-            self._broadcast_platform_state(False)
-
-    def _broadcast_platform_state(self, locked: bool) -> None:
-        for c in self.subs.get("platform_state", ()):
-            c.add(encode.notification("platform_state", encode.platform_state_data(locked)), None)
-            c.flush()
-
-    def inject(self, spec: FaultSpec | str, **params: object) -> FaultRecord:
-        """Inject a fault now (``spec`` or a kind name plus parameters); returns its record."""
-        if isinstance(spec, str):
-            spec = FaultSpec(spec, {k: str(v) for k, v in params.items()})
-        now = wall_us()
-        mono = time.monotonic()
-        rec = FaultRecord(next(self._fault_ids), spec.kind, spec.conn, now, now, params=dict(spec.params))
-        kind = spec.kind
-        if kind in ("skip_book", "skip_trades"):
-            if spec.conn != "all":
-                self._targets(spec)
-            instrument = spec.params.get("instrument")
-            if kind == "skip_book" and instrument is None:
-                instrument = self._busiest_book_instrument()
-            if instrument is not None:
-                rec.instruments = (instrument,)
-            rec.end_us = None
-            skip = _Skip(rec, instrument, spec.int_param("count", 1), spec.conn)
-            (self._skips_book if kind == "skip_book" else self._skips_trades).append(skip)
-        elif kind == "maintenance":
-            if self.model is None:
-                raise FaultSpecError("maintenance is not available in replay mode")
-            seconds = spec.float_param("seconds", 10.0)
-            self.model.locked = True
-            self._maintenance_until = mono + seconds
-            self._maintenance_record = rec
-            rec.end_us = now + int(seconds * 1e6)
-            self._broadcast_platform_state(True)
-        elif kind == "reject":
-            seconds = spec.float_param("seconds", 10.0)
-            if spec.conn != "all":
-                self._targets(spec)
-            self._reject = (spec.params.get("mode", "error"), mono + seconds, spec.conn, rec)
-            rec.end_us = now + int(seconds * 1e6)
-        else:
-            targets = self._targets(spec)
-            rec.detail = "connections " + ",".join(c.id for c in targets)
-            for c in targets:
-                self._apply_connection_fault(c, spec, rec, mono)
-        self.send_log.add_fault(rec)
-        return rec
-
-    def _apply_connection_fault(self, c: Connection, spec: FaultSpec, rec: FaultRecord, mono: float) -> None:
-        kind = spec.kind
-        if kind == "drop":
-            c.ws.transport.abort()
-        elif kind == "silence":
-            seconds = spec.float_param("seconds", 5.0)
-            c.silenced_until = mono + seconds
-            rec.end_us = rec.start_us + int(seconds * 1e6)
-        elif kind == "too_slow":
-            c.discard_queue(sl.TOO_SLOW)
-            c.request_close(1008, "connection_too_slow")
-        elif kind == "malformed":
-            for frame in malformed_frames(spec.int_param("count", 1)):
-                c.add(frame, None)
-                self.send_log.control_frames["malformed"] += 1
-            c.flush()
-        elif kind == "poison":
-            tickers = sorted(ch for ch, conns in self.subs.items() if ch.startswith("ticker.") and c in conns)
-            if not tickers:
-                raise FaultSpecError(f"fault poison: connection {c.id} has no ticker subscription")
-            now_ms = rec.start_us // 1000
-            for i in range(spec.int_param("count", len(POISON_SHAPES))):
-                ch = tickers[i % len(tickers)]
-                inst = ch.split(".")[1]
-                data, ts_us = poison_ticker(
-                    POISON_SHAPES[i % len(POISON_SHAPES)], inst, rec.fault_id * 1000 + i + 1, now_ms,
-                    spec.int_param("bytes", POISON_HUGE_BYTES),
-                )
-                c.add(encode.notification(ch, data), (encode.QUOTES, ch, inst, ts_us))
-            c.flush()
-        elif kind == "unknown_channel":
-            for i in range(spec.int_param("count", 1)):
-                data = orjson.dumps(
-                    {"volatility": 60.0 + i, "timestamp": rec.start_us // 1000 + i, "index_name": INDEX_NAME}
-                )
-                c.add(encode.notification(f"deribit_volatility_index.{INDEX_NAME}", data), None)
-                self.send_log.control_frames["unknown_channel"] += 1
-            c.flush()
-        elif kind == "extra_fields":
-            c.extra_fields_left += spec.int_param("count", 1)
-        elif kind == "heartbeat_delay":
-            c.heartbeat_delay_s = spec.float_param("seconds", 5.0)
-            duration = spec.float_param("duration", 60.0)
-            c.heartbeat_delay_until = mono + duration
-            rec.end_us = rec.start_us + int(duration * 1e6)
-        elif kind == "heartbeat_withhold":
-            seconds = spec.float_param("seconds", 30.0)
-            c.heartbeat_withhold_until = mono + seconds
-            rec.end_us = rec.start_us + int(seconds * 1e6)
-
-    def _busiest_book_instrument(self) -> str | None:
-        """The subscribed book instrument with the highest activity weight."""
-        assert self.model is not None
-        best: tuple[float, str] | None = None
-        for ch in self.subs:
-            if ch.startswith("book."):
-                st = self.model.states.get(ch.split(".")[1])
-                if st is not None and (best is None or st.inst.weight > best[0]):
-                    best = (st.inst.weight, st.inst.name)
-        if best is None and self.model.active:
-            return max(self.model.active, key=lambda s: s.inst.weight).inst.name
-        return best[1] if best else None
 
     # ---- send log -------------------------------------------------------------------
 

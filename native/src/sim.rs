@@ -1,17 +1,19 @@
 //! The simulator's hot path (`loadtest.sim.native`): per generator step, every option's
-//! ticker/book emission draw, repricing (Black-76 + smile, as `MarketModel._reprice`),
-//! book changes (as `MarketModel._book_event`), the JSON of the ticker and book
+//! ticker/book emission draw, sub-step timestamp, repricing (Black-76 and the smile of
+//! `loadtest.sim.quoting.reprice`, from the per-expiry terms Python hands over), book
+//! changes (`quoting.targets` / `quoting.book_actions`), the JSON of the ticker and book
 //! notifications (as `loadtest.sim.encode`), the WebSocket frame and the send-log
 //! record, for the whole step in one call.
 //!
-//! The option states live here once registered (`SimEngine.add_option`); Python keeps
-//! the control plane (listings, the index walk, trades, subscriptions, faults) and
-//! reads an option's book and valuation back with `SimEngine.state` when it needs them
-//! (snapshots, trades). The emission and book draws come from this engine's own
-//! generator (xoshiro256**, seeded from the simulator seed), so a seed still fixes the
-//! frames, but they differ from the pure-Python model's.
+//! The option states live here once registered (`SimEngine.add_option`), and so do the
+//! currencies' change-id counters (`bump_change_id` for the books Python owns). Python
+//! keeps the control plane (listings and the life cycle, the index walks and the
+//! volatility surface, futures, combos, trades, subscriptions, faults) and reads an
+//! option's book back with `SimEngine.state` when it needs it (snapshots, trades,
+//! combos). The emission and book draws come from this engine's own generator
+//! (xoshiro256**, seeded from the simulator seed), so a seed still fixes the frames, but
+//! they differ from the pure-Python model's.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use pyo3::intern;
@@ -22,10 +24,12 @@ unsafe extern "C" {
     fn erf(x: f64) -> f64;
 }
 
-const SIZES: [f64; 12] = [
-    1.0, 2.0, 5.0, 10.0, 15.0, 25.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0,
-];
-const TICK: f64 = 0.0005;
+const UNIT: f64 = 0.0001;
+const STEP_ABOVE_UNITS: i64 = 50;
+const COARSE: i64 = 5;
+const MAX_GAPS: usize = 24;
+/// `market.IDS_PER_CHANGE`: a published change takes 1 + up to this many ids.
+const IDS_PER_CHANGE: f64 = 9.0;
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 struct Rng([u64; 4]);
@@ -63,14 +67,9 @@ impl Rng {
     fn random(&mut self) -> f64 {
         (self.next() >> 11) as f64 * (1.0 / 9_007_199_254_740_992.0)
     }
-
-    #[inline]
-    fn size(&mut self) -> f64 {
-        SIZES[(self.random() * SIZES.len() as f64) as usize]
-    }
 }
 
-/// `market.fround`: `round(x, ndigits)` with `scale = 10**ndigits` (to the last bit but
+/// `ticks.fround`: `round(x, ndigits)` with `scale = 10**ndigits` (to the last bit but
 /// for halves, which `round` resolves on the decimal value).
 #[inline]
 fn fround(x: f64, scale: f64) -> f64 {
@@ -86,8 +85,8 @@ fn fround(x: f64, scale: f64) -> f64 {
 }
 
 /// A float as JSON: the digits of Python's `repr` / orjson (shortest round trip, a `.0`
-/// on integral values, exponent form below 1e-4 and from 1e16), but Rust's exponent
-/// spelling (`1e-5`, `1e16` where Python writes `1e-05`, `1e+16`): the same JSON number.
+/// on integral values), Rust's exponent spelling (`1e-5` where Python writes `1e-05`):
+/// the same JSON number.
 #[inline]
 fn push_f(out: &mut Vec<u8>, x: f64) {
     if x.is_finite() {
@@ -97,17 +96,39 @@ fn push_f(out: &mut Vec<u8>, x: f64) {
     }
 }
 
-/// `key` then the number, for each pair: a run of JSON number fields.
-fn push_fields(out: &mut Vec<u8>, fields: &[(&[u8], f64)]) {
-    for &(key, x) in fields {
-        out.extend_from_slice(key);
-        push_f(out, x);
+#[inline]
+fn push_opt(out: &mut Vec<u8>, x: Option<f64>) {
+    match x {
+        Some(v) => push_f(out, v),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
 #[inline]
 fn push_i(out: &mut Vec<u8>, x: i64) {
     let _ = write!(out, "{x}");
+}
+
+// ---- the option price grid (`loadtest.sim.ticks`) ------------------------------------
+
+#[inline]
+fn valid_down(n: i64) -> i64 {
+    if n <= STEP_ABOVE_UNITS { n } else { n - n.rem_euclid(COARSE) }
+}
+
+#[inline]
+fn valid_up(n: i64) -> i64 {
+    if n <= STEP_ABOVE_UNITS { n } else { n + (-n).rem_euclid(COARSE) }
+}
+
+#[inline]
+fn next_down(n: i64) -> i64 {
+    if n <= STEP_ABOVE_UNITS { n - 1 } else { n - COARSE }
+}
+
+#[inline]
+fn next_up(n: i64) -> i64 {
+    if n < STEP_ABOVE_UNITS { n + 1 } else { n + COARSE }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -120,20 +141,43 @@ struct Val {
     rho: f64,
 }
 
+#[derive(Clone, Copy, Default)]
+struct Terms {
+    t: f64,
+    forward: f64,
+    atm: f64,
+    skew: f64,
+    curv: f64,
+    sqrt_t: f64,
+    forward_2: f64,
+}
+
+struct Cur {
+    change_id: i64,
+    index_price: f64,
+}
+
+type BodyKey = (i64, i64, [u64; 4], u64, bool, Option<u64>);
+
 struct Opt {
     name: Py<PyString>,
     ticker_ch: Py<PyString>,
     book_ch: Py<PyString>,
+    cur: usize,
+    expiry: usize,
     strike: f64,
     is_call: bool,
-    expiry_ms: i64,
-    /// `,"underlying_index":...,"state":...,"settlement_price":...,"min_price":`
-    mid1: Vec<u8>,
-    /// `,"interest_rate":0.0,"instrument_name":...,"index_price":`
-    mid2: Vec<u8>,
-    /// The notification heads of the two channels (+ the change head for books).
+    /// `{"underlying_price":` is followed by the number, then this: `,"underlying_index":...,"stats":`
+    ui: Vec<u8>,
+    /// `,"instrument_name":...,"index_price":`
+    name_json: Vec<u8>,
     ticker_head: Vec<u8>,
     book_head: Vec<u8>,
+    half_iv: f64,
+    depth_bid: usize,
+    depth_ask: usize,
+    gaps: Vec<u32>,
+    size_scale: f64,
     bids: Vec<(f64, f64)>,
     asks: Vec<(f64, f64)>,
     tbids: Vec<f64>,
@@ -149,52 +193,65 @@ struct Opt {
     forward: f64,
     val_version: i64,
     trade_seq: i64,
-    last_price: f64,
+    last_price: Option<f64>,
     volume: f64,
     open_interest: f64,
     low: f64,
     high: f64,
     open_price: f64,
+    settlement: Option<f64>,
+    expired: bool,
+    delivery_price: f64,
     tbody: Vec<u8>,
-    tbody_key: Option<(i64, i64, [u64; 4])>,
+    tbody_key: Option<BodyKey>,
 }
 
 impl Opt {
     fn update_top(&mut self) {
-        let bid = self
-            .bids
-            .iter()
-            .copied()
-            .fold(None, |b: Option<(f64, f64)>, l| match b {
-                Some(x) if x.0 >= l.0 => Some(x),
-                _ => Some(l),
-            });
-        let ask = self
-            .asks
-            .iter()
-            .copied()
-            .fold(None, |b: Option<(f64, f64)>, l| match b {
-                Some(x) if x.0 <= l.0 => Some(x),
-                _ => Some(l),
-            });
+        let mut bid: Option<(f64, f64)> = None;
+        for &l in &self.bids {
+            if bid.is_none_or(|b| l.0 > b.0) {
+                bid = Some(l);
+            }
+        }
+        let mut ask: Option<(f64, f64)> = None;
+        for &l in &self.asks {
+            if ask.is_none_or(|a| l.0 < a.0) {
+                ask = Some(l);
+            }
+        }
         let (b, ba) = bid.unwrap_or((0.0, 0.0));
         let (a, aa) = ask.unwrap_or((0.0, 0.0));
         self.top = [b, ba, a, aa];
     }
 
-    fn iv_of(&self, price: f64) -> f64 {
+    fn intrinsic(&self) -> f64 {
+        let f = self.forward;
+        if f <= 0.0 {
+            return 0.0;
+        }
+        if self.is_call {
+            (f - self.strike).max(0.0) / f
+        } else {
+            (self.strike - f).max(0.0) / f
+        }
+    }
+
+    /// `quoting.iv_of`.
+    fn iv_of(&self, price: f64, is_bid: bool) -> f64 {
+        if is_bid && price <= self.intrinsic() {
+            return 0.0;
+        }
         let vega_coin = if self.forward != 0.0 {
             self.val.vega / self.forward
         } else {
             0.0
         };
         if vega_coin <= 1e-12 {
-            return self.mark_iv;
+            return if is_bid { 0.0 } else { 500.0 };
         }
-        fround(
-            (self.mark_iv + (price - self.val.price_coin) / vega_coin).max(0.0),
-            100.0,
-        )
+        let iv = self.mark_iv + (price - self.val.price_coin) / vega_coin;
+        fround(iv.clamp(0.0, 500.0), 100.0)
     }
 }
 
@@ -203,7 +260,7 @@ fn find(book: &[(f64, f64)], p: f64) -> Option<usize> {
     book.iter().position(|l| l.0 == p)
 }
 
-/// `_realign`: delete the levels that cross the new best target, add the best missing one.
+/// `quoting.realign`: delete the levels that cross the new best target, add the best missing one.
 fn realign(
     book: &mut Vec<(f64, f64)>,
     targets: &[f64],
@@ -240,37 +297,9 @@ fn realign(
     }
 }
 
-type Terms = (i64, i64, f64, f64, f64, f64, f64);
-
-#[pyclass(module = "tickarchive_native")]
-pub struct SimEngine {
-    opts: Vec<Opt>,
-    rows: Vec<(usize, f64, f64)>,
-    burst_rows: Vec<(usize, f64, f64)>,
-    tick_prices: Vec<f64>,
-    levels: usize,
-    year_ms: f64,
-    min_t: f64,
-    rng: Rng,
-    terms: HashMap<i64, Terms>,
-    // the step's market inputs
-    sim_ms: i64,
-    spot: f64,
-    base_vol: f64,
-    spot_version: i64,
-    index_price: f64,
-    now_ms: i64,
-    scratch: Vec<u8>,
-    bids_out: Vec<(u8, f64, f64)>,
-    asks_out: Vec<(u8, f64, f64)>,
-    last_prev: i64,
-}
-
 fn notification_head(ch: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(80 + ch.len());
-    v.extend_from_slice(
-        b"{\"jsonrpc\":\"2.0\",\"method\":\"subscription\",\"params\":{\"channel\":\"",
-    );
+    v.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"method\":\"subscription\",\"params\":{\"channel\":\"");
     v.extend_from_slice(ch.as_bytes());
     v.extend_from_slice(b"\",\"data\":");
     v
@@ -307,42 +336,49 @@ fn push_levels(out: &mut Vec<u8>, levels: &[(u8, f64, f64)]) {
     out.push(b']');
 }
 
+#[pyclass(module = "tickarchive_native")]
+pub struct SimEngine {
+    opts: Vec<Opt>,
+    rows: Vec<(usize, f64, f64)>,
+    burst_rows: Vec<(usize, f64, f64)>,
+    unit_prices: Vec<f64>,
+    sizes: Vec<f64>,
+    rng: Rng,
+    curs: Vec<Cur>,
+    terms: Vec<Terms>,
+    spot_version: i64,
+    scratch: Vec<u8>,
+    bids_out: Vec<(u8, f64, f64)>,
+    asks_out: Vec<(u8, f64, f64)>,
+    last_prev: i64,
+}
+
 impl SimEngine {
-    fn tick_price(&self, n: i64) -> f64 {
-        if n >= 0 && (n as usize) < self.tick_prices.len() {
-            self.tick_prices[n as usize]
+    fn unit_price(&self, n: i64) -> f64 {
+        if n >= 0 && (n as usize) < self.unit_prices.len() {
+            self.unit_prices[n as usize]
         } else {
-            fround(n as f64 * TICK, 1e4)
+            fround(n as f64 * UNIT, 1e4)
         }
     }
 
+    /// `quoting.level_size`.
+    fn size(&mut self, scale: f64) -> f64 {
+        let u = self.rng.random();
+        let s = self.sizes[(u * self.sizes.len() as f64) as usize];
+        fround(s * scale, 10.0).max(0.1)
+    }
+
+    /// `quoting.reprice`.
     fn reprice(&mut self, i: usize) {
-        let expiry_ms = self.opts[i].expiry_ms;
-        let t = match self.terms.get(&expiry_ms) {
-            Some(t) if t.0 == self.sim_ms && t.1 == self.spot_version => *t,
-            _ => {
-                let t_years = ((expiry_ms - self.sim_ms) as f64 / self.year_ms).max(self.min_t);
-                let forward = self.spot * (0.02 * t_years).exp();
-                let atm = self.base_vol * (1.0 + 0.25 * (-t_years * 24.0).exp());
-                let sqrt_t = t_years.max(self.min_t).sqrt();
-                let t = (
-                    self.sim_ms,
-                    self.spot_version,
-                    t_years,
-                    forward,
-                    atm,
-                    sqrt_t,
-                    fround(forward, 100.0),
-                );
-                self.terms.insert(expiry_ms, t);
-                t
-            }
-        };
-        let (_, _, t, forward, atm, sqrt_t, forward_2) = t;
         let o = &mut self.opts[i];
+        let tm = self.terms.get(o.expiry).copied().unwrap_or_default();
         let strike = o.strike;
-        let k = ((strike / forward).ln() / sqrt_t).clamp(-4.0, 4.0);
-        let vol = (atm + -0.04 * k + 0.025 * k * k).clamp(0.15, 3.0);
+        let forward = tm.forward;
+        let sqrt_t = tm.sqrt_t;
+        let t = tm.t;
+        let x = ((strike / forward).ln() / sqrt_t).clamp(-4.0, 4.0);
+        let vol = (tm.atm + tm.skew * x + tm.curv * x * x).clamp(0.15, 3.0);
         let sig_sqrt_t = vol * sqrt_t;
         let d1 = ((forward / strike).ln() + 0.5 * sig_sqrt_t * sig_sqrt_t) / sig_sqrt_t;
         let d2 = d1 - sig_sqrt_t;
@@ -355,11 +391,7 @@ impl SimEngine {
         } else {
             let nd1 = 0.5 * (1.0 + unsafe { erf(-d1 / s2) });
             let nd2 = 0.5 * (1.0 + unsafe { erf(-d2 / s2) });
-            (
-                strike * nd2 - forward * nd1,
-                -nd1,
-                -strike * t * nd2 / 100.0,
-            )
+            (strike * nd2 - forward * nd1, -nd1, -strike * t * nd2 / 100.0)
         };
         o.val = Val {
             price_coin: usd.max(0.0) / forward,
@@ -370,75 +402,88 @@ impl SimEngine {
             rho,
         };
         o.mark_iv = fround(vol * 100.0, 100.0);
-        o.forward = forward_2;
+        o.forward = tm.forward_2;
         o.val_version = self.spot_version;
     }
 
+    /// `quoting.targets`.
     fn targets(&self, o: &Opt) -> (Vec<f64>, Vec<f64>) {
         let mark = o.val.price_coin;
-        let half = (mark * 0.04).max(TICK);
-        let n_bid = ((mark - half) / TICK + 1e-9).floor() as i64;
-        let mut n_ask = (((mark + half) / TICK - 1e-9).ceil() as i64).max(1);
-        if n_ask <= n_bid {
-            n_ask = n_bid + 1;
+        let vega_coin = if o.forward != 0.0 { o.val.vega / o.forward } else { 0.0 };
+        let half = (o.half_iv * vega_coin).max(0.02 * o.intrinsic() + 0.002 * mark);
+        let nb = valid_down(((mark - half) / UNIT + 1e-9).floor() as i64);
+        let mut na = valid_up(((mark + half) / UNIT - 1e-9).ceil() as i64);
+        if na <= nb {
+            na = next_up(nb);
         }
-        let l = self.levels as i64;
-        let mut bids = Vec::with_capacity(self.levels);
-        let mut asks = Vec::with_capacity(self.levels);
-        if ((n_ask + 2 * l) as usize) < self.tick_prices.len() {
-            if n_bid > 0 {
-                let stop = (n_bid - 2 * l).max(0);
-                let mut n = n_bid;
-                while n > stop {
-                    bids.push(self.tick_prices[n as usize]);
-                    n -= 2;
-                }
+        if na < 1 {
+            na = 1;
+        }
+        let mut bids = Vec::with_capacity(o.depth_bid);
+        let mut n = nb;
+        for i in 0..o.depth_bid {
+            if n < 1 {
+                break;
             }
-            let mut n = n_ask;
-            while n < n_ask + 2 * l {
-                asks.push(self.tick_prices[n as usize]);
-                n += 2;
+            bids.push(self.unit_price(n));
+            for _ in 0..o.gaps[i % MAX_GAPS] {
+                n = next_down(n);
             }
-        } else {
-            for i in 0..l {
-                if n_bid - 2 * i > 0 {
-                    bids.push(self.tick_price(n_bid - 2 * i));
-                }
-            }
-            for i in 0..l {
-                asks.push(self.tick_price(n_ask + 2 * i));
+        }
+        let mut asks = Vec::with_capacity(o.depth_ask);
+        let mut n = na;
+        for i in 0..o.depth_ask {
+            asks.push(self.unit_price(n));
+            for _ in 0..o.gaps[i % MAX_GAPS] {
+                n = next_up(n);
             }
         }
         (bids, asks)
     }
 
-    /// `_book_event`: the change (into `bids_out` / `asks_out`), or false for none.
+    /// `MarketModel.book_event` / `quoting.book_actions`: the change (into `bids_out` /
+    /// `asks_out`), or false for none.
     fn book_event(&mut self, i: usize) -> bool {
         self.bids_out.clear();
         self.asks_out.clear();
         let version = self.spot_version;
+        let mut fresh: Option<(Vec<f64>, Vec<f64>)> = None;
         if self.opts[i].targets_version != version {
-            let (fb, fa) = self.targets(&self.opts[i]);
-            let rng = &mut self.rng;
-            let o = &mut self.opts[i];
-            o.targets_version = version;
+            self.opts[i].targets_version = version;
+            fresh = Some(self.targets(&self.opts[i]));
+        }
+        {
+            let o = &self.opts[i];
+            if o.tbids.is_empty() && o.tasks.is_empty() && fresh.is_none() {
+                return false;
+            }
+        }
+        let scale = self.opts[i].size_scale;
+        if let Some((fb, fa)) = fresh {
+            let o = &self.opts[i];
             if fb != o.tbids || fa != o.tasks {
-                let sb = rng.size();
+                let sb = self.size(scale);
+                let sa = self.size(scale);
+                let o = &mut self.opts[i];
                 realign(&mut o.bids, &fb, true, sb, &mut self.bids_out);
-                let sa = rng.size();
                 realign(&mut o.asks, &fa, false, sa, &mut self.asks_out);
                 o.tbids = fb;
                 o.tasks = fa;
             }
         }
-        let rng = &mut self.rng;
-        let o = &mut self.opts[i];
         if !self.bids_out.is_empty() || !self.asks_out.is_empty() {
-            o.update_top();
+            self.opts[i].update_top();
         } else {
-            let is_bid = rng.random() < 0.5;
-            let r = rng.random();
-            let mut amount = rng.size();
+            let mut is_bid = self.rng.random() < 0.5;
+            {
+                let o = &self.opts[i];
+                if (is_bid && o.tbids.is_empty()) || (!is_bid && o.tasks.is_empty()) {
+                    is_bid = !is_bid;
+                }
+            }
+            let r = self.rng.random();
+            let mut amount = self.size(scale);
+            let o = &mut self.opts[i];
             let mut top = o.top;
             let (book, targets, actions) = if is_bid {
                 (&mut o.bids, &o.tbids, &mut self.bids_out)
@@ -463,15 +508,11 @@ impl SimEngine {
                         break;
                     }
                 }
-            } else if r < 0.25 && book.len() > 2 {
+            } else if r < 0.3 && book.len() > 1 {
                 let mut w = 0usize;
                 for (j, l) in book.iter().enumerate() {
-                    let better = if is_bid {
-                        l.0 < book[w].0
-                    } else {
-                        l.0 > book[w].0
-                    };
-                    if better {
+                    let worse = if is_bid { l.0 < book[w].0 } else { l.0 > book[w].0 };
+                    if worse {
                         w = j;
                     }
                 }
@@ -491,7 +532,7 @@ impl SimEngine {
                     }
                 };
                 if amount == book[j].1 {
-                    amount += 1.0;
+                    amount = fround(amount + scale, 10.0);
                 }
                 book[j].1 = amount;
                 if p == best {
@@ -503,36 +544,83 @@ impl SimEngine {
                 }
                 actions.push((b'c', p, amount));
             }
-            if actions.is_empty() {
+            if self.bids_out.is_empty() && self.asks_out.is_empty() {
                 return false;
             }
-            o.top = top;
+            self.opts[i].top = top;
         }
-        let prev = o.change_id;
-        self.last_prev = prev;
-        let a = rng.random();
-        let b = rng.random();
-        o.change_id = prev + 1 + (a * b * 400.0) as i64;
-        o.book_ts_ms = self.now_ms;
+        let a = self.rng.random();
+        let b = self.rng.random();
+        let o = &mut self.opts[i];
+        let c = &mut self.curs[o.cur];
+        c.change_id += 1 + (a * b * IDS_PER_CHANGE) as i64;
+        self.last_prev = o.change_id;
+        o.change_id = c.change_id;
         true
     }
 
-    /// `encode.ticker_body`: the ticker's data up to and including `"timestamp":`.
+    /// `encode.option_ticker_dict` without the timestamp: the ticker's data up to and
+    /// including `"timestamp":`.
     fn ticker_body(&mut self, i: usize) {
         let version = self.spot_version;
-        let index = self.index_price;
         let o = &mut self.opts[i];
-        let key = (version, o.trade_seq, o.top.map(f64::to_bits));
+        let index = self.curs[o.cur].index_price;
+        let key: BodyKey = (
+            version,
+            o.trade_seq,
+            o.top.map(f64::to_bits),
+            index.to_bits(),
+            o.expired,
+            o.settlement.map(f64::to_bits),
+        );
         if o.tbody_key == Some(key) {
             return;
         }
         let v = o.val;
+        let mark = fround(v.price_coin, 1e8);
+        let [bid, bid_amount, ask, ask_amount] = o.top;
+        let bid_iv = if o.bids.is_empty() { 0.0 } else { o.iv_of(bid, true) };
+        let ask_iv = if o.asks.is_empty() { 0.0 } else { o.iv_of(ask, false) };
         let out = &mut o.tbody;
         out.clear();
         out.extend_from_slice(b"{\"underlying_price\":");
         push_f(out, o.forward);
-        out.extend_from_slice(&o.mid1);
-        let mark = fround(v.price_coin, 1e8);
+        out.extend_from_slice(&o.ui);
+        if o.volume == 0.0 {
+            out.extend_from_slice(
+                b"{\"volume_usd\":null,\"volume\":null,\"price_change\":null,\"low\":null,\"high\":null}",
+            );
+        } else {
+            let last = o.last_price.unwrap_or(0.0);
+            out.extend_from_slice(b"{\"volume_usd\":");
+            push_f(out, fround(o.volume * last * index, 100.0));
+            out.extend_from_slice(b",\"volume\":");
+            push_f(out, o.volume);
+            out.extend_from_slice(b",\"price_change\":");
+            let change = if o.open_price != 0.0 {
+                fround((last - o.open_price) / o.open_price * 100.0, 1e4)
+            } else {
+                0.0
+            };
+            push_f(out, change);
+            out.extend_from_slice(b",\"low\":");
+            push_f(out, o.low);
+            out.extend_from_slice(b",\"high\":");
+            push_f(out, o.high);
+            out.push(b'}');
+        }
+        out.extend_from_slice(if o.expired {
+            b",\"state\":\"closed\""
+        } else {
+            b",\"state\":\"open\""
+        });
+        if let Some(s) = o.settlement {
+            out.extend_from_slice(b",\"settlement_price\":");
+            push_f(out, s);
+        }
+        out.extend_from_slice(b",\"open_interest\":");
+        push_f(out, o.open_interest);
+        out.extend_from_slice(b",\"min_price\":");
         push_f(out, fround(mark - 0.05 - mark * 0.5, 1e4).max(0.0001));
         out.extend_from_slice(b",\"max_price\":");
         push_f(out, fround(mark + 0.05 + mark * 0.5, 1e4));
@@ -540,52 +628,42 @@ impl SimEngine {
         push_f(out, mark);
         out.extend_from_slice(b",\"mark_iv\":");
         push_f(out, o.mark_iv);
-        out.extend_from_slice(&o.mid2);
+        out.extend_from_slice(b",\"last_price\":");
+        push_opt(out, o.last_price);
+        out.extend_from_slice(b",\"interest_rate\":0.0");
+        out.extend_from_slice(&o.name_json);
         push_f(out, index);
-        push_fields(
-            out,
-            &[
-                (b",\"greeks\":{\"vega\":", fround(v.vega, 1e5)),
-                (b",\"theta\":", fround(v.theta, 1e5)),
-                (b",\"rho\":", fround(v.rho, 1e5)),
-                (b",\"gamma\":", fround(v.gamma, 1e5)),
-                (b",\"delta\":", fround(v.delta, 1e5)),
-                (b"},\"estimated_delivery_price\":", index),
-            ],
-        );
-        let last = o.last_price;
-        out.extend_from_slice(b",\"stats\":{\"volume_usd\":");
-        push_f(out, fround(o.volume * last * index, 100.0));
-        out.extend_from_slice(b",\"volume\":");
-        push_f(out, o.volume);
-        out.extend_from_slice(b",\"price_change\":");
-        let change = if o.open_price != 0.0 {
-            fround((last - o.open_price) / o.open_price * 100.0, 1e4)
+        if o.expired {
+            out.extend_from_slice(
+                b",\"greeks\":{\"vega\":0.0,\"theta\":0.0,\"rho\":0.0,\"gamma\":0.0,\"delta\":0.0}",
+            );
+            out.extend_from_slice(b",\"estimated_delivery_price\":\"expired\",\"delivery_price\":");
+            push_f(out, o.delivery_price);
         } else {
-            0.0
-        };
-        push_f(out, change);
-        out.extend_from_slice(b",\"low\":");
-        push_f(out, o.low);
-        out.extend_from_slice(b",\"high\":");
-        push_f(out, o.high);
-        let [bid, bid_amount, ask, ask_amount] = o.top;
-        let bid_iv = if o.bids.is_empty() { 0.0 } else { o.iv_of(bid) };
-        let ask_iv = if o.asks.is_empty() { 0.0 } else { o.iv_of(ask) };
-        let out = &mut o.tbody;
-        push_fields(
-            out,
-            &[
-                (b"},\"open_interest\":", o.open_interest),
-                (b",\"last_price\":", last),
-                (b",\"bid_iv\":", bid_iv),
-                (b",\"best_bid_price\":", bid),
-                (b",\"best_bid_amount\":", bid_amount),
-                (b",\"best_ask_price\":", ask),
-                (b",\"best_ask_amount\":", ask_amount),
-                (b",\"ask_iv\":", ask_iv),
-            ],
-        );
+            for (k, x) in [
+                (&b",\"greeks\":{\"vega\":"[..], v.vega),
+                (&b",\"theta\":"[..], v.theta),
+                (&b",\"rho\":"[..], v.rho),
+                (&b",\"gamma\":"[..], v.gamma),
+                (&b",\"delta\":"[..], v.delta),
+            ] {
+                out.extend_from_slice(k);
+                push_f(out, fround(x, 1e5));
+            }
+            out.extend_from_slice(b"},\"estimated_delivery_price\":");
+            push_f(out, index);
+        }
+        for (k, x) in [
+            (&b",\"bid_iv\":"[..], bid_iv),
+            (&b",\"best_bid_price\":"[..], bid),
+            (&b",\"best_bid_amount\":"[..], bid_amount),
+            (&b",\"best_ask_price\":"[..], ask),
+            (&b",\"best_ask_amount\":"[..], ask_amount),
+            (&b",\"ask_iv\":"[..], ask_iv),
+        ] {
+            out.extend_from_slice(k);
+            push_f(out, x);
+        }
         out.extend_from_slice(b",\"timestamp\":");
         o.tbody_key = Some(key);
     }
@@ -602,34 +680,35 @@ impl SimEngine {
             Ok(())
         })
     }
+
+    #[inline]
+    fn stamp(&mut self, prev_ms: i64, now_ms: i64) -> i64 {
+        let span = now_ms - prev_ms;
+        if span > 1 {
+            prev_ms + 1 + (self.rng.random() * span as f64) as i64
+        } else {
+            now_ms
+        }
+    }
 }
+
+type OptionStats = (i64, Option<f64>, f64, f64, f64, f64, f64);
+type QuoteParams = (f64, usize, usize, Vec<u32>, f64);
 
 #[pymethods]
 impl SimEngine {
     #[new]
-    fn py_new(
-        tick_prices: Vec<f64>,
-        book_levels: usize,
-        seed: u64,
-        year_ms: f64,
-        min_t: f64,
-    ) -> Self {
+    fn py_new(unit_prices: Vec<f64>, sizes: Vec<f64>, seed: u64) -> Self {
         SimEngine {
             opts: Vec::new(),
             rows: Vec::new(),
             burst_rows: Vec::new(),
-            tick_prices,
-            levels: book_levels,
-            year_ms,
-            min_t,
+            unit_prices,
+            sizes,
             rng: Rng::new(seed),
-            terms: HashMap::new(),
-            sim_ms: 0,
-            spot: 0.0,
-            base_vol: 0.0,
+            curs: Vec::new(),
+            terms: Vec::new(),
             spot_version: -1,
-            index_price: 0.0,
-            now_ms: 0,
             scratch: Vec::with_capacity(4096),
             bids_out: Vec::new(),
             asks_out: Vec::new(),
@@ -637,26 +716,62 @@ impl SimEngine {
         }
     }
 
+    /// A currency with its change-id counter and index price; returns its index.
+    fn add_currency(&mut self, change_id: i64, index_price: f64) -> usize {
+        self.curs.push(Cur { change_id, index_price });
+        self.curs.len() - 1
+    }
+
+    fn set_index(&mut self, cur: usize, price: f64) {
+        self.curs[cur].index_price = price;
+    }
+
+    /// Advance currency `cur`'s change-id counter by `n`; the new value.
+    fn bump_change_id(&mut self, cur: usize, n: i64) -> i64 {
+        self.curs[cur].change_id += n;
+        self.curs[cur].change_id
+    }
+
+    /// One step's ids for books nobody here sees, per currency.
+    fn hidden_ids(&mut self, per_currency: Vec<i64>) {
+        for (c, n) in self.curs.iter_mut().zip(per_currency) {
+            c.change_id += n;
+        }
+    }
+
+    /// `(expiry_id, t, forward, atm, skew, curv, sqrt_t, forward_2)` per expiry.
+    #[allow(clippy::type_complexity)]
+    fn set_terms(&mut self, rows: Vec<(usize, f64, f64, f64, f64, f64, f64, f64)>) {
+        for (i, t, forward, atm, skew, curv, sqrt_t, forward_2) in rows {
+            if self.terms.len() <= i {
+                self.terms.resize(i + 1, Terms::default());
+            }
+            self.terms[i] = Terms { t, forward, atm, skew, curv, sqrt_t, forward_2 };
+        }
+    }
+
     /// Register an option with its current state; returns its engine id.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (name, ticker_ch, book_ch, strike, is_call, expiry_ms, mid1, mid2, bids, asks, targets, targets_version, change_id, book_ts_ms, stats, last_steps))]
+    #[pyo3(signature = (name, ticker_ch, book_ch, cur, expiry, strike, is_call, underlying_index, params, bids, asks, targets, targets_version, change_id, book_ts_ms, stats, settlement, last_steps))]
     fn add_option(
         &mut self,
         name: Bound<'_, PyString>,
         ticker_ch: Bound<'_, PyString>,
         book_ch: Bound<'_, PyString>,
+        cur: usize,
+        expiry: usize,
         strike: f64,
         is_call: bool,
-        expiry_ms: i64,
-        mid1: Vec<u8>,
-        mid2: Vec<u8>,
+        underlying_index: Vec<u8>,
+        params: QuoteParams,
         bids: Vec<(f64, f64)>,
         asks: Vec<(f64, f64)>,
         targets: (Vec<f64>, Vec<f64>),
         targets_version: i64,
         change_id: i64,
         book_ts_ms: i64,
-        stats: (i64, f64, f64, f64, f64, f64, f64),
+        stats: OptionStats,
+        settlement: Option<f64>,
         last_steps: (i64, i64),
     ) -> PyResult<usize> {
         let n = name.to_str()?;
@@ -665,18 +780,37 @@ impl SimEngine {
         book_head.extend_from_slice(n.as_bytes());
         book_head.extend_from_slice(b"\",");
         let ticker_head = notification_head(ticker_ch.to_str()?);
+        let mut ui = b",\"underlying_index\":".to_vec();
+        ui.extend_from_slice(&underlying_index);
+        ui.extend_from_slice(b",\"stats\":");
+        let mut name_json = b",\"instrument_name\":\"".to_vec();
+        name_json.extend_from_slice(n.as_bytes());
+        name_json.extend_from_slice(b"\",\"index_price\":");
+        let (half_iv, depth_bid, depth_ask, mut gaps, size_scale) = params;
+        if gaps.is_empty() {
+            gaps.push(1);
+        }
+        while gaps.len() < MAX_GAPS {
+            gaps.push(gaps[gaps.len() % gaps.len().max(1)]);
+        }
         let (trade_seq, last_price, volume, open_interest, low, high, open_price) = stats;
         let mut o = Opt {
             name: name.clone().unbind(),
             ticker_ch: ticker_ch.unbind(),
             book_ch: book_ch.unbind(),
+            cur,
+            expiry,
             strike,
             is_call,
-            expiry_ms,
-            mid1,
-            mid2,
+            ui,
+            name_json,
             ticker_head,
             book_head,
+            half_iv,
+            depth_bid,
+            depth_ask,
+            gaps,
+            size_scale,
             bids,
             asks,
             tbids: targets.0,
@@ -698,6 +832,9 @@ impl SimEngine {
             low,
             high,
             open_price,
+            settlement,
+            expired: false,
+            delivery_price: 0.0,
             tbody: Vec::with_capacity(1024),
             tbody_key: None,
         };
@@ -713,11 +850,12 @@ impl SimEngine {
     }
 
     /// After a trade: `(trade_seq, last_price, volume, open_interest, low, high)`.
+    #[allow(clippy::too_many_arguments)]
     fn set_trade(
         &mut self,
         id: usize,
         trade_seq: i64,
-        last_price: f64,
+        last_price: Option<f64>,
         volume: f64,
         open_interest: f64,
         low: f64,
@@ -730,6 +868,41 @@ impl SimEngine {
         o.open_interest = open_interest;
         o.low = low;
         o.high = high;
+        o.tbody_key = None;
+    }
+
+    /// The daily settlement: the new settlement price and 24 h reference price.
+    fn set_settlement(&mut self, id: usize, settlement: Option<f64>, open_price: f64) {
+        let o = &mut self.opts[id];
+        o.settlement = settlement;
+        o.open_price = open_price;
+        o.tbody_key = None;
+    }
+
+    /// The option expired: its book was cleared (by a change with `change_id` at
+    /// `book_ts_ms`), its tickers turn `closed` with a delivery price.
+    fn expire(&mut self, id: usize, delivery_price: f64, change_id: i64, book_ts_ms: i64) {
+        let o = &mut self.opts[id];
+        o.expired = true;
+        o.delivery_price = delivery_price;
+        o.bids.clear();
+        o.asks.clear();
+        o.tbids.clear();
+        o.tasks.clear();
+        o.change_id = change_id;
+        o.book_ts_ms = book_ts_ms;
+        o.update_top();
+        o.tbody_key = None;
+    }
+
+    /// The option was delivered: nothing of it is needed any more.
+    fn retire(&mut self, id: usize) {
+        let o = &mut self.opts[id];
+        o.bids = Vec::new();
+        o.asks = Vec::new();
+        o.tbids = Vec::new();
+        o.tasks = Vec::new();
+        o.tbody = Vec::new();
         o.tbody_key = None;
     }
 
@@ -764,46 +937,32 @@ impl SimEngine {
         )
     }
 
-    /// One step's ticker and book notifications: `[(channel, wire, record)]`, `wire` the
-    /// whole WebSocket frame of the `.100ms` channel's notification, `record` its
-    /// send-log record (`encode.ticker_record` / `book_change_record`).
+    /// One step's option ticker and book notifications: `[(channel, wire, record)]`,
+    /// `wire` the whole WebSocket frame of the `.100ms` channel's notification, `record`
+    /// its send-log record (`encode.ticker_record` / `book_change_record`). Each gets its
+    /// own millisecond in `(prev_ms, now_ms]`.
     #[allow(clippy::too_many_arguments)]
     fn step<'py>(
         &mut self,
         py: Python<'py>,
         step: i64,
+        prev_ms: i64,
         now_ms: i64,
-        sim_ms: i64,
-        spot: f64,
-        base_vol: f64,
         spot_version: i64,
-        index_price: f64,
         burst: bool,
         min_steps: i64,
     ) -> PyResult<Bound<'py, PyList>> {
-        self.now_ms = now_ms;
-        self.sim_ms = sim_ms;
-        self.spot = spot;
-        self.base_vol = base_vol;
         self.spot_version = spot_version;
-        self.index_price = index_price;
         let out = PyList::empty(py);
         let quotes = intern!(py, "quotes");
         let book = intern!(py, "book_changes");
-        let ts_us = now_ms * 1000;
         let due = step - min_steps;
-        let rows = std::mem::take(if burst {
-            &mut self.burst_rows
-        } else {
-            &mut self.rows
-        });
+        let rows = std::mem::take(if burst { &mut self.burst_rows } else { &mut self.rows });
         let mut result = Ok(());
         for &(i, p_ticker, p_book) in rows.iter() {
-            if p_ticker > 0.0
-                && self.opts[i].last_ticker_step <= due
-                && self.rng.random() < p_ticker
-            {
+            if p_ticker > 0.0 && self.opts[i].last_ticker_step <= due && self.rng.random() < p_ticker {
                 self.opts[i].last_ticker_step = step;
+                let ts = self.stamp(prev_ms, now_ms);
                 if self.opts[i].val_version != spot_version {
                     self.reprice(i);
                 }
@@ -812,12 +971,12 @@ impl SimEngine {
                 self.scratch.clear();
                 self.scratch.extend_from_slice(&o.ticker_head);
                 self.scratch.extend_from_slice(&o.tbody);
-                push_i(&mut self.scratch, now_ms);
+                push_i(&mut self.scratch, ts);
                 self.scratch.extend_from_slice(b"}}}");
                 let wire = self.wire(py)?;
                 let o = &self.opts[i];
                 let ch = o.ticker_ch.bind(py);
-                let rec = (quotes, ch, o.name.bind(py), ts_us).into_pyobject(py)?;
+                let rec = (quotes, ch, o.name.bind(py), ts * 1000).into_pyobject(py)?;
                 result = out.append((ch, wire, rec));
                 if result.is_err() {
                     break;
@@ -825,16 +984,21 @@ impl SimEngine {
             }
             if p_book > 0.0 && self.opts[i].last_book_step <= due && self.rng.random() < p_book {
                 self.opts[i].last_book_step = step;
+                let ts = self.stamp(prev_ms, now_ms);
+                if self.opts[i].expired {
+                    continue;
+                }
                 if self.opts[i].val_version != spot_version {
                     self.reprice(i);
                 }
                 if self.book_event(i) {
-                    let o = &self.opts[i];
+                    let o = &mut self.opts[i];
+                    o.book_ts_ms = ts;
                     let s = &mut self.scratch;
                     s.clear();
                     s.extend_from_slice(&o.book_head);
                     s.extend_from_slice(b"\"timestamp\":");
-                    push_i(s, now_ms);
+                    push_i(s, ts);
                     s.extend_from_slice(b",\"prev_change_id\":");
                     let n_rows = self.bids_out.len() + self.asks_out.len();
                     let prev_id = self.last_prev;
@@ -849,16 +1013,7 @@ impl SimEngine {
                     let wire = self.wire(py)?;
                     let o = &self.opts[i];
                     let ch = o.book_ch.bind(py);
-                    let rec = (
-                        book,
-                        ch,
-                        o.name.bind(py),
-                        o.change_id,
-                        prev_id,
-                        n_rows,
-                        false,
-                        ts_us,
-                    )
+                    let rec = (book, ch, o.name.bind(py), o.change_id, prev_id, n_rows, false, ts * 1000)
                         .into_pyobject(py)?;
                     result = out.append((ch, wire, rec));
                     if result.is_err() {

@@ -253,11 +253,14 @@ def test_loadtest_simulator_frames(tmp_path) -> None:
         trades_per_s=40.0,
         heartbeat_scale=0.02,
         sendlog_dir=tmp_path / "sendlog",
+        currencies=("ETH", "BTC"),
+        kinds=("option", "future", "option_combo"),
     )
     model = MarketModel(cfg, 1_795_000_000_000)
     frames: list[bytes] = []
     now = 1_795_000_000_000
-    for st_ in list(model.states.values())[:40]:
+    states = list(model.states.values())
+    for st_ in states[:40] + states[-30:]:  # options; futures, perpetuals, combos
         data, _ = enc.book_snapshot(st_, now)
         frames.append(enc.notification(f"book.{st_.inst.name}.100ms", data))
     while len(frames) < 3000:
@@ -265,9 +268,9 @@ def test_loadtest_simulator_frames(tmp_path) -> None:
         for ev in model.step(now):
             if isinstance(ev, TickerEvent):
                 ch = f"ticker.{ev.state.inst.name}.100ms"
-                frames.append(enc.notification(ch, enc.ticker_data(model, ev.state, now)))
+                frames.append(enc.notification(ch, enc.ticker_data(model, ev.state, ev.ts_ms)))
             elif isinstance(ev, BookEvent):
-                frames.append(enc.book_change_frame(f"book.{ev.state.inst.name}.100ms", ev, now))
+                frames.append(enc.book_change_frame(f"book.{ev.state.inst.name}.100ms", ev))
     frames += [with_unknown_field(f) for f in frames[:300]]
     kinds = {b"ticker": 0, b"book": 0}
     for i, frame in enumerate(frames):
