@@ -153,7 +153,6 @@ class Instrument:
             "tick_size_steps": [dict(s) for s in ticks.TICK_SIZE_STEPS],
             "taker_commission": 0.0003,
             "strike": self.strike,
-            "rfq": False,
             "quote_currency": cur,
             "option_type": "call" if self.is_call else "put",
             "min_trade_amount": 0.1 if cur == "BTC" else 1.0,

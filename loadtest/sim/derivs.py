@@ -183,7 +183,8 @@ class ComboState(_Book):
         self.mark_iv = fround(iv_vega / vega, 100.0, 2) if abs(vega) > 1e-9 else 0.0
 
     def implied(self) -> tuple[float | None, float | None]:
-        """The bid and ask the legs' books imply (None when a leg lacks the side needed)."""
+        """The bid and ask the legs' books imply (None when a leg lacks the side needed:
+        the ticker then shows 0.0, as for an empty side)."""
         bid = ask = 0.0
         bid_ok = ask_ok = True
         for leg, r in self.legs:

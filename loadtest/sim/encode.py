@@ -80,11 +80,11 @@ def option_stats(st: Any, index_price: float) -> dict[str, Any]:
     }
 
 
-def option_ticker_dict(st: OptionState, index_price: float) -> dict[str, Any]:
+def option_ticker_dict(st: OptionState, index_price: float, mark_digits: int = 8) -> dict[str, Any]:
     """An option ticker's ``data`` without its timestamp (the model's numbers as sent)."""
     inst = st.inst
     val = st.val
-    mark = fround(val.price_coin, 1e8, 8)
+    mark = fround(val.price_coin, 10.0**mark_digits, mark_digits)
     bid, bid_amount, ask, ask_amount = st.top
     d: dict[str, Any] = {
         "underlying_price": st.forward,
@@ -187,8 +187,8 @@ def combo_ticker_dict(st: ComboState, index_price: float) -> dict[str, Any]:
         "interest_rate": 0.0,
         "instrument_name": inst.name,
         "index_price": index_price,
-        "implied_bid": implied_bid,
-        "implied_ask": implied_ask,
+        "implied_bid": 0.0 if implied_bid is None else implied_bid,
+        "implied_ask": 0.0 if implied_ask is None else implied_ask,
         "greeks": {
             "vega": fround(g[2], 1e5, 5),
             "theta": fround(g[3], 1e5, 5),
@@ -209,9 +209,10 @@ def combo_ticker_dict(st: ComboState, index_price: float) -> dict[str, Any]:
 
 
 def ticker_dict(model: Any, st: Any) -> dict[str, Any]:
-    index = model.currencies[st.cur].index_price
+    m = model.currencies[st.cur]
+    index = m.index_price
     if type(st) is OptionState:
-        return option_ticker_dict(st, index)
+        return option_ticker_dict(st, index, m.mark_digits)
     if type(st) is FutureState:
         return future_ticker_dict(st, index)
     return combo_ticker_dict(st, index)

@@ -105,7 +105,7 @@ def list_option(model: MarketModel, cur: int, expiry: Expiry, strike: float, is_
     wing = min(abs(signed) / math.sqrt(0.05 + days / 365.0), 4.0)
     fresh = creation >= model.last_settlement_ms
     # trading history
-    if rng.random() < 0.12 + 0.05 * wing + (0.25 if fresh else 0.0):
+    if rng.random() < 0.2 + 0.05 * wing + (0.25 if fresh else 0.0):
         st.last_price = None
     else:
         st.last_price = max(0.0001, fround(mark * math.exp(rng.gauss(0.0, 0.15)), 1e4, 4))
@@ -123,7 +123,7 @@ def list_option(model: MarketModel, cur: int, expiry: Expiry, strike: float, is_
     st.settlement_price = None if fresh else fround(mark, 1e8, 8)
     quoting.seed_book(st, rng, model.spot_version)
     if st.bids or st.asks:
-        st.change_id = model.next_change_id(cur, 1 + rng.randrange(50))
+        st.change_id = model.old_change_id(cur)
         st.book_ts_ms = model.now_ms
     model.states[name] = st
     model.listed_strikes.setdefault((cur, expiry.expiry_ms), set()).add(strike)
@@ -185,7 +185,7 @@ def _seed_future(model: MarketModel, f: FutureState) -> None:
     f.targets = (bids, asks)
     f.targets_version = model.spot_version
     f.update_top()
-    f.change_id = model.next_change_id(f.cur, 1 + rng.randrange(50))
+    f.change_id = model.old_change_id(f.cur)
     f.book_ts_ms = model.now_ms
     cs = f.contract_size
     f.last_price = bids[0] if rng.random() < 0.5 else asks[0]
@@ -247,7 +247,7 @@ def _list_combos(model: MarketModel, cur: int, initial: bool) -> list[Event]:
             c.asks[p] = quoting.level_size(rng.random(), c.size_scale)
         c.update_top()
         if c.bids or c.asks:
-            c.change_id = model.next_change_id(cur, 1 + rng.randrange(50))
+            c.change_id = model.old_change_id(cur)
             c.book_ts_ms = model.now_ms
         c.open_price = c.mark
         c.settlement_price = None if c.inst.creation_ms >= model.last_settlement_ms else fround(c.mark, 1e8, 8)
@@ -385,7 +385,7 @@ def _expire_one(model: MarketModel, st: State, events: list[Event]) -> None:
     ts = model.stamp()
     if bids or asks:
         prev = st.change_id
-        st.change_id = model.next_change_id(st.cur, 1)
+        st.change_id = model.next_change_id(st.cur, prev)
         st.book_ts_ms = ts
         events.append(BookEvent(st, st.change_id, prev, bids, asks, ts))
     if st.nid >= 0:

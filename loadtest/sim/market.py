@@ -60,13 +60,12 @@ REPRICE_MS = 100
 """The index moves (and instruments reprice) every 100 ms of wall time."""
 TRADE_WINDOW_MS = 100
 """Trades are published in 100 ms batches, as the ``.100ms`` trade channels do."""
-HIDDEN_IDS_PER_STEP = 12
-"""Up to this many change ids per step go to books nobody here sees (the exchange's other
-instruments and the raw changes a 100 ms channel aggregates): a book's id steps grow
-with the time between its changes, as on Deribit (p90 ~1,200–2,400, max ~40,000 in
-the real 2021 captures)."""
-IDS_PER_CHANGE = 9
-"""A published change takes 1 + up to this many ids (the raw changes it aggregates)."""
+CHANGE_IDS_PER_S = 900.0
+"""How fast a currency's change-id counter runs (wall time): Deribit's BTC counter moved
+~450 ids/s in the 2021 captures, with fewer books published per second than here. A book change takes the counter's value (at least its
+previous id + 1), so a book's id steps grow with the time between its changes, as on
+Deribit (p50 ~170 on busy books, p90 ~1,200–2,400, max ~24,000–40,000), whatever rate
+the simulator publishes at."""
 
 State = OptionState | FutureState | ComboState
 
@@ -133,14 +132,18 @@ class MarketModel:
 
     # ---- ids, terms -------------------------------------------------------------
 
-    def next_change_id(self, cur: int, n: int) -> int:
-        """Advance currency ``cur``'s change-id counter by ``n``; the new value."""
+    def next_change_id(self, cur: int, prev: int) -> int:
+        """The id of a book change after ``prev`` (that book's last id): currency ``cur``'s
+        counter, at least ``prev + 1``."""
         if self.native is not None:
-            value: int = self.native.bump_change_id(cur, n)
+            value: int = self.native.next_change_id(cur, prev)
             return value
-        m = self.currencies[cur]
-        m.change_id += n
-        return m.change_id
+        return max(self.currencies[cur].change_id, prev + 1)
+
+    def old_change_id(self, cur: int) -> int:
+        """The id of a book's last change before the simulator started (an older id)."""
+        counter = self.native.change_id(cur) if self.native is not None else self.currencies[cur].change_id
+        return int(counter) - self.rng.randrange(1, 40_000)
 
     def update_terms(self, force: bool = False) -> None:
         """Per-expiry pricing terms at the current spot and simulated time (each reprice,
@@ -289,7 +292,7 @@ class MarketModel:
         if not bids and not asks:
             return None
         prev = st.change_id
-        st.change_id = self.next_change_id(st.cur, 1 + int(rand() * rand() * IDS_PER_CHANGE))
+        st.change_id = self.next_change_id(st.cur, prev)
         st.book_ts_ms = ts_ms
         return BookEvent(st, st.change_id, prev, bids, asks, ts_ms)
 
@@ -329,7 +332,7 @@ class MarketModel:
             self.sim_ms = self.start_sim_ms + int(step * cfg.tick_ms * cfg.time_scale)
         events: list[Event] = []
         rng = self.rng
-        hidden = [int(rng.random() * HIDDEN_IDS_PER_STEP) for _ in self.currencies]
+        hidden = [int(rng.random() * 2.0 * CHANGE_IDS_PER_S * self.tick_s) for _ in self.currencies]
         if self.native is not None:
             self.native.hidden_ids(hidden)
         else:

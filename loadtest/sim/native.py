@@ -54,7 +54,7 @@ def new_engine(config: SimConfig) -> Any:
 
 
 def add_currency(engine: Any, market: CurrencyMarket) -> int:
-    cur: int = engine.add_currency(market.change_id, market.index_price)
+    cur: int = engine.add_currency(market.change_id, market.index_price, 10.0**market.mark_digits)
     return cur
 
 

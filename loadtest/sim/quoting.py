@@ -66,9 +66,9 @@ class QuoteParams:
         itm = moneyness < -0.1
         otm_far = moneyness > 0.15
         u = rng.random()
-        p_both = 0.03 + 0.03 * wing
-        p_ask = 0.05 + (0.25 if itm else 0.0)
-        p_bid = 0.02 + (0.05 if otm_far else 0.0)
+        p_both = 0.09 + 0.04 * wing
+        p_ask = 0.06 + (0.25 if itm else 0.0)
+        p_bid = 0.07 + (0.08 if otm_far else 0.0)
         empty_bid = empty_ask = False
         if u < p_both:
             empty_bid = empty_ask = True

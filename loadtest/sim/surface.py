@@ -26,6 +26,9 @@ TAU_SHORT_Y = 0.06
 TAU_HUMP_Y = 0.2
 MIN_T_YEARS = 1.0 / (365.0 * 24 * 60)  # one minute
 CARRY = {"ETH": 0.05, "BTC": 0.06}
+MARK_DIGITS = {"ETH": 6, "BTC": 8}
+"""Decimals of an option's mark price (real tickers: ETH 0.001972, BTC 0.03847784): a far
+wing's mark rounds to 0."""
 """Annual basis of futures over the index (forward = spot · e^(carry·T))."""
 
 
@@ -48,7 +51,7 @@ PARAMS: dict[str, dict[str, OU]] = {
         "skew": OU(-0.03, 0.02, 12.0, -0.12, 0.06),
         "curv": OU(0.025, 0.008, 12.0, 0.005, 0.06),
     }
-    for cur, level in (("ETH", 0.50), ("BTC", 0.42))
+    for cur, level in (("ETH", 0.46), ("BTC", 0.40))
 }
 NAMES = ("level", "short", "hump", "skew", "curv")
 
@@ -70,7 +73,17 @@ class Terms:
 class CurrencyMarket:
     """Index and volatility surface of one currency."""
 
-    __slots__ = ("carry", "change_id", "currency", "index_name", "index_price", "params", "spot", "trade_id")
+    __slots__ = (
+        "carry",
+        "change_id",
+        "currency",
+        "index_name",
+        "index_price",
+        "mark_digits",
+        "params",
+        "spot",
+        "trade_id",
+    )
 
     def __init__(self, currency: str, spot: float, rng: random.Random) -> None:
         self.currency = currency
@@ -78,6 +91,7 @@ class CurrencyMarket:
         self.spot = spot
         self.index_price = round(spot, 2)
         self.carry = CARRY[currency]
+        self.mark_digits = MARK_DIGITS[currency]
         spec = PARAMS[currency]
         self.params = [min(spec[n].hi, max(spec[n].lo, rng.gauss(spec[n].mean, spec[n].sd))) for n in NAMES]
         self.change_id = 10_000_000_000 + rng.randrange(10**9) if currency == "ETH" else 30_000_000_000 + rng.randrange(

@@ -6,7 +6,7 @@
 //! record, for the whole step in one call.
 //!
 //! The option states live here once registered (`SimEngine.add_option`), and so do the
-//! currencies' change-id counters (`bump_change_id` for the books Python owns). Python
+//! currencies' change-id counters (`next_change_id` for the books Python owns). Python
 //! keeps the control plane (listings and the life cycle, the index walks and the
 //! volatility surface, futures, combos, trades, subscriptions, faults) and reads an
 //! option's book back with `SimEngine.state` when it needs it (snapshots, trades,
@@ -28,8 +28,6 @@ const UNIT: f64 = 0.0001;
 const STEP_ABOVE_UNITS: i64 = 50;
 const COARSE: i64 = 5;
 const MAX_GAPS: usize = 24;
-/// `market.IDS_PER_CHANGE`: a published change takes 1 + up to this many ids.
-const IDS_PER_CHANGE: f64 = 9.0;
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 struct Rng([u64; 4]);
@@ -155,6 +153,8 @@ struct Terms {
 struct Cur {
     change_id: i64,
     index_price: f64,
+    /// 10^decimals of an option's mark price (ETH 6, BTC 8).
+    mark_scale: f64,
 }
 
 type BodyKey = (i64, i64, [u64; 4], u64, bool, Option<u64>);
@@ -549,13 +549,11 @@ impl SimEngine {
             }
             self.opts[i].top = top;
         }
-        let a = self.rng.random();
-        let b = self.rng.random();
+        // `MarketModel.next_change_id`: the currency's counter, at least the last id + 1
         let o = &mut self.opts[i];
-        let c = &mut self.curs[o.cur];
-        c.change_id += 1 + (a * b * IDS_PER_CHANGE) as i64;
+        let counter = self.curs[o.cur].change_id;
         self.last_prev = o.change_id;
-        o.change_id = c.change_id;
+        o.change_id = counter.max(o.change_id + 1);
         true
     }
 
@@ -565,6 +563,7 @@ impl SimEngine {
         let version = self.spot_version;
         let o = &mut self.opts[i];
         let index = self.curs[o.cur].index_price;
+        let mark_scale = self.curs[o.cur].mark_scale;
         let key: BodyKey = (
             version,
             o.trade_seq,
@@ -577,7 +576,7 @@ impl SimEngine {
             return;
         }
         let v = o.val;
-        let mark = fround(v.price_coin, 1e8);
+        let mark = fround(v.price_coin, mark_scale);
         let [bid, bid_amount, ask, ask_amount] = o.top;
         let bid_iv = if o.bids.is_empty() { 0.0 } else { o.iv_of(bid, true) };
         let ask_iv = if o.asks.is_empty() { 0.0 } else { o.iv_of(ask, false) };
@@ -716,9 +715,14 @@ impl SimEngine {
         }
     }
 
-    /// A currency with its change-id counter and index price; returns its index.
-    fn add_currency(&mut self, change_id: i64, index_price: f64) -> usize {
-        self.curs.push(Cur { change_id, index_price });
+    /// A currency with its change-id counter, index price and mark-price scale; returns
+    /// its index.
+    fn add_currency(&mut self, change_id: i64, index_price: f64, mark_scale: f64) -> usize {
+        self.curs.push(Cur {
+            change_id,
+            index_price,
+            mark_scale,
+        });
         self.curs.len() - 1
     }
 
@@ -726,9 +730,14 @@ impl SimEngine {
         self.curs[cur].index_price = price;
     }
 
-    /// Advance currency `cur`'s change-id counter by `n`; the new value.
-    fn bump_change_id(&mut self, cur: usize, n: i64) -> i64 {
-        self.curs[cur].change_id += n;
+    /// The id of a book change after `prev` (that book's last id): currency `cur`'s
+    /// counter, at least `prev + 1`.
+    fn next_change_id(&self, cur: usize, prev: i64) -> i64 {
+        self.curs[cur].change_id.max(prev + 1)
+    }
+
+    /// Currency `cur`'s counter now.
+    fn change_id(&self, cur: usize) -> i64 {
         self.curs[cur].change_id
     }
 

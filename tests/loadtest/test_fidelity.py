@@ -1,9 +1,12 @@
 """The simulator's frames have the field names and JSON types of real Deribit frames.
 
 References are the real captures in ``tests/fixtures/deribit/real``: option tickers and
-books (cryptofeed 2021 capture), trades (nautilus ws_trades / option-combo legs /
-history), get_instruments (cryptofeed ETH options, nautilus option), the subscribe reply,
-the test_request heartbeat. For each frame kind: every key the simulator sends must
+books (cryptofeed 2021 captures, tardis), future and perpetual tickers (crypto-msg-parser
+2022, tardis 2019, nautilus 2025), combo tickers (tardis 2022), trades (nautilus
+ws_trades / option-combo trade and legs / history), get_instruments (cryptofeed options
+and futures, the 2025 futures list, nautilus option and option combos), get_combos
+(nautilus), the subscribe reply, the test_request heartbeat. The statistics of the chain
+and its streams are ``test_fidelity_stats.py``'s. For each frame kind: every key the simulator sends must
 occur in a real frame of that kind (real-only optional keys are allowed to be absent),
 the keys present in *every* real frame must be present, and each value's JSON type must
 be one the real frames use for that key (nested objects compared the same way).
@@ -12,12 +15,23 @@ be one the real frames use for that key (nested objects compared the same way).
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from typing import Any
 
 import pytest
 
-from tests.real import REAL
+from tests.real import (
+    CRYPTO_MSG_PARSER,
+    FUTURES_2025,
+    REAL,
+    REST_CAPTURE,
+    REST_CAPTURE_APRIL,
+    TARDIS,
+    WS_CAPTURES,
+    jsonl_frames,
+    notifications,
+)
 from tickarchive.loadtest.sim import SimConfig
 from tickarchive.loadtest.sim import native as sim_native
 
@@ -95,108 +109,162 @@ def _nautilus(name: str) -> Any:
     return json.loads((REAL / "nautilus" / name).read_text())
 
 
-def _real_instruments() -> list[dict[str, Any]]:
-    for line in (REAL / "cryptofeed_2021-07-22_DERIBIT.0").read_text().splitlines():
-        if "currency=ETH" in line:
+def _real_instruments(path: Any = REST_CAPTURE, kind: str = "option") -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text().splitlines():
+        if "currency=ETH" in line or "currency=BTC" in line:
             body = json.loads(line.split(": ", 1)[1])
-            return [i for i in body["result"] if i["kind"] == "option"]
-    raise AssertionError("no ETH instruments in the capture")
+            out += [i for i in body["result"] if i["kind"] == kind]
+    assert out
+    return out
 
 
-async def test_frames_match_real_captures_channel_by_channel(cfg: SimConfig) -> None:
-    real = _capture_frames()
-    real_notes = [f for f in real if f.get("method") == "subscription"]
-    real_tickers = [f["params"]["data"] for f in real_notes if f["params"]["channel"].startswith("ticker.")]
-    real_books = [f["params"]["data"] for f in real_notes if f["params"]["channel"].startswith("book.")]
-    assert len(real_tickers) == 89
-    assert len(real_books) == 46
+def _jsonl_data(path: Any) -> list[tuple[str, Any]]:
+    out = []
+    for frame in jsonl_frames(path):
+        msg = json.loads(frame)
+        if msg.get("method") == "subscription":
+            out.append((msg["params"]["channel"], msg["params"]["data"]))
+    return out
+
+
+def _real_shapes() -> dict[str, Shape]:
+    """Each frame kind's shape from every real sample of it."""
+    notes = [n for path in WS_CAPTURES for n in notifications(path)]
+    more = _jsonl_data(TARDIS) + _jsonl_data(CRYPTO_MSG_PARSER)
+    option_tickers = [n["data"] for n in notes if n["channel"].startswith("ticker.")]
+    option_tickers += [
+        d for ch, d in more if ch.startswith("ticker.") and _kind_of(d["instrument_name"]) == "option" and "_" not in ch
+    ]
+    future_tickers = [d for ch, d in more if ch.startswith("ticker.") and ch.count("-") == 1 and "-FS-" not in ch]
+    future_tickers.append(_nautilus("ws_ticker.json")["params"]["data"])
+    combo_tickers = [d for ch, d in more if ch.startswith("ticker.") and ("STRD" in ch or "CSR" in ch)]
+    books = [n["data"] for n in notes if n["channel"].startswith("book.")]
+    books += [d for ch, d in more if ch.startswith("book.") and ch.count(".") == 2 and "type" in d]
     ws_trades = _nautilus("ws_trades.json")["params"]["data"]
-    legs = _nautilus("ws_trades_option_combo.json")["params"]["data"][0]["legs"]
+    combo_trade = _nautilus("ws_trades_option_combo.json")["params"]["data"]
     history_trades = _nautilus("http_get_last_trades.json")["result"]["trades"]
-    option_tickers = Shape(real_tickers)
-    # modern field: stats.volume_usd (nautilus 2025 ticker); allowed, not required
-    option_tickers.nested["stats"].allowed |= set(_nautilus("ws_ticker.json")["params"]["data"]["stats"])
-    shapes = {
-        "ticker": option_tickers,
-        "snapshot": Shape([b for b in real_books if b["type"] == "snapshot"]),
-        "change": Shape([b for b in real_books if b["type"] == "change"]),
-        "trade": Shape(ws_trades + legs + history_trades),
-        "instrument": Shape([*_real_instruments(), _nautilus("http_get_instrument_option.json")["result"]]),
-        "reply": Shape([f for f in real if "id" in f]),
-    }
-    envelope_keys = {k for f in real_notes for k in f}
-    params_keys = {k for f in real_notes for k in f["params"]}
-    assert envelope_keys == {"jsonrpc", "method", "params"}
-    assert params_keys == {"channel", "data"}
-    # keys every real trade has, modern and historical alike
-    assert shapes["trade"].required >= {
-        "trade_id",
-        "trade_seq",
-        "timestamp",
-        "price",
-        "amount",
-        "direction",
-        "tick_direction",
+    futures_2025 = json.loads(FUTURES_2025.read_text())
+    option_ticker = Shape(option_tickers)
+    # modern stats fields (nautilus 2025, MATIC 2024 option): allowed, not required
+    option_ticker.nested["stats"].allowed |= {"volume_usd"}
+    future_ticker = Shape(future_tickers)
+    assert {"funding_8h", "current_funding", "interest_value"} <= future_ticker.allowed
+    combo_ticker = Shape(combo_tickers)
+    # the two real combo tickers never traded (stats all null): a traded combo's stats are an option's
+    combo_ticker.nested["stats"] = option_ticker.nested["stats"]
+    combo_ticker.types["last_price"] |= {"float"}
+    return {
+        "option ticker": option_ticker,
+        "future ticker": future_ticker,
+        "combo ticker": combo_ticker,
+        "snapshot": Shape([b for b in books if b["type"] == "snapshot"]),
+        "change": Shape([b for b in books if b["type"] == "change"]),
+        "trade": Shape(ws_trades + [leg for t in combo_trade for leg in t["legs"]] + history_trades),
+        "combo trade": Shape(combo_trade),
+        "option": Shape(
+            [
+                *_real_instruments(),
+                *_real_instruments(REST_CAPTURE_APRIL),
+                _nautilus("http_get_instrument_option.json")["result"],
+            ]
+        ),
+        "future": Shape([*_real_instruments(kind="future"), *futures_2025]),
+        "option_combo": Shape(_nautilus("http_get_instruments_option_combo.json")["result"]),
+        "combos": Shape(json.loads((REAL / "nautilus" / "http_get_combos.json").read_text())["result"]),
+        "reply": Shape([f for f in _capture_frames() if "id" in f]),
     }
 
-    # heartbeat every 1 s: one test_request arrives, the 1.5 s run ends before the close
-    async with running(cfg.replace(trades_per_s=100, heartbeat_scale=0.1)) as sim, client(sim) as c:
+
+def _kind_of(name: str) -> str:
+    if name.endswith("-PERPETUAL") or name.count("-") == 1:
+        return "future"
+    return "option" if name.split("-")[-1] in ("C", "P") else "combo"
+
+
+async def test_frames_match_real_captures_kind_by_kind(cfg: SimConfig) -> None:
+    """Options, futures, perpetuals and combos, ETH and BTC: every key the simulator sends
+    occurs in a real frame of that kind, every key all real frames have is there, and each
+    value's JSON type is one real frames use."""
+    shapes = _real_shapes()
+    cfg = cfg.replace(
+        trades_per_s=200, heartbeat_scale=0.1, currencies=("ETH", "BTC"), kinds=("option", "future", "option_combo")
+    )
+    async with running(cfg) as sim, client(sim) as c:
+        listed: dict[str, list[dict[str, Any]]] = {}
+        for kind in ("option", "future", "option_combo"):
+            listed[kind] = (await c.call("public/get_instruments", {"currency": "any", "kind": kind}))["result"]
+        combos = await c.call("public/get_combos", {"currency": "any"})
         instruments = await c.call("public/get_instruments", {"currency": "ETH", "kind": "option"})
-        names = [i["instrument_name"] for i in instruments["result"]]
-        sub = await c.call(
-            "public/subscribe",
-            {
-                "channels": [f"ticker.{n}.100ms" for n in names]
-                + [f"book.{n}.100ms" for n in names]
-                + ["trades.option.ETH.100ms"]
-            },
-        )
+        names = [i["instrument_name"] for kind in listed for i in listed[kind]]
+        channels = [f"{k}.{n}.100ms" for n in names for k in ("ticker", "book")]
+        channels += [f"trades.{k}.any.100ms" for k in ("option", "future", "option_combo")]
+        subs = []
+        for i in range(0, len(channels), 500):
+            subs.append(await c.call("public/subscribe", {"channels": channels[i : i + 500]}))
         await c.call("public/set_heartbeat", {"interval": 10})
         await c.collect(1.5)
         await c.call("public/unsubscribe_all")
 
+    assert {i["base_currency"] for kind in listed for i in listed[kind]} == {"ETH", "BTC"}
+    assert len(listed["future"]) >= 4
+    assert sum(i["settlement_period"] == "perpetual" for i in listed["future"]) == 2
+    assert len(listed["option_combo"]) == 2 * cfg.combos
     problems: list[str] = []
-    problems += shapes["reply"].check(sub, "subscribe reply")
+    problems += shapes["reply"].check(subs[0], "subscribe reply")
     problems += shapes["reply"].check(instruments, "get_instruments reply")
-    for inst in instruments["result"]:
-        problems += shapes["instrument"].check(inst, inst["instrument_name"])
-    notes = [n for n in c.notes if n.get("method") == "subscription"]
+    for kind, items in listed.items():
+        for inst in items:
+            problems += shapes[kind].check(inst, inst["instrument_name"])
+    for combo in combos["result"]:
+        problems += shapes["combos"].check(combo, combo["id"])
     counts: dict[str, int] = defaultdict(int)
+    notes = [n for n in c.notes if n.get("method") == "subscription"]
     for n in notes:
-        assert set(n) == envelope_keys
-        assert set(n["params"]) == params_keys
-        assert n["jsonrpc"] == "2.0"
         ch, data = n["params"]["channel"], n["params"]["data"]
-        if (ch.startswith("ticker.") and counts["ticker"] >= 300) or (
-            ch.startswith("book.") and counts["change"] >= 300
-        ):
-            continue
         if ch.startswith("ticker."):
-            problems += shapes["ticker"].check(data, ch)
-            counts["ticker"] += 1
-            assert isinstance(data["underlying_index"], str)
+            kind = _kind_of(data["instrument_name"])
+            if counts[kind + " ticker"] < 400:
+                problems += shapes[kind + " ticker"].check(data, ch)
+            counts[kind + " ticker"] += 1
         elif ch.startswith("book."):
-            problems += shapes[data["type"]].check(data, ch)
+            if counts[data["type"]] < 400:
+                problems += shapes[data["type"]].check(data, ch)
             counts[data["type"]] += 1
             for entry in data["bids"] + data["asks"]:
                 assert [_jtype(x) for x in entry] == ["str", "float", "float"]
         elif ch.startswith("trades."):
             for t in data:
-                problems += shapes["trade"].check(t, ch)
-                counts["trade"] += 1
-    assert problems == []
-    assert counts["ticker"] > 50
+                if "legs" in t:
+                    problems += shapes["combo trade"].check(t, ch)
+                    counts["combo trade"] += 1
+                else:
+                    problems += shapes["trade"].check(t, ch)
+                    counts["trade"] += 1
+    kinds_of_problems = sorted({re.sub(r"[A-Z]+-[A-Za-z0-9_-]+", "X", p) for p in problems})
+    assert problems == [], kinds_of_problems
+    assert counts["option ticker"] > 50
+    assert counts["future ticker"] > 20
+    assert counts["combo ticker"] > 0
     assert counts["snapshot"] == len(names)
     assert counts["change"] > 50
-    assert counts["trade"] > 20
+    assert counts["trade"] > 50
     heartbeats = [n for n in c.notes if n.get("method") == "heartbeat"]
     assert heartbeats
     assert heartbeats[0] == _nautilus("ws_test_request.json")
-    # every real ticker key is present (the 2021 option ticker field set is complete)
-    sim_ticker = next(n["params"]["data"] for n in notes if n["params"]["channel"].startswith("ticker."))
-    assert set(sim_ticker) == option_tickers.allowed
-    assert set(sim_ticker["greeks"]) == {"delta", "gamma", "vega", "theta", "rho"}
-    assert set(sim_ticker["stats"]) == {"volume", "low", "high", "price_change", "volume_usd"}
+    # the real option ticker field set is complete: a quoted, traded option has every key
+    full = [
+        n["params"]["data"]
+        for n in notes
+        if n["params"]["channel"].startswith("ticker.")
+        and _kind_of(n["params"]["data"]["instrument_name"]) == "option"
+        and n["params"]["data"]["stats"]["volume"] is not None
+        and "settlement_price" in n["params"]["data"]
+        and n["params"]["data"]["state"] == "open"
+    ]
+    assert full
+    assert set(full[0]) == shapes["option ticker"].allowed - {"delivery_price"}
+    assert set(full[0]["stats"]) == {"volume", "low", "high", "price_change", "volume_usd"}
 
 
 async def test_history_reply_matches_real_shape(cfg: SimConfig) -> None:
