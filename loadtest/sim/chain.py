@@ -179,7 +179,7 @@ def _last_friday(year: int, month: int) -> dt.date:
 def expiry_schedule(
     now_ms: int,
     currency: str = "ETH",
-    dailies: int = 3,
+    dailies: int = 4,
     weeklies: int = 3,
     monthlies: int = 3,
     quarterlies: int = 3,

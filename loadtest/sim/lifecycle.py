@@ -8,8 +8,8 @@
   At listing each option also draws its trading history: about a fifth never traded
   (``last_price`` null), most did not trade in the last 24 h (``stats`` null), some have
   no open interest (the wings and new listings more often).
-* **New strikes**: every index tick, an expiry whose listed strikes no longer reach past
-  spot gets the grid's strikes within 2 % of spot beyond its range ("open").
+* **New strikes**: every index tick, an expiry whose listed strikes end 2 % short of
+  spot gets the grid's strikes from its range to 2 % beyond spot ("open").
 * **Settlement** every day at 08:00: every instrument's ``settlement_price`` becomes its
   mark. **Expiry**: its instruments go to ``settlement`` (an option's book is cleared by
   one change deleting every level; its ticker turns ``closed`` with
@@ -274,7 +274,8 @@ def reprice_derivatives(model: MarketModel, dt_years: float) -> None:
 
 
 def new_strikes(model: MarketModel, events: list[Event]) -> None:
-    """List the grid's strikes near spot beyond an expiry's listed range."""
+    """When spot has moved 2 % past an expiry's listed strikes, list the grid's strikes
+    between them and 2 % beyond spot."""
     if OPTION not in model.config.kinds:
         return
     added = False
@@ -283,10 +284,12 @@ def new_strikes(model: MarketModel, events: list[Event]) -> None:
         if not listed:
             continue
         m = model.currencies[cur]
-        days = (expiry_ms - model.sim_ms) / DAY_MS
         lo, hi = min(listed), max(listed)
-        for k in chain.near_strikes(m.spot, m.currency, max(days, 0.0), width=0.02):
-            if k in listed or lo <= k <= hi:
+        if lo * 0.98 <= m.spot <= hi * 1.02:
+            continue
+        days = max((expiry_ms - model.sim_ms) / DAY_MS, 0.0)
+        for k in chain.near_strikes(m.spot, m.currency, days, width=0.02):
+            if k in listed or lo <= k <= hi or (k > hi and k > m.spot * 1.02) or (k < lo and k < m.spot * 0.98):
                 continue
             for is_call in (True, False):
                 name = list_option(model, cur, expiry, k, is_call, model.sim_ms)

@@ -116,6 +116,7 @@ class MarketModel:
         probabilities per step (normal, during bursts). With the native engine only the
         instruments it does not own (futures, combos)."""
         self._trade_carry = 0.0
+        self.last_trade_ms = 0
         self._pending_trades: list[dict[str, Any]] = []
         self._pending_routes: list[tuple[str, str]] = []
         self.deliveries: list[tuple[int, list[str]]] = []

@@ -91,7 +91,8 @@ def option_trade(model: MarketModel, st: OptionState, ts: int, is_buy: bool, amo
 def trade(model: MarketModel, st: State) -> None:
     """One trade of ``st`` (a combo trade: one per leg too), queued for the trade window."""
     rng = model.rng
-    ts = model.stamp()
+    ts = max(model.stamp(), model.last_trade_ms)  # trades in time order, as in the trades channels
+    model.last_trade_ms = ts
     is_buy = rng.random() < 0.5
     cur = model.currencies[st.cur].currency
     if isinstance(st, OptionState):

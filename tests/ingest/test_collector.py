@@ -217,7 +217,7 @@ def journal_tickers(journal_dir: Path) -> dict[tuple[str, int], dict[str, Any]]:
     """Every ticker notification in the journal, decoded independently (orjson)."""
     out: dict[tuple[str, int], dict[str, Any]] = {}
     for rec in JournalReader(journal_dir).read_from(0):
-        if b'"ticker.' not in rec.frame[:120]:
+        if b'"channel":"ticker.' not in rec.frame[:120]:
             continue
         msg = orjson.loads(rec.frame)
         d = msg["params"]["data"]
@@ -232,12 +232,13 @@ def check_quote_values(
         d = wire[key]
         (bid, bid_amt, ask, ask_amt, bid_iv, ask_iv, mark_iv, mark, und, und_idx, idx,
          delta, gamma, vega, theta, rho, oi, last, state) = row
-        if d["best_bid_price"]:
-            assert (bid, bid_amt, bid_iv) == (d["best_bid_price"], d["best_bid_amount"], d["bid_iv"])
+        # an empty side is NULL; an IV of 0.0 (Deribit's "no IV") too
+        if d["best_bid_amount"]:
+            assert (bid, bid_amt, bid_iv) == (d["best_bid_price"], d["best_bid_amount"], d["bid_iv"] or None)
         else:
-            assert (bid, bid_amt, bid_iv) == (None, None, None)  # an empty side is NULL
-        if d["best_ask_price"]:
-            assert (ask, ask_amt, ask_iv) == (d["best_ask_price"], d["best_ask_amount"], d["ask_iv"])
+            assert (bid, bid_amt, bid_iv) == (None, None, None)
+        if d["best_ask_amount"]:
+            assert (ask, ask_amt, ask_iv) == (d["best_ask_price"], d["best_ask_amount"], d["ask_iv"] or None)
         else:
             assert (ask, ask_amt, ask_iv) == (None, None, None)
         g = d["greeks"]

@@ -202,16 +202,17 @@ def real_stream_stats() -> dict[str, float]:
 
 
 STREAM_RANGES: dict[str, tuple[float, float] | None] = {
-    "settlement_price absent, % of tickers": (0.0, 15.0),
+    "settlement_price absent, % of tickers": (0.0, 25.0),
     "snapshot depth (levels on the deeper side), max": (9.0, 19.0),
     "most frequent last millisecond digit, % of messages": (0.0, 20.0),
     "change messages with one level, %": (50.0, 100.0),
 }
 """Ranges that are not the real value ± ``TOLERANCE``: an option listed since the last
-08:00 settlement has no settlement price (on Deribit one expiry of dailies every
-morning, 1 of 20 real options); the issue asks for books up to ~12 levels (the real
-snapshots reach 9–19); any millisecond (10 % each for uniform digits); 1–2 levels per
-change message."""
+08:00 settlement has no settlement price (tardis' ETH-10JUN20-270-C, listed that
+morning); with Deribit's four dailies a new expiry is listed every morning, a twelfth of
+the chain and a busy one, while the 2021 captures followed mostly older options (3.3 %);
+the issue asks for books up to ~12 levels (the real snapshots reach 9–19); any
+millisecond (10 % each for uniform digits); 1–2 levels per change message."""
 
 
 def stream_checks(sim: dict[str, float], real: dict[str, float]) -> list[Check]:
