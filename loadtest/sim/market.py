@@ -62,10 +62,10 @@ TRADE_WINDOW_MS = 100
 """Trades are published in 100 ms batches, as the ``.100ms`` trade channels do."""
 CHANGE_IDS_PER_S = 900.0
 """How fast a currency's change-id counter runs (wall time): Deribit's BTC counter moved
-~450 ids/s in the 2021 captures, with fewer books published per second than here. A book change takes the counter's value (at least its
+~450 ids/s in the 2021 captures. A book change takes the counter's value (at least its
 previous id + 1), so a book's id steps grow with the time between its changes, as on
-Deribit (p50 ~170 on busy books, p90 ~1,200–2,400, max ~24,000–40,000), whatever rate
-the simulator publishes at."""
+Deribit (p50 ~170 on busy books, p90 ~1,200–2,400, max ~24,000–40,000; the fidelity test
+holds the simulator's to that at its test rate)."""
 
 State = OptionState | FutureState | ComboState
 

@@ -19,6 +19,7 @@ is derived from the simulator's own output.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter, defaultdict
@@ -93,7 +94,7 @@ def chain_stats(instruments: list[dict[str, Any]], tickers: dict[str, dict[str, 
         by_expiry[i["expiration_timestamp"]].append(i["strike"])
     expiries = sorted(by_expiry)
     near = sorted(set(by_expiry[expiries[0]]))
-    steps = [len({round(b - a, 8) for a, b in zip(ks, ks[1:], strict=False)}) for ks in map(sorted, map(set, by_expiry.values()))]
+    steps = [len({round(b - a, 8) for a, b in itertools.pairwise(sorted(set(ks)))}) for ks in by_expiry.values()]
     rel, ivs = [], []
     fine = mark0 = vega0 = oi0 = 0
     pairs: dict[tuple[int, float], dict[bool, float]] = defaultdict(dict)

@@ -21,7 +21,7 @@ from tickarchive.venues.deribit import native
 from tickarchive.venues.deribit.discovery import LIVE_STATES, ChannelPlan, fetch_instruments, rest_url_of_ws
 from tickarchive.venues.deribit.history import history_trades
 from tickarchive.venues.deribit.normalize import Notification, Response, events_of_response, parse_frame
-from tickarchive.venues.deribit.sequence import BookSequence, TradeSequence
+from tickarchive.venues.deribit.sequence import BookSequence, TradeSequence, sequenced_trades
 from tickarchive.venues.deribit.session import DeribitSession, SessionConfig
 
 if TYPE_CHECKING:
@@ -66,11 +66,10 @@ class ReplayDecoder:
             if o.book is not None:
                 gaps.extend(self._books.check(o.book))
             elif o.channel.startswith("trades."):
-                for ev in o.events:
-                    if type(ev) is TradeTick:
-                        tg = self._trades.check(ev)
-                        if tg is not None:
-                            gaps.append(tg.gap)
+                for ev in sequenced_trades(o.events):
+                    tg = self._trades.check(ev)
+                    if tg is not None:
+                        gaps.append(tg.gap)
             return Decoded(o.events, gaps)
         if type(o) is Response:
             return Decoded(events_of_response(o, recv_ts_us), [])

@@ -10,7 +10,8 @@
 * ``ChannelPlan`` says which channels exist (docs/collector.md): per instrument
   ``ticker.{I}.{interval}`` and ``book.{I}.{interval}``; per currency × kind
   ``trades.{kind}.{currency}.{interval}`` and ``instrument.state.{kind}.{currency}``;
-  ``deribit_price_index.{index}`` and ``platform_state``. Instruments are sharded over
+  ``deribit_price_index.{index}`` (the configured ones and each currency's
+  ``{currency}_usd``) and ``platform_state``. Instruments are sharded over
   ``deribit.connections`` connections by a stable hash of the name (a listing always
   lands on the same connection; ticker and book of one instrument share it, so a book
   resubscribe touches one session). Global channels ride on connection 0.
@@ -90,7 +91,9 @@ class ChannelPlan:
                 if self.trades:
                     out.append(f"trades.{kind}.{cur}.{self.interval}")
                 out.append(f"instrument.state.{kind}.{cur}")
-        out.extend(f"deribit_price_index.{name}" for name in self.index_names)
+        # every configured index, and each collected currency's own (eth_usd, btc_usd)
+        names = dict.fromkeys([*self.index_names, *(f"{cur.lower()}_usd" for cur in self.currencies)])
+        out.extend(f"deribit_price_index.{name}" for name in names)
         out.append("platform_state")
         return out
 

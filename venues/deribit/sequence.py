@@ -12,12 +12,13 @@
 * ``TradeSequence``: ``trade_seq`` is consecutive per instrument. A jump opens a
   ``trade_seq`` gap with the missing seq bounds (to be backfilled from history); a seq at
   or below the last one is a duplicate (combo legs seen twice, backfill overlap) and is
-  ignored. Its state is meant to outlive reconnects.
+  ignored. Its state is meant to outlive reconnects. The legs a combo trade carries are
+  not checked (``sequenced_trades``): they are copies of the legs' own trades.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -172,6 +173,24 @@ class TradeSequence:
     def forget(self, instrument: str) -> None:
         self._last.pop(instrument, None)
         self._gap_starts.pop(instrument, None)
+
+
+def sequenced_trades(events: Sequence[object]) -> Iterator[TradeTick]:
+    """The trades of one ``trades.*`` notification whose ``trade_seq`` is checked: every
+    trade but the legs expanded from a combo trade of the same notification. Those legs
+    are copies (the legs' own instrument channels carry them too) that may arrive
+    *before* the instrument's earlier trades (the combo channel's notification first),
+    which would look like a gap; the copy on the leg's own stream is checked."""
+    combos = None
+    for ev in events:
+        if type(ev) is not TradeTick:
+            continue
+        if ev.combo_id is not None:
+            if combos is None:
+                combos = {e.instrument for e in events if type(e) is TradeTick}
+            if ev.combo_id in combos:
+                continue
+        yield ev
 
 
 def _unique_start(starts: dict[str, int], instrument: str, start_us: int) -> int:

@@ -74,7 +74,6 @@ from tickarchive.domain import (
     Gap,
     GapKind,
     GapStatus,
-    TradeTick,
 )
 from tickarchive.pacing import TokenBucket
 from tickarchive.venue import (
@@ -91,7 +90,7 @@ from tickarchive.venue import (
 from tickarchive.venues.deribit import native
 from tickarchive.venues.deribit.normalize import Heartbeat, Notification, Response, parse_frame, parse_instruments
 from tickarchive.venues.deribit.requests import Pending, RequestQueue
-from tickarchive.venues.deribit.sequence import BookSequence, TradeSequence
+from tickarchive.venues.deribit.sequence import BookSequence, TradeSequence, sequenced_trades
 from tickarchive.venues.deribit.session_config import SessionConfig, book_channel_of, instrument_of_channel
 
 __all__ = ["DeribitSession", "SessionConfig", "book_channel_of", "instrument_of_channel"]
@@ -290,12 +289,11 @@ class DeribitSession:
                 if gaps[0].end_us is None and self.books.open_gaps(book.instrument) == 1:
                     self._resubscribe_book(book.instrument, n.channel)
         elif n.channel.startswith("trades."):
-            for ev in n.events:
-                if type(ev) is TradeTick:
-                    tg = self.trades.check(ev)
-                    if tg is not None:
-                        extra = extra or []
-                        extra.append(GapDetected(tg.gap, tg.first_missing_seq, tg.last_missing_seq))
+            for ev in sequenced_trades(n.events):
+                tg = self.trades.check(ev)
+                if tg is not None:
+                    extra = extra or []
+                    extra.append(GapDetected(tg.gap, tg.first_missing_seq, tg.last_missing_seq))
         if self._liquid and n.events:
             inst = getattr(n.events[0], "instrument", None)
             if inst is not None and inst in self._liquid:

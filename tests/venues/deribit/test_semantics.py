@@ -312,3 +312,38 @@ def test_get_combos_gives_the_legs() -> None:
     assert n.events_of_response(o, 5) == [
         ComboLeg(c.combo, o.server_us or 5, 5, c.instrument, c.amount, c.state, c.combo_instrument_id) for c in legs
     ]
+
+
+# ---------------------------------------------------------------------------- combo legs
+
+
+def test_a_combo_trades_legs_arriving_first_are_no_trade_seq_gap() -> None:
+    """The real combo trade BTC-CS-19MAY26-70000_75000 carries its legs (leg trade_seq 8
+    and 20). On the combo's channel it can arrive before the legs' own streams deliver
+    their earlier trades: that is no gap; a real jump on a leg's own stream still is."""
+    combo = nautilus_frame("ws_trades_option_combo.json")
+    legs = json.loads(combo)["params"]["data"][0]["legs"]
+    s = DeribitSession(SessionConfig("c0"))
+    for leg in legs:  # the legs' streams so far: two trades before the combo's
+        s.trades.seed(leg["instrument_name"], leg["trade_seq"] - 2, 1)
+    outs = s.receive_frame(combo, 10)
+    assert [o for o in outs if isinstance(o, GapDetected)] == []
+    own = {
+        "jsonrpc": "2.0",
+        "method": "subscription",
+        "params": {
+            "channel": "trades.option.BTC.100ms",
+            "data": [{**leg, "trade_seq": leg["trade_seq"] - 1, "trade_id": f"x{i}"} for i, leg in enumerate(legs)]
+            + legs,
+        },
+    }
+    outs = s.receive_frame(json.dumps(own).encode(), 11)
+    assert [o for o in outs if isinstance(o, GapDetected)] == []
+    own["params"]["data"] = [{**legs[0], "trade_seq": legs[0]["trade_seq"] + 2, "trade_id": "y"}]
+    (gap,) = [o for o in s.receive_frame(json.dumps(own).encode(), 12) if isinstance(o, GapDetected)]
+    assert (gap.first_missing_seq, gap.last_missing_seq) == (legs[0]["trade_seq"] + 1, legs[0]["trade_seq"] + 1)
+    # the same through the replay decoder
+    dec = ReplayDecoder("replay")
+    for leg in legs:
+        dec._trades.seed(leg["instrument_name"], leg["trade_seq"] - 2, 1)
+    assert dec.decode(combo, 10).gaps == []
