@@ -51,7 +51,9 @@ def _new_columns(qdb: QuestDBHandle) -> dict[tuple[str, int], tuple[Any, ...]]:
     return {(r[0], r[1]): r[2:] for r in rows}
 
 
-def _check_new_columns(stored: dict[tuple[str, int], tuple[Any, ...]], wire: dict[tuple[str, int], dict[str, Any]]) -> None:
+def _check_new_columns(
+    stored: dict[tuple[str, int], tuple[Any, ...]], wire: dict[tuple[str, int], dict[str, Any]]
+) -> None:
     for key, row in stored.items():
         d = wire[key]
         high, low, change, usd, notional, interest, ibid, iask, combo_state, interval, f8h, cf, settle = row
