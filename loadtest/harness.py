@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import json
 import shutil
 import time
 from pathlib import Path
@@ -90,9 +91,16 @@ class _Run:
         d.mkdir(parents=True)
         self.dir = d
         self._qdb: ephemeral.EphemeralQuestDB | None = None
-        self.sim = SimProcess(spec.rate, spec.instruments, spec.trades_per_s, d / "sendlog", d / "sim.log", spec.seed)
+        self.sim = SimProcess(
+            spec.rate, spec.instruments, spec.trades_per_s, d / "sendlog", d / "sim.log", spec.seed,
+            currencies=spec.currencies, kinds=spec.kinds,
+        )
         self.rig = ChaosRig(d, spec.chaos, spec.rate, spec.duration_s)
-        extra = {"TICKARCHIVE_JOURNAL__MIN_FREE_BYTES": str(64 * 1024 * 1024)}
+        extra = {
+            "TICKARCHIVE_JOURNAL__MIN_FREE_BYTES": str(64 * 1024 * 1024),
+            "TICKARCHIVE_DERIBIT__CURRENCIES": json.dumps(list(spec.currencies)),
+            "TICKARCHIVE_DERIBIT__KINDS": json.dumps(list(spec.kinds)),
+        }
         if spec.flush_interval_ms is not None:
             extra["TICKARCHIVE_WRITER__FLUSH_INTERVAL_MS"] = str(spec.flush_interval_ms)
         if "stale" in spec.chaos:
@@ -471,8 +479,8 @@ class _Run:
             while start_ms <= end_ms:
                 res = self.sim.api(
                     "get_last_trades_by_currency_and_time",
-                    currency="ETH",
-                    kind="option",
+                    currency="any",
+                    kind="any",
                     start_timestamp=start_ms,
                     end_timestamp=end_ms,
                     count=1000,

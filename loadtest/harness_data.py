@@ -28,6 +28,10 @@ class LoadSpec:
     drain_timeout_s: float = 180.0
     flush_interval_ms: int | None = None
     """The collector's ``writer.flush_interval_ms`` (None: its setting, 50 ms by default)."""
+    currencies: tuple[str, ...] = ("ETH",)
+    """Currencies the simulator lists and the collector collects."""
+    kinds: tuple[str, ...] = ("option",)
+    """Kinds the simulator lists and the collector collects (option, future, option_combo)."""
 
 
 @dataclass(slots=True)

@@ -83,6 +83,8 @@ class SimProcess:
     proc: subprocess.Popen[bytes] | None = None
     ws_url: str = ""
     base_url: str = ""
+    currencies: tuple[str, ...] = ("ETH",)
+    kinds: tuple[str, ...] = ("option",)
 
     def start(self, timeout_s: float = 60.0) -> None:
         cmd = [
@@ -100,6 +102,10 @@ class SimProcess:
             str(self.seed),
             "--sendlog-dir",
             str(self.sendlog_dir),
+            "--currencies",
+            ",".join(self.currencies),
+            "--kinds",
+            ",".join(self.kinds),
         ]
         self.proc = p = _spawn(cmd, self.log, stdout_pipe=True)
         assert p.stdout is not None

@@ -48,8 +48,9 @@ class SimConfig:
     """Kinds listed: option, future (dated futures and the perpetual), option_combo."""
     combos: int = 8
     """Option combos listed per currency (straddles, strangles, call/put spreads, ratios)."""
-    spot_usd: float = 3000.0
-    """Initial index price of the first currency (the others start at ``DEFAULT_SPOT_USD``)."""
+    spot_usd: float | None = None
+    """Initial index price of the first currency; None (and for the others):
+    ``DEFAULT_SPOT_USD`` (ETH 3,000, BTC 90,000)."""
     annual_vol: float = 0.7
     """Volatility of the index random walk (per year of simulated time)."""
     start_ms: int | None = None
@@ -130,7 +131,7 @@ class SimConfig:
             problems.append("send_queue_frames must be >= 1")
         if self.replay_speed < 0:
             problems.append("replay_speed must be >= 0")
-        if self.spot_usd <= 0:
+        if self.spot_usd is not None and self.spot_usd <= 0:
             problems.append("spot_usd must be > 0")
         if self.past_speed <= 0:
             problems.append("past_speed must be > 0")
@@ -151,7 +152,9 @@ class SimConfig:
 
     def spot_of(self, currency: str) -> float:
         """The initial index price of ``currency``."""
-        return self.spot_usd if currency == self.currencies[0] else DEFAULT_SPOT_USD[currency]
+        if currency == self.currencies[0] and self.spot_usd is not None:
+            return self.spot_usd
+        return DEFAULT_SPOT_USD[currency]
 
     def replace(self, **changes: object) -> SimConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

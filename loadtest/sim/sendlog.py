@@ -19,7 +19,8 @@ table           columns (plus ``connection``, ``status``, ``wall_us``, ``channel
 quotes          instrument, ts_us
 trades          instrument, trade_id, trade_seq, ts_us   (one row per trade)
 book_changes    instrument, change_id, prev_change_id (null on snapshots), n_rows,
-                is_snapshot, ts_us   (one row per book message; n_rows = level rows)
+                is_snapshot, ts_us   (one row per book message; n_rows = the rows stored:
+                level rows, plus one 'empty' row per side a snapshot shows empty)
 index_ticks     index_name, ts_us
 instruments     instrument, state, ts_us   (instrument.state notifications)
 =============== =================================================================

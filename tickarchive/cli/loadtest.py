@@ -19,7 +19,13 @@ def register(app: typer.Typer) -> None:
 def loadtest(
     rate: Annotated[float, typer.Option(help="ticker+book notifications per second (the simulator's rate)")] = 5000.0,
     duration: Annotated[float, typer.Option(help="seconds of load")] = 600.0,
-    instruments: Annotated[int, typer.Option(help="options in the simulated chain")] = 800,
+    instruments: Annotated[int, typer.Option(help="options in each currency's simulated chain")] = 800,
+    currencies: Annotated[
+        str, typer.Option(help="currencies listed and collected, comma-separated: ETH, BTC")
+    ] = "ETH",
+    kinds: Annotated[
+        str, typer.Option(help="kinds listed and collected, comma-separated: option, future, option_combo")
+    ] = "option",
     connections: Annotated[int, typer.Option(help="collector WebSocket connections")] = 4,
     chaos: Annotated[
         list[str] | None,
@@ -54,6 +60,8 @@ def loadtest(
         chaos=tuple(modes),
         run_dir=run_dir,
         trades_per_s=trades_per_s,
+        currencies=tuple(x.strip() for x in currencies.split(",") if x.strip()),
+        kinds=tuple(x.strip() for x in kinds.split(",") if x.strip()),
     )
     result = run(spec, echo=lambda s: console.print(s, highlight=False, markup=False))
     console.print(render(result))

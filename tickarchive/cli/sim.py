@@ -22,11 +22,18 @@ def sim(
     port: Annotated[int | None, typer.Option(help="port; 0 = any free port (default: settings simulator.port)")] = None,
     seed: Annotated[int, typer.Option(help="random seed of the market model")] = 1,
     rate: Annotated[float, typer.Option(help="ticker+book notifications per second over the chain")] = 2000.0,
-    instruments: Annotated[int, typer.Option(help="approximate number of options listed")] = 800,
+    instruments: Annotated[int, typer.Option(help="approximate number of options listed per currency")] = 800,
+    currencies: Annotated[str, typer.Option(help="currencies listed, comma-separated: ETH, BTC")] = "ETH",
+    kinds: Annotated[
+        str, typer.Option(help="kinds listed, comma-separated: option, future (dated + perpetual), option_combo")
+    ] = "option",
+    combos: Annotated[int, typer.Option(help="option combos per currency (with kind option_combo)")] = 8,
     trades_per_s: Annotated[float, typer.Option(help="trades per second")] = 5.0,
     time_scale: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 1.0,
     start_ms: Annotated[int | None, typer.Option(help="simulated clock at start (ms); default now")] = None,
-    spot: Annotated[float, typer.Option(help="initial ETH index price, USD")] = 3000.0,
+    spot: Annotated[
+        float | None, typer.Option(help="initial index price of the first currency, USD (default ETH 3000, BTC 90000)")
+    ] = None,
     burst_every_s: Annotated[float, typer.Option(help="0 = no bursts")] = 0.0,
     burst_duration_s: Annotated[float, typer.Option()] = 1.0,
     burst_multiplier: Annotated[float, typer.Option()] = 5.0,
@@ -66,6 +73,9 @@ def sim(
             seed=seed,
             rate_per_s=rate,
             instruments=instruments,
+            currencies=tuple(x.strip() for x in currencies.split(",") if x.strip()),
+            kinds=tuple(x.strip() for x in kinds.split(",") if x.strip()),
+            combos=combos,
             trades_per_s=trades_per_s,
             time_scale=time_scale,
             start_ms=start_ms,
