@@ -90,6 +90,7 @@ def quotes(n_rows: int, month: Month, seed: int = 1, n_instruments: int = 800, s
     iv = np.round(55 + 30 * np.abs(moneyness) + _walk(rng, n, gstart, 0.05), 2)
     delta = np.round(np.clip(np.where(is_call, 0.5, -0.5) + 2 * moneyness * np.where(is_call, 1, -1), -1, 1), 5)
     empty_bid = rng.random(n) < 0.03
+    traded = (np.arange(len(names)) % 2 == 0)[inst]  # half the options traded in the last 24 h
     cols = {
         "ts": ts,
         "recv_ts": ts + rng.integers(800, 40_000, n),
@@ -98,7 +99,7 @@ def quotes(n_rows: int, month: Month, seed: int = 1, n_instruments: int = 800, s
         "bid_amount": np.where(empty_bid, np.nan, rng.integers(1, 200, n).astype(float)),
         "ask_price": ask,
         "ask_amount": rng.integers(1, 200, n).astype(float),
-        "bid_iv": np.where(empty_bid, 0.0, np.round(iv - 2.5, 2)),
+        "bid_iv": np.where(empty_bid, np.nan, np.round(iv - 2.5, 2)),
         "ask_iv": np.round(iv + 2.5, 2),
         "mark_iv": iv,
         "mark_price": mark,
@@ -121,6 +122,18 @@ def quotes(n_rows: int, month: Month, seed: int = 1, n_instruments: int = 800, s
         "funding_8h": np.full(n, np.nan),
         "estimated_delivery_price": np.round(underlying - 1.5, 2),
         "state": np.full(n, "open", dtype=object),
+        # the 24 h stats (null without a trade in 24 h, as Deribit sends them), the channel
+        "high_24h": np.where(traded, _tick(mark * 1.1, 0.0005), np.nan),
+        "low_24h": np.where(traded, _tick(mark * 0.9, 0.0005), np.nan),
+        "price_change_24h": np.where(traded, np.round(_walk(rng, n, gstart, 0.05), 4), np.nan),
+        "volume_usd_24h": np.where(traded, np.round(np.abs(_walk(rng, n, gstart, 50.0)) + 1000, 2), np.nan),
+        "volume_notional_24h": np.full(n, np.nan),
+        "interest_value": np.full(n, np.nan),
+        "delivery_price": np.full(n, np.nan),
+        "implied_bid": np.full(n, np.nan),
+        "implied_ask": np.full(n, np.nan),
+        "combo_state": _nulls(n),
+        "channel_interval": np.full(n, "100ms", dtype=object),
     }
     return _to_arrow(QUOTES, cols)
 
@@ -182,6 +195,7 @@ def book_changes(
         "action": np.where(first, "snapshot", action),
         "price": _tick(0.05 * np.exp(_walk(rng, n, gstart, 0.01)), 0.0005),
         "amount": amount,
+        "channel_interval": np.full(n, "100ms", dtype=object),
     }
     return _to_arrow(BOOK_CHANGES, cols)
 
