@@ -365,7 +365,12 @@ TICKER_FLOATS = (
     "interest_rate",
     "current_funding",
     "funding_8h",
+    "interest_value",
+    "delivery_price",
+    "implied_bid",
+    "implied_ask",
 )
+STATS = ("volume", "volume_usd", "high", "low", "price_change", "volume_notional")
 
 
 class Gen:
@@ -399,7 +404,11 @@ def ticker_data(draw: st.DrawFn, g: Gen) -> dict[str, Any]:
         greek = st.sampled_from(["delta", "gamma", "vega", "theta", "rho", "other"])
         d["greeks"] = draw(st.one_of(group, st.dictionaries(greek, g.maybe_number)))
     if draw(st.booleans()):
-        d["stats"] = draw(st.one_of(group, st.dictionaries(st.sampled_from(["volume", "volume_usd"]), g.maybe_number)))
+        d["stats"] = draw(st.one_of(group, st.dictionaries(st.sampled_from([*STATS, "other"]), g.maybe_number)))
+    if draw(st.booleans()):  # "undefined" (seen on a real SOL option)
+        d["last_price"] = draw(st.one_of(st.just("undefined"), g.maybe_number, g.names))
+    if draw(st.booleans()):
+        d["combo_state"] = draw(st.one_of(st.none(), g.names) if g.clean else st.one_of(g.names, g.number))
     if draw(st.booleans()):
         d["underlying_index"] = draw(st.one_of(st.none(), g.names) if g.clean else st.one_of(g.names, g.number))
     if draw(st.booleans()):
@@ -496,10 +505,11 @@ plain_number = st.one_of(st.none(), floats, st.integers(-(10**15), 10**15))
 @given(
     values=st.fixed_dictionaries({}, optional={f: plain_number for f in TICKER_FLOATS}),
     greeks=st.none() | st.fixed_dictionaries({}, optional={g: plain_number for g in ("delta", "vega", "rho")}),
-    volume=plain_number,
+    stats=st.none() | st.fixed_dictionaries({}, optional={k: plain_number for k in STATS}),
     edp=st.one_of(plain_number, st.just("expired")),
+    last=st.one_of(plain_number, st.just("undefined")),
 )
-def test_ordinary_tickers_are_taken(values: dict[str, Any], greeks: Any, volume: Any, edp: Any) -> None:
+def test_ordinary_tickers_are_taken(values: dict[str, Any], greeks: Any, stats: Any, edp: Any, last: Any) -> None:
     """With the required fields and plain values, a ticker is never left to Python."""
     data = {
         "instrument_name": "ETH-1JAN30-1000-C",
@@ -507,9 +517,11 @@ def test_ordinary_tickers_are_taken(values: dict[str, Any], greeks: Any, volume:
         "state": "open",
         "underlying_index": "SYN.ETH-1JAN30",
         "greeks": greeks,
-        "stats": {"volume": volume},
+        "stats": stats,
         "estimated_delivery_price": edp,
         **values,
+        "last_price": last,
+        "combo_state": "active",
     }
     frame = json.dumps(
         {
