@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import http
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
@@ -34,11 +34,28 @@ from websockets.http11 import Response
 
 from tickarchive.loadtest.errors import LoadtestError, RpcError
 from tickarchive.loadtest.sim import encode
-from tickarchive.loadtest.sim.faults import FAULT_KINDS, FaultSpec
-from tickarchive.loadtest.sim.rpc import now_us
+from tickarchive.loadtest.sim.config import SimConfig
+from tickarchive.loadtest.sim.connection import Connection
+from tickarchive.loadtest.sim.faults import FAULT_KINDS, FaultRecord, FaultSpec
+from tickarchive.loadtest.sim.rpc import PublicApi, now_us
+from tickarchive.loadtest.sim.sendlog import SendLog
 
-if TYPE_CHECKING:
-    from tickarchive.loadtest.sim.server import Simulator
+
+class Simulator(Protocol):
+    """What the HTTP side uses of ``server.Simulator`` (a protocol: no module cycle)."""
+
+    config: SimConfig
+    api: PublicApi
+    connections: dict[str, Connection]
+    send_log: SendLog
+
+    def status(self) -> dict[str, Any]: ...
+
+    def inject(self, spec: FaultSpec | str, **params: object) -> FaultRecord: ...
+
+    def set_rate(self, rate_per_s: float) -> None: ...
+
+    def export_send_log(self, dest: Path) -> dict[str, str]: ...
 
 
 def _response(status: int, body: bytes) -> Response:

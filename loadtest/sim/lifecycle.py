@@ -20,9 +20,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from typing import TYPE_CHECKING
 
 from tickarchive.loadtest.sim import chain, quoting
 from tickarchive.loadtest.sim import native as _native
@@ -30,12 +28,9 @@ from tickarchive.loadtest.sim.chain import COMBO, DAY_MS, FUTURE, OPTION, YEAR_M
 from tickarchive.loadtest.sim.derivs import COMBO_STYLES, ComboState, FutureState, combo_legs, combo_name
 from tickarchive.loadtest.sim.events import BookEvent, Event, StateEvent
 from tickarchive.loadtest.sim.quoting import OptionState, QuoteParams
+from tickarchive.loadtest.sim.state import MarketState, State, last_settlement
 from tickarchive.loadtest.sim.ticks import fround
 
-if TYPE_CHECKING:
-    from tickarchive.loadtest.sim.market import MarketModel, State
-
-SETTLEMENT_HOUR_UTC = 8
 PERPETUAL_LISTED_MS = 1_534_167_660_000
 """The perpetuals' ``creation_timestamp`` (2018-08-13, from a real instrument list)."""
 OI_MEDIAN = {"ETH": 150.0, "BTC": 15.0}
@@ -43,44 +38,17 @@ OI_MEDIAN = {"ETH": 150.0, "BTC": 15.0}
 TRADE_SIZES = (1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 20.0, 25.0, 50.0, 100.0, 250.0)
 
 
-def last_settlement(sim_ms: int) -> int:
-    """The latest 08:00 UTC at or before ``sim_ms``."""
-    d = dt.datetime.fromtimestamp(sim_ms / 1000, tz=dt.UTC)
-    at = d.replace(hour=SETTLEMENT_HOUR_UTC, minute=0, second=0, microsecond=0)
-    if at > d:
-        at -= dt.timedelta(days=1)
-    return int(at.timestamp() * 1000)
-
-
-def activity(model: MarketModel, st: State) -> float:
-    """Relative quote and trade activity: near-the-money, short-dated options and the
-    perpetual most."""
-    inst = st.inst
-    if inst.kind == FUTURE:
-        if inst.perpetual:
-            return 6.0
-        days = max((inst.expiry_ms - model.sim_ms) / DAY_MS, 1.0)
-        return float(1.5 * (1.0 / days) ** 0.2)
-    if inst.kind == COMBO:
-        return 0.25
-    spot = model.currencies[st.cur].spot
-    t_years = max((inst.expiry_ms - model.sim_ms) / YEAR_MS, 1.0 / 365)
-    moneyness = abs(math.log(inst.strike / spot)) / (0.8 * math.sqrt(t_years))
-    weight = math.exp(-0.5 * moneyness * moneyness) + 0.15
-    return float(weight * (1.0 / (t_years * 365.0 + 1.0)) ** 0.3)
-
-
 # ---------------------------------------------------------------------------- listing
 
 
-def _new_inst(model: MarketModel, name: str, strike: float, is_call: bool, expiry: Expiry, creation: int,
+def _new_inst(model: MarketState, name: str, strike: float, is_call: bool, expiry: Expiry, creation: int,
               kind: str, legs: tuple[tuple[str, float], ...] = ()) -> Instrument:
     inst = Instrument(name, model.next_instrument_id, strike, is_call, expiry, creation, kind=kind, legs=legs)
     model.next_instrument_id += 1
     return inst
 
 
-def _creation(model: MarketModel, expiry: Expiry, initial: bool) -> int:
+def _creation(model: MarketState, expiry: Expiry, initial: bool) -> int:
     """When an instrument of ``expiry`` was listed: now, or (the initial chain) at 08:00
     the day its period is listed ahead (today's 08:00 if that is still to come)."""
     if not initial:
@@ -92,7 +60,7 @@ def _creation(model: MarketModel, expiry: Expiry, initial: bool) -> int:
     return at if at <= model.sim_ms else model.last_settlement_ms
 
 
-def list_option(model: MarketModel, cur: int, expiry: Expiry, strike: float, is_call: bool, creation: int) -> str:
+def list_option(model: MarketState, cur: int, expiry: Expiry, strike: float, is_call: bool, creation: int) -> str:
     m = model.currencies[cur]
     rng = model.rng
     name = chain.option_name(m.currency, expiry, strike, is_call)
@@ -130,7 +98,7 @@ def list_option(model: MarketModel, cur: int, expiry: Expiry, strike: float, is_
     return name
 
 
-def list_all(model: MarketModel, initial: bool) -> list[Event]:
+def list_all(model: MarketState, initial: bool) -> list[Event]:
     """List everything scheduled and not listed yet; the ``open`` events of the new ones."""
     cfg = model.config
     rng = model.rng
@@ -175,7 +143,7 @@ def list_all(model: MarketModel, initial: bool) -> list[Event]:
     return events
 
 
-def _seed_future(model: MarketModel, f: FutureState) -> None:
+def _seed_future(model: MarketState, f: FutureState) -> None:
     rng = model.rng
     bids, asks = f.target_levels()
     for p in bids:
@@ -199,7 +167,7 @@ def _seed_future(model: MarketModel, f: FutureState) -> None:
     f.settlement_price = fround(f.mark, 100.0, 2)
 
 
-def _list_combos(model: MarketModel, cur: int, initial: bool) -> list[Event]:
+def _list_combos(model: MarketState, cur: int, initial: bool) -> list[Event]:
     """Top the currency's option combos up to ``config.combos``, over listed options near
     the money of the weekly and longer expiries."""
     m = model.currencies[cur]
@@ -257,7 +225,7 @@ def _list_combos(model: MarketModel, cur: int, initial: bool) -> list[Event]:
     return out
 
 
-def price_combo(model: MarketModel, c: ComboState) -> None:
+def price_combo(model: MarketState, c: ComboState) -> None:
     """Value a combo from its legs (their books read back from the native engine)."""
     for leg, _r in c.legs:
         model.sync(leg)
@@ -265,7 +233,7 @@ def price_combo(model: MarketModel, c: ComboState) -> None:
     c.reprice()
 
 
-def reprice_derivatives(model: MarketModel, dt_years: float) -> None:
+def reprice_derivatives(model: MarketState, dt_years: float) -> None:
     """Futures and the perpetual follow the index (every reprice)."""
     for st in model.active:
         if type(st) is FutureState:
@@ -273,7 +241,7 @@ def reprice_derivatives(model: MarketModel, dt_years: float) -> None:
             st.reprice(model.currencies[st.cur], t, model.rng, dt_years)
 
 
-def new_strikes(model: MarketModel, events: list[Event]) -> None:
+def new_strikes(model: MarketState, events: list[Event]) -> None:
     """When spot has moved 2 % past an expiry's listed strikes, list the grid's strikes
     between them and 2 % beyond spot."""
     if OPTION not in model.config.kinds:
@@ -302,7 +270,7 @@ def new_strikes(model: MarketModel, events: list[Event]) -> None:
 # ---------------------------------------------------------------------------- the clock
 
 
-def run(model: MarketModel, events: list[Event]) -> None:
+def run(model: MarketState, events: list[Event]) -> None:
     """Settle at 08:00, expire what expired, deliver what is due, list what is next."""
     changed = False
     settle_at = model.last_settlement_ms + DAY_MS
@@ -332,7 +300,7 @@ def run(model: MarketModel, events: list[Event]) -> None:
         events.extend(list_all(model, initial=False))
 
 
-def _settle(model: MarketModel) -> None:
+def _settle(model: MarketState) -> None:
     for st in model.states.values():
         if isinstance(st, OptionState):
             if st.expired:
@@ -350,7 +318,7 @@ def _settle(model: MarketModel) -> None:
             st.open_price = st.mark
 
 
-def _expire(model: MarketModel, expiry_ms: int, events: list[Event]) -> None:
+def _expire(model: MarketState, expiry_ms: int, events: list[Event]) -> None:
     keys = [k for k in model.expiries if k[1] == expiry_ms]
     for key in keys:
         del model.expiries[key]
@@ -364,7 +332,7 @@ def _expire(model: MarketModel, expiry_ms: int, events: list[Event]) -> None:
             _expire_one(model, st, events)
 
 
-def _expire_one(model: MarketModel, st: State, events: list[Event]) -> None:
+def _expire_one(model: MarketState, st: State, events: list[Event]) -> None:
     """``st`` goes to ``settlement`` (delivered later); an option's book is cleared."""
     inst = st.inst
     inst.state = "settlement"

@@ -29,7 +29,6 @@ from tickarchive.loadtest.sim import quoting, ticks
 from tickarchive.loadtest.sim.config import SimConfig
 
 if TYPE_CHECKING:
-    from tickarchive.loadtest.sim.market import MarketModel
     from tickarchive.loadtest.sim.quoting import OptionState
     from tickarchive.loadtest.sim.surface import CurrencyMarket, Terms
 
@@ -75,8 +74,9 @@ def set_settlement(engine: Any, st: OptionState) -> None:
     engine.set_settlement(st.nid, st.settlement_price, st.open_price)
 
 
-def register(engine: Any, model: MarketModel, st: OptionState) -> int:
-    """Hand ``st`` (listed, priced and seeded by the model) to ``engine``; its id."""
+def register(engine: Any, st: OptionState, expiry_id: int) -> int:
+    """Hand ``st`` (listed, priced and seeded by the model; its expiry's id in the
+    engine's terms table) to ``engine``; its id."""
     inst = st.inst
     p = st.params
     nid: int = engine.add_option(
@@ -84,7 +84,7 @@ def register(engine: Any, model: MarketModel, st: OptionState) -> int:
         inst.ticker_100[0],
         inst.book_100[0],
         st.cur,
-        model.expiry_id((st.cur, inst.expiry_ms)),
+        expiry_id,
         inst.strike,
         inst.is_call,
         orjson.dumps(inst.expiry.underlying_index),

@@ -33,6 +33,7 @@ from tickarchive.loadtest.sim.config import SimConfig
 from tickarchive.loadtest.sim.connection import Connection, wall_us
 from tickarchive.loadtest.sim.events import Event
 from tickarchive.loadtest.sim.history import TradeHistory
+from tickarchive.loadtest.sim.http import handle_http
 from tickarchive.loadtest.sim.inject import Faults
 from tickarchive.loadtest.sim.market import MarketModel
 from tickarchive.loadtest.sim.publish import Publisher
@@ -196,8 +197,6 @@ class Simulator(Publisher, Faults):
     # ---- HTTP -------------------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        from tickarchive.loadtest.sim.http import handle_http
-
         path = request.path.split("?", 1)[0]
         if path == WS_PATH and "upgrade" in request.headers.get("Connection", "").lower():
             return None

@@ -12,7 +12,7 @@ plain digits for BTC (both exist); ``trade_seq`` is consecutive per instrument.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tickarchive.loadtest.sim import native as _native
 from tickarchive.loadtest.sim import quoting, ticks
@@ -20,14 +20,12 @@ from tickarchive.loadtest.sim.chain import COMBO, FUTURE, OPTION
 from tickarchive.loadtest.sim.derivs import ComboState, FutureState
 from tickarchive.loadtest.sim.lifecycle import TRADE_SIZES, price_combo
 from tickarchive.loadtest.sim.quoting import OptionState
-
-if TYPE_CHECKING:
-    from tickarchive.loadtest.sim.market import MarketModel, State
+from tickarchive.loadtest.sim.state import MarketState, State
 
 fround = ticks.fround
 
 
-def _trade_id(model: MarketModel, cur: int) -> str:
+def _trade_id(model: MarketState, cur: int) -> str:
     m = model.currencies[cur]
     m.trade_id += 1 + int(model.rng.random() * 3)
     return f"ETH-{m.trade_id}" if m.currency == "ETH" else str(m.trade_id)
@@ -56,7 +54,7 @@ def _book_keeping(st: Any, price: float, amount: float, oi_up: bool) -> None:
     st.high = max(st.high, price)
 
 
-def option_trade(model: MarketModel, st: OptionState, ts: int, is_buy: bool, amount: float) -> dict[str, Any]:
+def option_trade(model: MarketState, st: OptionState, ts: int, is_buy: bool, amount: float) -> dict[str, Any]:
     model.sync(st)
     model.ensure_priced(st)
     level = st.best_ask() if is_buy else st.best_bid()
@@ -88,7 +86,7 @@ def option_trade(model: MarketModel, st: OptionState, ts: int, is_buy: bool, amo
     return trade
 
 
-def trade(model: MarketModel, st: State) -> None:
+def trade(model: MarketState, st: State) -> None:
     """One trade of ``st`` (a combo trade: one per leg too), queued for the trade window."""
     rng = model.rng
     ts = max(model.stamp(), model.last_trade_ms)  # trades in time order, as in the trades channels
