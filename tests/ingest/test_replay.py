@@ -33,9 +33,10 @@ def test_replay_real_captures_to_parquet(tmp_path: Path) -> None:
     assert stats.rows == {
         "quotes": 89,
         "trades": 0,
-        "book_changes": 149,
+        "book_changes": 152,  # 149 levels + 3 'empty' markers of empty snapshot sides
         "index_ticks": 0,
         "instruments": 1017,
+        "combo_legs": 0,
         "gaps": 0,
     }
     out = tmp_path / "out"
@@ -157,7 +158,7 @@ def test_cli_replay_journal_roundtrip(tmp_path: Path, ws_records) -> None:
     res = runner.invoke(app, ["replay", str(export), "--to", str(tmp_path / "tables")])
     assert res.exit_code == 0, res.output
     assert "quotes: 89 rows" in res.output
-    assert pq.read_table(tmp_path / "tables" / "book_changes.parquet").num_rows == 149
+    assert pq.read_table(tmp_path / "tables" / "book_changes.parquet").num_rows == 152
 
 
 def test_cli_bench_normalize_generates_and_writes_json(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ def test_replay_real_captures_into_questdb(questdb_clean: QuestDBHandle) -> None
     # QuestDB 9.3.4 negotiates the newest ILP protocol over HTTP (v3; binary doubles since v2)
     assert sink._encoder.protocol_version >= 2
     stats = replay_files([WS_CAPTURE, REST_CAPTURE], sink, DERIBIT)
-    assert stats.rows == {"quotes": 89, "book_changes": 149, "instruments": 1017}
+    assert stats.rows == {"quotes": 89, "book_changes": 152, "instruments": 1017}
     questdb_clean.wait_for_rows("quotes", 89)
-    questdb_clean.wait_for_rows("book_changes", 149)
+    questdb_clean.wait_for_rows("book_changes", 152)
     questdb_clean.wait_for_rows("instruments", 1017)
     (row,) = questdb_clean.query(
         "SELECT ts, recv_ts, bid_price, bid_amount, bid_iv, ask_iv, mark_iv, delta, gamma, vega, theta, rho,"
@@ -68,4 +68,4 @@ def test_replay_real_captures_into_questdb(questdb_clean: QuestDBHandle) -> None
     replay_files([WS_CAPTURE], QuestDBSink(questdb_clean.ilp_conf), DERIBIT)
     questdb_clean.wait_for_wal()
     assert questdb_clean.count("quotes") == 89
-    assert questdb_clean.count("book_changes") == 149
+    assert questdb_clean.count("book_changes") == 152

@@ -66,9 +66,9 @@ def test_runbook_commands_then_drill(tmp_path: Path, questdb_clean: QuestDBHandl
     assert "exported 136 frames" in ta("journal", "export", "--dir", str(journal), "--out", str(frames)).output
     out = ta("replay", str(frames), "--questdb").output
     assert "quotes: 89 rows" in out
-    assert "book_changes: 149 rows" in out
+    assert "book_changes: 152 rows" in out
     qdb.wait_for_rows("quotes", 89)
-    qdb.wait_for_rows("book_changes", 149)
+    qdb.wait_for_rows("book_changes", 152)
 
     # 3 step 5: roll the replayed day over (the collector's heartbeat after midnight seals it)
     qdb.query("INSERT INTO collector_heartbeats (ts, connection, connected, subscribed_channels, frames_total, "

@@ -327,7 +327,7 @@ def test_the_gaps_key_upgrade_keeps_every_row_and_then_tells_connections_apart(
             if dialect == "timescaledb":
                 conn.execute("SELECT compress_chunk(c) FROM show_chunks('gaps') c")
         assert w.handle.query("SELECT connection FROM gaps") == [("c0",)]
-        assert migrate.migrate_warm(dsn, dialect).applied == (5,)
+        assert migrate.migrate_warm(dsn, dialect, upto=5).applied == (5,)
         with w.handle.connect() as conn:
             conn.execute(insert, (_at(9, 0, 0), _at(9, 0, 1), "c1"))
             conn.execute(insert, (_at(9, 0, 0), _at(9, 0, 1), "c1"))  # the same gap again: one row
