@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from tickarchive.loadtest.sim import lifecycle, trading
-from tickarchive.loadtest.sim.chain import YEAR_MS
+from tickarchive.loadtest.sim.chain import DAY_MS, YEAR_MS
 from tickarchive.loadtest.sim.config import SimConfig
 from tickarchive.loadtest.sim.derivs import ComboState
 from tickarchive.loadtest.sim.events import (
@@ -77,7 +77,14 @@ class MarketModel(MarketState):
         self.step_no += 1
         step = self.step_no
         # the step's window: after the previous step (not into a lock that just ended)
-        self.prev_ms = self.now_ms if self.now_ms and not self._was_locked else now_ms - 1
+        prev_ms = self.now_ms if self.now_ms and not self._was_locked else now_ms - 1
+        if cfg.past_days_ms:
+            # the wire clock jumps from one past day to the next, then to the wall clock
+            # (loadtest/sim/clock.py): a step's messages stay on its own day, within its
+            # own step of simulated time
+            day_start = now_ms - now_ms % DAY_MS
+            prev_ms = max(prev_ms, day_start - 1, now_ms - int(2 * cfg.tick_ms * cfg.past_speed))
+        self.prev_ms = prev_ms
         self.now_ms = now_ms
         if cfg.past_days_ms:  # the model's clock is the wire clock (loadtest/sim/clock.py)
             self.sim_ms = now_ms
