@@ -226,6 +226,7 @@ def ticker_body(model: Any, st: Any) -> bytes:
         key: tuple[Any, ...] = (
             st.val_version,
             st.trade_seq,
+            st.volume,
             st.top,
             st.expired,
             st.settlement_price,

@@ -84,6 +84,7 @@ def list_option(model: MarketState, cur: int, expiry: Expiry, strike: float, is_
             hi = st.last_price * math.exp(abs(rng.gauss(0.0, 0.1)))
             st.low = max(0.0001, fround(lo, 1e4, 4))
             st.high = max(st.low, fround(hi, 1e4, 4))
+            model.window.seed(st, initial=model.step_no == 0)
     p_zero_oi = 0.14 + 0.07 * wing + (0.3 if fresh else 0.0)
     if rng.random() >= p_zero_oi:
         st.open_interest = fround(OI_MEDIAN[m.currency] * math.exp(rng.gauss(0.0, 1.3)), 10.0, 1) or 0.1
@@ -160,6 +161,7 @@ def _seed_future(model: MarketState, f: FutureState) -> None:
     f.volume = fround(rng.uniform(500, 20000) * (1.0 if f.inst.currency == "BTC" else 10.0), 1e8, 8)
     f.high = round(f.mark * (1.0 + abs(rng.gauss(0, 0.02))), 1)
     f.low = round(f.mark * (1.0 - abs(rng.gauss(0, 0.02))), 1)
+    model.window.seed(f, initial=model.step_no == 0)
     f.open_price = f.mark * (1.0 + rng.gauss(0.0, 0.02))
     f.open_interest = float(int(rng.uniform(5e6, 5e8) / cs) * cs) if f.inst.perpetual else float(
         int(rng.uniform(1e5, 5e7) / cs) * cs

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from tickarchive.loadtest.sim import lifecycle, trading
+from tickarchive.loadtest.sim import native as _native
 from tickarchive.loadtest.sim.chain import DAY_MS, YEAR_MS
 from tickarchive.loadtest.sim.config import SimConfig
 from tickarchive.loadtest.sim.derivs import ComboState
@@ -90,6 +91,9 @@ class MarketModel(MarketState):
             self.sim_ms = now_ms
         else:
             self.sim_ms = self.start_sim_ms + int(step * cfg.tick_ms * cfg.time_scale)
+        for st in self.window.expire(now_ms):  # trades leaving the tickers' 24 h stats
+            if isinstance(st, OptionState) and st.nid >= 0 and st.inst.name in self.states:
+                _native.set_trade(self.native, st)
         events: list[Event] = []
         rng = self.rng
         hidden = [int(rng.random() * 2.0 * CHANGE_IDS_PER_S * self.tick_s) for _ in self.currencies]

@@ -22,6 +22,7 @@ from tickarchive.loadtest.sim.derivs import ComboState, FutureState
 from tickarchive.loadtest.sim.events import BookEvent
 from tickarchive.loadtest.sim.quoting import OptionState
 from tickarchive.loadtest.sim.surface import CurrencyMarket, Terms
+from tickarchive.loadtest.sim.window import VolumeWindow
 
 REPRICE_MS = 100
 """The index moves (and instruments reprice) every 100 ms of wall time."""
@@ -107,6 +108,8 @@ class MarketState:
         instruments it does not own (futures, combos)."""
         self._trade_carry = 0.0
         self.last_trade_ms = 0
+        self.window = VolumeWindow()
+        """The last 24 h of trades behind the tickers' ``stats`` (``window.py``)."""
         self._pending_trades: list[dict[str, Any]] = []
         self._pending_routes: list[tuple[str, str]] = []
         self.deliveries: list[tuple[int, list[str]]] = []

@@ -43,15 +43,11 @@ def _tick_direction(st: Any, price: float) -> int:
     return d
 
 
-def _book_keeping(st: Any, price: float, amount: float, oi_up: bool) -> None:
+def _book_keeping(model: MarketState, st: Any, ts: int, price: float, amount: float, oi_up: bool) -> None:
     st.last_price = price
     st.trade_seq += 1
-    if st.volume == 0.0:
-        st.low = st.high = price
-    st.volume = fround(st.volume + amount, 1e4, 4)
+    model.window.trade(st, ts, price, amount)  # stats.volume, low, high: the last 24 h
     st.open_interest = max(0.0, fround(st.open_interest + (amount if oi_up else -amount), 1e4, 4))
-    st.low = min(st.low, price)
-    st.high = max(st.high, price)
 
 
 def option_trade(model: MarketState, st: OptionState, ts: int, is_buy: bool, amount: float) -> dict[str, Any]:
@@ -65,7 +61,7 @@ def option_trade(model: MarketState, st: OptionState, ts: int, is_buy: bool, amo
         n = ticks.valid_up(n) if is_buy else ticks.valid_down(n)
         price = ticks.unit_price(max(n, 1))
     tick_direction = _tick_direction(st, price)
-    _book_keeping(st, price, amount, model.rng.random() < 0.6)
+    _book_keeping(model, st, ts, price, amount, model.rng.random() < 0.6)
     trade = {
         "trade_seq": st.trade_seq,
         "trade_id": _trade_id(model, st.cur),
@@ -103,7 +99,7 @@ def trade(model: MarketState, st: State) -> None:
         contracts = float(rng.choice(TRADE_SIZES) * (1 + rng.randrange(20)))
         amount = contracts * st.contract_size
         tick_direction = _tick_direction(st, price)
-        _book_keeping(st, price, amount, rng.random() < 0.55)
+        _book_keeping(model, st, ts, price, amount, rng.random() < 0.55)
         model.add_trade(
             {
                 "trade_seq": st.trade_seq,
@@ -132,7 +128,7 @@ def trade(model: MarketState, st: State) -> None:
         price = 0.0001
     combo_tid = _trade_id(model, st.cur)
     tick_direction = _tick_direction(st, price)
-    _book_keeping(st, price, amount, True)
+    _book_keeping(model, st, ts, price, amount, True)
     legs = []
     for leg, r in st.legs:
         leg_buy = is_buy == (r > 0)
