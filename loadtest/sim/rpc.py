@@ -250,6 +250,8 @@ class Session:
         self._tokens = float(config.subscribe_burst)
         self._tokens_at = time.monotonic()
         self.test_request_pending = False
+        self.tests_answered = 0
+        """``public/test`` requests received (answers to test_requests; ``Simulator.barrier``)."""
 
     def _take_token(self) -> bool:
         now = time.monotonic()
@@ -318,6 +320,7 @@ class Session:
             return "ok"
         if method == "public/test":
             self.test_request_pending = False
+            self.tests_answered += 1
             out.test_answered = True
         return self.api.call(method, params)
 

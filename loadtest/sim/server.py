@@ -187,6 +187,25 @@ class Simulator(Publisher, Faults):
             raise SimServerError("rate must be >= 0")
         self.model.set_rate(rate_per_s)
 
+    async def barrier(self, timeout_s: float = 10.0) -> list[str]:
+        """Prove that every frame queued so far reached the reader of each open connection:
+        queue a heartbeat ``test_request`` behind it on each and wait until each answers with
+        ``public/test`` (a Deribit client answers every test_request, in order, so an answer
+        counted beyond the test_request already pending is the probe's). Silenced
+        connections, and those that close meanwhile, are left out. The ids that answered."""
+        wanted: dict[str, tuple[Connection, int]] = {}
+        for conn in self.connections.values():
+            if conn.closed or conn.silenced():
+                continue
+            s = conn.session
+            wanted[conn.id] = (conn, s.tests_answered + int(s.test_request_pending) + 1)
+            conn.add(encode.HEARTBEAT_TEST_REQUEST, None)
+            conn.flush()
+        async with asyncio.timeout(timeout_s):
+            while any(not c.closed and c.session.tests_answered < n for c, n in wanted.values()):
+                await asyncio.sleep(0.01)
+        return [cid for cid, (c, n) in wanted.items() if c.session.tests_answered >= n]
+
     async def wait_for_connections(self, n: int, timeout_s: float = 10.0) -> list[str]:
         async with asyncio.timeout(timeout_s):
             while len([c for c in self.connections.values() if not c.closed]) < n:

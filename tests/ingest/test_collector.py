@@ -33,6 +33,8 @@ from tickarchive.settings import (
 from tickarchive.store.stack.handles import QuestDBHandle
 from tickarchive.venues import deribit
 
+from .conditions import stored_rows, until_stored
+
 INFLIGHT_US = 300_000
 """Gap bounds are receive times: the last frame before a fault can be *received* after the
 fault struck (it was already in the socket buffers). A fault instant is inside a gap
@@ -76,12 +78,20 @@ def collector_settings(
     )
 
 
-async def wait_for(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
+async def wait_for(pred: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.02) -> None:
+    """Poll ``pred`` until it holds (a condition, not a duration: the deadline only
+    bounds a failure)."""
     deadline = time.monotonic() + timeout_s
     while not pred():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(poll_s)
+
+
+async def more_stored(c: Collector, timeout_s: float = 60.0, **more_rows: int) -> None:
+    """Wait until QuestDB acknowledged ``more_rows[table]`` rows of each table beyond
+    what it holds now (data flowed meanwhile)."""
+    await until_stored(c, timeout_s, **{t: stored_rows(c, t) + n for t, n in more_rows.items()})
 
 
 def against(settings: Settings, qdb: QuestDBHandle) -> Settings:
@@ -118,7 +128,7 @@ async def quiesce(sim: Simulator, c: Collector, timeout_s: float = 20.0) -> None
     """No more market data; wait until everything journaled is acknowledged and every
     backfill ran."""
     sim.inject("maintenance", seconds=600)
-    await asyncio.sleep(0.3)
+    await sim.barrier()  # every frame queued before the lock reached the collector's readers
     await wait_for(lambda: not c.ledger.open or all(g.end_us is not None for g in c.ledger.open.values()),
                    timeout_s, "open gaps to close")
     seq = c.journal.last_seq
@@ -258,7 +268,8 @@ async def test_steady_state_every_row_once_with_exact_values(tmp_path: Path, que
         async with running(collector_settings(connections=3), sim, qdb, tmp_path / "journal") as c:
             assert [d.name for d in c.drivers] == ["c0", "c1", "c2"]
             assert all(len(s.subscribed_channels) > 10 for s in c.sessions)
-            await asyncio.sleep(2.5)
+            # heartbeat rows come for every connection at once: 6 = at least 2 each
+            await until_stored(c, quotes=1200, book_changes=1200, trades=70, collector_heartbeats=6)
             await quiesce(sim, c)
         qdb.wait_for_wal()
 
@@ -303,14 +314,15 @@ async def test_twenty_disconnects_reported_and_trades_backfilled(tmp_path: Path,
     qdb = questdb_clean
     async with Simulator(sim_config(tmp_path, trades_per_s=80.0)) as sim:
         async with running(collector_settings(connections=2), sim, qdb, tmp_path / "journal") as c:
-            await asyncio.sleep(0.5)
+            await until_stored(c, trades=20)
             drops = []
             for i in range(20):
                 target = sim_conn_of(sim, c, i % 2) if c.drivers[i % 2].connected else "all"
+                before = c.drivers[i % 2].connects
                 drops.append(sim.inject("drop", conn=target))
-                await asyncio.sleep(0.1)
+                await wait_for(lambda i=i, before=before: c.drivers[i % 2].connects > before, 10, "reconnected")
                 await wait_for(c.all_subscribed, 10, "resubscribed")
-            await asyncio.sleep(0.5)
+            await more_stored(c, trades=10)
             await quiesce(sim, c)
             reconnects = sum(d.connects - 1 for d in c.drivers)
         qdb.wait_for_wal()
@@ -392,12 +404,12 @@ async def test_stale_connection_reconnects_with_a_stale_gap(tmp_path: Path, ques
     settings = collector_settings(connections=2, stale_connection_s=1.5)
     async with Simulator(sim_config(tmp_path)) as sim:
         async with running(settings, sim, qdb, tmp_path / "journal") as c:
-            await asyncio.sleep(0.5)
+            await until_stored(c, quotes=200)
             victim = sim_conn_of(sim, c, 1)
             fault = sim.inject("silence", conn=victim, seconds=5)
             await wait_for(lambda: c.drivers[1].connects >= 2, 10, "c1 to reconnect")
             await wait_for(c.all_subscribed, 5, "resubscribed")
-            await asyncio.sleep(0.5)
+            await more_stored(c, quotes=200)
             await quiesce(sim, c)
         qdb.wait_for_wal()
         all_gaps = stored_gaps(qdb)
@@ -424,7 +436,7 @@ async def test_skipped_change_ids_resubscribe_only_that_book(tmp_path: Path, que
     qdb = questdb_clean
     async with Simulator(sim_config(tmp_path)) as sim:
         async with running(collector_settings(connections=2), sim, qdb, tmp_path / "journal") as c:
-            await asyncio.sleep(0.3)
+            await until_stored(c, book_changes=200)
             fault = sim.inject("skip_book", count=2)
             (inst,) = fault.instruments
             await wait_for(lambda: fault.end_us is not None, 5, "the withheld changes")
@@ -455,7 +467,7 @@ async def test_skipped_trade_seq_is_backfilled(tmp_path: Path, questdb_clean: Qu
     qdb = questdb_clean
     async with Simulator(sim_config(tmp_path, trades_per_s=100.0, instruments=20)) as sim:
         async with running(collector_settings(connections=2), sim, qdb, tmp_path / "journal") as c:
-            await asyncio.sleep(0.5)
+            await until_stored(c, trades=30)
             counts: dict[str, int] = {}
             for t in sim.history.all_trades():
                 counts[t["instrument_name"]] = counts.get(t["instrument_name"], 0) + 1
@@ -489,11 +501,14 @@ async def test_malformed_frames_and_unknown_fields_are_kept_and_counted(
     qdb = questdb_clean
     async with Simulator(sim_config(tmp_path)) as sim:
         async with running(collector_settings(connections=1), sim, qdb, tmp_path / "journal") as c:
-            await asyncio.sleep(0.3)
+            await until_stored(c, quotes=100)
             sim.inject("malformed", count=8)
             sim.inject("unknown_channel", count=3)
             sim.inject("extra_fields", count=50)
-            await asyncio.sleep(0.7)
+            # the next 50 notifications carry the unknown field; quiesce's barrier then
+            # proves every one of them (and the malformed frames) reached the collector
+            await wait_for(lambda: all(cn.extra_fields_left == 0 for cn in sim.connections.values()), 10,
+                           "the notifications with an unknown field")
             await quiesce(sim, c)
             stats = dict(c.stats.malformed)
         qdb.wait_for_wal()
@@ -529,7 +544,12 @@ async def test_listing_and_expiry_mid_run(tmp_path: Path, questdb_clean: QuestDB
             desired = set().union(*(s.desired_channels for s in c.sessions))
             assert not {ch for ch in desired if "-24NOV26-" in ch}  # expired: unsubscribed
             new = {n for n in listed if n not in expiring and f"ticker.{n}.100ms" in desired}
-            await asyncio.sleep(1.0)
+
+            def listing_quoted() -> bool:
+                opened = {r["instrument"] for r in sim.send_log.rows("instruments") if r["state"] == "open"}
+                return bool(opened & {i for i, _ts in sim.send_log.keys("quotes")})
+
+            await wait_for(listing_quoted, 15, "a quote of a new listing", poll_s=0.2)
             await quiesce(sim, c)
         qdb.wait_for_wal()
         states = qdb.query("SELECT instrument, state FROM instruments WHERE state = 'settlement'")
@@ -550,12 +570,12 @@ async def test_refused_subscriptions_become_rejected_gaps_then_resolve(
     qdb = questdb_clean
     async with Simulator(sim_config(tmp_path)) as sim:
         async with running(collector_settings(connections=2), sim, qdb, tmp_path / "journal") as c:
-            await asyncio.sleep(0.3)
+            await until_stored(c, quotes=100)
             fault = sim.inject("reject", seconds=1.0, mode="error")
             sim.inject("drop", conn=sim_conn_of(sim, c, 1))  # c1 resubscribes into the refusal
             await wait_for(lambda: c.stats.rejected > 0, 10, "the refusal")
             await wait_for(c.all_subscribed, 15, "the retried subscription to be granted")
-            await asyncio.sleep(0.3)
+            await more_stored(c, quotes=100)
             await quiesce(sim, c)
             c1_instruments = {
                 ch.split(".")[1] for ch in c.sessions[1].desired_channels if ch.startswith("ticker.")

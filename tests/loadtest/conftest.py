@@ -91,6 +91,15 @@ class Client:
         ]
 
 
+async def until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``pred`` until it holds (the deadline only bounds a failure)."""
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
 @asynccontextmanager
 async def running(config: SimConfig) -> AsyncIterator[Simulator]:
     async with Simulator(config) as sim:

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tickarchive.loadtest.sim import SimConfig
 
-from .conftest import START_MS, client, running
+from .conftest import START_MS, client, running, until
 
 
 async def test_get_instruments_ws_and_http_agree(cfg: SimConfig) -> None:
@@ -144,8 +144,7 @@ async def test_heartbeat_test_request_answered_then_closed_when_unanswered(cfg: 
         assert c.ws.close_reason == "test_request not answered"
         heartbeats = [n for n in c.notes if n.get("method") == "heartbeat"]
         assert len(heartbeats) == 1
-        await asyncio.sleep(0.05)
-        assert sim.connections["c1"].closed
+        await until(lambda: sim.connections["c1"].closed, 5.0, "the simulator to see the close")
 
 
 async def test_platform_state_and_index_and_get_index_price(cfg: SimConfig) -> None:
@@ -163,3 +162,16 @@ async def test_platform_state_and_index_and_get_index_price(cfg: SimConfig) -> N
         assert 2500 < index[0]["params"]["data"]["price"] < 3500
         price = await c.call("public/get_index_price", {"index_name": "eth_usd"})
         assert price["result"]["index_price"] == sim.model.currencies[0].index_price  # type: ignore[union-attr]
+
+
+async def test_barrier_waits_for_each_connection_to_answer_a_test_request(cfg: SimConfig) -> None:
+    """``Simulator.barrier``: a test_request behind everything queued; its answer proves
+    the frames before it were read."""
+    async with running(cfg) as sim, client(sim) as c:
+        names = [i["instrument_name"] for i in (await c.call("public/get_instruments", {"currency": "ETH"}))["result"]]
+        await c.call("public/subscribe", {"channels": [f"ticker.{n}.100ms" for n in names[:10]]})
+        barrier = asyncio.create_task(sim.barrier(10.0))
+        await c.collect(5.0, until=lambda notes: any(n.get("method") == "heartbeat" for n in notes))
+        assert not barrier.done()  # not answered yet
+        assert (await c.call("public/test"))["result"] == {"version": "1.2.26"}
+        assert await barrier == ["c1"]

@@ -3,7 +3,6 @@ and the send log matching exactly what a client received."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections import defaultdict
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from tickarchive.loadtest.sim import SimConfig
 from tickarchive.loadtest.sim import sendlog as sl
 
-from .conftest import client, running
+from .conftest import client, running, until
 
 
 def _names(reply: dict[str, Any]) -> list[str]:
@@ -24,9 +23,24 @@ async def test_streams_are_consistent_and_match_the_send_log(cfg: SimConfig) -> 
         channels = [f"ticker.{n}.100ms" for n in names] + [f"book.{n}.100ms" for n in names]
         channels += ["trades.option.ETH.100ms", f"trades.{names[len(names) // 2]}.100ms"]
         assert len((await c.call("public/subscribe", {"channels": channels}))["result"]) == len(channels)
-        await c.collect(2.0)
+        seen = {"ticker.": 0, "book.": 0, "trades.option.ETH": 0}
+        counted = [0]
+
+        def enough(notes: list[dict[str, Any]]) -> bool:
+            for n in notes[counted[0]:]:
+                if n.get("method") == "subscription":
+                    ch = n["params"]["channel"]
+                    for prefix in seen:
+                        if ch.startswith(prefix):
+                            seen[prefix] += len(n["params"]["data"]) if prefix.startswith("trades.") else 1
+            counted[0] = len(notes)
+            return seen["ticker."] > 300 and seen["book."] > 2 * len(names) + 150 and seen["trades.option.ETH"] > 50
+
+        await c.collect(60.0, until=enough)  # a sample of every stream (the deadline only bounds a failure)
         await c.call("public/unsubscribe_all")
-        await asyncio.sleep(0.05)
+        # the simulator logs a frame as sent once written: every frame received is logged
+        conn = sim.connections["c1"]
+        await until(lambda: conn.frames_sent >= len(c.raw), 5.0, "the send log of every frame received")
 
         # book: a snapshot first, then changes chained by prev_change_id
         books: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -134,7 +148,7 @@ async def test_high_rate_keeps_unique_timestamps(tmp_path) -> None:
     async with running(cfg) as sim, client(sim) as c:
         names = _names(await c.call("public/get_instruments", {"currency": "ETH"}))
         await c.call("public/subscribe", {"channels": [f"ticker.{n}.100ms" for n in names]})
-        await c.collect(1.0)
+        await c.collect(60.0, until=lambda notes: len(notes) > 1000)  # the deadline only bounds a failure
     per_inst: dict[str, list[int]] = defaultdict(list)
     for n in c.channel_notes("ticker."):
         per_inst[n["params"]["data"]["instrument_name"]].append(n["params"]["data"]["timestamp"])
