@@ -5,7 +5,10 @@ fix is applied to old data by replaying it. Outputs:
 
 * ``ParquetSink(directory)``: ``DIR/<table>.parquet`` per table with
   ``tickarchive.rows.arrow_schema`` (written in batches, renamed into place only when
-  complete, so a failed replay never leaves half a file behind);
+  complete, so a failed replay never leaves half a file behind), deduplicated on the
+  table's dedup keys as QuestDB's upsert keys would (the last row of a key wins: a frame
+  received twice, a book notification Deribit sent twice); the deduplication holds one
+  table in memory at a time;
 * ``QuestDBSink(conf)``: ILP over HTTP through ``store.ilp`` (one transaction per table
   per flush).
 
@@ -28,6 +31,7 @@ from typing import Any, Protocol
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tickarchive import rows
@@ -97,6 +101,8 @@ class ParquetSink:
         self._tables = {tbl.name: tbl for tbl in tables}
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._rows = dict.fromkeys(self._tables, 0)
+        self.duplicates = dict.fromkeys(self._tables, 0)
+        """Rows dropped per table at ``close`` because a later row had the same dedup key."""
 
     def _tmp(self, name: str) -> Path:
         return self.directory / f".{name}.parquet.partial"
@@ -122,10 +128,27 @@ class ParquetSink:
                     pq.write_table(rows.arrow_schema(tbl).empty_table(), self._tmp(name), compression="zstd")
                 else:
                     w.close()
+                    self._dedup(tbl)
                 self._tmp(name).replace(self.directory / f"{name}.parquet")
         except (OSError, pa.ArrowException) as exc:
             raise ReplayError(f"cannot finish Parquet output in {self.directory}: {exc}") from exc
         return dict(self._rows)
+
+    def _dedup(self, table: t.Table) -> None:
+        """Keep the last row of every dedup key (QuestDB's upsert), in first-seen order of
+        the rows kept; rewrite the file only when something was dropped."""
+        path = self._tmp(table.name)
+        data = pq.read_table(path)
+        n = data.num_rows
+        keys = list(table.dedup_keys)
+        index = data.select(keys).append_column("__row", pa.array(range(n), type=pa.int64()))
+        last = index.group_by(keys, use_threads=False).aggregate([("__row", "max")]).column("__row_max")
+        if len(last) == n:
+            return
+        data = data.take(pc.take(last, pc.sort_indices(last)))
+        pq.write_table(data, path, compression="zstd")
+        self.duplicates[table.name] = n - data.num_rows
+        self._rows[table.name] = data.num_rows
 
     def abort(self) -> None:
         for w in self._writers.values():

@@ -194,3 +194,41 @@ def test_cli_bench_journal(tmp_path: Path) -> None:
     assert "2000 records" in res.output
     assert "receive -> fsync window <=" in res.output
     assert list(tmp_path.iterdir()) == []  # the scratch journal is removed
+
+
+def _table_rows(directory: Path, name: str) -> list[tuple[object, ...]]:
+    return sorted(
+        (tuple(r.values()) for r in pq.read_table(directory / f"{name}.parquet").to_pylist()), key=repr
+    )
+
+
+def test_replay_output_has_each_dedup_key_once_and_damage_exits_1(tmp_path: Path) -> None:
+    """A real capture with every book and ticker frame received twice (a resubscribe
+    overlap; Deribit's duplicated notifications) and one damaged line: the Parquet output
+    holds what QuestDB's dedup would (each key once: the same rows as the clean capture),
+    says how many duplicates it dropped, and the damaged line makes the exit status 1."""
+    lines = WS_CAPTURE.read_bytes().splitlines()
+    doubled: list[bytes] = []
+    repeated = 0
+    for line in lines:
+        doubled.append(line)
+        if b'"channel":"book.' in line or b'"channel":"ticker.' in line:
+            doubled.append(line)
+            repeated += 1
+    assert repeated > 100
+    damaged = tmp_path / "damaged.txt"
+    damaged.write_bytes(b"\n".join([*doubled, b"1626993730.0 truncated line without its separator"]) + b"\n")
+    clean = tmp_path / "clean.txt"
+    clean.write_bytes(b"\n".join(lines) + b"\n")
+
+    res = runner.invoke(app, ["replay", str(clean), "--to", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["replay", str(damaged), "--to", str(tmp_path / "b")])
+    assert res.exit_code == 1, res.output
+    assert "1 unreadable lines skipped (exit status 1)" in res.output
+    assert "quotes: 89 rows (89 duplicate rows dropped by dedup key)" in res.output
+    for tbl in (*t.MARKET_TABLES, t.GAPS):  # the written output is still complete and exact
+        assert _table_rows(tmp_path / "b", tbl.name) == _table_rows(tmp_path / "a", tbl.name), tbl.name
+    book = pq.read_table(tmp_path / "b" / "book_changes.parquet").to_pylist()
+    keys = [tuple(r[k] for k in t.BOOK_CHANGES.dedup_keys) for r in book]
+    assert len(keys) == len(set(keys)) == 152

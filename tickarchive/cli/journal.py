@@ -169,13 +169,18 @@ def replay(
 
         stats = replay_files(files, sink, venues.load(settings), on_progress)
     typer.echo(f"replayed {stats.frames} frames from {stats.files} file(s) into {target}")
+    duplicates = sink.duplicates if isinstance(sink, ParquetSink) else {}
     for name, n in stats.rows.items():
-        typer.echo(f"  {name}: {n} rows")
-    if stats.unreadable_lines:
-        typer.secho(f"  {stats.unreadable_lines} unreadable lines skipped", fg=typer.colors.YELLOW)
+        dropped = duplicates.get(name, 0)
+        typer.echo(f"  {name}: {n} rows" + (f" ({dropped} duplicate rows dropped by dedup key)" if dropped else ""))
     for key, n in stats.malformed.items():
         sample = stats.malformed_samples[key][:120].decode("utf-8", "replace")
         typer.secho(f"  malformed {key}: {n} frame(s), e.g. {sample}", fg=typer.colors.YELLOW)
+    if stats.unreadable_lines:
+        # damaged input: the output lacks whatever those lines held; a script must be able to tell
+        typer.secho(f"  {stats.unreadable_lines} unreadable lines skipped (exit status 1)",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
 
 
 def quarantine_ls(directory: DirOption = None) -> None:
