@@ -94,6 +94,10 @@ async def more_stored(c: Collector, timeout_s: float = 60.0, **more_rows: int) -
     await until_stored(c, timeout_s, **{t: stored_rows(c, t) + n for t, n in more_rows.items()})
 
 
+def _connects_beyond(driver: Any, before: int) -> Callable[[], bool]:
+    return lambda: bool(driver.connects > before)
+
+
 def against(settings: Settings, qdb: QuestDBHandle) -> Settings:
     """``settings`` writing into ``qdb``."""
     q = settings.questdb.model_copy(update={"host": qdb.host, "http_port": qdb.http_port})
@@ -320,7 +324,7 @@ async def test_twenty_disconnects_reported_and_trades_backfilled(tmp_path: Path,
                 target = sim_conn_of(sim, c, i % 2) if c.drivers[i % 2].connected else "all"
                 before = c.drivers[i % 2].connects
                 drops.append(sim.inject("drop", conn=target))
-                await wait_for(lambda i=i, before=before: c.drivers[i % 2].connects > before, 10, "reconnected")
+                await wait_for(_connects_beyond(c.drivers[i % 2], before), 10, "reconnected")
                 await wait_for(c.all_subscribed, 10, "resubscribed")
             await more_stored(c, trades=10)
             await quiesce(sim, c)

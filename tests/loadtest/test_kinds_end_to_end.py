@@ -8,11 +8,11 @@ of the new columns are the wire's."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.ingest.conditions import until_stored
 from tests.ingest.test_collector import (
     assert_book_stored,
     check_quote_values,
@@ -27,6 +27,7 @@ from tests.ingest.test_collector import (
     stored_gaps,
     stored_quotes,
     stored_trades,
+    wait_for,
 )
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.store.stack.handles import QuestDBHandle
@@ -74,7 +75,16 @@ async def test_every_kind_collected_with_zero_loss(tmp_path: Path, questdb_clean
         async with running(settings, sim, qdb, tmp_path / "journal") as c:
             listed = {i.name for i in sim.model.listed()}  # type: ignore[union-attr]
             assert set(c.instruments.live_names()) == listed
-            await asyncio.sleep(3.0)
+            pairs = {(n.split("-")[0], _kind(n)) for n in listed}
+
+            def every_kind_flowed() -> bool:  # quoted (each currency and kind) and traded
+                quoted = {(n.split("-")[0], _kind(n)) for n, _ts in sim.send_log.keys("quotes")}
+                traded = {_kind(t["instrument_name"]) for t in sim.history.all_trades()}
+                return quoted == pairs and traded >= {"option", "future", "perpetual", "option_combo"}
+
+            await wait_for(every_kind_flowed, 60, "quotes of every kind and currency, trades of every kind",
+                           poll_s=0.2)
+            await until_stored(c, quotes=1000, book_changes=1000, trades=100)
             await quiesce(sim, c)
         qdb.wait_for_wal()
 
