@@ -178,9 +178,8 @@ def test_an_empty_month_is_refused_and_an_empty_table_is_never_shown_verified(
     # a month the source holds nothing of: refused, nothing written, no "success" recorded
     r = runner.invoke(app, ["archive", "export", "--month", "2026-11", "--from-dir", str(empty), "--target", str(lake)])
     assert r.exit_code != 0
-    assert "2026-11: the source holds no rows of quotes, trades, book_changes, index_ticks, instruments, gaps" in str(
-        r.exception
-    )
+    assert ("2026-11: the source holds no rows of quotes, trades, book_changes, index_ticks, instruments, "
+            "combo_legs, gaps") in str(r.exception)
     assert "nothing to archive" in str(r.exception)
     assert not lake.exists() or not any(lake.rglob("*.json"))
     assert catalog.read_index(LocalTarget(lake)).months == ()

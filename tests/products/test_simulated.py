@@ -206,7 +206,7 @@ async def test_products_from_the_simulator_equal_independent_values(
 ) -> None:
     qdb = questdb_clean
     journal = tmp_path / "journal"
-    async with Simulator(sim_config(tmp_path, start_ms=None, instruments=24, rate_per_s=1200.0)) as sim:
+    async with Simulator(sim_config(tmp_path, start_ms=None, instruments=72, rate_per_s=1200.0)) as sim:
         async with running(collector_settings(connections=2), sim, qdb, journal) as c:
             await wait_for(lambda: c.all_subscribed() and c.writer.acked_seq > 2400, 60, "2 s of frames")
             fault = sim.inject("skip_book", count=2)
@@ -276,7 +276,7 @@ async def test_products_from_the_simulator_equal_independent_values(
             else:
                 assert e[col] == pytest.approx(want_s[col], rel=1e-9), col
                 checked += 1
-    assert checked >= 10  # (few strikes per expiry in a 24-option chain: many values have no bracket)
+    assert checked >= 10  # (few strikes per expiry in a 72-option chain: many values have no bracket)
 
     # book: every 100 ms the replay of the messages sent; the skipped change ids flag it
     frames = journal_books(journal, book_inst)
