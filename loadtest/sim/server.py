@@ -80,6 +80,8 @@ class Simulator(Publisher, Faults):
         self.port = 0
         self.replay_started = asyncio.Event()
         self._connected = asyncio.Event()
+        self._answered = asyncio.Event()
+        """Set when a client answers a test_request or a connection closes (``barrier``)."""
         self._first_subscription = asyncio.Event()
         self.replay_done = asyncio.Event()
         self.steps = 0
@@ -203,7 +205,8 @@ class Simulator(Publisher, Faults):
             conn.flush()
         async with asyncio.timeout(timeout_s):
             while any(not c.closed and c.session.tests_answered < n for c, n in wanted.values()):
-                await asyncio.sleep(0.01)
+                self._answered.clear()
+                await self._answered.wait()
         return [cid for cid, (c, n) in wanted.items() if c.session.tests_answered >= n]
 
     async def wait_for_connections(self, n: int, timeout_s: float = 10.0) -> list[str]:
@@ -261,6 +264,7 @@ class Simulator(Publisher, Faults):
             self.send_log.connections[conn_id].update(
                 closed_us=wall_us(), close_code=ws.close_code, close_reason=ws.close_reason
             )
+            self._answered.set()
 
     async def _reader(self, conn: Connection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -283,6 +287,8 @@ class Simulator(Publisher, Faults):
                     self._agg2_subscriptions += ch.endswith(".agg2")
                     self.initial_frames(conn, ch, self.platform_index, self.catalog.locked())
                 conn.flush()
+                if out.test_answered:
+                    self._answered.set()
                 if out.heartbeat_s is not None:
                     conn.heartbeat_s = out.heartbeat_s
                     conn.control.set()
