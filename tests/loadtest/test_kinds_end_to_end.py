@@ -79,7 +79,7 @@ async def test_every_kind_collected_with_zero_loss(tmp_path: Path, questdb_clean
 
             def every_kind_flowed() -> bool:  # quoted (each currency and kind) and traded
                 quoted = {(n.split("-")[0], _kind(n)) for n, _ts in sim.send_log.keys("quotes")}
-                traded = {_kind(t["instrument_name"]) for t in sim.history.all_trades()}
+                traded = {_kind(i) for i, _tid, _seq, _ts in sim.send_log.keys("trades")}  # sent, not only made
                 return quoted == pairs and traded >= {"option", "future", "perpetual", "option_combo"}
 
             await wait_for(every_kind_flowed, 60, "quotes of every kind and currency, trades of every kind",
