@@ -10,13 +10,16 @@ or a failed export, goes over the PG wire.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 
 from tickarchive.api import frames, inline, predicates
+from tickarchive.api.errors import Saturated, StoreTimeout
 from tickarchive.api.params import InstrumentMatch
 from tickarchive.api.pool import Pool
 from tickarchive.api.timefmt import to_dt
@@ -37,10 +40,17 @@ def _select(table: Table, columns: Sequence[str]) -> str:
     return ", ".join(out)
 
 
+def _hot(match: InstrumentMatch | None) -> InstrumentMatch | None:
+    """``match`` with the regex QuestDB evaluates in linear time (``params.glob_regexes``)."""
+    if match is None or match.regex is None or match.atomic_regex is None:
+        return match
+    return dataclasses.replace(match, regex=match.atomic_regex)
+
+
 def _where(
     lo_us: int, hi_us: int, match: InstrumentMatch | None, eq: Mapping[str, Any], *, hi_inclusive: bool = False
 ) -> tuple[str, list[Any]]:
-    return predicates.where(lo_us, hi_us, match, eq, quote=predicates.plain, hi_inclusive=hi_inclusive)
+    return predicates.where(lo_us, hi_us, _hot(match), eq, quote=predicates.plain, hi_inclusive=hi_inclusive)
 
 
 def _export_select(columns: Sequence[str]) -> str:
@@ -68,7 +78,7 @@ def export_sql(
             fixed = match.column
             parts.append(f"{match.column} = {inline.text(match.exact)}")
         elif match.regex is not None:
-            parts.append(f"{match.column} ~ {inline.text(match.regex)}")
+            parts.append(f"{match.column} ~ {inline.text(match.hot_regex or '')}")
     order = ", ".join(frames.order_keys(table, fixed))
     return (
         f"SELECT {_export_select(fetch)} FROM {table.name} WHERE {' AND '.join(parts)} "
@@ -85,7 +95,7 @@ def export_latest_sql(
         if match.exact is not None:
             parts.append(f"{match.column} = {inline.text(match.exact)}")
         elif match.regex is not None:
-            parts.append(f"{match.column} ~ {inline.text(match.regex)}")
+            parts.append(f"{match.column} ~ {inline.text(match.hot_regex or '')}")
     return (
         f"SELECT {_export_select(columns)} FROM {table.name} WHERE {' AND '.join(parts)} "
         f"LATEST ON ts PARTITION BY {partition_by}"
@@ -93,9 +103,13 @@ def export_latest_sql(
 
 
 class HotReader:
-    def __init__(self, pool: Pool, export: QuestDBHttp | None = None) -> None:
+    def __init__(
+        self, pool: Pool, export: QuestDBHttp | None = None, *, export_concurrency: int = 2, wait_s: float = 5.0
+    ) -> None:
         self.pool = pool
         self.export = export
+        self._export_slots = threading.BoundedSemaphore(export_concurrency)
+        self._wait_s = wait_s
 
     def rows(
         self,
@@ -149,8 +163,20 @@ class HotReader:
         return self.export is not None and all(table.column(c).type in EXPORT_TYPES for c in columns)
 
     def _export(self, sql: str, schema: dict[str, Any]) -> pl.DataFrame:
+        """One ``/exp`` request, at most ``export_concurrency`` at once (``Saturated`` after
+        waiting ``wait_s`` for a turn); QuestDB's own timeout (the ``Statement-Timeout``
+        header) becomes ``StoreTimeout``, not a retry over the PG wire."""
         assert self.export is not None
-        return self.export.frame(sql, schema)
+        if not self._export_slots.acquire(timeout=self._wait_s):
+            raise Saturated("QuestDB: all export slots busy; retry shortly", max(1, round(self._wait_s)))
+        try:
+            return self.export.frame(sql, schema)
+        except ExportFailed as exc:
+            if "timeout, query aborted" in str(exc):
+                raise StoreTimeout("QuestDB: the query took too long") from exc
+            raise
+        finally:
+            self._export_slots.release()
 
     def minute_bars(self, instrument: str, lo_us: int, hi_us: int, minutes: int = 1) -> pl.DataFrame:
         """One-minute bars (``minutes`` is ignored: hot days are few; ``api.ohlcv`` folds them)."""
@@ -172,15 +198,29 @@ class HotReader:
         value = rows[0][0] if rows else None
         return int(value) if value is not None and value > 0 else None
 
-    def coverage(self, table: Table, lo_us: int, hi_us: int, match: InstrumentMatch | None) -> pl.DataFrame:
-        """Per instrument in [lo, hi): rows and, for trades, trade_seq min/max/distinct."""
+    def coverage(
+        self, table: Table, lo_us: int, hi_us: int, match: InstrumentMatch | None, limit: int
+    ) -> pl.DataFrame:
+        """Per instrument in [lo, hi): rows and, for trades, trade_seq min/max/distinct
+        (at most ``limit`` instruments)."""
         where, params = _where(lo_us, hi_us, match, {})
+        params.append(limit)
         if table.name == "trades":
             agg = "count(), min(trade_seq), max(trade_seq), count_distinct(trade_seq)"
         else:
             agg = "count(), cast(null AS long), cast(null AS long), cast(null AS long)"
-        sql = f"SELECT instrument, {agg} FROM {table.name} WHERE {where} GROUP BY instrument ORDER BY instrument"
+        sql = (
+            f"SELECT instrument, {agg} FROM {table.name} WHERE {where} GROUP BY instrument ORDER BY instrument LIMIT %s"
+        )
         return frames.from_rows(self.pool.fetch(sql, params), COVERAGE_RAW)
+
+    def instrument_known(self, name: str) -> bool:
+        """Does QuestDB hold any row of ``name`` (instruments or a market table)? A symbol
+        QuestDB has never stored is answered from its symbol table at once."""
+        for table in ("instruments", "quotes", "trades", "book_changes"):
+            if self.pool.fetch(f"SELECT 1 FROM {table} WHERE instrument = %s LIMIT 1", [name]):
+                return True
+        return False
 
     def ping(self) -> None:
         self.pool.fetch("SELECT 1")

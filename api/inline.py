@@ -6,10 +6,11 @@ were already validated into a closed form:
 
 * ``text``: instrument names (``api.params.NAME_RE``), the anchored regexes built from
   instrument patterns (``GLOB_RE``: letters, digits, ``_ - . * ^ $``) and chain regexes
-  (``api.chain.chain_regex``: adds ``[ ] +``). The value must consist only of
-  ``SAFE_TEXT_CHARS`` — no quote, backslash, whitespace, semicolon or comment marker — so
-  wrapping it in single quotes cannot end the literal: the rendered literal denotes
-  exactly the value, as a bound parameter would.
+  (``api.chain.chain_regex``: adds ``[ ] +``), the atomic groups of QuestDB's linear
+  form of a pattern (``( ) >``) and the alternations of a stream's instrument list
+  (``| :``). The value must consist only of ``SAFE_TEXT_CHARS`` — no quote, backslash,
+  whitespace, semicolon or comment marker — so wrapping it in single quotes cannot end
+  the literal: the rendered literal denotes exactly the value, as a bound parameter would.
 * ``integer``: a Python ``int`` (not ``bool``) rendered by ``int.__str__`` (digits and an
   optional minus sign).
 * ``timestamp_us``: integer µs since the epoch rendered as an ISO-8601 UTC literal
@@ -27,7 +28,7 @@ import re
 
 from tickarchive.api.errors import ApiError
 
-SAFE_TEXT_CHARS = "A-Za-z0-9_.*?^$+\\[\\]-"
+SAFE_TEXT_CHARS = "A-Za-z0-9_.*?^$+()>|:\\[\\]-"
 _SAFE_TEXT = re.compile(f"[{SAFE_TEXT_CHARS}]{{1,200}}")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MIN_US = 0

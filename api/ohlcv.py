@@ -37,3 +37,10 @@ def fold(bars: pl.DataFrame, minutes: int) -> pl.DataFrame:
         .rename({"bucket": "ts"})
         .select(list(OUT_COLUMNS))
     )
+
+
+def empty() -> pl.DataFrame:
+    """No bars, with the columns and dtypes of ``fold``'s result."""
+    ints = ("ts", "trade_count")
+    schema: dict[str, type[pl.DataType]] = {c: pl.Int64 if c in ints else pl.Float64 for c in OUT_COLUMNS}
+    return pl.DataFrame(schema=schema)

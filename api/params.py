@@ -5,6 +5,15 @@ Instrument names follow Deribit's form (``ETH-27DEC24-4000-C``, ``ETH-PERPETUAL`
 characters) and ``?`` (one character), e.g. ``ETH-27DEC24-*``; it becomes an anchored
 regular expression that QuestDB (``~``), PostgreSQL (``~``) and polars all read the same
 way (the allowed characters carry no other regex meaning).
+
+Pattern cost is bounded: at most ``max_wildcards`` ``*`` (runs like ``**`` count once), at
+most ``MAX_NAME_LEN`` characters. PostgreSQL's and polars' regex engines do not backtrack
+exponentially; QuestDB's (``java.util.regex``) does: ``*?*?*?*?*?-Z`` as ``.*..*..*.``
+took minutes per row. QuestDB therefore gets an equivalent linear form (``hot_regex``):
+the literal parts between the stars are matched leftmost inside atomic groups
+(``^A(?>.*?B)(?>.*?C).*D$``), which for a glob finds a match exactly when one exists
+(placing each middle part as early as possible leaves the most room for the rest) and
+never revisits a part once placed.
 """
 
 from __future__ import annotations
@@ -22,20 +31,45 @@ CURRENCY_RE = re.compile(r"^[A-Z0-9_]{2,16}$")
 MAX_NAME_LEN = 64
 
 
+DEFAULT_MAX_WILDCARDS = 3
+
+
 @dataclass(frozen=True, slots=True)
 class InstrumentMatch:
-    """Rows whose ``column`` equals ``exact`` or matches the anchored ``regex``."""
+    """Rows whose ``column`` equals ``exact`` or matches the anchored ``regex``
+    (``atomic_regex``: the same set, in the form QuestDB evaluates in linear time)."""
 
     column: str
     exact: str | None = None
     regex: str | None = None
+    atomic_regex: str | None = None
 
     @property
     def is_pattern(self) -> bool:
         return self.regex is not None
 
+    @property
+    def hot_regex(self) -> str | None:
+        """The regex to send to QuestDB."""
+        return self.atomic_regex or self.regex
 
-def instrument_match(text: str, column: str = "instrument", name: str = "instrument") -> InstrumentMatch:
+
+def glob_regexes(pattern: str) -> tuple[str, str]:
+    """(portable regex, QuestDB atomic regex) of a validated glob (pure)."""
+    parts = [p.replace("?", ".") for p in pattern.split("*")]
+    # runs of '*' are one '*': drop the empty middle parts they leave
+    parts = [parts[0], *[p for p in parts[1:-1] if p], parts[-1]] if len(parts) > 1 else parts
+    if len(parts) == 1:
+        plain = "^" + parts[0] + "$"
+        return plain, plain
+    portable = "^" + ".*".join(parts) + "$"
+    middle = "".join(f"(?>.*?{p})" for p in parts[1:-1])
+    return portable, f"^{parts[0]}{middle}.*{parts[-1]}$"
+
+
+def instrument_match(
+    text: str, column: str = "instrument", name: str = "instrument", max_wildcards: int = DEFAULT_MAX_WILDCARDS
+) -> InstrumentMatch:
     raw = text.strip()
     if not raw:
         raise InvalidRequest(f"parameter {name!r}: empty")
@@ -47,7 +81,14 @@ def instrument_match(text: str, column: str = "instrument", name: str = "instrum
                 f"parameter {name!r}: {raw!r} is not an instrument pattern; use letters, digits, '_', '-', "
                 "'*' and '?' (e.g. ETH-27DEC24-*)"
             )
-        return InstrumentMatch(column, regex="^" + raw.replace("*", ".*").replace("?", ".") + "$")
+        stars = len([run for run in re.split(r"[^*]+", raw) if run])
+        if stars > max_wildcards:
+            raise InvalidRequest(
+                f"parameter {name!r}: {raw!r} has {stars} '*' wildcards, more than {max_wildcards} "
+                "(api.max_pattern_wildcards); be more specific"
+            )
+        portable, atomic = glob_regexes(raw)
+        return InstrumentMatch(column, regex=portable, atomic_regex=atomic)
     if not NAME_RE.match(raw):
         raise InvalidRequest(
             f"parameter {name!r}: {raw!r} is not an instrument name (e.g. ETH-27DEC24-4000-C: "
@@ -63,13 +104,13 @@ def currency(text: str) -> str:
     return raw
 
 
-def time_range(start_us: int, end_us: int, max_span_days: int) -> None:
+def time_range(start_us: int, end_us: int, max_span_days: int, setting: str = "api.max_span_days") -> None:
     if start_us >= end_us:
         raise InvalidRequest("parameters 'start' and 'end': start must be before end")
     if end_us - start_us > max_span_days * US_PER_DAY:
         raise InvalidRequest(
             f"parameters 'start' and 'end': the range spans more than {max_span_days} days "
-            "(api.max_span_days); split the query"
+            f"({setting}); split the query"
         )
 
 

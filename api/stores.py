@@ -6,8 +6,8 @@ rollover ledger, the warm store and the archive manifests.
 
 Credentials: the warm store is read with ``postgres.reader_dsn`` or, when unset, a DSN
 derived for ``postgres.reader_role`` (the read-only role of the migrations); QuestDB with
-``api.questdb_user``/``api.questdb_password`` when set (a QuestDB read-only user),
-else ``questdb.user``/``questdb.password``.
+``api.questdb_user``/``api.questdb_password`` when set, else QuestDB's read-only PG user
+(``questdb.readonly_user``, ``pg.readonly.user`` in its server.conf), else ``questdb.user``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import polars as pl
 from psycopg.conninfo import make_conninfo
 
 from tickarchive.api.cold import ColdReader
-from tickarchive.api.errors import StoreUnavailable
+from tickarchive.api.errors import ApiError, StoreUnavailable
 from tickarchive.api.hot import HotReader
 from tickarchive.api.params import InstrumentMatch
 from tickarchive.api.pool import Pool
@@ -31,6 +31,9 @@ from tickarchive.months import Month
 from tickarchive.settings import PostgresSettings, Settings
 from tickarchive.store.questdb_http import QuestDBHttp
 from tickarchive.tables import Table
+
+KNOWN_CACHE = 100_000
+"""Instrument names remembered as known (the set is cleared when it grows past this)."""
 
 
 class TierReader(Protocol):
@@ -76,44 +79,75 @@ def reader_dsn(pg: PostgresSettings) -> str:
     )
 
 
-def questdb_dsn(settings: Settings) -> str:
+def questdb_credentials(settings: Settings) -> tuple[str, str]:
+    """The API's QuestDB user: ``api.questdb_user``, else QuestDB's read-only user, else
+    ``questdb.user``."""
     q, a = settings.questdb, settings.api
-    return make_conninfo(
-        host=q.host,
-        port=q.pg_port,
-        user=a.questdb_user or q.user,
-        password=a.questdb_password or q.password,
-        dbname="qdb",
-        sslmode="disable",
-    )
+    if a.questdb_user:
+        return a.questdb_user, a.questdb_password or ""
+    if q.readonly_user:
+        return q.readonly_user, q.readonly_password
+    return q.user, q.password
+
+
+def questdb_dsn(settings: Settings) -> str:
+    q = settings.questdb
+    user, password = questdb_credentials(settings)
+    return make_conninfo(host=q.host, port=q.pg_port, user=user, password=password, dbname="qdb", sslmode="disable")
 
 
 class Stores:
     def __init__(self, settings: Settings) -> None:
         a = settings.api
         self.settings = settings
-        self.qdb_pool = Pool("QuestDB", questdb_dsn(settings), size=a.pool_size, timeout_s=a.pool_timeout_s)
-        timeout_ms = int(a.statement_timeout_s * 1000)
+        deadline = a.statement_timeout_s
+        self.qdb_pool = Pool(
+            "QuestDB", questdb_dsn(settings), size=a.pool_size, wait_s=a.pool_timeout_s, deadline_s=deadline
+        )
+        timeout_ms = int(deadline * 1000)
         self.warm_pool = Pool(
             "warm store",
             reader_dsn(settings.postgres),
             size=a.pool_size,
-            timeout_s=a.pool_timeout_s,
+            wait_s=a.pool_timeout_s,
+            deadline_s=deadline + 2.0,  # the server's statement_timeout answers first
             setup=(f"SET statement_timeout = {timeout_ms}",),
         )
         q = settings.questdb
-        user = a.questdb_user or q.user
-        password = a.questdb_password or q.password
+        user, password = questdb_credentials(settings)
         self.hot_export = (
-            QuestDBHttp(f"http://{q.host}:{q.http_port}", (user, password) if user and password else None, 60.0)
+            QuestDBHttp(
+                f"http://{q.host}:{q.http_port}",
+                (user, password) if user and password else None,
+                deadline + 5.0,
+                statement_timeout_s=deadline,
+            )
             if a.hot_http_export
             else None
         )
-        self.hot = HotReader(self.qdb_pool, self.hot_export)
+        self.hot = HotReader(
+            self.qdb_pool, self.hot_export, export_concurrency=a.export_concurrency, wait_s=a.pool_timeout_s
+        )
         from tickarchive.api.warm import WarmReader
 
         self.warm = WarmReader(self.warm_pool, use_copy=a.warm_copy, use_columns=a.warm_copy)
         self.cold = ColdReader(open_target(settings.archive.target), settings.archive.cache_dir)
+        self._known: set[str] = set()
+
+    def instrument_known(self, name: str) -> bool:
+        """Has the archive ever seen ``name``? (QuestDB, then the warm store; a store that
+        cannot answer counts as yes: "no data in range" is the safer answer then.)"""
+        if name in self._known:
+            return True
+        try:
+            found = self.hot.instrument_known(name) or self.warm.instrument_known(name)
+        except ApiError:
+            return True
+        if found:
+            if len(self._known) >= KNOWN_CACHE:
+                self._known.clear()
+            self._known.add(name)
+        return found
 
     def close(self) -> None:
         self.qdb_pool.close()

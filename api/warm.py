@@ -237,8 +237,9 @@ class WarmReader:
         return bool(rows and rows[0][0])
 
     def coverage_daily(
-        self, tables: Sequence[str], first: dt.date, last: dt.date, match: InstrumentMatch | None
+        self, tables: Sequence[str], first: dt.date, last: dt.date, match: InstrumentMatch | None, limit: int
     ) -> pl.DataFrame:
+        """Rows of ``coverage_daily`` (at most ``limit``)."""
         parts = ["day >= %s", "day <= %s", "table_name = ANY(%s)"]
         params: list[Any] = [first, last, list(tables)]
         if match is not None:
@@ -246,8 +247,9 @@ class WarmReader:
             params.append(match.exact or match.regex)
         sql = (
             "SELECT day, instrument, table_name, rows, trade_seq_min, trade_seq_max, trade_seq_missing, gap_seconds "
-            f"FROM coverage_daily WHERE {' AND '.join(parts)}"
+            f"FROM coverage_daily WHERE {' AND '.join(parts)} ORDER BY day, table_name, instrument LIMIT %s"
         )
+        params.append(limit)
         return frames.from_rows(self.pool.fetch(sql, params), COVERAGE_SCHEMA)
 
     def ledger_summary(self) -> tuple[float | None, dt.date | None, int]:
@@ -258,6 +260,21 @@ class WarmReader:
         )
         row = self.pool.fetch(sql, [list(ROLLED_STATUSES), list(ROLLED_STATUSES), list(FAILED_STATUSES)])[0]
         return row[0], row[1], int(row[2])
+
+    def instrument_known(self, name: str) -> bool:
+        """Has the warm store ever held ``name`` (its instruments rows, or a coverage row of
+        a rolled-over day: those outlive warm retention)?"""
+        rows = self.pool.fetch(
+            "SELECT EXISTS (SELECT 1 FROM instruments WHERE instrument = %s) "
+            "OR EXISTS (SELECT 1 FROM coverage_daily WHERE instrument = %s)",
+            [name, name],
+        )
+        return bool(rows and rows[0][0])
+
+    def job_failures(self, jobs: Sequence[str]) -> int:
+        """Failed runs of ``jobs`` recorded in ``job_runs`` (``store.job_runs``)."""
+        rows = self.pool.fetch("SELECT count(*) FROM job_runs WHERE job = ANY(%s) AND status = 'failed'", [list(jobs)])
+        return int(rows[0][0])
 
     def database_bytes(self) -> int:
         return int(self.pool.fetch("SELECT pg_database_size(current_database())")[0][0])

@@ -22,6 +22,8 @@ from the CLI) owns every task:
 * ``backfill-resume`` once at start: the gaps a previous run closed but never backfilled
                   (its queue died with it) are queued again, read from the ``gaps`` table
                   once QuestDB acknowledged the journal as it was at this start.
+* ``publisher``   the live feed of acknowledged rows for the API's streams
+                  (``tickarchive.ingest.publish``, when ``stream.publish``).
 
 What cannot be stored is set aside with its raw frames (``tickarchive.ingest.set_aside``).
 
@@ -75,6 +77,7 @@ from tickarchive.ingest.journal import Journal
 from tickarchive.ingest.journal.files import Damage
 from tickarchive.ingest.journal.side import SIDE_CONNECTION, decode_side, encode_side, is_side_record
 from tickarchive.ingest.metrics import CollectorMetrics
+from tickarchive.ingest.publish import Publisher, publisher_of
 from tickarchive.ingest.quarantine import Quarantine, quarantine_dir
 from tickarchive.ingest.supervision import fsync_loop, heartbeat_loop
 from tickarchive.pacing import Backoff, TokenBucket
@@ -178,6 +181,8 @@ class Collector:
         self._reconnect_limiter = TokenBucket(
             policy.reconnects_per_s, max(1.0, policy.reconnects_per_s), now_us()
         )
+        self.publisher: Publisher | None = None
+        """The live feed of acknowledged rows (``stream.publish``), once running."""
 
     # ---- accessors (tests, CLI) ------------------------------------------------------
 
@@ -225,8 +230,10 @@ class Collector:
                     d.segment, d.offset, d.size, d.reason, quarantine.directory,
                 )
         conf = ilp_conf(s.questdb.host, s.questdb.http_port, s.writer.request_timeout_s)
+        publisher = self.publisher = publisher_of(s)
         writer = QuestDBWriter(
-            conf, s.writer, journal, record_decoder(self.venue), self.metrics, on_refused=self._refused
+            conf, s.writer, journal, record_decoder(self.venue), self.metrics, on_refused=self._refused,
+            on_acked=publisher.acknowledged if publisher is not None else None,
         )
         self._writer = writer
         self._ledger = GapLedger(self._journal_side, self.backfills.schedule, self.metrics)
@@ -263,6 +270,8 @@ class Collector:
                     tg.create_task(self.backfills.resume(self._backfiller, journal, writer), name="backfill-resume"),
                     tg.create_task(self._discovery_loop(), name="discovery"),
                 ]
+                if publisher is not None:
+                    services.append(tg.create_task(publisher.run(), name="publisher"))
                 await stop.wait()
                 log.info("collector: stopping")
                 self._stopping = True

@@ -36,9 +36,14 @@ CHUNK_BYTES = 1 << 20
 class QuestDBHttp:
     """A keep-alive HTTP client for one QuestDB server's ``/exp``."""
 
-    def __init__(self, base_url: str, auth: tuple[str, str] | None, timeout_s: float) -> None:
+    def __init__(
+        self, base_url: str, auth: tuple[str, str] | None, timeout_s: float, statement_timeout_s: float | None = None
+    ) -> None:
+        """``statement_timeout_s``: QuestDB aborts a query running longer (its
+        ``Statement-Timeout`` request header; without it ``/exp`` has no limit)."""
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(auth=auth, timeout=timeout_s)
+        headers = {} if statement_timeout_s is None else {"Statement-Timeout": str(int(statement_timeout_s * 1000))}
+        self._http = httpx.Client(auth=auth, timeout=timeout_s, headers=headers)
 
     def frame(self, sql: str, schema: dict[str, Any]) -> pl.DataFrame:
         """The result of ``sql`` with exactly the columns and dtypes of ``schema``; doubles

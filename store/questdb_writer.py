@@ -190,7 +190,11 @@ class QuestDBWriter:
         metrics: _Metrics | None = None,
         transport_factory: Callable[[str], IlpHttpTransport] | None = None,
         on_refused: Callable[[Refused], None] | None = None,
+        on_acked: Callable[[str, bytes, int, int], None] | None = None,
     ) -> None:
+        """``on_acked(table, body, rows, upto_seq)``: called on the event loop for each table
+        of a batch once QuestDB acknowledged it (the live feed, ``tickarchive.ingest.publish``);
+        it must not block or raise."""
         self.conf = conf
         self.settings = settings
         self.journal = journal
@@ -198,6 +202,7 @@ class QuestDBWriter:
         self._on_refused = on_refused
         self.metrics = metrics
         self._factory = transport_factory or IlpHttpTransport.from_conf
+        self._on_acked = on_acked
         self._senders: dict[str, IlpHttpTransport] = {}
         """One per table, so the tables of a batch are flushed concurrently."""
         self._enc = IlpEncoder(protocol_version=2)
@@ -467,7 +472,9 @@ class QuestDBWriter:
                 if isinstance(res, str):
                     failures.append((name, res))
                     continue
-                _buf, n = b.tables.pop(name)
+                body, n = b.tables.pop(name)
+                if self._on_acked is not None:
+                    self._on_acked(name, body, n, b.upto_seq)
                 b.rows -= n
                 self._pending_rows -= n
                 self.stats.stored_rows[name] += n

@@ -84,6 +84,11 @@ class QuestDBSettings(_Section):
     commit_mode: Literal["nosync", "async", "sync"] = Field(
         "nosync", description="cairo.commit.mode of the local QuestDB: when a commit is flushed to disk"
     )
+    readonly_user: str | None = Field(
+        "reader",
+        description="QuestDB's read-only PG wire user (pg.readonly.user), the API's default; null = not enabled",
+    )
+    readonly_password: str = Field("quest-reader", description="password of questdb.readonly_user")
 
 
 class PostgresSettings(_Section):
@@ -194,15 +199,47 @@ class MetricsSettings(_Section):
     port: Port = _port(19100, "Prometheus exporter port of the collector")
 
 
+FORMATS = ("json", "ndjson", "csv", "parquet", "arrow")
+"""Every output format the API can produce (REST: the first four; streams: json, arrow)."""
+
+
+class PlanSettings(_Section):
+    """What an API key's plan allows (``api.plans``)."""
+
+    history_days: int | None = Field(None, ge=1, description="how far back data may be read; null = all of it")
+    live_delay_s: int = Field(0, ge=0, description="live data is delayed this long (0 = real time)")
+    requests_per_min: int = Field(600, ge=1, description="REST requests per minute (token bucket refill)")
+    burst: int = Field(60, ge=1, description="REST requests at once (token bucket size)")
+    rows_per_day: int | None = Field(None, ge=1, description="rows a key may read per UTC day; null = unlimited")
+    concurrent_streams: int = Field(4, ge=0, description="WebSocket streams open at once")
+    formats: tuple[str, ...] = Field(FORMATS, description="output formats allowed")
+    replay: bool = Field(True, description="may replay stored history over /stream")
+
+
+DEFAULT_PLANS = {
+    "free": PlanSettings(
+        history_days=7,
+        live_delay_s=900,
+        requests_per_min=60,
+        burst=10,
+        rows_per_day=1_000_000,
+        concurrent_streams=1,
+        formats=("json", "ndjson", "csv"),
+        replay=False,
+    ),
+    "researcher": PlanSettings(
+        live_delay_s=900, requests_per_min=300, burst=30, rows_per_day=200_000_000, concurrent_streams=2
+    ),
+    "professional": PlanSettings(requests_per_min=1200, burst=120, concurrent_streams=20),
+}
+
+
 class ApiSettings(_Section):
-    """The query and health API."""
+    """The query, streaming and health API."""
 
     host: str = Field("127.0.0.1", description="API listen address")
     port: Port = _port(18000, "API listen port")
     max_rows: int = Field(1_000_000, ge=1, description="largest result a query may return")
-    api_keys_sha256: StrList = Field((), description="SHA-256 hex digests of accepted API keys; empty = open")
-    rate_limit_per_min: int = Field(600, ge=1, description="requests per minute per API key")
-    rate_limit_burst: int = Field(60, ge=1, description="requests a key may make at once (token bucket size)")
     default_limit: int = Field(10_000, ge=1, description="rows per page when a query gives no limit")
     max_span_days: int = Field(31, ge=1, description="longest start..end range of a row query (quotes, trades, gaps)")
     ohlcv_max_span_days: int = Field(400, ge=1, description="longest start..end range of an /ohlcv query")
@@ -213,9 +250,21 @@ class ApiSettings(_Section):
     chain_max_lookback_s: int = Field(7 * 86400, ge=1, description="largest /chain lookback a request may ask for")
     book_lookback_s: int = Field(86400, ge=1, description="how far back /book looks for the latest snapshot")
     pool_size: int = Field(4, ge=1, le=64, description="connections per store (QuestDB, warm store)")
-    pool_timeout_s: float = Field(10.0, gt=0, description="how long a request waits for a free connection")
-    statement_timeout_s: float = Field(30.0, gt=0, description="warm-store statement timeout")
-    questdb_user: str | None = Field(None, description="QuestDB read-only PG-wire user; default: questdb.user")
+    pool_timeout_s: float = Field(
+        5.0, gt=0, description="how long a request waits for a free connection before 503 with Retry-After"
+    )
+    statement_timeout_s: float = Field(
+        30.0, gt=0, description="deadline of every store query (warm: server-side; QuestDB: cancel, then disconnect)"
+    )
+    export_concurrency: int = Field(2, ge=1, le=64, description="QuestDB /exp requests at once")
+    max_concurrent_requests: int = Field(
+        32, ge=1, description="REST requests served at once; more answer 503 with Retry-After"
+    )
+    max_pattern_wildcards: int = Field(3, ge=1, le=8, description="'*' allowed in one instrument pattern")
+    cursor_secret: str | None = Field(
+        None, description="HMAC key signing pagination cursors; null = random per process (cursors die on restart)"
+    )
+    questdb_user: str | None = Field(None, description="QuestDB PG-wire user; default: questdb.readonly_user")
     questdb_password: str | None = Field(None, description="password of api.questdb_user")
     hot_http_export: bool = Field(True, description="hot row pages via QuestDB HTTP /exp?fmt=parquet (no VARCHAR)")
     warm_copy: bool = Field(
@@ -231,6 +280,45 @@ class ApiSettings(_Section):
         description="/health: journal backlog above this is unhealthy",
     )
     health_max_tick_age_s: float = Field(120.0, gt=0, description="/health: newest quote older than this is unhealthy")
+    health_cache_s: float = Field(1.0, ge=0, description="/health: calls within this long share one report")
+    metrics_refresh_s: float = Field(
+        60.0, gt=0, description="/metrics: store-derived gauges are recomputed in the background this often"
+    )
+    auth_failures_per_min: int = Field(
+        20, ge=1, description="failed API-key attempts per minute per client address before 429"
+    )
+    keys_refresh_s: float = Field(30.0, gt=0, description="API keys are re-read from the warm store this often")
+    usage_flush_s: float = Field(10.0, gt=0, description="per-key usage is written to api_usage this often")
+    plans: dict[str, PlanSettings] = Field(
+        default_factory=lambda: dict(DEFAULT_PLANS),
+        description="plans API keys belong to (name -> limits); see docs/api.md",
+    )
+
+
+class StreamSettings(_Section):
+    """Live and replay streaming: the collector's publisher and the API's /stream."""
+
+    publish: bool = Field(True, description="the collector publishes acknowledged rows on publish_socket")
+    publish_socket: Path = Field(
+        Path(".local/run/stream.sock"), description="Unix socket the collector publishes on and the API reads"
+    )
+    publisher_queue_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="per subscriber (API process) bytes queued before it is dropped"
+    )
+    publisher_ring_bytes: int = Field(
+        32 * 1024 * 1024, ge=0, description="recent messages the publisher keeps for a reconnecting API"
+    )
+    resume_buffer_bytes: int = Field(
+        128 * 1024 * 1024, ge=0, description="recent live messages the API keeps so clients can resume"
+    )
+    client_queue_messages: int = Field(
+        256, ge=1, description="messages queued per WebSocket client; a client this far behind is dropped"
+    )
+    replay_page_rows: int = Field(100_000, ge=1000, description="rows read per replay step and table")
+    max_patterns: int = Field(64, ge=1, description="instrument names or patterns one subscription may list")
+    dedup_rows: int = Field(
+        200_000, ge=0, description="row keys remembered to drop rows a restarted collector publishes again"
+    )
 
 
 class LifecycleSettings(_Section):
@@ -306,6 +394,7 @@ class Settings(BaseSettings):
     writer: WriterSettings = WriterSettings()
     metrics: MetricsSettings = MetricsSettings()
     api: ApiSettings = ApiSettings()
+    stream: StreamSettings = StreamSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     archive: ArchiveSettings = ArchiveSettings()
     lake: LakeSettings = LakeSettings()

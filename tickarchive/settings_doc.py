@@ -45,9 +45,18 @@ mebibytes, `_days`, `_months`, `_per_s` per second.
 """
 
 
-def _default(value: Any) -> str:
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, tuple):
-        value = list(value)
+        return [_plain(v) for v in value]
+    return value
+
+
+def _default(value: Any) -> str:
+    value = _plain(value)
     try:
         text = json.dumps(value, default=str)
     except TypeError:
@@ -69,7 +78,7 @@ def reference_markdown() -> str:
         out.append("|---|---|---|---|")
         for name, field in model.model_fields.items():
             env = f"TICKARCHIVE_{section.upper()}__{name.upper()}"
-            default = field.default
+            default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
             if name == "cache_dir" and section == "paths":
                 default = "~/.cache/tickarchive"
             out.append(f"| `{name}` | `{env}` | {_default(default)} | {field.description or ''} |")

@@ -109,7 +109,7 @@ class QuestDBHandle:
         self.wait_for_wal()
 
 
-WARM_EXTRA_TABLES = ("coverage_daily", "rollover_ledger")
+WARM_EXTRA_TABLES = ("coverage_daily", "rollover_ledger", "api_keys", "api_usage", "job_runs")
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,16 @@ def server_conf(s: QuestDBSettings) -> str:
             f"pg.net.bind.to={s.host}:{s.pg_port}",
             f"pg.user={s.user}",
             f"pg.password={s.password}",
+            # the API reads as this user: PG wire SELECTs only (writes answer "permission denied")
+            *(
+                (
+                    "pg.readonly.user.enabled=true",
+                    f"pg.readonly.user={s.readonly_user}",
+                    f"pg.readonly.password={s.readonly_password}",
+                )
+                if s.readonly_user
+                else ()
+            ),
             "line.tcp.enabled=false",
             "line.udp.enabled=false",
             "line.http.enabled=true",

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from tickarchive.api.app import create_app
 from tickarchive.api.stores import Stores
-from tickarchive.settings import ApiSettings, ArchiveSettings, Settings
+from tickarchive.settings import ApiSettings, ArchiveSettings, Settings, StreamSettings
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 
 
@@ -20,7 +20,8 @@ def make_settings(questdb: QuestDBHandle, warm: WarmHandle, tmp: Path, **api: An
         questdb=questdb.settings(),
         postgres=warm.settings(),
         archive=ArchiveSettings(target=str(tmp / "lake"), cache_dir=tmp / "cache"),
-        api=ApiSettings(**api),
+        api=ApiSettings(**{"health_cache_s": 0.0, **api}),
+        stream=StreamSettings(publish_socket=tmp / "stream.sock"),
     )
 
 
@@ -29,6 +30,7 @@ class Api:
         self.settings = settings
         self.stores = Stores(settings)
         self.client = TestClient(create_app(settings, self.stores), raise_server_exceptions=False)
+        self.client.__enter__()  # the lifespan: background refreshes, the stream hub
 
     def get(self, path: str, **params: Any) -> Any:
         r = self.client.get(path, params=params)
@@ -36,7 +38,7 @@ class Api:
         return r.json()
 
     def close(self) -> None:
-        self.client.close()
+        self.client.__exit__(None, None, None)
         self.stores.close()
 
 

@@ -92,8 +92,8 @@ def trades(per_day: int = 12, seed: int = 8) -> list[TradeTick]:
     return out
 
 
-def book(seed: int = 9) -> list[BookChange]:
-    """Per day for BOOK_INSTRUMENT: a snapshot at 00:00:01 then 60 change messages."""
+def book(seed: int = 9, for_instrument: str = BOOK_INSTRUMENT) -> list[BookChange]:
+    """Per day for ``for_instrument``: a snapshot at 00:00:01 then 60 change messages."""
     rng = random.Random(seed)
     out: list[BookChange] = []
     change_id = 1000
@@ -104,7 +104,7 @@ def book(seed: int = 9) -> list[BookChange]:
             for px in prices:
                 out.append(
                     BookChange(
-                        BOOK_INSTRUMENT,
+                        for_instrument,
                         t0,
                         t0 + 900,
                         change_id,
@@ -126,7 +126,7 @@ def book(seed: int = 9) -> list[BookChange]:
             amount = 0.0 if action == "delete" else float(rng.randrange(1, 40))
             out.append(
                 BookChange(
-                    BOOK_INSTRUMENT, ts, ts + 900, change_id, prev, False, Side(side), BookAction(action), px, amount
+                    for_instrument, ts, ts + 900, change_id, prev, False, Side(side), BookAction(action), px, amount
                 )
             )
             prev = change_id

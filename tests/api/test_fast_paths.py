@@ -39,6 +39,8 @@ _PAGE_CASES: tuple[tuple[InstrumentMatch | None, int], ...] = (
 def test_inline_renders_validated_values_exactly() -> None:
     assert inline.text("ETH-27DEC24-4000-C") == "'ETH-27DEC24-4000-C'"
     assert inline.text(instrument_match("ETH-*-?-C").regex or "") == "'^ETH-.*-.-C$'"
+    assert inline.text(instrument_match("A*B*C").hot_regex or "") == "'^A(?>.*?B).*C$'"
+    assert inline.text("(?:^A$)|(?:^B-.*$)") == "'(?:^A$)|(?:^B-.*$)'"
     assert inline.text("^ETH-[0-9]+[A-Z]+[0-9]+-[0-9d]+-[CP]$") == "'^ETH-[0-9]+[A-Z]+[0-9]+-[0-9d]+-[CP]$'"
     assert inline.integer(100_000) == "100000"
     assert inline.timestamp_us(1_790_985_600_000_001) == "'2026-10-03T00:00:00.000001Z'"
@@ -46,7 +48,7 @@ def test_inline_renders_validated_values_exactly() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["a'b", "a\\b", "a b", "a;b", "", "x" * 201, "ETH'--", "a\nb", "é", "a,b", "a/*b", "a(b)"]
+    "value", ["a'b", "a\\b", "a b", "a;b", "", "x" * 201, "ETH'--", "a\nb", "é", "a,b", "a/*b", "a{2}", "a#b", "a%b"]
 )
 def test_inline_refuses_anything_else(value: str) -> None:
     with pytest.raises(inline.InlineRefused):
@@ -90,7 +92,7 @@ def test_parse_csv_tells_null_from_empty_string() -> None:
 
 
 def test_warm_copy_output_parses_on_both_dialects(warm_store: WarmHandle) -> None:
-    pool = Pool("warm store", warm_store.reader_dsn, size=1, timeout_s=5)
+    pool = Pool("warm store", warm_store.reader_dsn, size=1, wait_s=5, deadline_s=30)
     try:
         out = pool.copy_out(
             "COPY (SELECT %s::bigint, ''::text, NULL::text, %s::float8, 'NaN'::float8, true) TO STDOUT (FORMAT csv)",
@@ -124,7 +126,7 @@ def test_warm_copy_output_parses_on_both_dialects(warm_store: WarmHandle) -> Non
 
 def test_hot_export_equals_pg_wire(questdb_clean: QuestDBHandle) -> None:
     data.write(questdb_clean, data.all_events())
-    pool = Pool("QuestDB", questdb_clean.pg_dsn, size=1, timeout_s=5)
+    pool = Pool("QuestDB", questdb_clean.pg_dsn, size=1, wait_s=5, deadline_s=30)
     export = QuestDBHttp(questdb_clean.http_url, None, 30)
     fast, slow = HotReader(pool, export), HotReader(pool)
     lo, hi = data.us(data.DAYS[0]), data.us(data.DAYS[2], 12)
@@ -177,7 +179,7 @@ def test_warm_binary_csv_and_select_paths_agree(postgres_clean: WarmHandle) -> N
     with WarmStore.open(postgres_clean.writer_dsn) as sink:
         for batch in events_to_arrow(QUOTES, quotes).to_batches():
             sink.insert(QUOTES, batch)
-    pool = SpyPool("warm store", postgres_clean.reader_dsn, size=1, timeout_s=5)
+    pool = SpyPool("warm store", postgres_clean.reader_dsn, size=1, wait_s=5, deadline_s=30)
     copy, plain = WarmReader(pool, use_columns=False), WarmReader(pool, use_copy=False, use_columns=False)
     lo, hi = data.us(data.DAYS[0]), data.us(data.DAYS[1], 12)
     name = "ETH-30OCT26-3000-C"
@@ -217,7 +219,7 @@ def test_warm_column_pages_equal_plain_select_on_both_dialects(
                 sink.insert(table, batch)
     # the PGlite test server shares one backend (two queries at once hang): one connection
     # there, so the two halves run one after the other (the busy-pool path)
-    pool = Pool("warm store", warm_store.reader_dsn, size=1 if warm_store.pglite else 2, timeout_s=5)
+    pool = Pool("warm store", warm_store.reader_dsn, size=1 if warm_store.pglite else 2, wait_s=5, deadline_s=30)
     fast, plain = WarmReader(pool, use_copy=False), WarmReader(pool, use_copy=False, use_columns=False)
     lo, hi = data.us(data.DAYS[0]), data.us(data.DAYS[2], 12)
     try:
@@ -275,7 +277,7 @@ def test_warm_column_page_decoding_checks_shape_and_order() -> None:
 def test_pool_fetch_many_runs_on_free_connections_and_keeps_order(postgres_clean: WarmHandle) -> None:
     statements = [("SELECT %s::int, pg_backend_pid(), pg_sleep(0.2)::text", [i]) for i in range(3)]
     for size, backends in ((3, 3), (1, 1)):
-        pool = Pool("warm store", postgres_clean.reader_dsn, size=size, timeout_s=5)
+        pool = Pool("warm store", postgres_clean.reader_dsn, size=size, wait_s=5, deadline_s=30)
         try:
             pool.fetch("SELECT 1")
             rows = pool.fetch_many(statements)

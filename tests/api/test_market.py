@@ -12,6 +12,7 @@ from tests.api.conftest import Api
 from tickarchive.api.timefmt import iso
 from tickarchive.domain import Event, Gap, GapKind, GapStatus, InstrumentEvent
 from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.venues.deribit.discovery import shard_of
 
 D1, D2, D3 = data.DAYS
 
@@ -142,5 +143,42 @@ def test_instruments_gaps_coverage(loaded: Api, questdb_clean: QuestDBHandle) ->
     assert [(c["instrument"], c["rows"]) for c in cov] == [(i, 12) for i in sorted(data.INSTRUMENTS)]
     put = next(c for c in cov if c["instrument"] == "ETH-30OCT26-3000-P")
     assert (put["trade_seq_min"], put["trade_seq_max"], put["trade_seq_missing"]) == (113, 124, 0)
-    assert put["gap_seconds"] == 90.0  # 60 s connection-wide + 30 s of its own
-    assert next(c for c in cov if c["instrument"] == "BTC-27NOV26-90000-C")["gap_seconds"] == 60.0
+    # its trade_seq gap was backfilled, and c1 does not carry the trades channels (c0 does)
+    assert {c["gap_seconds"] for c in cov} == {0.0}
+    quotes = loaded.get("/coverage", start_day=D2.isoformat(), end_day=D2.isoformat(), table="quotes")["rows"]
+    # the c1 disconnect took 60 s of quotes from exactly the instruments c1 carries
+    want = {i: 60.0 if shard_of(i, 4) == 1 else 0.0 for i in data.INSTRUMENTS}
+    assert {c["instrument"]: c["gap_seconds"] for c in quotes} == want
+    assert 60.0 in want.values() and 0.0 in want.values()
+
+
+def test_coverage_charges_a_gap_only_where_it_took_data(loaded: Api, questdb_clean: QuestDBHandle) -> None:
+    """#16: a connection-wide gap is charged only to the instruments of its connection, a
+    backfilled gap costs no trades, overlapping gaps count once, and a book sequence gap
+    costs only book changes."""
+    put, call = "ETH-30OCT26-3000-P", "ETH-30OCT26-3000-C"
+    c_put = f"c{shard_of(put, 4)}"
+    data.write(questdb_clean, data.book(for_instrument=put))
+    data.write(
+        questdb_clean,
+        [
+            # c0 carries the trades channel: its 235 s disconnect was fully backfilled
+            Gap(GapKind.DISCONNECT, "*", data.us(D2, 10), data.us(D2, 10, 3, 55.0), "x", "c0", GapStatus.BACKFILLED),
+            # two overlapping gaps of the put's own connection: 100 s in all, not 120
+            Gap(GapKind.DISCONNECT, "*", data.us(D2, 11), data.us(D2, 11, 1), "x", c_put, GapStatus.RESOLVED),
+            Gap(GapKind.STALE, put, data.us(D2, 11, 0, 40.0), data.us(D2, 11, 1, 40.0), "x", c_put, GapStatus.RESOLVED),
+            Gap(GapKind.BOOK_SEQ, call, data.us(D2, 12), data.us(D2, 12, 0, 5.0), "x", "c0", GapStatus.RESOLVED),
+        ],
+    )
+
+    def seconds(table: str) -> dict[str, float]:
+        rows = loaded.get("/coverage", start_day=D2.isoformat(), end_day=D2.isoformat(), table=table)["rows"]
+        return {r["instrument"]: r["gap_seconds"] for r in rows}
+
+    # where the venue's plan (4 connections) puts them: none of the five on c0
+    assert {shard_of(i, 4) for i in data.INSTRUMENTS} == {1, 2, 3} and c_put == "c3"
+    assert set(seconds("trades").values()) == {0.0}  # the c0 disconnect was backfilled: no trade missing
+    quotes = seconds("quotes")
+    assert quotes == {i: 100.0 if i == put else 0.0 for i in data.INSTRUMENTS}, quotes
+    book = seconds("book_changes")
+    assert book == {put: 100.0, call: 5.0}, book  # the two instruments with book changes

@@ -30,6 +30,7 @@ from tickarchive.archive.verify import check_month, forget_verified, record_veri
 from tickarchive.months import Month
 from tickarchive.rich_progress import RichProgress
 from tickarchive.settings import Settings, load_settings
+from tickarchive.store import job_runs
 from tickarchive.tables import MARKET_TABLES, Table
 from tickarchive.tables import table as table_named
 
@@ -192,6 +193,7 @@ def register(app: typer.Typer) -> None:
         options = _options(settings, staging, file_rows)
         lake = _lake(settings, target) if settings.lake.enabled else None
         with contextlib.ExitStack() as stack, RichProgress() as progress:
+            stack.enter_context(job_runs.recorded(_warm_dsns(settings)[1], "archive_export"))
             source = _source(stack, settings, from_dir, dsn)
             tables = _tables(table)
             refuse_empty_month(source, tables, m)
@@ -217,6 +219,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Re-read every archived file and check hashes, row counts and ts ranges."""
         settings = _settings()
+        with job_runs.recorded(_warm_dsns(settings)[1], "archive_verify"):
+            _verify(settings, month, table, target)
+
+    def _verify(settings: Settings, month: str | None, table: list[str] | None, target: str | None) -> None:
         tgt = _target(target, settings)
         index = catalog.rebuild_index(tgt, dt.datetime.now(dt.UTC))
         wanted_tables = set(table or [])
