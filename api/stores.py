@@ -20,6 +20,7 @@ import polars as pl
 from psycopg.conninfo import make_conninfo
 
 from tickarchive.api.cold import ColdReader
+from tickarchive.api.cold_cache import check_location
 from tickarchive.api.errors import ApiError, StoreUnavailable
 from tickarchive.api.hot import HotReader
 from tickarchive.api.params import InstrumentMatch
@@ -131,7 +132,10 @@ class Stores:
         from tickarchive.api.warm import WarmReader
 
         self.warm = WarmReader(self.warm_pool, use_copy=a.warm_copy, use_columns=a.warm_copy)
-        self.cold = ColdReader(open_target(settings.archive.target), settings.archive.cache_dir)
+        check_location(settings.archive.cache_dir, settings.paths.journal_dir)
+        self.cold = ColdReader(
+            open_target(settings.archive.target), settings.archive.cache_dir, settings.archive.cache_max_bytes
+        )
         self._known: set[str] = set()
 
     def instrument_known(self, name: str) -> bool:

@@ -334,7 +334,13 @@ class ArchiveSettings(_Section):
     """The Parquet archive (cold tier)."""
 
     target: str = Field(".local/archive", description="file path, file://DIR or b2://bucket/prefix")
-    cache_dir: Path = Field(Path(".local/archive-cache"), description="local cache of archive files the API reads")
+    cache_dir: Path = Field(
+        Path(".local/archive-cache"),
+        description="the API's copies of remote archive files; its own path, never inside the journal folder",
+    )
+    cache_max_bytes: int = Field(
+        20 * 1024**3, ge=1024 * 1024, description="the API's archive cache holds at most this (LRU eviction)"
+    )
     row_group_rows: int = Field(500_000, ge=1000, description="Parquet row-group size")
     zstd_level: int = Field(9, ge=1, le=22, description="Parquet zstd compression level")
     file_rows: int = Field(10_000_000, ge=1000, description="rows per Parquet file before the next part starts")

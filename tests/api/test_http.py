@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -14,14 +13,16 @@ import pyarrow.parquet
 import pytest
 
 from tests.api import data
-from tests.api.conftest import Api, make_settings
+from tests.api.conftest import Api
 from tickarchive.api import frames
 from tickarchive.api.auth import TokenBuckets
 from tickarchive.domain import ConnectionHeartbeat
-from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.store.stack.handles import QuestDBHandle
 from tickarchive.tables import QUOTES
 
 Q = {"instrument": "ETH-30OCT26-3000-*", "start": "2026-10-05", "end": "2026-10-06"}
+FORGED = "eyJ0IjoxLCJzIjoxMDAwMDAwMDAwMDAwfQ.AAAAAAAAAAAAAAAAAAAAAA"
+"""A hand-made cursor ({"t": 1, "s": 10**12}): before signing, it made every store read 10**12 rows."""
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def loaded(api_pg: Api, questdb_clean: QuestDBHandle) -> Api:
         ({**Q, "limit": 2_000_000}, "exceeds the maximum result size 1000000"),
         ({**Q, "limit": "many"}, "query parameter 'limit'"),
         ({**Q, "cursor": "garbage"}, "parameter 'cursor'"),
-        ({**Q, "cursor": "eyJ0IjoxLCJzIjoxMDAwMDAwMDAwMDAwfQ.AAAAAAAAAAAAAAAAAAAAAA"}, "not a cursor this API returned"),
+        ({**Q, "cursor": FORGED}, "not a cursor this API returned"),
         ({**Q, "columns": "bid_price,nope"}, "unknown column"),
         ({**Q, "format": "xml"}, "parameter 'format'"),
         ({**Q, "time_format": "unix"}, "query parameter 'time_format'"),

@@ -149,7 +149,8 @@ def test_instruments_gaps_coverage(loaded: Api, questdb_clean: QuestDBHandle) ->
     # the c1 disconnect took 60 s of quotes from exactly the instruments c1 carries
     want = {i: 60.0 if shard_of(i, 4) == 1 else 0.0 for i in data.INSTRUMENTS}
     assert {c["instrument"]: c["gap_seconds"] for c in quotes} == want
-    assert 60.0 in want.values() and 0.0 in want.values()
+    assert 60.0 in want.values()
+    assert 0.0 in want.values()
 
 
 def test_coverage_charges_a_gap_only_where_it_took_data(loaded: Api, questdb_clean: QuestDBHandle) -> None:
@@ -176,7 +177,8 @@ def test_coverage_charges_a_gap_only_where_it_took_data(loaded: Api, questdb_cle
         return {r["instrument"]: r["gap_seconds"] for r in rows}
 
     # where the venue's plan (4 connections) puts them: none of the five on c0
-    assert {shard_of(i, 4) for i in data.INSTRUMENTS} == {1, 2, 3} and c_put == "c3"
+    assert {shard_of(i, 4) for i in data.INSTRUMENTS} == {1, 2, 3}
+    assert c_put == "c3"
     assert set(seconds("trades").values()) == {0.0}  # the c0 disconnect was backfilled: no trade missing
     quotes = seconds("quotes")
     assert quotes == {i: 100.0 if i == put else 0.0 for i in data.INSTRUMENTS}, quotes

@@ -50,14 +50,16 @@ def get(api: Api, path: str, key: str | None, **params: object) -> object:
 
 def test_keys_are_stored_hashed_listed_and_revoked(postgres_clean: WarmHandle) -> None:
     key_id, key = issue(postgres_clean, "tiny", "alice")
-    assert key.startswith(f"ta_{key_id}_") and len(key) > 40
+    assert key.startswith(f"ta_{key_id}_")
+    assert len(key) > 40
     stored = postgres_clean.query("SELECT key_id, key_sha256, plan, label FROM api_keys")
     assert stored == [(key_id, keymod.digest(key), "tiny", "alice")]
     assert key not in repr(stored)
     with postgres_clean.connect(postgres_clean.writer_dsn) as conn:
         assert [k.key_id for k in keymod.list_keys(conn)] == [key_id]
         rec = keymod.revoke_key(conn, key_id)
-        assert rec is not None and rec.revoked_at is not None
+        assert rec is not None
+        assert rec.revoked_at is not None
         assert keymod.list_keys(conn, include_revoked=False) == []
         assert keymod.revoke_key(conn, "nope") is None
         with pytest.raises(keymod.InvalidRequest, match="not one of"):
@@ -77,7 +79,8 @@ def test_a_key_gets_its_plans_rate_and_row_quota(keyed: Api, postgres_clean: War
     assert int(r.headers["Retry-After"]) == pytest.approx(seconds_to_utc_midnight(int(time.time() * 1e6)), abs=5)
     # burst 3 requests: the 4th within the same second is rate limited
     r = get(keyed, "/quotes", key, **Q)
-    assert r.status_code == 429 and r.json()["error"] == "rate_limited"
+    assert r.status_code == 429
+    assert r.json()["error"] == "rate_limited"
     assert int(r.headers["Retry-After"]) >= 1
     # usage reaches the warm store: rows, requests, refusals
     keyed.stores.warm_pool.drain()
@@ -95,13 +98,15 @@ def test_a_key_gets_its_plans_rate_and_row_quota(keyed: Api, postgres_clean: War
 def test_plan_formats_history_and_delay(keyed: Api, postgres_clean: WarmHandle, questdb_clean: QuestDBHandle) -> None:
     _, tiny = issue(postgres_clean, "tiny")
     r = get(keyed, "/quotes", tiny, **Q, format="parquet")
-    assert r.status_code == 403 and r.json()["error"] == "plan_limit"
+    assert r.status_code == 403
+    assert r.json()["error"] == "plan_limit"
     assert "not in plan 'tiny'" in r.json()["detail"]
     assert get(keyed, "/quotes", tiny, **Q, format="csv", limit=1).status_code == 200
 
     _, recent = issue(postgres_clean, "recent")
     r = get(keyed, "/quotes", recent, **Q)  # October 2026 is more than 2 days ago
-    assert r.status_code == 403 and "at most 2 days back" in r.json()["detail"]
+    assert r.status_code == 403
+    assert "at most 2 days back" in r.json()["detail"]
     now = int(time.time() * 1_000_000)
     data.write(
         questdb_clean,
@@ -126,10 +131,12 @@ def test_revoked_and_unknown_keys_and_failed_attempts(keyed: Api, postgres_clean
         keymod.revoke_key(conn, key_id)
     keyed.client.app.state.ctx.keys.refresh()  # type: ignore[attr-defined]  # (api.keys_refresh_s elapsed)
     r = get(keyed, "/quotes", key, **Q)
-    assert r.status_code == 401 and r.json()["detail"] == "unknown or revoked API key"
+    assert r.status_code == 401
+    assert r.json()["detail"] == "unknown or revoked API key"
     codes = [get(keyed, "/quotes", f"guess-{i}", **Q).status_code for i in range(8)]
     # 5 failures per minute per address (two used above), then 429 without asking the warm store
-    assert codes[:3] == [401] * 3 and set(codes[3:]) == {429}, codes
+    assert codes[:3] == [401] * 3, codes
+    assert set(codes[3:]) == {429}, codes
     assert keyed.client.get("/health").status_code in (200, 503)  # operational endpoints stay open
 
 
