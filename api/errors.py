@@ -107,7 +107,7 @@ class StoreUnavailable(ApiError):
     code = "store_unavailable"
 
     def __init__(self, detail: str, internal: str | None = None) -> None:
-        super().__init__(detail)
+        ApiError.__init__(self, detail)
         self.internal = internal or detail
 
 
@@ -116,6 +116,6 @@ class StoreTimeout(StoreUnavailable, _RetryLater):
 
     code = "store_timeout"
 
-    def __init__(self, detail: str, retry_after_s: int = 5) -> None:
-        StoreUnavailable.__init__(self, detail)
+    def __init__(self, detail: str, retry_after_s: int = 5, internal: str | None = None) -> None:
+        StoreUnavailable.__init__(self, detail, internal)
         self.retry_after_s = retry_after_s

@@ -3,7 +3,6 @@ when they enter the cache, only the files a query needs, an LRU bound, its own p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ class Remote:
 
 
 @pytest.fixture
-def lake(tmp_path: Path) -> Iterator[LocalTarget]:
+def lake(tmp_path: Path) -> LocalTarget:
     """October of the test quotes, exported in parts of 100 rows (sorted by instrument: each
     part holds one or two instruments)."""
     store = MemoryStore()
@@ -54,7 +53,7 @@ def lake(tmp_path: Path) -> Iterator[LocalTarget]:
     target = LocalTarget(tmp_path / "lake")
     export_month(store, target, QUOTES, OCT, ExportOptions(row_group_rows=100, file_rows=100,
                                                           staging_dir=tmp_path / "staging"))
-    yield target
+    return target
 
 
 def manifest_of(target: LocalTarget) -> mf.MonthManifest:
@@ -123,7 +122,8 @@ def test_a_cached_file_is_verified_when_it_enters_the_cache(lake: LocalTarget, t
     second = ColdReader(remote, cache, 10**9)  # type: ignore[arg-type]
     assert second.rows(QUOTES, QUOTES.column_names, LO, HI, None, {}, 10_000).equals(want)
     assert remote.fetched == [victim.relative_to(cache).as_posix()]  # only the damaged file came again
-    assert victim.read_bytes()[:4] == b"PAR1" and victim.stat().st_size > 100
+    assert victim.read_bytes()[:4] == b"PAR1"
+    assert victim.stat().st_size > 100
 
 
 def test_a_damaged_local_archive_file_is_refused(lake: LocalTarget, tmp_path: Path) -> None:
