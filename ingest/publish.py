@@ -17,9 +17,10 @@ in µs, ``n`` = a counter) and appends one frame to a ring of recent frames
 (``stream.publisher_ring_bytes``) and to every subscriber's queue.
 
 Subscribers (the API processes) connect to ``stream.publish_socket`` and send a
-``subscribe`` frame naming the last position they hold (or none). They get a ``hello``,
-then the ring's frames after that position (same epoch and still in the ring; otherwise a
-``gap`` frame saying the feed has a hole), then every new frame. A subscriber whose queue
+``subscribe`` frame naming the last position they hold (or none, and whether they want
+the whole ring: a starting API does). They get a ``hello``, then the ring's frames after
+that position (same epoch and still in the ring; otherwise a ``gap`` frame saying the feed
+has a hole), then every new frame. A subscriber whose queue
 passes ``stream.publisher_queue_bytes`` is disconnected (it reconnects and resumes from
 its position); the collector never waits for one.
 
@@ -92,6 +93,7 @@ class Publisher:
         self._subs: set[_Subscriber] = set()
         self.stats = PublisherStats()
         self.listening = asyncio.Event()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     # ---- the hook (writer, event loop) ------------------------------------------------
 
@@ -146,6 +148,16 @@ class Publisher:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+            await self._close_subscribers()
+
+    async def _close_subscribers(self) -> None:
+        """Let every connection handler end on its own (not cancelled with the loop)."""
+        for sub in list(self._subs):
+            sub.dropped = True
+            sub.wake.set()
+        handlers = [t for t in self._handlers if not t.done()]
+        if handlers:
+            await asyncio.wait(handlers, timeout=5.0)
 
     async def _taken(self) -> bool:
         """Does a live process listen on ``path`` (not just a stale socket file)?"""
@@ -162,6 +174,10 @@ class Publisher:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sub = _Subscriber(writer, self.queue_bytes)
+        me = asyncio.current_task()
+        if me is not None:
+            self._handlers.add(me)
+            me.add_done_callback(self._handlers.discard)
         try:
             header, _ = await asyncio.wait_for(read_frame(reader, max_body=0), timeout=10.0)
             if header.get("k") != "subscribe":
@@ -171,6 +187,9 @@ class Publisher:
             sub.push(frame({"k": "hello", "e": self.epoch, "oldest": oldest}))
             if after is not None:
                 self._backlog(sub, after)
+            elif header.get("backlog"):
+                for _, data in self._ring:
+                    sub.push(data)
             self._subs.add(sub)
             self.stats.subscribers = len(self._subs)
             await self._send(sub, reader)

@@ -6,7 +6,8 @@ A frame is ``>II`` (header length, body length), the header (a JSON object), the
 Headers: ``{"k": "batch", "e": epoch, "n": n, "t": table, "r": rows, "a": acked_at_us,
 "s": upto_seq}`` (body = the ILP QuestDB acknowledged), ``{"k": "hello", "e": epoch,
 "oldest": [e, n] | null}``, ``{"k": "gap", "reason": text}``, and from a subscriber
-``{"k": "subscribe", "after": [e, n] | null}``.
+``{"k": "subscribe", "after": [e, n] | null, "backlog": bool}`` (``backlog``: with no
+position, send the publisher's whole ring of recent frames first).
 """
 
 from __future__ import annotations

@@ -317,7 +317,7 @@ class StreamSettings(_Section):
     replay_page_rows: int = Field(100_000, ge=1000, description="rows read per replay step and table")
     max_patterns: int = Field(64, ge=1, description="instrument names or patterns one subscription may list")
     dedup_rows: int = Field(
-        200_000, ge=0, description="row keys remembered to drop rows a restarted collector publishes again"
+        200_000, ge=0, description="row keys remembered so each stored row is streamed once (0 = off)"
     )
 
 

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Coroutine
 from typing import Any
 
 import polars as pl
@@ -80,7 +81,7 @@ async def stream(ws: WebSocket) -> None:
             raise StreamError(exc.code, exc.detail) from exc
     except StreamError as exc:
         await _close_with_error(ws, exc.code, exc.detail)
-    except WebSocketDisconnect:
+    except DISCONNECTED:
         pass
     finally:
         if key_id is not None:
@@ -116,7 +117,7 @@ def _admit(caller: Caller) -> str | None:
 
 async def _close_with_error(ws: WebSocket, code: str, detail: str) -> None:
     if ws.client_state is WebSocketState.CONNECTED:
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+        with contextlib.suppress(RuntimeError, *DISCONNECTED):
             await ws.send_text(msg.control("error", error=code, detail=detail))
             await ws.close(code=msg.CLOSE_POLICY, reason=code)
 
@@ -178,21 +179,34 @@ async def _serve(ws: WebSocket, ctx: AppContext, caller: Caller, req: msg.Stream
         metrics.streams.labels(mode).dec()
 
 
-async def _watch(ws: WebSocket, pump: Any) -> None:
-    """Run ``pump`` until it ends or the client goes away (whatever comes first)."""
+DISCONNECTED = (WebSocketDisconnect, ConnectionError, OSError)
+
+
+async def _watch(ws: WebSocket, pump: Coroutine[Any, Any, None]) -> None:
+    """Run ``pump`` until it ends or the client goes away (whatever comes first); a send
+    to a client that has gone is the end of the stream, not an error."""
+
     async def listen() -> None:
         while True:
             m = await ws.receive()
             if m["type"] == "websocket.disconnect":
                 return
 
-    async with asyncio.TaskGroup() as tg:
-        pump_task = tg.create_task(pump)
-        listen_task = tg.create_task(listen())
-        done, _ = await asyncio.wait({pump_task, listen_task}, return_when=asyncio.FIRST_COMPLETED)
+    pump_task = asyncio.create_task(pump)
+    listen_task = asyncio.create_task(listen())
+    try:
+        await asyncio.wait({pump_task, listen_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
         for t in (pump_task, listen_task):
-            if t not in done:
+            if not t.done():
                 t.cancel()
+        for t in (pump_task, listen_task):
+            with contextlib.suppress(asyncio.CancelledError, *DISCONNECTED):
+                await t
+    if not pump_task.cancelled():
+        exc = pump_task.exception()
+        if exc is not None and not isinstance(exc, DISCONNECTED):
+            raise exc
 
 
 class _Sender:
@@ -231,9 +245,13 @@ async def _pump_live(hub: StreamHub, client: LiveClient, sender: _Sender) -> Non
             m, rows, pos = client.queue.popleft()
             await sender.data(m, rows, "live")
             client.last_position = pos or client.last_position
+        if client.closing:
+            with contextlib.suppress(RuntimeError, *DISCONNECTED):
+                await sender.ws.close(code=msg.CLOSE_GOING_AWAY, reason="the server is shutting down; resume later")
+            return
         if client.dropped:
             reason = f"too slow: {client.limit} messages queued; resume after {client.last_position}"
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            with contextlib.suppress(RuntimeError, *DISCONNECTED):
                 await sender.ws.close(code=msg.CLOSE_TOO_SLOW, reason=reason[:120])
             return
         client.wake.clear()

@@ -63,7 +63,7 @@ class Feed:
             logged = False
             try:
                 after = list(self.position) if self.position is not None else None
-                writer.write(frame({"k": "subscribe", "after": after}))
+                writer.write(frame({"k": "subscribe", "after": after, "backlog": after is None}))
                 await writer.drain()
                 await self._read(reader, on_batch, on_gap)
             except (asyncio.IncompleteReadError, ConnectionError, ValueError, OSError) as exc:

@@ -10,15 +10,17 @@ to every client of the group. Each client has a bounded queue
 code 4008 naming its last position) and nobody else waits for it: queuing never blocks.
 
 Resuming: a client that sends ``resume=<epoch>.<n>`` gets the ring's batches after that
-position (re-encoded for it) before the live ones; all of it happens between two batches
-on the event loop, so nothing falls between the backlog and the live flow. A position the
+position (``resume=oldest``: everything the ring holds), re-encoded for it, before the live
+ones; all of it happens between two batches on the event loop, so nothing falls between
+the backlog and the live flow. A position the
 ring no longer holds gets an ``interrupted`` message instead (use replay for that time).
 
-Duplicates: after a collector restart its writer replays the journal from its last
-checkpoint, which can publish rows already published. The hub remembers the dedup keys
-(``tickarchive.tables``) of the last ``stream.dedup_rows`` rows of the previous epoch
-and drops rows of the new epoch that carry one of them, until the new epoch has delivered
-as many rows.
+Duplicates: the store de-duplicates on each table's dedup keys (``tickarchive.tables``);
+the feed may carry a key twice (a trade backfilled from the history while the live copy
+was in flight; after a collector restart, the journal replayed from the last checkpoint).
+The hub remembers the keys of the last ``stream.dedup_rows`` rows and publishes each key
+once, the first version it saw. Gap rows are the exception: a gap is published again when
+it changes (opened, then closed or backfilled); the last version is the stored one.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class LiveClient:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     backlog: list[Entry] = field(default_factory=list)
     dropped: bool = False
+    closing: bool = False
+    """The server is shutting down: close the stream (the client resumes elsewhere/later)."""
     last_position: str | None = None
 
     def push(self, m: Message) -> bool:
@@ -109,8 +113,6 @@ class StreamHub:
         self._epoch: int | None = None
         self._recent: collections.deque[tuple[Any, ...]] = collections.deque()
         self._recent_set: set[tuple[Any, ...]] = set()
-        self._previous: set[tuple[Any, ...]] = set()
-        self._since_epoch = 0
         self.batches = 0
         self.duplicates_dropped = 0
         self.last_batch_at: float | None = None
@@ -122,7 +124,17 @@ class StreamHub:
     # ---- lifecycle --------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.feed.run(self.on_batch, self.on_gap)
+        try:
+            await self.feed.run(self.on_batch, self.on_gap)
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Tell every live client's pump to close its stream (the app is stopping)."""
+        for _, clients in self._groups.values():
+            for c in clients:
+                c.closing = True
+                c.wake.set()
 
     def status(self) -> dict[str, Any]:
         age = None if self.last_batch_at is None else round(time.monotonic() - self.last_batch_at, 3)
@@ -138,7 +150,9 @@ class StreamHub:
     def attach(self, flt: Filter, resume: str | None) -> LiveClient:
         """Register a client (with its backlog when ``resume`` names a position)."""
         client = LiveClient(flt, self.client_limit)
-        if resume:
+        if resume == "oldest":
+            client.backlog.extend(self._ring)
+        elif resume:
             pos = parse_position(resume)
             seq = self._index.get(pos) if pos is not None else None
             if seq is None:
@@ -233,27 +247,23 @@ class StreamHub:
                 self._index.pop(old.position, None)
 
     def _dedup(self, epoch: int, table: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Drop rows whose dedup key was published among the last ``dedup_rows`` rows (gap
+        rows excepted: a gap's later version carries its end and status)."""
         if self.dedup_rows <= 0:
             return rows
-        if self._epoch is not None and epoch != self._epoch:
-            self._previous = self._recent_set
-            self._recent_set = set()
-            self._recent.clear()
-            self._since_epoch = 0
         self._epoch = epoch
         idx = self._keys[table]
-        keyed = [((table, *(r[i] for i in idx)), r) for r in rows]
-        if self._previous:
-            kept = [(k, r) for k, r in keyed if k not in self._previous]
-            self.duplicates_dropped += len(keyed) - len(kept)
-            keyed = kept
-            self._since_epoch += len(keyed)
-            if self._since_epoch >= self.dedup_rows:
-                self._previous = set()
         recent, seen = self._recent, self._recent_set
-        for k, _ in keyed:
-            recent.append(k)
-            seen.add(k)
+        out = []
+        for r in rows:
+            k = (table, *(r[i] for i in idx))
+            if k in seen and table != "gaps":
+                self.duplicates_dropped += 1
+                continue
+            if k not in seen:
+                recent.append(k)
+                seen.add(k)
+            out.append(r)
         while len(recent) > self.dedup_rows:
             seen.discard(recent.popleft())
-        return [r for _, r in keyed]
+        return out

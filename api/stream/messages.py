@@ -44,6 +44,7 @@ ARROW_MAGIC = b"TAS1"
 _HEAD = struct.Struct(">I")
 CLOSE_TOO_SLOW = 4008
 CLOSE_POLICY = 1008
+CLOSE_GOING_AWAY = 1001
 
 
 class StreamRequest(BaseModel):
@@ -58,7 +59,9 @@ class StreamRequest(BaseModel):
     instruments: tuple[str, ...] = Field((), description="names or patterns; empty = every instrument")
     currency: str | None = Field(None, pattern=r"^[A-Za-z0-9_]{2,16}$", description="shorthand for '<CUR>-*'")
     format: Literal["json", "arrow"] = "json"
-    resume: str | None = Field(None, max_length=80, description="the position to continue after")
+    resume: str | None = Field(
+        None, max_length=80, description="the position to continue after; live: 'oldest' = all the server holds"
+    )
     start: str | None = Field(None, max_length=40, description="replay: first exchange time (inclusive)")
     end: str | None = Field(None, max_length=40, description="replay: last exchange time (exclusive)")
     speed: float = Field(0.0, ge=0.0, le=10_000.0, description="replay: 0 = as fast as the client reads, N = xN")
