@@ -44,6 +44,7 @@ from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.tables import BY_NAME
 
 CHANNELS = ("quotes", "trades", "book_changes", "gaps")
+DROPPED = "tickarchive_api_stream_dropped_total"
 PLANS = {
     "pro": PlanSettings(concurrent_streams=10),
     "delayed": PlanSettings(live_delay_s=2, concurrent_streams=1),
@@ -168,7 +169,10 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
                     slow_sock.connect(("127.0.0.1", int(url.rsplit(":", 1)[1])))
                     slow = await connect(url.replace("http", "ws") + "/stream", sock=slow_sock, max_queue=1,
                                          additional_headers={"X-API-Key": pro}, max_size=None)
-                    await slow.send('{"mode": "live", "channels": ["quotes", "book_changes"]}')
+                    await slow.send('{"mode": "live", "channels": ["quotes", "trades", "book_changes", "gaps"]}')
+                    registry = app.state.ctx.metrics.registry
+                    await wait_for(lambda: (registry.get_sample_value(DROPPED) or 0) >= 1, 60,
+                                   "the client that does not read to be dropped")
                     # the delayed plan allows one stream at once
                     with pytest.raises(StreamError) as refused:
                         await first_item(stream.live(url, api_key=delayed, reconnect=False))
