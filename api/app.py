@@ -77,7 +77,7 @@ PATTERN_HINTS = {
     "start_day": "is not a date (YYYY-MM-DD)",
     "currency": "is not a currency code (e.g. ETH, BTC)",
     "interval": "is not an interval like 1m, 5m, 1h or 1d",
-    "columns": "is not a comma-separated list of column names",
+    "columns": "is not a comma-separated list of this table's column names",
     "cursor": "is not a cursor this API returned for this query",
 }
 PATTERN_HINTS.update(end=PATTERN_HINTS["start"], at=PATTERN_HINTS["start"], end_day=PATTERN_HINTS["start_day"],

@@ -15,10 +15,11 @@ SHA-256 in ``api.keys.KeyStore``; the key's plan (``api.plans``) sets its limits
 Failed key attempts (no key, an unknown or revoked key) are limited per client address
 (``api.auth_failures_per_min``; 429 before the warm store is even asked).
 
-With no active key in the warm store the API is **open**: every loopback client may use
-it without a key and without limits, and any other client is refused (401), so an open
-API is never exposed by accident (``tickarchive api`` also refuses to listen on a
-non-loopback address then). The buckets live in bounded dicts (one entry per key, and per
+With no key ever issued (``api_keys`` empty) the API is **open**: every loopback client
+may use it without a key and without limits, and any other client is refused (401), so an
+open API is never exposed by accident (``tickarchive api`` also refuses to listen on a
+non-loopback address then). Once a key exists the API stays keyed, also when every key is
+revoked. The buckets live in bounded dicts (one entry per key, and per
 client address with recent failures, pruned when full).
 """
 
@@ -196,8 +197,9 @@ class KeyGuard:
 
     @property
     def open(self) -> bool:
-        """No active key is known: the API serves loopback clients without a key."""
-        return self.keys is None or self.keys.active_keys == 0
+        """No key was ever issued: the API serves loopback clients without a key. (Once a key
+        exists the API stays keyed, also after its last key is revoked.)"""
+        return self.keys is None or self.keys.keys_issued == 0
 
     def _fail(self, address: str | None, message: str) -> Unauthorized:
         self.failures.take(address or "?")
@@ -211,21 +213,25 @@ class KeyGuard:
         if not self.failures.peek(where):
             self._on_limited("auth_failures", "")
             raise RateLimited("too many failed API-key attempts from this address; retry later", 60)
+        rec = self._lookup(key) if key is not None and self.keys is not None else None
+        if rec is not None:
+            return self._admit(rec, address, count_request)
+        if self.open:  # no active key exists (a key just issued was found above)
+            if is_loopback(address):
+                return Caller(None, None, None, address)
+            raise self._fail(address, "no API keys are configured: this API answers loopback clients only")
         if key is None:
-            if self.open:
-                if is_loopback(address):
-                    return Caller(None, None, None, address)
-                raise self._fail(address, "no API keys are configured: this API answers loopback clients only")
             raise self._fail(address, "an API key is required: send it in the X-API-Key header")
-        if self.keys is None:
-            raise self._fail(address, "unknown API key")
+        raise self._fail(address, "unknown or revoked API key")
+
+    def _lookup(self, key: str) -> KeyRecord | None:
+        assert self.keys is not None
         try:
-            rec = self.keys.lookup(key)
+            return self.keys.lookup(key)
         except ApiError as exc:
+            if self.open:
+                return None  # open access does not depend on the warm store
             raise StoreUnavailable("API keys cannot be checked right now", exc.detail) from exc
-        if rec is None:
-            raise self._fail(address, "unknown or revoked API key")
-        return self._admit(rec, address, count_request)
 
     def _admit(self, rec: KeyRecord, address: str | None, count_request: bool) -> Caller:
         plan = self.plans.get(rec.plan)

@@ -201,8 +201,8 @@ class HotReader:
     def coverage(
         self, table: Table, lo_us: int, hi_us: int, match: InstrumentMatch | None, limit: int
     ) -> pl.DataFrame:
-        """Per instrument in [lo, hi): rows and, for trades, trade_seq min/max/distinct
-        (at most ``limit`` instruments)."""
+        """Per UTC day and instrument in [lo, hi): rows and, for trades, trade_seq
+        min/max/distinct (at most ``limit`` rows; one statement however many days)."""
         where, params = _where(lo_us, hi_us, match, {})
         params.append(limit)
         if table.name == "trades":
@@ -210,7 +210,8 @@ class HotReader:
         else:
             agg = "count(), cast(null AS long), cast(null AS long), cast(null AS long)"
         sql = (
-            f"SELECT instrument, {agg} FROM {table.name} WHERE {where} GROUP BY instrument ORDER BY instrument LIMIT %s"
+            f"SELECT cast(timestamp_floor('d', ts) AS long) day, instrument, {agg} FROM {table.name} "
+            f"WHERE {where} GROUP BY day, instrument ORDER BY day, instrument LIMIT %s"
         )
         return frames.from_rows(self.pool.fetch(sql, params), COVERAGE_RAW)
 
@@ -227,6 +228,7 @@ class HotReader:
 
 
 COVERAGE_RAW: dict[str, Any] = {
+    "day_us": pl.Int64,
     "instrument": pl.String,
     "rows": pl.Int64,
     "seq_min": pl.Int64,

@@ -129,6 +129,7 @@ class KeyStore:
         self._clock = clock
         self._by_digest: dict[str, KeyRecord] = {}
         self._loaded_at: float | None = None
+        self._ever = 0
         self._lock = threading.Lock()
         self.last_error: str | None = None
 
@@ -140,12 +141,20 @@ class KeyStore:
     def active_keys(self) -> int:
         return len(self._by_digest)
 
+    @property
+    def keys_issued(self) -> int:
+        """Keys ever issued, revoked ones included (0: the API is open, ``api.auth``)."""
+        return max(self._ever, len(self._by_digest))
+
     def refresh(self) -> None:
         """Re-read every active key (``ApiError`` when the warm store cannot be read)."""
-        rows = self.pool.fetch(f"SELECT key_sha256, {_COLUMNS} FROM api_keys WHERE revoked_at IS NULL")
-        fresh = {r[0]: _record(r[1:]) for r in rows}
+        rows = self.pool.fetch(
+            f"SELECT key_sha256, {_COLUMNS}, count(*) OVER () FROM api_keys ORDER BY revoked_at IS NULL"
+        )
+        fresh = {r[0]: _record(r[1:6]) for r in rows if r[5] is None}
         with self._lock:
             self._by_digest = fresh
+            self._ever = int(rows[0][6]) if rows else 0
             self._loaded_at = self._clock()
         self.last_error = None
 

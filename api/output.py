@@ -17,7 +17,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tickarchive.api.errors import InvalidRequest
 
@@ -158,10 +158,8 @@ def respond(
     return StreamingResponse(_json_chunks(shown, body_meta), media_type=MEDIA[fmt], headers=headers)
 
 
-class JsonResponse(Response):
+class JsonResponse(JSONResponse):
     """A JSON response rendered with orjson (NaN becomes null)."""
-
-    media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)

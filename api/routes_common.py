@@ -25,6 +25,7 @@ from tickarchive.api.schemas import (
     TIME_PATTERN,
 )
 from tickarchive.api.timefmt import US_PER_S, iso
+from tickarchive.tables import Table
 
 TimeQ = Annotated[
     str,
@@ -55,6 +56,17 @@ CursorQ = Annotated[
     str | None,
     Query(description="next_cursor of the previous page (same query)", max_length=200, pattern=CURSOR_PATTERN),
 ]
+def columns_param(table: Table) -> Any:
+    """The ``columns`` query parameter of ``table``: a comma-separated list of its column
+    names (the pattern lists them)."""
+    names = "|".join(table.column_names)
+    return Query(
+        description=f"comma-separated columns of {table.name} (ts and the dedup keys always)",
+        max_length=2000,
+        pattern=rf"^(?:{names})(?:,(?:{names}))*$",
+    )
+
+
 ColumnsQ = Annotated[
     str | None,
     Query(

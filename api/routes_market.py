@@ -21,7 +21,6 @@ from tickarchive.api.frames import time_columns
 from tickarchive.api.output import Format, JsonResponse, TimeFormat, respond
 from tickarchive.api.routes_common import (
     Call,
-    ColumnsQ,
     CursorQ,
     FormatQ,
     LimitQ,
@@ -29,6 +28,7 @@ from tickarchive.api.routes_common import (
     TimeFormatQ,
     TimeQ,
     binding,
+    columns_param,
     empty_note,
 )
 from tickarchive.api.schemas import CURRENCY_PATTERN, INTERVAL_PATTERN, Book, ChainPage, OhlcvPage, page_responses
@@ -37,6 +37,7 @@ from tickarchive.tables import BOOK_CHANGES, QUOTES, TRADES
 
 router = APIRouter()
 
+ChainColumnsQ = Annotated[str | None, columns_param(QUOTES)]
 CurrencyQ = Annotated[
     str, Query(description="ETH, BTC, ...", min_length=2, max_length=16, pattern=CURRENCY_PATTERN, examples=["ETH"])
 ]
@@ -60,7 +61,7 @@ def chain(
     ] = None,
     limit: LimitQ = None,
     cursor: CursorQ = None,
-    columns: ColumnsQ = None,
+    columns: ChainColumnsQ = None,
     format: FormatQ = None,
     time_format: TimeFormatQ = TimeFormat.ISO,
 ) -> Response:

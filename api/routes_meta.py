@@ -210,16 +210,16 @@ def coverage(
     parts = [warm]
     have = warm.height
     for name in names:
-        tiers = ctx.stores.day_tiers(COVERAGE_TABLES[name], first, last)
-        for d in sorted(day for day, tier in tiers.items() if tier is Tier.HOT):
-            if have >= budget:
-                break
-            start = day_start_us(d)
-            raw = ctx.stores.hot.coverage(COVERAGE_TABLES[name], start, start + US_PER_DAY, match, budget - have)
+        for seg in ctx.stores.segments(COVERAGE_TABLES[name], lo, hi):
+            if seg.tier is not Tier.HOT or have >= budget:
+                continue
+            raw = ctx.stores.hot.coverage(COVERAGE_TABLES[name], seg.lo_us, seg.hi_us, match, budget - have)
             if raw.height == 0:
                 continue
-            parts[0] = parts[0].filter(~((pl.col("day") == d) & (pl.col("table_name") == name)))
-            parts.append(cov.hot_day_rows(d, name, raw))
+            rows = cov.hot_rows(name, raw)
+            days = rows.get_column("day").unique().to_list()
+            parts[0] = parts[0].filter(~(pl.col("day").is_in(days) & (pl.col("table_name") == name)))
+            parts.append(rows)
             have = sum(x.height for x in parts)
     frame = pl.concat(parts).cast(COVERAGE_SCHEMA)  # type: ignore[arg-type]
     if frame.height >= budget:

@@ -20,7 +20,6 @@ from tickarchive.api.frames import time_columns
 from tickarchive.api.output import TimeFormat, respond
 from tickarchive.api.routes_common import (
     Call,
-    ColumnsQ,
     CursorQ,
     FormatQ,
     InstrumentQ,
@@ -29,6 +28,7 @@ from tickarchive.api.routes_common import (
     TimeFormatQ,
     TimeQ,
     binding,
+    columns_param,
     empty_note,
 )
 from tickarchive.api.schemas import INSTRUMENT_PATTERN, GapsPage, QuotesPage, TradesPage, page_responses
@@ -41,6 +41,8 @@ router = APIRouter()
 GAP_LOOKBACK_US = 7 * US_PER_DAY
 """/gaps also returns gaps that started up to this long before ``start`` and are still open at it."""
 
+QuoteColumnsQ = Annotated[str | None, columns_param(QUOTES)]
+TradeColumnsQ = Annotated[str | None, columns_param(TRADES)]
 GapKindQ = Annotated[GapKind | None, Query(description="gap kind")]
 GapStatusQ = Annotated[GapStatus | None, Query(description="gap status")]
 
@@ -108,7 +110,7 @@ def quotes(
     end: TimeQ,
     limit: LimitQ = None,
     cursor: CursorQ = None,
-    columns: ColumnsQ = None,
+    columns: QuoteColumnsQ = None,
     format: FormatQ = None,
     time_format: TimeFormatQ = TimeFormat.ISO,
 ) -> Response:
@@ -131,7 +133,7 @@ def trades(
     end: TimeQ,
     limit: LimitQ = None,
     cursor: CursorQ = None,
-    columns: ColumnsQ = None,
+    columns: TradeColumnsQ = None,
     format: FormatQ = None,
     time_format: TimeFormatQ = TimeFormat.ISO,
 ) -> Response:

@@ -26,13 +26,21 @@ from tickarchive.tables import (
     Table,
 )
 
-INSTRUMENT_PATTERN = r"^(?:[A-Z0-9_]+(?:-[A-Za-z0-9_]+)*|[A-Za-z0-9_*?]+(?:-[A-Za-z0-9_*?]+)*)$"
-NAME_PATTERN = r"^[A-Z0-9_]+(?:-[A-Za-z0-9_]+)*$"
-TIME_PATTERN = (
-    r"^(?:-?[0-9]{1,19}|[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"(?:[T ][0-9]{2}(?::[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?)?(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?)?)$"
+_GLOB_PART = r"[A-Za-z0-9_*?]"
+INSTRUMENT_PATTERN = (
+    r"^(?:[A-Z0-9_]+(?:-[A-Za-z0-9_]+)*"
+    rf"|(?:{_GLOB_PART}+-)*{_GLOB_PART}*[*?]{_GLOB_PART}*(?:-{_GLOB_PART}+)*)$"
 )
-DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+"""A name (``ETH-27DEC24-4000-C``) or a pattern: dash-separated parts, at least one ``*``/``?``."""
+NAME_PATTERN = r"^[A-Z0-9_]+(?:-[A-Za-z0-9_]+)*$"
+_SECONDS = r"(?:9[5-9][0-9]{7}|[1-3][0-9]{9}|40[0-9]{8})"
+"""Epoch seconds from 2000-02 to 2096 (what ``api.timefmt.parse_time`` accepts, give or take)."""
+_DATE = r"20[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_CLOCK = r"(?:[01][0-9]|2[0-3])(?::[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?)?"
+_ZONE = r"(?:[Zz]|[+-](?:0[0-9]|1[0-4]):?[0-5][0-9])"
+TIME_PATTERN = rf"^(?:{_SECONDS}(?:[0-9]{{3}}|[0-9]{{6}})?|{_DATE}(?:[T ]{_CLOCK}{_ZONE}?)?)$"
+"""ISO-8601 in 2000..2099 (naive = UTC) or epoch seconds, milliseconds or microseconds."""
+DAY_PATTERN = rf"^{_DATE}$"
 CURRENCY_PATTERN = r"^[A-Za-z0-9_]{2,16}$"
 INTERVAL_PATTERN = r"^[0-9]{1,5}[mhd]$"
 COLUMNS_PATTERN = r"^[a-z_]+(?:,[a-z_]+)*$"

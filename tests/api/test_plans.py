@@ -133,6 +133,7 @@ def test_revoked_and_unknown_keys_and_failed_attempts(keyed: Api, postgres_clean
     r = get(keyed, "/quotes", key, **Q)
     assert r.status_code == 401
     assert r.json()["detail"] == "unknown or revoked API key"
+    assert get(keyed, "/quotes", None, **Q).status_code == 401  # revoking the last key does not open the API
     codes = [get(keyed, "/quotes", f"guess-{i}", **Q).status_code for i in range(8)]
     # 5 failures per minute per address (two used above), then 429 without asking the warm store
     assert codes[:3] == [401] * 3, codes

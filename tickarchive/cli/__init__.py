@@ -81,6 +81,7 @@ def _register_all() -> None:
         drill,
         export,
         journal,
+        keys,
         loadtest,
         report,
         rollover,
@@ -89,7 +90,7 @@ def _register_all() -> None:
     )
     from tickarchive.ops import demo
 
-    for module in (stack, rollover, journal, collect, sim, loadtest, archive, export, api, demo, report, drill):
+    for module in (stack, rollover, journal, collect, sim, loadtest, archive, export, api, keys, demo, report, drill):
         module.register(app)
     app.add_typer(bench.app, name="bench")
 

@@ -45,18 +45,50 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str | None, typer.Option("--host", help="listen address (default api.host)")] = None,
         port: Annotated[int | None, typer.Option("--port", help="listen port (default api.port)")] = None,
     ) -> None:
-        """Serve the query and health API (docs/api.md)."""
+        """Serve the query, streaming and health API (docs/api.md)."""
         import uvicorn
 
         from tickarchive.api.app import create_app
+        from tickarchive.api.auth import is_loopback
+        from tickarchive.api.errors import ApiError
+        from tickarchive.api.keys import KeyStore
+        from tickarchive.api.stores import Stores
         from tickarchive.settings import load_settings
         from tickarchive.store.stack.running import registered
 
         settings = load_settings()
         h = host or settings.api.host
+        stores = Stores(settings)
+        keys = KeyStore(stores.warm_pool, settings.api.keys_refresh_s)
+        try:
+            keys.refresh()
+        except ApiError as exc:
+            typer.secho(f"warning: API keys unreadable ({exc.detail}); serving as if none were issued", err=True)
+        if keys.keys_issued == 0 and not is_loopback(h) and h not in ("localhost",):
+            stores.close()
+            typer.secho(
+                f"error: no API key is issued, so the API is open to everyone who reaches it; it listens on "
+                f"loopback only then, not on {h}. Issue a key first (`tickarchive keys add --plan NAME`) "
+                "or use --host 127.0.0.1.",
+                err=True,
+            )
+            raise typer.Exit(2)
         p = port if port is not None else settings.api.port
-        sock = bind(h, p)
+        try:
+            sock = bind(h, p)
+        except ApiServeError:
+            stores.close()
+            raise
         actual = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="info", access_log=False))
+        typer.echo(f"API on http://{h}:{actual} (docs http://{h}:{actual}/docs, streams ws://{h}:{actual}/stream)")
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, stores),
+                log_level="info",
+                access_log=False,
+                ws="websockets-sansio",
+                timeout_graceful_shutdown=5,
+            )
+        )
         with registered(settings.paths.local_dir, "api", h, {"http": actual}, f"http://{h}:{actual}/docs"):
             server.run(sockets=[sock])
