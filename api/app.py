@@ -109,6 +109,27 @@ async def _every(seconds: float, what: str, fn: Callable[[], object]) -> None:
         await asyncio.sleep(seconds)
 
 
+def _document_limits(app: FastAPI, settings: Settings) -> None:
+    """The document states this server's own limits: ``limit`` at most ``api.max_rows``."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = plain()
+            for item in schema.get("paths", {}).values():
+                for op in item.values():
+                    for param in op.get("parameters", []) if isinstance(op, dict) else []:
+                        if param.get("name") == "limit":
+                            target = param["schema"]
+                            for alt in target.get("anyOf", [target]):
+                                if alt.get("type") == "integer":
+                                    alt["maximum"] = settings.api.max_rows
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings, stores: Stores | None = None, *, live: bool = True) -> FastAPI:
     """The app over ``stores`` (built from ``settings`` and closed at shutdown when not
     given); ``live``: read the collector's publisher for live streams."""
@@ -176,6 +197,7 @@ def create_app(settings: Settings, stores: Stores | None = None, *, live: bool =
     )
     app.state.ctx = ctx
     docs.add_offline_docs(app)
+    _document_limits(app, settings)
     app.include_router(routes_ops.router)
     app.include_router(routes_data.router)
     app.include_router(routes_products.router)

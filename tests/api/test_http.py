@@ -201,3 +201,40 @@ def test_recent_days_are_served_from_questdb_while_the_warm_store_is_down(
         assert health["questdb"] == "ok"
     finally:
         api.close()
+
+
+def test_precise_answers_instead_of_silent_acceptance(loaded: Api) -> None:
+    """#16 item 7: unknown instrument vs no data in the range, limit honoured on /instruments
+    and /chain, unknown routes, the /ohlcv span setting named."""
+    r = loaded.client.get("/quotes", params={**Q, "instrument": "ETH-1JAN99-1-C"})
+    assert r.status_code == 404
+    assert r.json()["error"] == "unknown_instrument"
+    body = loaded.get("/quotes", instrument="ETH-30OCT26-3000-C", start="2026-10-20", end="2026-10-21")
+    assert body["count"] == 0
+    assert body["note"].startswith("ETH-30OCT26-3000-C has no quotes in [2026-10-20")
+    assert loaded.get("/quotes", instrument="XRP-*", start="2026-10-05", end="2026-10-06")["note"].startswith(
+        "no instrument matching the pattern"
+    )
+    r = loaded.client.get("/book", params={"instrument": "ETH-1JAN99-1-C", "at": "2026-10-05T12:00:00Z"})
+    assert (r.status_code, r.json()["error"]) == (404, "unknown_instrument")
+
+    at = "2026-10-05T23:00:00Z"
+    full = loaded.get("/chain", currency="ETH", at=at, lookback_s=86400)
+    assert full["count"] == 4
+    first = loaded.get("/chain", currency="ETH", at=at, lookback_s=86400, limit=3)
+    assert first["count"] == 3
+    rest = loaded.get("/chain", currency="ETH", at=at, lookback_s=86400, limit=3, cursor=first["next_cursor"])
+    assert first["rows"] + rest["rows"] == full["rows"]
+    assert rest["next_cursor"] is None
+
+    r = loaded.client.get("/no-such-thing")
+    assert r.status_code == 404
+    assert r.json()["error"] == "not_found"
+    r = loaded.client.post("/quotes")
+    assert (r.status_code, r.json()["error"]) == (405, "method_not_allowed")
+
+    r = loaded.client.get("/ohlcv", params={"instrument": "ETH-30OCT26-3000-C", "start": "2025-01-01",
+                                            "end": "2026-10-06"})
+    assert r.status_code == 422
+    assert "(api.ohlcv_max_span_days)" in r.json()["detail"]
+    assert "X-Request-Id" in r.headers

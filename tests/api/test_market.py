@@ -127,6 +127,11 @@ def test_instruments_gaps_coverage(loaded: Api, questdb_clean: QuestDBHandle) ->
     assert [(r["instrument"], r["state"], r["strike"]) for r in rows] == [("ETH-30OCT26-3000-C", "open", 3000.0)]
     assert rows[0]["expiration"] == "2026-10-30T08:00:00.000000Z"
     assert loaded.get("/instruments", at=iso(data.us(D1, 12)), expiry="2026-11-27")["count"] == 1
+    both = loaded.get("/instruments", at=iso(data.us(D1, 12)))["rows"]
+    assert len(both) == 2
+    one = loaded.get("/instruments", at=iso(data.us(D1, 12)), limit=1)
+    assert one["rows"] == both[:1]  # limit is honoured (#16), and a cursor leads to the rest
+    assert loaded.get("/instruments", at=iso(data.us(D1, 12)), limit=1, cursor=one["next_cursor"])["rows"] == both[1:]
     assert loaded.get("/instruments", at=iso(data.us(D2, 12)), active="true")["count"] == 1  # ETH one halted
     later = loaded.get("/instruments", currency="ETH", at=iso(data.us(D2, 12)))["rows"]
     assert [r["state"] for r in later] == ["halted"]
