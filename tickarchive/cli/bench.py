@@ -243,6 +243,25 @@ def bench_quality(
                f"{f.trades:,} trades at {f.trades_per_s:,.0f} rows/s (800 instruments)")
 
 
+@app.command("stream")
+def bench_stream(
+    rate: Annotated[float, typer.Option("--rate", help="simulator notifications per second")] = 5000.0,
+    seconds: Annotated[float, typer.Option("--seconds", help="measured seconds per client count")] = 20.0,
+    clients: Annotated[str, typer.Option("--clients", help="client counts, comma-separated")] = "1,10,100",
+    instruments: Annotated[int, typer.Option("--instruments", help="simulated option chain size")] = 800,
+    copies: Annotated[int, typer.Option("--copies", help="copies of the live run per replay tier")] = 4,
+    mechanisms: Annotated[
+        bool, typer.Option("--mechanisms/--no-mechanisms", help="also compare socket / QuestDB polling / NOTIFY")
+    ] = True,
+    fmt: Annotated[str, typer.Option("--format", help="stream message format: arrow or json")] = "arrow",
+) -> None:
+    """Live fan-out (rows/s per client, latency p50/p99 for 1/10/100 clients); replay rows/s from each tier."""
+    from tickarchive.bench.stream import run
+
+    counts = [int(c) for c in clients.split(",") if c.strip()]
+    run(rate, seconds, counts, instruments, copies, mechanisms, fmt)
+
+
 @app.command("stack")
 def bench_stack_cmd(
     no_pglite: Annotated[bool, typer.Option("--no-pglite", help="skip the PGlite TimescaleDB test server")] = False,
