@@ -175,12 +175,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 # ---------------------------------------------------------------------- tiers for replay
 
 
-def _copy(qdb: QuestDBHandle, table: str, shift_us: int, since_us: int, until_us: int) -> None:
+def _copy(qdb: QuestDBHandle, table: str, shift_s: int, since_us: int, until_us: int) -> None:
     from tickarchive.tables import BY_NAME, ColumnType
 
     t = BY_NAME[table]
     exprs = [
-        f"dateadd('u', {shift_us}, {c.name}) {c.name}" if c.type is ColumnType.TIMESTAMP and c.name in
+        f"dateadd('s', {shift_s}, {c.name}) {c.name}" if c.type is ColumnType.TIMESTAMP and c.name in
         ("ts", "recv_ts") else c.name
         for c in t.columns
     ]
@@ -205,12 +205,13 @@ def prepare_tiers(qdb: QuestDBHandle, warm: WarmHandle, tmp: Path, since_us: int
     cold_day = (today.replace(day=1) - dt.timedelta(days=70)).replace(day=10)
     days = {"warm": today - dt.timedelta(days=40), "cold": cold_day}
     ranges = {"hot": (since_us, until_us)}
+    span_s = span // 1_000_000 + 2
     for tier, day in days.items():
-        base = int(dt.datetime.combine(day, dt.time(1), dt.UTC).timestamp() * 1_000_000)
+        first = int(dt.datetime.combine(day, dt.time(1), dt.UTC).timestamp()) - since_us // 1_000_000
         for k in range(copies):
             for table in CHANNELS:
-                _copy(qdb, table, base + k * (span + 1_000_000) - since_us, since_us, until_us)
-        ranges[tier] = (base, base + copies * (span + 1_000_000))
+                _copy(qdb, table, first + k * span_s, since_us, until_us)
+        ranges[tier] = (since_us + first * 1_000_000, until_us + (first + (copies - 1) * span_s) * 1_000_000)
     qdb.wait_for_wal(timeout_s=600)
     now_us = time.time_ns() // 1000
     with HotStore(qdb.pg_dsn, qdb.http_url) as h, WarmStore(warm.owner_dsn, warm.dialect, pglite=warm.pglite) as w:
