@@ -284,16 +284,26 @@ def options_chain(
                     headers={"X-Row-Count": str(frame.height), "Content-Disposition": f'inline; filename="{name}"'})
 
 
-def _day_rows(stores: Stores, table: Any, tiers: dict[dt.date, Tier], first: dt.date, last: dt.date) -> pl.DataFrame:
+def _day_rows(
+    stores: Stores, table: Any, tiers: dict[dt.date, Tier], first: dt.date, last: dt.date, max_rows: int
+) -> pl.DataFrame:
     """``day``, ``instrument``, ``rows`` of ``table``: rolled-over days from the warm
-    ``coverage_daily`` (written by the rollover), days still in QuestDB counted there."""
-    warm = stores.warm.coverage_daily([table.name], first, last, None).select("day", "instrument", "rows")
+    ``coverage_daily`` (written by the rollover), days still in QuestDB counted there; each
+    read bounded by ``max_rows`` (``ResultTooLarge`` past it)."""
+
+    def bounded(frame: pl.DataFrame) -> pl.DataFrame:
+        if frame.height > max_rows:
+            raise ResultTooLarge(f"more than api.max_rows ({max_rows}) day x instrument counts; shorten the range")
+        return frame
+
+    warm = bounded(stores.warm.coverage_daily([table.name], first, last, None, max_rows + 1))
+    warm = warm.select("day", "instrument", "rows")
     parts = [warm.filter(~pl.col("day").is_in([d for d, t in tiers.items() if t is Tier.HOT]))]
     for d, tier in tiers.items():
         if tier is not Tier.HOT:
             continue
         lo = day_start_us(d)
-        raw = stores.hot.coverage(table, lo, lo + US_PER_DAY, None)
+        raw = bounded(stores.hot.coverage(table, lo, lo + US_PER_DAY, None, max_rows + 1))
         if raw.height:
             parts.append(raw.select(pl.lit(d).alias("day"), pl.col("instrument"), pl.col("rows").cast(pl.Int64)))
     return pl.concat(parts, how="vertical_relaxed") if parts else warm
@@ -325,7 +335,7 @@ def condition_route(
         tbl = by_name[name]
         tiers = ctx.stores.day_tiers(tbl, first, last)
         sealed = {d for d, t in tiers.items() if t is not Tier.HOT}
-        rows = _day_rows(ctx.stores, tbl, tiers, first, last)
+        rows = _day_rows(ctx.stores, tbl, tiers, first, last, a.max_rows)
         parts.append(condition.classify(name, ds, sealed, rows, gaps, now))
     frame = pl.concat(parts).sort("day", "table_name").with_columns(pl.col("day").cast(pl.String))
     return respond(frame, (), out, time_format, name="condition")

@@ -193,7 +193,7 @@ def prepare_tiers(qdb: QuestDBHandle, warm: WarmHandle, tmp: Path, since_us: int
                   copies: int) -> dict[str, tuple[int, int]]:
     """Copy [since, until) ``copies`` times to a warm day and a cold day; roll over, archive."""
     from tickarchive.archive.export import ExportOptions, export_month
-    from tickarchive.archive.target import open_target
+    from tickarchive.archive.targets import open_target
     from tickarchive.months import Month
     from tickarchive.store.hot import HotReader, HotStore
     from tickarchive.store.rollover import RolloverOptions, run

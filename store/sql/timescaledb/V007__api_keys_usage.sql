@@ -1,4 +1,4 @@
--- Warm store, version 6 (same in both dialects): the API's keys and metered usage, and
+-- Warm store, version 7 (same in both dialects): the API's keys and metered usage, and
 -- the outcome of every lifecycle job run.
 --
 -- api_keys: one row per issued API key. Only the SHA-256 of the key is stored (the key
