@@ -21,11 +21,12 @@ from fastapi.responses import Response
 
 from tickarchive.api import params as p
 from tickarchive.api import query
-from tickarchive.api.context import Ctx, authorize
+from tickarchive.api.context import CallerDep, Ctx, known_parameters_only
 from tickarchive.api.cursor import Cursor
-from tickarchive.api.errors import InvalidRequest, ResultTooLarge
+from tickarchive.api.errors import InvalidRequest, PlanLimit, ResultTooLarge
 from tickarchive.api.output import Format, TimeFormat, choose, respond
 from tickarchive.api.params import InstrumentMatch
+from tickarchive.api.routes_common import Call
 from tickarchive.api.stores import Stores
 from tickarchive.api.tiers import Tier, days
 from tickarchive.api.timefmt import US_PER_DAY, US_PER_S, day_start_us, iso, parse_time
@@ -37,7 +38,7 @@ from tickarchive.products.instruments import chain_regex
 from tickarchive.products.timegrid import count_instants, parse_interval
 from tickarchive.tables import BOOK_CHANGES, GAPS, QUOTES, TRADES
 
-router = APIRouter(dependencies=[Depends(authorize)])
+router = APIRouter(dependencies=[Depends(known_parameters_only)])
 
 GAP_LOOKBACK_US = 7 * US_PER_DAY
 """Gaps that started up to this long before a range and are still open in it are read too."""
@@ -129,6 +130,21 @@ def _range(start: str | None, end: str | None, at: str | None, max_span_days: in
     return lo, hi, False
 
 
+def _admit(call: Call, lo_us: int, hi_us: int, fmt: str) -> int:
+    """The caller's plan on a product over [lo, hi): history depth, format, rows left today
+    (429 once used up; the answer is charged in full afterwards), and ``hi`` cut to what a
+    delayed plan may see now (403 when nothing of the range is visible yet)."""
+    c = call.caller
+    c.check_history(lo_us, call.now_us)
+    c.check_format(fmt)
+    c.row_budget(1, call.now_us)
+    horizon = c.horizon_us(call.now_us)
+    if lo_us >= horizon:
+        delay = c.plan.live_delay_s if c.plan is not None else 0
+        raise PlanLimit(f"plan {c.plan_name!r} delays data by {delay} s: nothing of the range is visible yet")
+    return min(hi_us, horizon)
+
+
 def _interval(text: str, name: str = "interval", min_us: int = 1000) -> int:
     try:
         return parse_interval(text, name, min_us)
@@ -137,12 +153,13 @@ def _interval(text: str, name: str = "interval", min_us: int = 1000) -> int:
 
 
 def _chain_spec(
-    ctx: Ctx, currency: str, start: str | None, end: str | None, at: str | None, interval: str, max_age_s: int | None,
-    basis: Basis, values: tuple[str, ...],
+    call: Call, fmt: str, currency: str, start: str | None, end: str | None, at: str | None, interval: str,
+    max_age_s: int | None, basis: Basis, values: tuple[str, ...],
 ) -> build.ChainSpec:
-    a = ctx.settings.api
+    a = call.ctx.settings.api
     cur = p.currency(currency)
     lo, hi, single = _range(start, end, at, a.max_span_days)
+    hi = _admit(call, lo, hi, fmt)
     step = 1 if single else _interval(interval, min_us=US_PER_S)
     if count_instants(lo, hi, step) > a.max_rows:
         raise ResultTooLarge(f"more than api.max_rows ({a.max_rows}) instants; lengthen the interval")
@@ -169,6 +186,7 @@ def _meta(spec: build.ChainSpec, interval: str) -> dict[str, Any]:
 @router.get("/chain/snapshots", summary="The option chain at fixed instants: last quote per option as of each")
 def chain_snapshots(
     ctx: Ctx,
+    caller: CallerDep,
     request: Request,
     currency: CurrencyQ,
     start: TimeQ = None,
@@ -183,12 +201,14 @@ def chain_snapshots(
 ) -> Response:
     values = chain.VALUE_COLUMNS if not columns else tuple(dict.fromkeys(c.strip() for c in columns.split(",")
                                                                          if c.strip()))
-    spec = _chain_spec(ctx, currency, start, end, at, interval, max_age_s, basis, values)
+    call = Call.of(ctx, caller, request)
     out = choose(format, request.headers.get("accept"))
+    spec = _chain_spec(call, out.value, currency, start, end, at, interval, max_age_s, basis, values)
     frame = _collect(
         build.chain_snapshots(StoresSource(ctx.stores), spec), ctx.settings.api.max_rows, "the chain",
         chain.snapshot_schema(spec.values),
     )
+    call.charge(frame)
     return respond(frame, chain.TIME_COLUMNS, out, time_format, name=f"chain-{spec.currency}",
                    meta=_meta(spec, interval))
 
@@ -196,6 +216,7 @@ def chain_snapshots(
 @router.get("/surface", summary="Implied-volatility surface per expiry at fixed instants, from the exchange's IVs")
 def surface_route(
     ctx: Ctx,
+    caller: CallerDep,
     request: Request,
     currency: CurrencyQ,
     start: TimeQ = None,
@@ -210,11 +231,13 @@ def surface_route(
 ) -> Response:
     lvl = p.one_of("level", level, ("expiries", "points"))
     assert lvl is not None
-    spec = _chain_spec(ctx, currency, start, end, at, interval, max_age_s, basis, surface.SNAPSHOT_VALUES)
+    call = Call.of(ctx, caller, request)
     out = choose(format, request.headers.get("accept"))
+    spec = _chain_spec(call, out.value, currency, start, end, at, interval, max_age_s, basis, surface.SNAPSHOT_VALUES)
     schema = surface.EXPIRIES_SCHEMA if lvl == "expiries" else surface.POINTS_SCHEMA
     frame = _collect(build.surfaces(StoresSource(ctx.stores), spec, lvl), ctx.settings.api.max_rows, "the surface",
                      schema)
+    call.charge(frame)
     meta = {**_meta(spec, interval), "level": lvl}
     return respond(frame, surface.TIME_COLUMNS, out, time_format, name=f"surface-{spec.currency}-{lvl}", meta=meta)
 
@@ -222,6 +245,7 @@ def surface_route(
 @router.get("/book/snapshots", summary="Top-N order book of one instrument every X ms, from snapshots + changes")
 def book_snapshots(
     ctx: Ctx,
+    caller: CallerDep,
     request: Request,
     instrument: Annotated[str, Query(description="instrument name (no pattern)", max_length=64)],
     start: TimeQ = None,
@@ -250,12 +274,15 @@ def book_snapshots(
         raise InvalidRequest("parameter 'lookback_s': must be between 1 and 2678400 (31 days)")
     as_tardis = format == "tardis"
     out = Format.CSV if as_tardis else choose(format, request.headers.get("accept"))
+    call = Call.of(ctx, caller, request)
+    hi = _admit(call, lo, hi, out.value)
     try:
         spec = build.BookSpec(match.exact, lo, hi, step, depth, lb * US_PER_S, only_changed)
     except InvalidProductRequest as exc:
         raise InvalidRequest(str(exc)) from None
     frame = _collect(build.book_snapshots(StoresSource(ctx.stores), spec), a.max_rows, "the book",
                      build.book_schema(depth))
+    call.charge(frame)
     if as_tardis:
         body = tardis.csv_bytes(tardis.book_snapshots(frame, depth))
         name = f"deribit_book_snapshot_{depth}_{interval}_{match.exact}.csv"
@@ -268,6 +295,8 @@ def book_snapshots(
 @router.get("/options_chain", summary="Tardis-compatible options_chain CSV of every quote of a currency's options")
 def options_chain(
     ctx: Ctx,
+    caller: CallerDep,
+    request: Request,
     currency: CurrencyQ,
     start: Annotated[str, Query(description="ISO-8601 or epoch; by exchange time", max_length=40)],
     end: Annotated[str, Query(description="ISO-8601 or epoch (exclusive)", max_length=40)],
@@ -276,8 +305,11 @@ def options_chain(
     cur = p.currency(currency)
     lo, hi = parse_time("start", start), parse_time("end", end)
     p.time_range(lo, hi, 1)
+    call = Call.of(ctx, caller, request)
+    hi = _admit(call, lo, hi, Format.CSV.value)
     empty = dict.fromkeys(tardis.OPTIONS_CHAIN_COLUMNS, pl.String())
     frame = _collect(build.options_chain(StoresSource(ctx.stores), cur, lo, hi), a.max_rows, "the options chain", empty)
+    call.charge(frame)
     body = tardis.csv_bytes(frame.sort("local_timestamp", "symbol", "timestamp") if frame.height else frame)
     name = f"deribit_options_chain_{iso(lo)[:10]}_OPTIONS.csv"
     return Response(body, media_type="text/csv; charset=utf-8",
@@ -312,6 +344,7 @@ def _day_rows(
 @router.get("/condition", summary="Per day and table: available, degraded (gaps), missing or pending")
 def condition_route(
     ctx: Ctx,
+    caller: CallerDep,
     request: Request,
     start: Annotated[str, Query(description="first day (YYYY-MM-DD) or time", max_length=40)],
     end: Annotated[str, Query(description="end (exclusive; a day YYYY-MM-DD or a time)", max_length=40)],
@@ -326,6 +359,7 @@ def condition_route(
     chosen = p.one_of("table", table, tuple(by_name))
     tables = [chosen] if chosen else list(by_name)
     out = choose(format, request.headers.get("accept"))
+    caller.check_format(out.value)
     ds = days(lo, hi)
     first, last = ds[0], ds[-1]
     now = int(time.time() * US_PER_S)

@@ -135,9 +135,10 @@ def test_revoked_and_unknown_keys_and_failed_attempts(keyed: Api, postgres_clean
     assert r.json()["detail"] == "unknown or revoked API key"
     assert get(keyed, "/quotes", None, **Q).status_code == 401  # revoking the last key does not open the API
     codes = [get(keyed, "/quotes", f"guess-{i}", **Q).status_code for i in range(8)]
-    # 5 failures per minute per address (two used above), then 429 without asking the warm store
-    assert codes[:3] == [401] * 3, codes
-    assert set(codes[3:]) == {429}, codes
+    # 5 failures per minute per address (three used above: no key twice, the revoked key),
+    # then 429 without asking the warm store
+    assert codes[:2] == [401] * 2, codes
+    assert set(codes[2:]) == {429}, codes
     assert keyed.client.get("/health").status_code in (200, 503)  # operational endpoints stay open
 
 
@@ -166,3 +167,45 @@ def test_usage_counts_survive_a_restart(keyed: Api, postgres_clean: WarmHandle, 
         again.close()
     today = dt.datetime.now(dt.UTC).date()
     assert postgres_clean.query("SELECT day FROM api_usage WHERE key_id = %s", (key_id,)) == [(today,)]
+
+
+def test_products_obey_the_plan(keyed: Api, postgres_clean: WarmHandle) -> None:
+    """The product endpoints apply the same plan as the row endpoints: history depth,
+    formats, delay, and their rows count against the day's quota."""
+    chain_q = {"currency": "ETH", "start": "2026-10-05T06:00:00Z", "end": "2026-10-05T18:00:00Z", "interval": "1h",
+               "max_age_s": 21600}
+    _, recent = issue(postgres_clean, "recent")
+    for path, params in (
+        ("/chain/snapshots", chain_q),
+        ("/surface", chain_q),
+        ("/book/snapshots", {"instrument": data.BOOK_INSTRUMENT, "start": "2026-10-05", "end": "2026-10-06"}),
+        ("/options_chain", {"currency": "ETH", "start": "2026-10-05", "end": "2026-10-06"}),
+    ):
+        r = get(keyed, path, recent, **params)
+        assert r.status_code == 403, (path, r.text)
+        assert r.json()["error"] == "plan_limit"
+        assert "2 days back" in r.json()["detail"]
+    # delayed: the instants stop 15 minutes before now
+    now = int(time.time() * 1e6)
+    r = get(keyed, "/chain/snapshots", recent, currency="ETH", start=now - 7200_000_000, end=now, interval="1m",
+            time_format="epoch_us")
+    assert r.status_code == 200, r.text
+    end = dt.datetime.fromisoformat(r.json()["end"]).timestamp() * 1e6
+    assert end <= now - 900_000_000 + 60_000_000
+    r = get(keyed, "/chain/snapshots", recent, currency="ETH", start=now - 600_000_000, end=now, interval="1m")
+    assert r.status_code == 403
+    assert "delays data by 900 s" in r.json()["detail"]
+
+    key_id, tiny = issue(postgres_clean, "tiny")
+    r = get(keyed, "/chain/snapshots", tiny, **chain_q, format="parquet")
+    assert r.status_code == 403
+    assert "format 'parquet'" in r.json()["detail"]
+    r = get(keyed, "/chain/snapshots", tiny, **chain_q)
+    assert r.status_code == 200, r.text
+    rows = r.json()["count"]
+    assert rows > 25  # charged in full: the quota of 25 rows is used up
+    ctx = keyed.client.app.state.ctx  # type: ignore[attr-defined]
+    assert ctx.usage.rows_today(key_id) == rows
+    r = get(keyed, "/surface", tiny, **chain_q)
+    assert r.status_code == 429
+    assert r.json()["error"] == "quota_exceeded"
