@@ -41,13 +41,25 @@ def _param(value: Any) -> Any:
 
 class Client:
     def __init__(
-        self, url: str = DEFAULT_URL, api_key: str | None = None, *, timeout_s: float = 60.0, retries: int = 3
+        self,
+        url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 60.0,
+        retries: int = 3,
+        http: httpx.Client | None = None,
     ) -> None:
+        """``http``: an ``httpx.Client`` to send through instead of a new one (its base URL
+        and transport; e.g. an in-process ASGI app)."""
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.retries = retries
         headers = {"X-API-Key": api_key} if api_key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+        if http is not None:
+            http.headers.update(headers)
+            self.url = str(http.base_url).rstrip("/")
+        self._owned = http is None
+        self._http = http or httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 
     def __enter__(self) -> Client:
         return self
@@ -56,7 +68,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        if self._owned:
+            self._http.close()
 
     # -- plumbing ----------------------------------------------------------------------
     def get(self, path: str, **params: Any) -> httpx.Response:
@@ -133,6 +146,57 @@ class Client:
 
     def book(self, instrument: str, at: Any, depth: int = 10) -> dict[str, Any]:
         return self.json("/book", instrument=instrument, at=at, depth=depth, time_format="epoch_us")
+
+    # -- products (docs/api.md, "Products"): one answer each, no pages -----------------------
+    def parquet(self, path: str, **params: Any) -> pl.DataFrame:
+        """One (unpaged) answer of ``path`` as a DataFrame (Parquet on the wire)."""
+        r = self.get(path, **params, format="parquet")
+        return pl.read_parquet(io.BytesIO(r.content))
+
+    def chain_snapshots(
+        self, currency: str, start: Any = None, end: Any = None, *, at: Any = None, interval: str = "1m",
+        **params: Any,
+    ) -> pl.DataFrame:
+        """The chain at fixed instants (``/chain/snapshots``): one row per instant and option;
+        ``at`` instead of ``start``/``end`` for one instant. ``max_age_s``, ``basis``,
+        ``columns`` as keywords."""
+        if at is not None:
+            return self.parquet("/chain/snapshots", currency=currency, at=at, **params)
+        return self.parquet("/chain/snapshots", currency=currency, start=start, end=end, interval=interval, **params)
+
+    def surface(
+        self, currency: str, start: Any = None, end: Any = None, *, at: Any = None, interval: str = "1h",
+        level: str = "expiries", **params: Any,
+    ) -> pl.DataFrame:
+        """IV surfaces (``/surface``): per expiry (``level="expiries"``) or the points."""
+        if at is not None:
+            return self.parquet("/surface", currency=currency, at=at, level=level, **params)
+        return self.parquet("/surface", currency=currency, start=start, end=end, interval=interval, level=level,
+                            **params)
+
+    def book_snapshots(
+        self, instrument: str, start: Any, end: Any, *, interval: str = "100ms", depth: int = 25, **params: Any
+    ) -> pl.DataFrame:
+        """Top-``depth`` book of one instrument every ``interval`` (``/book/snapshots``);
+        ``only_changed``, ``lookback_s`` as keywords."""
+        return self.parquet("/book/snapshots", instrument=instrument, start=start, end=end, interval=interval,
+                            depth=depth, **params)
+
+    def book_snapshots_tardis(
+        self, instrument: str, start: Any, end: Any, *, interval: str = "100ms", depth: int = 25, **params: Any
+    ) -> bytes:
+        """The same as Tardis ``book_snapshot_N`` CSV bytes."""
+        return self.get("/book/snapshots", instrument=instrument, start=start, end=end, interval=interval,
+                        depth=depth, format="tardis", **params).content
+
+    def options_chain(self, currency: str, start: Any, end: Any) -> bytes:
+        """Tardis-compatible ``options_chain`` CSV bytes of every quote of ``currency``'s
+        options in [start, end) (at most one day): ``pl.read_csv(...)`` reads it."""
+        return self.get("/options_chain", currency=currency, start=start, end=end).content
+
+    def condition(self, start: Any, end: Any, table: str | None = None) -> pl.DataFrame:
+        """Per day and table: available, degraded, missing or pending (``/condition``)."""
+        return self.parquet("/condition", start=start, end=end, table=table)
 
     def health(self) -> dict[str, Any]:
         r = self._http.get("/health")

@@ -108,7 +108,9 @@ def chain_snapshots(source: TickSource, spec: ChainSpec) -> Iterator[pl.DataFram
     snap = chainmod.ChainSnapshotter(spec.max_age_us, spec.basis, spec.values)
     columns = ["ts", "recv_ts", "instrument", *spec.values]
     schema = chainmod.snapshot_schema(spec.values)
-    step = window_us(spec.interval_us)
+    # one instant (``at``: interval 1 µs) reads its lookback in the largest windows, not
+    # in windows of 600 µs (86 million of them for a day's max_age)
+    step = window_us(spec.interval_us) if len(points) > 1 else MAX_WINDOW_US
     for span_lo, span_hi in read_spans(points, reach):
         snap.reset()
         for lo, hi in windows(span_lo, span_hi, step):
