@@ -166,6 +166,8 @@ def create_app(settings: Settings, stores: Stores | None = None, *, live: bool =
             )
         else:
             log.info("API: %d active API keys; plans %s", keys.active_keys, ", ".join(sorted(a.plans)))
+        if metrics.gauges is not None:  # the failure counters exist from the first scrape
+            await asyncio.to_thread(metrics.gauges.refresh_counters)
         tasks: list[asyncio.Task[None]] = []
         if metrics.gauges is not None:
             tasks.append(asyncio.create_task(_every(a.metrics_refresh_s, "metrics refresh", metrics.gauges.refresh)))

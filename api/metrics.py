@@ -64,15 +64,26 @@ class LifecycleGauges(Collector):
             age.add_metric([], max(0.0, time.time() - at))
             yield age
 
-    def refresh(self) -> None:
-        """Recompute every group that can be read now (blocking: run it off the event loop)."""
-        read_archive = self._refreshes % ARCHIVE_EVERY == 0
-        self._refreshes += 1
+    def refresh_counters(self) -> None:
+        """Read the failure counters (rollover, archive) from the warm store: cheap, and run
+        once before the app serves, so the first scrape has them (0 on a new installation)."""
+        groups = self._counters()
+        with self._lock:
+            self._families.update(groups)
+
+    def _counters(self) -> dict[str, list[Metric]]:
         groups: dict[str, list[Metric]] = {}
         for name, fn in (("rollover", self._rollover), ("archive_failures", self._archive_failures)):
             got = fn()
             if got is not None:
                 groups[name] = got
+        return groups
+
+    def refresh(self) -> None:
+        """Recompute every group that can be read now (blocking: run it off the event loop)."""
+        read_archive = self._refreshes % ARCHIVE_EVERY == 0
+        self._refreshes += 1
+        groups = self._counters()
         if read_archive:
             got = self._archive()
             if got is not None:
