@@ -25,7 +25,7 @@ from tests.ingest.test_collector import collector_settings, quiesce, running, si
 from tickarchive.api.app import create_app
 from tickarchive.api.stores import Stores
 from tickarchive.archive.export import ExportOptions, export_month
-from tickarchive.archive.target import open_target
+from tickarchive.archive.targets import open_target
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.months import Month
 from tickarchive.store.hot import HotReader, HotStore
