@@ -76,3 +76,8 @@ class SimEngine:
 
 # wsframe.rs
 def ws_scan(buf: bytes, pos: int, out: list[bytes], /) -> int: ...
+
+# tjz.rs
+def tjz_encode_body(segment: bytes, /) -> bytes: ...
+def tjz_decode_body(body: bytes, /) -> bytes:
+    """Raises ValueError when the body is damaged."""

@@ -10,6 +10,8 @@ from typing import Any
 
 REAL = Path(__file__).resolve().parent / "fixtures" / "deribit" / "real"
 WS_CAPTURE = REAL / "cryptofeed_2021-07-22_DERIBIT.ws.1.0"
+WS_CAPTURE_2021_04 = REAL / "cryptofeed_2021-04-17_DERIBIT.ws.30.0"
+"""A second real WebSocket capture (2021-04-17, 10 options, ``.raw`` channels)."""
 REST_CAPTURE = REAL / "cryptofeed_2021-07-22_DERIBIT.0"
 WS_CAPTURE_APRIL = REAL / "cryptofeed_2021-04-17_DERIBIT.ws.30.0"
 REST_CAPTURE_APRIL = REAL / "cryptofeed_2021-04-17_DERIBIT.0"

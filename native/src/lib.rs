@@ -5,7 +5,8 @@
 //! * `deribit`  Deribit ticker/book frames -> ILP rows (`encode_frame`, `fast_notification`);
 //! * `journal`  the journal's record encoder;
 //! * `wsframe`  WebSocket data-frame scanning;
-//! * `sim`      the simulator's per-step engine.
+//! * `sim`      the simulator's per-step engine;
+//! * `tjz`      the journal archive's segment codec (structured transform of a segment).
 //!
 //! Every function is an exact twin of a Python reference path (tested byte for byte);
 //! `TICKARCHIVE_NATIVE=0` switches them all off (`tickarchive/native_ext.py`).
@@ -17,6 +18,7 @@ mod ilp;
 mod journal;
 mod json;
 mod sim;
+mod tjz;
 mod wsframe;
 
 #[pymodule]
@@ -24,6 +26,7 @@ fn tickarchive_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     deribit::register(m)?;
     journal::register(m)?;
     sim::register(m)?;
+    tjz::register(m)?;
     wsframe::register(m)?;
     Ok(())
 }
