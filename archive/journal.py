@@ -1,20 +1,24 @@
-"""The raw journal archive: each day's sealed, acknowledged segments, zstd-compressed.
+"""The raw journal archive: each day's sealed, acknowledged segments, in the journal
+archive format (``archive.journal_codec``: a structured transform of the records, zstd;
+docs/archive.md, "The journal archive format").
 
 The journal engineer says which segment files belong to a day and are sealed; here they
-are opaque files. Per day: ``_journal/day=YYYY-MM-DD/<segment>.zst`` and a manifest
+are opaque files. Per day: ``_journal/day=YYYY-MM-DD/<segment>.tjz`` and a manifest
 ``_manifests/journal/day=YYYY-MM-DD.json`` listing per segment the original size and
-SHA-256 and the compressed size, SHA-256 and SHA-1. Segments are uploaded first, the
-manifest last. Running again with the same segments does nothing; with more segments
-for the day, only the new ones are uploaded and the manifest grows. A segment whose
-content differs from what was archived under its name is an ``IntegrityError``
-(sealed segments are immutable).
+SHA-256 and the stored size, SHA-256 and SHA-1. Each file is decoded and compared with the
+segment before it is uploaded, and every verify and restore decodes it and checks the
+original SHA-256. Segments are uploaded first, the manifest last. Running again with the
+same segments does nothing; with more segments for the day, only the new ones are
+uploaded and the manifest grows. A segment whose content differs from what was archived
+under its name is an ``IntegrityError`` (sealed segments are immutable). Days archived
+before the codec (``<segment>.zst``, plain zstd of the segment) are still verified and
+restored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import zstandard
 
-from tickarchive.archive import catalog, layout
+from tickarchive.archive import catalog, journal_codec, layout
 from tickarchive.archive import manifest as mf
 from tickarchive.archive.errors import ArchiveError, IntegrityError, InvalidArgument, ObjectNotFound, TargetError
 from tickarchive.archive.hashing import CHUNK_BYTES, file_digests
@@ -49,21 +53,12 @@ def _original_digest(path: Path) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
-def _compress(src: Path, dest: Path, level: int) -> tuple[int, str]:
-    """Compress ``src`` into ``dest``; returns the original size and SHA-256."""
-    h = hashlib.sha256()
-    size = 0
-    cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
-    with (
-        src.open("rb") as inp,
-        dest.open("wb") as out,
-        cctx.stream_writer(out, size=os.fstat(inp.fileno()).st_size, closefd=False) as zw,
-    ):
-        while chunk := inp.read(CHUNK_BYTES):
-            h.update(chunk)
-            size += len(chunk)
-            zw.write(chunk)
-    return size, h.hexdigest()
+def _encode(src: Path, dest: Path, level: int) -> tuple[int, str]:
+    """Encode ``src`` into ``dest`` (``journal_codec.encode``, which checks that the file
+    decodes back to the segment); returns the original size and SHA-256."""
+    data = src.read_bytes()
+    dest.write_bytes(journal_codec.encode(data, level))
+    return len(data), hashlib.sha256(data).hexdigest()
 
 
 def archive_journal_day(
@@ -71,7 +66,7 @@ def archive_journal_day(
     day: dt.date,
     segments: Sequence[Path],
     *,
-    zstd_level: int = 9,
+    zstd_level: int = journal_codec.DEFAULT_LEVEL,
     staging_dir: Path | None = None,
     progress: Progress = NO_PROGRESS,
     now: dt.datetime | None = None,
@@ -99,15 +94,15 @@ def archive_journal_day(
                                 f"local {size} bytes sha256 {sha}"
                             ],
                         )
-                    info = target.stat(key)
+                    info = target.stat(old.path)  # kept in the format it was archived in
                     if info is not None and info.bytes == old.bytes and info.sha1 in (None, old.sha1):
                         task.advance(size)
                         continue
-                staged = Path(tmp) / f"{path.name}.zst"
+                staged = Path(tmp) / f"{path.name}{layout.JOURNAL_SUFFIX}"
                 try:
-                    size, sha = _compress(path, staged, zstd_level)
+                    size, sha = _encode(path, staged, zstd_level)
                 except OSError as exc:
-                    raise ArchiveError(f"journal {day}: cannot compress {path}: {exc}") from exc
+                    raise ArchiveError(f"journal {day}: cannot encode {path}: {exc}") from exc
                 digests = file_digests(staged)
                 target.put_file(staged, key, digests.sha1)
                 uploaded += 1
@@ -132,7 +127,7 @@ def archive_journal_day(
     manifest = mf.JournalManifest(
         manifest_version=mf.MANIFEST_VERSION,
         day=day.isoformat(),
-        compression=f"zstd({zstd_level})",
+        compression=f"tjz{journal_codec.VERSION}+zstd({zstd_level})",
         segments=segs,
         total_original_bytes=sum(s.original_bytes for s in segs),
         total_bytes=sum(s.bytes for s in segs),
@@ -198,11 +193,13 @@ def _check_segment(target: Target, seg: mf.JournalSegment) -> list[str]:
                 problems.append(f"{seg.path}: target recorded SHA-1 {fetched.info.sha1}, manifest {seg.sha1}")
             if problems:
                 return problems
-            size, sha = _decompressed_digest(fetched.path)
+            size, sha = _decoded_digest(seg.path, fetched.path)
     except ObjectNotFound:
         return [f"{seg.path}: missing at the target"]
     except zstandard.ZstdError as exc:
         return [f"{seg.path}: not valid zstd: {exc}"]
+    except IntegrityError as exc:
+        return [f"{seg.path}: {exc}"]
     except OSError as exc:
         raise TargetError(f"{seg.path}: cannot read the downloaded copy: {exc}") from exc
     if (size, sha) != (seg.original_bytes, seg.original_sha256):
@@ -213,7 +210,10 @@ def _check_segment(target: Target, seg: mf.JournalSegment) -> list[str]:
     return []
 
 
-def _decompressed_digest(path: Path) -> tuple[int, str]:
+def _decoded_digest(key: str, path: Path) -> tuple[int, str]:
+    if key.endswith(layout.JOURNAL_SUFFIX):
+        data = journal_codec.decode(path.read_bytes())
+        return len(data), hashlib.sha256(data).hexdigest()
     h = hashlib.sha256()
     size = 0
     with path.open("rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as reader:
@@ -233,7 +233,8 @@ def verify_journal_day(target: Target, day: dt.date, *, progress: Progress = NO_
 
 
 def restore_journal_day(target: Target, day: dt.date, dest: Path) -> list[Path]:
-    """Decompress a day's segments into ``dest`` (each checked against the manifest)."""
+    """Decode a day's segments into ``dest``, each checked byte for byte (SHA-256) against
+    the segment that was archived."""
     manifest = catalog.read_journal_manifest(target, day)
     if manifest is None:
         raise ArchiveError(f"journal day {day} is not archived at {target.url}")
@@ -242,23 +243,37 @@ def restore_journal_day(target: Target, day: dt.date, dest: Path) -> list[Path]:
     for seg in manifest.segments:
         final = dest / seg.name
         tmp = dest / f".{seg.name}.tmp"
-        h = hashlib.sha256()
         try:
-            with (
-                target.fetch(seg.path) as fetched,
-                fetched.path.open("rb") as f,
-                tmp.open("wb") as w,
-                zstandard.ZstdDecompressor().stream_reader(f) as reader,
-            ):
-                while chunk := reader.read(CHUNK_BYTES):
-                    h.update(chunk)
-                    w.write(chunk)
-            if h.hexdigest() != seg.original_sha256:
+            with target.fetch(seg.path) as fetched:
+                if seg.path.endswith(layout.JOURNAL_SUFFIX):
+                    data = journal_codec.decode(fetched.path.read_bytes())
+                    digest = hashlib.sha256(data).hexdigest()
+                    tmp.write_bytes(data)
+                else:
+                    digest = _unzstd(fetched.path, tmp)
+            if digest != seg.original_sha256:
                 tmp.unlink(missing_ok=True)
-                raise IntegrityError(f"journal {day}: {seg.path} does not decompress to the archived segment")
+                raise IntegrityError(f"journal {day}: {seg.path} does not decode to the archived segment")
             tmp.replace(final)
         except (OSError, zstandard.ZstdError) as exc:
             tmp.unlink(missing_ok=True)
             raise ArchiveError(f"journal {day}: cannot restore {seg.name}: {exc}") from exc
+        except IntegrityError:
+            tmp.unlink(missing_ok=True)
+            raise
         out.append(final)
     return out
+
+
+def _unzstd(src: Path, dest: Path) -> str:
+    """Decompress a legacy ``.zst`` segment into ``dest``; returns its SHA-256."""
+    h = hashlib.sha256()
+    with (
+        src.open("rb") as f,
+        dest.open("wb") as w,
+        zstandard.ZstdDecompressor().stream_reader(f) as reader,
+    ):
+        while chunk := reader.read(CHUNK_BYTES):
+            h.update(chunk)
+            w.write(chunk)
+    return h.hexdigest()

@@ -7,7 +7,7 @@ The lake is Hive-partitioned so that polars, DuckDB, Spark and Trino read it dir
     _manifests/table=quotes/month=2026-11.json          manifest of one (table, month)
     _verified/table=quotes/month=2026-11.json           record of the last successful verify
     _index.json                                         every archived (table, month)
-    _journal/day=2026-11-03/<segment>.zst               raw journal segments, zstd
+    _journal/day=2026-11-03/<segment>.tjz               raw journal segments (archive.journal_codec)
     _manifests/journal/day=2026-11-03.json              manifest of one journal day
 
 Names starting with ``_`` or ``.`` are ignored by Hive-style readers, so only data
@@ -53,10 +53,16 @@ def journal_dir(day: dt.date) -> str:
     return f"_journal/day={day.isoformat()}/"
 
 
+JOURNAL_SUFFIX = ".tjz"
+"""Archived journal segments: the structured codec (``archive.journal_codec``). Days archived
+before it hold ``.zst`` files (plain zstd of the segment), still read."""
+LEGACY_JOURNAL_SUFFIX = ".zst"
+
+
 def journal_key(day: dt.date, segment_name: str) -> str:
     if "/" in segment_name or segment_name.startswith("."):
         raise InvalidArgument(f"invalid journal segment name {segment_name!r}")
-    return f"{journal_dir(day)}{segment_name}.zst"
+    return f"{journal_dir(day)}{segment_name}{JOURNAL_SUFFIX}"
 
 
 def journal_manifest_key(day: dt.date) -> str:

@@ -343,6 +343,9 @@ class ArchiveSettings(_Section):
     )
     row_group_rows: int = Field(500_000, ge=1000, description="Parquet row-group size")
     zstd_level: int = Field(9, ge=1, le=22, description="Parquet zstd compression level")
+    journal_zstd_level: int = Field(
+        19, ge=1, le=22, description="zstd level of the journal archive's files (docs/archive.md)"
+    )
     file_rows: int = Field(10_000_000, ge=1000, description="rows per Parquet file before the next part starts")
     staging_dir: Path = Field(Path(".local/archive-staging"), description="where export writes parts before upload")
 

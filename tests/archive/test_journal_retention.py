@@ -1,16 +1,18 @@
-"""Raw journal archive (daily zstd segments) and the warm-retention decision."""
+"""Raw journal archive (daily segments in the journal archive format) and the warm-retention decision."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
+import msgspec
 import pytest
 import zstandard
 
 from tests.archive.conftest import MONTH, OPTIONS, B2Env
 from tests.real import REAL
-from tickarchive.archive import catalog, layout
+from tickarchive.archive import catalog, journal_codec, layout, manifest
 from tickarchive.archive.errors import IntegrityError
 from tickarchive.archive.export import export_month
 from tickarchive.archive.journal import archive_journal_day, check_journal_day, restore_journal_day, verify_journal_day
@@ -47,8 +49,9 @@ def test_journal_day_round_trip_local(tmp_path: Path) -> None:
     assert [s.name for s in m.segments] == ["seg-000000.log", "seg-000001.log"]
     assert m.segments[0].original_bytes == segs[0].stat().st_size
     assert m.segments[0].bytes < m.segments[0].original_bytes  # JSON frames compress
-    stored = (target.root / "_journal/day=2026-11-03/seg-000000.log.zst").read_bytes()
-    assert zstandard.ZstdDecompressor().decompress(stored) == segs[0].read_bytes()
+    stored = (target.root / "_journal/day=2026-11-03/seg-000000.log.tjz").read_bytes()
+    assert journal_codec.decode(stored) == segs[0].read_bytes()
+    assert m.compression == "tjz1+zstd(6)"
     verify_journal_day(target, DAY)
     assert archive_journal_day(target, DAY, segs).status == "up-to-date"
     restored = restore_journal_day(target, DAY, tmp_path / "back")
@@ -72,13 +75,13 @@ def test_journal_grows_and_rejects_a_changed_segment(tmp_path: Path, b2: B2Env) 
 def test_journal_flipped_byte_names_the_segment(tmp_path: Path) -> None:
     target = LocalTarget(tmp_path / "lake")
     archive_journal_day(target, DAY, _segments(tmp_path))
-    path = target.root / "_journal/day=2026-11-03/seg-000001.log.zst"
+    path = target.root / "_journal/day=2026-11-03/seg-000001.log.tjz"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x10
     path.write_bytes(bytes(data))
     problems = check_journal_day(target, DAY)
     assert problems
-    assert all(p.startswith("_journal/day=2026-11-03/seg-000001.log.zst:") for p in problems)
+    assert all(p.startswith("_journal/day=2026-11-03/seg-000001.log.tjz:") for p in problems)
     assert check_journal_day(target, dt.date(2026, 11, 4)) == ["_manifests/journal/day=2026-11-04.json: no manifest"]
 
 
@@ -114,3 +117,27 @@ def test_verified_pairs_reads_verify_records(store: MemoryStore, tmp_path: Path)
     verify_month(target, "trades", MONTH)
     assert verified_pairs(target, candidates) == {("trades", MONTH)}
     assert layout.verified_key("trades", MONTH) in {o.key for o in target.list("_verified/")}
+
+
+def test_a_day_archived_as_plain_zstd_still_verifies_and_restores(tmp_path: Path) -> None:
+    """Days archived before the journal archive format hold ``<segment>.zst``: they verify,
+    restore and count as archived (nothing is re-uploaded)."""
+    target = LocalTarget(tmp_path / "lake")
+    segs = _segments(tmp_path)
+    result = archive_journal_day(target, DAY, segs)
+    legacy = []
+    for seg in result.manifest.segments:
+        data = zstandard.ZstdCompressor(level=3).compress(segs[[p.name for p in segs].index(seg.name)].read_bytes())
+        key = seg.path.removesuffix(".tjz") + ".zst"
+        (target.root / key).write_bytes(data)
+        (target.root / seg.path).unlink()
+        digest = hashlib.sha256(data).hexdigest()
+        sha1 = hashlib.sha1(data).hexdigest()
+        legacy.append(msgspec.structs.replace(seg, path=key, bytes=len(data), sha256=digest, sha1=sha1))
+    old = msgspec.structs.replace(result.manifest, segments=tuple(legacy), compression="zstd(3)")
+    target.put_bytes(layout.journal_manifest_key(DAY), manifest.encode(old))
+    verify_journal_day(target, DAY)
+    again = archive_journal_day(target, DAY, segs)
+    assert (again.status, again.uploaded) == ("up-to-date", 0)
+    restored = restore_journal_day(target, DAY, tmp_path / "back")
+    assert [p.read_bytes() for p in restored] == [p.read_bytes() for p in segs]

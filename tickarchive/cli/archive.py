@@ -289,7 +289,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         target: TargetOpt = None,
     ) -> None:
-        """Archive raw journal segments (zstd) per UTC day with their manifest."""
+        """Archive raw journal segments (the journal archive format) per UTC day with their manifest."""
         settings = _settings()
         tgt = _target(target, settings)
         if segments:
@@ -310,7 +310,8 @@ def register(app: typer.Typer) -> None:
                 return
         with RichProgress() as progress:
             for d, paths in groups.items():
-                r = archive_journal_day(tgt, d, paths, zstd_level=settings.archive.zstd_level, progress=progress)
+                level = settings.archive.journal_zstd_level
+                r = archive_journal_day(tgt, d, paths, zstd_level=level, progress=progress)
                 m = r.manifest
                 progress.note(
                     f"journal {d}: {r.status}, {len(m.segments)} segments, {_fmt_bytes(m.total_original_bytes)} -> "
@@ -338,6 +339,23 @@ def register(app: typer.Typer) -> None:
         if problems:
             _report_problems(IntegrityError(f"journal verify failed at {tgt.url}", problems))
             raise typer.Exit(1)
+
+    @group.command("restore-journal")
+    def restore_journal_cmd(
+        day: Annotated[str, typer.Option("--day", help="UTC day, YYYY-MM-DD")],
+        dest: Annotated[Path, typer.Option("--dir", help="directory to write the day's journal segments into")],
+        target: TargetOpt = None,
+    ) -> None:
+        """Decode an archived journal day back into its segments, each checked byte for byte."""
+        from tickarchive.archive.journal import restore_journal_day
+
+        settings = _settings()
+        tgt = _target(target, settings)
+        paths = restore_journal_day(tgt, layout.parse_day(day), dest)
+        total = sum(p.stat().st_size for p in paths)
+        _out().print(
+            f"journal {day}: {len(paths)} segments restored into {dest} ({_fmt_bytes(total)}, SHA-256 checked)"
+        )
 
     @group.command("retention")
     def retention_cmd(
