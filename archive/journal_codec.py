@@ -53,7 +53,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import zstandard
 
@@ -728,6 +728,9 @@ def decode_body_py(body: bytes) -> bytes:
 
 _NATIVE_ENCODE: Final[Callable[[bytes], bytes] | None] = native_ext.enabled("tjz_encode_body")
 _NATIVE_DECODE: Final[Callable[[bytes], bytes] | None] = native_ext.enabled("tjz_decode_body")
+FRAMES: Final[Any] = native_ext.enabled("TjzFrames")
+"""``tickarchive_native.TjzFrames``: a structured body's frames, a batch at a time, without
+rebuilding the segment (replay's fast path), or None."""
 
 encode_body: Final[Callable[[bytes], bytes]] = _NATIVE_ENCODE or encode_body_py
 decode_body: Final[Callable[[bytes], bytes]] = _NATIVE_DECODE or decode_body_py
@@ -751,22 +754,28 @@ def encode(segment: bytes, level: int = DEFAULT_LEVEL) -> bytes:
     return MAGIC + bytes((VERSION, RAW)) + _zstd(segment, level)
 
 
-def decode(data: bytes) -> bytes:
-    """The segment a ``.tjz`` file holds (``IntegrityError`` if it is not one)."""
+def payload(data: bytes) -> tuple[int, bytes]:
+    """(mode, zstd-decompressed payload) of a ``.tjz`` file (``IntegrityError`` if it is
+    not one)."""
     if len(data) < HEADER_BYTES or data[:3] != MAGIC:
         raise IntegrityError("not a journal archive file (no TJZ magic)")
     if data[3] != VERSION:
         raise IntegrityError(f"journal archive version {data[3]} is not supported (this code reads {VERSION})")
     mode = data[4]
-    try:
-        payload = zstandard.ZstdDecompressor().decompress(data[HEADER_BYTES:])
-    except zstandard.ZstdError as exc:
-        raise IntegrityError(f"journal archive: not valid zstd: {exc}") from None
-    if mode == RAW:
-        return payload
-    if mode != STRUCTURED:
+    if mode not in (RAW, STRUCTURED):
         raise IntegrityError(f"journal archive: unknown mode {mode}")
     try:
-        return decode_body(payload)
+        return mode, zstandard.ZstdDecompressor().decompress(data[HEADER_BYTES:])
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"journal archive: not valid zstd: {exc}") from None
+
+
+def decode(data: bytes) -> bytes:
+    """The segment a ``.tjz`` file holds (``IntegrityError`` if it is not one)."""
+    mode, body = payload(data)
+    if mode == RAW:
+        return body
+    try:
+        return decode_body(body)
     except (ValueError, IndexError, KeyError) as exc:
         raise IntegrityError(f"journal archive: damaged body: {exc}") from None

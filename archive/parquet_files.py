@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,7 +26,7 @@ from tickarchive.archive import layout
 from tickarchive.archive.errors import ArchiveError, UnsortedInput
 from tickarchive.archive.hashing import Digests, file_digests
 from tickarchive.months import Month
-from tickarchive.tables import Table
+from tickarchive.tables import ColumnType, Table
 
 SCHEMA_VERSION = 1
 """Version of the archive's Parquet layout; stored in each file's key-value metadata."""
@@ -37,6 +38,30 @@ META_SORT = b"tickarchive.sort_columns"
 
 def sort_columns(table: Table) -> tuple[str, ...]:
     return (table.segment_by, "ts")
+
+
+def writer_options(table: Table, zstd_level: int) -> dict[str, Any]:
+    """``pyarrow.parquet.ParquetWriter`` options of the archive's files for ``table``
+    (also used for replay output): compression and per-column encodings."""
+    return {
+        "compression": "zstd",
+        "compression_level": zstd_level,
+        "write_statistics": True,
+        "store_schema": True,
+    }
+
+
+def fast_writer_options(table: Table, zstd_level: int = 1) -> dict[str, Any]:
+    """Options for intermediate files written at speed (replay output): dictionary pages
+    only for text columns, fast zstd."""
+    text = [c.name for c in table.columns if c.type in (ColumnType.SYMBOL, ColumnType.VARCHAR)]
+    return {
+        "compression": "zstd",
+        "compression_level": zstd_level,
+        "use_dictionary": text,
+        "write_statistics": True,
+        "store_schema": True,
+    }
 
 
 def file_schema(table: Table) -> pa.Schema:
@@ -182,11 +207,8 @@ class MonthWriter:
         self._writer = pq.ParquetWriter(
             str(self._tmp_path),
             self.schema,
-            compression="zstd",
-            compression_level=self.zstd_level,
-            write_statistics=True,
             sorting_columns=sorting,
-            store_schema=True,
+            **writer_options(self.table, self.zstd_level),
         )
 
     def _close_file(self) -> None:

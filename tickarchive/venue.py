@@ -23,11 +23,12 @@ Times are µs since the epoch; ``recv_ts_us`` is our receive time, passed in by 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 import msgspec
+import pyarrow as pa
 
 from tickarchive.domain import ComboLeg, EncodedRows, Event, Gap, InstrumentEvent, TradeTick
 
@@ -179,6 +180,59 @@ class Decoded(msgspec.Struct, gc=False):
     malformed: Malformed | None = None
 
 
+ORD_COLUMN: Final = "_ord"
+"""The column of ``DecodedBatch.tables`` that orders rows as they were received:
+``frame index << ORD_ROW_BITS | row within the frame`` (unsigned 64-bit)."""
+ORD_ROW_BITS: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class FrameBatch:
+    """Raw frames in one buffer (replay reads them in bulk): frame ``i`` is
+    ``buf[starts[i]:ends[i]]``, received at ``recv_ts_us[i]``; the three arrays are
+    little-endian u64, u64 and i64 bytes."""
+
+    buf: bytes
+    starts: bytes
+    ends: bytes
+    recv_ts_us: bytes
+
+    def __len__(self) -> int:
+        return len(self.starts) // 8
+
+    def frame(self, i: int) -> bytes:
+        s = memoryview(self.starts).cast("Q")
+        e = memoryview(self.ends).cast("Q")
+        return self.buf[s[i] : e[i]]
+
+    def recv(self, i: int) -> int:
+        return int(memoryview(self.recv_ts_us).cast("q")[i])
+
+    def items(self) -> Iterable[tuple[bytes, int]]:
+        """(frame, recv_ts_us) of every frame, in order."""
+        buf = self.buf
+        s = memoryview(self.starts).cast("Q")
+        e = memoryview(self.ends).cast("Q")
+        r = memoryview(self.recv_ts_us).cast("q")
+        for i in range(len(s)):
+            yield buf[s[i] : e[i]], r[i]
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """What replay makes of a ``FrameBatch``: rows a native path decoded straight into
+    columns (``tables``: ``tickarchive.rows.arrow_schema(table)`` plus ``ORD_COLUMN``, by
+    table name), the events of the frames the reference decoded (``(frame index, events)``),
+    the sequence gaps the frames reveal (in frame order), the malformed frames, and the
+    frames ``is_foreign`` claimed (indices, untouched: the caller's own records)."""
+
+    tables: dict[str, pa.Table]
+    events: list[tuple[int, Sequence[Event]]]
+    gaps: list[Gap]
+    malformed: list[Malformed]
+    foreign: list[int]
+
+
 # ---------------------------------------------------------------------------- protocols
 
 
@@ -228,6 +282,12 @@ class ReplayDecoder(Protocol):
     """Stateful (sequence tracking across frames) reference decoding for replay."""
 
     def decode(self, frame: bytes, recv_ts_us: int) -> Decoded: ...
+
+    def decode_batch(self, batch: FrameBatch, is_foreign: Callable[[bytes], bool]) -> DecodedBatch:
+        """``decode`` of every frame of ``batch`` in order (the same rows and gaps), with
+        the bulk of them decoded natively into columns where the adapter can; frames for
+        which ``is_foreign(frame)`` is true are skipped and listed."""
+        ...
 
 
 class Venue(Protocol):

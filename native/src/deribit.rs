@@ -356,7 +356,18 @@ fn empty(v: Option<f64>) -> bool {
     v.is_none_or(|v| v == 0.0) // Python `not v`: None, 0.0, -0.0
 }
 
-fn encode_ticker(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
+/// A ticker notification as the reference parser normalizes it (before any output form).
+pub(crate) struct NormTicker<'a> {
+    pub(crate) channel: &'a str,
+    pub(crate) inst: &'a str,
+    pub(crate) ts_us: i64,
+    /// In `COLS` order.
+    pub(crate) f: [Option<f64>; 25],
+    pub(crate) underlying_index: Option<&'a str>,
+    pub(crate) state: Option<&'a str>,
+}
+
+pub(crate) fn normalize_ticker(s: &str) -> R<NormTicker<'_>> {
     let mut p = P::new(s);
     let mut t = Ticker::default();
     let (method, channel) = envelope(&mut p, |p, depth| ticker_data(p, depth, &mut t))?;
@@ -382,7 +393,19 @@ fn encode_ticker(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
     } else if empty(f[C_AIV]) {
         f[C_AIV] = None;
     }
+    Ok(NormTicker {
+        channel,
+        inst,
+        ts_us,
+        f: t.f,
+        underlying_index: t.underlying_index,
+        state: t.state,
+    })
+}
 
+fn encode_ticker(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
+    let t = normalize_ticker(s)?;
+    let (channel, inst, ts_us) = (t.channel, t.inst, t.ts_us);
     let mut out = Vec::with_capacity(768);
     out.extend_from_slice(b"quotes,instrument=");
     push_symbol(&mut out, inst);
@@ -424,7 +447,25 @@ fn encode_ticker(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
 
 // ------------------------------------------------------------------ book
 
-fn encode_book(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
+/// Book actions as the reference stores them (`BookAction`).
+pub(crate) const ACTIONS: [&str; 5] = ["new", "change", "delete", "snapshot", "empty"];
+pub(crate) const A_SNAPSHOT: u8 = 3;
+/// `book.book_from_wire`: a snapshot side without levels is one `empty` marker row (price and amount 0.0).
+pub(crate) const A_EMPTY: u8 = 4;
+
+/// A `book.{instrument}.{interval}` notification as the reference parser normalizes it.
+pub(crate) struct NormBook<'a> {
+    pub(crate) channel: &'a str,
+    pub(crate) inst: &'a str,
+    pub(crate) ts_us: i64,
+    pub(crate) change_id: i64,
+    pub(crate) prev: Option<i64>,
+    pub(crate) snap: bool,
+    /// (is_ask, action index into `ACTIONS`, price, amount), bids first.
+    pub(crate) levels: Vec<(bool, u8, f64, f64)>,
+}
+
+pub(crate) fn normalize_book(s: &str) -> R<NormBook<'_>> {
     let mut p = P::new(s);
     let mut b = Book::default();
     let (method, channel) = envelope(&mut p, |p, depth| book_data(p, depth, &mut b))?;
@@ -438,10 +479,40 @@ fn encode_book(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
     let asks = b.asks.ok_or(())?;
     let snap = b.kind == Some("snapshot") || (b.kind.is_none() && b.prev_change_id.is_none());
     let prev = if snap { None } else { b.prev_change_id };
+    let mut levels = Vec::with_capacity(bids.len() + asks.len());
+    for (side, ask) in [(&bids, false), (&asks, true)] {
+        for l in side.iter() {
+            let action = if snap {
+                A_SNAPSHOT
+            } else {
+                match l.action {
+                    "new" => 0,
+                    "change" => 1,
+                    "delete" => 2,
+                    _ => return Err(()), // Python: Malformed invalid_data
+                }
+            };
+            levels.push((ask, action, l.price, l.amount));
+        }
+        if snap && side.is_empty() {
+            levels.push((ask, A_EMPTY, 0.0, 0.0));
+        }
+    }
+    Ok(NormBook {
+        channel,
+        inst,
+        ts_us,
+        change_id,
+        prev,
+        snap,
+        levels,
+    })
+}
 
-    // `book.book_from_wire`: a snapshot side without levels is one `empty` marker row
-    let marker = |n: usize| if snap && n == 0 { 1 } else { n };
-    let rows = marker(bids.len()) + marker(asks.len());
+fn encode_book(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
+    let b = normalize_book(s)?;
+    let (channel, inst, ts_us, change_id, prev, snap) = (b.channel, b.inst, b.ts_us, b.change_id, b.prev, b.snap);
+    let rows = b.levels.len();
     let mut out = Vec::new();
     if rows > 0 {
         let mut head = Vec::with_capacity(64);
@@ -473,36 +544,15 @@ fn encode_book(s: &str, recv_ts_us: i64) -> R<Encoded<'_>> {
         push_i64(&mut end, ts_us);
         end.extend_from_slice(b"t\n");
         out.reserve(rows * (head.len() + tail.len() + end.len() + 64));
-        for (levels, side) in [(&bids, &b",side=bid"[..]), (&asks, &b",side=ask"[..])] {
-            if snap && levels.is_empty() {
-                out.extend_from_slice(&head);
-                out.extend_from_slice(side);
-                out.extend_from_slice(b",action=empty");
-                out.extend_from_slice(&tail);
-                push_f64(&mut out, b"price", Some(0.0));
-                push_f64(&mut out, b"amount", Some(0.0));
-                out.extend_from_slice(&end);
-                continue;
-            }
-            for l in levels.iter() {
-                let action: &[u8] = if snap {
-                    b",action=snapshot"
-                } else {
-                    match l.action {
-                        "new" => b",action=new",
-                        "change" => b",action=change",
-                        "delete" => b",action=delete",
-                        _ => return Err(()), // Python: Malformed invalid_data
-                    }
-                };
-                out.extend_from_slice(&head);
-                out.extend_from_slice(side);
-                out.extend_from_slice(action);
-                out.extend_from_slice(&tail);
-                push_f64(&mut out, b"price", Some(l.price));
-                push_f64(&mut out, b"amount", Some(l.amount));
-                out.extend_from_slice(&end);
-            }
+        for &(ask, action, price, amount) in b.levels.iter() {
+            out.extend_from_slice(&head);
+            out.extend_from_slice(if ask { b",side=ask" } else { b",side=bid" });
+            out.extend_from_slice(b",action=");
+            out.extend_from_slice(ACTIONS[action as usize].as_bytes());
+            out.extend_from_slice(&tail);
+            push_f64(&mut out, b"price", Some(price));
+            push_f64(&mut out, b"amount", Some(amount));
+            out.extend_from_slice(&end);
         }
     }
     Ok(Encoded {
@@ -532,12 +582,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
-/// The pure part of `encode_frame`.
-fn encode(frame: &[u8], recv_ts_us: i64) -> Option<Encoded<'_>> {
-    if recv_ts_us < 0 {
-        return None;
-    }
-    // `_fast`: the family is what follows the first `"channel":"` in the raw bytes
+/// Which fast-path family a frame is (`_fast`: what follows the first `"channel":"` in
+/// the raw bytes), with the frame as text; `None` for anything else or invalid UTF-8.
+pub(crate) fn family(frame: &[u8]) -> Option<(bool, &str)> {
     let i = find(frame, CHANNEL_KEY)?;
     let rest = &frame[i + CHANNEL_KEY.len()..];
     let ticker = rest.starts_with(b"ticker.");
@@ -545,6 +592,15 @@ fn encode(frame: &[u8], recv_ts_us: i64) -> Option<Encoded<'_>> {
         return None;
     }
     let s = std::str::from_utf8(frame).ok()?; // invalid UTF-8 anywhere: Python path
+    Some((ticker, s))
+}
+
+/// The pure part of `encode_frame`.
+fn encode(frame: &[u8], recv_ts_us: i64) -> Option<Encoded<'_>> {
+    if recv_ts_us < 0 {
+        return None;
+    }
+    let (ticker, s) = family(frame)?;
     let r = if ticker {
         encode_ticker(s, recv_ts_us)
     } else {

@@ -3,6 +3,8 @@
 //! * `json`     a strict JSON reader (no escapes; anything uncertain is refused);
 //! * `ilp`      QuestDB ILP protocol-v2 writing;
 //! * `deribit`  Deribit ticker/book frames -> ILP rows (`encode_frame`, `fast_notification`);
+//! * `columns`  the same frames -> Arrow column buffers of quotes/book_changes (replay);
+//! * `frames`   replay's frame sources in bulk: replay-format lines, journal records;
 //! * `journal`  the journal's record encoder;
 //! * `wsframe`  WebSocket data-frame scanning;
 //! * `sim`      the simulator's per-step engine;
@@ -13,7 +15,9 @@
 
 use pyo3::prelude::*;
 
+mod columns;
 mod deribit;
+mod frames;
 mod ilp;
 mod journal;
 mod json;
@@ -24,6 +28,8 @@ mod wsframe;
 #[pymodule]
 fn tickarchive_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     deribit::register(m)?;
+    columns::register(m)?;
+    frames::register(m)?;
     journal::register(m)?;
     sim::register(m)?;
     tjz::register(m)?;

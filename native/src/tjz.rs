@@ -73,69 +73,6 @@ fn varint_len(mut x: u128) -> u64 {
     n
 }
 
-struct Rd<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Rd<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Rd { buf, pos: 0 }
-    }
-
-    #[inline]
-    fn varint(&mut self) -> R<u128> {
-        // fast path: one byte
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
-                self.pos += 1;
-                return Ok(b as u128);
-            }
-        }
-        let mut x: u128 = 0;
-        let mut shift = 0u32;
-        loop {
-            let b = *self
-                .buf
-                .get(self.pos)
-                .ok_or(Bad("a stream ends inside a number"))?;
-            self.pos += 1;
-            if shift > 126 {
-                return Err(Bad("a number is too long"));
-            }
-            x |= ((b & 0x7f) as u128) << shift;
-            if b < 0x80 {
-                return Ok(x);
-            }
-            shift += 7;
-        }
-    }
-
-    #[inline]
-    fn usize(&mut self) -> R<usize> {
-        let v = self.varint()?;
-        usize::try_from(v).map_err(|_| Bad("a length is too large"))
-    }
-
-    fn take(&mut self, n: usize) -> R<&'a [u8]> {
-        if n > self.buf.len() - self.pos {
-            return Err(Bad("a stream ends early"));
-        }
-        let out = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn stream(&mut self) -> R<Rd<'a>> {
-        let n = self.usize()?;
-        Ok(Rd::new(self.take(n)?))
-    }
-
-    fn done(&self) -> bool {
-        self.pos >= self.buf.len()
-    }
-}
-
 // ------------------------------------------------------------------ numbers
 
 const POW10: [i128; 20] = {
@@ -198,37 +135,36 @@ fn fmt_number(out: &mut Vec<u8>, v: Val) {
     if x < 0 {
         out.push(b'-');
     }
-    // digits of |x|, most significant last, padded to d + 1 digits
-    let mut buf = [b'0'; 24];
-    let mut n = 0;
+    // the digits of |x|, written backwards from the end, two at a time
+    let mut buf = [b'0'; 40];
+    let mut i = buf.len();
     let mut u = x.unsigned_abs();
     while u >= 100 {
         let r = (u % 100) as usize * 2;
         u /= 100;
-        buf[n] = DIGITS2[r + 1];
-        buf[n + 1] = DIGITS2[r];
-        n += 2;
+        i -= 2;
+        buf[i] = DIGITS2[r];
+        buf[i + 1] = DIGITS2[r + 1];
     }
     if u >= 10 {
         let r = u as usize * 2;
-        buf[n] = DIGITS2[r + 1];
-        buf[n + 1] = DIGITS2[r];
-        n += 2;
+        i -= 2;
+        buf[i] = DIGITS2[r];
+        buf[i + 1] = DIGITS2[r + 1];
     } else {
-        buf[n] = b'0' + u as u8;
-        n += 1;
+        i -= 1;
+        buf[i] = b'0' + u as u8;
     }
     if s == 0 {
-        out.extend(buf[..n].iter().rev());
+        out.extend_from_slice(&buf[i..]);
         return;
     }
     let d = (s - 1) as usize;
-    if n < d + 1 {
-        n = d + 1; // buf is pre-filled with '0'
-    }
-    out.extend(buf[d..n].iter().rev());
+    let start = i.min(buf.len() - d - 1); // zero-padded to d + 1 digits (buf is all '0')
+    let point = buf.len() - d;
+    out.extend_from_slice(&buf[start..point]);
     out.push(b'.');
-    out.extend(buf[..d].iter().rev());
+    out.extend_from_slice(&buf[point..]);
 }
 
 // ------------------------------------------------------------------ tokens
@@ -515,21 +451,51 @@ impl Paths {
 
 // ------------------------------------------------------------------ state
 
-#[derive(Default)]
+const NONE: Val = (0, u8::MAX);
+
+/// Last value per (context, path) and per path; `NONE` where there is none yet (a scale
+/// is at most 20, so `u8::MAX` marks the empty slots).
 struct NumState {
-    ctx: Vec<Vec<Option<Val>>>, // [ctx][path]
-    glob: Vec<Option<Val>>,
+    n: usize,
+    ctx: Vec<Val>, // [ctx * n + path]
+    glob: Vec<Val>,
 }
 
 impl NumState {
+    fn new(n_paths: usize) -> Self {
+        NumState {
+            n: n_paths,
+            ctx: Vec::new(),
+            glob: vec![NONE; n_paths],
+        }
+    }
+
+    /// Room for contexts `0..contexts`.
+    fn grow(&mut self, contexts: usize) {
+        let need = contexts * self.n;
+        if self.ctx.len() < need {
+            self.ctx.resize(need, NONE);
+        }
+    }
+
     #[inline]
     fn ctx_get(&self, ctx: usize, path: usize) -> Option<Val> {
-        self.ctx.get(ctx).and_then(|v| v.get(path)).copied().flatten()
+        let v = self.ctx[ctx * self.n + path];
+        if v.1 == u8::MAX {
+            None
+        } else {
+            Some(v)
+        }
     }
 
     #[inline]
     fn glob_get(&self, path: usize) -> Val {
-        self.glob.get(path).copied().flatten().unwrap_or(ZERO)
+        let v = self.glob[path];
+        if v.1 == u8::MAX {
+            ZERO
+        } else {
+            v
+        }
     }
 
     #[inline]
@@ -557,18 +523,8 @@ impl NumState {
 
     #[inline]
     fn update(&mut self, ctx: usize, path: usize, v: Val) {
-        if self.ctx.len() <= ctx {
-            self.ctx.resize_with(ctx + 1, Vec::new);
-        }
-        let row = &mut self.ctx[ctx];
-        if row.len() <= path {
-            row.resize(path + 1, None);
-        }
-        row[path] = Some(v);
-        if self.glob.len() <= path {
-            self.glob.resize(path + 1, None);
-        }
-        self.glob[path] = Some(v);
+        self.ctx[ctx * self.n + path] = v;
+        self.glob[path] = v;
     }
 }
 
@@ -693,8 +649,10 @@ pub(crate) fn encode_body(seg: &[u8]) -> Vec<u8> {
 
     // pass 1: the cost of each predictor per number path
     let n_paths = paths.num.len();
+    let contexts = ctx_ids.len() + 1;
     let mut cost = vec![[0u64; PREDICTORS]; n_paths];
-    let mut st = NumState::default();
+    let mut st = NumState::new(n_paths);
+    st.grow(contexts);
     for (r, tk) in recs.iter().zip(toks.iter()) {
         let shape = &shapes[tk.sid];
         let recv_ms = r.recv.div_euclid(1000);
@@ -740,7 +698,8 @@ pub(crate) fn encode_body(seg: &[u8]) -> Vec<u8> {
     let mut bad: Vec<(usize, u32)> = Vec::new();
     let mut prev_seq: i128 = -1;
     let mut prev_ts: i128 = 0;
-    let mut st = NumState::default();
+    let mut st = NumState::new(n_paths);
+    st.grow(contexts);
     let mut ctx_skel: Vec<Option<usize>> = Vec::new();
     let mut ctx_str: Vec<Vec<Option<&[u8]>>> = Vec::new();
     let mut known_ctx = 0usize;
@@ -861,15 +820,11 @@ pub(crate) fn encode_body(seg: &[u8]) -> Vec<u8> {
 
 // ------------------------------------------------------------------ decode
 
-#[derive(Clone, Copy, PartialEq)]
-enum StrRef {
-    Channel(u32),
-    Dict(u32),
-}
-
-/// What a decoded record hands to its consumer.
+/// Where decoded records go: the decoder writes each frame at the end of `begin`'s
+/// buffer, then calls `end` with where the frame started.
 pub(crate) trait Sink {
-    fn record(&mut self, seq: u64, recv: i64, conn: &[u8], frame: &[u8], crc: Option<u32>);
+    fn begin(&mut self, conn: &[u8]) -> &mut Vec<u8>;
+    fn end(&mut self, seq: u64, recv: i64, conn: &[u8], frame_start: usize, crc: Option<u32>);
     fn tail(&mut self, tail: &[u8]);
 }
 
@@ -877,19 +832,25 @@ pub(crate) trait Sink {
 pub(crate) struct SegmentSink(pub(crate) Vec<u8>);
 
 impl Sink for SegmentSink {
-    fn record(&mut self, seq: u64, recv: i64, conn: &[u8], frame: &[u8], crc: Option<u32>) {
+    fn begin(&mut self, conn: &[u8]) -> &mut Vec<u8> {
+        self.0.extend_from_slice(&[0u8; REC_SIZE]);
+        self.0.extend_from_slice(conn);
+        &mut self.0
+    }
+
+    fn end(&mut self, seq: u64, recv: i64, conn: &[u8], frame_start: usize, crc: Option<u32>) {
         let out = &mut self.0;
-        let at = out.len();
-        out.extend_from_slice(REC_MAGIC);
-        out.push(REC_VERSION);
-        out.push(conn.len() as u8);
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&seq.to_le_bytes());
-        out.extend_from_slice(&recv.to_le_bytes());
-        let crc = crc.unwrap_or_else(|| crc_of(&out[at..at + 24], conn, frame));
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(conn);
-        out.extend_from_slice(frame);
+        let at = frame_start - conn.len() - REC_SIZE;
+        let len = (out.len() - frame_start) as u32;
+        let h = &mut out[at..at + REC_SIZE];
+        h[0..2].copy_from_slice(REC_MAGIC);
+        h[2] = REC_VERSION;
+        h[3] = conn.len() as u8;
+        h[4..8].copy_from_slice(&len.to_le_bytes());
+        h[8..16].copy_from_slice(&seq.to_le_bytes());
+        h[16..24].copy_from_slice(&recv.to_le_bytes());
+        let crc = crc.unwrap_or_else(|| crc_of(&out[at..at + 24], conn, &out[frame_start..]));
+        out[at + 24..at + 28].copy_from_slice(&crc.to_le_bytes());
     }
 
     fn tail(&mut self, tail: &[u8]) {
@@ -897,101 +858,249 @@ impl Sink for SegmentSink {
     }
 }
 
-pub(crate) fn decode_body<S: Sink>(body: &[u8], sink: &mut S) -> R<()> {
-    let mut rd = Rd::new(body);
-    let n = rd.usize()?;
-    let mut s_conns = rd.stream()?;
-    let mut s_conn = rd.stream()?;
-    let mut s_seq = rd.stream()?;
-    let mut s_ts = rd.stream()?;
-    let mut s_crc = rd.stream()?;
-    let mut s_ctx = rd.stream()?;
-    let mut s_ctx_lit = rd.stream()?;
-    let mut s_skel = rd.stream()?;
-    let mut s_skel_lit = rd.stream()?;
-    let mut s_str = rd.stream()?;
-    let mut s_str_lit = rd.stream()?;
-    let mut s_scale = rd.stream()?;
-    let preds = rd.stream()?.buf;
-    let mut s_all = rd.stream()?;
-    let tail = rd.stream()?.buf;
-    let mut s_nums: Vec<Rd> = Vec::new();
-    while !s_all.done() {
-        s_nums.push(s_all.stream()?);
+/// A cursor over one stream of the body (positions, so the decoder owns the body).
+#[derive(Clone, Copy, Default)]
+struct Cur {
+    pos: usize,
+    end: usize,
+}
+
+type Span = (usize, usize);
+
+impl Cur {
+    #[inline]
+    fn varint(&mut self, b: &[u8]) -> R<u128> {
+        if self.pos < self.end {
+            let c = b[self.pos];
+            if c < 0x80 {
+                self.pos += 1;
+                return Ok(c as u128);
+            }
+        }
+        let mut x: u128 = 0;
+        let mut shift = 0u32;
+        loop {
+            if self.pos >= self.end {
+                return Err(Bad("a stream ends inside a number"));
+            }
+            let c = b[self.pos];
+            self.pos += 1;
+            if shift > 126 {
+                return Err(Bad("a number is too long"));
+            }
+            x |= ((c & 0x7f) as u128) << shift;
+            if c < 0x80 {
+                return Ok(x);
+            }
+            shift += 7;
+        }
     }
-    if s_nums.len() != preds.len() || preds.iter().any(|&p| p as usize >= PREDICTORS) {
-        return Err(Bad("the number streams do not match the predictor table"));
+
+    #[inline]
+    fn usize(&mut self, b: &[u8]) -> R<usize> {
+        usize::try_from(self.varint(b)?).map_err(|_| Bad("a length is too large"))
     }
-    let mut bad: HashMap<usize, u32> = HashMap::new();
-    let mut idx = 0usize;
-    for _ in 0..s_crc.usize()? {
-        idx += s_crc.usize()?;
-        bad.insert(idx, u32::from_le_bytes(s_crc.take(4)?.try_into().unwrap()));
+
+    fn take(&mut self, n: usize) -> R<Span> {
+        if n > self.end - self.pos {
+            return Err(Bad("a stream ends early"));
+        }
+        let span = (self.pos, self.pos + n);
+        self.pos += n;
+        Ok(span)
     }
-    let mut conns: Vec<&[u8]> = Vec::new();
-    let mut paths = Paths::default();
-    let mut skeletons: Vec<(&[u8], Shape)> = Vec::new();
-    let mut channels: Vec<&[u8]> = vec![b""];
-    let mut strings: Vec<&[u8]> = Vec::new();
-    let mut st = NumState::default();
-    let mut ctx_skel: Vec<Option<usize>> = Vec::new();
-    let mut ctx_str: Vec<Vec<Option<StrRef>>> = Vec::new();
-    let mut prev_seq: i128 = -1;
-    let mut prev_ts: i128 = 0;
-    let mut frame: Vec<u8> = Vec::with_capacity(4096);
-    for i in 0..n {
-        let ci = s_conn.usize()?;
-        if ci == conns.len() {
-            let len = s_conns.usize()?;
-            let c = s_conns.take(len)?;
-            if c.len() > 255 {
+
+    /// A length-prefixed span (a literal).
+    fn lit(&mut self, b: &[u8]) -> R<Span> {
+        let n = self.usize(b)?;
+        self.take(n)
+    }
+
+    fn stream(&mut self, b: &[u8]) -> R<Cur> {
+        let (pos, end) = self.lit(b)?;
+        Ok(Cur { pos, end })
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.end
+    }
+}
+
+/// A structured body decoded one record at a time (it owns the body).
+pub(crate) struct Decoder {
+    body: Vec<u8>,
+    n: usize,
+    i: usize,
+    s_conns: Cur,
+    s_conn: Cur,
+    s_seq: Cur,
+    s_ts: Cur,
+    s_ctx: Cur,
+    s_ctx_lit: Cur,
+    s_skel: Cur,
+    s_skel_lit: Cur,
+    s_str: Cur,
+    s_str_lit: Cur,
+    s_scale: Cur,
+    preds: Vec<u8>,
+    s_nums: Vec<Cur>,
+    tail: Span,
+    tail_done: bool,
+    bad: HashMap<usize, u32>,
+    conns: Vec<Span>,
+    paths: Paths,
+    skeletons: Vec<Shape>,
+    channels: Vec<Span>,
+    strings: Vec<Span>,
+    st: NumState,
+    ctx_skel: Vec<Option<usize>>,
+    ctx_str: Vec<Vec<Option<Span>>>,
+    prev_seq: i128,
+    prev_ts: i128,
+}
+
+impl Decoder {
+    pub(crate) fn new(body: Vec<u8>) -> R<Decoder> {
+        let b = &body[..];
+        let mut top = Cur { pos: 0, end: b.len() };
+        let n = top.usize(b)?;
+        let s_conns = top.stream(b)?;
+        let s_conn = top.stream(b)?;
+        let s_seq = top.stream(b)?;
+        let s_ts = top.stream(b)?;
+        let mut s_crc = top.stream(b)?;
+        let s_ctx = top.stream(b)?;
+        let s_ctx_lit = top.stream(b)?;
+        let s_skel = top.stream(b)?;
+        let s_skel_lit = top.stream(b)?;
+        let s_str = top.stream(b)?;
+        let s_str_lit = top.stream(b)?;
+        let s_scale = top.stream(b)?;
+        let preds_span = top.lit(b)?;
+        let preds = b[preds_span.0..preds_span.1].to_vec();
+        let mut s_all = top.stream(b)?;
+        let tail = top.lit(b)?;
+        let mut s_nums = Vec::new();
+        while !s_all.done() {
+            s_nums.push(s_all.stream(b)?);
+        }
+        if s_nums.len() != preds.len() || preds.iter().any(|&p| p as usize >= PREDICTORS) {
+            return Err(Bad("the number streams do not match the predictor table"));
+        }
+        let mut bad = HashMap::new();
+        let mut idx = 0usize;
+        for _ in 0..s_crc.usize(b)? {
+            idx = idx.checked_add(s_crc.usize(b)?).ok_or(Bad("a record index overflows"))?;
+            let (a, z) = s_crc.take(4)?;
+            bad.insert(idx, u32::from_le_bytes(b[a..z].try_into().unwrap()));
+        }
+        let mut st = NumState::new(preds.len());
+        st.grow(1);
+        Ok(Decoder {
+            n,
+            i: 0,
+            s_conns,
+            s_conn,
+            s_seq,
+            s_ts,
+            s_ctx,
+            s_ctx_lit,
+            s_skel,
+            s_skel_lit,
+            s_str,
+            s_str_lit,
+            s_scale,
+            preds,
+            s_nums,
+            tail,
+            tail_done: false,
+            bad,
+            conns: Vec::new(),
+            paths: Paths::default(),
+            skeletons: Vec::new(),
+            channels: vec![(0, 0)],
+            strings: Vec::new(),
+            st,
+            ctx_skel: vec![None],
+            ctx_str: Vec::new(),
+            prev_seq: -1,
+            prev_ts: 0,
+            body,
+        })
+    }
+
+    /// Decode the next record into `sink` (the tail after the last one); false when done.
+    pub(crate) fn next<S: Sink>(&mut self, sink: &mut S) -> R<bool> {
+        let b = &self.body[..];
+        if self.i >= self.n {
+            if !self.tail_done {
+                self.tail_done = true;
+                sink.tail(&b[self.tail.0..self.tail.1]);
+            }
+            return Ok(false);
+        }
+        let i = self.i;
+        self.i += 1;
+        let ci = self.s_conn.usize(b)?;
+        if ci == self.conns.len() {
+            let c = self.s_conns.lit(b)?;
+            if c.1 - c.0 > 255 {
                 return Err(Bad("a connection id is too long"));
             }
-            conns.push(c);
-        } else if ci > conns.len() {
+            self.conns.push(c);
+        } else if ci > self.conns.len() {
             return Err(Bad("unknown connection"));
         }
-        let seq = prev_seq + 1 + unzz(s_seq.varint()?);
-        let recv = prev_ts + unzz(s_ts.varint()?);
+        let seq = self.prev_seq + 1 + unzz(self.s_seq.varint(b)?);
+        let recv = self.prev_ts + unzz(self.s_ts.varint(b)?);
         let seq_u = u64::try_from(seq).map_err(|_| Bad("a seq is out of range"))?;
         let recv_i = i64::try_from(recv).map_err(|_| Bad("a receive time is out of range"))?;
-        prev_seq = seq;
-        prev_ts = recv;
-        let ctx = s_ctx.usize()?;
-        if ctx == channels.len() {
-            let len = s_ctx_lit.usize()?;
-            channels.push(s_ctx_lit.take(len)?);
-        } else if ctx > channels.len() {
+        self.prev_seq = seq;
+        self.prev_ts = recv;
+        let ctx = self.s_ctx.usize(b)?;
+        if ctx == self.channels.len() {
+            let ch = self.s_ctx_lit.lit(b)?;
+            self.channels.push(ch);
+            self.st.grow(self.channels.len());
+            self.ctx_skel.push(None);
+        } else if ctx > self.channels.len() {
             return Err(Bad("unknown channel"));
         }
-        let code = s_skel.usize()?;
-        if ctx_skel.len() <= ctx {
-            ctx_skel.resize(ctx + 1, None);
-        }
+        let code = self.s_skel.usize(b)?;
         let sid = if code == 0 {
-            ctx_skel[ctx].ok_or(Bad("no previous skeleton in this channel"))?
-        } else if code == skeletons.len() + 1 {
-            let len = s_skel_lit.usize()?;
-            let sk = s_skel_lit.take(len)?;
-            let shape = paths.shape(sk);
-            skeletons.push((sk, shape));
+            self.ctx_skel[ctx].ok_or(Bad("no previous skeleton in this channel"))?
+        } else if code == self.skeletons.len() + 1 {
+            let (a, z) = self.s_skel_lit.lit(b)?;
+            let shape = self.paths.shape(&b[a..z]);
+            if self.paths.num.len() > self.preds.len() {
+                return Err(Bad("a skeleton has more number paths than the table"));
+            }
+            self.skeletons.push(shape);
             code - 1
-        } else if code <= skeletons.len() {
+        } else if code <= self.skeletons.len() {
             code - 1
         } else {
             return Err(Bad("unknown skeleton"));
         };
-        ctx_skel[ctx] = Some(sid);
-        if paths.num.len() > preds.len() {
-            return Err(Bad("a skeleton has more number paths than the table"));
-        }
-        let (sk, shape) = &skeletons[sid];
-        let recv_ms = recv_i.div_euclid(1000);
-        let mut frame_prev: Option<Val> = None;
-        frame.clear();
+        self.ctx_skel[ctx] = Some(sid);
+        let shape = &self.skeletons[sid];
         if shape.cuts.len() != shape.kinds.len() {
             return Err(Bad("a skeleton's holes do not match its shape"));
         }
+        if self.ctx_str.len() <= ctx {
+            self.ctx_str.resize_with(ctx + 1, Vec::new);
+        }
+        let n_str = self.paths.str.len();
+        let strs = &mut self.ctx_str[ctx];
+        if strs.len() < n_str {
+            strs.resize(n_str, None);
+        }
+        let recv_ms = recv_i.div_euclid(1000);
+        let mut frame_prev: Option<Val> = None;
+        let conn = self.conns[ci];
+        let conn = &b[conn.0..conn.1];
+        let frame = sink.begin(conn);
+        let frame_start = frame.len();
         let mut lit_at = 0usize;
         for k in 0..shape.kinds.len() {
             let cut = shape.cuts[k] as usize;
@@ -999,28 +1108,27 @@ pub(crate) fn decode_body<S: Sink>(body: &[u8], sink: &mut S) -> R<()> {
             lit_at = cut;
             let path = shape.paths[k] as usize;
             if shape.kinds[k] == STR {
-                let code = s_str.usize()?;
-                let r = if code == 0 {
-                    slot(&mut ctx_str, ctx, path).ok_or(Bad("no previous string at this path"))?
+                let code = self.s_str.usize(b)?;
+                let span = if code == 0 {
+                    strs[path].ok_or(Bad("no previous string at this path"))?
                 } else if code == 1 {
-                    StrRef::Channel(ctx as u32)
-                } else if code - 2 < strings.len() {
-                    StrRef::Dict((code - 2) as u32)
-                } else if code - 2 == strings.len() {
-                    let len = s_str_lit.usize()?;
-                    strings.push(s_str_lit.take(len)?);
-                    StrRef::Dict((code - 2) as u32)
+                    self.channels[ctx]
+                } else if code - 2 < self.strings.len() {
+                    self.strings[code - 2]
+                } else if code - 2 == self.strings.len() {
+                    let sp = self.s_str_lit.lit(b)?;
+                    self.strings.push(sp);
+                    sp
                 } else {
                     return Err(Bad("unknown string"));
                 };
-                *slot(&mut ctx_str, ctx, path) = Some(r);
-                frame.extend_from_slice(match r {
-                    StrRef::Channel(c) => channels[c as usize],
-                    StrRef::Dict(d) => strings[d as usize],
-                });
+                strs[path] = Some(span);
+                frame.extend_from_slice(&b[span.0..span.1]);
             } else {
-                let rf = st.reference(preds[path], ctx, path, shape.next_num_path[k], frame_prev, recv_ms);
-                let sc = s_scale.varint()?;
+                let rf = self
+                    .st
+                    .reference(self.preds[path], ctx, path, shape.next_num_path[k], frame_prev, recv_ms);
+                let sc = self.s_scale.varint(b)?;
                 let s = if sc == 0 {
                     rf.1
                 } else {
@@ -1029,20 +1137,57 @@ pub(crate) fn decode_body<S: Sink>(body: &[u8], sink: &mut S) -> R<()> {
                         _ => return Err(Bad("a scale is out of range")),
                     }
                 };
-                let delta = unzz(s_nums[path].varint()?);
+                let delta = unzz(self.s_nums[path].varint(b)?);
                 let v = (value_of(delta, s, rf)?, s);
-                st.update(ctx, path, v);
+                self.st.update(ctx, path, v);
                 frame_prev = Some(v);
-                fmt_number(&mut frame, v);
+                fmt_number(frame, v);
             }
         }
         frame.extend_from_slice(&shape.lits[lit_at..]);
-        let _ = sk;
-        let crc = if bad.is_empty() { None } else { bad.get(&i).copied() };
-        sink.record(seq_u, recv_i, conns[ci], &frame, crc);
+        let crc = if self.bad.is_empty() { None } else { self.bad.get(&i).copied() };
+        sink.end(seq_u, recv_i, conn, frame_start, crc);
+        Ok(true)
     }
-    sink.tail(tail);
+}
+
+pub(crate) fn decode_body<S: Sink>(body: &[u8], sink: &mut S) -> R<()> {
+    let mut d = Decoder::new(body.to_vec())?;
+    while d.next(sink)? {}
     Ok(())
+}
+
+/// The frames only, for replay: offsets into one buffer and receive times, records whose
+/// stored CRC was wrong skipped and counted (as a journal segment reader skips them).
+#[derive(Default)]
+pub(crate) struct FramesSink {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) starts: Vec<u8>,
+    pub(crate) ends: Vec<u8>,
+    pub(crate) recv: Vec<u8>,
+    pub(crate) damaged: u64,
+    pub(crate) tail: usize,
+}
+
+impl Sink for FramesSink {
+    fn begin(&mut self, _conn: &[u8]) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    fn end(&mut self, _seq: u64, recv: i64, _conn: &[u8], frame_start: usize, crc: Option<u32>) {
+        if crc.is_some() {
+            self.damaged += 1; // archived with a CRC that did not match: damaged at the source
+            self.buf.truncate(frame_start);
+            return;
+        }
+        self.starts.extend_from_slice(&(frame_start as u64).to_le_bytes());
+        self.ends.extend_from_slice(&(self.buf.len() as u64).to_le_bytes());
+        self.recv.extend_from_slice(&recv.to_le_bytes());
+    }
+
+    fn tail(&mut self, tail: &[u8]) {
+        self.tail = tail.len();
+    }
 }
 
 // ------------------------------------------------------------------ Python
@@ -1064,7 +1209,82 @@ fn tjz_decode_body<'py>(py: Python<'py>, body: &[u8]) -> PyResult<Bound<'py, PyB
     Ok(PyBytes::new(py, &sink.0))
 }
 
+/// `TjzFrames(body)`: the frames of a structured body without rebuilding the segment
+/// (replay), a batch at a time: `read(max_frames)` returns `(buf, starts, ends, recv_ts)`
+/// (frame `i` is `buf[starts[i]:ends[i]]`, u64 arrays; receive times i64) or `None` at
+/// the end; records archived with a wrong CRC are skipped and counted in `damaged`;
+/// `tail_bytes` is the length of the segment's torn or unreadable end (known at the end).
+/// `ValueError` when the body is damaged.
+#[pyclass(module = "tickarchive_native")]
+struct TjzFrames {
+    dec: Decoder,
+    sink: FramesSink,
+    done: bool,
+}
+
+#[pymethods]
+impl TjzFrames {
+    #[new]
+    fn new(body: &[u8]) -> PyResult<Self> {
+        let dec = Decoder::new(body.to_vec()).map_err(|Bad(why)| PyValueError::new_err(format!("journal archive body: {why}")))?;
+        Ok(TjzFrames {
+            dec,
+            sink: FramesSink::default(),
+            done: false,
+        })
+    }
+
+    fn read<'py>(&mut self, py: Python<'py>, max_frames: usize) -> PyResult<Option<Bound<'py, pyo3::types::PyTuple>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let s = &mut self.sink;
+        s.buf.clear();
+        s.starts.clear();
+        s.ends.clear();
+        s.recv.clear();
+        let (dec, sink) = (&mut self.dec, &mut self.sink);
+        let more = py
+            .detach(|| -> R<bool> {
+                while sink.starts.len() < 8 * max_frames {
+                    if !dec.next(sink)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+            .map_err(|Bad(why)| PyValueError::new_err(format!("journal archive body: {why}")))?;
+        if !more {
+            self.done = true;
+        }
+        if self.sink.starts.is_empty() {
+            return Ok(None);
+        }
+        let s = &self.sink;
+        Ok(Some(
+            (
+                PyBytes::new(py, &s.buf),
+                PyBytes::new(py, &s.starts),
+                PyBytes::new(py, &s.ends),
+                PyBytes::new(py, &s.recv),
+            )
+                .into_pyobject(py)?,
+        ))
+    }
+
+    #[getter]
+    fn damaged(&self) -> u64 {
+        self.sink.damaged
+    }
+
+    #[getter]
+    fn tail_bytes(&self) -> usize {
+        self.sink.tail
+    }
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<TjzFrames>()?;
     m.add_function(wrap_pyfunction!(tjz_encode_body, m)?)?;
     m.add_function(wrap_pyfunction!(tjz_decode_body, m)?)?;
     Ok(())

@@ -43,7 +43,10 @@ def test_replay_real_captures_to_parquet(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{tb.name}.parquet" for tb in (*t.MARKET_TABLES, t.GAPS))
     quotes = pq.read_table(out / "quotes.parquet")
     assert quotes.schema == rows.arrow_schema(t.QUOTES)
-    first = quotes.slice(0, 1).to_pylist()[0]
+    # sorted like the archive: (instrument, ts)
+    keys = [(r["instrument"], r["ts"]) for r in quotes.select(["instrument", "ts"]).to_pylist()]
+    assert keys == sorted(keys)
+    first = next(r for r in quotes.to_pylist() if r["instrument"] == "ETH-30JUL21-2800-C")
     assert (first["instrument"], first["bid_iv"], first["ask_iv"], first["mark_iv"]) == (
         "ETH-30JUL21-2800-C",
         115.62,
@@ -57,7 +60,7 @@ def test_replay_real_captures_to_parquet(tmp_path: Path) -> None:
         -1.64029,
         0.01188,
     )
-    assert quotes.column("ts").cast("int64")[0].as_py() == 1626993723632000
+    assert int(first["ts"].timestamp() * 1_000_000) == 1626993723632000
     book = pq.read_table(out / "book_changes.parquet")
     chain = [
         (r["change_id"], r["prev_change_id"])
@@ -202,11 +205,11 @@ def _table_rows(directory: Path, name: str) -> list[tuple[object, ...]]:
     )
 
 
-def test_replay_output_has_each_dedup_key_once_and_damage_exits_1(tmp_path: Path) -> None:
+def test_replay_output_has_each_dedup_key_once_and_damage_exits_3(tmp_path: Path) -> None:
     """A real capture with every book and ticker frame received twice (a resubscribe
     overlap; Deribit's duplicated notifications) and one damaged line: the Parquet output
     holds what QuestDB's dedup would (each key once: the same rows as the clean capture),
-    says how many duplicates it dropped, and the damaged line makes the exit status 1."""
+    says how many duplicates it replaced, and the damaged line makes the exit status 3."""
     lines = WS_CAPTURE.read_bytes().splitlines()
     doubled: list[bytes] = []
     repeated = 0
@@ -224,11 +227,89 @@ def test_replay_output_has_each_dedup_key_once_and_damage_exits_1(tmp_path: Path
     res = runner.invoke(app, ["replay", str(clean), "--to", str(tmp_path / "a")])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["replay", str(damaged), "--to", str(tmp_path / "b")])
-    assert res.exit_code == 1, res.output
-    assert "1 unreadable lines skipped (exit status 1)" in res.output
-    assert "quotes: 89 rows (89 duplicate rows dropped by dedup key)" in res.output
+    assert res.exit_code == 3, res.output
+    assert "damaged input skipped" in res.output
+    assert "quotes: 89 rows (89 duplicate key(s) replaced by a later row)" in res.output
     for tbl in (*t.MARKET_TABLES, t.GAPS):  # the written output is still complete and exact
         assert _table_rows(tmp_path / "b", tbl.name) == _table_rows(tmp_path / "a", tbl.name), tbl.name
     book = pq.read_table(tmp_path / "b" / "book_changes.parquet").to_pylist()
     keys = [tuple(r[k] for k in t.BOOK_CHANGES.dedup_keys) for r in book]
     assert len(keys) == len(set(keys)) == 152
+
+
+def _ticker(ts_ms: int, inst: str, bid: float) -> bytes:
+    return json.dumps(
+        {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": f"ticker.{inst}.100ms", "data": {
+            "timestamp": ts_ms, "instrument_name": inst, "best_bid_price": bid, "best_bid_amount": 1.0,
+            "best_ask_price": bid + 0.001, "best_ask_amount": 2.0, "state": "open", "mark_price": bid}}},
+        separators=(",", ":"),
+    ).encode()
+
+
+@pytest.mark.parametrize("run_rows", [1_000_000, 3], ids=["in-memory", "spilled-runs"])
+def test_parquet_output_is_deduplicated_last_write_wins(tmp_path: Path, run_rows: int) -> None:
+    """Rows with equal dedup keys collapse into the one read last, as QuestDB's DEDUP
+    UPSERT KEYS keep the last write: within a file, across files, across spilled runs."""
+    a = tmp_path / "a.txt"
+    b = tmp_path / "b.txt"
+    a.write_bytes(b"".join(b"1700000000.%06d: %s\n" % (i, f) for i, f in enumerate([
+        _ticker(1_700_000_000_000, "ETH-B", 0.10),
+        _ticker(1_700_000_000_000, "ETH-A", 0.20),
+        _ticker(1_700_000_000_100, "ETH-A", 0.21),
+        _ticker(1_700_000_000_000, "ETH-B", 0.11),  # same key as the first: replaces it
+    ])))
+    b.write_bytes(b"1700000001.000000: %s\n" % _ticker(1_700_000_000_100, "ETH-A", 0.30))  # replaces 0.21
+    stats = replay_files([a, b], ParquetSink(tmp_path / "o", run_rows=run_rows), DERIBIT)
+    assert stats.rows["quotes"] == 3
+    assert stats.duplicates["quotes"] == 2
+    got = [(r["instrument"], int(r["ts"].timestamp() * 1000), r["bid_price"])
+           for r in pq.read_table(tmp_path / "o" / "quotes.parquet").to_pylist()]
+    assert got == [("ETH-A", 1_700_000_000_000, 0.20), ("ETH-A", 1_700_000_000_100, 0.30),
+                   ("ETH-B", 1_700_000_000_000, 0.11)]  # fmt: skip
+    assert not list((tmp_path / "o").glob(".replay-runs-*"))  # spill files removed
+
+
+def test_replaying_a_capture_twice_gives_the_same_tables(tmp_path: Path) -> None:
+    once = replay_files([WS_CAPTURE], ParquetSink(tmp_path / "once"), DERIBIT)
+    twice = replay_files([WS_CAPTURE, WS_CAPTURE], ParquetSink(tmp_path / "twice", run_rows=50), DERIBIT)
+    assert twice.rows == once.rows
+    assert twice.duplicates["quotes"] == 89
+    for name in ("quotes", "book_changes"):
+        assert pq.read_table(tmp_path / "twice" / f"{name}.parquet").equals(
+            pq.read_table(tmp_path / "once" / f"{name}.parquet")
+        )
+
+
+def test_cli_replay_exits_non_zero_on_damaged_input_unless_accepted(tmp_path: Path) -> None:
+    f = tmp_path / "frames.txt"
+    good = b"1700000000.000001: " + _ticker(1_700_000_000_000, "ETH-A", 0.1)
+    f.write_bytes(good + b"\nthis line is damaged\n" + good.replace(b"0.1,", b"0.2,") + b"\n")
+    res = runner.invoke(app, ["replay", str(f), "--to", str(tmp_path / "o")])
+    assert res.exit_code == 3, res.output
+    assert "damaged input skipped" in res.output
+    assert "1 unreadable line(s) (line 2)" in res.output
+    assert "--accept-damage" in res.output
+    assert pq.read_table(tmp_path / "o" / "quotes.parquet").num_rows == 1  # the rest is written
+    res = runner.invoke(app, ["replay", str(f), "--to", str(tmp_path / "o2"), "--accept-damage"])
+    assert res.exit_code == 0, res.output
+    assert "damaged input accepted" in res.output
+    clean = tmp_path / "clean.txt"
+    clean.write_bytes(good + b"\n\n")  # an empty line is not damage
+    res = runner.invoke(app, ["replay", str(clean), "--to", str(tmp_path / "o3")])
+    assert res.exit_code == 0, res.output
+
+
+def test_cli_replay_reads_journal_segments_and_reports_crc_damage(tmp_path: Path, ws_records) -> None:
+    jdir = tmp_path / "journal"
+    with Journal.open(jdir) as j:
+        for r in ws_records:
+            j.append(r.frame, r.recv_ts_us, "c0")
+        j.sync()
+    (seg,) = sorted(jdir.glob("*.tjl"))
+    data = bytearray(seg.read_bytes())
+    data[40] ^= 0x01  # inside the first record's frame
+    seg.write_bytes(bytes(data))
+    res = runner.invoke(app, ["replay", str(seg), "--to", str(tmp_path / "o")])
+    assert res.exit_code == 3, res.output
+    assert "1 journal record(s) failing their CRC" in res.output
+    assert "replayed 135 frames" in res.output

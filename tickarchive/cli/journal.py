@@ -120,15 +120,31 @@ def journal_export(
 
 def replay(
     files: Annotated[
-        list[Path], typer.Argument(metavar="FILE", help="replay-format files (journal exports, captures, .zst)")
+        list[Path],
+        typer.Argument(
+            metavar="FILE",
+            help="journal segments (*.tjl), journal archive files (*.tjz), replay-format files (.zst too)",
+        ),
     ],
     to: Annotated[Path | None, typer.Option("--to", help="output directory: DIR/<table>.parquet")] = None,
     questdb: Annotated[bool, typer.Option("--questdb", help="write into QuestDB over ILP/HTTP instead")] = False,
     questdb_conf: Annotated[
         str | None, typer.Option(help="ILP client conf (default: http::addr=<questdb.host>:<http_port>;)")
     ] = None,
+    accept_damage: Annotated[
+        bool,
+        typer.Option(
+            "--accept-damage",
+            help="exit 0 even when damaged input was skipped (unreadable lines, records failing their CRC)",
+        ),
+    ] = False,
 ) -> None:
-    """Rebuild every table from raw frames with the collector's own parsers."""
+    """Rebuild every table from raw frames with the collector's own parsers.
+
+    Parquet output is sorted like the archive and deduplicated like QuestDB (the row read
+    last wins). Damaged input is skipped and listed; it makes the exit status 3 unless
+    --accept-damage.
+    """
     from tickarchive import venues
     from tickarchive.ingest.replay import ParquetSink, QuestDBSink, Sink, replay_files
     from tickarchive.settings import load_settings
@@ -169,18 +185,28 @@ def replay(
 
         stats = replay_files(files, sink, venues.load(settings), on_progress)
     typer.echo(f"replayed {stats.frames} frames from {stats.files} file(s) into {target}")
-    duplicates = sink.duplicates if isinstance(sink, ParquetSink) else {}
     for name, n in stats.rows.items():
-        dropped = duplicates.get(name, 0)
-        typer.echo(f"  {name}: {n} rows" + (f" ({dropped} duplicate rows dropped by dedup key)" if dropped else ""))
+        dup = stats.duplicates.get(name, 0)
+        typer.echo(f"  {name}: {n} rows" + (f" ({dup} duplicate key(s) replaced by a later row)" if dup else ""))
     for key, n in stats.malformed.items():
         sample = stats.malformed_samples[key][:120].decode("utf-8", "replace")
         typer.secho(f"  malformed {key}: {n} frame(s), e.g. {sample}", fg=typer.colors.YELLOW)
-    if stats.unreadable_lines:
-        # damaged input: the output lacks whatever those lines held; a script must be able to tell
-        typer.secho(f"  {stats.unreadable_lines} unreadable lines skipped (exit status 1)",
-                    fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
+    if stats.damaged:
+        for line in stats.damaged_files:
+            typer.secho(f"  damaged input skipped: {line}", fg=typer.colors.RED, err=True)
+        if not accept_damage:
+            typer.secho(
+                f"replay skipped damaged input in {len(stats.damaged_files)} file(s) (listed above); the output "
+                "holds everything else. Exit status 3; rerun with --accept-damage to accept it.",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            raise typer.Exit(DAMAGE_EXIT)
+        typer.secho("  damaged input accepted (--accept-damage)", fg=typer.colors.YELLOW, err=True)
+
+
+DAMAGE_EXIT = 3
+"""Exit status of ``replay`` when it skipped damaged input without ``--accept-damage``."""
 
 
 def quarantine_ls(directory: DirOption = None) -> None:

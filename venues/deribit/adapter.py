@@ -9,14 +9,23 @@ replay decoder that re-derives the book and trade sequence gaps.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 import httpx
 
 from tickarchive.domain import EncodedRows, Event, Gap, TradeTick
 from tickarchive.settings import DeribitSettings, Settings
-from tickarchive.venue import ConnectionPolicy, Decoded, FetchedInstruments, Malformed, Rows, TradeWindow
+from tickarchive.venue import (
+    ConnectionPolicy,
+    Decoded,
+    DecodedBatch,
+    FetchedInstruments,
+    FrameBatch,
+    Malformed,
+    Rows,
+    TradeWindow,
+)
 from tickarchive.venues.deribit import native
 from tickarchive.venues.deribit.discovery import LIVE_STATES, ChannelPlan, fetch_instruments, rest_url_of_ws
 from tickarchive.venues.deribit.history import history_trades
@@ -76,6 +85,47 @@ class ReplayDecoder:
         if isinstance(o, Malformed):
             return Decoded(_NOTHING, [], o)
         return Decoded(_NOTHING, [])
+
+    def decode_batch(self, batch: FrameBatch, is_foreign: Callable[[bytes], bool]) -> DecodedBatch:
+        """``decode`` of every frame in order; ticker and book frames natively into columns
+        (``native.columns``: the same rows), their book ids checked in frame order with
+        those of the frames the reference decodes."""
+        out = DecodedBatch({}, [], [], [], [])
+        cols = native.columns(batch.buf, batch.starts, batch.ends, batch.recv_ts_us)
+        if cols is None:
+            for i, (frame, recv) in enumerate(batch.items()):
+                self._reference(i, frame, recv, out, is_foreign)
+            return out
+        out.tables = {"quotes": cols.quotes, "book_changes": cols.book_changes}
+        check = self._books.check
+        gaps = out.gaps
+        left = cols.leftover
+        il, nl = 0, len(left)
+        for frame_no, ids in cols.book_frames:
+            while il < nl and left[il] < frame_no:
+                i = left[il]
+                self._reference(i, batch.frame(i), batch.recv(i), out, is_foreign)
+                il += 1
+            g = check(ids)
+            if g is not None:
+                gaps.append(g)
+        for i in left[il:]:
+            self._reference(i, batch.frame(i), batch.recv(i), out, is_foreign)
+        return out
+
+    def _reference(
+        self, i: int, frame: bytes, recv_ts_us: int, out: DecodedBatch, is_foreign: Callable[[bytes], bool]
+    ) -> None:
+        if is_foreign(frame):
+            out.foreign.append(i)
+            return
+        d = self.decode(frame, recv_ts_us)
+        if d.events:
+            out.events.append((i, d.events))
+        if d.gaps:
+            out.gaps.extend(d.gaps)
+        if d.malformed is not None:
+            out.malformed.append(d.malformed)
 
 
 def channel_label(frame: bytes) -> str:
