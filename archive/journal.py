@@ -204,7 +204,7 @@ def _check_segment(target: Target, seg: mf.JournalSegment) -> list[str]:
         raise TargetError(f"{seg.path}: cannot read the downloaded copy: {exc}") from exc
     if (size, sha) != (seg.original_bytes, seg.original_sha256):
         return [
-            f"{seg.path}: decompresses to {size} bytes sha256 {sha}, "
+            f"{seg.path}: decodes to {size} bytes sha256 {sha}, "
             f"manifest {seg.original_bytes} bytes sha256 {seg.original_sha256}"
         ]
     return []

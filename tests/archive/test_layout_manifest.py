@@ -35,7 +35,7 @@ def test_keys_are_hive_style() -> None:
     assert layout.manifest_key("trades", m) == "_manifests/table=trades/month=2026-11.json"
     assert layout.parse_manifest_key("_manifests/table=trades/month=2026-11.json") == ("trades", m)
     day = dt.date(2026, 11, 3)
-    assert layout.journal_key(day, "seg-000042.log") == "_journal/day=2026-11-03/seg-000042.log.zst"
+    assert layout.journal_key(day, "seg-000042.log") == "_journal/day=2026-11-03/seg-000042.log.tjz"
     assert layout.parse_journal_manifest_key(layout.journal_manifest_key(day)) == day
     with pytest.raises(InvalidArgument):
         layout.journal_key(day, "../x")
