@@ -80,6 +80,8 @@ class SimProcess:
     sendlog_dir: Path
     log: Path
     seed: int = 1
+    extra_args: tuple[str, ...] = ()
+    """More ``tickarchive sim`` options (``--time-scale 10``, ...)."""
     proc: subprocess.Popen[bytes] | None = None
     ws_url: str = ""
     base_url: str = ""
@@ -106,6 +108,7 @@ class SimProcess:
             ",".join(self.currencies),
             "--kinds",
             ",".join(self.kinds),
+            *self.extra_args,
         ]
         self.proc = p = _spawn(cmd, self.log, stdout_pipe=True)
         assert p.stdout is not None

@@ -55,7 +55,11 @@ class Table:
     dedup_keys: tuple[str, ...]
     doc: str
     segment_by: str
-    """The column the warm tier compresses and the archive sorts by (before ts)."""
+    """The column the archive sorts by (before ts) and the warm tier compresses by."""
+    warm_segmented: bool = True
+    """TimescaleDB compresses each ``segment_by`` value apart (``compress_segmentby``); False
+    for tables with a handful of rows per value and day, compressed whole, ordered by
+    ``segment_by`` then ts (store/sql/timescaledb/V006)."""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -151,6 +155,7 @@ TRADES = Table(
     name="trades",
     doc="One row per trade, from the trades channels (source=ws) or the history API (source=backfill).",
     segment_by="instrument",
+    warm_segmented=False,
     dedup_keys=("ts", "instrument", "trade_id"),
     columns=(
         _TS,
@@ -219,6 +224,7 @@ INSTRUMENTS = Table(
     name="instruments",
     doc="One row per observed instrument state (discovery and instrument.state notifications).",
     segment_by="instrument",
+    warm_segmented=False,
     dedup_keys=("ts", "instrument"),
     columns=(
         _TS,

@@ -168,14 +168,18 @@ def test_compression_is_segmented_by_instrument_and_ordered_by_ts(timescaledb: W
         " WHERE hypertable::text NOT LIKE '\\_timescaledb\\_internal.%'"
     )
     # ordered by ts, then the rest of the dedup key: every unique-index column is a
-    # segmentby or orderby column, as TimescaleDB recommends for compressed unique inserts
-    expected = {
-        tbl.name: (tbl.segment_by, ",".join(["ts", *(k for k in tbl.dedup_keys if k not in ("ts", tbl.segment_by))]))
-        for tbl in t.ALL_TABLES
-    }
+    # segmentby or orderby column, as TimescaleDB recommends for compressed unique inserts;
+    # the small tables compressed whole are ordered by their segment_by column first (V006)
+    def expect(tbl: t.Table) -> tuple[str, str]:
+        rest = [k for k in tbl.dedup_keys if k not in ("ts", tbl.segment_by)]
+        if tbl.warm_segmented:
+            return tbl.segment_by, ",".join(["ts", *rest])
+        return "", ",".join([tbl.segment_by, "ts", *rest])
+
+    expected = {tbl.name: expect(tbl) for tbl in t.ALL_TABLES}
     assert {name: (seg, order) for name, seg, order in rows} == expected
     assert expected["quotes"] == ("instrument", "ts")
-    assert expected["trades"] == ("instrument", "ts,trade_id")
+    assert expected["trades"] == ("", "instrument,ts,trade_id")
     assert expected["book_changes"] == ("instrument", "ts,change_id,side,price")
 
 
@@ -332,5 +336,35 @@ def test_the_gaps_key_upgrade_keeps_every_row_and_then_tells_connections_apart(
             conn.execute(insert, (_at(9, 0, 0), _at(9, 0, 1), "c1"))
             conn.execute(insert, (_at(9, 0, 0), _at(9, 0, 1), "c1"))  # the same gap again: one row
         assert sorted(w.handle.query("SELECT connection FROM gaps")) == [("c0",), ("c1",)]
+    finally:
+        w.server.down()
+
+
+def test_v006_compresses_trades_whole_and_keeps_compressed_chunks_compressed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """V006 on a TimescaleDB warm store holding a compressed day of trades: the rows stay,
+    the chunk is compressed again with the new settings, and a re-load changes nothing."""
+    from tickarchive.store.stack import ephemeral
+
+    w = ephemeral.start_timescaledb(tmp_path_factory.mktemp("v006"), run_migrations=False)
+    try:
+        dsn = w.handle.owner_dsn
+        migrate.migrate_warm(dsn, "timescaledb", upto=5)
+        db = w.handle
+        _load(db)
+        db.query("SELECT compress_chunk(c) FROM show_chunks('trades') c")
+        before = db.query("SELECT instrument, trade_id, price FROM trades ORDER BY trade_id")
+        assert migrate.migrate_warm(dsn, "timescaledb").applied == (6,)
+        assert db.query(
+            "SELECT is_compressed FROM timescaledb_information.chunks WHERE hypertable_name = 'trades'"
+        ) == [(True,)]
+        assert db.query(
+            "SELECT segmentby, orderby FROM timescaledb_information.hypertable_compression_settings"
+            " WHERE hypertable::text = 'trades'"
+        ) == [("", "instrument,ts,trade_id")]
+        assert db.query("SELECT instrument, trade_id, price FROM trades ORDER BY trade_id") == before
+        _load(db)
+        assert db.query("SELECT instrument, trade_id, price FROM trades ORDER BY trade_id") == before
     finally:
         w.server.down()

@@ -262,6 +262,38 @@ def bench_stream(
     run(rate, seconds, counts, instruments, copies, mechanisms, fmt)
 
 
+@app.command("cost")
+def bench_cost(
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="write the cost model document here (docs/cost-model.md)")
+    ] = None,
+    instruments: Annotated[int | None, typer.Option(help="default: the cost model's instrument count")] = None,
+    hours: Annotated[float, typer.Option(min=0.01, help="simulated hours of market")] = 1.0,
+    speed: Annotated[float, typer.Option(min=1.0, help="simulated seconds per wall second")] = 10.0,
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="scratch directory (default: /tmp)")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="keep the scratch directory")] = False,
+    warm_instruments: Annotated[
+        int, typer.Option(min=1, help="instruments whose rows the TimescaleDB (PGlite) measurement loads")
+    ] = 100,
+) -> None:
+    """Bytes per row in every tier through the real pipeline, replay speed, five-year $/month."""
+    from tickarchive.bench import cost, cost_doc
+    from tickarchive.bench.cost_model import ASSUMPTIONS
+
+    spec = cost.CostSpec(
+        instruments=instruments or ASSUMPTIONS.instruments, hours=hours, speed=speed, seed=seed,
+        work_dir=work_dir, keep=keep, warm_instruments=warm_instruments,
+    )
+    result = cost.run(spec, echo=typer.echo)
+    typer.echo(cost_doc.summary(result))
+    if json_out is not None:
+        cost.write_json(result, json_out)
+    if markdown is not None:
+        markdown.write_text(cost_doc.render(result))
+
+
 @app.command("stack")
 def bench_stack_cmd(
     no_pglite: Annotated[bool, typer.Option("--no-pglite", help="skip the PGlite TimescaleDB test server")] = False,
