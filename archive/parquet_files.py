@@ -40,15 +40,68 @@ def sort_columns(table: Table) -> tuple[str, ...]:
     return (table.segment_by, "ts")
 
 
-def writer_options(table: Table, zstd_level: int) -> dict[str, Any]:
-    """``pyarrow.parquet.ParquetWriter`` options of the archive's files for ``table``
-    (also used for replay output): compression and per-column encodings."""
+DICT = "dict"
+PLAIN = "plain"
+DELTA = "delta"
+ENCODING_SAMPLE_ROWS = 100_000
+"""Rows of a file's first row group the encodings are chosen on."""
+
+
+def candidate_encodings(table: Table, column: str) -> tuple[str, ...]:
+    """The lossless encodings tried per column type: text is always dictionary-encoded;
+    numbers try a dictionary (repeating values: IVs, sizes, ids), plain (values that change
+    every row: greeks), and integers and timestamps also delta (sorted times, ids).
+    BYTE_STREAM_SPLIT never won on this data (docs/cost-model.md) and is not tried."""
+    typ = table.column(column).type
+    if typ in (ColumnType.SYMBOL, ColumnType.VARCHAR, ColumnType.BOOLEAN):
+        return (DICT,)
+    if typ in (ColumnType.TIMESTAMP, ColumnType.LONG, ColumnType.INT):
+        return (DICT, PLAIN, DELTA)
+    return (DICT, PLAIN)
+
+
+def _options(encodings: dict[str, str], zstd_level: int) -> dict[str, Any]:
     return {
         "compression": "zstd",
         "compression_level": zstd_level,
+        "use_dictionary": [c for c, e in encodings.items() if e == DICT],
+        "column_encoding": {c: ("DELTA_BINARY_PACKED" if e == DELTA else "PLAIN")
+                            for c, e in encodings.items() if e != DICT},
         "write_statistics": True,
         "store_schema": True,
     }
+
+
+def choose_encodings(table: Table, sample: pa.Table, zstd_level: int) -> dict[str, str]:
+    """Per column, the candidate encoding that stores ``sample`` (the first rows of a file,
+    already sorted) in the fewest bytes at ``zstd_level``: measured, not guessed, so a
+    month of other data gets what suits it. Ties go to the first candidate."""
+    out: dict[str, str] = {}
+    for name in sample.column_names:
+        cands = candidate_encodings(table, name)
+        if len(cands) == 1:
+            out[name] = cands[0]
+            continue
+        col = sample.select([name])
+        best: tuple[int, str] | None = None
+        for enc in cands:
+            buf = pa.BufferOutputStream()
+            pq.write_table(col, buf, **_options({name: enc}, zstd_level))
+            size = buf.getvalue().size
+            if best is None or size < best[0]:
+                best = (size, enc)
+        assert best is not None
+        out[name] = best[1]
+    return out
+
+
+def writer_options(table: Table, zstd_level: int, encodings: dict[str, str] | None = None) -> dict[str, Any]:
+    """``pyarrow.parquet.ParquetWriter`` options of the archive's files for ``table``:
+    zstd, statistics, and per column the encoding ``encodings`` gives (default: a
+    dictionary for every column, Arrow's default)."""
+    if encodings is None:
+        encodings = {c: DICT for c in table.column_names}
+    return _options(encodings, zstd_level)
 
 
 def fast_writer_options(table: Table, zstd_level: int = 1) -> dict[str, Any]:
@@ -185,7 +238,7 @@ class MonthWriter:
         if group.num_rows == 0:
             return
         if self._writer is None:
-            self._open()
+            self._open(group)
         assert self._writer is not None
         self._writer.write_table(group, row_group_size=group.num_rows)
         ts = group.column(self._ts_index).cast(pa.int64())
@@ -197,7 +250,7 @@ class MonthWriter:
         if self._file_rows_written >= self.file_rows:
             self._close_file()
 
-    def _open(self) -> None:
+    def _open(self, first_group: pa.Table) -> None:
         part = len(self.parts)
         key = layout.part_key(self.table.name, self.month, part, self.generation)
         final = self.staging / key
@@ -208,8 +261,12 @@ class MonthWriter:
             str(self._tmp_path),
             self.schema,
             sorting_columns=sorting,
-            **writer_options(self.table, self.zstd_level),
+            **writer_options(self.table, self.zstd_level, self.encodings(first_group)),
         )
+
+    def encodings(self, first_group: pa.Table) -> dict[str, str]:
+        """The encodings of a new part: chosen on its first rows (``choose_encodings``)."""
+        return choose_encodings(self.table, first_group.slice(0, ENCODING_SAMPLE_ROWS), self.zstd_level)
 
     def _close_file(self) -> None:
         assert self._writer is not None

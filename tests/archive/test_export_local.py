@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -258,3 +259,44 @@ def test_replay_output_source_across_months_sorted_by_index_name(tmp_path: Path,
     ]
     nov = pq.read_table(local.root / "table=index_ticks/month=2026-11/part-0000.parquet")
     assert nov.column("index_name").to_pylist() == ["btc_usd", "btc_usd", "eth_usd"]  # file order = sort order
+
+
+def test_encodings_are_chosen_per_column_and_every_reader_gets_the_exact_values(
+    store: MemoryStore, local: LocalTarget
+) -> None:
+    """Each part's encodings are measured on its first rows (delta for sorted times, plain
+    for floats that change every row, dictionaries for repeating values) and are all plain
+    Parquet: pyarrow, polars and DuckDB read back every value bit for bit."""
+    for t in TABLES:
+        export_month(store, local, t, MONTH, OPTIONS)
+        path = local.root / f"table={t.name}/month=2026-11/part-0000.parquet"
+        meta = pq.ParquetFile(path).metadata
+        enc = {meta.schema.column(i).name: set(meta.row_group(0).column(i).encodings) for i in range(meta.num_columns)}
+        assert "DELTA_BINARY_PACKED" in enc["ts"]
+        assert "RLE_DICTIONARY" in enc["instrument"]
+        assert all("BYTE_STREAM_SPLIT" not in e for e in enc.values())
+        want = pa.Table.from_batches(list(store.batches(t, MONTH)))
+        files = sorted(str(p) for p in (local.root / f"table={t.name}/month=2026-11").glob("*.parquet"))
+        got_pa = pq.read_table(files).select(want.column_names)
+        assert got_pa.cast(want.schema).equals(want)
+        got_pl = pl.read_parquet(files).to_arrow().select(want.column_names)
+        assert got_pl.cast(want.schema).equals(want)
+        con = duckdb.connect()
+        listed = ", ".join(f"'{f}'" for f in files)
+        got_dd = con.sql(f"SELECT * FROM read_parquet([{listed}])").to_arrow_table().select(want.column_names)
+        assert got_dd.cast(want.schema).equals(want)
+
+
+def test_choose_encodings_measures() -> None:
+    from tickarchive.archive.parquet_files import DELTA, DICT, PLAIN, choose_encodings
+
+    n = 20_000
+    rng = np.random.default_rng(1)
+    sample = pa.table({
+        "ts": pa.array(np.arange(n, dtype=np.int64) * 1000 + 1_790_000_000_000_000, pa.timestamp("us", tz="UTC")),
+        "delta": pa.array(np.round(rng.normal(0.3, 0.2, n), 5)),
+        "mark_iv": pa.array(np.round(rng.choice([55.1, 56.2, 57.3], n), 2)),
+        "instrument": pa.array(["ETH-A"] * n),
+    })
+    got = choose_encodings(QUOTES, sample, 9)
+    assert got == {"ts": DELTA, "delta": PLAIN, "mark_iv": DICT, "instrument": DICT}
