@@ -73,6 +73,29 @@ fn varint_len(mut x: u128) -> u64 {
     n
 }
 
+// ------------------------------------------------------------------ copies
+
+/// `out.extend_from_slice(&src[a..b])`, without a `memcpy` call for the short pieces a
+/// frame is rebuilt from: when `src` has 32 bytes from `a`, 32 are copied and only
+/// `b - a` kept.
+#[inline(always)]
+fn copy_small(out: &mut Vec<u8>, src: &[u8], a: usize, b: usize) {
+    let n = b - a;
+    if n <= 32 && a + 32 <= src.len() {
+        out.reserve(32);
+        // SAFETY: `src[a..a + 32]` is in bounds (checked above) and `out` has room for 32
+        // more bytes (reserved); only the `n <= 32` bytes copied from `src[a..b]` are
+        // made part of the vector.
+        unsafe {
+            let dst = out.as_mut_ptr().add(out.len());
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(a), dst, 32);
+            out.set_len(out.len() + n);
+        }
+    } else {
+        out.extend_from_slice(&src[a..b]);
+    }
+}
+
 // ------------------------------------------------------------------ numbers
 
 const POW10: [i128; 20] = {
@@ -136,8 +159,8 @@ fn fmt_number(out: &mut Vec<u8>, v: Val) {
         out.push(b'-');
     }
     // the digits of |x|, written backwards from the end, two at a time
-    let mut buf = [b'0'; 40];
-    let mut i = buf.len();
+    let mut buf = [b'0'; 72]; // digits end at 40; the rest is room for copy_small's over-read
+    let mut i = 40;
     let mut u = x.unsigned_abs();
     while u >= 100 {
         let r = (u % 100) as usize * 2;
@@ -156,15 +179,15 @@ fn fmt_number(out: &mut Vec<u8>, v: Val) {
         buf[i] = b'0' + u as u8;
     }
     if s == 0 {
-        out.extend_from_slice(&buf[i..]);
+        copy_small(out, &buf, i, 40);
         return;
     }
     let d = (s - 1) as usize;
-    let start = i.min(buf.len() - d - 1); // zero-padded to d + 1 digits (buf is all '0')
-    let point = buf.len() - d;
-    out.extend_from_slice(&buf[start..point]);
+    let start = i.min(40 - d - 1); // zero-padded to d + 1 digits (buf is all '0')
+    let point = 40 - d;
+    copy_small(out, &buf, start, point);
     out.push(b'.');
-    out.extend_from_slice(&buf[point..]);
+    copy_small(out, &buf, point, 40);
 }
 
 // ------------------------------------------------------------------ tokens
@@ -294,6 +317,8 @@ struct Shape {
     /// The skeleton unescaped, without its hole markers, and where each hole goes in it:
     /// hole k is written after `lits[..cuts[k]]`; the rest follows the last hole.
     lits: Vec<u8>,
+    /// Length of the literals (`lits` holds 32 more zero bytes after them).
+    lits_len: usize,
     cuts: Vec<u32>,
     /// Index, among the string holes, of the channel hole (-1: none).
     channel_str: i64,
@@ -438,11 +463,14 @@ impl Paths {
             }
             j += 1;
         }
+        let lits_len = lits.len();
+        lits.extend_from_slice(&[0u8; 32]); // room for copy_small's over-read
         Shape {
             kinds,
             paths,
             next_num_path,
             lits,
+            lits_len,
             cuts,
             channel_str,
         }
@@ -1104,7 +1132,7 @@ impl Decoder {
         let mut lit_at = 0usize;
         for k in 0..shape.kinds.len() {
             let cut = shape.cuts[k] as usize;
-            frame.extend_from_slice(&shape.lits[lit_at..cut]);
+            copy_small(frame, &shape.lits, lit_at, cut);
             lit_at = cut;
             let path = shape.paths[k] as usize;
             if shape.kinds[k] == STR {
@@ -1123,7 +1151,7 @@ impl Decoder {
                     return Err(Bad("unknown string"));
                 };
                 strs[path] = Some(span);
-                frame.extend_from_slice(&b[span.0..span.1]);
+                copy_small(frame, b, span.0, span.1);
             } else {
                 let rf = self
                     .st
@@ -1144,7 +1172,7 @@ impl Decoder {
                 fmt_number(frame, v);
             }
         }
-        frame.extend_from_slice(&shape.lits[lit_at..]);
+        frame.extend_from_slice(&shape.lits[lit_at..shape.lits_len]);
         let crc = if self.bad.is_empty() { None } else { self.bad.get(&i).copied() };
         sink.end(seq_u, recv_i, conn, frame_start, crc);
         Ok(true)
