@@ -59,7 +59,7 @@ class Table:
     warm_segmented: bool = True
     """TimescaleDB compresses each ``segment_by`` value apart (``compress_segmentby``); False
     for tables with a handful of rows per value and day, compressed whole, ordered by
-    ``segment_by`` then ts (store/sql/timescaledb/V006)."""
+    ``segment_by`` then ts (store/sql/timescaledb/V008)."""
 
     @property
     def column_names(self) -> tuple[str, ...]:

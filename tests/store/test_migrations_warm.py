@@ -61,9 +61,23 @@ def test_each_table_has_a_unique_index_on_its_dedup_key(warm_store: WarmHandle) 
         assert sorted(table.dedup_keys) in [r[0] for r in rows], table.name
 
 
+def test_a_version_one_dialect_lacks_is_skipped_by_the_other(warm_store: WarmHandle) -> None:
+    """V008 exists for TimescaleDB only (compression settings; plain PostgreSQL has no
+    counterpart): each dialect's ledger holds exactly its own files, and its current
+    version is its own highest."""
+    d = warm_store.dialect.value
+    own = {m.version for m in migrate.load_migrations(d)}  # type: ignore[arg-type]
+    ledger = {int(str(v)) for (v,) in warm_store.query("SELECT version FROM schema_migrations")}
+    assert ledger == own
+    assert (8 in ledger) is (warm_store.dialect is Dialect.TIMESCALEDB)
+    report = migrate.migrate_warm(warm_store.owner_dsn, d)
+    assert report.applied == ()
+    assert report.current == max(own)
+
+
 def test_second_migration_run_applies_nothing(warm_store: WarmHandle) -> None:
     report = migrate.migrate_warm(warm_store.owner_dsn, warm_store.dialect.value)
-    files = migrate.load_migrations(warm_store.dialect.value)  # type: ignore[arg-type]
+    files = migrate.load_migrations(warm_store.dialect.value)
     assert report.applied == ()
     assert report.current == files[-1].version
     ledger = warm_store.query("SELECT version, name, dialect FROM schema_migrations ORDER BY version")
@@ -169,7 +183,7 @@ def test_compression_is_segmented_by_instrument_and_ordered_by_ts(timescaledb: W
     )
     # ordered by ts, then the rest of the dedup key: every unique-index column is a
     # segmentby or orderby column, as TimescaleDB recommends for compressed unique inserts;
-    # the small tables compressed whole are ordered by their segment_by column first (V006)
+    # the small tables compressed whole are ordered by their segment_by column first (V008)
     def expect(tbl: t.Table) -> tuple[str, str]:
         rest = [k for k in tbl.dedup_keys if k not in ("ts", tbl.segment_by)]
         if tbl.warm_segmented:
@@ -340,22 +354,23 @@ def test_the_gaps_key_upgrade_keeps_every_row_and_then_tells_connections_apart(
         w.server.down()
 
 
-def test_v006_compresses_trades_whole_and_keeps_compressed_chunks_compressed(
+def test_v008_compresses_trades_whole_and_keeps_compressed_chunks_compressed(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """V006 on a TimescaleDB warm store holding a compressed day of trades: the rows stay,
-    the chunk is compressed again with the new settings, and a re-load changes nothing."""
+    """V008 (TimescaleDB only) on a warm store holding a compressed day of trades: the rows
+    stay, the chunk is compressed again with the new settings, and a re-load changes nothing."""
     from tickarchive.store.stack import ephemeral
 
-    w = ephemeral.start_timescaledb(tmp_path_factory.mktemp("v006"), run_migrations=False)
+    earlier = max(m.version for m in migrate.load_migrations("timescaledb") if m.version < 8)
+    w = ephemeral.start_timescaledb(tmp_path_factory.mktemp("v008"), run_migrations=False)
     try:
         dsn = w.handle.owner_dsn
-        migrate.migrate_warm(dsn, "timescaledb", upto=5)
+        migrate.migrate_warm(dsn, "timescaledb", upto=earlier)
         db = w.handle
         _load(db)
         db.query("SELECT compress_chunk(c) FROM show_chunks('trades') c")
         before = db.query("SELECT instrument, trade_id, price FROM trades ORDER BY trade_id")
-        assert migrate.migrate_warm(dsn, "timescaledb").applied == (6,)
+        assert migrate.migrate_warm(dsn, "timescaledb", upto=8).applied == (8,)
         assert db.query(
             "SELECT is_compressed FROM timescaledb_information.chunks WHERE hypertable_name = 'trades'"
         ) == [(True,)]

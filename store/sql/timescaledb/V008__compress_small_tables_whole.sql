@@ -1,4 +1,5 @@
--- Warm store, TimescaleDB dialect, version 6: trades and instruments are compressed without
+-- Warm store, TimescaleDB dialect, version 8 (none in the plain
+-- PostgreSQL dialect, which does not compress): trades and instruments are compressed without
 -- a segmentby column, ordered by instrument, ts (then the rest of the dedup key).
 -- Segmenting by instrument gave each instrument its own compressed batch per day: with ~20
 -- trades and one or two instrument rows per instrument-day the batches were nearly empty
@@ -9,11 +10,11 @@
 -- segmentby/orderby choices compressed them within 1 %: docs/cost-model.md).
 -- Every unique-index column stays an orderby column (compressed unique inserts).
 -- Chunks compressed under the old settings are decompressed, re-set and compressed again.
-CREATE TEMP TABLE v006_compressed ON COMMIT DROP AS
+CREATE TEMP TABLE v008_compressed ON COMMIT DROP AS
     SELECT format('%I.%I', chunk_schema, chunk_name)::regclass AS chunk
     FROM timescaledb_information.chunks
     WHERE hypertable_schema = 'public' AND hypertable_name IN ('trades', 'instruments') AND is_compressed;
-SELECT decompress_chunk(chunk, if_compressed => true) FROM v006_compressed;
+SELECT decompress_chunk(chunk, if_compressed => true) FROM v008_compressed;
 ALTER TABLE trades SET (
     timescaledb.compress_segmentby = '',
     timescaledb.compress_orderby = 'instrument, ts, trade_id'
@@ -22,4 +23,4 @@ ALTER TABLE instruments SET (
     timescaledb.compress_segmentby = '',
     timescaledb.compress_orderby = 'instrument, ts'
 );
-SELECT compress_chunk(chunk, if_not_compressed => true) FROM v006_compressed;
+SELECT compress_chunk(chunk, if_not_compressed => true) FROM v008_compressed;
