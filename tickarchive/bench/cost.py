@@ -243,8 +243,8 @@ def run(spec: CostSpec, echo: Echo = print, a: Assumptions = ASSUMPTIONS) -> Cos
             _collect(spec, sim, collector, echo)
         sim.stop()
         qh.wait_for_wal(timeout_s=600)
-        with step("questdb bytes"):
-            _questdb(qh.http_url, result)
+        with step("questdb rows"):
+            _questdb_rows(qh.http_url, result)
         days = _days(qh.http_url)
         journal = root / "journal"
         with step("journal archive"):
@@ -252,6 +252,7 @@ def run(spec: CostSpec, echo: Echo = print, a: Assumptions = ASSUMPTIONS) -> Cos
         with step("replay"):
             _replay(root / "jlake", root / "replay", result)
         pg_root = Path(tempfile.mkdtemp(prefix="tickarchive-bench-cost-pg-"))
+        pg_root.chmod(0o711)  # PostgreSQL runs as its own user when started by root
         cleanup.append(pg_root)
         ew = ephemeral.start_postgres(pg_root / "warm", ephemeral=False)
         servers.append(ew.server)
@@ -261,6 +262,12 @@ def run(spec: CostSpec, echo: Echo = print, a: Assumptions = ASSUMPTIONS) -> Cos
                 _rollover(hot, warm, qh, days)
             with step("archive export"):
                 _export(warm, root / "lake", month, result)
+        # QuestDB trims each column file to its data when it closes the table: measured
+        # once it has stopped (while running, the partition being written holds a 16 MiB
+        # append page per column, which a day's partition does not carry per row)
+        servers.remove(eq.server)
+        eq.server.down()
+        _questdb_bytes(root / "questdb" / "db", result)
         if spec.restore:
             er = ephemeral.start_postgres(pg_root / "restore", ephemeral=False)
             servers.append(er.server)
@@ -332,12 +339,30 @@ def _collect(spec: CostSpec, sim: SimProcess, collector: CollectorProcess, echo:
     collector.stop()
 
 
-def _questdb(http: str, result: CostResult) -> None:
+def _questdb_rows(http: str, result: CostResult) -> None:
     for t in TABLES:
-        n = int(questdb_scalar(http, f"SELECT count() FROM {t.name}") or 0)
-        size = int(questdb_scalar(http, f"SELECT sum(diskSize) FROM table_partitions('{t.name}')") or 0)
-        result.rows[t.name] = n
-        result.questdb[t.name] = TierRows(n, size)
+        result.rows[t.name] = int(questdb_scalar(http, f"SELECT count() FROM {t.name}") or 0)
+
+
+def _questdb_bytes(db: Path, result: CostResult) -> None:
+    for t in TABLES:
+        result.questdb[t.name] = TierRows(result.rows.get(t.name, 0), questdb_partition_bytes(db, t.name))
+
+
+def questdb_partition_bytes(db: Path, table: str) -> int:
+    """Bytes of the table's partitions on disk, read with QuestDB stopped.
+
+    While the table is being written QuestDB maps (and allocates) a 16 MiB append page per
+    column of the open partition, and ``table_partitions().diskSize`` counts them, so a
+    short run would cost hundreds of bytes per row more than a day does; on close every
+    column file is trimmed to its data (4 KiB pages). WAL segments (purged once applied)
+    and the table's metadata are left out."""
+    total = 0
+    for table_dir in (d for d in db.glob(f"{table}~*") if d.is_dir()):
+        for part in table_dir.iterdir():
+            if part.is_dir() and part.name[:1].isdigit():
+                total += sum(f.stat().st_size for f in part.iterdir() if f.is_file())
+    return total
 
 
 def _days(http: str) -> list[dt.date]:
