@@ -376,12 +376,17 @@ async def test_twenty_disconnects_reported_and_trades_backfilled(tmp_path: Path,
 
 
 class _ListSink:
-    """A replay sink that keeps the events per table."""
+    """A replay sink that keeps the events per table (an event sink, not columnar)."""
+
+    columnar = False
 
     def __init__(self) -> None:
         self.events: dict[str, list[Any]] = {}
 
-    def add(self, table: Any, events: list[Any]) -> None:
+    def add(self, table: Any, data: Any) -> None:
+        raise AssertionError("an event sink is given events (add_events)")
+
+    def add_events(self, table: Any, events: list[Any]) -> None:
         self.events.setdefault(table.name, []).extend(events)
 
     def close(self) -> dict[str, int]:
@@ -392,13 +397,12 @@ class _ListSink:
 
 
 def replay_journal(journal_dir: Path) -> dict[str, list[Any]]:
-    from tickarchive.ingest.journal.capture import CaptureRecord
     from tickarchive.ingest.replay import Replayer
 
     sink = _ListSink()
     rp = Replayer(sink, deribit.build(Settings()).replay_decoder("replay"))
-    for i, rec in enumerate(JournalReader(journal_dir).read_from(0)):
-        rp.feed(CaptureRecord(rec.recv_ts_us, rec.frame, i))
+    for rec in JournalReader(journal_dir).read_from(0):
+        rp.feed(rec.frame, rec.recv_ts_us)
     rp.finish()
     return sink.events
 
