@@ -342,8 +342,10 @@ def register(app: typer.Typer) -> None:
 
     @group.command("restore-journal")
     def restore_journal_cmd(
-        day: Annotated[str, typer.Option("--day", help="UTC day, YYYY-MM-DD")],
-        dest: Annotated[Path, typer.Option("--dir", help="directory to write the day's journal segments into")],
+        day: Annotated[str, typer.Option("--day", metavar="YYYY-MM-DD", help="UTC day")],
+        dest: Annotated[
+            Path, typer.Option("--dir", metavar="DIR", help="directory to write the day's journal segments into")
+        ],
         target: TargetOpt = None,
     ) -> None:
         """Decode an archived journal day back into its segments, each checked byte for byte."""
