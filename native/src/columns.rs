@@ -11,7 +11,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::deribit::{family, normalize_book, normalize_ticker, COLS};
+use crate::deribit::{family, interval_of, normalize_book, normalize_ticker, COLS};
 
 /// An Arrow validity bitmap under construction.
 #[derive(Default)]
@@ -101,6 +101,8 @@ struct Quotes {
     underlying_index: IntCol,
     state: IntCol,
     f: Vec<F64Col>,
+    combo_state: IntCol,
+    interval: IntCol,
 }
 
 #[derive(Default)]
@@ -117,6 +119,7 @@ struct Books {
     action: Vec<u8>,
     price: Vec<u8>,
     amount: Vec<u8>,
+    interval: IntCol,
 }
 
 /// One book message's sequence ids (also for a message without levels).
@@ -201,6 +204,8 @@ fn deribit_columns<'py>(
                     q.inst.extend_from_slice(&strings.id(t.inst).to_le_bytes());
                     q.underlying_index.push32(t.underlying_index.map(|u| strings.id(u)));
                     q.state.push32(t.state.map(|u| strings.id(u)));
+                    q.combo_state.push32(t.combo_state.map(|u| strings.id(u)));
+                    q.interval.push32(interval_of(t.channel).map(|iv| strings.id(std::str::from_utf8(iv).unwrap_or(""))));
                     for (col, v) in q.f.iter_mut().zip(t.f.iter()) {
                         col.push(*v);
                     }
@@ -211,6 +216,7 @@ fn deribit_columns<'py>(
             Some((false, s)) => match normalize_book(s) {
                 Ok(k) if k.levels.len() < (1 << 20) => {
                     let inst = strings.id(k.inst).to_le_bytes();
+                    let interval = interval_of(k.channel).map(|iv| strings.id(std::str::from_utf8(iv).unwrap_or("")));
                     bf.n += 1;
                     bf.frame.extend_from_slice(&(i as u32).to_le_bytes());
                     bf.inst.extend_from_slice(&inst);
@@ -231,6 +237,7 @@ fn deribit_columns<'py>(
                         b.action.extend_from_slice(&(action as i32).to_le_bytes());
                         b.price.extend_from_slice(&price.to_le_bytes());
                         b.amount.extend_from_slice(&amount.to_le_bytes());
+                        b.interval.push32(interval);
                     }
                     true
                 }
@@ -257,6 +264,8 @@ fn deribit_columns<'py>(
         (bytes(py, &q.underlying_index.values), validity(py, &q.underlying_index.valid)),
         (bytes(py, &q.state.values), validity(py, &q.state.valid)),
         floats,
+        (bytes(py, &q.combo_state.values), validity(py, &q.combo_state.valid)),
+        (bytes(py, &q.interval.values), validity(py, &q.interval.valid)),
     )
         .into_pyobject(py)?;
     let books = (
@@ -271,7 +280,8 @@ fn deribit_columns<'py>(
         bytes(py, &b.ask),
         bytes(py, &b.action),
         bytes(py, &b.price),
-        bytes(py, &b.amount),
+        // the amounts, then the channel interval (values, validity): pyo3 converts tuples of 12 at most
+        (bytes(py, &b.amount), bytes(py, &b.interval.values), validity(py, &b.interval.valid)),
     )
         .into_pyobject(py)?;
     let frames = (

@@ -331,7 +331,7 @@ struct Encoded<'a> {
 }
 
 /// `ticker.interval_of`: `raw` / `100ms` / `agg2` at the end of a channel name.
-fn interval_of(channel: &str) -> Option<&'static [u8]> {
+pub(crate) fn interval_of(channel: &str) -> Option<&'static [u8]> {
     let tail = match channel.rfind('.') {
         Some(i) => &channel[i + 1..],
         None => channel,
@@ -362,9 +362,10 @@ pub(crate) struct NormTicker<'a> {
     pub(crate) inst: &'a str,
     pub(crate) ts_us: i64,
     /// In `COLS` order.
-    pub(crate) f: [Option<f64>; 25],
+    pub(crate) f: [Option<f64>; NCOLS],
     pub(crate) underlying_index: Option<&'a str>,
     pub(crate) state: Option<&'a str>,
+    pub(crate) combo_state: Option<&'a str>,
 }
 
 pub(crate) fn normalize_ticker(s: &str) -> R<NormTicker<'_>> {
@@ -400,6 +401,7 @@ pub(crate) fn normalize_ticker(s: &str) -> R<NormTicker<'_>> {
         f: t.f,
         underlying_index: t.underlying_index,
         state: t.state,
+        combo_state: t.combo_state,
     })
 }
 

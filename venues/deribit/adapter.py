@@ -106,9 +106,7 @@ class ReplayDecoder:
                 i = left[il]
                 self._reference(i, batch.frame(i), batch.recv(i), out, is_foreign)
                 il += 1
-            g = check(ids)
-            if g is not None:
-                gaps.append(g)
+            gaps.extend(check(ids))
         for i in left[il:]:
             self._reference(i, batch.frame(i), batch.recv(i), out, is_foreign)
         return out

@@ -162,6 +162,8 @@ def columns(buf: bytes, starts: bytes, ends: bytes, recv_ts_us: bytes) -> Column
         "instrument": names.take(_arr(pa.int32(), n, q[4])),
         "underlying_index": names.take(_arr(pa.int32(), n, q[5][0], q[5][1])),
         "state": names.take(_arr(pa.int32(), n, q[6][0], q[6][1])),
+        "combo_state": names.take(_arr(pa.int32(), n, q[8][0], q[8][1])),
+        "channel_interval": names.take(_arr(pa.int32(), n, q[9][0], q[9][1])),
         ORD_COLUMN: _arr(pa.uint64(), n, q[1]),
     }
     for name, data, valid in q[7]:
@@ -178,7 +180,8 @@ def columns(buf: bytes, starts: bytes, ends: bytes, recv_ts_us: bytes) -> Column
         "side": _SIDES.take(_arr(pa.int32(), m, b[8])),
         "action": _ACTIONS.take(_arr(pa.int32(), m, b[9])),
         "price": _arr(pa.float64(), m, b[10]),
-        "amount": _arr(pa.float64(), m, b[11]),
+        "amount": _arr(pa.float64(), m, b[11][0]),
+        "channel_interval": names.take(_arr(pa.int32(), m, b[11][1], b[11][2])),
         ORD_COLUMN: _arr(pa.uint64(), m, b[1]),
     }
     book = pa.Table.from_arrays([bcols[f.name] for f in BOOK_SCHEMA], schema=BOOK_SCHEMA)
