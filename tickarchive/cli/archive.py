@@ -20,22 +20,17 @@ from rich.table import Table as RichTable
 
 from tickarchive.archive import catalog, layout, retention
 from tickarchive.archive.errors import ArchiveError, IntegrityError, InvalidArgument
-from tickarchive.archive.export import ExportOptions, export_month, refuse_empty_month
-from tickarchive.archive.journal import archive_journal_day, check_journal_day, segments_by_day
-from tickarchive.archive.restore import restore_month
-from tickarchive.archive.source import ArchiveSource
 from tickarchive.archive.target import Target
-from tickarchive.archive.targets import open_target
-from tickarchive.archive.verify import check_month, forget_verified, record_verified
 from tickarchive.months import Month
 from tickarchive.rich_progress import RichProgress
 from tickarchive.settings import Settings, load_settings
-from tickarchive.store import job_runs
 from tickarchive.tables import MARKET_TABLES, Table
 from tickarchive.tables import table as table_named
 
 if TYPE_CHECKING:
+    from tickarchive.archive.export import ExportOptions
     from tickarchive.archive.iceberg import Lake
+    from tickarchive.archive.source import ArchiveSource
 
 CatalogDsnOpt = Annotated[
     str | None, typer.Option("--catalog-dsn", help="PostgreSQL of the Iceberg catalog (default: lake settings)")
@@ -60,6 +55,8 @@ def _settings() -> Settings:
 
 
 def _target(url: str | None, settings: Settings) -> Target:
+    from tickarchive.archive.targets import open_target
+
     return open_target(url or settings.archive.target)
 
 
@@ -71,6 +68,8 @@ def _tables(names: list[str] | None) -> list[Table]:
 
 
 def _options(settings: Settings, staging: Path | None, file_rows: int | None) -> ExportOptions:
+    from tickarchive.archive.export import ExportOptions
+
     base = ExportOptions.from_settings(settings.archive)
     return ExportOptions(
         zstd_level=base.zstd_level,
@@ -185,6 +184,9 @@ def register(app: typer.Typer) -> None:
 
         With lake.enabled each exported month is registered in the Iceberg lake as a new
         snapshot, and superseded generations are kept for time travel."""
+        from tickarchive.archive.export import export_month, refuse_empty_month
+        from tickarchive.store import job_runs
+
         settings = _settings()
         m = Month.parse(month)
         if m >= Month.of(dt.datetime.now(dt.UTC).date()):
@@ -218,11 +220,15 @@ def register(app: typer.Typer) -> None:
         target: TargetOpt = None,
     ) -> None:
         """Re-read every archived file and check hashes, row counts and ts ranges."""
+        from tickarchive.store import job_runs
+
         settings = _settings()
         with job_runs.recorded(_warm_dsns(settings)[1], "archive_verify"):
             _verify(settings, month, table, target)
 
     def _verify(settings: Settings, month: str | None, table: list[str] | None, target: str | None) -> None:
+        from tickarchive.archive.verify import check_month, forget_verified, record_verified
+
         tgt = _target(target, settings)
         index = catalog.rebuild_index(tgt, dt.datetime.now(dt.UTC))
         wanted_tables = set(table or [])
@@ -263,6 +269,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Load an archived month back into the warm store (idempotent)."""
+        from tickarchive.archive.restore import restore_month
         from tickarchive.store.warm import WarmStore
 
         settings = _settings()
@@ -290,6 +297,8 @@ def register(app: typer.Typer) -> None:
         target: TargetOpt = None,
     ) -> None:
         """Archive raw journal segments (the journal archive format) per UTC day with their manifest."""
+        from tickarchive.archive.journal import archive_journal_day, segments_by_day
+
         settings = _settings()
         tgt = _target(target, settings)
         if segments:
@@ -324,6 +333,8 @@ def register(app: typer.Typer) -> None:
         target: TargetOpt = None,
     ) -> None:
         """Re-read archived journal segments: hashes of the stored and the decompressed bytes."""
+        from tickarchive.archive.journal import check_journal_day
+
         settings = _settings()
         tgt = _target(target, settings)
         index = catalog.rebuild_index(tgt, dt.datetime.now(dt.UTC))

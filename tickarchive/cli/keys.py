@@ -49,7 +49,9 @@ def register(app: typer.Typer) -> None:
 
     @group.command("add")
     def add_cmd(
-        plan: Annotated[str, typer.Option("--plan", help="a plan of api.plans (free, researcher, professional...)")],
+        plan: Annotated[
+            str, typer.Option("--plan", metavar="PLAN", help="a plan of api.plans (free, researcher, professional...)")
+        ],
         label: Annotated[str, typer.Option("--label", help="who the key is for")] = "",
         json_out: Annotated[bool, typer.Option("--json", help="print key_id, plan and key as JSON")] = False,
     ) -> None:
