@@ -12,7 +12,8 @@ from tickarchive import domain as d
 from tickarchive import rows
 from tickarchive import tables as t
 from tickarchive.bench.normalize import load_frames
-from tickarchive.store.ilp import BATCHED, TABLE_NAMES, IlpEncoder, encode, encode_batch
+from tickarchive.store.ilp import TABLE_NAMES, IlpEncoder, encode
+from tickarchive.store.ilp_batch import BATCHED, encode_batch
 from tickarchive.venues.deribit.normalize import Notification, parse_frame
 
 with warnings.catch_warnings():
