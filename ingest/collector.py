@@ -82,7 +82,8 @@ from tickarchive.ingest.quarantine import Quarantine, quarantine_dir
 from tickarchive.ingest.supervision import fsync_loop, heartbeat_loop
 from tickarchive.pacing import Backoff, TokenBucket
 from tickarchive.settings import Settings
-from tickarchive.store.questdb_writer import QuestDBWriter, RecordView, Refused, Rows, ilp_conf
+from tickarchive.store.questdb_writer import QuestDBWriter
+from tickarchive.store.writer_contract import RecordView, Refused, Rows, ilp_conf
 from tickarchive.venue import (
     FetchedInstruments,
     GapDetected,

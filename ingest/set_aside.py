@@ -17,7 +17,7 @@ from tickarchive.ingest.journal.capture import format_line
 from tickarchive.ingest.journal.files import Damage
 from tickarchive.ingest.quarantine import Quarantine
 from tickarchive.store.ilp import row_bytes
-from tickarchive.store.questdb_writer import RecordView, Refused, Rows
+from tickarchive.store.writer_contract import RecordView, Refused, Rows
 from tickarchive.venue import Malformed
 
 log = logging.getLogger(__name__)

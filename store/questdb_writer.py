@@ -56,7 +56,7 @@ import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from tickarchive.domain import BookChange, EncodedRows, Event, IndexTick, QuoteTick, TradeSource, TradeTick
 from tickarchive.pacing import Backoff
@@ -66,6 +66,7 @@ from tickarchive.store.errors import IlpHttpError
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.ilp_http import IlpHttpTransport
 from tickarchive.store.isolate import isolate, row_level
+from tickarchive.store.writer_contract import JournalView, RecordView, Refused, Rows, WriterMetrics, WriterStats
 
 log = logging.getLogger(__name__)
 
@@ -78,75 +79,6 @@ SUSPECT_ROUNDS = 3
 set aside (a 500 may be the server failing: see ``tickarchive.store.isolate``)."""
 COMMIT_INTERVAL_S = 1.0
 """Checkpoint writes are throttled to one per this many seconds (see ``_commit``)."""
-
-Rows = Sequence[Event | EncodedRows]
-
-
-class RecordView(Protocol):
-    """A journal record as the writer reads it back (``tickarchive.ingest.journal.Record``)."""
-
-    @property
-    def seq(self) -> int: ...
-    @property
-    def recv_ts_us(self) -> int: ...
-    @property
-    def connection(self) -> str: ...
-    @property
-    def frame(self) -> bytes: ...
-
-
-class JournalView(Protocol):
-    """What the writer needs of the journal (``tickarchive.ingest.journal.Journal``): its
-    positions, the checkpoint, and reading records back from a position."""
-
-    @property
-    def acked_seq(self) -> int: ...
-    @property
-    def next_seq(self) -> int: ...
-    @property
-    def backlog_bytes(self) -> int: ...
-
-    def commit(self, seq: int) -> None: ...
-    def read_from(self, seq: int) -> Generator[RecordView, None, None]: ...
-    def replay_start(self, window_us: int) -> int: ...
-
-
-class _Metrics(Protocol):
-    """The part of ``tickarchive.ingest.metrics.CollectorMetrics`` the writer updates."""
-
-    stored_rows: Any
-    ticks: Any
-    ack_lag: Any
-    questdb_flush: Any
-    questdb_flush_errors: Any
-    writer_buffered_rows: Any
-    journal_backlog_bytes: Any
-
-
-def ilp_conf(host: str, http_port: int, request_timeout_s: float) -> str:
-    """The ILP/HTTP configuration string the writer (``store.ilp_http``) and the
-    one-shot loaders (``questdb.ingress.Sender``) use: our own flushing and retrying."""
-    return (
-        f"http::addr={host}:{http_port};auto_flush=off;retry_timeout=0;"
-        f"request_timeout={int(request_timeout_s * 1000)};protocol_version=2;"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """What the writer sets aside instead of storing (the collector quarantines it):
-
-    * ``rejected``: rows QuestDB refuses (``rows``: each ILP row with QuestDB's message);
-    * ``unencodable``: events the encoder cannot write (``events``: each with why).
-
-    ``seqs``: the journal records they came from (one record, or the batch's range)."""
-
-    kind: str
-    table: str
-    seqs: tuple[int, int]
-    rows: tuple[tuple[bytes, str], ...] = ()
-    events: tuple[tuple[Event, str], ...] = ()
-
 
 @dataclass(slots=True)
 class _Batch:
@@ -162,21 +94,6 @@ class _Batch:
     """table -> isolations that ended in a retry (a table of only suspect rows)."""
 
 
-@dataclass(slots=True)
-class WriterStats:
-    offered_records: int = 0
-    caught_up_records: int = 0
-    flushes: int = 0
-    flush_errors: int = 0
-    catch_up_entries: int = 0
-    out_of_order_offers: int = 0
-    """Offers whose seq was not the next one (a bug in the caller: the writer then reads
-    the journal instead, nothing is lost)."""
-    stored_rows: collections.Counter[str] = field(default_factory=collections.Counter)
-    refused_rows: collections.Counter[str] = field(default_factory=collections.Counter)
-    """Rows set aside (``rejected:<table>``, ``unencodable:<table>``)."""
-
-
 class QuestDBWriter:
     """See the module docstring. ``run()`` is the writer task; ``offer``/``add_side`` are
     called synchronously by the connection tasks on the same event loop."""
@@ -187,7 +104,7 @@ class QuestDBWriter:
         settings: WriterSettings,
         journal: JournalView,
         decode: Callable[[RecordView], Rows],
-        metrics: _Metrics | None = None,
+        metrics: WriterMetrics | None = None,
         transport_factory: Callable[[str], IlpHttpTransport] | None = None,
         on_refused: Callable[[Refused], None] | None = None,
         on_acked: Callable[[str, bytes, int, int], None] | None = None,

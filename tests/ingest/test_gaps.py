@@ -20,8 +20,9 @@ from tickarchive.ingest.gaps import GapLedger
 from tickarchive.ingest.journal import Journal
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.settings import Settings, WriterSettings
-from tickarchive.store.questdb_writer import QuestDBWriter, ilp_conf
+from tickarchive.store.questdb_writer import QuestDBWriter
 from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.store.writer_contract import ilp_conf
 from tickarchive.venues import deribit
 
 T0 = 1_763_000_000_000_000

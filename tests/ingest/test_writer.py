@@ -26,8 +26,9 @@ from tickarchive.ingest.journal.format import decode_at
 from tickarchive.ingest.metrics import CollectorMetrics
 from tickarchive.settings import Settings, WriterSettings
 from tickarchive.store.ilp_http import IlpHttpTransport
-from tickarchive.store.questdb_writer import QuestDBWriter, Refused, ilp_conf
+from tickarchive.store.questdb_writer import QuestDBWriter
 from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.store.writer_contract import Refused, ilp_conf
 from tickarchive.venues import deribit
 from tickarchive.venues.deribit.adapter import events_of_frame
 from tickarchive.venues.deribit.normalize import Notification, parse_frame

@@ -29,8 +29,8 @@ from tickarchive.store.errors import IlpHttpError
 from tickarchive.store.ilp import IlpEncoder, split_rows
 from tickarchive.store.ilp_http import IlpHttpTransport
 from tickarchive.store.isolate import isolate
-from tickarchive.store.questdb_writer import ilp_conf
 from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.store.writer_contract import ilp_conf
 
 I1 = "ETH-27DEC26-3000-C"
 T = 1_795_500_000_000_000

@@ -8,8 +8,8 @@ from tickarchive import domain as d
 from tickarchive.store.errors import IlpHttpError
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.ilp_http import IlpHttpTarget, IlpHttpTransport
-from tickarchive.store.questdb_writer import ilp_conf
 from tickarchive.store.stack.handles import QuestDBHandle
+from tickarchive.store.writer_contract import ilp_conf
 
 
 def test_target_from_the_writer_configuration() -> None:

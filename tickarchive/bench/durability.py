@@ -47,9 +47,9 @@ from tickarchive.settings import PathsSettings
 from tickarchive.store.errors import IlpHttpError
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.ilp_http import IlpHttpTransport
-from tickarchive.store.questdb_writer import ilp_conf
 from tickarchive.store.stack import ephemeral
 from tickarchive.store.stack.procs import free_port
+from tickarchive.store.writer_contract import ilp_conf
 from tickarchive.venues.deribit.adapter import rows_of_frame
 
 CommitMode = Literal["nosync", "async", "sync"]

@@ -32,8 +32,8 @@ from tickarchive.ingest.publish import Publisher
 from tickarchive.livefeed import frame, read_frame
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.ilp_http import IlpHttpTransport
-from tickarchive.store.questdb_writer import ilp_conf
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
+from tickarchive.store.writer_contract import ilp_conf
 
 ROWS = 500
 BATCHES_PER_S = 10
