@@ -13,6 +13,7 @@ released-port race). It is stopped by the PID we started.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import shutil
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 from websockets.sync.client import ClientConnection, connect
 
 FLAGS = (
@@ -100,7 +102,10 @@ class Page:
 @contextmanager
 def chromium(profile_dir: Path | None = None) -> Iterator[Page]:
     """A headless Chromium with one page; stopped on exit."""
-    with tempfile.TemporaryDirectory(prefix="tickarchive-chromium-") as tmp:
+    # Chromium's helper processes (zygote, renderer, crashpad) may still be writing into the
+    # profile when the browser process is gone: they are waited for below, and a file one of
+    # them left behind must not fail the test that used the page
+    with tempfile.TemporaryDirectory(prefix="tickarchive-chromium-", ignore_cleanup_errors=True) as tmp:
         profile = profile_dir or Path(tmp)
         proc = subprocess.Popen(
             [chromium_path(), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
@@ -125,12 +130,21 @@ def chromium(profile_dir: Path | None = None) -> Iterator[Page]:
                 page.send("Runtime.enable")
                 yield page
         finally:
+            try:
+                helpers = psutil.Process(proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                helpers = []
             proc.terminate()
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            _gone, alive = psutil.wait_procs(helpers, timeout=30)
+            for h in alive:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    h.kill()
+            psutil.wait_procs(alive, timeout=30)
 
 
 def main(argv: list[str]) -> None:
