@@ -6,7 +6,7 @@ The gap ledger (``tickarchive.ingest.gaps.GapLedger``) schedules a job when a
 everything journaled so far, then asks the venue's history API per gap for the trades
 QuestDB does not hold (``tickarchive.ingest.backfill``); they are journaled as a side
 record and stored like live rows. At start, ``resume`` queues again the gaps a previous
-run closed but never backfilled (its queue died with it). docs/gaps.md.
+run closed but never backfilled (its queue died with it). docs/collector.md ("Backfill").
 """
 
 from __future__ import annotations

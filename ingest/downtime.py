@@ -1,5 +1,5 @@
 """Where the previous run's data ended: the start of the ``downtime`` gaps a collector
-writes at start-up (``tickarchive.ingest.collector``). docs/gaps.md.
+writes at start-up (``tickarchive.ingest.collector``). docs/collector.md ("Gaps").
 """
 
 from __future__ import annotations
