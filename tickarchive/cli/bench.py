@@ -150,7 +150,9 @@ def bench_api(
 def bench_archive(
     rows: Annotated[int, typer.Option("--rows", help="rows per table")] = 1_000_000,
     table: TablesOpt = None,
-    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="scratch directory")] = None,
+    work_dir: Annotated[
+        Path | None, typer.Option("--work-dir", exists=True, file_okay=False, help="an existing scratch directory")
+    ] = None,
     dsn: Annotated[
         str | None,
         typer.Option("--dsn", help="also measure load/export/restore against this warm store (scratch DB!)"),
