@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -128,6 +129,19 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn options the API is served with (``tickarchive api`` and the tests alike).
+
+    WebSocket permessage-deflate is off unless ``stream.per_message_deflate``: it compresses
+    every message once per client, which undoes the hub's one encoding per subscription
+    (with 100 live clients it was 80% of the event loop; docs/api.md, "Streaming")."""
+    return {
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": settings.stream.per_message_deflate,
+        "timeout_graceful_shutdown": 5,
+    }
 
 
 def create_app(settings: Settings, stores: Stores | None = None, *, live: bool = True) -> FastAPI:

@@ -319,6 +319,11 @@ class StreamSettings(_Section):
     dedup_rows: int = Field(
         200_000, ge=0, description="row keys remembered so each stored row is streamed once (0 = off)"
     )
+    per_message_deflate: bool = Field(
+        False,
+        description="offer WebSocket permessage-deflate on /stream: compresses every message once per client "
+        "(Arrow messages are LZ4-compressed already; docs/api.md)",
+    )
 
 
 class LifecycleSettings(_Section):

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         """Serve the query, streaming and health API (docs/api.md)."""
         import uvicorn
 
-        from tickarchive.api.app import create_app
+        from tickarchive.api.app import create_app, uvicorn_options
         from tickarchive.api.auth import is_loopback
         from tickarchive.api.errors import ApiError
         from tickarchive.api.keys import KeyStore
@@ -86,8 +86,7 @@ def register(app: typer.Typer) -> None:
                 create_app(settings, stores),
                 log_level="info",
                 access_log=False,
-                ws="websockets-sansio",
-                timeout_graceful_shutdown=5,
+                **uvicorn_options(settings),
             )
         )
         with registered(settings.paths.local_dir, "api", h, {"http": actual}, f"http://{h}:{actual}/docs"):
