@@ -114,8 +114,14 @@ def frame_arrow(channel: str, frame: pl.DataFrame, position: str | None, acked_u
 
 
 def rows_frame(channel: str, rows: Sequence[tuple[Any, ...]]) -> pl.DataFrame:
+    """Row tuples (the table's column order) as a frame; built column by column (half the
+    cost of ``orient="row"`` for the 40-column quotes)."""
     table = BY_NAME[channel]
-    return pl.DataFrame(list(rows), schema=frames.schema(table, table.column_names), orient="row")
+    schema = frames.schema(table, table.column_names)
+    if not rows:
+        return pl.DataFrame(schema=schema)
+    return pl.DataFrame(dict(zip(table.column_names, map(list, zip(*rows, strict=True)), strict=True)),
+                        schema=schema)
 
 
 def split_arrow(data: bytes) -> tuple[dict[str, Any], bytes]:

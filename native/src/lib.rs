@@ -2,6 +2,7 @@
 //!
 //! * `json`     a strict JSON reader (no escapes; anything uncertain is refused);
 //! * `ilp`      QuestDB ILP protocol-v2 writing;
+//! * `ilp_decode` ILP bodies back into rows (the API's live feed);
 //! * `deribit`  Deribit ticker/book frames -> ILP rows (`encode_frame`, `fast_notification`);
 //! * `columns`  the same frames -> Arrow column buffers of quotes/book_changes (replay);
 //! * `frames`   replay's frame sources in bulk: replay-format lines, journal records;
@@ -19,6 +20,7 @@ mod columns;
 mod deribit;
 mod frames;
 mod ilp;
+mod ilp_decode;
 mod journal;
 mod json;
 mod sim;
@@ -30,6 +32,7 @@ fn tickarchive_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     deribit::register(m)?;
     columns::register(m)?;
     frames::register(m)?;
+    ilp_decode::register(m)?;
     journal::register(m)?;
     sim::register(m)?;
     tjz::register(m)?;

@@ -172,7 +172,8 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
                     # the client offers permessage-deflate (websockets does by default); the
                     # server declines it (stream.per_message_deflate): one encoding per
                     # subscription, not one compression per client
-                    assert slow.request is not None and slow.response is not None
+                    assert slow.request is not None
+                    assert slow.response is not None
                     assert "permessage-deflate" in (slow.request.headers.get("Sec-WebSocket-Extensions") or "")
                     assert slow.response.headers.get("Sec-WebSocket-Extensions") is None
                     await slow.send('{"mode": "live", "channels": ["quotes", "trades", "book_changes", "gaps"]}')
