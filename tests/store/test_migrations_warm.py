@@ -7,6 +7,7 @@ Tests parametrized by ``warm_store`` must hold in both.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -383,3 +384,23 @@ def test_v008_compresses_trades_whole_and_keeps_compressed_chunks_compressed(
         assert db.query("SELECT instrument, trade_id, price FROM trades ORDER BY trade_id") == before
     finally:
         w.server.down()
+
+
+# ------------------------------------------------------------------ the two dialects' files
+
+SQL = Path(migrate.__file__).resolve().parent / "sql"
+DIALECT_NEUTRAL = ("V003__bookkeeping.sql", "V007__api_keys_usage.sql")
+"""Migrations with no TimescaleDB-specific statement: one text, written in both folders."""
+
+
+def test_dialects_share_their_versions_and_neutral_migrations_verbatim() -> None:
+    plain = sorted(p.name for p in (SQL / "postgres").glob("V*.sql"))
+    timescale = sorted(p.name for p in (SQL / "timescaledb").glob("V*.sql"))
+    # the same versions under the same names; TimescaleDB may add later ones of its own
+    assert timescale[: len(plain)] == plain
+    for name in DIALECT_NEUTRAL:
+        assert (SQL / "postgres" / name).read_bytes() == (SQL / "timescaledb" / name).read_bytes(), name
+    # a migration that differs between the dialects has a reason to: it names TimescaleDB
+    for name in set(plain) - set(DIALECT_NEUTRAL):
+        text = (SQL / "timescaledb" / name).read_text()
+        assert "timescaledb" in text.lower() or "hypertable" in text.lower() or "compress" in text.lower(), name
