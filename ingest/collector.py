@@ -151,6 +151,10 @@ class Collector:
         self.journal_dir = journal_dir or settings.paths.journal_dir
         self.metrics = metrics or CollectorMetrics()
         self.serve_metrics = serve_metrics
+        self.metrics_port: int | None = None
+        """The port the exporter listens on, once it does (``metrics.port`` 0: the kernel's choice)."""
+        self.on_metrics_port: Callable[[int], None] | None = None
+        """Called with that port once the exporter listens (``tickarchive collect`` records it in its run file)."""
         self.plan = self.venue.plan
         self.instruments = InstrumentSet(self.plan, self.venue.live_states)
         self.stats = CollectorStats()
@@ -245,8 +249,10 @@ class Collector:
             self.journal_dir, journal.next_seq, journal.acked_seq, journal.backlog_records,
         )
         if self.serve_metrics:
-            self.metrics.serve(s.metrics.host, s.metrics.port)
-            log.info("collector: metrics on http://%s:%d/metrics", s.metrics.host, s.metrics.port)
+            self.metrics_port = self.metrics.serve(s.metrics.host, s.metrics.port)
+            if self.on_metrics_port is not None:
+                self.on_metrics_port(self.metrics_port)
+            log.info("collector: metrics on http://%s:%d/metrics", s.metrics.host, self.metrics_port)
         try:
             await self._downtime_gap()
             async with asyncio.TaskGroup() as tg:

@@ -236,10 +236,11 @@ class CollectorMetrics:
             self.journal_oldest_segment.set(oldest)
         return usage.free, usage.total
 
-    def serve(self, host: str, port: int) -> None:
-        """Start the exporter (a daemon thread of prometheus-client)."""
+    def serve(self, host: str, port: int) -> int:
+        """Start the exporter (a daemon thread of prometheus-client); the port it listens on
+        (``port`` 0: one the kernel chose, so a test or harness never races for a free port)."""
         try:
-            start_http_server(port, addr=host, registry=self.registry)
+            server, _thread = start_http_server(port, addr=host, registry=self.registry)
         except OSError as exc:
             from tickarchive.store.stack.procs import port_conflict
 
@@ -249,3 +250,4 @@ class CollectorMetrics:
             if exc.errno == errno.EADDRINUSE:
                 raise IngestError(f"metrics exporter: {port_conflict(host, port, change)}") from None
             raise IngestError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; {change}") from exc
+        return int(server.server_port)

@@ -70,7 +70,7 @@ from tickarchive.loadtest.quarantine_keys import QuarantineReport
 from tickarchive.loadtest.reconcile import Reconciliation, reconcile, uncovered_disconnects
 from tickarchive.settings import PathsSettings, QuestDBSettings
 from tickarchive.store.stack import ephemeral
-from tickarchive.store.stack.procs import dir_size_bytes, free_port
+from tickarchive.store.stack.procs import dir_size_bytes
 from tickarchive.store.stack.questdb import QuestDBServer
 
 __all__ = ["QUIESCE_RATE", "LoadSpec", "Result", "Sample", "run"]
@@ -160,7 +160,7 @@ class _Run:
             self.rig.journal_dir,
             self.dir,
             self.spec.connections,
-            free_port(),
+            0,  # any free port; the collector names it in its run file
             self.qs.host,
             http_port,
             self.dir / "collector.log",

@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tickarchive.errors import TickarchiveError
 from tickarchive.loadtest.errors import HarnessError
+from tickarchive.store.stack.running import running
 
 CLI: tuple[str, ...] = (sys.executable, "-c", "from tickarchive.cli import main; main()")
 
@@ -157,7 +158,11 @@ class SimProcess:
 
 @dataclass
 class CollectorProcess:
-    """``tickarchive collect --simulator URL`` writing to the harness's QuestDB."""
+    """``tickarchive collect --simulator URL`` writing to the harness's QuestDB.
+
+    ``metrics_port`` 0 (what the harness passes): the collector binds any free port and
+    names it in its run file under ``local_dir``; ``scrape`` reads it from there, so no
+    port is picked here and released for someone else to take first."""
 
     ws_url: str
     journal_dir: Path
@@ -170,6 +175,7 @@ class CollectorProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    _bound_port: int | None = None
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -195,7 +201,16 @@ class CollectorProcess:
             str(self.metrics_port),
         ]
         self.proc = _spawn(cmd, self.log, env=env)
+        self._bound_port = self.metrics_port or None
         self.starts += 1
+
+    def bound_metrics_port(self) -> int | None:
+        """The port this run's exporter listens on (None: not listening yet)."""
+        if self._bound_port is None and self.proc is not None:
+            for cmd in running(self.local_dir):
+                if cmd.name == "collector" and cmd.pid == self.proc.pid and cmd.ports.get("metrics"):
+                    self._bound_port = cmd.ports["metrics"]
+        return self._bound_port
 
     @property
     def pid(self) -> int:
@@ -216,8 +231,11 @@ class CollectorProcess:
         return None if self.proc is None else _stop(self.proc, timeout_s)
 
     def scrape(self) -> Metrics | None:
+        port = self.bound_metrics_port()
+        if port is None:
+            return None
         try:
-            r = _http().get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=3.0)
+            r = _http().get(f"http://127.0.0.1:{port}/metrics", timeout=3.0)
         except httpx.HTTPError:
             return None
         return Metrics.parse(r.text) if r.status_code == 200 else None

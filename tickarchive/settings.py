@@ -196,7 +196,10 @@ class MetricsSettings(_Section):
     """The collector's Prometheus exporter."""
 
     host: str = Field("127.0.0.1", description="Prometheus exporter address of the collector")
-    port: Port = _port(19100, "Prometheus exporter port of the collector")
+    port: Port = Field(
+        19100, ge=0, le=65535,
+        description="Prometheus exporter port of the collector (0: any free port, named by `tickarchive status`)",
+    )
 
 
 FORMATS = ("json", "ndjson", "csv", "parquet", "arrow")

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -85,6 +85,18 @@ def registered(
     finally:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+def record_ports(local_dir: Path, entry: RunningCommand, ports: dict[str, int]) -> RunningCommand:
+    """Rewrite ``entry``'s run file with ``ports`` added (a port bound after start-up, such as
+    ``--metrics-port 0``'s); the updated entry."""
+    updated = replace(entry, ports={**entry.ports, **ports})
+    path = _path(local_dir, entry.name, entry.pid)
+    with contextlib.suppress(OSError):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(updated)) + "\n")
+        tmp.replace(path)
+    return updated
 
 
 def running(local_dir: Path) -> list[RunningCommand]:

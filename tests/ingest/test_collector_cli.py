@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from tickarchive.store.stack.procs import free_port
+import httpx
+
+from tickarchive.store.stack.running import running
 
 TA = str(Path(sys.executable).parent / "tickarchive")
 
@@ -39,13 +41,14 @@ def test_collect_offline_keeps_retrying_says_why_and_stops_cleanly(tmp_path: Pat
     env.update(
         TICKARCHIVE_DERIBIT__WS_URL=f"ws://127.0.0.1:{dead}/ws/api/v2",
         TICKARCHIVE_DERIBIT__REST_URL=f"http://127.0.0.1:{dead}/api/v2",
+        TICKARCHIVE_PATHS__LOCAL_DIR=str(tmp_path / "local"),
         TICKARCHIVE_DERIBIT__RECONNECT_MIN_S="0.2",
         TICKARCHIVE_DERIBIT__RECONNECT_MAX_S="0.8",
         TICKARCHIVE_QUESTDB__HTTP_PORT=str(dead),
         TICKARCHIVE_JOURNAL__MIN_FREE_BYTES="0",
     )
     proc = subprocess.Popen(
-        [TA, "collect", "--journal-dir", str(tmp_path / "journal"), "--metrics-port", str(free_port())],
+        [TA, "collect", "--journal-dir", str(tmp_path / "journal"), "--metrics-port", "0"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -61,6 +64,15 @@ def test_collect_offline_keeps_retrying_says_why_and_stops_cleanly(tmp_path: Pat
         for x in msgs:
             assert "make demo" in x
             assert "simulator" in x
+        # --metrics-port 0: the exporter took a port of the kernel's choosing, and the run
+        # file (what `tickarchive status` and the load harness read) names it
+        (me,) = [c for c in running(tmp_path / "local") if c.name == "collector" and c.pid == proc.pid]
+        port = me.ports["metrics"]
+        assert port > 0
+        assert any(f"metrics on http://127.0.0.1:{port}/metrics" in x for x in lines)
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert scraped.status_code == 200
+        assert "tickarchive_frames_total" in scraped.text
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
         rest = err.decode(errors="replace")

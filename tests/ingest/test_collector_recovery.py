@@ -39,7 +39,6 @@ from tickarchive.settings import PathsSettings
 from tickarchive.store.ilp import TABLE_NAMES
 from tickarchive.store.stack import ephemeral
 from tickarchive.store.stack.handles import QuestDBHandle
-from tickarchive.store.stack.procs import free_port
 from tickarchive.store.stack.questdb import QuestDBServer
 from tickarchive.venues.deribit.normalize import Notification, parse_frame
 
@@ -136,7 +135,7 @@ async def _spawn_collector(sim: Simulator, qdb: QuestDBHandle, journal: Path) ->
     return await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "tickarchive"), "collect", "--simulator", sim.ws_url,
         "--journal-dir", str(journal),
-        "--connections", "2", "--metrics-port", str(free_port()),
+        "--connections", "2", "--metrics-port", "0",
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
 

@@ -48,7 +48,6 @@ from tickarchive.store.errors import IlpHttpError
 from tickarchive.store.ilp import IlpEncoder
 from tickarchive.store.ilp_http import IlpHttpTransport
 from tickarchive.store.stack import ephemeral
-from tickarchive.store.stack.procs import free_port
 from tickarchive.store.writer_contract import ilp_conf
 from tickarchive.venues.deribit.adapter import rows_of_frame
 
@@ -120,7 +119,7 @@ def measure_window(scratch: Path, rate: float, seconds: float, echo: Callable[[s
     try:
         sim.start()
         col = CollectorProcess(
-            sim.ws_url, scratch / "journal", scratch, 4, free_port(), qdb.settings.host, qdb.settings.http_port,
+            sim.ws_url, scratch / "journal", scratch, 4, 0, qdb.settings.host, qdb.settings.http_port,
             scratch / "collector.log",
         )
         col.start()
@@ -270,7 +269,7 @@ def measure_catch_up(
     try:
         sim.start()
         col = CollectorProcess(
-            sim.ws_url, jdir, scratch, 4, free_port(), qdb.settings.host, qdb.settings.http_port,
+            sim.ws_url, jdir, scratch, 4, 0, qdb.settings.host, qdb.settings.http_port,
             scratch / "collector-catch-up.log",
         )
         echo(f"  {records:,} records ({nbytes / 1e9:.2f} GB); starting the collector on it ...")

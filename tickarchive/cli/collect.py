@@ -35,7 +35,7 @@ def collect(
         Path | None, typer.Option(help="journal directory (default: paths.local_dir/journal)")
     ] = None,
     connections: Annotated[int | None, typer.Option(help="override deribit.connections")] = None,
-    metrics_port: Annotated[int | None, typer.Option(help="override metrics.port")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="override metrics.port (0: any free port)")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
     exit_report: Annotated[
         bool, typer.Option(hidden=True, help="on exit, say what is still running (the demo turns it off)")
@@ -57,7 +57,7 @@ def collect(
         updates["metrics"] = settings.metrics.model_copy(update={"port": metrics_port})
     if updates:
         settings = settings.model_copy(update=updates)
-    from tickarchive.store.stack.running import left_running, registered
+    from tickarchive.store.stack.running import left_running, record_ports, registered
 
     collector = Collector(settings, venues.load(settings, ws_url=simulator), journal_dir)
     m = settings.metrics
@@ -65,7 +65,13 @@ def collect(
     journal = journal_dir or settings.paths.journal_dir
     try:
         with registered(settings.paths.local_dir, "collector", m.host, {"metrics": m.port},
-                        f"{source}; journal {journal}"):
+                        f"{source}; journal {journal}") as entry:
+
+            def bound(port: int) -> None:  # --metrics-port 0: the run file names the kernel's choice
+                if port != m.port:
+                    record_ports(settings.paths.local_dir, entry, {"metrics": port})
+
+            collector.on_metrics_port = bound
             uvloop.run(run_until_signalled(collector.run))
     finally:
         for line in left_running(settings) if exit_report else ():  # `make run` after Ctrl-C: the stack is up
