@@ -115,5 +115,5 @@ def test_the_document_states_what_every_query_parameter_accepts(api_pg: Api) -> 
                 loose.append(f"{path}?{p['name']} {p['schema']}")
     assert loose == [], "\n".join(loose)
     quotes = {p["name"]: p for p in doc["paths"]["/quotes"]["get"]["parameters"]}
-    limit = [o for o in quotes["limit"]["schema"].get("anyOf", [quotes["limit"]["schema"]]) if "maximum" in o][0]
+    limit = next(o for o in quotes["limit"]["schema"].get("anyOf", [quotes["limit"]["schema"]]) if "maximum" in o)
     assert (limit["minimum"], limit["maximum"]) == (1, api_pg.settings.api.max_rows)
