@@ -26,7 +26,9 @@ from tickarchive.api.cursor import Cursor
 from tickarchive.api.errors import InvalidRequest, PlanLimit, ResultTooLarge
 from tickarchive.api.output import Format, TimeFormat, choose, respond
 from tickarchive.api.params import InstrumentMatch
-from tickarchive.api.routes_common import Call
+from tickarchive.api.routes_common import Call, FormatQ, NameQ, OptTimeQ, TimeFormatQ, columns_param
+from tickarchive.api.routes_common import TimeQ as RequiredTimeQ
+from tickarchive.api.schemas import CURRENCY_PATTERN
 from tickarchive.api.stores import Stores
 from tickarchive.api.tiers import Tier, days
 from tickarchive.api.timefmt import US_PER_DAY, US_PER_S, day_start_us, iso, parse_time
@@ -44,16 +46,20 @@ GAP_LOOKBACK_US = 7 * US_PER_DAY
 """Gaps that started up to this long before a range and are still open in it are read too."""
 PAGE_ROWS = 500_000
 
-TimeQ = Annotated[str | None, Query(description="ISO-8601 time (naive = UTC) or epoch s/ms/µs", max_length=40)]
-FormatQ = Annotated[str | None, Query(description="json (default), ndjson, csv or parquet; else the Accept header")]
-TimeFormatQ = Annotated[TimeFormat, Query(description="iso (default), epoch_us or epoch_ms")]
-CurrencyQ = Annotated[str, Query(description="ETH, BTC, ...", max_length=16)]
+TimeQ = OptTimeQ
+CurrencyQ = Annotated[
+    str, Query(description="ETH, BTC, ...", min_length=2, max_length=16, pattern=CURRENCY_PATTERN, examples=["ETH"])
+]
+PRODUCT_INTERVAL_PATTERN = r"^[0-9]{1,6}(?:ms|s|m|h|d)$"
+"""``<n>ms|s|m|h|d`` (``tickarchive.products.timegrid``: at least 1 ms, at most 31 days)."""
+LookbackQ = Annotated[int | None, Query(ge=1, le=31 * 86400, description="seconds (at most 31 days)")]
 BasisQ = Annotated[
     Basis, Query(description="exchange (quote ts <= at, default) or receive (recv_ts <= at: what was known live)")
 ]
 MaxAgeQ = Annotated[
     int | None,
-    Query(description="leave out options whose last quote is older than this (default api.chain_lookback_s)"),
+    Query(ge=1, le=31 * 86400,
+          description="seconds: leave out options whose last quote is older than this (default api.chain_lookback_s)"),
 ]
 
 
@@ -192,10 +198,12 @@ def chain_snapshots(
     start: TimeQ = None,
     end: TimeQ = None,
     at: TimeQ = None,
-    interval: Annotated[str, Query(description="1s, 1m, 1h, 1d (end of day), ...", max_length=10)] = "1m",
+    interval: Annotated[
+        str, Query(description="1s, 1m, 1h, 1d (end of day), ...", max_length=12, pattern=PRODUCT_INTERVAL_PATTERN)
+    ] = "1m",
     max_age_s: MaxAgeQ = None,
     basis: BasisQ = Basis.EXCHANGE,
-    columns: Annotated[str | None, Query(description="comma-separated quote columns", max_length=2000)] = None,
+    columns: Annotated[str | None, columns_param(QUOTES)] = None,
     format: FormatQ = None,
     time_format: TimeFormatQ = TimeFormat.ISO,
 ) -> Response:
@@ -222,8 +230,13 @@ def surface_route(
     start: TimeQ = None,
     end: TimeQ = None,
     at: TimeQ = None,
-    interval: Annotated[str, Query(description="1m, 1h, 1d, ...", max_length=10)] = "1h",
-    level: Annotated[str, Query(description="expiries (ATM, 25-delta RR/BF, term structure) or points")] = "expiries",
+    interval: Annotated[
+        str, Query(description="1m, 1h, 1d, ...", max_length=12, pattern=PRODUCT_INTERVAL_PATTERN)
+    ] = "1h",
+    level: Annotated[
+        str,
+        Query(description="expiries (ATM, 25-delta RR/BF, term structure) or points", pattern="^(?:expiries|points)$"),
+    ] = "expiries",
     max_age_s: MaxAgeQ = None,
     basis: BasisQ = Basis.EXCHANGE,
     format: FormatQ = None,
@@ -247,17 +260,23 @@ def book_snapshots(
     ctx: Ctx,
     caller: CallerDep,
     request: Request,
-    instrument: Annotated[str, Query(description="instrument name (no pattern)", max_length=64)],
+    instrument: NameQ,
     start: TimeQ = None,
     end: TimeQ = None,
-    interval: Annotated[str, Query(description="100ms, 1s, 1m, ...", max_length=10)] = "100ms",
+    interval: Annotated[
+        str, Query(description="100ms, 1s, 1m, ...", max_length=12, pattern=PRODUCT_INTERVAL_PATTERN)
+    ] = "100ms",
     depth: Annotated[int, Query(ge=1, le=1000, description="levels per side, best first")] = 25,
     only_changed: Annotated[bool, Query(description="only instants whose top N changed (Tardis's rows)")] = False,
     lookback_s: Annotated[
-        int | None, Query(description="how far before start to look for a snapshot (default api.book_lookback_s)")
+        int | None,
+        Query(ge=1, le=31 * 86400,
+              description="seconds before start to look for a snapshot (default api.book_lookback_s)"),
     ] = None,
     format: Annotated[
-        str | None, Query(description="json (default), ndjson, csv, parquet, or tardis (book_snapshot_N CSV)")
+        str | None,
+        Query(description="json (default), ndjson, csv, parquet, or tardis (book_snapshot_N CSV)",
+              pattern="^(?:json|ndjson|csv|parquet|tardis)$"),
     ] = None,
     time_format: TimeFormatQ = TimeFormat.ISO,
 ) -> Response:
@@ -298,8 +317,8 @@ def options_chain(
     caller: CallerDep,
     request: Request,
     currency: CurrencyQ,
-    start: Annotated[str, Query(description="ISO-8601 or epoch; by exchange time", max_length=40)],
-    end: Annotated[str, Query(description="ISO-8601 or epoch (exclusive)", max_length=40)],
+    start: RequiredTimeQ,
+    end: RequiredTimeQ,
 ) -> Response:
     a = ctx.settings.api
     cur = p.currency(currency)
@@ -346,9 +365,13 @@ def condition_route(
     ctx: Ctx,
     caller: CallerDep,
     request: Request,
-    start: Annotated[str, Query(description="first day (YYYY-MM-DD) or time", max_length=40)],
-    end: Annotated[str, Query(description="end (exclusive; a day YYYY-MM-DD or a time)", max_length=40)],
-    table: Annotated[str | None, Query(description="quotes, trades or book_changes (default: all three)")] = None,
+    start: RequiredTimeQ,
+    end: RequiredTimeQ,
+    table: Annotated[
+        str | None,
+        Query(description="quotes, trades or book_changes (default: all three)",
+              pattern="^(?:quotes|trades|book_changes)$"),
+    ] = None,
     format: FormatQ = None,
     time_format: TimeFormatQ = TimeFormat.ISO,
 ) -> Response:

@@ -101,9 +101,10 @@ def _constraint(param: dict[str, Any], doc: dict[str, Any]) -> str | None:
 
 
 FINDING_6_OPERATIONS = ("/health", "/metrics", "/quotes", "/trades", "/gaps", "/chain", "/book", "/ohlcv",
-                        "/instruments", "/coverage")
-"""The ten operations schemathesis was run on when #17 was written (the product endpoints of
-#16 are not covered yet: docs/hardening-evidence.md)."""
+                        "/instruments", "/coverage", "/chain/snapshots", "/surface", "/book/snapshots",
+                        "/options_chain", "/condition")
+"""The ten operations schemathesis was run on when #17 was written, and the product endpoints
+of #16 (docs/hardening-evidence.md)."""
 
 
 def test_the_document_states_what_every_query_parameter_accepts(api_pg: Api) -> None:
