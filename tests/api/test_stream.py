@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,7 +38,7 @@ from tickarchive.api import keys as keymod
 from tickarchive.api.app import create_app, uvicorn_options
 from tickarchive.api.stores import Stores
 from tickarchive.client import StreamError, stream
-from tickarchive.client.stream import Batch, Interrupted
+from tickarchive.client.stream import Batch, Interrupted, Merged
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.settings import PlanSettings, Settings, StreamSettings
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
@@ -91,13 +92,19 @@ class Collect:
         self.positions: list[str] = []
         self.interruptions: list[str] = []
         self.batches: list[Batch] = []
+        self.merged: list[Merged] = []
 
-    def add(self, item: Batch | Interrupted) -> None:
+    def add(self, item: Batch | Merged | Interrupted) -> None:
         if isinstance(item, Interrupted):
             self.interruptions.append(item.reason)
             return
-        self.batches.append(item)
-        self.frames[item.channel].append(item.frame)
+        if isinstance(item, Merged):
+            self.merged.append(item)
+            for channel, frame in item.parts:
+                self.frames[channel].append(frame)
+        else:
+            self.batches.append(item)
+            self.frames[item.channel].append(item.frame)
         if item.position is not None:
             self.positions.append(item.position)
 
@@ -108,7 +115,9 @@ class Collect:
         return out
 
 
-async def consume(it: AsyncIterator[Batch | Interrupted], into: Collect, stop_after: int | None = None) -> None:
+async def consume(
+    it: AsyncIterator[Batch | Merged | Interrupted], into: Collect, stop_after: int | None = None
+) -> None:
     n = 0
     async for item in it:
         into.add(item)
@@ -248,20 +257,54 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
 
 
 async def _replay_equals_stored(tmp_path: Path, qdb: QuestDBHandle, warm: WarmHandle, key: str) -> None:
+    """Replay of quotes and trades (``merged`` messages), Arrow and JSON: every stored row
+    once, in exchange-time order; resumed from a position in the middle: the rest, no row
+    twice; at xN speed: no message before its exchange time / N after the start."""
     settings = settings_for(qdb, warm, tmp_path / "replay")
+    settings = settings.model_copy(update={"stream": settings.stream.model_copy(update={"replay_page_rows": 1000})})
     stores = Stores(settings)
     try:
         lo = min(k[0] for k in stored_keys(qdb, "quotes"))
         hi = max(k[0] for k in stored_keys(qdb, "trades") + stored_keys(qdb, "quotes")) + 1
         async with serving(settings, stores) as (url, _app):
-            got = Collect()
-            async for b in stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"]):
-                got.add(b)
+            got, as_json, first, rest, paced = Collect(), Collect(), Collect(), Collect(), Collect()
+            await consume(stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"]), got)
+            await consume(stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"],
+                                        format="json"), as_json)
+            # stop after a few messages, resume from the last position seen
+            await consume(stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"]), first,
+                          stop_after=len(got.merged) // 2)
+            await consume(stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"],
+                                        resume=first.positions[-1]), rest)
+            speed = (hi - lo) / 1e6 / 2.0  # the whole range in about 2 s
+            t_asked = time.time_ns() // 1000
+            await consume(stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"],
+                                        speed=speed), paced)
         for table in ("quotes", "trades"):
             want = stored_keys(qdb, table, f"WHERE ts >= {lo} AND ts < {hi}")
             assert sorted(got.keys(table)) == sorted(want)
-        stamps = [int(t) for b in got.batches for t in b.frame.get_column("ts").to_list()]
+            assert got.keys(table) == as_json.keys(table)
+            assert sorted(paced.keys(table)) == sorted(want)
+        assert got.batches == [], "several channels come as merged messages"
+        assert len(got.merged) > 3
+        ordered = pl.concat([m.frame() for m in got.merged], how="diagonal_relaxed")
+        stamps = ordered.get_column("ts").to_list()
         assert stamps == sorted(stamps), "replay is not in exchange-time order"
+        assert ordered.equals(pl.concat([m.frame() for m in as_json.merged], how="diagonal_relaxed"))
         assert got.positions[-1] == f"r.{hi}"
+        # resumed: every row once across the two streams (what the first one got up to
+        # its last position, then the second)
+        cut = int(first.positions[-1][2:])
+        upto = Collect()
+        for m in first.merged[: max(i for i, m in enumerate(first.merged) if m.position is not None) + 1]:
+            upto.add(m)
+        for table in ("quotes", "trades"):
+            both = upto.keys(table) + rest.keys(table)
+            assert sorted(both) == sorted(got.keys(table)), f"{table}: a row lost or repeated across the resume"
+            assert all(k[0] >= cut for k in rest.keys(table))
+        # paced: no message arrives before its time
+        for m in paced.merged:
+            first_ts = min(int(f.get_column("ts")[0]) for _, f in m.parts)
+            assert m.received_ns // 1000 >= t_asked + (first_ts - lo) / speed
     finally:
         stores.close()
