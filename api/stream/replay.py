@@ -84,8 +84,6 @@ class Window:
     frames: list[pl.DataFrame]
     """Per table (in channel order): the rows with lo <= ts < cut."""
     cut_us: int
-    hi_us: int
-    """The end of the range asked for (``cut_us`` when not ``full``)."""
     full: bool
     """A page filled up (the window was cut short)."""
 
@@ -190,7 +188,7 @@ def read_window(
     if cut <= lo_us:  # more than max_rows rows in one microsecond: deliver the page, move on by 1 µs
         cut = lo_us + 1
     out = [p.frame.filter(pl.col("ts") < cut) if full else p.frame for p in pages]
-    return Window(out, cut, hi_us, full)
+    return Window(out, cut, full)
 
 
 @dataclass(frozen=True, slots=True)

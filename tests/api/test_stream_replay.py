@@ -17,7 +17,15 @@ import polars as pl
 import pytest
 
 from tickarchive.api.stream import messages as msg
-from tickarchive.api.stream.replay import Chunk, Window, chunks, parse_position
+from tickarchive.api.stream.replay import (
+    MAX_WINDOW_US,
+    MIN_WINDOW_US,
+    Chunk,
+    Window,
+    chunks,
+    next_window,
+    parse_position,
+)
 from tickarchive.client.rows import Quote, Trade
 from tickarchive.client.stream import Merged, decode_message, rows
 
@@ -55,7 +63,7 @@ def replayed(cs: list[Chunk]) -> list[tuple[str, dict[str, Any]]]:
 def test_chunks_cover_every_row_once_in_exchange_time_order(seed: int, max_rows: int, bucket_us: int | None) -> None:
     fs = frames(seed)
     cut = 1_002_000
-    w = Window(fs, cut, cut, False)
+    w = Window(fs, cut, False)
     cs = chunks(NAMES, w, bucket_us, 1_000_000, max_rows)
     got = replayed(cs)
     want = [(NAMES[k], fs[k].row(i, named=True)) for k, i in expected_order(fs)]
@@ -82,12 +90,12 @@ def test_chunks_cover_every_row_once_in_exchange_time_order(seed: int, max_rows:
 
 def test_a_single_table_keeps_its_rows_and_empty_tables_are_left_out() -> None:
     fs = [frames(5)[0], frames(5)[1].head(0), frames(5)[2].head(0)]
-    cs = chunks(NAMES, Window(fs, 1_002_000, 1_002_000, False), None, 0, 64)
+    cs = chunks(NAMES, Window(fs, 1_002_000, False), None, 0, 64)
     assert {c.parts[0][0] for c in cs} == {"quotes"}
     assert all(len(c.parts) == 1 for c in cs)
     assert pl.concat([c.parts[0][1] for c in cs]).equals(fs[0])
     assert all(set(c.order) == {0} for c in cs)
-    assert chunks(NAMES, Window([f.head(0) for f in fs], 5, 5, False), None, 0) == []
+    assert chunks(NAMES, Window([f.head(0) for f in fs], 5, False), None, 0) == []
 
 
 def real_frames() -> list[pl.DataFrame]:
@@ -118,7 +126,7 @@ def real_frames() -> list[pl.DataFrame]:
 @pytest.mark.parametrize("fmt", ["arrow", "json"])
 def test_merged_messages_decode_to_the_same_rows(fmt: str) -> None:
     fs = real_frames()
-    [c] = chunks(["quotes", "trades"], Window(fs, 1_800_000_000_000_000, 1_800_000_000_000_000, False), None, 0)
+    [c] = chunks(["quotes", "trades"], Window(fs, 1_800_000_000_000_000, False), None, 0)
     data: str | bytes = (msg.merged_arrow(c.parts, c.order, c.position) if fmt == "arrow"
                          else msg.merged_json(c.parts, c.order, c.position))
     m = decode_message(data, 0)
@@ -139,3 +147,13 @@ def test_merged_messages_decode_to_the_same_rows(fmt: str) -> None:
     assert [r.ts for r in typed] == merged.get_column("ts").to_list()
     assert typed[2].bid_price == 0.25
     assert typed[2].instrument == "ETH-quotes-1"
+
+
+def test_the_window_aims_at_a_page_of_rows() -> None:
+    s = 1_000_000
+    assert next_window(s, s, 1_000, False, 100_000) == 4 * s  # sparse: at most 4x longer
+    assert next_window(60 * s, 60 * s, 200_000, False, 100_000) == 30 * s  # a page at the rate seen
+    assert next_window(s, s, 0, False, 100_000) == 4 * s
+    assert next_window(8 * s, 3 * s, 100_000, True, 100_000) == 3 * s // 2  # a page filled: half what it got
+    assert next_window(s, 10, 100_000, True, 100_000) == MIN_WINDOW_US
+    assert next_window(MAX_WINDOW_US, MAX_WINDOW_US, 1, False, 100_000) == MAX_WINDOW_US
