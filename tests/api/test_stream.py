@@ -166,7 +166,9 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
                         asyncio.create_task(consume(stream.live(url, api_key=pro, channels=["quotes"],
                                                                 instruments=["*-C"], format="json",
                                                                 resume="oldest"), calls)),
-                        asyncio.create_task(consume(stream.live(url, api_key=delayed, channels=["quotes"],
+                        # two channels: the delayed stream comes as merged messages
+                        asyncio.create_task(consume(stream.live(url, api_key=delayed,
+                                                                channels=["quotes", "book_changes"],
                                                                 reconnect=False), late)),
                     ]
                     # a client that stops after a few batches, then resumes from its last position
@@ -207,9 +209,9 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
                     final = f"{c.publisher.epoch}.{c.publisher._n}"
                     await wait_for(lambda: final in everything.positions, 30, "the live client to catch up")
                 qdb.wait_for_wal()
-                last_ts = max(k[0] for k in stored_keys(qdb, "quotes"))
+                last_ts = max(k[0] for k in stored_keys(qdb, "quotes") + stored_keys(qdb, "book_changes"))
                 await wait_for(lambda: bool(late.positions) and int(late.positions[-1][2:]) > last_ts, 30,
-                               "the delayed stream to pass the last quote")
+                               "the delayed stream to pass the last quote and book change")
                 for t in tasks:
                     t.cancel()
                 for t in tasks:
@@ -245,12 +247,20 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
     assert set(both) == set(stored_keys(qdb, "quotes"))
     assert closed[0] == 4008, closed
     assert "too slow" in (closed[1] or "")
-    # the delayed plan: every quote once, none before its time + 2 s
-    got = late.keys("quotes")
-    assert len(got) == len(set(got))
-    assert set(got) == set(stored_keys(qdb, "quotes"))
-    for b in late.batches:
-        assert b.received_ns // 1000 >= int(b.frame.get_column("ts").max()) + 2_000_000  # type: ignore[arg-type]
+    # the delayed plan: every quote and book change once, none before its time + 2 s,
+    # in exchange-time order
+    for table in ("quotes", "book_changes"):
+        got = late.keys(table)
+        assert len(got) == len(set(got))
+        assert set(got) == set(stored_keys(qdb, table))
+    assert late.batches == []
+    assert any(len(m.parts) == 2 for m in late.merged), "quotes and book changes in one message"
+    stamps: list[int] = []
+    for m in late.merged:
+        in_order = m.frame().get_column("ts").to_list()
+        assert m.received_ns // 1000 >= max(in_order) + 2_000_000
+        stamps += in_order
+    assert stamps == sorted(stamps)
     # replay of the same hour: every stored row in exchange-time order across channels
     # (after the servers above are gone: a fresh API over the same stores)
     await _replay_equals_stored(tmp_path, qdb, postgres_clean, pro)
