@@ -51,7 +51,7 @@ from tickarchive.api.cold import ColdReader
 from tickarchive.api.errors import StoreUnavailable
 from tickarchive.api.params import InstrumentMatch
 from tickarchive.api.stores import Stores
-from tickarchive.api.tiers import Tier
+from tickarchive.api.tiers import Segment, Tier
 from tickarchive.api.timefmt import US_PER_S
 from tickarchive.tables import ColumnType, Table
 
@@ -107,9 +107,10 @@ class Page:
 
 
 def read_rows(
-    stores: Stores, table: Table, *, match: InstrumentMatch | None, lo_us: int, hi_us: int, limit: int
+    stores: Stores, table: Table, segments: Sequence[Segment], *, match: InstrumentMatch | None, limit: int
 ) -> Page:
-    """The first ``limit`` rows of [lo, hi) of ``table`` in the REST order (``ts``, then the
+    """The first ``limit`` rows of ``table`` in the tier ``segments`` (``stores.segments``
+    of [lo, hi)) in the REST order (``ts``, then the
     dedup keys), de-duplicated across tiers: ``api.query.rows`` without a cursor, except
     that a cold segment is read here in one eager scan of the files that can hold it
     (the archive's files are sorted by instrument, so every window needs their ``ts``
@@ -118,7 +119,7 @@ def read_rows(
     schema = frames.schema(table, table.column_names)
     parts: list[pl.DataFrame] = []
     have = 0
-    for seg in stores.segments(table, lo_us, hi_us):
+    for seg in segments:
         if seg.tier is Tier.COLD:
             part = _cold_rows(stores.cold, table, match, seg.lo_us, seg.hi_us, keys, limit + 1 - have, schema)
         else:
@@ -167,15 +168,14 @@ def read_window(
     ``pool`` the tables are read at once from the hot and warm tiers (waiting on servers;
     a cold read is polars' own parallel work: one table after the other is as fast)."""
     rows = page_rows
-    serial = pool is None or len(tables) == 1 or all(
-        seg.tier is Tier.COLD for seg in stores.segments(tables[0], lo_us, hi_us)
-    )
+    segments = [stores.segments(t, lo_us, hi_us) for t in tables]
+    serial = pool is None or len(tables) == 1 or all(seg.tier is Tier.COLD for seg in segments[0])
     while True:
+        read = functools.partial(read_rows, stores, match=match, limit=rows)
         if serial or pool is None:
-            pages = [read_rows(stores, t, match=match, lo_us=lo_us, hi_us=hi_us, limit=rows) for t in tables]
+            pages = [read(t, segs) for t, segs in zip(tables, segments, strict=True)]
         else:
-            pages = list(pool.map(functools.partial(read_rows, stores, match=match, lo_us=lo_us, hi_us=hi_us,
-                                                    limit=rows), tables))
+            pages = list(pool.map(read, tables, segments))
         cut = hi_us
         full = False
         for page in pages:
