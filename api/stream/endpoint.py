@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Coroutine
 from typing import Any
 
-import polars as pl
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.websockets import WebSocketState
@@ -259,14 +258,26 @@ async def _pump_live(hub: StreamHub, client: LiveClient, sender: _Sender) -> Non
 
 
 async def _pump_replay(replay: rp.Replay, sender: _Sender, flt: Filter, mode: str) -> None:
-    async def emit(channel: str, frame: pl.DataFrame, position: str | None) -> None:
-        if flt.fmt == "arrow":
-            m: str | bytes = msg.frame_arrow(channel, frame, position)
-        else:
-            m = msg.frame_json(channel, frame, position)
-        await sender.data(m, frame.height, mode)
+    """One message per chunk: ``rows`` of the one channel, or ``merged`` when the stream
+    has several (``api.stream.messages``); each is encoded once, in the replay's worker
+    thread, while the previous window is sent."""
+    merged = len(replay.tables) > 1
+    arrow = flt.fmt == "arrow"
 
-    await replay.run(emit)
+    def encode(chunk: rp.Chunk) -> str | bytes:
+        if merged:
+            if arrow:
+                return msg.merged_arrow(chunk.parts, chunk.order, chunk.position)
+            return msg.merged_json(chunk.parts, chunk.order, chunk.position)
+        channel, frame = chunk.parts[0]
+        if arrow:
+            return msg.frame_arrow(channel, frame, chunk.position)
+        return msg.frame_json(channel, frame, chunk.position)
+
+    async def emit(chunk: rp.Chunk, m: str | bytes) -> None:
+        await sender.data(m, chunk.rows, mode)
+
+    await replay.run(emit, encode)
     await sender.control("end", position=replay.position, rows=replay.rows_sent)
 
 

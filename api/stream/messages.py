@@ -8,14 +8,32 @@ Bearer`` or the ``api_key`` query parameter) and sends one JSON text message, a
 "format": "json", "resume": "<position>"}`` or ``{"mode": "replay", ..., "start": "...",
 "end": "...", "speed": 0}``.
 
-The server answers ``{"type": "subscribed", ...}`` and then data messages:
+The server answers ``{"type": "subscribed", ...}`` and then data messages of one channel
+(live, and a replay of one channel):
 
 * ``format=json`` (text frames): ``{"type": "rows", "channel": "quotes", "position": P,
   "acked_us": T, "count": n, "columns": [...], "rows": [[...], ...]}``; every value as the
   REST JSON has it except times, which are integer µs since the epoch;
 * ``format=arrow`` (binary frames): ``TAS1``, a 4-byte big-endian header length, the same
   header as JSON without ``rows``/``columns``, then the rows as an Arrow IPC stream
-  (``polars.read_ipc_stream`` reads it).
+  (``polars.read_ipc_stream`` reads it);
+
+or, when a replay (or a delayed live stream) has more than one channel, ``merged``
+messages: the rows of every channel over a stretch of exchange time, in exchange-time
+order, as one message:
+
+* ``format=json``: ``{"type": "merged", "position": P, "count": n, "order": [0, 1, 0, ...],
+  "parts": [{"channel": "quotes", "count": k, "columns": [...], "rows": [[...], ...]},
+  ...]}``;
+* ``format=arrow``: ``TAS1``, the header length, the header ``{"type": "merged",
+  "position": P, "count": n, "parts": [{"channel": "quotes", "count": k, "bytes": b},
+  ...]}``, then ``n`` bytes of ``order``, then each part's rows as an Arrow IPC stream of
+  ``b`` bytes, one after the other.
+
+Each part holds one channel's rows (the table's columns) in exchange-time order; ``order``
+says, row by row in exchange-time order, which part the next row comes from (its index in
+``parts``): row ``i`` of the merged stream is the next unread row of part ``order[i]``.
+Ties in ``ts`` are in the order of the requested channels. Parts with no rows are left out.
 
 Control messages (text): ``interrupted`` (the live feed has a hole: ``reason``; use replay
 for the time it covers), ``end`` (a replay finished), ``error`` (then the socket closes).
@@ -30,7 +48,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import orjson
 import polars as pl
@@ -38,6 +56,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tickarchive.api import frames
 from tickarchive.tables import BY_NAME
+
+IpcCompression: TypeAlias = Literal["uncompressed", "lz4", "zstd"]
 
 CHANNELS = ("quotes", "trades", "book_changes", "gaps")
 ARROW_MAGIC = b"TAS1"
@@ -111,6 +131,41 @@ def frame_arrow(channel: str, frame: pl.DataFrame, position: str | None, acked_u
     buf = io.BytesIO()
     frame.write_ipc_stream(buf, compression="lz4")
     return ARROW_MAGIC + _HEAD.pack(len(head)) + head + buf.getvalue()
+
+
+def merged_arrow(
+    parts: Sequence[tuple[str, pl.DataFrame]], order: bytes, position: str | None, compression: IpcCompression = "lz4"
+) -> bytes:
+    """A binary ``merged`` message: ``order`` (one byte per row: the index of its part) and
+    each part's rows as an Arrow IPC stream."""
+    bodies = []
+    for _, frame in parts:
+        buf = io.BytesIO()
+        frame.write_ipc_stream(buf, compression=compression)
+        bodies.append(buf.getvalue())
+    head = orjson.dumps({
+        "type": "merged",
+        "position": position,
+        "count": len(order),
+        "parts": [
+            {"channel": ch, "count": frame.height, "bytes": len(body)}
+            for (ch, frame), body in zip(parts, bodies, strict=True)
+        ],
+    })
+    return b"".join([ARROW_MAGIC, _HEAD.pack(len(head)), head, order, *bodies])
+
+
+def merged_json(parts: Sequence[tuple[str, pl.DataFrame]], order: bytes, position: str | None) -> str:
+    """A JSON ``merged`` message (times as µs)."""
+    out = [
+        orjson.dumps({"type": "merged", "position": position, "count": len(order), "order": list(order)})[:-1],
+        b',"parts":[',
+    ]
+    for k, (ch, frame) in enumerate(parts):
+        head = orjson.dumps({"channel": ch, "count": frame.height, "columns": frame.columns})
+        out += [b"," if k else b"", head[:-1], b',"rows":', orjson.dumps(frame.rows()), b"}"]
+    out.append(b"]}")
+    return b"".join(out).decode()
 
 
 def rows_frame(channel: str, rows: Sequence[tuple[Any, ...]]) -> pl.DataFrame:

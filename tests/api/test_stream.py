@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,7 +38,7 @@ from tickarchive.api import keys as keymod
 from tickarchive.api.app import create_app, uvicorn_options
 from tickarchive.api.stores import Stores
 from tickarchive.client import StreamError, stream
-from tickarchive.client.stream import Batch, Interrupted
+from tickarchive.client.stream import Batch, Interrupted, Merged
 from tickarchive.loadtest.sim import Simulator
 from tickarchive.settings import PlanSettings, Settings, StreamSettings
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
@@ -91,13 +92,19 @@ class Collect:
         self.positions: list[str] = []
         self.interruptions: list[str] = []
         self.batches: list[Batch] = []
+        self.merged: list[Merged] = []
 
-    def add(self, item: Batch | Interrupted) -> None:
+    def add(self, item: Batch | Merged | Interrupted) -> None:
         if isinstance(item, Interrupted):
             self.interruptions.append(item.reason)
             return
-        self.batches.append(item)
-        self.frames[item.channel].append(item.frame)
+        if isinstance(item, Merged):
+            self.merged.append(item)
+            for channel, frame in item.parts:
+                self.frames[channel].append(frame)
+        else:
+            self.batches.append(item)
+            self.frames[item.channel].append(item.frame)
         if item.position is not None:
             self.positions.append(item.position)
 
@@ -108,7 +115,9 @@ class Collect:
         return out
 
 
-async def consume(it: AsyncIterator[Batch | Interrupted], into: Collect, stop_after: int | None = None) -> None:
+async def consume(
+    it: AsyncIterator[Batch | Merged | Interrupted], into: Collect, stop_after: int | None = None
+) -> None:
     n = 0
     async for item in it:
         into.add(item)
@@ -157,7 +166,9 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
                         asyncio.create_task(consume(stream.live(url, api_key=pro, channels=["quotes"],
                                                                 instruments=["*-C"], format="json",
                                                                 resume="oldest"), calls)),
-                        asyncio.create_task(consume(stream.live(url, api_key=delayed, channels=["quotes"],
+                        # two channels: the delayed stream comes as merged messages
+                        asyncio.create_task(consume(stream.live(url, api_key=delayed,
+                                                                channels=["quotes", "book_changes"],
                                                                 reconnect=False), late)),
                     ]
                     # a client that stops after a few batches, then resumes from its last position
@@ -198,9 +209,9 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
                     final = f"{c.publisher.epoch}.{c.publisher._n}"
                     await wait_for(lambda: final in everything.positions, 30, "the live client to catch up")
                 qdb.wait_for_wal()
-                last_ts = max(k[0] for k in stored_keys(qdb, "quotes"))
+                last_ts = max(k[0] for k in stored_keys(qdb, "quotes") + stored_keys(qdb, "book_changes"))
                 await wait_for(lambda: bool(late.positions) and int(late.positions[-1][2:]) > last_ts, 30,
-                               "the delayed stream to pass the last quote")
+                               "the delayed stream to pass the last quote and book change")
                 for t in tasks:
                     t.cancel()
                 for t in tasks:
@@ -236,32 +247,74 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
     assert set(both) == set(stored_keys(qdb, "quotes"))
     assert closed[0] == 4008, closed
     assert "too slow" in (closed[1] or "")
-    # the delayed plan: every quote once, none before its time + 2 s
-    got = late.keys("quotes")
-    assert len(got) == len(set(got))
-    assert set(got) == set(stored_keys(qdb, "quotes"))
-    for b in late.batches:
-        assert b.received_ns // 1000 >= int(b.frame.get_column("ts").max()) + 2_000_000  # type: ignore[arg-type]
+    # the delayed plan: every quote and book change once, none before its time + 2 s,
+    # in exchange-time order
+    for table in ("quotes", "book_changes"):
+        got = late.keys(table)
+        assert len(got) == len(set(got))
+        assert set(got) == set(stored_keys(qdb, table))
+    assert late.batches == []
+    assert any(len(m.parts) == 2 for m in late.merged), "quotes and book changes in one message"
+    stamps: list[int] = []
+    for m in late.merged:
+        in_order = m.frame().get_column("ts").to_list()
+        assert m.received_ns // 1000 >= max(in_order) + 2_000_000
+        stamps += in_order
+    assert stamps == sorted(stamps)
     # replay of the same hour: every stored row in exchange-time order across channels
     # (after the servers above are gone: a fresh API over the same stores)
     await _replay_equals_stored(tmp_path, qdb, postgres_clean, pro)
 
 
 async def _replay_equals_stored(tmp_path: Path, qdb: QuestDBHandle, warm: WarmHandle, key: str) -> None:
+    """Replay of quotes and trades (``merged`` messages), Arrow and JSON: every stored row
+    once, in exchange-time order; resumed from a position in the middle: the rest, no row
+    twice; at xN speed: no message before its exchange time / N after the start."""
     settings = settings_for(qdb, warm, tmp_path / "replay")
+    settings = settings.model_copy(update={"stream": settings.stream.model_copy(update={"replay_page_rows": 1000})})
     stores = Stores(settings)
     try:
         lo = min(k[0] for k in stored_keys(qdb, "quotes"))
         hi = max(k[0] for k in stored_keys(qdb, "trades") + stored_keys(qdb, "quotes")) + 1
         async with serving(settings, stores) as (url, _app):
-            got = Collect()
-            async for b in stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"]):
-                got.add(b)
+            got, as_json, first, rest, paced = Collect(), Collect(), Collect(), Collect(), Collect()
+            await consume(stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"]), got)
+            await consume(stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"],
+                                        format="json"), as_json)
+            # stop after a few messages, resume from the last position seen
+            await consume(stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"]), first,
+                          stop_after=len(got.merged) // 2)
+            await consume(stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"],
+                                        resume=first.positions[-1]), rest)
+            speed = (hi - lo) / 1e6 / 2.0  # the whole range in about 2 s
+            t_asked = time.time_ns() // 1000
+            await consume(stream.replay(url, api_key=key, start=lo, end=hi, channels=["quotes", "trades"],
+                                        speed=speed), paced)
         for table in ("quotes", "trades"):
             want = stored_keys(qdb, table, f"WHERE ts >= {lo} AND ts < {hi}")
             assert sorted(got.keys(table)) == sorted(want)
-        stamps = [int(t) for b in got.batches for t in b.frame.get_column("ts").to_list()]
+            assert got.keys(table) == as_json.keys(table)
+            assert sorted(paced.keys(table)) == sorted(want)
+        assert got.batches == [], "several channels come as merged messages"
+        assert len(got.merged) > 3
+        ordered = pl.concat([m.frame() for m in got.merged], how="diagonal_relaxed")
+        stamps = ordered.get_column("ts").to_list()
         assert stamps == sorted(stamps), "replay is not in exchange-time order"
+        assert ordered.equals(pl.concat([m.frame() for m in as_json.merged], how="diagonal_relaxed"))
         assert got.positions[-1] == f"r.{hi}"
+        # resumed: every row once across the two streams (what the first one got up to
+        # its last position, then the second)
+        cut = int(first.positions[-1][2:])
+        upto = Collect()
+        for m in first.merged[: max(i for i, m in enumerate(first.merged) if m.position is not None) + 1]:
+            upto.add(m)
+        for table in ("quotes", "trades"):
+            both = upto.keys(table) + rest.keys(table)
+            assert sorted(both) == sorted(got.keys(table)), f"{table}: a row lost or repeated across the resume"
+            assert all(k[0] >= cut for k in rest.keys(table))
+        # paced: no message arrives before its time
+        for m in paced.merged:
+            first_ts = min(int(f.get_column("ts")[0]) for _, f in m.parts)
+            assert m.received_ns // 1000 >= t_asked + (first_ts - lo) / speed
     finally:
         stores.close()

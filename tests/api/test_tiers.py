@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 
 from tests.api import data
 from tests.api.conftest import Api, make_settings
-from tickarchive.api.params import instrument_match
-from tickarchive.api.stream.replay import Replay
+from tickarchive.api import query
+from tickarchive.api.params import InstrumentMatch, instrument_match
+from tickarchive.api.stream.replay import Chunk, Replay
 from tickarchive.api.timefmt import US_PER_S
 from tickarchive.archive.export import export_month
 from tickarchive.archive.restore import restore_month
@@ -55,19 +55,46 @@ def all_pages(api: Api, path: str, **params: Any) -> list[dict[str, Any]]:
 
 def replayed(api: Api) -> list[tuple[Any, ...]]:
     """The replay stream of quotes and trades over the three days (``api.stream.replay``,
-    the engine of /stream mode=replay), as (channel, row) in the order it emits them."""
-    out: list[tuple[Any, ...]] = []
+    the engine of /stream mode=replay), as (channel, row) in the order it emits them.
 
-    async def emit(channel: str, frame: pl.DataFrame, position: str | None) -> None:
-        out.extend((channel, *row) for row in frame.rows())
-
+    It must equal the REST tier router's rows of each table merged by ``ts`` (ties: channel
+    order), with small pages and messages (windows cut where a page fills, also across the
+    tier boundary); and a replay resumed from any position a message carried continues
+    with exactly the rows after it."""
     lo, hi = data.us(D1), data.us(D3) + 86_400 * US_PER_S
-    # small pages: windows are cut where a page fills, also across the tier boundary
-    replay = Replay(api.stores, [QUOTES, TRADES], instrument_match("ETH-*"), lo, hi, page_rows=50)
-    asyncio.run(replay.run(emit))
+    match = instrument_match("ETH-*")
+    out, positions = run_replay(api, lo, hi, match)
     stamps = [r[1] for r in out]
     assert stamps == sorted(stamps), "replay out of exchange-time order"
+    rest = [
+        (int(row[0]), k, (t.name, *row))
+        for k, t in enumerate((QUOTES, TRADES))
+        for row in query.rows(api.stores, t, t.column_names, lo, hi, match, {}, 100_000, None).frame.rows()
+    ]
+    assert out == [r for _, _, r in sorted(rest, key=lambda x: (x[0], x[1]))]  # stable: a table keeps its order
+    assert positions[-1] == (len(out), f"r.{hi}")
+    for sent, pos in positions[:: max(1, len(positions) // 5)]:
+        resumed, _ = run_replay(api, int(pos[2:]), hi, match)
+        assert resumed == out[sent:], f"resumed at {pos}"
     return out
+
+
+def run_replay(
+    api: Api, lo: int, hi: int, match: InstrumentMatch | None
+) -> tuple[list[tuple[Any, ...]], list[tuple[int, str]]]:
+    """(rows as (channel, *values) in emitted order, (rows sent, position) per positioned message)."""
+    out: list[tuple[Any, ...]] = []
+    positions: list[tuple[int, str]] = []
+
+    async def emit(chunk: Chunk, _: None) -> None:
+        its = [iter(frame.rows()) for _, frame in chunk.parts]
+        out.extend((chunk.parts[p][0], *next(its[p])) for p in chunk.order)
+        if chunk.position is not None:
+            positions.append((len(out), chunk.position))
+
+    replay = Replay(api.stores, [QUOTES, TRADES], match, lo, hi, page_rows=50, message_rows=7)
+    asyncio.run(replay.run(emit, lambda _: None))
+    return out, positions
 
 
 def snapshot(api: Api) -> dict[str, Any]:

@@ -11,7 +11,8 @@ and the API (``tickarchive api``); the WebSocket clients run in this process.
   over every message, with the spread between clients;
 * **replay**: the stored rows copied to a day that is then rolled over into the warm store,
   and to a day of an earlier month that is archived to Parquet (its warm month dropped):
-  rows/s delivered to one client (speed 0, Arrow) from the hot, warm and cold tier;
+  rows/s delivered to one client (speed 0, Arrow ``merged`` messages, each decoded into
+  polars DataFrames by ``tickarchive.client.stream``) from the hot, warm and cold tier;
 * ``--mechanisms``: the added latency of three ways to get acknowledged rows from the
   collector to the API (the choice docs/api.md explains): a Unix socket (what the
   publisher does), QuestDB polled by ``ts``, PostgreSQL ``LISTEN/NOTIFY``.
@@ -37,7 +38,7 @@ import httpx
 import orjson
 import psutil
 
-from tickarchive.client.stream import ARROW_MAGIC, ws_url
+from tickarchive.client.stream import ARROW_MAGIC, Batch, Merged, decode_message, ws_url
 from tickarchive.loadtest.harness_procs import CLI, CollectorProcess, SimProcess
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 
@@ -109,25 +110,31 @@ async def fan_out(url: str, clients: int, seconds: float, warmup_s: float, fmt: 
 
 
 async def replay_rate(url: str, start_us: int, end_us: int) -> tuple[int, float, int]:
-    """(rows, seconds, bytes) of one replay client over [start, end), speed 0, Arrow."""
+    """(rows, seconds, bytes) of one replay client over [start, end), speed 0, Arrow: every
+    message decoded into polars DataFrames (``tickarchive.client.stream``), as a client
+    would."""
     from websockets.asyncio.client import connect
 
     request = orjson.dumps({"mode": "replay", "channels": CHANNELS, "start": str(start_us), "end": str(end_us),
                             "format": "arrow", "speed": 0}).decode()
     rows = nbytes = 0
-    async with connect(ws_url(url), max_size=None, ping_interval=None) as ws:
+    # as tickarchive.client does: no permessage-deflate (zlib over LZ4-compressed Arrow
+    # costs the server more CPU than the whole replay and saves nothing)
+    async with connect(ws_url(url), max_size=None, ping_interval=None, compression=None) as ws:
         await ws.send(request)
         t0 = time.perf_counter()
         while True:
             data = await ws.recv()
-            head = _header(data)
-            if head.get("type") == "end":
+            item = decode_message(data, 0)
+            if isinstance(item, Merged):  # several channels: merged messages
+                rows += sum(f.height for _, f in item.parts)
+            elif isinstance(item, Batch):
+                rows += item.frame.height
+            elif isinstance(item, dict) and item.get("type") == "end":
                 break
-            if head.get("type") == "error":
-                raise RuntimeError(f"replay refused: {head}")
-            if head.get("type") == "rows":
-                rows += int(head.get("count", 0))
-                nbytes += len(data)
+            else:
+                continue
+            nbytes += len(data)
         return rows, time.perf_counter() - t0, nbytes
 
 

@@ -13,6 +13,9 @@ Live and replay streams (asyncio)::
     from tickarchive.client import stream
     async for batch in stream.live("http://127.0.0.1:18000", currency="ETH", channels=["quotes"]):
         print(batch.channel, batch.frame.height, batch.position)
+    async for m in stream.replay("http://127.0.0.1:18000", start="2026-10-05", end="2026-10-06",
+                                 channels=["quotes", "trades"]):
+        print(m.frame())  # several channels: one DataFrame per message, exchange-time order
 
 The client imports only the core of tickarchive (``tickarchive.tables``) plus httpx,
 websockets and polars.

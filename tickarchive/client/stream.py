@@ -9,10 +9,15 @@ server no longer holds is reported as ``Interrupted`` (replay that time range). 
 plan's live stream works the same (its positions are ``r.<ts_us>``).
 
 ``replay(url, start=..., end=..., speed=0)`` yields the stored rows of [start, end) in
-exchange-time order and ends after the server's ``end``.
+exchange-time order and ends after the server's ``end``: ``Batch`` messages when it has
+one channel, ``Merged`` messages when it has several (every channel's rows over a stretch
+of exchange time in one message: ``Merged.frame()`` is one DataFrame in exchange-time
+order with a ``channel`` column, ``Merged.parts`` the per-channel DataFrames; a delayed
+plan's live stream of several channels is ``Merged`` too).
 
-``rows(batch)`` turns a batch into typed rows (``tickarchive.client.rows``). Messages
-arrive as Arrow (``format="arrow"``, the default: no JSON decoding) or JSON.
+``rows(item)`` turns a batch or a merged message into typed rows
+(``tickarchive.client.rows``), in exchange-time order. Messages arrive as Arrow
+(``format="arrow"``, the default: no JSON decoding) or JSON.
 """
 
 from __future__ import annotations
@@ -53,6 +58,47 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class Merged:
+    """One ``merged`` message: the rows of several channels over a stretch of exchange time."""
+
+    parts: tuple[tuple[str, pl.DataFrame], ...]
+    """(channel, rows with the table's columns) per channel with rows, each in exchange-time order."""
+    order: bytes
+    """Per row in exchange-time order, the index in ``parts`` of the part it comes from."""
+    position: str | None
+    received_ns: int
+
+    @property
+    def count(self) -> int:
+        return len(self.order)
+
+    def part(self, channel: str) -> pl.DataFrame | None:
+        """The rows of ``channel`` in this message (None when it has none)."""
+        return next((f for ch, f in self.parts if ch == channel), None)
+
+    def frame(self) -> pl.DataFrame:
+        """Every row in exchange-time order in one DataFrame: ``channel`` first, then the
+        union of the channels' columns (null where a channel has no such column)."""
+        if not self.parts:
+            return pl.DataFrame({"channel": []}, schema={"channel": pl.String})
+        stacked = pl.concat(
+            [f.select(pl.lit(ch, dtype=pl.String).alias("channel"), pl.all()) for ch, f in self.parts],
+            how="diagonal_relaxed",
+        )
+        offsets, at = [], 0
+        for _, f in self.parts:
+            offsets.append(at)
+            at += f.height
+        which = pl.Series("p", list(self.order), dtype=pl.Int64)
+        index = pl.DataFrame({"p": which}).select(
+            pl.int_range(pl.len(), dtype=pl.Int64).over("p") + pl.col("p").replace_strict(
+                list(range(len(offsets))), offsets, return_dtype=pl.Int64
+            )
+        ).to_series()
+        return stacked[index]
+
+
+@dataclass(frozen=True, slots=True)
 class Interrupted:
     reason: str
 
@@ -66,23 +112,36 @@ def ws_url(url: str) -> str:
     return base + "/stream"
 
 
-def decode_message(data: str | bytes, received_ns: int) -> Batch | Interrupted | dict[str, Any]:
-    """A data message as a ``Batch``, an interruption, or any other control message (dict)."""
+def decode_message(data: str | bytes, received_ns: int) -> Batch | Merged | Interrupted | dict[str, Any]:
+    """A data message as a ``Batch`` or ``Merged``, an interruption, or any other control
+    message (dict)."""
     if isinstance(data, bytes):
         if data[:4] != ARROW_MAGIC:
             raise StreamError("protocol", "a binary message that is not an Arrow batch")
         (n,) = _HEAD.unpack_from(data, 4)
         head = orjson.loads(data[8 : 8 + n])
-        frame = pl.read_ipc_stream(io.BytesIO(data[8 + n :]))
+        at = 8 + n
+        if head.get("type") == "merged":
+            count = int(head["count"])
+            order = bytes(data[at : at + count])
+            at += count
+            parts = []
+            for p in head["parts"]:
+                size = int(p["bytes"])
+                parts.append((str(p["channel"]), pl.read_ipc_stream(io.BytesIO(data[at : at + size]))))
+                at += size
+            return Merged(tuple(parts), order, head.get("position"), received_ns)
+        frame = pl.read_ipc_stream(io.BytesIO(data[at:]))
         return Batch(head["channel"], frame, head.get("position"), head.get("acked_us"), received_ns)
     msg = orjson.loads(data)
     kind = msg.get("type")
     if kind == "rows":
         channel = msg["channel"]
-        table = BY_NAME[channel]
-        schema = {c: _DTYPE[table.column(c).type] for c in msg["columns"]}
-        frame = pl.DataFrame(msg["rows"], schema=schema, orient="row")
-        return Batch(channel, frame, msg.get("position"), msg.get("acked_us"), received_ns)
+        return Batch(channel, _json_frame(channel, msg["columns"], msg["rows"]), msg.get("position"),
+                     msg.get("acked_us"), received_ns)
+    if kind == "merged":
+        pieces = tuple((str(p["channel"]), _json_frame(p["channel"], p["columns"], p["rows"])) for p in msg["parts"])
+        return Merged(pieces, bytes(msg["order"]), msg.get("position"), received_ns)
     if kind == "interrupted":
         return Interrupted(str(msg.get("reason", "")))
     if kind == "error":
@@ -101,10 +160,22 @@ _DTYPE: dict[ColumnType, Any] = {
 }
 
 
-def rows(batch: Batch) -> list[Any]:
-    """The batch's rows as typed rows of its channel."""
-    cls = ROW_TYPES[batch.channel]
-    return [cls(**r) for r in batch.frame.iter_rows(named=True)]
+def _json_frame(channel: str, columns: list[str], values: list[list[Any]]) -> pl.DataFrame:
+    table = BY_NAME[channel]
+    schema = {c: _DTYPE[table.column(c).type] for c in columns}
+    return pl.DataFrame(values, schema=schema, orient="row")
+
+
+def rows(item: Batch | Merged) -> list[Any]:
+    """The rows of a batch (typed rows of its channel) or of a merged message (each typed
+    as its channel's row), in exchange-time order."""
+    if isinstance(item, Batch):
+        cls = ROW_TYPES[item.channel]
+        return [cls(**r) for r in item.frame.iter_rows(named=True)]
+    per_part = [
+        iter([ROW_TYPES[ch](**r) for r in f.iter_rows(named=True)]) for ch, f in item.parts
+    ]
+    return [next(per_part[p]) for p in item.order]
 
 
 def _request(**fields: Any) -> str:
@@ -114,7 +185,9 @@ def _request(**fields: Any) -> str:
 async def _open(url: str, api_key: str | None, request: str) -> ClientConnection:
     headers = {"X-API-Key": api_key} if api_key else None
     try:
-        ws = await connect(ws_url(url), additional_headers=headers, max_size=None, ping_interval=20)
+        # no permessage-deflate: Arrow messages are LZ4-compressed already, and zlib on the
+        # server would cost more CPU than the whole replay (docs/api.md, "Streaming")
+        ws = await connect(ws_url(url), additional_headers=headers, max_size=None, ping_interval=20, compression=None)
     except (OSError, websockets.exceptions.InvalidHandshake) as exc:
         raise Unreachable(f"{ws_url(url)}: {type(exc).__name__}: {exc}") from exc
     await ws.send(request)
@@ -132,7 +205,7 @@ async def live(
     resume: str | None = None,
     reconnect: bool = True,
     max_reconnects: int = 100,
-) -> AsyncIterator[Batch | Interrupted]:
+) -> AsyncIterator[Batch | Merged | Interrupted]:
     """Live batches (see the module docstring)."""
     position = resume
     attempts = 0
@@ -150,7 +223,7 @@ async def live(
         try:
             async for item in _read(ws):
                 attempts = 0
-                if isinstance(item, Batch) and item.position is not None:
+                if isinstance(item, (Batch, Merged)) and item.position is not None:
                     position = item.position
                 yield item
             return  # the server ended the stream normally
@@ -177,14 +250,17 @@ async def replay(
     currency: str | None = None,
     speed: float = 0.0,
     format: str = "arrow",
-) -> AsyncIterator[Batch]:
-    """The stored rows of [start, end) in exchange-time order."""
+    resume: str | None = None,
+) -> AsyncIterator[Batch | Merged]:
+    """The stored rows of [start, end) in exchange-time order: ``Batch`` messages for one
+    channel, ``Merged`` messages for several. ``resume``: the last ``position`` of an
+    earlier replay of the same range (continues after it: no gap, no duplicate)."""
     req = _request(mode="replay", channels=list(channels), instruments=list(instruments), currency=currency,
-                   format=format, start=str(start), end=str(end), speed=speed)
+                   format=format, start=str(start), end=str(end), speed=speed, resume=resume)
     ws = await _open(url, api_key, req)
     try:
         async for item in _read(ws):
-            if isinstance(item, Batch):
+            if isinstance(item, (Batch, Merged)):
                 yield item
     except websockets.exceptions.ConnectionClosed as exc:
         raise StreamError("closed", f"the replay closed early ({exc.rcvd.code if exc.rcvd else 'no frame'})") from exc
@@ -192,7 +268,7 @@ async def replay(
         await ws.close()
 
 
-async def _read(ws: ClientConnection) -> AsyncIterator[Batch | Interrupted]:
+async def _read(ws: ClientConnection) -> AsyncIterator[Batch | Merged | Interrupted]:
     while True:
         data = await ws.recv()
         item = decode_message(data, time.time_ns())
