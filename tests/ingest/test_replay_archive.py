@@ -8,6 +8,7 @@ on real batches)."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,21 @@ def test_simulated_market_from_the_archive_equals_the_normalize_path(
     got = _check(tmp_path, frames, run_rows)
     assert got["quotes"] > 2000
     assert got["book_changes"] > 2000
+
+
+def test_cli_bench_replay_makes_its_input_once_and_writes_json(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tickarchive.cli import app
+
+    args = ["bench", "replay", "--frames", "2000", "--instruments", "20", "--runs", "1", "--work-dir", str(tmp_path)]
+    first = CliRunner().invoke(app, [*args, "--json", str(tmp_path / "a.json")])
+    assert first.exit_code == 0, first.output
+    assert "making 2,000 simulator frames" in first.output
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "making" not in again.output  # the input is kept
+    figures = json.loads((tmp_path / "a.json").read_text())
+    assert figures["frames"] == 2000
+    assert figures["rows"]["quotes"] + figures["rows"]["book_changes"] > 1500
+    assert figures["replay_frames_per_s"] > 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -32,12 +31,11 @@ from tickarchive.archive import journal_codec
 from tickarchive.bench.cost_model import ASSUMPTIONS
 from tickarchive.ingest.journal.format import encode_records
 from tickarchive.loadtest.errors import HarnessError
+from tickarchive.loadtest.harness_procs import CLI
 from tickarchive.settings import Settings
 
 SEGMENT_BYTES = 64 * 1024 * 1024
 """The journal's default segment size (``journal.segment_bytes``)."""
-CLI = (sys.executable, "-c", "from tickarchive.cli import main; main()")
-"""As ``tickarchive`` runs (the console script's entry point)."""
 
 
 @dataclass(frozen=True, slots=True)
