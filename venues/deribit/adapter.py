@@ -120,7 +120,8 @@ class ReplayDecoder:
         n = len(msgs)
         frames = msgs.frame.tolist()
         il, nl = 0, len(left)
-        if n and not any(b"book" in batch.frame(i) for i in left):
+        bulk = bool(n) and not any(b"book" in batch.frame(i) for i in left)
+        if bulk:
             skipped, pred_arr = msgs.continues()
             pred = pred_arr.tolist()
             todo = np.flatnonzero(~skipped).tolist()
@@ -145,8 +146,9 @@ class ReplayDecoder:
                     skipped[p] = False
             ids = msgs.ids(j)
             gaps.extend(check(ids))
-            if pred and books.last_change_id(ids.instrument) != ids.change_id:
-                skipped[j + 1 :] = False  # a duplicate: from here on, every message is fed
+            if bulk and books.last_change_id(ids.instrument) != ids.change_id:
+                bulk = False  # a duplicate: from here on, every message is fed
+                skipped[j + 1 :] = False
                 todo, t = list(range(j + 1, n)), 0
         for p in msgs.last_of_each().tolist():
             if skipped[p]:
