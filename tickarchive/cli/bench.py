@@ -303,7 +303,11 @@ def bench_replay(
     runs: Annotated[int, typer.Option(min=1, help="replays of the input (the median is reported)")] = 3,
     seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
     work_dir: Annotated[
-        Path | None, typer.Option("--work-dir", help="where the input is made once and kept (default: /tmp)")
+        Path | None,
+        typer.Option(
+            "--work-dir", exists=True, file_okay=False, help="an existing directory where the input is made once and "
+            "kept (default: /tmp)",
+        ),
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
 ) -> None:
@@ -313,8 +317,6 @@ def bench_replay(
     from tickarchive.bench import replay
     from tickarchive.bench.cost_model import ASSUMPTIONS
 
-    if work_dir is not None and not work_dir.is_dir():
-        raise typer.BadParameter(f"{work_dir} is not a directory", param_hint="--work-dir")
     spec = replay.ReplaySpec(frames=frames, instruments=instruments or ASSUMPTIONS.instruments, seed=seed, runs=runs)
     result = replay.run(spec, work_dir, echo=typer.echo)
     typer.echo(replay.summary(result))
