@@ -340,6 +340,11 @@ def replay_files(
     st = rp.stats
     gc_was_on = gc.isenabled()
     gc.disable()  # millions of short-lived acyclic objects: the cycle collector only costs time
+    pool = pa.default_memory_pool()
+    # Arrow's default pool (mimalloc) gives the pages of every freed batch back to the
+    # kernel and faults them in again for the next: with malloc's pool replay spends
+    # about half the system time (docs/archive.md, "Replay speed")
+    pa.set_memory_pool(pa.system_memory_pool())
     try:
         for path in paths:
             info = InputStats(path)
@@ -361,5 +366,6 @@ def replay_files(
         sink.abort()
         raise
     finally:
+        pa.set_memory_pool(pool)
         if gc_was_on:
             gc.enable()

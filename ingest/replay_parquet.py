@@ -65,22 +65,22 @@ def _numeric_key(col: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
     return rank.take(enc.indices)
 
 
-def sort_dedup(table: t.Table, data: pa.Table) -> pa.Table:
-    """``data`` sorted by ``sort_keys`` and the input order, keeping of each group of rows
-    with equal dedup keys only the last one read."""
-    if data.num_rows == 0:
-        return data
+def sorted_order(table: t.Table, data: pa.Table) -> pa.Array:
+    """The row indices of ``data`` in ``sort_keys`` order (then input order), keeping of
+    each group of rows with equal dedup keys only the last one read. Only the key columns
+    are reordered here."""
+    n = data.num_rows
     keys = sort_keys(table)
     names = [*keys, ORD_COLUMN]
     order_by = pa.table({f"k{i}": _numeric_key(data.column(k)) for i, k in enumerate(names)})
     order = pc.sort_indices(order_by, [(f"k{i}", "ascending") for i in range(len(names))])
-    data = data.take(order)
-    n = data.num_rows
     if n < 2:
-        return data
+        return order
     differs: pa.Array | None = None
     for k in keys:
-        col = data.column(k).combine_chunks()
+        col = data.column(k).take(order)
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
         a, b = col.slice(0, n - 1), col.slice(1)
         ne = pc.not_equal(a, b)
         if ne.null_count:  # two NULLs are equal keys, a NULL and a value are not
@@ -89,8 +89,16 @@ def sort_dedup(table: t.Table, data: pa.Table) -> pa.Table:
     assert differs is not None
     keep = pa.concat_arrays([differs, pa.array([True])])
     if pc.all(keep).as_py():
+        return order
+    return order.filter(keep)
+
+
+def sort_dedup(table: t.Table, data: pa.Table) -> pa.Table:
+    """``data`` sorted by ``sort_keys`` and the input order, keeping of each group of rows
+    with equal dedup keys only the last one read."""
+    if data.num_rows == 0:
         return data
-    return data.filter(keep)
+    return data.take(sorted_order(table, data))
 
 
 class _TableOutput:
@@ -126,6 +134,18 @@ class _TableOutput:
         self.buffered = 0
         return sort_dedup(self.table, data)
 
+    def _buffer_parts(self) -> Iterator[pa.Table]:
+        """The buffer sorted and deduplicated, ``MERGE_ROWS`` rows at a time (the whole
+        sorted table is never held: each part is gathered from the buffer when written)."""
+        data = pa.concat_tables(self.chunks) if self.chunks else self.schema.empty_table()
+        self.chunks = []
+        self.buffered = 0
+        if data.num_rows == 0:
+            return
+        order = sorted_order(self.table, data)
+        for at in range(0, len(order), MERGE_ROWS):
+            yield data.take(order.slice(at, MERGE_ROWS))
+
     def _spill(self) -> None:
         data = self._take_buffer()
         path = self.spill / f"{self.table.name}-{len(self.runs):05d}.arrow"
@@ -148,7 +168,7 @@ class _TableOutput:
 
     def _sorted_parts(self) -> Iterator[pa.Table]:
         if not self.runs:
-            yield self._take_buffer()
+            yield from self._buffer_parts()
             return
         if self.buffered:
             self._spill()

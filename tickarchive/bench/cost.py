@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import resource
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -55,9 +53,10 @@ from tickarchive.archive.local_target import LocalTarget
 from tickarchive.archive.restore import restore_month
 from tickarchive.bench import cost_model
 from tickarchive.bench.cost_model import ASSUMPTIONS, Assumptions, Measured
+from tickarchive.bench.replay import replay_child
 from tickarchive.ingest.journal import JournalReader
 from tickarchive.loadtest.errors import HarnessError
-from tickarchive.loadtest.harness_procs import CLI, CollectorProcess, SimProcess, questdb_scalar
+from tickarchive.loadtest.harness_procs import CollectorProcess, SimProcess, questdb_scalar
 from tickarchive.months import Month
 from tickarchive.settings import PathsSettings, Settings
 from tickarchive.store.dialect import Dialect
@@ -390,21 +389,15 @@ def _journal(journal: Path, lake: Path, day: dt.date, result: CostResult) -> Non
 
 
 def _replay(lake: Path, out: Path, result: CostResult) -> None:
+    """``tickarchive replay`` of the day's .tjz files in a child process; its own CPU time
+    and peak RSS (``wait4``: RUSAGE_CHILDREN's peak is the largest child ever waited for,
+    the collector or the simulator as well)."""
     files = sorted(lake.glob("_journal/day=*/*.tjz"))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [*CLI, "replay", *map(str, files), "--to", str(out), "--accept-damage"],
-        capture_output=True, text=True, check=False,
-    )
-    result.replay_wall_s = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise HarnessError(f"tickarchive replay failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    result.replay_cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result.replay_rss_mb = after.ru_maxrss / 1024
-    first = proc.stdout.splitlines()[0]
-    result.replay_frames = int(first.split()[1])
+    run, text = replay_child(files, out, ("--accept-damage",))
+    result.replay_wall_s = run.wall_s
+    result.replay_cpu_s = run.cpu_s
+    result.replay_rss_mb = run.rss_mb
+    result.replay_frames = int(text.split()[1])
 
 
 def _rollover(hot: HotStore, warm: WarmStore, qh: Any, days: list[dt.date]) -> None:

@@ -296,6 +296,34 @@ def bench_cost(
         markdown.write_text(cost_doc.render(result))
 
 
+@app.command("replay")
+def bench_replay(
+    frames: Annotated[int, typer.Option(min=1000, help="simulator frames in the journal archive input")] = 1_800_000,
+    instruments: Annotated[int | None, typer.Option(help="default: the cost model's instrument count")] = None,
+    runs: Annotated[int, typer.Option(min=1, help="replays of the input (the median is reported)")] = 3,
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--work-dir", exists=True, file_okay=False, help="an existing directory where the input is made once and "
+            "kept (default: /tmp)",
+        ),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+) -> None:
+    """`tickarchive replay` of .tjz files into Parquet: frames/s per core, wall time, peak RSS."""
+    import json
+
+    from tickarchive.bench import replay
+    from tickarchive.bench.cost_model import ASSUMPTIONS
+
+    spec = replay.ReplaySpec(frames=frames, instruments=instruments or ASSUMPTIONS.instruments, seed=seed, runs=runs)
+    result = replay.run(spec, work_dir, echo=typer.echo)
+    typer.echo(replay.summary(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.as_json(), indent=2) + "\n")
+
+
 @app.command("stack")
 def bench_stack_cmd(
     no_pglite: Annotated[bool, typer.Option("--no-pglite", help="skip the PGlite TimescaleDB test server")] = False,

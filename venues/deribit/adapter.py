@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 import httpx
+import numpy as np
 
 from tickarchive.domain import EncodedRows, Event, Gap, TradeTick
 from tickarchive.settings import DeribitSettings, Settings
@@ -97,19 +98,63 @@ class ReplayDecoder:
                 self._reference(i, frame, recv, out, is_foreign)
             return out
         out.tables = {"quotes": cols.quotes, "book_changes": cols.book_changes}
-        check = self._books.check
+        self._check_books(batch, cols.book, cols.leftover, out, is_foreign)
+        return out
+
+    def _check_books(
+        self, batch: FrameBatch, msgs: native.BookMessages, left: list[int], out: DecodedBatch,
+        is_foreign: Callable[[bytes], bool],
+    ) -> None:
+        """The book messages of a batch through ``BookSequence.check`` in frame order, with
+        the reference-decoded frames (``left``) in between. A message continuing the
+        previous message of its instrument in the batch (``BookMessages.continues``) leaves
+        the chain as ``check`` would (``BookSequence.advance``), so runs of them are not
+        fed one by one: only the rest are, each after its instrument's state is brought up
+        to its predecessor, and every instrument's state to its last message at the end.
+        That holds while every message fed moved its chain to its own ``change_id``; after
+        one that did not (a duplicate) every later message is fed. Batches where a
+        reference-decoded frame may hold a book message are fed whole."""
+        books = self._books
+        check, advance = books.check, books.advance
         gaps = out.gaps
-        left = cols.leftover
+        n = len(msgs)
+        frames = msgs.frame.tolist()
         il, nl = 0, len(left)
-        for frame_no, ids in cols.book_frames:
+        bulk = bool(n) and not any(b"book" in batch.frame(i) for i in left)
+        if bulk:
+            skipped, pred_arr = msgs.continues()
+            pred = pred_arr.tolist()
+            todo = np.flatnonzero(~skipped).tolist()
+        else:
+            skipped, pred = np.zeros(n, np.bool_), []
+            todo = list(range(n))
+        names, cids, tss = msgs.strings, msgs.change_id, msgs.ts_us
+        inst = msgs.inst
+        t = 0
+        while t < len(todo):
+            j = todo[t]
+            t += 1
+            frame_no = frames[j]
             while il < nl and left[il] < frame_no:
                 i = left[il]
                 self._reference(i, batch.frame(i), batch.recv(i), out, is_foreign)
                 il += 1
+            if pred:
+                p = pred[j]
+                if p >= 0 and skipped[p]:
+                    advance(names[inst[p]], int(cids[p]), int(tss[p]))
+                    skipped[p] = False
+            ids = msgs.ids(j)
             gaps.extend(check(ids))
+            if bulk and books.last_change_id(ids.instrument) != ids.change_id:
+                bulk = False  # a duplicate: from here on, every message is fed
+                skipped[j + 1 :] = False
+                todo, t = list(range(j + 1, n)), 0
+        for p in msgs.last_of_each().tolist():
+            if skipped[p]:
+                advance(names[inst[p]], int(cids[p]), int(tss[p]))
         for i in left[il:]:
             self._reference(i, batch.frame(i), batch.recv(i), out, is_foreign)
-        return out
 
     def _reference(
         self, i: int, frame: bytes, recv_ts_us: int, out: DecodedBatch, is_foreign: Callable[[bytes], bool]

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final, cast
 
+import numpy as np
 import pyarrow as pa
 
 from tickarchive import native_ext, rows
@@ -117,14 +118,65 @@ def _arr(typ: pa.DataType, n: int, data: bytes, valid: bytes | None = None) -> p
 
 
 @dataclass(frozen=True, slots=True)
+class BookMessages:
+    """The ids of every natively decoded book message of a batch (empty books included),
+    in frame order, as arrays: message ``i`` is in frame ``frame[i]``."""
+
+    strings: list[str]
+    frame: np.ndarray[Any, np.dtype[np.uint32]]
+    inst: np.ndarray[Any, np.dtype[np.int32]]
+    """Index into ``strings`` (one per instrument name in the batch)."""
+    ts_us: np.ndarray[Any, np.dtype[np.int64]]
+    change_id: np.ndarray[Any, np.dtype[np.int64]]
+    prev_change_id: np.ndarray[Any, np.dtype[np.int64]]
+    prev_valid: np.ndarray[Any, np.dtype[np.bool_]]
+    snapshot: np.ndarray[Any, np.dtype[np.bool_]]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def ids(self, i: int) -> BookIds:
+        return BookIds(
+            self.strings[self.inst[i]],
+            int(self.ts_us[i]),
+            int(self.change_id[i]),
+            int(self.prev_change_id[i]) if self.prev_valid[i] else None,
+            bool(self.snapshot[i]),
+        )
+
+    def continues(self) -> tuple[np.ndarray[Any, np.dtype[np.bool_]], np.ndarray[Any, np.dtype[np.intp]]]:
+        """(continues, pred): per message the previous message of its instrument in this
+        batch (-1: none), and whether it is a change (not a snapshot) whose
+        ``prev_change_id`` is that message's ``change_id``."""
+        n = len(self.inst)
+        cont = np.zeros(n, np.bool_)
+        pred = np.full(n, -1, np.intp)
+        if n < 2:
+            return cont, pred
+        order = np.argsort(self.inst, kind="stable")
+        same = self.inst[order[1:]] == self.inst[order[:-1]]
+        at, before = order[1:][same], order[:-1][same]
+        pred[at] = before
+        cont[at] = (self.change_id[before] == self.prev_change_id[at]) & self.prev_valid[at] & ~self.snapshot[at]
+        return cont, pred
+
+    def last_of_each(self) -> np.ndarray[Any, np.dtype[np.intp]]:
+        """Index of the last message of each instrument."""
+        if not len(self.inst):
+            return np.zeros(0, np.intp)
+        rev = self.inst[::-1]
+        _, first = np.unique(rev, return_index=True)
+        return np.sort(len(rev) - 1 - first)
+
+
+@dataclass(frozen=True, slots=True)
 class Columns:
     """``columns``' result: rows of the natively decoded frames, the ids of their book
     messages in frame order, and the frames left to the reference parser."""
 
     quotes: pa.Table
     book_changes: pa.Table
-    book_frames: list[tuple[int, BookIds]]
-    """(frame index, ids) of every natively decoded book message (empty ones included)."""
+    book: BookMessages
     leftover: list[int]
 
 
@@ -186,24 +238,17 @@ def columns(buf: bytes, starts: bytes, ends: bytes, recv_ts_us: bytes) -> Column
     }
     book = pa.Table.from_arrays([bcols[f.name] for f in BOOK_SCHEMA], schema=BOOK_SCHEMA)
     k = bf[0]
-    frames = memoryview(bf[1]).cast("I")
-    insts = memoryview(bf[2]).cast("i")
-    ts = memoryview(bf[3]).cast("q")
-    cids = memoryview(bf[4]).cast("q")
-    prevs = memoryview(bf[5][0]).cast("q")
-    prev_valid = bf[5][1]
-    snaps = bf[6]
-    book_frames = [
-        (
-            frames[i],
-            BookIds(
-                strings[insts[i]],
-                ts[i],
-                cids[i],
-                prevs[i] if prev_valid is None or prev_valid[i >> 3] >> (i & 7) & 1 else None,
-                snaps[i] == 1,
-            ),
-        )
-        for i in range(k)
-    ]
-    return Columns(quotes, book, book_frames, list(memoryview(left).cast("I")))
+    prev_valid = np.ones(k, np.bool_) if bf[5][1] is None else np.unpackbits(
+        np.frombuffer(bf[5][1], np.uint8), count=k, bitorder="little"
+    ).astype(np.bool_)
+    msgs = BookMessages(
+        strings,
+        np.frombuffer(bf[1], np.uint32),
+        np.frombuffer(bf[2], np.int32),
+        np.frombuffer(bf[3], np.int64),
+        np.frombuffer(bf[4], np.int64),
+        np.frombuffer(bf[5][0], np.int64),
+        prev_valid,
+        np.frombuffer(bf[6], np.uint8).astype(np.bool_),
+    )
+    return Columns(quotes, book, msgs, list(memoryview(left).cast("I")))

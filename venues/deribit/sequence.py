@@ -100,6 +100,14 @@ class BookSequence:
         st.last_ts_us = ids.ts_us
         return (gap,)
 
+    def advance(self, instrument: str, change_id: int, ts_us: int) -> None:
+        """What ``check`` does with a message that continues ``instrument``'s chain (its
+        ``prev_change_id`` is the last ``change_id``): replay's bulk path skips the call
+        for runs of such messages and sets the state of the last one it skipped."""
+        st = self._books[instrument]
+        st.last_change_id = change_id
+        st.last_ts_us = ts_us
+
     def resyncing(self, instrument: str) -> bool:
         """A gap of ``instrument`` is open (waiting for a snapshot)."""
         st = self._books.get(instrument)

@@ -163,3 +163,80 @@ def test_mutated_frames_decode_the_same(data: st.DataObject) -> None:
             text = text.replace('"state"', '"st\\u0061te"')
         frames.append((data.draw(st.sampled_from([ts, -1, 0])), text.encode()))
     check_equal(frames)
+
+
+def _book(inst: str, cid: int, prev: int | None, ts_ms: int, escape: bool = False) -> bytes:
+    data = {"type": "snapshot" if prev is None else "change", "timestamp": ts_ms, "instrument_name": inst,
+            "change_id": cid, "prev_change_id": prev, "bids": [["new", 0.1, 1.0]], "asks": []}
+    text = json.dumps({"jsonrpc": "2.0", "method": "subscription",
+                       "params": {"channel": f"book.{inst}.100ms", "data": data}}, separators=(",", ":"))
+    if escape:  # the native path refuses it: the reference decodes it between the others
+        text = text.replace('"jsonrpc":"2.0"', '"jsonrpc":"2\\u002e0"')
+    return text.encode()
+
+
+book_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["ETH-A", "ETH-B"]),
+        st.sampled_from(["next", "next", "next", "next", "snapshot", "break", "again", "again"]),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+def _chains(steps: list[tuple[str, str, bool]], escapes: bool) -> list[tuple[int, bytes]]:
+    """Book frames of three instruments: mostly continuing chains, with snapshots, breaks
+    and runs of re-delivered messages (``again``: the instrument's messages from three
+    back, one more per ``again`` in a row: duplicates that continue each other)."""
+    last: dict[str, int] = {}
+    sent: dict[str, list[tuple[int, int | None]]] = {}
+    cursor: dict[str, int] = {}
+    frames = []
+    for n, (inst, kind, escape) in enumerate(steps):
+        mine = sent.setdefault(inst, [])
+        if kind == "again" and mine:
+            at = cursor.get(inst, max(0, len(mine) - 3))
+            cid, prev = mine[min(at, len(mine) - 1)]
+            cursor[inst] = at + 1
+        else:
+            cursor.pop(inst, None)
+            cid = last.get(inst, 100) + 1 + n % 3
+            prev = last.get(inst)
+            if kind == "snapshot" or prev is None:
+                prev = None
+            elif kind == "break":
+                prev -= 1
+            last[inst] = cid
+            mine.append((cid, prev))
+        frames.append((n + 1, _book(inst, cid, prev, 1_700_000_000_000 + n, escape and escapes)))
+    return frames
+
+
+def test_redelivered_run_is_not_a_chain() -> None:
+    """Two re-delivered messages continue each other but not the chain (duplicates): the
+    message after them continues the chain, no gap (as the reference decides)."""
+    steps = [("ETH-A", "next", False)] * 4 + [("ETH-A", "again", False)] * 2 + [("ETH-A", "next", False)]
+    out = check_equal(_chains(steps, False))
+    assert out.gaps == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(book_steps, st.booleans())
+def test_book_chains_give_the_reference_gaps(steps: list[tuple[str, str, bool]], escapes: bool) -> None:
+    """The bulk book check (runs of continuing messages not fed one by one) opens and
+    closes exactly the gaps of the reference decoder, duplicates and breaks included."""
+    check_equal(_chains(steps, escapes))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(book_steps, st.integers(1, 59))
+def test_book_chains_across_batches(steps: list[tuple[str, str, bool]], cut: int) -> None:
+    """The chains' state after a batch is the reference's: a second batch continues it."""
+    frames = _chains(steps, False)
+    _, want, _ = reference(frames)
+    dec = VENUE.replay_decoder("replay")
+    got = [*dec.decode_batch(batch_of(frames[:cut]), lambda f: False).gaps]
+    got += dec.decode_batch(batch_of(frames[cut:]), lambda f: False).gaps if frames[cut:] else []
+    assert got == want
