@@ -132,7 +132,7 @@ def _range(start: str | None, end: str | None, at: str | None, max_span_days: in
     if start is None or end is None:
         raise InvalidRequest("parameters 'start' and 'end' (or 'at') are required")
     lo, hi = parse_time("start", start), parse_time("end", end)
-    p.time_range(lo, hi, max_span_days)
+    p.time_range(lo, hi, max_span_days, "api.products_max_span_days")
     return lo, hi, False
 
 
@@ -164,7 +164,7 @@ def _chain_spec(
 ) -> build.ChainSpec:
     a = call.ctx.settings.api
     cur = p.currency(currency)
-    lo, hi, single = _range(start, end, at, a.max_span_days)
+    lo, hi, single = _range(start, end, at, a.products_max_span_days)
     hi = _admit(call, lo, hi, fmt)
     step = 1 if single else _interval(interval, min_us=US_PER_S)
     if count_instants(lo, hi, step) > a.max_rows:
@@ -284,7 +284,7 @@ def book_snapshots(
     match = p.instrument_match(instrument)
     if match.is_pattern or match.exact is None:
         raise InvalidRequest("parameter 'instrument': /book/snapshots takes one instrument name, not a pattern")
-    lo, hi, _ = _range(start, end, None, a.max_span_days)
+    lo, hi, _ = _range(start, end, None, a.products_max_span_days)
     step = _interval(interval)
     if count_instants(lo, hi, step) > a.max_rows:
         raise ResultTooLarge(f"more than api.max_rows ({a.max_rows}) instants; lengthen the interval")
@@ -377,7 +377,7 @@ def condition_route(
 ) -> Response:
     a = ctx.settings.api
     lo, hi = parse_time("start", start), parse_time("end", end)
-    p.time_range(lo, hi, a.max_span_days)
+    p.time_range(lo, hi, a.products_max_span_days, "api.products_max_span_days")
     by_name = {"quotes": QUOTES, "trades": TRADES, "book_changes": BOOK_CHANGES}
     chosen = p.one_of("table", table, tuple(by_name))
     tables = [chosen] if chosen else list(by_name)

@@ -246,6 +246,11 @@ class ApiSettings(_Section):
     default_limit: int = Field(10_000, ge=1, description="rows per page when a query gives no limit")
     max_span_days: int = Field(31, ge=1, description="longest start..end range of a row query (quotes, trades, gaps)")
     ohlcv_max_span_days: int = Field(400, ge=1, description="longest start..end range of an /ohlcv query")
+    products_max_span_days: int = Field(
+        31, ge=1,
+        description="longest start..end range of /chain/snapshots, /surface, /book/snapshots and /condition "
+        "(each reads the range window by window; longer: tickarchive export)",
+    )
     chain_lookback_s: int = Field(
         3600, ge=1,
         description="default /chain lookback: quotes older than this are left out",

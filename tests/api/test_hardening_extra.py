@@ -118,3 +118,21 @@ def test_the_document_states_what_every_query_parameter_accepts(api_pg: Api) -> 
     quotes = {p["name"]: p for p in doc["paths"]["/quotes"]["get"]["parameters"]}
     limit = next(o for o in quotes["limit"]["schema"].get("anyOf", [quotes["limit"]["schema"]]) if "maximum" in o)
     assert (limit["minimum"], limit["maximum"]) == (1, api_pg.settings.api.max_rows)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/chain/snapshots", {"currency": "ETH", "interval": "1d"}),
+        ("/surface", {"currency": "ETH", "interval": "1d"}),
+        ("/book/snapshots", {"instrument": "ETH-27DEC24-4000-C", "interval": "1d"}),
+        ("/condition", {}),
+    ],
+)
+def test_products_have_their_own_span_bound(api_pg: Api, path: str, params: dict[str, str]) -> None:
+    """Products read their range window by window: ``api.products_max_span_days`` (31) bounds
+    them before any store is read, whatever the row queries' ``api.max_span_days`` allows."""
+    r = api_pg.client.get(path, params={**params, "start": "2026-01-01", "end": "2026-02-02"})
+    assert r.status_code == 422, r.text
+    assert "api.products_max_span_days" in r.json()["detail"]
+    assert "31 days" in r.json()["detail"]
