@@ -17,9 +17,15 @@ a number in old data, numeric fields (``stats.*`` included) may be ``null``.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 Number = float | None
+TimestampMs = Annotated[int, msgspec.Meta(ge=-(2**63 // 1000), le=(2**63 - 1) // 1000)]
+"""Exchange milliseconds whose microseconds (x 1000) fit a 64-bit integer, as every table and
+Arrow column needs: a frame outside that is malformed (invalid data, quarantined with its
+bytes), never an overflow further down (``tests/venues/deribit/test_native_columns.py``)."""
 
 _EMPTY = msgspec.Raw()
 """An absent raw field (``len(raw) == 0``); msgspec cannot make ``Raw`` optional."""
@@ -71,7 +77,7 @@ class TickerWire(msgspec.Struct, gc=False):
     """``ticker.{instrument}.{interval}`` data (also ``quote.{instrument}``, a subset)."""
 
     instrument_name: str
-    timestamp: int
+    timestamp: TimestampMs
     best_bid_price: Number = None
     best_bid_amount: Number = None
     best_ask_price: Number = None
@@ -106,7 +112,7 @@ class TradeWire(msgspec.Struct, gc=False):
     """One element of a ``trades.*`` data array or of a history ``trades`` list."""
 
     instrument_name: str
-    timestamp: int
+    timestamp: TimestampMs
     trade_id: str | int
     trade_seq: int
     price: float
@@ -128,7 +134,7 @@ class BookWire(msgspec.Struct, gc=False):
     """``book.{instrument}.{interval}``: entries ``[action, price, amount]``."""
 
     instrument_name: str
-    timestamp: int
+    timestamp: TimestampMs
     change_id: int
     bids: list[tuple[str, float, float]]
     asks: list[tuple[str, float, float]]
@@ -141,7 +147,7 @@ class GroupedBookWire(msgspec.Struct, gc=False):
     ``[price, amount]``, only ``change_id``."""
 
     instrument_name: str
-    timestamp: int
+    timestamp: TimestampMs
     change_id: int
     bids: list[tuple[float, float]]
     asks: list[tuple[float, float]]
@@ -153,7 +159,7 @@ class IndexWire(msgspec.Struct, gc=False):
     """``deribit_price_index.{index_name}`` data."""
 
     index_name: str
-    timestamp: int
+    timestamp: TimestampMs
     price: float
 
 
@@ -161,7 +167,7 @@ class InstrumentStateWire(msgspec.Struct, gc=False):
     """``instrument.state.{kind}.{currency}`` data."""
 
     instrument_name: str
-    timestamp: int
+    timestamp: TimestampMs
     state: str
 
 

@@ -240,3 +240,23 @@ def test_book_chains_across_batches(steps: list[tuple[str, str, bool]], cut: int
     got = [*dec.decode_batch(batch_of(frames[:cut]), lambda f: False).gaps]
     got += dec.decode_batch(batch_of(frames[cut:]), lambda f: False).gaps if frames[cut:] else []
     assert got == want
+
+
+def test_timestamps_whose_microseconds_overflow_are_malformed_on_both_paths() -> None:
+    """A timestamp whose µs do not fit 64 bits (found by the test above in a suite round:
+    the reference parser took -2**70 ms and the Arrow conversion overflowed) is invalid data
+    on both paths; the frames around it decode as usual."""
+    def notification(f: bytes) -> bool:
+        ch = json.loads(f).get("params", {}).get("channel", "")
+        return isinstance(ch, str) and ch.startswith(("ticker.", "book."))
+
+    base = [(ts, f) for ts, f in capture(WS_CAPTURE) if notification(f)][:4]
+    frames = list(base)
+    for value in (-(2**70), 2**62, (2**63 - 1) // 1000 + 1, -(2**63 // 1000) - 1):
+        for ts, f in base[:2]:
+            msg = json.loads(f)
+            msg["params"]["data"]["timestamp"] = value
+            frames.append((ts, json.dumps(msg, separators=(",", ":")).encode()))
+    out = check_equal(frames)
+    assert len(out.malformed) == 8
+    assert all(m.key.startswith("invalid_data") for m in out.malformed)
