@@ -26,6 +26,10 @@ TimestampMs = Annotated[int, msgspec.Meta(ge=-(2**63 // 1000), le=(2**63 - 1) //
 """Exchange milliseconds whose microseconds (x 1000) fit a 64-bit integer, as every table and
 Arrow column needs: a frame outside that is malformed (invalid data, quarantined with its
 bytes), never an overflow further down (``tests/venues/deribit/test_native_columns.py``)."""
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+"""An integer stored in a LONG column (ids, sequence numbers): outside 64 bits it is invalid data."""
+Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+"""An integer stored in an INT column."""
 
 _EMPTY = msgspec.Raw()
 """An absent raw field (``len(raw) == 0``); msgspec cannot make ``Raw`` optional."""
@@ -114,11 +118,11 @@ class TradeWire(msgspec.Struct, gc=False):
     instrument_name: str
     timestamp: TimestampMs
     trade_id: str | int
-    trade_seq: int
+    trade_seq: Int64
     price: float
     amount: float
     direction: str
-    tick_direction: int | None = None
+    tick_direction: Int32 | None = None
     mark_price: Number = None
     index_price: Number = None
     iv: Number = None
@@ -135,10 +139,10 @@ class BookWire(msgspec.Struct, gc=False):
 
     instrument_name: str
     timestamp: TimestampMs
-    change_id: int
+    change_id: Int64
     bids: list[tuple[str, float, float]]
     asks: list[tuple[str, float, float]]
-    prev_change_id: int | None = None
+    prev_change_id: Int64 | None = None
     type: str | None = None
 
 
@@ -148,10 +152,10 @@ class GroupedBookWire(msgspec.Struct, gc=False):
 
     instrument_name: str
     timestamp: TimestampMs
-    change_id: int
+    change_id: Int64
     bids: list[tuple[float, float]]
     asks: list[tuple[float, float]]
-    prev_change_id: int | None = None
+    prev_change_id: Int64 | None = None
     type: str | None = None
 
 
@@ -184,13 +188,13 @@ class InstrumentWire(msgspec.Struct, gc=False):
     settlement_currency: str | None = None
     option_type: str | None = None
     strike: Number = None
-    expiration_timestamp: int | None = None
-    creation_timestamp: int | None = None
+    expiration_timestamp: TimestampMs | None = None
+    creation_timestamp: TimestampMs | None = None
     tick_size: Number = None
     contract_size: Number = None
     min_trade_amount: Number = None
     settlement_period: str | None = None
-    instrument_id: int | None = None
+    instrument_id: Int64 | None = None
 
 
 class ComboLegWire(msgspec.Struct, gc=False):
@@ -204,9 +208,9 @@ class ComboWire(msgspec.Struct, gc=False):
     id: str
     legs: list[ComboLegWire]
     state: str | None = None
-    instrument_id: int | None = None
-    creation_timestamp: int | None = None
-    state_timestamp: int | None = None
+    instrument_id: Int64 | None = None
+    creation_timestamp: TimestampMs | None = None
+    state_timestamp: TimestampMs | None = None
 
 
 class HistoryTradesWire(msgspec.Struct, gc=False):

@@ -257,6 +257,13 @@ def test_timestamps_whose_microseconds_overflow_are_malformed_on_both_paths() ->
             msg = json.loads(f)
             msg["params"]["data"]["timestamp"] = value
             frames.append((ts, json.dumps(msg, separators=(",", ":")).encode()))
+    books = [(ts, f) for ts, f in capture(WS_CAPTURE) if notification(f) and b'"book.' in f][:1]
+    assert books
+    for field in ("change_id", "prev_change_id"):  # LONG columns (found by the same test)
+        for value in (2**63, -(2**63) - 1):
+            msg = json.loads(books[0][1])
+            msg["params"]["data"][field] = value
+            frames.append((books[0][0], json.dumps(msg, separators=(",", ":")).encode()))
     out = check_equal(frames)
-    assert len(out.malformed) == 8
+    assert len(out.malformed) == 12
     assert all(m.key.startswith("invalid_data") for m in out.malformed)
