@@ -6,6 +6,7 @@
 //! in `leftover` for the reference path, exactly as `fast_notification` returns `None`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -72,11 +73,36 @@ impl IntCol {
     }
 }
 
+/// FxHash (rustc's): a few instructions per word, for the short names looked up per row.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The batch's strings (instruments, underlying indices, states, intervals), each once.
 #[derive(Default)]
 struct Strings {
-    ids: HashMap<Box<str>, i32>,
+    ids: HashMap<Box<str>, i32, BuildHasherDefault<Fx>>,
     list: Vec<Box<str>>,
+    /// The id of each channel interval (`raw`, `100ms`, `agg2`) once it is known.
+    intervals: [Option<i32>; 3],
 }
 
 impl Strings {
@@ -89,6 +115,23 @@ impl Strings {
         self.ids.insert(s.into(), i);
         self.list.push(s.into());
         i
+    }
+
+    /// The id of a channel's interval (`interval_of`), if it has one.
+    #[inline]
+    fn interval(&mut self, channel: &str) -> Option<i32> {
+        let iv = interval_of(channel)?;
+        let k = match iv {
+            b"raw" => 0,
+            b"100ms" => 1,
+            _ => 2,
+        };
+        if let Some(id) = self.intervals[k] {
+            return Some(id);
+        }
+        let id = self.id(std::str::from_utf8(iv).unwrap_or(""));
+        self.intervals[k] = Some(id);
+        Some(id)
     }
 }
 
@@ -182,7 +225,7 @@ fn deribit_columns<'py>(
             return Err(PyValueError::new_err("a frame lies outside the buffer"));
         }
     }
-    let mut c = Cols::new();
+    let mut c = Cols::new(starts.len());
     for i in 0..starts.len() {
         let frame = &buf[starts[i] as usize..ends[i] as usize];
         let recv_us = recv[i] as i64;
@@ -203,11 +246,19 @@ pub(crate) struct Cols {
 }
 
 impl Cols {
-    pub(crate) fn new() -> Self {
+    /// Room for about `frames` frames of rows (the buffers grow past it as needed).
+    pub(crate) fn new(frames: usize) -> Self {
+        let f64s = || F64Col {
+            values: Vec::with_capacity(8 * frames),
+            valid: Bits {
+                bytes: Vec::with_capacity(frames / 8 + 1),
+                ..Default::default()
+            },
+        };
         Cols {
             strings: Strings::default(),
             q: Quotes {
-                f: (0..COLS.len()).map(|_| F64Col::default()).collect(),
+                f: (0..COLS.len()).map(|_| f64s()).collect(),
                 ..Default::default()
             },
             b: Books::default(),
@@ -245,7 +296,7 @@ impl Cols {
         q.underlying_index.push32(t.underlying_index.map(|u| strings.id(u)));
         q.state.push32(t.state.map(|u| strings.id(u)));
         q.combo_state.push32(t.combo_state.map(|u| strings.id(u)));
-        q.interval.push32(interval_of(t.channel).map(|iv| strings.id(std::str::from_utf8(iv).unwrap_or(""))));
+        q.interval.push32(strings.interval(t.channel));
         for (col, v) in q.f.iter_mut().zip(t.f.iter()) {
             col.push(*v);
         }
@@ -261,7 +312,7 @@ impl Cols {
         let (b, bf, strings) = (&mut self.b, &mut self.bf, &mut self.strings);
         let ord = (i as u64) << 20;
         let inst = strings.id(k.inst).to_le_bytes();
-        let interval = interval_of(k.channel).map(|iv| strings.id(std::str::from_utf8(iv).unwrap_or("")));
+        let interval = strings.interval(k.channel);
         bf.n += 1;
         bf.frame.extend_from_slice(&(i as u32).to_le_bytes());
         bf.inst.extend_from_slice(&inst);

@@ -371,7 +371,7 @@ impl Reader {
             starts: Vec::with_capacity(8 * max_frames),
             ends: Vec::with_capacity(8 * max_frames),
             recv: Vec::with_capacity(8 * max_frames),
-            cols: Cols::new(),
+            cols: Cols::new(max_frames.min(1 << 20)),
             n: 0,
         };
         while out.n < max_frames {
