@@ -214,7 +214,9 @@ def columns(buf: bytes, starts: bytes, ends: bytes, recv_ts_us: bytes) -> Column
 def batch_columns(batch: FrameBatch) -> Columns | None:
     """``columns`` of a batch, or the columns the native ``.tjz`` reader decoded while
     reading it (``FrameBatch.columns``: the same rows, ``tickarchive_native.TjzColumns``)."""
-    if batch.columns is not None and _COLUMNS is not None:
+    if batch.columns is not None:
+        if _COLUMNS is None:  # unreachable: such batches go only to decoders with tjz_columns
+            raise ValueError("a batch comes decoded into native columns, but the native column decoder is off")
         return _wrap(batch.columns)
     return columns(batch.buf, batch.starts, batch.ends, batch.recv_ts_us)
 
