@@ -62,8 +62,8 @@ from tickarchive.archive.journal_codec_decode import decode_body_py
 from tickarchive.archive.journal_codec_encode import encode_body_py, split_records, tokenize
 
 __all__ = [
-    "DEFAULT_LEVEL", "FRAMES", "HEADER_BYTES", "MAGIC", "RAW", "STRUCTURED", "VERSION", "decode", "decode_body",
-    "decode_body_py", "encode", "encode_body", "encode_body_py", "payload", "split_records", "tokenize",
+    "COLUMNS", "DEFAULT_LEVEL", "FRAMES", "HEADER_BYTES", "MAGIC", "RAW", "STRUCTURED", "VERSION", "decode",
+    "decode_body", "decode_body_py", "encode", "encode_body", "encode_body_py", "payload", "split_records", "tokenize",
 ]
 
 MAGIC: Final = b"TJZ"
@@ -80,6 +80,9 @@ _NATIVE_DECODE: Final[Callable[[bytes], bytes] | None] = native_ext.enabled("tjz
 FRAMES: Final[Any] = native_ext.enabled("TjzFrames")
 """``tickarchive_native.TjzFrames``: a structured body's frames, a batch at a time, without
 rebuilding the segment (replay's fast path), or None."""
+COLUMNS: Final[Any] = native_ext.enabled("TjzColumns")
+"""``tickarchive_native.TjzColumns``: ``FRAMES`` with the Deribit ticker and book frames
+decoded straight into columns from the body's values (replay's fastest path), or None."""
 
 encode_body: Final[Callable[[bytes], bytes]] = _NATIVE_ENCODE or encode_body_py
 decode_body: Final[Callable[[bytes], bytes]] = _NATIVE_DECODE or decode_body_py

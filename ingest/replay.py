@@ -336,8 +336,10 @@ def replay_files(
     called after every batch. Raises ``CaptureError``/``ReplayError``; the sink is
     aborted (no partial output) on any error. Damage in the inputs is skipped and
     reported in the stats (``ReplayStats.damaged``)."""
-    rp = Replayer(sink, venue.replay_decoder(REPLAY_CONNECTION), batch_rows)
+    decoder = venue.replay_decoder(REPLAY_CONNECTION)
+    rp = Replayer(sink, decoder, batch_rows)
     st = rp.stats
+    columns = sink.columnar and decoder.tjz_columns
     gc_was_on = gc.isenabled()
     gc.disable()  # millions of short-lived acyclic objects: the cycle collector only costs time
     pool = pa.default_memory_pool()
@@ -348,7 +350,7 @@ def replay_files(
     try:
         for path in paths:
             info = InputStats(path)
-            for batch in read_batches(path, info):
+            for batch in read_batches(path, info, columns=columns):
                 rp.feed_batch(batch)
                 if on_progress is not None:
                     on_progress(path, info.bytes_read)

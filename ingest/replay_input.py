@@ -7,7 +7,9 @@
   CRC checks, in order (a record whose CRC fails is skipped and counted; a torn or
   unreadable record ends the file there, its bytes counted);
 * journal archive files (``*.tjz``, ``tickarchive.archive.journal_codec``): decoded, then
-  read as a segment.
+  read as a segment; natively, the frames straight from the structured body
+  (``TjzFrames``), and for a decoder that takes them (``ReplayDecoder.tjz_columns``) the
+  Deribit ticker and book frames straight into columns (``TjzColumns``).
 
 Each file yields ``FrameBatch``es (frames as offsets into one buffer, no copy per frame);
 the native extension finds them (``tickarchive_native.replay_lines`` /
@@ -79,8 +81,12 @@ class InputStats:
         return f"{self.path}: " + "; ".join(parts)
 
 
-def read_batches(path: Path, stats: InputStats, batch_frames: int = BATCH_FRAMES) -> Iterator[FrameBatch]:
-    """The frames of ``path`` in batches (``CaptureError`` if it cannot be read)."""
+def read_batches(
+    path: Path, stats: InputStats, batch_frames: int = BATCH_FRAMES, columns: bool = False
+) -> Iterator[FrameBatch]:
+    """The frames of ``path`` in batches (``CaptureError`` if it cannot be read).
+    ``columns``: the Deribit ticker and book frames of ``.tjz`` files come decoded into
+    columns (``FrameBatch.columns``, for a decoder whose ``tjz_columns`` is true)."""
     name = path.name
     if name.endswith(ARCHIVE_SUFFIX):
         data = _read(path)
@@ -88,7 +94,8 @@ def read_batches(path: Path, stats: InputStats, batch_frames: int = BATCH_FRAMES
         try:
             mode, body = journal_codec.payload(data)
             if mode == journal_codec.STRUCTURED and journal_codec.FRAMES is not None:
-                yield from _archive_batches(path, body, stats, batch_frames)
+                reader = journal_codec.COLUMNS if columns and journal_codec.COLUMNS is not None else None
+                yield from _archive_batches(path, body, stats, batch_frames, reader)
                 return
             segment = body if mode == journal_codec.RAW else journal_codec.decode_body(body)
         except (ArchiveError, ValueError) as exc:
@@ -102,9 +109,11 @@ def read_batches(path: Path, stats: InputStats, batch_frames: int = BATCH_FRAMES
         yield from _text_batches(path, stats)
 
 
-def _archive_batches(path: Path, body: bytes, stats: InputStats, batch_frames: int) -> Iterator[FrameBatch]:
+def _archive_batches(
+    path: Path, body: bytes, stats: InputStats, batch_frames: int, columns_reader: Any
+) -> Iterator[FrameBatch]:
     try:
-        frames = journal_codec.FRAMES(body)
+        frames = journal_codec.FRAMES(body) if columns_reader is None else columns_reader(body)
         while (got := frames.read(batch_frames)) is not None:
             batch = FrameBatch(*got)
             stats.frames += len(batch)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
 import pyarrow as pa
@@ -196,6 +196,11 @@ class FrameBatch:
     starts: bytes
     ends: bytes
     recv_ts_us: bytes
+    columns: Any = None
+    """Rows a native reader already decoded straight into columns while reading the
+    frames (``.tjz`` archive files: the Deribit adapter's ``deribit_columns`` form); the
+    frames it took have no text here (``starts[i] == ends[i]``). ``None``: every frame
+    is text. Only a decoder whose ``tjz_columns`` is true is given such batches."""
 
     def __len__(self) -> int:
         return len(self.starts) // 8
@@ -280,6 +285,12 @@ class ChannelPlan(Protocol):
 
 class ReplayDecoder(Protocol):
     """Stateful (sequence tracking across frames) reference decoding for replay."""
+
+    @property
+    def tjz_columns(self) -> bool:
+        """``decode_batch`` takes ``FrameBatch.columns`` from the native ``.tjz`` reader
+        (``tickarchive_native.TjzColumns``: Deribit ticker and book frames as columns)."""
+        ...
 
     def decode(self, frame: bytes, recv_ts_us: int) -> Decoded: ...
 

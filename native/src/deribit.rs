@@ -35,12 +35,12 @@ use crate::json::*;
 // ------------------------------------------------------------------ wire structs
 
 pub(crate) struct Ticker<'a> {
-    instrument_name: Option<&'a str>,
-    timestamp: Option<i64>,
-    f: [Option<f64>; NCOLS], // in ILP column order, see COLS
-    underlying_index: Option<&'a str>,
-    state: Option<&'a str>,
-    combo_state: Option<&'a str>,
+    pub(crate) instrument_name: Option<&'a str>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) f: [Option<f64>; NCOLS], // in ILP column order, see COLS
+    pub(crate) underlying_index: Option<&'a str>,
+    pub(crate) state: Option<&'a str>,
+    pub(crate) combo_state: Option<&'a str>,
 }
 
 pub(crate) const NCOLS: usize = 34;
@@ -240,20 +240,20 @@ fn float_or_string(p: &mut P<'_>) -> R<Option<f64>> {
 }
 
 pub(crate) struct Level<'a> {
-    action: &'a str,
-    price: f64,
-    amount: f64,
+    pub(crate) action: &'a str,
+    pub(crate) price: f64,
+    pub(crate) amount: f64,
 }
 
 #[derive(Default)]
 pub(crate) struct Book<'a> {
-    instrument_name: Option<&'a str>,
-    timestamp: Option<i64>,
-    change_id: Option<i64>,
-    prev_change_id: Option<i64>,
-    kind: Option<&'a str>,
-    bids: Option<Vec<Level<'a>>>,
-    asks: Option<Vec<Level<'a>>>,
+    pub(crate) instrument_name: Option<&'a str>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) change_id: Option<i64>,
+    pub(crate) prev_change_id: Option<i64>,
+    pub(crate) kind: Option<&'a str>,
+    pub(crate) bids: Option<Vec<Level<'a>>>,
+    pub(crate) asks: Option<Vec<Level<'a>>>,
 }
 
 /// `list[tuple[str, float, float]]`.
@@ -372,6 +372,12 @@ pub(crate) fn normalize_ticker(s: &str) -> R<NormTicker<'_>> {
     let mut p = P::new(s);
     let mut t = Ticker::default();
     let (method, channel) = envelope(&mut p, |p, depth| ticker_data(p, depth, &mut t))?;
+    finish_ticker(method, channel, t)
+}
+
+/// `normalize_ticker` after the JSON is read: the envelope's method and channel and the
+/// wire fields (also what `tjz_columns` fills from a `.tjz` frame's values).
+pub(crate) fn finish_ticker<'a>(method: &'a str, channel: &'a str, mut t: Ticker<'a>) -> R<NormTicker<'a>> {
     if method != "subscription" {
         return Err(());
     }
@@ -471,6 +477,11 @@ pub(crate) fn normalize_book(s: &str) -> R<NormBook<'_>> {
     let mut p = P::new(s);
     let mut b = Book::default();
     let (method, channel) = envelope(&mut p, |p, depth| book_data(p, depth, &mut b))?;
+    finish_book(method, channel, b)
+}
+
+/// `normalize_book` after the JSON is read (see `finish_ticker`).
+pub(crate) fn finish_book<'a>(method: &'a str, channel: &'a str, b: Book<'a>) -> R<NormBook<'a>> {
     if method != "subscription" || channel.bytes().filter(|&c| c == b'.').count() != 2 {
         return Err(());
     }

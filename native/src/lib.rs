@@ -9,7 +9,8 @@
 //! * `journal`  the journal's record encoder;
 //! * `wsframe`  WebSocket data-frame scanning;
 //! * `sim`      the simulator's per-step engine;
-//! * `tjz`      the journal archive's segment codec (structured transform of a segment).
+//! * `tjz`      the journal archive's segment codec (structured transform of a segment);
+//! * `tjz_columns` replay from a `.tjz` body: ticker/book frames straight into the columns.
 //!
 //! Every function is an exact twin of a Python reference path (tested byte for byte);
 //! `TICKARCHIVE_NATIVE=0` switches them all off (`tickarchive/native_ext.py`).
@@ -25,6 +26,7 @@ mod journal;
 mod json;
 mod sim;
 mod tjz;
+mod tjz_columns;
 mod wsframe;
 
 #[pymodule]
@@ -36,6 +38,7 @@ fn tickarchive_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     journal::register(m)?;
     sim::register(m)?;
     tjz::register(m)?;
+    tjz_columns::register(m)?;
     wsframe::register(m)?;
     Ok(())
 }

@@ -15,8 +15,8 @@ const REC_MAGIC: &[u8; 2] = b"TJ";
 const REC_VERSION: u8 = 1;
 const REC_SIZE: usize = 28;
 
-const NUM: u8 = 0;
-const STR: u8 = 1;
+pub(crate) const NUM: u8 = 0;
+pub(crate) const STR: u8 = 1;
 const ESC: u8 = 2;
 
 const P_ZERO: u8 = 0;
@@ -28,7 +28,7 @@ const PREDICTORS: usize = 6;
 const MAX_DIGITS: usize = 18;
 const MAX_ARRAY_POS: usize = 7;
 
-type Val = (i64, u8);
+pub(crate) type Val = (i64, u8);
 const ZERO: Val = (0, 0);
 
 pub(crate) struct Bad(pub(crate) &'static str);
@@ -109,7 +109,7 @@ const POW10: [i128; 20] = {
 };
 
 #[inline]
-fn decimals(s: u8) -> usize {
+pub(crate) fn decimals(s: u8) -> usize {
     if s == 0 {
         0
     } else {
@@ -153,7 +153,7 @@ const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
-fn fmt_number(out: &mut Vec<u8>, v: Val) {
+pub(crate) fn fmt_number(out: &mut Vec<u8>, v: Val) {
     let (x, s) = v;
     if x < 0 {
         out.push(b'-');
@@ -310,18 +310,18 @@ fn tokenize(f: &[u8], t: &mut Tokens) {
 }
 
 /// The kinds in skeleton order come from the skeleton alone.
-struct Shape {
-    kinds: Vec<u8>,
-    paths: Vec<u32>,
-    next_num_path: Vec<i64>,
+pub(crate) struct Shape {
+    pub(crate) kinds: Vec<u8>,
+    pub(crate) paths: Vec<u32>,
+    pub(crate) next_num_path: Vec<i64>,
     /// The skeleton unescaped, without its hole markers, and where each hole goes in it:
     /// hole k is written after `lits[..cuts[k]]`; the rest follows the last hole.
-    lits: Vec<u8>,
+    pub(crate) lits: Vec<u8>,
     /// Length of the literals (`lits` holds 32 more zero bytes after them).
-    lits_len: usize,
-    cuts: Vec<u32>,
+    pub(crate) lits_len: usize,
+    pub(crate) cuts: Vec<u32>,
     /// Index, among the string holes, of the channel hole (-1: none).
-    channel_str: i64,
+    pub(crate) channel_str: i64,
 }
 
 #[derive(Default)]
@@ -893,7 +893,7 @@ struct Cur {
     end: usize,
 }
 
-type Span = (usize, usize);
+pub(crate) type Span = (usize, usize);
 
 impl Cur {
     #[inline]
@@ -1176,6 +1176,173 @@ impl Decoder {
         let crc = if self.bad.is_empty() { None } else { self.bad.get(&i).copied() };
         sink.end(seq_u, recv_i, conn, frame_start, crc);
         Ok(true)
+    }
+}
+
+/// One record's holes in skeleton order, decoded without writing its text
+/// (`Decoder::next_holes`): the numbers and the strings (spans into `Decoder::body`).
+#[derive(Default)]
+pub(crate) struct Holes {
+    pub(crate) nums: Vec<Val>,
+    pub(crate) strs: Vec<Span>,
+}
+
+/// What `Decoder::next_holes` says of a record besides its holes.
+pub(crate) struct RecInfo {
+    /// Its skeleton (`Decoder::shape`).
+    pub(crate) sid: usize,
+    pub(crate) recv: i64,
+    /// Archived with a CRC that is not the computed one (a damaged record).
+    pub(crate) crc_bad: bool,
+}
+
+impl Decoder {
+    /// The body the decoder reads (string holes are spans into it).
+    pub(crate) fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub(crate) fn shape(&self, sid: usize) -> &Shape {
+        &self.skeletons[sid]
+    }
+
+    /// Length of the bytes after the last whole record (known once `next_holes` said done).
+    pub(crate) fn tail_len(&self) -> usize {
+        self.tail.1 - self.tail.0
+    }
+
+    /// `next` without writing the frame: the next record's holes into `h` (the same
+    /// decoding and state updates as `next`), `None` when every record was read. The text
+    /// `next` would have written is `write_frame(sid, h, ..)`.
+    pub(crate) fn next_holes(&mut self, h: &mut Holes) -> R<Option<RecInfo>> {
+        h.nums.clear();
+        h.strs.clear();
+        let b = &self.body[..];
+        if self.i >= self.n {
+            self.tail_done = true;
+            return Ok(None);
+        }
+        let i = self.i;
+        self.i += 1;
+        let ci = self.s_conn.usize(b)?;
+        if ci == self.conns.len() {
+            let c = self.s_conns.lit(b)?;
+            if c.1 - c.0 > 255 {
+                return Err(Bad("a connection id is too long"));
+            }
+            self.conns.push(c);
+        } else if ci > self.conns.len() {
+            return Err(Bad("unknown connection"));
+        }
+        let seq = self.prev_seq + 1 + unzz(self.s_seq.varint(b)?);
+        let recv = self.prev_ts + unzz(self.s_ts.varint(b)?);
+        u64::try_from(seq).map_err(|_| Bad("a seq is out of range"))?;
+        let recv_i = i64::try_from(recv).map_err(|_| Bad("a receive time is out of range"))?;
+        self.prev_seq = seq;
+        self.prev_ts = recv;
+        let ctx = self.s_ctx.usize(b)?;
+        if ctx == self.channels.len() {
+            let ch = self.s_ctx_lit.lit(b)?;
+            self.channels.push(ch);
+            self.st.grow(self.channels.len());
+            self.ctx_skel.push(None);
+        } else if ctx > self.channels.len() {
+            return Err(Bad("unknown channel"));
+        }
+        let code = self.s_skel.usize(b)?;
+        let sid = if code == 0 {
+            self.ctx_skel[ctx].ok_or(Bad("no previous skeleton in this channel"))?
+        } else if code == self.skeletons.len() + 1 {
+            let (a, z) = self.s_skel_lit.lit(b)?;
+            let shape = self.paths.shape(&b[a..z]);
+            if self.paths.num.len() > self.preds.len() {
+                return Err(Bad("a skeleton has more number paths than the table"));
+            }
+            self.skeletons.push(shape);
+            code - 1
+        } else if code <= self.skeletons.len() {
+            code - 1
+        } else {
+            return Err(Bad("unknown skeleton"));
+        };
+        self.ctx_skel[ctx] = Some(sid);
+        let shape = &self.skeletons[sid];
+        if shape.cuts.len() != shape.kinds.len() {
+            return Err(Bad("a skeleton's holes do not match its shape"));
+        }
+        if self.ctx_str.len() <= ctx {
+            self.ctx_str.resize_with(ctx + 1, Vec::new);
+        }
+        let n_str = self.paths.str.len();
+        let strs = &mut self.ctx_str[ctx];
+        if strs.len() < n_str {
+            strs.resize(n_str, None);
+        }
+        let recv_ms = recv_i.div_euclid(1000);
+        let mut frame_prev: Option<Val> = None;
+        for k in 0..shape.kinds.len() {
+            let path = shape.paths[k] as usize;
+            if shape.kinds[k] == STR {
+                let code = self.s_str.usize(b)?;
+                let span = if code == 0 {
+                    strs[path].ok_or(Bad("no previous string at this path"))?
+                } else if code == 1 {
+                    self.channels[ctx]
+                } else if code - 2 < self.strings.len() {
+                    self.strings[code - 2]
+                } else if code - 2 == self.strings.len() {
+                    let sp = self.s_str_lit.lit(b)?;
+                    self.strings.push(sp);
+                    sp
+                } else {
+                    return Err(Bad("unknown string"));
+                };
+                strs[path] = Some(span);
+                h.strs.push(span);
+            } else {
+                let rf = self
+                    .st
+                    .reference(self.preds[path], ctx, path, shape.next_num_path[k], frame_prev, recv_ms);
+                let sc = self.s_scale.varint(b)?;
+                let s = if sc == 0 {
+                    rf.1
+                } else {
+                    match u8::try_from(sc - 1) {
+                        Ok(s) if decimals(s) <= MAX_DIGITS + 1 => s,
+                        _ => return Err(Bad("a scale is out of range")),
+                    }
+                };
+                let delta = unzz(self.s_nums[path].varint(b)?);
+                let v = (value_of(delta, s, rf)?, s);
+                self.st.update(ctx, path, v);
+                frame_prev = Some(v);
+                h.nums.push(v);
+            }
+        }
+        let crc_bad = !self.bad.is_empty() && self.bad.contains_key(&i);
+        Ok(Some(RecInfo { sid, recv: recv_i, crc_bad }))
+    }
+
+    /// The frame text of a record `next_holes` decoded (the bytes `next` writes).
+    pub(crate) fn write_frame(&self, sid: usize, h: &Holes, out: &mut Vec<u8>) {
+        let shape = &self.skeletons[sid];
+        let b = &self.body[..];
+        let (mut ni, mut si) = (0usize, 0usize);
+        let mut lit_at = 0usize;
+        for k in 0..shape.kinds.len() {
+            let cut = shape.cuts[k] as usize;
+            copy_small(out, &shape.lits, lit_at, cut);
+            lit_at = cut;
+            if shape.kinds[k] == STR {
+                let span = h.strs[si];
+                si += 1;
+                copy_small(out, b, span.0, span.1);
+            } else {
+                fmt_number(out, h.nums[ni]);
+                ni += 1;
+            }
+        }
+        out.extend_from_slice(&shape.lits[lit_at..shape.lits_len]);
     }
 }
 

@@ -65,6 +65,9 @@ def rows_of_frame(frame: bytes, recv_ts_us: int) -> Sequence[Event | EncodedRows
 class ReplayDecoder:
     """Reference decoding for replay, with the sequence gaps the frames reveal."""
 
+    tjz_columns: Final = native.COLUMNS_ENABLED
+    """``decode_batch`` takes the columns ``TjzColumns`` decoded (``FrameBatch.columns``)."""
+
     def __init__(self, connection: str) -> None:
         self._books = BookSequence(connection)
         self._trades = TradeSequence(connection)
@@ -92,7 +95,7 @@ class ReplayDecoder:
         (``native.columns``: the same rows), their book ids checked in frame order with
         those of the frames the reference decodes."""
         out = DecodedBatch({}, [], [], [], [])
-        cols = native.columns(batch.buf, batch.starts, batch.ends, batch.recv_ts_us)
+        cols = native.batch_columns(batch)
         if cols is None:
             for i, (frame, recv) in enumerate(batch.items()):
                 self._reference(i, frame, recv, out, is_foreign)

@@ -15,7 +15,10 @@ import. When not enabled, ``fast_notification`` always returns ``None``.
 
 For replay, ``columns`` decodes whole batches of frames into the columns of ``quotes`` and
 ``book_changes`` (``tickarchive_native.deribit_columns``: the same normalization, as Arrow
-buffers), listing the frames it leaves to the reference parser.
+buffers), listing the frames it leaves to the reference parser; ``batch_columns`` takes
+the columns ``tickarchive_native.TjzColumns`` decoded straight from a ``.tjz`` archive
+file's values instead when the batch carries them (the same rows, without writing the
+frames' JSON and parsing it again: docs/archive.md, "Replay speed").
 
 ``frame`` is ``bytes`` (what the journal holds); anything else (a ``str`` text frame,
 ``bytearray``) or a time outside ``0..2**63`` also gives ``None``: it never raises.
@@ -38,7 +41,7 @@ import pyarrow as pa
 from tickarchive import native_ext, rows
 from tickarchive.domain import BookAction, EncodedRows, Side
 from tickarchive.tables import BOOK_CHANGES, QUOTES, ColumnType, Table
-from tickarchive.venue import ORD_COLUMN
+from tickarchive.venue import ORD_COLUMN, FrameBatch
 from tickarchive.venues.deribit.normalize import Notification
 from tickarchive.venues.deribit.sequence import BookIds
 
@@ -205,7 +208,22 @@ def columns(buf: bytes, starts: bytes, ends: bytes, recv_ts_us: bytes) -> Column
     any the fast path is not certain of) in ``leftover``. ``None`` without the extension."""
     if _COLUMNS is None:
         return None
-    strings, q, b, bf, left = _COLUMNS(buf, starts, ends, recv_ts_us)
+    return _wrap(_COLUMNS(buf, starts, ends, recv_ts_us))
+
+
+def batch_columns(batch: FrameBatch) -> Columns | None:
+    """``columns`` of a batch, or the columns the native ``.tjz`` reader decoded while
+    reading it (``FrameBatch.columns``: the same rows, ``tickarchive_native.TjzColumns``)."""
+    if batch.columns is not None:
+        if _COLUMNS is None:  # unreachable: such batches go only to decoders with tjz_columns
+            raise ValueError("a batch comes decoded into native columns, but the native column decoder is off")
+        return _wrap(batch.columns)
+    return columns(batch.buf, batch.starts, batch.ends, batch.recv_ts_us)
+
+
+def _wrap(raw: Any) -> Columns:
+    """``Columns`` of ``deribit_columns``' tuple."""
+    strings, q, b, bf, left = raw
     names = pa.array(strings, pa.string())
     n = q[0]
     qcols: dict[str, pa.Array] = {
