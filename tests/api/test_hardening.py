@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,22 +175,32 @@ def test_requests_beyond_the_limit_are_told_to_come_back(one_at_a_time: Api, mon
 
 
 def test_a_scrape_serves_figures_computed_in_the_background(
-    api_pg: Api, postgres_clean: WarmHandle, monkeypatch: pytest.MonkeyPatch
+    questdb_clean: QuestDBHandle, postgres_clean: WarmHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(RuntimeError), job_runs.recorded(postgres_clean.writer_dsn, "archive_export"):
-        raise RuntimeError("B2 said no")
-    with job_runs.recorded(postgres_clean.writer_dsn, "archive_verify"):
-        pass
-    gauges = api_pg.client.app.state.ctx.metrics.gauges  # type: ignore[attr-defined]
-    gauges.refresh()
+    # one background refresh only (at start-up), and the stores are forbidden only after it
+    # finished: on a loaded machine it was still running when they were, and failed there
+    api = Api(make_settings(questdb_clean, postgres_clean, tmp_path, metrics_refresh_s=3600))
+    try:
+        gauges = api.client.app.state.ctx.metrics.gauges  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 120
+        while gauges._refreshed_at is None:  # set when the start-up refresh has finished
+            assert time.monotonic() < deadline, "the start-up refresh did not finish"
+            time.sleep(0.02)
+        with pytest.raises(RuntimeError), job_runs.recorded(postgres_clean.writer_dsn, "archive_export"):
+            raise RuntimeError("B2 said no")
+        with job_runs.recorded(postgres_clean.writer_dsn, "archive_verify"):
+            pass
+        gauges.refresh()
 
-    def forbidden(*args: object) -> object:
-        raise AssertionError("a scrape queried a store")
+        def forbidden(*args: object) -> object:
+            raise AssertionError("a scrape queried a store")
 
-    for name in ("ledger_summary", "job_failures", "database_bytes"):
-        monkeypatch.setattr(api_pg.stores.warm, name, forbidden)
-    monkeypatch.setattr(api_pg.stores.qdb_pool, "fetch", forbidden)
-    text = api_pg.client.get("/metrics").text
+        for name in ("ledger_summary", "job_failures", "database_bytes"):
+            monkeypatch.setattr(api.stores.warm, name, forbidden)
+        monkeypatch.setattr(api.stores.qdb_pool, "fetch", forbidden)
+        text = api.client.get("/metrics").text
+    finally:
+        api.close()
     assert "tickarchive_archive_failures_total 1.0" in text  # a real failure, not a constant 0
     assert 'tickarchive_storage_bytes{tier="warm"}' in text
     assert "tickarchive_api_gauges_age_seconds" in text
