@@ -80,9 +80,12 @@ async def test_every_kind_collected_with_zero_loss(tmp_path: Path, questdb_clean
             def every_kind_flowed() -> bool:  # quoted (each currency and kind) and traded
                 quoted = {(n.split("-")[0], _kind(n)) for n, _ts in sim.send_log.keys("quotes")}
                 traded = {_kind(i) for i, _tid, _seq, _ts in sim.send_log.keys("trades")}  # sent, not only made
-                return quoted == pairs and traded >= {"option", "future", "perpetual", "option_combo"}
+                indexed = {n for n, _ts in sim.send_log.keys("index_ticks")}  # one a second (index_interval_ms)
+                return (quoted == pairs and traded >= {"option", "future", "perpetual", "option_combo"}
+                        and indexed == {"eth_usd", "btc_usd"})
 
-            await wait_for(every_kind_flowed, 60, "quotes of every kind and currency, trades of every kind",
+            await wait_for(every_kind_flowed, 60,
+                           "quotes of every kind and currency, trades of every kind, index ticks of both currencies",
                            poll_s=0.2)
             await until_stored(c, quotes=1000, book_changes=1000, trades=100)
             await quiesce(sim, c)
