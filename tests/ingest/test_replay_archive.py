@@ -119,3 +119,6 @@ def test_cli_bench_replay_makes_its_input_once_and_writes_json(tmp_path: Path) -
     assert figures["frames"] == 2000
     assert figures["rows"]["quotes"] + figures["rows"]["book_changes"] > 1500
     assert figures["replay_frames_per_s"] > 0
+    # start-up measured apart (a one-frame input; 2,000 frames cost about as much again)
+    assert figures["startup_cpu_s"] > 0
+    assert "replay_frames_per_s_beyond_startup" in figures

@@ -61,6 +61,7 @@ def test_the_document_shows_the_figures_of_the_model() -> None:
         r.timescaledb_before[t] = TierRows(10, 2000)
         r.timescaledb_after[t] = TierRows(10, int(MEASURED.timescaledb_bytes_per_row[t] * 10))
     r.journal_archive_bytes, r.journal_local_bytes = 10_000, 560_000
+    r.replay_frames, r.replay_cpu_s, r.replay_startup_cpu_s = 1000, 0.5, 0.25
     doc = cost_doc.render(r)
     usd = cm.five_year_usd_per_month(cm.ASSUMPTIONS, r.measured())
     assert f"${usd['mid']:,.0f}/month in year 5" in doc
@@ -69,6 +70,10 @@ def test_the_document_shows_the_figures_of_the_model() -> None:
     assert r.as_json()["five_year_usd_per_month"] == usd
     assert r.compression_ratio()["quotes"] == 5.0
     assert "mid $" in cost_doc.summary(r)
+    # replay: end to end 2,000 frames/s; beyond the 0.25 CPU-s start-up 4,000
+    assert r.as_json()["replay_frames_per_s"] == 2000
+    assert r.as_json()["replay_frames_per_s_beyond_startup"] == 4000
+    assert "**4,000 frames/s per core beyond start-up**" in doc
 
 
 def test_questdb_size_counts_the_partitions_only(tmp_path: Path) -> None:
