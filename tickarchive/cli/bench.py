@@ -412,3 +412,23 @@ app.command("collector", help="CPU and RSS of the collector at a given frame rat
     bench_collector
 )
 app.command("sim", help="Frames/s the simulator delivers to 1 and to 4 clients over loopback.")(bench_sim)
+
+
+@app.command("parquet")
+def bench_parquet(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="an archive Parquet file (part-NNNN)")],
+    zstd_level: Annotated[int, typer.Option(min=1, max=22, help="the archive's level to compare with")] = 9,
+) -> None:
+    """Bytes per row of an archive file under the archive's options and each lossless alternative."""
+    import pyarrow.parquet as pq
+
+    from tickarchive.bench.parquet_encodings import table_of, variants
+    from tickarchive.tables import table
+
+    name = table_of(path)
+    if name is None:
+        raise typer.BadParameter(f"{path} is not an archive file (no {b'tickarchive.table'!r} metadata)")
+    data = pq.read_table(path)
+    typer.echo(f"{path}: {name}, {data.num_rows:,} rows")
+    for v in variants(table(name), data, zstd_level):
+        typer.echo(f"  {v.label:<78} {v.bytes_per_row:7.2f} B/row {v.rows_per_s:12,.0f} rows/s written")

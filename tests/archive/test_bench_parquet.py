@@ -1,0 +1,56 @@
+"""``tickarchive bench parquet`` (docs/archive.md): an archive file's bytes per row under the
+archive's own options and each lossless alternative."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from tickarchive.archive import synthetic
+from tickarchive.archive.parquet_files import MonthWriter
+from tickarchive.bench.parquet_encodings import table_of, variants
+from tickarchive.cli import app
+from tickarchive.months import Month
+from tickarchive.tables import QUOTES
+
+MONTH = Month(2026, 11)
+
+
+def _archive_file(tmp_path: Path) -> Path:
+    data = synthetic.quotes(6000, MONTH, n_instruments=30)
+    w = MonthWriter(QUOTES, MONTH, tmp_path, generation=1, zstd_level=9, row_group_rows=500_000, file_rows=10**7)
+    for batch in data.sort_by([("instrument", "ascending"), ("ts", "ascending")]).to_batches():
+        w.write(batch)
+    (part,) = w.finish()
+    return part.local_path
+
+
+def test_the_first_variant_is_the_archive_file_itself(tmp_path: Path) -> None:
+    path = _archive_file(tmp_path)
+    assert table_of(path) == "quotes"
+    data = pq.read_table(path)
+    got = list(variants(QUOTES, data))
+    labels = [v.label for v in got]
+    assert labels[0].startswith("the archive's options (zstd 9")
+    assert {"zstd 19", "BYTE_STREAM_SPLIT for every float column", "a dictionary for every column",
+            "ts as TIMESTAMP(MILLIS) (every value a whole ms)", "without ts and recv_ts (their share)"} <= set(labels)
+    # the rewrite with the archive's options is the file's size, up to its key-value metadata
+    assert abs(got[0].bytes_per_row * data.num_rows - path.stat().st_size) < 4096
+    by = {v.label: v.bytes_per_row for v in got}
+    assert by["without mark_price and the greeks (their share)"] < got[0].bytes_per_row
+    assert all(v.bytes_per_row > 0 and v.rows_per_s > 0 for v in got)
+
+
+def test_the_command_prints_every_variant_and_refuses_other_files(tmp_path: Path) -> None:
+    path = _archive_file(tmp_path)
+    out = CliRunner().invoke(app, ["bench", "parquet", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "quotes, 6,000 rows" in out.output
+    assert out.output.count(" B/row ") == len(list(variants(QUOTES, pq.read_table(path))))
+    other = tmp_path / "plain.parquet"
+    pq.write_table(synthetic.quotes(10, MONTH, n_instruments=2), other)
+    bad = CliRunner().invoke(app, ["bench", "parquet", str(other)])
+    assert bad.exit_code == 2
+    assert "is not an archive file" in bad.output
