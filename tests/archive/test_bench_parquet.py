@@ -54,3 +54,27 @@ def test_the_command_prints_every_variant_and_refuses_other_files(tmp_path: Path
     bad = CliRunner().invoke(app, ["bench", "parquet", str(other)])
     assert bad.exit_code == 2
     assert "is not an archive file" in bad.output
+
+
+def test_simulated_trades_are_parsed_rows_spaced_as_a_day_of_them() -> None:
+    from tickarchive.bench.parquet_encodings import simulated_trades
+    from tickarchive.tables import TRADES
+
+    data = simulated_trades(2000, trades_per_day=20_000)
+    assert data.num_rows == 2000
+    assert data.schema.names == [c.name for c in TRADES.columns]
+    ts = data.column("ts").cast("int64").to_pylist()
+    assert ts == sorted(ts)  # in time order, as the trades channels send them
+    days = (ts[-1] - ts[0]) / 86_400_000_000
+    assert 0.09 < days < 0.11  # 2,000 of 20,000 a day: a tenth of a day
+    keys = set(zip(data.column("instrument").to_pylist(), data.column("trade_id").to_pylist(), strict=True))
+    assert len(keys) == 2000  # every trade once
+    assert set(data.column("source").to_pylist()) == {"ws"}
+    assert all(p > 0 for p in data.column("price").to_pylist())
+
+
+def test_the_trades_command_prints_the_variants() -> None:
+    out = CliRunner().invoke(app, ["bench", "parquet-trades", "--trades", "1000"])
+    assert out.exit_code == 0, out.output
+    assert "1,000 simulated trades at 20,000 a day (0.1 days)" in out.output
+    assert "the archive's options (zstd 9" in out.output

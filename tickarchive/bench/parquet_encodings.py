@@ -94,3 +94,42 @@ def table_of(path: Path) -> str | None:
     meta = pq.read_schema(path).metadata or {}
     name = meta.get(pf.META_TABLE)
     return name.decode() if name else None
+
+
+# ---------------------------------------------------------------------------- trades
+
+
+def simulated_trades(count: int, trades_per_day: int, seed: int = 1) -> pa.Table:
+    """``count`` trades of the simulator's market (1,000 instruments), spaced as
+    ``trades_per_day`` are in real time (the model's clock runs at the same pace), each
+    sent as a ``trades.{kind}.{currency}.100ms`` notification and parsed by the Deribit
+    parser as the collector parses it: the ``trades`` rows of ``count / trades_per_day`` days."""
+    import json
+
+    from tickarchive import rows
+    from tickarchive.domain import TradeTick
+    from tickarchive.loadtest.sim.config import SimConfig
+    from tickarchive.loadtest.sim.events import TradesEvent
+    from tickarchive.loadtest.sim.market import MarketModel
+    from tickarchive.tables import TRADES
+    from tickarchive.venues.deribit.normalize import parse_frame
+
+    tick_ms = 10
+    gap_ms = max(1, 86_400_000 // trades_per_day)  # one trade per step, a step every gap_ms
+    start_ms = 1_767_225_600_000
+    cfg = SimConfig(seed=seed, start_ms=start_ms, instruments=1000, rate_per_s=0, tick_ms=tick_ms,
+                    trades_per_s=1000.0 / tick_ms, time_scale=gap_ms / tick_ms)
+    model = MarketModel(cfg, start_ms, native=True)
+    events: list[TradeTick] = []
+    now_ms = start_ms
+    while len(events) < count:
+        now_ms += gap_ms
+        for ev in model.step_native(now_ms)[0]:
+            if not isinstance(ev, TradesEvent):
+                continue
+            for trade, (currency, kind) in zip(ev.trades, ev.routes, strict=True):
+                note = {"jsonrpc": "2.0", "method": "subscription",
+                        "params": {"channel": f"trades.{kind}.{currency}.100ms", "data": [trade]}}
+                out = parse_frame(json.dumps(note).encode(), trade["timestamp"] * 1000 + 700)
+                events.extend(e for e in getattr(out, "events", ()) if isinstance(e, TradeTick))
+    return rows.events_to_arrow(TRADES, events[:count])

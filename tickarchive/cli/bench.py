@@ -432,3 +432,21 @@ def bench_parquet(
     typer.echo(f"{path}: {name}, {data.num_rows:,} rows")
     for v in variants(table(name), data, zstd_level):
         typer.echo(f"  {v.label:<78} {v.bytes_per_row:7.2f} B/row {v.rows_per_s:12,.0f} rows/s written")
+
+
+@app.command("parquet-trades")
+def bench_parquet_trades(
+    trades: Annotated[int, typer.Option(min=1000, help="trades to generate")] = 200_000,
+    per_day: Annotated[int | None, typer.Option(help="trades a day (default: the cost model's)")] = None,
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
+) -> None:
+    """`bench parquet` on days of simulated trades (a quarter hour of `bench cost` holds too few)."""
+    from tickarchive.bench.cost_model import ASSUMPTIONS
+    from tickarchive.bench.parquet_encodings import simulated_trades, variants
+    from tickarchive.tables import TRADES
+
+    rate = per_day or ASSUMPTIONS.trades_per_day
+    data = simulated_trades(trades, rate, seed)
+    typer.echo(f"trades: {data.num_rows:,} simulated trades at {rate:,} a day ({data.num_rows / rate:.1f} days)")
+    for v in variants(TRADES, data):
+        typer.echo(f"  {v.label:<78} {v.bytes_per_row:7.2f} B/row {v.rows_per_s:12,.0f} rows/s written")
