@@ -48,7 +48,9 @@ class Client:
         )
         return self._id
 
-    async def call(self, method: str, params: dict[str, Any] | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
+    async def call(self, method: str, params: dict[str, Any] | None = None, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Send ``method`` and return its reply (the deadline only bounds a failure: a reply
+        to a subscription of 500 channels on a loaded machine can take seconds)."""
         rid = await self.send(method, params)
         async with asyncio.timeout(timeout_s):
             while True:

@@ -16,7 +16,10 @@ from tickarchive.loadtest.errors import FaultSpecError
 from tickarchive.loadtest.sim import FaultSpec, SimConfig, parse_fault_spec
 from tickarchive.loadtest.sim import sendlog as sl
 
-from .conftest import Client, client, running
+from .conftest import Client, client, running, until
+
+MALFORMED_TICKER = '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.ETH'
+"""The first malformed frame (a truncated ticker)."""
 
 
 async def _subscribe_all(c: Client, books: bool = True, tickers: bool = True) -> list[str]:
@@ -51,9 +54,9 @@ async def test_drop(cfg: SimConfig) -> None:
         await c.collect(0.3)
         rec = sim.inject("drop", conn="c1")
         with pytest.raises(ConnectionClosed):
-            await c.collect(3.0)
+            await c.collect(60.0)  # closed at once; the deadline only bounds a failure
         assert c.ws.close_code == 1006  # no close frame: the TCP connection was aborted
-        async with asyncio.timeout(10):  # the simulator's side of the socket closes too
+        async with asyncio.timeout(60):  # the simulator's side of the socket closes too
             await sim.connections["c1"].ws.wait_closed()
     assert rec.kind == "drop"
     assert rec.connection == "c1"
@@ -76,18 +79,30 @@ async def test_silence_keeps_socket_open_and_logs_withheld_frames(cfg: SimConfig
         await _subscribe_all(c)
         await c.collect(0.3)
         rec = sim.inject("silence", conn="c1", seconds=0.6)
+        end_us = rec.end_us
+        assert end_us is not None
         await c.collect(1.2)
+
+        def sent_after_the_silence() -> bool:  # (the send log is read once the silence ended)
+            return time.time_ns() // 1000 > end_us and any(
+                r["wall_us"] > end_us for r in sim.send_log.rows("quotes", status=sl.SENT, connection="c1")
+            )
+
+        # a condition, not more time: on a loaded machine 0.6 s after the silence may pass
+        # before the simulator writes again (the deadline only bounds a failure)
+        await until(sent_after_the_silence, 60.0, "a quote written after the silence")
         assert (await c.call("public/unsubscribe_all"))["result"] == "ok"  # the socket stayed open
-    assert rec.end_us is not None
-    assert rec.end_us - rec.start_us == 600_000
+    assert end_us - rec.start_us == 600_000
     silenced = sim.send_log.rows("quotes", status=sl.SILENCED, connection="c1")
     assert len(silenced) > 10
-    assert all(rec.start_us <= r["wall_us"] <= rec.end_us + 50_000 for r in silenced)
-    # nothing was written to the socket inside the window (a write in progress may end
-    # just after it started), and something was after it
+    assert all(rec.start_us <= r["wall_us"] <= end_us + 50_000 for r in silenced)
+    # nothing generated inside the window was written: a frame written inside it was
+    # generated before it started (queued then, or a write in progress: on a loaded machine
+    # the writer can run well after the flush, so the time of the write alone cannot tell),
+    # and something was written after it
     sent = sim.send_log.rows("quotes", status=sl.SENT, connection="c1")
-    assert not [r for r in sent if rec.start_us + 30_000 < r["wall_us"] < rec.end_us]
-    assert [r for r in sent if r["wall_us"] > rec.end_us]
+    assert not [r for r in sent if rec.start_us < r["wall_us"] < end_us and r["ts_us"] > rec.start_us]
+    assert [r for r in sent if r["wall_us"] > end_us]
     # none of the withheld quotes reached the client; everything sent did
     got = {
         (n["params"]["data"]["instrument_name"], n["params"]["data"]["timestamp"] * 1000)
@@ -103,10 +118,10 @@ async def test_skip_book_breaks_the_chain_once(cfg: SimConfig) -> None:
         await c.collect(0.3)
         target = names[len(names) // 2]
         rec = sim.inject("skip_book", instrument=target, count=2)
-        await c.collect(3.0, until=lambda _notes: rec.end_us is not None)
-        await c.collect(0.3)
-    msgs = [n["params"]["data"] for n in c.channel_notes(f"book.{target}.")]
-    breaks = [(a, b) for a, b in itertools.pairwise(msgs) if b["prev_change_id"] != a["change_id"]]
+        # until the change after the two withheld ones arrived: the break in the chain (a
+        # condition, not 0.3 s more; the deadline only bounds a failure)
+        await c.collect(60.0, until=lambda _notes: rec.end_us is not None and bool(_breaks(c, target)))
+    breaks = _breaks(c, target)
     assert len(breaks) == 1
     skipped = sim.send_log.rows("book_changes", status=sl.SKIPPED)
     assert [r["instrument"] for r in skipped] == [target, target]
@@ -118,12 +133,18 @@ async def test_skip_book_breaks_the_chain_once(cfg: SimConfig) -> None:
     assert str(skipped[0]["change_id"]) in rec.detail
 
 
+def _breaks(c: Client, target: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Consecutive book messages of ``target`` received whose change_id chain breaks."""
+    msgs = [n["params"]["data"] for n in c.channel_notes(f"book.{target}.")]
+    return [(a, b) for a, b in itertools.pairwise(msgs) if b["prev_change_id"] != a["change_id"]]
+
+
 async def test_skip_trades_leaves_a_trade_seq_gap_that_history_fills(cfg: SimConfig) -> None:
     async with running(cfg.replace(trades_per_s=100)) as sim, client(sim) as c:
         await _subscribe_all(c, books=False, tickers=False)
         await c.collect(0.2)
         rec = sim.inject("skip_trades", count=3)
-        await c.collect(3.0, until=lambda _notes: rec.end_us is not None)
+        await c.collect(60.0, until=lambda _notes: rec.end_us is not None)  # the deadline only bounds a failure
         await c.collect(0.3)
     skipped = sim.send_log.rows("trades", status=sl.SKIPPED)
     assert len(skipped) == 3
@@ -148,7 +169,9 @@ async def test_malformed_unknown_channel_and_extra_fields(cfg: SimConfig) -> Non
         sim.inject("malformed", count=2)
         sim.inject("unknown_channel", count=1)
         sim.inject("extra_fields", count=3)
-        await c.collect(0.5)
+        # until the 3 notifications with an unknown field arrived (the next 3 generated: a
+        # count, not 0.5 s of stream; the deadline only bounds a failure)
+        await c.collect(60.0, until=lambda notes: len(_with_unknown(notes)) >= 3)
         assert (await c.call("public/unsubscribe_all"))["result"] == "ok"
     bad = [t for t in c.raw if not t.startswith("{") or not t.endswith("}")]
     assert bad == [
@@ -158,7 +181,7 @@ async def test_malformed_unknown_channel_and_extra_fields(cfg: SimConfig) -> Non
     unknown = c.channel_notes("deribit_volatility_index.")
     assert len(unknown) == 1
     assert unknown[0]["params"]["data"]["index_name"] == "eth_usd"
-    extra = [n for n in c.notes if n.get("method") == "subscription" and _has_unknown(n["params"]["data"])]
+    extra = _with_unknown(c.notes)
     assert len(extra) == 3
     assert sim.send_log.control_frames == {"malformed": 2, "unknown_channel": 1}
     assert [f.kind for f in sim.send_log.faults] == ["malformed", "unknown_channel", "extra_fields"]
@@ -170,6 +193,10 @@ async def test_malformed_unknown_channel_and_extra_fields(cfg: SimConfig) -> Non
     assert ticks == sim.send_log.keys("quotes")
 
 
+def _with_unknown(notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [n for n in notes if n.get("method") == "subscription" and _has_unknown(n["params"]["data"])]
+
+
 def _has_unknown(data: Any) -> bool:
     if isinstance(data, list):
         return any("sim_unknown_field" in t for t in data)
@@ -177,22 +204,31 @@ def _has_unknown(data: Any) -> bool:
 
 
 async def test_heartbeat_withhold_and_delay(cfg: SimConfig) -> None:
-    async with running(cfg) as sim, client(sim) as c:
-        await c.call("public/set_heartbeat", {"interval": 10})  # 0.2 s with heartbeat_scale=0.02
-        rec = sim.inject("heartbeat_withhold", conn="c1", seconds=0.8)
-        await c.collect(0.7)
-        assert [n for n in c.notes if n.get("method") == "heartbeat"] == []
-        await c.collect(1.0, until=lambda notes: any(n.get("method") == "heartbeat" for n in notes))
-        assert any(n.get("method") == "heartbeat" for n in c.notes)
-        await c.call("public/test")
+    """No test_request while withheld; a delayed one comes late. Asserted as the earliest
+    time a test_request can arrive (measured on the clock the simulator uses, from before
+    each injection), not as "none in a window of N seconds": a slow machine only makes it
+    later. heartbeat_scale=0.1: interval 10 is a test_request a second, and a second to
+    answer it (0.2 s was too short on a loaded machine)."""
+    def heartbeat(notes: list[dict[str, Any]]) -> bool:
+        return any(n.get("method") == "heartbeat" for n in notes)
+
+    async with running(cfg.replace(heartbeat_scale=0.1)) as sim, client(sim) as c:
+        await c.call("public/test")  # the simulator has the connection
+        t0 = time.monotonic()
+        rec = sim.inject("heartbeat_withhold", conn="c1", seconds=2.5)  # 2 ticks and more
+        await c.call("public/set_heartbeat", {"interval": 10})
+        await c.collect(60.0, until=heartbeat)  # the deadline only bounds a failure
+        assert heartbeat(c.notes)
+        assert time.monotonic() - t0 >= 2.5  # none before the withhold ended
         c.notes.clear()
-        sim.inject("heartbeat_delay", conn="c1", seconds=0.5, duration=5)
-        await c.collect(0.55)
-        assert [n for n in c.notes if n.get("method") == "heartbeat"] == []
-        await c.collect(1.0, until=lambda notes: any(n.get("method") == "heartbeat" for n in notes))
-        assert any(n.get("method") == "heartbeat" for n in c.notes)
+        t1 = time.monotonic()
+        sim.inject("heartbeat_delay", conn="c1", seconds=1.5, duration=60)  # before the next tick, 1 s away
+        await c.call("public/test")  # the answer
+        await c.collect(60.0, until=heartbeat)
+        assert heartbeat(c.notes)
+        assert time.monotonic() - t1 >= 1.5  # the next tick (at most 1 s away) came 1.5 s late
     assert rec.end_us is not None
-    assert rec.end_us - rec.start_us == 800_000
+    assert rec.end_us - rec.start_us == 2_500_000
     assert [f.kind for f in sim.send_log.faults] == ["heartbeat_withhold", "heartbeat_delay"]
 
 
@@ -228,7 +264,7 @@ async def test_too_slow_fault_closes_with_reason(cfg: SimConfig) -> None:
         await c.collect(0.2)
         sim.inject("too_slow", conn="c1")
         with pytest.raises(ConnectionClosed):
-            await c.collect(5.0)
+            await c.collect(60.0)  # closed at once; the deadline only bounds a failure
         assert c.ws.close_code == 1008
         assert c.ws.close_reason == "connection_too_slow"
     assert [f.kind for f in sim.send_log.faults] == ["too_slow"]
@@ -240,15 +276,15 @@ async def test_slow_reader_is_disconnected_not_buffered(tmp_path) -> None:
     cfg = base_config(tmp_path, rate_per_s=4000, instruments=200, send_queue_frames=300, write_limit_bytes=16_384)
     async with running(cfg) as sim, client(sim, max_queue=1) as c:
         await _subscribe_all(c)
-        await c.collect(10.0, until=lambda notes: len(notes) >= 50)  # data flows
+        await c.collect(60.0, until=lambda notes: len(notes) >= 50)  # data flows (the deadlines bound a failure)
         c.ws.transport.pause_reading()  # a reader that stopped reading
-        async with asyncio.timeout(20):  # closed: the close frame is stuck behind the backlog
+        async with asyncio.timeout(120):  # closed: the close frame is stuck behind the backlog
             await sim.connections["c1"].ws.wait_closed()  # so close_timeout aborts the socket
         assert sim.connections["c1"].close_request == (1008, "connection_too_slow")
         assert sim.connections["c1"].pending <= 300
         c.ws.transport.resume_reading()
         with pytest.raises(ConnectionClosed):
-            await c.collect(20.0)
+            await c.collect(60.0)
     slow = sim.send_log.count("quotes", sl.TOO_SLOW) + sim.send_log.count("book_changes", sl.TOO_SLOW)
     assert slow >= 300
 
@@ -262,8 +298,9 @@ async def test_maintenance_locks_platform_and_stops_data(cfg: SimConfig) -> None
         async with httpx.AsyncClient() as http:
             status = (await http.get(f"{sim.http_url}/public/status")).json()["result"]
         assert status == {"locked": "true", "locked_indices": ["eth_usd"]}
-        await c.collect(5.0, until=lambda notes: len(_platform_states(notes)) == 3)
-        await c.collect(0.3)
+        # locked, unlocked, then a ticker after the unlock (conditions, not 0.3 s more of
+        # stream; the deadline only bounds a failure)
+        await c.collect(60.0, until=_unlocked_and_quoting)
     states = _platform_states(c.notes)
     assert [s for _, s in states] == [False, True, False]
     unlocked_at = states[2][0]
@@ -276,6 +313,11 @@ async def test_maintenance_locks_platform_and_stops_data(cfg: SimConfig) -> None
     assert any(n["params"]["channel"].startswith("ticker.") for n in c.notes[unlocked_at:])
 
 
+def _unlocked_and_quoting(notes: list[dict[str, Any]]) -> bool:
+    states = _platform_states(notes)
+    return len(states) == 3 and any(n["params"]["channel"].startswith("ticker.") for n in notes[states[2][0]:])
+
+
 def _platform_states(notes: list[dict[str, Any]]) -> list[tuple[int, bool]]:
     return [
         (i, n["params"]["data"]["locked"])
@@ -285,10 +327,17 @@ def _platform_states(notes: list[dict[str, Any]]) -> list[tuple[int, bool]]:
 
 
 async def test_faults_via_http_control_and_cli_schedule(cfg: SimConfig) -> None:
-    scheduled = (parse_fault_spec("silence:seconds=0.3@0.2"),)
+    # the scheduled silence strikes 2 s after the start: the client has subscribed by then
+    # (at 0.2 s a loaded machine was still connecting, and nothing was silenced)
+    scheduled = (parse_fault_spec("silence:seconds=0.3@2"),)
     async with running(cfg.replace(faults=scheduled)) as sim, client(sim) as c:
         await _subscribe_all(c, books=False)
-        await c.collect(0.8)
+
+        def silence_over(_notes: list[dict[str, Any]]) -> bool:
+            ends = [f.end_us for f in sim.send_log.faults if f.kind == "silence"]
+            return bool(ends) and time.time_ns() // 1000 > (ends[0] or 0)
+
+        await c.collect(60.0, until=silence_over)  # the deadline only bounds a failure
         async with httpx.AsyncClient() as http:
             r = await http.get(f"{sim.control_url}/fault/malformed", params={"conn": "c1", "count": "1"})
             assert r.status_code == 200
@@ -298,9 +347,10 @@ async def test_faults_via_http_control_and_cli_schedule(cfg: SimConfig) -> None:
             assert "no open connection 'c9'" in bad.json()["error"]
             faults = (await http.get(f"{sim.control_url}/faults")).json()
             conns = (await http.get(f"{sim.control_url}/connections")).json()
-        await c.collect(0.2)
+        await c.collect(60.0, until=lambda _notes: MALFORMED_TICKER in c.raw)  # until it arrived
+        await c.call("public/unsubscribe_all")  # (reads the rest: no backlog delays the close)
     assert [f["kind"] for f in faults] == ["silence", "malformed"]
     assert faults[0]["end_us"] - faults[0]["start_us"] == 300_000
     assert [x["id"] for x in conns] == ["c1"]
-    assert c.raw.count('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"ticker.ETH') == 1
+    assert c.raw.count(MALFORMED_TICKER) == 1
     assert sim.send_log.count("quotes", sl.SILENCED) > 0

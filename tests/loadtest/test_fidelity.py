@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ from tests.real import (
 from tickarchive.loadtest.sim import SimConfig
 from tickarchive.loadtest.sim import native as sim_native
 
-from .conftest import client, running
+from .conftest import client, running, until
 
 
 @pytest.fixture(autouse=True, params=["native", "python"])
@@ -202,9 +203,14 @@ async def test_frames_match_real_captures_kind_by_kind(cfg: SimConfig) -> None:
         subs = []
         for i in range(0, len(channels), 500):
             subs.append(await c.call("public/subscribe", {"channels": channels[i : i + 500]}))
-        await c.call("public/set_heartbeat", {"interval": 10})
-        await c.collect(1.5)
+        # until every kind asserted below arrived (counts, not 1.5 s of stream: a loaded
+        # machine's simulator sends less in that time), then a test_request (a second after
+        # set_heartbeat; left unanswered, so nothing is sent after it: the simulator closes
+        # the connection at the next tick). The deadlines only bound a failure.
+        await c.collect(120.0, until=_every_kind_seen())
         await c.call("public/unsubscribe_all")
+        await c.call("public/set_heartbeat", {"interval": 10})
+        await c.collect(60.0, until=lambda notes: any(n.get("method") == "heartbeat" for n in notes))
 
     assert {i["base_currency"] for kind in listed for i in listed[kind]} == {"ETH", "BTC"}
     assert len(listed["future"]) >= 4
@@ -256,23 +262,52 @@ async def test_frames_match_real_captures_kind_by_kind(cfg: SimConfig) -> None:
     full = [
         n["params"]["data"]
         for n in notes
-        if n["params"]["channel"].startswith("ticker.")
-        and _kind_of(n["params"]["data"]["instrument_name"]) == "option"
-        and n["params"]["data"]["stats"]["volume"] is not None
-        and "settlement_price" in n["params"]["data"]
-        and n["params"]["data"]["state"] == "open"
+        if n["params"]["channel"].startswith("ticker.") and _full_option_ticker(n["params"]["data"])
     ]
     assert full
     assert set(full[0]) == shapes["option ticker"].allowed - {"delivery_price"}
     assert set(full[0]["stats"]) == {"volume", "low", "high", "price_change", "volume_usd"}
 
 
+def _full_option_ticker(data: dict[str, Any]) -> bool:
+    """A quoted, traded option's ticker: every key of the real option ticker field set."""
+    return (_kind_of(data["instrument_name"]) == "option" and data["stats"]["volume"] is not None
+            and "settlement_price" in data and data["state"] == "open")
+
+
+def _every_kind_seen() -> Callable[[list[dict[str, Any]]], bool]:
+    """A ``collect`` condition: the notifications hold what ``test_frames_match_real_captures_kind_by_kind``
+    counts (more than 50 option tickers, 20 future tickers, 50 book changes and 50 trades,
+    a combo ticker, a full option ticker)."""
+    seen: dict[str, int] = defaultdict(int)
+    counted = 0
+
+    def enough(notes: list[dict[str, Any]]) -> bool:
+        nonlocal counted
+        for n in notes[counted:]:
+            if n.get("method") != "subscription":
+                continue
+            ch, data = n["params"]["channel"], n["params"]["data"]
+            if ch.startswith("ticker."):
+                seen[_kind_of(data["instrument_name"]) + " ticker"] += 1
+                seen["full"] += _full_option_ticker(data)
+            elif ch.startswith("book."):
+                seen[data["type"]] += 1
+            elif ch.startswith("trades."):
+                seen["trade"] += sum("legs" not in t for t in data)
+        counted = len(notes)
+        return (seen["option ticker"] > 50 and seen["future ticker"] > 20 and seen["combo ticker"] > 0
+                and seen["change"] > 50 and seen["trade"] > 50 and seen["full"] > 0)
+
+    return enough
+
+
 async def test_history_reply_matches_real_shape(cfg: SimConfig) -> None:
     import httpx
 
     real = _nautilus("http_get_last_trades.json")
-    async with running(cfg.replace(trades_per_s=100)) as sim, client(sim) as c:
-        await c.collect(0.5)
+    async with running(cfg.replace(trades_per_s=100)) as sim, client(sim):
+        await until(lambda: len(sim.history) > 0, 60.0, "a trade")  # (not 0.5 s: a condition)
         trades = sim.history.all_trades()
         async with httpx.AsyncClient() as http:
             r = await http.get(

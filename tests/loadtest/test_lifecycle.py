@@ -10,16 +10,18 @@ FIRST_EXPIRY_MS = START_MS + 23 * 3_600_000  # 25 Nov 2026 08:00 UTC
 
 
 async def test_expiry_settles_delivers_and_lists_a_new_expiry(cfg: SimConfig) -> None:
-    # 10 simulated seconds before the first expiry, 20x: it expires ~0.5 s after start
-    fast = cfg.replace(start_ms=FIRST_EXPIRY_MS - 10_000, time_scale=20.0, settle_delay_s=10.0)
+    # 40 simulated seconds before the first expiry, 20x: it expires ~2 s after start (the
+    # client lists and subscribes before that: 0.5 s was too little on a loaded machine,
+    # where listing and subscribing can take longer than the simulator's lead)
+    fast = cfg.replace(start_ms=FIRST_EXPIRY_MS - 40_000, time_scale=20.0, settle_delay_s=10.0)
     async with running(fast) as sim, client(sim) as c:
         before = (await c.call("public/get_instruments", {"currency": "ETH", "kind": "option"}))["result"]
         expiring = sorted(i["instrument_name"] for i in before if i["expiration_timestamp"] == FIRST_EXPIRY_MS)
         assert expiring
         assert all("-25NOV26-" in n for n in expiring)
         await c.call("public/subscribe", {"channels": ["instrument.state.option.ETH", "instrument.state.any.any"]})
-        await c.collect(
-            5.0, until=lambda notes: any(n["params"]["data"]["state"] == "delivered" for n in notes if "params" in n)
+        await c.collect(  # (the deadline only bounds a failure)
+            60.0, until=lambda notes: any(n["params"]["data"]["state"] == "delivered" for n in notes if "params" in n)
         )
         await c.call("public/unsubscribe_all")
         after = (await c.call("public/get_instruments", {"currency": "ETH", "kind": "option"}))["result"]

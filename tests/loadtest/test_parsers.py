@@ -3,6 +3,7 @@ way, and what it extracts from the simulator's frames is exactly the send log.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tests.real import REAL, TARDIS, WS_CAPTURE_APRIL, capture_lines, jsonl_frames
@@ -17,6 +18,34 @@ from .conftest import client, running
 
 def _populated(obj: Any) -> frozenset[str]:
     return frozenset(f for f in obj.__struct_fields__ if getattr(obj, f) is not None)
+
+
+def _enough_parsed(raw: list[str], fullest: frozenset[str]) -> Callable[[list[dict[str, Any]]], bool]:
+    """A ``collect`` condition over the frames received (``raw``), parsed as the test does:
+    more than 100 quotes, 100 book rows and 20 trades, a book change, and a quote that fills
+    every field ``fullest`` names."""
+    seen = {"quotes": 0, "books": 0, "trades": 0, "changes": 0, "full": 0}
+    parsed = 0
+
+    def enough(_notes: list[dict[str, Any]]) -> bool:
+        nonlocal parsed
+        for text in raw[parsed:]:
+            p = parse_frame(text, 1)
+            if isinstance(p, Notification):
+                for e in p.events:
+                    if isinstance(e, QuoteTick):
+                        seen["quotes"] += 1
+                        seen["full"] += _populated(e) == fullest
+                    elif isinstance(e, BookChange):
+                        seen["books"] += 1
+                        seen["changes"] += not e.is_snapshot
+                    elif isinstance(e, TradeTick):
+                        seen["trades"] += 1
+        parsed = len(raw)
+        return (seen["quotes"] > 100 and seen["books"] > 100 and seen["trades"] > 20 and seen["changes"] > 0
+                and seen["full"] > 0)
+
+    return enough
 
 
 def _real_notifications() -> list[Notification]:
@@ -47,12 +76,17 @@ async def test_parser_reads_real_and_simulated_frames_alike(cfg: SimConfig) -> N
     assert len(real_quotes) == 89
     assert real_books
 
+    real_sets = [_populated(q) for q in real_quotes]
+    # stats.volume_usd came after 2021 (on options by 2024): the simulator sends it
+    fullest_real = frozenset().union(*real_sets) | {"volume_usd_24h"}
     async with running(cfg.replace(trades_per_s=100)) as sim, client(sim) as c:
         names = [i["instrument_name"] for i in (await c.call("public/get_instruments", {"currency": "ETH"}))["result"]]
         channels = [f"ticker.{n}.100ms" for n in names] + [f"book.{n}.100ms" for n in names]
         channels += ["trades.option.ETH.100ms", "deribit_price_index.eth_usd", "instrument.state.option.ETH"]
         await c.call("public/subscribe", {"channels": channels})
-        await c.collect(1.5)
+        # until what is asserted below arrived (counts, not 1.5 s of stream; the deadline
+        # only bounds a failure)
+        await c.collect(120.0, until=_enough_parsed(c.raw, fullest_real))
         sim.inject("malformed", count=4)
         sim.inject("extra_fields", count=5)
         await c.collect(0.3)
@@ -73,10 +107,7 @@ async def test_parser_reads_real_and_simulated_frames_alike(cfg: SimConfig) -> N
     # the same QuoteTick fields come out of real and simulated tickers: the fullest
     # simulated tick fills what the fullest real one fills, none fills more, and every one
     # fills what every real one fills (a side may be empty on both)
-    real_sets = [_populated(q) for q in real_quotes]
     sim_sets = {_populated(q) for q in quotes}
-    # stats.volume_usd came after 2021 (on options by 2024): the simulator sends it
-    fullest_real = frozenset().union(*real_sets) | {"volume_usd_24h"}
     assert fullest_real in sim_sets
     assert all(s <= fullest_real for s in sim_sets)
     # what every real option ticker fills (the 2021-04 capture and the tardis messages

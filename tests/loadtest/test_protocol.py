@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import orjson
@@ -120,26 +121,28 @@ async def test_subscribe_rate_limit_closes_session(cfg: SimConfig) -> None:
         limited = await c.call("public/subscribe", {"channels": ["platform_state"]})
         assert limited["error"] == {"message": "too_many_requests", "code": 10028}
         with pytest.raises(ConnectionClosed):
-            await c.collect(5.0)
+            await c.collect(60.0)  # the close comes at once; the deadline only bounds a failure
         assert c.ws.close_code == 1008
         assert c.ws.close_reason == "too_many_requests"
 
 
 async def test_heartbeat_test_request_answered_then_closed_when_unanswered(cfg: SimConfig) -> None:
-    # heartbeat_scale=0.02: interval 10 means a test_request every 0.2 s
-    async with running(cfg) as sim, client(sim) as c:
+    # heartbeat_scale=0.1: interval 10 means a test_request every second, and a second to
+    # answer it (0.2 s was too short for a loaded machine: the answer came after the next
+    # tick and the simulator closed the connection)
+    async with running(cfg.replace(heartbeat_scale=0.1)) as sim, client(sim) as c:
         low = await c.call("public/set_heartbeat", {"interval": 5})
         assert low["error"]["code"] == -32602
         assert (await c.call("public/set_heartbeat", {"interval": 10}))["result"] == "ok"
-        for _ in range(3):
-            await c.collect(2.0, until=lambda notes: any(n.get("method") == "heartbeat" for n in notes))
+        for _ in range(3):  # (the deadlines only bound a failure)
+            await c.collect(60.0, until=lambda notes: any(n.get("method") == "heartbeat" for n in notes))
             hb = [n for n in c.notes if n.get("method") == "heartbeat"]
             assert hb == [{"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}]
             c.notes.clear()
             assert (await c.call("public/test"))["result"] == {"version": "1.2.26"}
         # stop answering: the next heartbeat tick closes the connection
         with pytest.raises(ConnectionClosed):
-            await c.collect(3.0)
+            await c.collect(60.0)
         assert c.ws.close_code == 1000
         assert c.ws.close_reason == "test_request not answered"
         heartbeats = [n for n in c.notes if n.get("method") == "heartbeat"]
@@ -151,7 +154,11 @@ async def test_platform_state_and_index_and_get_index_price(cfg: SimConfig) -> N
     async with running(cfg.replace(index_interval_ms=100)) as sim, client(sim) as c:
         sub = await c.call("public/subscribe", {"channels": ["platform_state", "deribit_price_index.eth_usd"]})
         assert sub["result"] == ["platform_state", "deribit_price_index.eth_usd"]
-        await c.collect(2.0, until=lambda notes: len(notes) >= 4)
+
+        def state_and_two_ticks(_notes: list[dict[str, Any]]) -> bool:  # what is asserted below
+            return bool(c.channel_notes("platform_state")) and len(c.channel_notes("deribit_price_index")) >= 2
+
+        await c.collect(60.0, until=state_and_two_ticks)  # the deadline only bounds a failure
         states = c.channel_notes("platform_state")
         assert states[0]["params"]["data"] == {"price_index": "eth_usd", "locked": False}
         index = c.channel_notes("deribit_price_index")
@@ -170,8 +177,8 @@ async def test_barrier_waits_for_each_connection_to_answer_a_test_request(cfg: S
     async with running(cfg) as sim, client(sim) as c:
         names = [i["instrument_name"] for i in (await c.call("public/get_instruments", {"currency": "ETH"}))["result"]]
         await c.call("public/subscribe", {"channels": [f"ticker.{n}.100ms" for n in names[:10]]})
-        barrier = asyncio.create_task(sim.barrier(10.0))
-        await c.collect(5.0, until=lambda notes: any(n.get("method") == "heartbeat" for n in notes))
+        barrier = asyncio.create_task(sim.barrier(120.0))  # (the deadlines only bound a failure)
+        await c.collect(60.0, until=lambda notes: any(n.get("method") == "heartbeat" for n in notes))
         assert not barrier.done()  # not answered yet
         assert (await c.call("public/test"))["result"] == {"version": "1.2.26"}
         assert await barrier == ["c1"]

@@ -62,7 +62,9 @@ async def test_control_endpoints_flush_and_export(cfg: SimConfig, tmp_path: Path
     async with running(cfg) as sim, client(sim) as c:
         names = [i["instrument_name"] for i in (await c.call("public/get_instruments", {"currency": "ETH"}))["result"]]
         await c.call("public/subscribe", {"channels": [f"ticker.{n}.100ms" for n in names]})
-        await c.collect(0.5)
+        # a ticker (a condition, not 0.5 s: the summary below has a "sent" count only once
+        # a quote was sent; the deadline only bounds a failure)
+        await c.collect(60.0, until=lambda _notes: bool(c.channel_notes("ticker.")))
         await c.call("public/unsubscribe_all")
         sim.inject("silence", conn="c1", seconds=0.1)
         async with httpx.AsyncClient() as http:
