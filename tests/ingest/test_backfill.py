@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.ingest.test_collector import sim_config
+from tests.ingest.test_collector import sim_config, wait_for
 from tickarchive.domain import TradeSource, TradeTick
 from tickarchive.ingest.backfill import Backfiller, parse_time_us, run_backfill
 from tickarchive.ingest.errors import BackfillError
@@ -46,10 +45,9 @@ async def test_missing_trades_pages_and_skips_what_is_stored(
 ) -> None:
     qdb = questdb_clean
     async with Simulator(sim_config(tmp_path, trades_per_s=2500.0, rate_per_s=50.0)) as sim:
-        for _ in range(400):  # more than two history pages
-            if len(sim.history) >= 2600:
-                break
-            await asyncio.sleep(0.05)
+        # more than two history pages (a condition that fails when it does not hold: the
+        # loop of 20 s went on with fewer trades; the deadline only bounds a failure)
+        await wait_for(lambda: len(sim.history) >= 2600, 120, "2600 trades")
         hist = sim.history.all_trades()[:2500]
         start_us = hist[0]["timestamp"] * 1000
         end_us = hist[-1]["timestamp"] * 1000

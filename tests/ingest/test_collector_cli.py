@@ -55,7 +55,7 @@ def test_collect_offline_keeps_retrying_says_why_and_stops_cleanly(tmp_path: Pat
     )
     try:
         unreachable = re.compile(r"Deribit is unreachable")
-        lines = _read_lines(proc, unreachable, 3, 30)
+        lines = _read_lines(proc, unreachable, 3, 120)  # (the deadlines only bound a failure)
         msgs = [x for x in lines if unreachable.search(x)]
         delays = [float(m.group(1)) for x in msgs if (m := re.search(r"retrying in ([0-9.]+) s", x))]
         assert len(delays) == 3
@@ -70,11 +70,11 @@ def test_collect_offline_keeps_retrying_says_why_and_stops_cleanly(tmp_path: Pat
         port = me.ports["metrics"]
         assert port > 0
         assert any(f"metrics on http://127.0.0.1:{port}/metrics" in x for x in lines)
-        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60)
         assert scraped.status_code == 200
         assert "tickarchive_frames_total" in scraped.text
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=120)
         rest = err.decode(errors="replace")
         assert proc.returncode == 0, rest
         assert "collector: stopped" in rest

@@ -63,19 +63,20 @@ async def test_questdb_killed_and_restarted_mid_run_loses_nothing(
     settings = collector_settings(connections=2, writer={"max_buffered_rows": 3000, "flush_rows": 1000})
     async with Simulator(sim_config(tmp_path, rate_per_s=1500.0, heartbeat_scale=0.1)) as sim:
         async with running(settings, sim, qdb, tmp_path / "journal") as c:
-            await wait_for(lambda: c.writer.stats.flushes > 0, 10, "a first acknowledged flush")
+            # (every deadline here only bounds a failure)
+            await wait_for(lambda: c.writer.stats.flushes > 0, 60, "a first acknowledged flush")
             assert c.writer.stats.flush_errors == 0
             await asyncio.to_thread(server.down)  # QuestDB gone (its PID stopped)
-            await wait_for(lambda: c.writer.stats.flush_errors > 0, 10, "a failed flush")
+            await wait_for(lambda: c.writer.stats.flush_errors > 0, 60, "a failed flush")
             # the journal keeps growing while memory stays bounded: the writer leaves
             # memory for the journal once its buffer is full
-            await wait_for(lambda: not c.writer.live, 20, "the writer to fall back to the journal")
+            await wait_for(lambda: not c.writer.live, 60, "the writer to fall back to the journal")
             assert c.writer.buffered_rows <= 3000 + 1000
             outage_seq = c.journal.last_seq
             assert c.writer.acked_seq < outage_seq
             await asyncio.to_thread(server.up)
             try:
-                await wait_for(lambda: c.writer.live, 30, "the writer to catch up from the journal")
+                await wait_for(lambda: c.writer.live, 120, "the writer to catch up from the journal")
             except AssertionError:
                 w = c.writer
                 raise AssertionError(f"{w.stats} next={w.next_seq} jnext={c.journal.next_seq} "
@@ -149,7 +150,7 @@ async def test_collector_sigkilled_and_restarted_loses_no_journaled_frame(
     async with Simulator(sim_config(tmp_path)) as sim:
         first = await _spawn_collector(sim, qdb, journal)
         assert first.stderr is not None
-        await _wait_line(first.stderr, r"c1: connected", 30, seen)
+        await _wait_line(first.stderr, r"c1: connected", 120, seen)  # (the deadlines only bound a failure)
         await wait_for(lambda: JournalReader(journal).acked_seq >= 300, 60, "300 acknowledged records")
         first.send_signal(signal.SIGKILL)  # no flush, no checkpoint, maybe a torn record
         assert await first.wait() == -signal.SIGKILL
@@ -170,7 +171,7 @@ async def test_collector_sigkilled_and_restarted_loses_no_journaled_frame(
 
         second = await _spawn_collector(sim, qdb, journal)
         assert second.stderr is not None
-        await _wait_line(second.stderr, r"c1: connected", 30, seen)
+        await _wait_line(second.stderr, r"c1: connected", 120, seen)
         await wait_for(lambda: JournalReader(journal).acked_seq > last_before + 200, 60,
                        "200 records of the second run acknowledged")
         sim.inject("maintenance", seconds=600)
@@ -232,15 +233,16 @@ async def test_questdb_sigkilled_right_after_acknowledging_loses_nothing(
     settings = collector_settings(connections=2)
     async with Simulator(sim_config(tmp_path, rate_per_s=1500.0, heartbeat_scale=0.1)) as sim:
         async with running(settings, sim, qdb, tmp_path / "journal") as c:
-            await wait_for(lambda: c.writer.stats.flushes >= 10, 20, "a burst of acknowledged flushes")
+            # (every deadline here only bounds a failure)
+            await wait_for(lambda: c.writer.stats.flushes >= 10, 60, "a burst of acknowledged flushes")
             acked = c.writer.acked_seq
             proc = server.pid_file.process()
             assert proc is not None
             proc.kill()  # SIGKILL: no shutdown hook runs
-            await asyncio.to_thread(proc.wait, 30)
-            await wait_for(lambda: c.writer.stats.flush_errors > 0, 10, "a failed flush")
+            await asyncio.to_thread(proc.wait, 60)
+            await wait_for(lambda: c.writer.stats.flush_errors > 0, 60, "a failed flush")
             await asyncio.to_thread(server.up)  # the stale pid file is cleared; same ports
-            await wait_for(lambda: c.writer.acked_seq > c.journal.last_seq - 1000 and c.writer.healthy, 60,
+            await wait_for(lambda: c.writer.acked_seq > c.journal.last_seq - 1000 and c.writer.healthy, 120,
                            "acknowledgements again")
             await quiesce(sim, c)
             assert c.writer.acked_seq >= acked
