@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,16 @@ class Api:
         r = self.client.get(path, params=params)
         assert r.status_code == 200, (path, params, r.status_code, r.text)
         return r.json()
+
+    def wait_for_store_figures(self, timeout_s: float = 120.0) -> None:
+        """Wait until the start-up background refresh of the store-derived ``/metrics``
+        figures (``tickarchive_storage_bytes``...) has finished: on a loaded machine it can
+        still be running at a test's first scrape (the deadline only bounds a failure)."""
+        gauges = self.client.app.state.ctx.metrics.gauges  # type: ignore[attr-defined]
+        deadline = time.monotonic() + timeout_s
+        while gauges._refreshed_at is None:  # set when a refresh has finished
+            assert time.monotonic() < deadline, "the start-up refresh of the /metrics figures did not finish"
+            time.sleep(0.02)  # polling a condition
 
     def close(self) -> None:
         self.client.__exit__(None, None, None)

@@ -162,6 +162,7 @@ def test_health_and_metrics(loaded: Api, questdb_clean: QuestDBHandle) -> None:
     assert body["last_tick_age_s"]["quotes"] > 3600
 
     loaded.get("/quotes", **Q, limit=1)
+    loaded.wait_for_store_figures()  # storage_bytes come from the background refresh
     text = loaded.client.get("/metrics").text
     assert 'tickarchive_api_requests_total{endpoint="/quotes",status="200"} 1.0' in text
     assert 'tickarchive_api_request_seconds_count{endpoint="/quotes"} 1.0' in text

@@ -21,6 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.api.conftest import make_settings
+from tests.ingest.conditions import until_stored
 from tests.ingest.test_collector import collector_settings, quiesce, running, sim_config
 from tickarchive.api.app import create_app
 from tickarchive.api.stores import Stores
@@ -53,15 +54,18 @@ def _copy_to(qdb: QuestDBHandle, table: Table, days_back: int, since_us: int) ->
 
 
 def fill(qdb: QuestDBHandle, warm: WarmHandle, tmp: Path) -> dict[str, Any]:
-    """The simulator's market for a few seconds, then copies of it 40 days back (warm) and in
-    an earlier month (cold)."""
+    """The simulator's market for a few seconds (about 1000 quotes), then copies of it 40 days
+    back (warm) and in an earlier month (cold)."""
     now = dt.datetime.now(dt.UTC)
     since = int(now.timestamp() * 1_000_000) - 60_000_000
 
     async def simulate() -> None:
         config = sim_config(tmp, rate_per_s=800.0, instruments=24, trades_per_s=40.0)
         async with Simulator(config) as sim, running(collector_settings(connections=2), sim, qdb, tmp / "journal") as c:
-            await asyncio.sleep(3.0)
+            # rows of every market table (what 3 s gave on an idle machine: counts, not 3 s, in
+            # which a loaded machine's simulator makes fewer; each tier is asserted to hold 10
+            # quotes)
+            await until_stored(c, quotes=1000, book_changes=1000, trades=60)
             await quiesce(sim, c)
 
     asyncio.run(simulate())

@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.api.conftest import make_settings
+from tests.ingest.conditions import until_stored
 from tests.ingest.test_collector import (
     collector_settings,
     quiesce,
@@ -67,7 +68,7 @@ async def serving(settings: Settings, stores: Stores) -> AsyncIterator[tuple[str
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        await wait_for(lambda: server.started or task.done(), 30, "uvicorn to start")
+        await wait_for(lambda: server.started or task.done(), 60, "uvicorn to start")
         yield f"http://127.0.0.1:{port}", app
     finally:
         server.should_exit = True
@@ -159,7 +160,8 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
             hub = app.state.ctx.hub
             async with Simulator(sim_config(tmp_path, rate_per_s=1200.0, instruments=30)) as sim:
                 async with running(coll_settings, sim, qdb, tmp_path / "journal") as c:
-                    await wait_for(lambda: hub.feed.connected, 20, "the API to attach to the live feed")
+                    # (the deadlines only bound a failure)
+                    await wait_for(lambda: hub.feed.connected, 60, "the API to attach to the live feed")
                     tasks = [
                         asyncio.create_task(consume(stream.live(url, api_key=pro, channels=CHANNELS,
                                                                 resume="oldest"), everything)),
@@ -204,14 +206,24 @@ async def test_live_streams_deliver_every_acknowledged_row_once(
                                                                       resume=first_part.positions[-1]), second_part))
                     tasks.append(resumed)
                     await asyncio.sleep(1.0)
+                    # more than 1000 quotes (asserted below): a count, not the 3 s above, in
+                    # which a loaded machine's simulator makes fewer
+                    await until_stored(c, quotes=1001)
                     await quiesce(sim, c)
                     assert c.publisher is not None
                     final = f"{c.publisher.epoch}.{c.publisher._n}"
-                    await wait_for(lambda: final in everything.positions, 30, "the live client to catch up")
+                    await wait_for(lambda: final in everything.positions, 120, "the live client to catch up")
                 qdb.wait_for_wal()
                 last_ts = max(k[0] for k in stored_keys(qdb, "quotes") + stored_keys(qdb, "book_changes"))
-                await wait_for(lambda: bool(late.positions) and int(late.positions[-1][2:]) > last_ts, 30,
+                await wait_for(lambda: bool(late.positions) and int(late.positions[-1][2:]) > last_ts, 120,
                                "the delayed stream to pass the last quote and book change")
+                # the resumed and the filtered clients hold every stored quote they must (they
+                # are cancelled next; waiting on the other clients does not wait for them)
+                quotes = set(stored_keys(qdb, "quotes"))
+                calls_quotes = set(stored_keys(qdb, "quotes", "WHERE instrument LIKE '%-C'"))
+                await wait_for(lambda: set(first_part.keys("quotes") + second_part.keys("quotes")) >= quotes
+                               and set(calls.keys("quotes")) >= calls_quotes, 120,
+                               "the resumed and the filtered clients to catch up", poll_s=0.2)
                 for t in tasks:
                     t.cancel()
                 for t in tasks:
