@@ -217,3 +217,22 @@ def test_the_encoding_is_documented_with_the_migration_scales() -> None:
         assert f"coalesce({c}_m / 1e{k}::float8, {c}_f) AS {c}" in text, c
         (row,) = [line for line in doc.splitlines() if line.startswith(f"| 1e{k} |")]
         assert f"`{c}`" in row, c
+
+
+def test_the_warm_compression_bench_measures_both_forms_of_the_same_rows() -> None:
+    from tickarchive.bench import warm_compression as wc
+
+    real = _real_quotes()
+    result = wc.run(real, echo=lambda _: None)
+    assert set(result) == {"decimals", "doubles"}
+    for form in result.values():
+        assert form.rows == real.num_rows
+        assert form.after_bytes > 0
+        assert form.before_bytes > 0
+        assert form.batches >= len(set(real.column("instrument").to_pylist()))
+        assert form.load_s > 0
+    assert "bid_price_m" in result["decimals"].columns
+    assert "bid_price" in result["doubles"].columns
+    assert "bid_price" not in result["decimals"].columns
+    text = wc.summary(result)
+    assert text.count(" B/row, ") == 2
