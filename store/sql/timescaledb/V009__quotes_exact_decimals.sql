@@ -23,8 +23,11 @@
 -- tickarchive_encode_quotes(ROW(<columns>)::quotes) e ON CONFLICT DO NOTHING.
 -- Chunks, compression and retention are those of quotes_data; quotes_1m is rebuilt on it.
 --
--- Rows already stored are moved (days that were compressed are compressed again); quotes_1m
--- is created empty: `tickarchive migrate` refreshes it after this file (store/migrate.py).
+-- Rows already stored are moved in this transaction, a day at a time (days that were compressed
+-- are compressed again): on a store holding months of quotes this costs about what loading them
+-- again does, in time and (until the commit frees the replaced files) in disk; see
+-- docs/architecture.md. quotes_1m is created empty: `tickarchive migrate` refreshes it after
+-- this file (store/migrate.py).
 
 CREATE OR REPLACE FUNCTION tickarchive_dec(x double precision, scale double precision)
 RETURNS bigint
@@ -244,13 +247,26 @@ $$;
 CREATE TRIGGER quotes_insert INSTEAD OF INSERT ON quotes
     FOR EACH ROW EXECUTE FUNCTION tickarchive_quotes_insert();
 
--- the rows stored so far, and the compression of the days that were compressed
-INSERT INTO quotes_data SELECT e.* FROM quotes_v008 q, tickarchive_encode_quotes(ROW(q.*)::quotes) e;
-SELECT compress_chunk(n.chunk)
-FROM (SELECT format('%I.%I', c.chunk_schema, c.chunk_name)::regclass AS chunk, c.range_start
-      FROM timescaledb_information.chunks c WHERE c.hypertable_name = 'quotes_data') n
-WHERE n.range_start IN (SELECT o.range_start FROM timescaledb_information.chunks o
-                        WHERE o.hypertable_name = 'quotes_v008' AND o.is_compressed);
+-- the rows stored so far, a chunk (day) at a time in time order, each day that was compressed
+-- compressed again right after its move
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN
+        SELECT range_start, range_end, is_compressed FROM timescaledb_information.chunks
+        WHERE hypertable_schema = 'public' AND hypertable_name = 'quotes_v008' ORDER BY range_start
+    LOOP
+        INSERT INTO quotes_data
+            SELECT e.* FROM quotes_v008 q, tickarchive_encode_quotes(ROW(q.*)::quotes) e
+            WHERE q.ts >= c.range_start AND q.ts < c.range_end;
+        IF c.is_compressed THEN
+            PERFORM compress_chunk(n, if_not_compressed => true)
+            FROM show_chunks('quotes_data', older_than => c.range_end, newer_than => c.range_start) n;
+        END IF;
+    END LOOP;
+END
+$$;
 DROP TABLE quotes_v008;
 
 -- quotes_1m as in V002, on the stored form
