@@ -35,6 +35,11 @@ from tickarchive.store.errors import DsnUnreachableError, MigrationError
 Target = Literal["questdb", "timescaledb", "postgres"]
 _FILE = re.compile(r"^V(\d{3})__([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 7_262_104_117  # pg_advisory_lock key for warm-store migrations
+AFTER_COMMIT: dict[tuple[str, int], tuple[str, ...]] = {
+    ("timescaledb", 9): ("CALL refresh_continuous_aggregate('quotes_1m', NULL, NULL)",),
+}
+"""Statements run right after a migration committed, outside a transaction block (what
+TimescaleDB requires of them): V009 rebuilt ``quotes_1m`` empty on the rows it moved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +248,14 @@ def migrate_warm(dsn: str, forced_dialect: str = "auto", upto: int | None = None
                             f"{dialect} migration V{mig.version:03d}__{mig.name} failed: "
                             f"{str(exc).strip().splitlines()[0]}"
                         ) from None
+                    for stmt in AFTER_COMMIT.get((dialect.value, mig.version), ()):
+                        try:
+                            conn.execute(stmt)
+                        except psycopg.Error as exc:
+                            raise MigrationError(
+                                f"{dialect} migration V{mig.version:03d}__{mig.name} committed, but its follow-up "
+                                f"{stmt!r} failed (run it by hand): {str(exc).strip().splitlines()[0]}"
+                            ) from None
                     done.append(mig.version)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

@@ -12,7 +12,9 @@ the drill and the benchmarks:
   idempotent. One transaction per batch; daily partitions are made first (plain dialect).
 * **compress** (TimescaleDB): ``compress_chunk`` on the day's chunk (segment by
   instrument, order by ts, per the schema); a late insert makes it partially compressed
-  and the next compress finishes it.
+  and the next compress finishes it. Quotes are stored as exact decimals in the
+  hypertable ``quotes_data`` behind the view ``quotes`` (``store/warm_stored.py``):
+  loads, chunks and retention go to the hypertable, reads to the view.
 * **rollups**: ``CALL refresh_continuous_aggregate`` (TimescaleDB) or
   ``tickarchive_refresh_rollups`` (plain), for the day's window.
 * **coverage_daily**: replaced for (day, table) in one transaction.
@@ -48,6 +50,7 @@ from tickarchive.store.errors import WarmLoadError
 from tickarchive.store.migrate import migrated_dialect
 from tickarchive.store.warm_csv import batch_of_rows, copy_out_batches
 from tickarchive.store.warm_load import load_direct, load_staged, load_unnest
+from tickarchive.store.warm_stored import storage_name, stored_form
 from tickarchive.tables import ColumnType, Table
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -160,6 +163,11 @@ class WarmStore:
         except psycopg.Error as exc:
             raise WarmLoadError(f"warm store: {what or 'statement'} failed: {exc}") from exc
 
+    def storage(self, table: Table) -> str:
+        """The relation holding ``table``'s rows (its chunks, compression, retention):
+        ``quotes_data`` for quotes on TimescaleDB (``store/warm_stored.py``), else the table."""
+        return storage_name(table, self.dialect)
+
     # -- load ------------------------------------------------------------------------------
 
     def ensure_partition(self, table: Table, day: dt.date) -> None:
@@ -182,9 +190,10 @@ class WarmStore:
         if batch.num_rows == 0:
             return 0
         self.ensure_partition(table, day)
+        form = stored_form(table, self.dialect)
         if self.copy:
-            return load_direct(self.conn, table, batch) if fresh else load_staged(self.conn, table, batch)
-        return load_unnest(self.conn, table, batch)
+            return load_direct(self.conn, table, batch, form) if fresh else load_staged(self.conn, table, batch, form)
+        return load_unnest(self.conn, table, batch, form)
 
     # -- after the load --------------------------------------------------------------------
 
@@ -196,7 +205,7 @@ class WarmStore:
         chunks = self._exec(
             "SELECT c::text FROM show_chunks(%s::regclass, older_than => %s::timestamptz, "
             "newer_than => %s::timestamptz) c",
-            (table.name, hi, lo),
+            (self.storage(table), hi, lo),
             f"{table.name} {day}: show_chunks",
         )
         for (chunk,) in chunks:
@@ -214,7 +223,7 @@ class WarmStore:
             "coalesce(_timescaledb_functions.chunk_status((chunk_schema || '.' || chunk_name)::regclass) & 8 = 8, "
             "false) "
             "FROM timescaledb_information.chunks WHERE hypertable_name = %s AND range_start >= %s AND range_end <= %s",
-            (table.name, lo, hi),
+            (self.storage(table), lo, hi),
             "chunk status",
         )
         return [(str(a), bool(b), bool(c)) for a, b, c in rows_]
@@ -398,7 +407,7 @@ class WarmStore:
 
     def delete_month(self, table: Table, month: Month) -> int:
         """Delete a month's rows (benchmarks and tests on scratch databases)."""
-        q = sql.SQL("DELETE FROM {} WHERE ts >= %s AND ts < %s").format(sql.Identifier(table.name))
+        q = sql.SQL("DELETE FROM {} WHERE ts >= %s AND ts < %s").format(sql.Identifier(self.storage(table)))
         try:
             return max(self.conn.execute(q, _month_bounds(month), prepare=False).rowcount, 0)
         except psycopg.Error as exc:
@@ -427,7 +436,7 @@ class WarmStore:
             found = self._exec(
                 "SELECT DISTINCT (range_start AT TIME ZONE 'UTC')::date FROM timescaledb_information.chunks "
                 "WHERE hypertable_name = %s",
-                (table.name,),
+                (self.storage(table),),
                 f"{table.name}: list chunks",
             )
             return sorted({Month.of(r[0]) for r in found})
@@ -439,7 +448,7 @@ class WarmStore:
         if self.dialect is Dialect.TIMESCALEDB:
             self._exec(
                 "SELECT drop_chunks(%s::regclass, older_than => %s::timestamptz, newer_than => %s::timestamptz)",
-                (table.name, hi, lo),
+                (self.storage(table), hi, lo),
                 f"{table.name} {month}: drop_chunks",
             )
             return

@@ -40,7 +40,9 @@ Fixtures (all handles are frozen dataclasses from ``tickarchive.store.stack.hand
 ``timescaledb`` (session) -> ``WarmHandle`` with ``dialect=Dialect.TIMESCALEDB``
     The PGlite TimescaleDB 2.23 test server, migrated with the TimescaleDB dialect
     (hypertables with 1-day chunks, compression settings, continuous aggregates
-    ``trades_1m``/``quotes_1m`` WITH NO DATA, materialized_only). All three DSNs are the
+    ``trades_1m``/``quotes_1m`` WITH NO DATA, materialized_only; ``quotes`` is a view over
+    the hypertable ``quotes_data``, V009: chunk functions take ``storage_name(table, dialect)``
+    of ``store.warm_stored``; INSERT INTO quotes works through a trigger). All three DSNs are the
     same superuser. Limits: one backend for all connections (never hold two
     transactions open at once), NO ``COPY FROM STDIN`` (it kills the connection: use
     multi-row INSERT), background jobs never run (``CALL refresh_continuous_aggregate``),

@@ -16,6 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 from tickarchive.settings import PostgresSettings, QuestDBSettings
 from tickarchive.store.dialect import Dialect
+from tickarchive.store.warm_stored import storage_name
 from tickarchive.tables import ALL_TABLES
 
 Row = tuple[Any, ...]
@@ -157,7 +158,7 @@ class WarmHandle:
 
     def truncate_all(self) -> None:
         """Empty the data tables, the rollups and the bookkeeping tables (schemas stay)."""
-        names = [t.name for t in ALL_TABLES] + list(WARM_EXTRA_TABLES)
+        names = [storage_name(t, self.dialect) for t in ALL_TABLES] + list(WARM_EXTRA_TABLES)
         if self.dialect is Dialect.POSTGRES:
             names += ["trades_1m", "quotes_1m"]
         self.query("TRUNCATE " + ", ".join(names))

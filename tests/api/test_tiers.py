@@ -26,6 +26,7 @@ from tickarchive.store.hot import HotReader, HotStore
 from tickarchive.store.rollover import RolloverOptions, run
 from tickarchive.store.stack.handles import QuestDBHandle, WarmHandle
 from tickarchive.store.warm import WarmStore
+from tickarchive.store.warm_stored import storage_name
 from tickarchive.tables import BOOK_CHANGES, QUOTES, TRADES
 
 D1, D2, D3 = data.DAYS
@@ -164,7 +165,8 @@ def test_identical_rows_hot_warm_cold_restored(
             export_month(source, target, t, Month(2026, 10))
     for t in TABLES:  # what warm retention does once the month's archive is verified
         if warm_store.pglite:
-            warm_store.query(f"SELECT drop_chunks('{t.name}', older_than => timestamptz '2026-11-01')")
+            stored = storage_name(t, warm_store.dialect)  # quotes: its hypertable quotes_data
+            warm_store.query(f"SELECT drop_chunks('{stored}', older_than => timestamptz '2026-11-01')")
         else:
             warm_store.query(f"DELETE FROM {t.name} WHERE ts < '2026-11-01'")
     api.stores.cold.forget()

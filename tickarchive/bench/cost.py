@@ -448,7 +448,7 @@ def _timescaledb(tsdb: WarmStore, lake: Path, month: Month, instruments: int, re
         rows = tsdb._exec(
             "SELECT coalesce(sum(before_compression_total_bytes), 0), coalesce(sum(after_compression_total_bytes), 0) "
             "FROM hypertable_compression_stats(%s::regclass)",
-            (t.name,),
+            (tsdb.storage(t),),
             "compression stats",
         )
         before, after = (int(x) for x in rows[0])

@@ -71,7 +71,7 @@ def _warm_bytes(warm: WarmStore, table: Table, day: dt.date) -> int:
             "SELECT coalesce(sum(total_bytes), 0) FROM chunks_detailed_size(%s::regclass) d "
             "JOIN timescaledb_information.chunks c ON c.chunk_schema = d.chunk_schema AND c.chunk_name = d.chunk_name "
             "WHERE c.range_start >= %s AND c.range_end <= %s",
-            (table.name, lo, hi),
+            (warm.storage(table), lo, hi),
             "size",
         )
         return int(rows[0][0])

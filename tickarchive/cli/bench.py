@@ -296,6 +296,25 @@ def bench_cost(
         markdown.write_text(cost_doc.render(result))
 
 
+@app.command("warm-compression")
+def bench_warm_compression(
+    paths: Annotated[
+        list[Path], typer.Argument(help="quote Parquet files or directories (e.g. a cost run's lake/table=quotes)")
+    ],
+    instruments: Annotated[int, typer.Option(min=1, help="keep every row of the first N instruments by name")] = 100,
+    top: Annotated[int, typer.Option(min=1, help="columns listed per form")] = 16,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+) -> None:
+    """TimescaleDB compression of quotes, per column: the stored form (exact decimals) vs doubles."""
+    from tickarchive.bench import warm_compression as wc
+
+    data = wc.read_quotes(paths, instruments)
+    result = wc.run(data, echo=typer.echo)
+    typer.echo(wc.summary(result, top))
+    if json_out is not None:
+        wc.write_json(result, json_out)
+
+
 @app.command("replay")
 def bench_replay(
     frames: Annotated[int, typer.Option(min=1000, help="simulator frames in the journal archive input")] = 1_800_000,
