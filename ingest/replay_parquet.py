@@ -21,8 +21,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
@@ -68,7 +69,51 @@ def _numeric_key(col: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
 def sorted_order(table: t.Table, data: pa.Table) -> pa.Array:
     """The row indices of ``data`` in ``sort_keys`` order (then input order), keeping of
     each group of rows with equal dedup keys only the last one read. Only the key columns
-    are reordered here."""
+    are reordered here.
+
+    Key columns without NULLs are sorted by NumPy (``np.lexsort``: a stable sort per key,
+    from the last to the first; text as the rank of each value in byte order), several
+    times faster than Arrow's multi-key ``sort_indices``; the result is the same (floats:
+    NaN after every number, -0.0 equal to 0.0, NaN never equal to NaN). Key columns with
+    NULLs take Arrow's way (``sorted_order_arrow``)."""
+    keys = sort_keys(table)
+    columns = _numpy_keys(data, [*keys, ORD_COLUMN])
+    if columns is None:
+        return sorted_order_arrow(table, data)
+    order = np.lexsort(columns[::-1])
+    n = len(order)
+    if n >= 2:
+        differs = np.zeros(n - 1, np.bool_)
+        for col in columns[:-1]:
+            s = col[order]
+            differs |= s[1:] != s[:-1]
+        if not differs.all():
+            order = order[np.append(differs, True)]
+    return pa.array(order)
+
+
+def _numpy_keys(data: pa.Table, names: list[str]) -> list[np.ndarray[Any, Any]] | None:
+    """The columns ``names`` as NumPy arrays that sort and compare as the columns do, or
+    ``None`` when one holds a NULL or is of a type not handled here."""
+    out: list[np.ndarray[Any, Any]] = []
+    for name in names:
+        col = data.column(name)
+        if col.null_count:
+            return None
+        typ = col.type
+        if pa.types.is_string(typ):
+            col = _numeric_key(col)
+        elif pa.types.is_timestamp(typ):
+            col = col.cast(pa.int64())
+        elif not (pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ)):
+            return None
+        out.append(col.to_numpy())
+    return out
+
+
+def sorted_order_arrow(table: t.Table, data: pa.Table) -> pa.Array:
+    """``sorted_order`` by Arrow's ``sort_indices`` (key columns with NULLs: two NULLs are
+    equal keys, a NULL and a value are not)."""
     n = data.num_rows
     keys = sort_keys(table)
     names = [*keys, ORD_COLUMN]

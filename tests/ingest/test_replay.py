@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -313,3 +315,23 @@ def test_cli_replay_reads_journal_segments_and_reports_crc_damage(tmp_path: Path
     assert res.exit_code == 3, res.output
     assert "1 journal record(s) failing their CRC" in res.output
     assert "replayed 135 frames" in res.output
+
+
+def test_replay_process_never_imports_pandas_or_httpx(tmp_path: Path) -> None:
+    """``tickarchive replay`` answers pyarrow's pandas probe without importing pandas and
+    never loads the HTTP client (start-up time: docs/archive.md, "Replay speed"); an
+    explicit pandas conversion in the same process still works."""
+    code = (
+        "import sys\n"
+        "from tickarchive.cli import main\n"
+        "try:\n"
+        f"    main(['replay', {str(WS_CAPTURE)!r}, '--to', {str(tmp_path / 'out')!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print(sorted(m for m in ('pandas', 'httpx') if m in sys.modules))\n"
+        "import pyarrow as pa\n"
+        "print(type(pa.table({'a': [1]}).to_pandas()).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.splitlines()[-2:] == ["[]", "DataFrame"], out.stdout + out.stderr
+    assert (tmp_path / "out" / "quotes.parquet").is_file()

@@ -13,6 +13,7 @@ errors).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Final
@@ -36,8 +37,6 @@ def _root(
     ] = None,
 ) -> None:
     if config is not None:
-        import os
-
         from tickarchive.settings import CONFIG_ENV
 
         os.environ[CONFIG_ENV] = str(config)
@@ -154,6 +153,9 @@ def main(args: list[str] | None = None) -> None:
     ``error: ...`` with exit status 1."""
     from tickarchive.cli.usage import PROG, explain
 
+    # numpy's OpenBLAS starts a thread per core at import, which spin a while (~0.1 CPU-s);
+    # no command does linear algebra worth a second thread. The operator's setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     argv = list(sys.argv[1:] if args is None else args)
     group = COMMAND_GROUPS.get(_command_of(argv) or "")
     if group is None:

@@ -145,6 +145,9 @@ def replay(
     last wins). Damaged input is skipped and listed; it makes the exit status 3 unless
     --accept-damage.
     """
+    from tickarchive.arrow_probe import skip_pandas_probe
+
+    skip_pandas_probe()
     from tickarchive import venues
     from tickarchive.ingest.replay import ParquetSink, QuestDBSink, Sink, replay_files
     from tickarchive.settings import load_settings

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
-import httpx
 import numpy as np
 
 from tickarchive.domain import EncodedRows, Event, Gap, TradeTick
@@ -35,6 +34,8 @@ from tickarchive.venues.deribit.sequence import BookSequence, TradeSequence, seq
 from tickarchive.venues.deribit.session import DeribitSession, SessionConfig
 
 if TYPE_CHECKING:
+    import httpx  # imported where a request is made: replay never needs it (docs/archive.md, "Replay speed")
+
     from tickarchive.pacing import TokenBucket
 
 NAME: Final = "deribit"

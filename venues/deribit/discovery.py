@@ -25,14 +25,15 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
-
-import httpx
+from typing import TYPE_CHECKING, Final
 
 from tickarchive.domain import ComboLeg, InstrumentEvent
 from tickarchive.venue import FetchedInstruments
 from tickarchive.venues.deribit.errors import DiscoveryError
 from tickarchive.venues.deribit.normalize import Response, events_of_response, parse_combos, parse_frame
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ async def fetch_instruments(
 ) -> list[FetchedInstruments]:
     """``public/get_instruments`` per currency × kind, then ``public/get_combos`` per
     currency with a combo kind; one request per second at most."""
+    import httpx  # here, not at the top: replay imports this module and never fetches
+
     out: list[FetchedInstruments] = []
     base = rest_url.rstrip("/")
     first = True

@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Final
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final
 
 from tickarchive.domain import ALL_INSTRUMENTS, TradeTick
 from tickarchive.venue import TradeWindow
 from tickarchive.venues.deribit.errors import HistoryError
 from tickarchive.venues.deribit.normalize import HistoryPage, parse_history_trades
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ PAGE: Final = 1000
 
 
 async def _page(client: httpx.AsyncClient, url: str, params: dict[str, Any]) -> HistoryPage:
+    import httpx  # here, not at the top: replay imports this module and never fetches
+
     try:
         r = await client.get(url, params=params)
     except httpx.HTTPError as exc:
