@@ -10,7 +10,7 @@ replay decoder that re-derives the book and trade sequence gaps.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -116,21 +116,35 @@ class ReplayDecoder:
         fed one by one: only the rest are, each after its instrument's state is brought up
         to its predecessor, and every instrument's state to its last message at the end.
         That holds while every message fed moved its chain to its own ``change_id``; after
-        one that did not (a duplicate) every later message is fed. Batches where a
-        reference-decoded frame may hold a book message are fed whole."""
+        one that did not (a duplicate) every later message is fed. Of the messages fed, the
+        first change of each instrument in the batch that continues the instrument's chain
+        goes through ``BookSequence.continue_chains`` in one pass (no gap can come of it,
+        and no other instrument's chain depends on it). Batches where a reference-decoded
+        frame may hold a book message are fed whole."""
         books = self._books
         check, advance = books.check, books.advance
         gaps = out.gaps
         n = len(msgs)
-        frames = msgs.frame.tolist()
+        frames = msgs.frame
         il, nl = 0, len(left)
         bulk = bool(n) and not any(b"book" in batch.frame(i) for i in left)
+        pred: np.ndarray[Any, np.dtype[np.intp]] | None = None
         if bulk:
-            skipped, pred_arr = msgs.continues()
-            pred = pred_arr.tolist()
-            todo = np.flatnonzero(~skipped).tolist()
+            skipped, pred_arr, last = msgs.continues()
+            pred = pred_arr
+            feed = ~skipped
+            first = np.flatnonzero(feed & (pred_arr < 0) & msgs.prev_valid & ~msgs.snapshot)
+            if len(first):
+                rest = books.continue_chains(
+                    [msgs.strings[k] for k in msgs.inst[first].tolist()], msgs.prev_change_id[first].tolist(),
+                    msgs.change_id[first].tolist(), msgs.ts_us[first].tolist(),
+                )
+                moved = np.ones(len(first), np.bool_)
+                moved[rest] = False
+                feed[first[moved]] = False
+            todo = np.flatnonzero(feed).tolist()
         else:
-            skipped, pred = np.zeros(n, np.bool_), []
+            skipped, last = np.zeros(n, np.bool_), np.zeros(0, np.intp)
             todo = list(range(n))
         names, cids, tss = msgs.strings, msgs.change_id, msgs.ts_us
         inst = msgs.inst
@@ -138,13 +152,13 @@ class ReplayDecoder:
         while t < len(todo):
             j = todo[t]
             t += 1
-            frame_no = frames[j]
+            frame_no = int(frames[j])
             while il < nl and left[il] < frame_no:
                 i = left[il]
                 self._reference(i, batch.frame(i), batch.recv(i), out, is_foreign)
                 il += 1
-            if pred:
-                p = pred[j]
+            if pred is not None:
+                p = int(pred[j])
                 if p >= 0 and skipped[p]:
                     advance(names[inst[p]], int(cids[p]), int(tss[p]))
                     skipped[p] = False
@@ -154,9 +168,9 @@ class ReplayDecoder:
                 bulk = False  # a duplicate: from here on, every message is fed
                 skipped[j + 1 :] = False
                 todo, t = list(range(j + 1, n)), 0
-        for p in msgs.last_of_each().tolist():
-            if skipped[p]:
-                advance(names[inst[p]], int(cids[p]), int(tss[p]))
+        at = last[skipped[last]]
+        if len(at):
+            books.advance_many([names[k] for k in inst[at].tolist()], cids[at].tolist(), tss[at].tolist())
         for i in left[il:]:
             self._reference(i, batch.frame(i), batch.recv(i), out, is_foreign)
 

@@ -120,6 +120,10 @@ def _arr(typ: pa.DataType, n: int, data: bytes, valid: bytes | None = None) -> p
     return pa.Array.from_buffers(typ, n, [None if valid is None else _buf(valid), _buf(data)])
 
 
+_Bools = np.ndarray[Any, np.dtype[np.bool_]]
+_Indices = np.ndarray[Any, np.dtype[np.intp]]
+
+
 @dataclass(frozen=True, slots=True)
 class BookMessages:
     """The ids of every natively decoded book message of a batch (empty books included),
@@ -147,29 +151,23 @@ class BookMessages:
             bool(self.snapshot[i]),
         )
 
-    def continues(self) -> tuple[np.ndarray[Any, np.dtype[np.bool_]], np.ndarray[Any, np.dtype[np.intp]]]:
-        """(continues, pred): per message the previous message of its instrument in this
-        batch (-1: none), and whether it is a change (not a snapshot) whose
-        ``prev_change_id`` is that message's ``change_id``."""
+    def continues(self) -> tuple[_Bools, _Indices, _Indices]:
+        """(continues, pred, last): per message the previous message of its instrument in
+        this batch (-1: none), and whether it is a change (not a snapshot) whose
+        ``prev_change_id`` is that message's ``change_id``; the index of the last message
+        of each instrument (one sort for the three)."""
         n = len(self.inst)
         cont = np.zeros(n, np.bool_)
         pred = np.full(n, -1, np.intp)
         if n < 2:
-            return cont, pred
+            return cont, pred, np.arange(n, dtype=np.intp)
         order = np.argsort(self.inst, kind="stable")
         same = self.inst[order[1:]] == self.inst[order[:-1]]
         at, before = order[1:][same], order[:-1][same]
         pred[at] = before
         cont[at] = (self.change_id[before] == self.prev_change_id[at]) & self.prev_valid[at] & ~self.snapshot[at]
-        return cont, pred
-
-    def last_of_each(self) -> np.ndarray[Any, np.dtype[np.intp]]:
-        """Index of the last message of each instrument."""
-        if not len(self.inst):
-            return np.zeros(0, np.intp)
-        rev = self.inst[::-1]
-        _, first = np.unique(rev, return_index=True)
-        return np.sort(len(rev) - 1 - first)
+        last = order[np.append(~same, True)]
+        return cont, pred, last
 
 
 @dataclass(frozen=True, slots=True)

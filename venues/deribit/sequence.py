@@ -108,6 +108,33 @@ class BookSequence:
         st.last_change_id = change_id
         st.last_ts_us = ts_us
 
+    def continue_chains(
+        self, instruments: Sequence[str], prev_change_ids: Sequence[int], change_ids: Sequence[int],
+        ts_us: Sequence[int],
+    ) -> list[int]:
+        """Message ``i`` of each list is a change of ``instruments[i]`` (not a snapshot) with
+        a ``prev_change_id``, no instrument twice. Where that is the instrument's last
+        ``change_id``, do what ``check`` does with it (move the chain on: no gap, no
+        duplicate); return the positions of the others, which ``check`` must take in order."""
+        books = self._books
+        rest: list[int] = []
+        for i, inst in enumerate(instruments):
+            st = books.get(inst)
+            if st is not None and st.last_change_id == prev_change_ids[i]:
+                st.last_change_id = change_ids[i]
+                st.last_ts_us = ts_us[i]
+            else:
+                rest.append(i)
+        return rest
+
+    def advance_many(self, instruments: Sequence[str], change_ids: Sequence[int], ts_us: Sequence[int]) -> None:
+        """``advance`` of each message in turn."""
+        books = self._books
+        for inst, cid, ts in zip(instruments, change_ids, ts_us, strict=True):
+            st = books[inst]
+            st.last_change_id = cid
+            st.last_ts_us = ts
+
     def resyncing(self, instrument: str) -> bool:
         """A gap of ``instrument`` is open (waiting for a snapshot)."""
         st = self._books.get(instrument)
