@@ -143,7 +143,22 @@ def sort_dedup(table: t.Table, data: pa.Table) -> pa.Table:
     with equal dedup keys only the last one read."""
     if data.num_rows == 0:
         return data
-    return data.take(sorted_order(table, data))
+    return take(data, sorted_order(table, data))
+
+
+def take(data: pa.Table, indices: pa.Array) -> pa.Table:
+    """``data.take(indices)``, except that a column of NULLs only (the columns of other
+    instrument kinds: an option has no funding rate) becomes a slice of one shared
+    column of NULLs instead of being concatenated and gathered."""
+    n = len(indices)
+    columns = []
+    for col in data.columns:
+        if col.null_count == len(col):
+            columns.append(rows.null_column(col.type, n))
+        else:
+            columns.append(col.take(indices))
+    return pa.Table.from_arrays(columns, schema=data.schema)
+
 
 
 class _TableOutput:
@@ -189,7 +204,7 @@ class _TableOutput:
             return
         order = sorted_order(self.table, data)
         for at in range(0, len(order), MERGE_ROWS):
-            yield data.take(order.slice(at, MERGE_ROWS))
+            yield take(data, order.slice(at, MERGE_ROWS))
 
     def _spill(self) -> None:
         data = self._take_buffer()

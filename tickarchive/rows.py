@@ -102,3 +102,16 @@ def to_builtins(event: d.Event) -> dict[str, Any]:
     """An event as plain JSON-able values (for logs and samples)."""
     out: dict[str, Any] = msgspec.to_builtins(event)
     return out
+
+
+_NULLS: dict[pa.DataType, pa.Array] = {}
+
+
+def null_column(typ: pa.DataType, n: int) -> pa.Array:
+    """``n`` NULLs of ``typ`` as a slice of one array per type, whose buffers every such
+    column shares (a table's columns of another instrument kind: an option has no funding
+    rate). Its memory is held for the life of the process: the longest ever asked for."""
+    nulls = _NULLS.get(typ)
+    if nulls is None or len(nulls) < n:
+        nulls = _NULLS[typ] = pa.nulls(max(n, 2 * len(nulls) if nulls is not None else 1 << 16), typ)
+    return nulls.slice(0, n)

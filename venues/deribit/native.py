@@ -235,7 +235,9 @@ def _wrap(raw: Any) -> Columns:
         ORD_COLUMN: _arr(pa.uint64(), n, q[1]),
     }
     for name, data, valid in q[7]:
-        qcols[name] = _arr(pa.float64(), n, data, valid)
+        col = _arr(pa.float64(), n, data, valid)
+        # a column of NULLs only (another instrument kind's field) shares one buffer
+        qcols[name] = rows.null_column(pa.float64(), n) if col.null_count == n else col
     quotes = pa.Table.from_arrays([qcols[f.name] for f in QUOTES_SCHEMA], schema=QUOTES_SCHEMA)
     m = b[0]
     bcols = {
