@@ -80,7 +80,7 @@ def sorted_order(table: t.Table, data: pa.Table) -> pa.Array:
     columns = _numpy_keys(data, [*keys, ORD_COLUMN])
     if columns is None:
         return sorted_order_arrow(table, data)
-    order = np.lexsort(columns[::-1])
+    order = _lexsort(columns)
     n = len(order)
     if n >= 2:
         differs = np.zeros(n - 1, np.bool_)
@@ -90,6 +90,22 @@ def sorted_order(table: t.Table, data: pa.Table) -> pa.Array:
         if not differs.all():
             order = order[np.append(differs, True)]
     return pa.array(order)
+
+
+def _lexsort(columns: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
+    """``np.lexsort(columns[::-1])`` (the first column the primary key, the last the input
+    order), done as stable sorts from the last key to the first: the input order is often
+    sorted already (no sort then), and a key of small non-negative integers (the rank of a
+    text) is sorted as 16 bits (NumPy's radix sort)."""
+    *keys, last = columns
+    n = len(last)
+    order = np.arange(n) if n < 2 or bool(np.all(last[1:] >= last[:-1])) else np.argsort(last, kind="stable")
+    for key in reversed(keys):
+        k = key[order]
+        if k.dtype.kind in "iu" and n and int(k.min()) >= 0 and int(k.max()) < 1 << 16:
+            k = k.astype(np.uint16)
+        order = order[np.argsort(k, kind="stable")]
+    return order
 
 
 def _numpy_keys(data: pa.Table, names: list[str]) -> list[np.ndarray[Any, Any]] | None:
@@ -156,7 +172,7 @@ def take(data: pa.Table, indices: pa.Array) -> pa.Table:
         if col.null_count == len(col):
             columns.append(rows.null_column(col.type, n))
         else:
-            columns.append(col.take(indices))
+            columns.append(pc.take(col, indices, boundscheck=False))  # the indices come from sorted_order
     return pa.Table.from_arrays(columns, schema=data.schema)
 
 

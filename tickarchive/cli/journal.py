@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,14 +146,21 @@ def replay(
     last wins). Damaged input is skipped and listed; it makes the exit status 3 unless
     --accept-damage.
     """
-    from tickarchive.arrow_probe import skip_pandas_probe
+    gc_was_on = gc.isenabled()
+    gc.disable()  # the imports make ~10^5 objects and no garbage; replay_files keeps it off
+    try:
+        from tickarchive.arrow_probe import skip_pandas_probe
 
-    skip_pandas_probe()
-    from tickarchive import venues
-    from tickarchive.ingest.replay import ParquetSink, QuestDBSink, Sink, replay_files
-    from tickarchive.settings import load_settings
+        skip_pandas_probe()
+        from tickarchive import venues
+        from tickarchive.ingest.replay import ParquetSink, QuestDBSink, Sink, replay_files
+        from tickarchive.settings import load_settings
 
-    settings = load_settings()
+        settings = load_settings()
+        venue = venues.load(settings)
+    finally:
+        if gc_was_on:
+            gc.enable()
 
     for f in files:
         if not f.is_file():
@@ -186,7 +194,7 @@ def replay(
             done[path] = read
             progress.update(task, completed=sum(done.values()))
 
-        stats = replay_files(files, sink, venues.load(settings), on_progress)
+        stats = replay_files(files, sink, venue, on_progress)
     typer.echo(f"replayed {stats.frames} frames from {stats.files} file(s) into {target}")
     for name, n in stats.rows.items():
         dup = stats.duplicates.get(name, 0)
