@@ -79,3 +79,29 @@ def test_the_trades_command_prints_the_variants() -> None:
     assert out.exit_code == 0, out.output
     assert "1,000 simulated trades at 20,000 a day (0.1 days)" in out.output
     assert "the archive's options (zstd 9" in out.output
+
+
+def test_exact_decimals_become_decimal_columns_and_the_rest_stays() -> None:
+    """``as_decimals``: a column whose every value has at most Deribit's decimals becomes
+    DECIMAL(18, k) holding exactly those values (each converts back to the same double);
+    a column with one value of more decimals, or a -0.0, stays a double."""
+    import pyarrow as pa
+
+    from tickarchive.bench.parquet_encodings import as_decimals
+
+    data = pa.table({
+        "delta": pa.array([0.36967, -0.00012, None, 0.0, 0.5, 1.0], pa.float64()),
+        "gamma": pa.array([0.00012, 0.0, -0.0, None, 0.1, 0.2], pa.float64()),  # -0.0: no decimal holds it
+        "mark_price": pa.array([0.03451234, 12.5, 0.00000001, None, 3.0, 0.1], pa.float64()),
+        "bid_price": pa.array([0.1, 0.123456, 0.0005, None, 2.0, 0.3], pa.float64()),  # 6 decimals: not at 4
+        "instrument": pa.array(["A"] * 6),
+    })
+    got, exact = as_decimals(data)
+    assert exact == ("mark_price", "delta")
+    assert got.schema.field("delta").type == pa.decimal128(18, 5)
+    assert got.schema.field("mark_price").type == pa.decimal128(18, 8)
+    assert got.schema.field("bid_price").type == pa.float64()
+    assert got.schema.field("gamma").type == pa.float64()
+    for name in exact:
+        back = [None if v is None else float(v) for v in got.column(name).to_pylist()]
+        assert back == data.column(name).to_pylist()

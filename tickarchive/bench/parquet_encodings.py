@@ -6,7 +6,10 @@ options (``parquet_files.writer_options`` with the encodings ``choose_encodings`
 and prints bytes per row and the writer's rows per second. Two variants leave column
 groups out, to show their share of the bytes; one stores ``ts`` as TIMESTAMP(MILLIS) (only
 when every value is a whole millisecond: lossless here, but the lake's Iceberg tables and
-the other tiers hold microseconds).
+the other tiers hold microseconds). One stores the double columns whose every value is
+exact at the decimals Deribit sends as DECIMAL(18, k) (INT64): lossless, but a change of
+type that every reader sees (and pyarrow's cast of a decimal to a double is not correctly
+rounded: docs/archive.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -30,6 +34,17 @@ ROW_GROUP_ROWS = 500_000
 """The archive's row group (``archive.row_group_rows``' default)."""
 PRICE_AND_GREEKS = ("mark_price", "delta", "gamma", "vega", "theta", "rho")
 TIMES = ("ts", "recv_ts")
+DERIBIT_DECIMALS = {
+    "bid_price": 4, "bid_amount": 1, "ask_price": 4, "ask_amount": 1, "bid_iv": 2, "ask_iv": 2, "mark_iv": 2,
+    "mark_price": 8, "underlying_price": 4, "index_price": 4, "delta": 5, "gamma": 5, "vega": 5, "theta": 5,
+    "rho": 5, "open_interest": 4, "last_price": 4, "settlement_price": 8, "min_price": 4, "max_price": 4,
+    "interest_rate": 4, "volume_24h": 4, "current_funding": 10, "funding_8h": 10, "estimated_delivery_price": 4,
+    "high_24h": 4, "low_24h": 4, "price_change_24h": 4, "volume_usd_24h": 2, "volume_notional_24h": 4,
+    "interest_value": 10, "delivery_price": 4, "implied_bid": 4, "implied_ask": 4,
+    "price": 4, "amount": 1, "iv": 2, "contracts": 1,
+}
+"""Decimals Deribit sends per double column of ``quotes`` (the warm tier's V009 uses the
+same), ``book_changes`` and ``trades`` (``mark_price`` and ``index_price`` as in quotes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +97,42 @@ def variants(table: Table, data: pa.Table, zstd_level: int = 9) -> Iterator[Vari
     if data.num_rows and pc.all(pc.equal(pc.multiply(pc.divide(ts, 1000), 1000), ts)).as_py():
         as_ms = data.set_column(data.schema.get_field_index("ts"), "ts", pc.cast(data.column("ts"), pa.timestamp("ms")))
         yield measure("ts as TIMESTAMP(MILLIS) (every value a whole ms)", as_ms)
+    decimals, exact = as_decimals(data)
+    if exact:
+        yield measure(f"the doubles as DECIMAL(18, k) at Deribit's decimals, stored as INT64 ({len(exact)} columns "
+                      "where every value is exact; readers see decimals)", decimals, store_decimal_as_integer=True,
+                      **_without(base, exact))
     for group, what in ((PRICE_AND_GREEKS, "mark_price and the greeks"), (TIMES, "ts and recv_ts")):
         present = tuple(c for c in group if c in data.column_names)
         if present:
             yield measure(f"without {what} (their share)", data.drop_columns(list(present)),
                           **_without(base, present))
+
+
+def as_decimals(data: pa.Table) -> tuple[pa.Table, tuple[str, ...]]:
+    """``data`` with each double column of ``DERIBIT_DECIMALS`` whose every value ``x`` is
+    ``m / 10^k`` bit for bit (``m`` an integer below 2^53; no -0.0) as DECIMAL(18, k) holding ``m``,
+    and the names of those columns. The others are left as they are."""
+    done = []
+    for name, k in DERIBIT_DECIMALS.items():
+        if name not in data.column_names or not pa.types.is_floating(data.schema.field(name).type):
+            continue
+        col = data.column(name).combine_chunks()
+        valid = np.asarray(col.is_valid().to_numpy(zero_copy_only=False), np.bool_)
+        x = col.to_numpy(zero_copy_only=False)[valid].astype(np.float64)
+        m = np.round(x * 10.0**k)
+        if not (np.all(np.abs(m) < 2.0**53) and np.array_equal((m / 10.0**k).view(np.int64), x.view(np.int64))):
+            continue
+        if np.any((x == 0) & np.signbit(x)):
+            continue  # -0.0: a decimal has no negative zero
+        ints = np.zeros(len(col), np.int64)
+        ints[valid] = m.astype(np.int64)
+        unscaled = pc.cast(pa.array(ints, mask=~valid), pa.decimal128(19, 0))  # |m| < 2^53: 16 digits
+        dec = pa.Array.from_buffers(pa.decimal128(18, k), len(col), unscaled.buffers(), null_count=unscaled.null_count)
+        at = data.schema.get_field_index(name)
+        data = data.set_column(at, pa.field(name, dec.type, data.schema.field(name).nullable), dec)
+        done.append(name)
+    return data, tuple(done)
 
 
 def table_of(path: Path) -> str | None:
