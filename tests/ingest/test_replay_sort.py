@@ -19,26 +19,22 @@ _TS = st.integers(1_767_225_600_000_000, 1_767_225_600_000_004)
 _PRICES = st.sampled_from([0.0, -0.0, 0.0005, 1e-8, 97_123.5, math.nan, math.inf, -1.5])
 
 
+def _table(table: t.Table, columns: dict[str, list[object]]) -> pa.Table:
+    """Rows of ``table`` (plus the input order) with the given columns' values, NULLs
+    elsewhere."""
+    n = len(next(iter(columns.values())))
+    schema = with_ord_schema(table)
+    values: dict[str, list[object]] = {**columns, ORD_COLUMN: list(range(n))}
+    return pa.Table.from_pydict(
+        {f.name: pa.array(values[f.name], f.type) if f.name in values else pa.nulls(n, f.type) for f in schema},
+        schema=schema,
+    )
+
+
 def _book(rows: list[tuple[str, int, int, str, float]]) -> pa.Table:
-    n = len(rows)
-    cols: dict[str, pa.Array] = {}
-    schema = with_ord_schema(t.BOOK_CHANGES)
-    for f in schema:
-        if f.name == "instrument":
-            cols[f.name] = pa.array([r[0] for r in rows], f.type)
-        elif f.name == "ts" or f.name == "recv_ts":
-            cols[f.name] = pa.array([r[1] for r in rows], f.type)
-        elif f.name == "change_id":
-            cols[f.name] = pa.array([r[2] for r in rows], f.type)
-        elif f.name == "side":
-            cols[f.name] = pa.array([r[3] for r in rows], f.type)
-        elif f.name == "price":
-            cols[f.name] = pa.array([r[4] for r in rows], f.type)
-        elif f.name == ORD_COLUMN:
-            cols[f.name] = pa.array(list(range(n)), f.type)
-        else:
-            cols[f.name] = pa.nulls(n, f.type)
-    return pa.Table.from_pydict(cols, schema=schema)
+    names = ("instrument", "ts", "change_id", "side", "price")
+    columns: dict[str, list[object]] = {name: [r[i] for r in rows] for i, name in enumerate(names)}
+    return _table(t.BOOK_CHANGES, {**columns, "recv_ts": columns["ts"]})
 
 
 @settings(max_examples=300, deadline=None)
@@ -64,19 +60,7 @@ def test_numpy_order_is_arrows_order(rows: list[tuple[str, int, int, str, float]
 
 def test_key_columns_with_nulls_take_arrows_way() -> None:
     """A NULL in a key column: two NULLs are one key, a NULL and a value are two."""
-    schema = with_ord_schema(t.TRADES)
     rows = [("A", 5, None), ("A", 5, None), ("A", 5, "7"), ("A", 4, "7")]
-    cols: dict[str, pa.Array] = {}
-    for f in schema:
-        if f.name == "instrument":
-            cols[f.name] = pa.array([r[0] for r in rows], f.type)
-        elif f.name == "ts":
-            cols[f.name] = pa.array([r[1] for r in rows], f.type)
-        elif f.name == "trade_id":
-            cols[f.name] = pa.array([r[2] for r in rows], f.type)
-        elif f.name == ORD_COLUMN:
-            cols[f.name] = pa.array(list(range(len(rows))), f.type)
-        else:
-            cols[f.name] = pa.nulls(len(rows), f.type)
-    data = pa.Table.from_pydict(cols, schema=schema)
+    names = ("instrument", "ts", "trade_id")
+    data = _table(t.TRADES, {name: [r[i] for r in rows] for i, name in enumerate(names)})
     assert sorted_order(t.TRADES, data).to_pylist() == [3, 2, 1]
